@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC stubs of the cairn.v1 protocol. Do not edit."""
