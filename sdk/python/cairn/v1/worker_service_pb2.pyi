@@ -229,6 +229,30 @@ class TaskInterrupted(_message.Message):
 Global___TaskInterrupted: _TypeAlias = TaskInterrupted  # noqa: Y015
 
 @_typing.final
+class TaskSuspended(_message.Message):
+    """TaskSuspended reports that a held task stopped because a child it awaited
+    is interrupted. The task is replayed when the run is resumed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskSuspended: _TypeAlias = TaskSuspended  # noqa: Y015
+
+@_typing.final
 class ScheduleTask(_message.Message):
     """ScheduleTask asks the service to run a child task or entrypoint for a held
     task. Its result arrives as a ChildOutcome, unless the assignment's journal
@@ -320,6 +344,7 @@ class ConnectRequest(_message.Message):
     INTERRUPTED_FIELD_NUMBER: _builtins.int
     SCHEDULE_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
+    SUSPENDED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___WorkerHello:
         """Who the worker is and what it serves."""
@@ -344,6 +369,10 @@ class ConnectRequest(_message.Message):
     def chunk(self) -> Global___TaskStreamChunk:
         """A held task wrote stream data."""
 
+    @_builtins.property
+    def suspended(self) -> Global___TaskSuspended:
+        """A held task stopped because a child it awaited is interrupted."""
+
     def __init__(
         self,
         *,
@@ -353,12 +382,13 @@ class ConnectRequest(_message.Message):
         interrupted: Global___TaskInterrupted | None = ...,
         schedule: Global___ScheduleTask | None = ...,
         chunk: Global___TaskStreamChunk | None = ...,
+        suspended: Global___TaskSuspended | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "completed", "failed", "interrupted", "schedule", "chunk"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "completed", "failed", "interrupted", "schedule", "chunk", "suspended"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -1,0 +1,1 @@
+"""Cairn server: durable execution for agent workflows."""

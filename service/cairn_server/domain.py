@@ -1,0 +1,193 @@
+"""Domain types shared by the engine, the store, dispatch and the API layer.
+
+They carry JSON values as plain Python objects (dict, list, str, int, float,
+bool, None) and never import grpc or generated code.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+Json: TypeAlias = Any
+"""A JSON-compatible Python value."""
+
+
+class ThreadStatus(enum.StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class RunState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        return self in (RunState.PENDING, RunState.RUNNING)
+
+
+class Durability(enum.StrEnum):
+    SYNC = "sync"
+    ASYNC = "async"
+    EXIT = "exit"
+
+
+class StreamMode(enum.StrEnum):
+    VALUES = "values"
+    UPDATES = "updates"
+    CUSTOM = "custom"
+    MESSAGES = "messages"
+    TASKS = "tasks"
+    CHECKPOINTS = "checkpoints"
+    DEBUG = "debug"
+
+
+class TaskKind(enum.StrEnum):
+    TASK = "task"
+    ENTRYPOINT = "entrypoint"
+
+
+@dataclass(slots=True)
+class ErrorRecord:
+    """An exception raised by a task, in language-neutral form."""
+
+    type: str
+    message: str
+    retryable: bool = False
+    traceback: str = ""
+    details: dict[str, Json] | None = None
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "type": self.type,
+            "message": self.message,
+            "retryable": self.retryable,
+            "traceback": self.traceback,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Json]) -> ErrorRecord:
+        return cls(
+            type=data["type"],
+            message=data["message"],
+            retryable=bool(data.get("retryable", False)),
+            traceback=data.get("traceback", ""),
+            details=data.get("details"),
+        )
+
+
+@dataclass(slots=True)
+class InterruptRecord:
+    """A pending `interrupt(value)` call."""
+
+    id: str
+    value: Json
+    task_id: str
+    task_name: str
+    index: int
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "id": self.id,
+            "value": self.value,
+            "task_id": self.task_id,
+            "task_name": self.task_name,
+            "index": self.index,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Json]) -> InterruptRecord:
+        return cls(
+            id=data["id"],
+            value=data.get("value"),
+            task_id=data["task_id"],
+            task_name=data["task_name"],
+            index=int(data["index"]),
+        )
+
+
+@dataclass(slots=True)
+class RetryPolicy:
+    """LangGraph's RetryPolicy defaults; `retry_on` is decided by the worker."""
+
+    initial_interval: float = 0.5
+    backoff_factor: float = 2.0
+    max_interval: float = 128.0
+    max_attempts: int = 3
+    jitter: bool = True
+
+
+@dataclass(slots=True)
+class ThreadRecord:
+    thread_id: str
+    created_at: float
+    updated_at: float
+    metadata: dict[str, Json] = field(default_factory=dict)
+    status: ThreadStatus = ThreadStatus.IDLE
+
+
+@dataclass(slots=True)
+class RunRecord:
+    run_id: str
+    thread_id: str
+    target: str
+    state: RunState
+    durability: Durability
+    created_at: float
+    updated_at: float
+    checkpoint_id: str
+    metadata: dict[str, Json] = field(default_factory=dict)
+    stream_modes: list[StreamMode] = field(default_factory=list)
+    request_id: str = ""
+    has_output: bool = False
+    output: Json = None
+    interrupts: list[InterruptRecord] = field(default_factory=list)
+    error: ErrorRecord | None = None
+
+
+@dataclass(slots=True)
+class CheckpointRecord:
+    """One checkpoint of a thread; channel values are stored per version."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    channel_values: dict[str, Json]
+    channel_versions: dict[str, int]
+    metadata: dict[str, Json]
+    created_at: float
+
+
+@dataclass(slots=True)
+class PendingWrite:
+    """A write attached to a checkpoint by a task: a result, error, interrupt
+    or resume value. Writes to special channels (negative idx) are upserted;
+    the others are insert-or-ignore, so the first recorded result wins."""
+
+    task_id: str
+    idx: int
+    channel: str
+    value: Json
+    task_path: str = ""
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One entry of a run's event log. `kind` is "chunk" (payload: mode, data,
+    namespace) or "run" (payload: the run as JSON)."""
+
+    run_id: str
+    event_id: int
+    created_at: float
+    kind: str
+    payload: dict[str, Json]

@@ -1,0 +1,33 @@
+"""Checkpoint, run and event storage behind one interface, picked by URL."""
+
+from __future__ import annotations
+
+from cairn_server.store.base import (
+    Store,
+    StoreError,
+    ThreadAlreadyExists,
+    ThreadStatusChange,
+    WriteBatch,
+    WriteSet,
+)
+
+
+def open_store(url: str) -> Store:
+    """Build the store for `url`: `sqlite:///path.db` (relative) or
+    `sqlite:////abs/path.db`, or `sqlite://:memory:` for tests."""
+    if url.startswith("sqlite:"):
+        from cairn_server.store.sqlite import SqliteStore
+
+        return SqliteStore.from_url(url)
+    raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path.db")
+
+
+__all__ = [
+    "Store",
+    "StoreError",
+    "ThreadAlreadyExists",
+    "ThreadStatusChange",
+    "WriteBatch",
+    "WriteSet",
+    "open_store",
+]

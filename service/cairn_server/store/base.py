@@ -1,0 +1,199 @@
+"""The store interface every backend implements.
+
+Reads are individual coroutines. Every write goes through `commit(batch)`: a
+WriteBatch is applied atomically, and batches are applied in the order they
+were submitted, so a run's writes keep their order whatever its durability.
+Backends may apply several queued batches in one transaction (group commit).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from cairn_server.domain import (
+    CheckpointRecord,
+    EventRecord,
+    Json,
+    PendingWrite,
+    RunRecord,
+    RunState,
+    ThreadRecord,
+    ThreadStatus,
+)
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class ThreadAlreadyExists(StoreError):
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} already exists")
+        self.thread_id = thread_id
+
+
+@dataclass(slots=True)
+class ThreadStatusChange:
+    thread_id: str
+    status: ThreadStatus
+    updated_at: float
+
+
+@dataclass(slots=True)
+class WriteSet:
+    """Pending writes of one checkpoint."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    writes: list[PendingWrite]
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one commit writes. Empty lists are skipped.
+
+    - threads: inserted, or replaced when the id exists (upsert).
+    - thread_statuses: status and updated_at of existing threads.
+    - runs: upserted by run_id.
+    - checkpoints: inserted (insert-or-ignore by id). Each channel value is
+      stored once per (thread, ns, channel, version); `channel_values` need only
+      hold the channels whose version is new.
+    - writes: insert-or-ignore per (thread, ns, checkpoint, task, idx) when
+      idx >= 0, upsert when idx < 0 (special channels).
+    - events: appended (insert-or-ignore per (run_id, event_id)).
+    - targets: entrypoint names that workers registered.
+    """
+
+    threads: list[ThreadRecord] = field(default_factory=list)
+    thread_statuses: list[ThreadStatusChange] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
+    checkpoints: list[CheckpointRecord] = field(default_factory=list)
+    writes: list[WriteSet] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(
+            (self.threads, self.thread_statuses, self.runs, self.checkpoints,
+             self.writes, self.events, self.targets)
+        )
+
+    def extend(self, other: WriteBatch) -> None:
+        self.threads.extend(other.threads)
+        self.thread_statuses.extend(other.thread_statuses)
+        self.runs.extend(other.runs)
+        self.checkpoints.extend(other.checkpoints)
+        self.writes.extend(other.writes)
+        self.events.extend(other.events)
+        self.targets.extend(other.targets)
+
+
+class Store(abc.ABC):
+    """Async checkpoint, run and event store."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish queued commits and disconnect."""
+
+    # --- writes ---------------------------------------------------------
+
+    @abc.abstractmethod
+    async def commit(self, batch: WriteBatch) -> None:
+        """Apply `batch` atomically, after every batch submitted before it."""
+
+    @abc.abstractmethod
+    async def create_thread(self, thread: ThreadRecord) -> None:
+        """Insert a thread; raise ThreadAlreadyExists when the id is taken."""
+
+    @abc.abstractmethod
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Delete a thread with its runs, checkpoints, writes and events.
+        Returns False when there was no such thread."""
+
+    # --- threads --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_threads(
+        self,
+        *,
+        limit: int,
+        page_token: str = "",
+        metadata: dict[str, Json] | None = None,
+        status: ThreadStatus | None = None,
+    ) -> tuple[list[ThreadRecord], str]:
+        """Threads newest first; returns (threads, next_page_token)."""
+
+    # --- runs -----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    @abc.abstractmethod
+    async def find_run_by_request_id(self, thread_id: str, request_id: str) -> RunRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_runs(
+        self,
+        thread_id: str,
+        *,
+        limit: int,
+        page_token: str = "",
+        state: RunState | None = None,
+    ) -> tuple[list[RunRecord], str]:
+        """A thread's runs newest first; returns (runs, next_page_token)."""
+
+    @abc.abstractmethod
+    async def list_active_runs(self) -> list[RunRecord]:
+        """Runs in state PENDING or RUNNING, oldest first (for recovery)."""
+
+    # --- checkpoints ----------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_checkpoint(
+        self, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None
+    ) -> CheckpointRecord | None:
+        """The given checkpoint, or the latest (highest id) when id is None,
+        with all channel values loaded."""
+
+    @abc.abstractmethod
+    async def list_checkpoints(
+        self,
+        thread_id: str,
+        checkpoint_ns: str = "",
+        *,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata: dict[str, Json] | None = None,
+    ) -> list[CheckpointRecord]:
+        """Checkpoints newest first, with channel values loaded."""
+
+    @abc.abstractmethod
+    async def get_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str
+    ) -> list[PendingWrite]:
+        """Pending writes of a checkpoint ordered by (task_path, task_id, idx)."""
+
+    # --- events and targets ----------------------------------------------
+
+    @abc.abstractmethod
+    async def read_events(
+        self, run_id: str, after_event_id: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
+        """A run's events with event_id > after_event_id, in order."""
+
+    @abc.abstractmethod
+    async def last_event_id(self, run_id: str) -> int:
+        """The largest stored event id of the run, 0 when none."""
+
+    @abc.abstractmethod
+    async def known_targets(self) -> set[str]:
+        """Every entrypoint name a worker ever registered."""
