@@ -44,8 +44,13 @@ def generate(target: pathlib.Path) -> None:
 def stale_files(a: pathlib.Path, b: pathlib.Path) -> list[str]:
     names = {p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file()}
     names |= {p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()}
-    return sorted(n for n in names if not (a / n).is_file() or not (b / n).is_file()
-                  or not filecmp.cmp(a / n, b / n, shallow=False))
+    return sorted(
+        n
+        for n in names
+        if not (a / n).is_file()
+        or not (b / n).is_file()
+        or not filecmp.cmp(a / n, b / n, shallow=False)
+    )
 
 
 def main() -> int:

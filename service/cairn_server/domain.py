@@ -191,3 +191,44 @@ class EventRecord:
     created_at: float
     kind: str
     payload: dict[str, Json]
+
+
+def run_to_json(run: RunRecord) -> dict[str, Json]:
+    """A run as the JSON payload of its lifecycle events."""
+    return {
+        "run_id": run.run_id,
+        "thread_id": run.thread_id,
+        "target": run.target,
+        "state": run.state.value,
+        "durability": run.durability.value,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "checkpoint_id": run.checkpoint_id,
+        "metadata": run.metadata,
+        "stream_modes": [m.value for m in run.stream_modes],
+        "request_id": run.request_id,
+        "has_output": run.has_output,
+        "output": run.output,
+        "interrupts": [i.to_json() for i in run.interrupts],
+        "error": run.error.to_json() if run.error else None,
+    }
+
+
+def run_from_json(data: dict[str, Json]) -> RunRecord:
+    return RunRecord(
+        run_id=data["run_id"],
+        thread_id=data["thread_id"],
+        target=data["target"],
+        state=RunState(data["state"]),
+        durability=Durability(data["durability"]),
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        checkpoint_id=data["checkpoint_id"],
+        metadata=data.get("metadata") or {},
+        stream_modes=[StreamMode(m) for m in data.get("stream_modes", [])],
+        request_id=data.get("request_id", ""),
+        has_output=bool(data.get("has_output")),
+        output=data.get("output"),
+        interrupts=[InterruptRecord.from_json(i) for i in data.get("interrupts", [])],
+        error=ErrorRecord.from_json(data["error"]) if data.get("error") else None,
+    )

@@ -9,6 +9,7 @@ Backends may apply several queued batches in one transaction (group commit).
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass, field
 
 from cairn_server.domain import (
@@ -76,8 +77,15 @@ class WriteBatch:
 
     def __bool__(self) -> bool:
         return any(
-            (self.threads, self.thread_statuses, self.runs, self.checkpoints,
-             self.writes, self.events, self.targets)
+            (
+                self.threads,
+                self.thread_statuses,
+                self.runs,
+                self.checkpoints,
+                self.writes,
+                self.events,
+                self.targets,
+            )
         )
 
     def extend(self, other: WriteBatch) -> None:
@@ -104,8 +112,13 @@ class Store(abc.ABC):
     # --- writes ---------------------------------------------------------
 
     @abc.abstractmethod
+    def submit(self, batch: WriteBatch) -> asyncio.Future[object]:
+        """Queue `batch` now; the future resolves once it is applied
+        atomically, after every batch submitted before it."""
+
     async def commit(self, batch: WriteBatch) -> None:
-        """Apply `batch` atomically, after every batch submitted before it."""
+        """Submit `batch` and wait until it is applied."""
+        await asyncio.shield(self.submit(batch))
 
     @abc.abstractmethod
     async def create_thread(self, thread: ThreadRecord) -> None:

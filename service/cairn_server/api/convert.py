@@ -1,0 +1,193 @@
+"""Domain records to protocol messages and back."""
+
+from __future__ import annotations
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from cairn.v1 import errors_pb2, run_pb2, thread_pb2
+from cairn_server.api.values import struct_to_json, to_json, to_struct, to_value
+from cairn_server.domain import (
+    Durability,
+    ErrorRecord,
+    EventRecord,
+    InterruptRecord,
+    RetryPolicy,
+    RunRecord,
+    RunState,
+    StreamMode,
+    ThreadRecord,
+    ThreadStatus,
+    run_from_json,
+)
+from cairn_server.engine.state import StateView
+
+DURABILITY = {
+    run_pb2.DURABILITY_SYNC: Durability.SYNC,
+    run_pb2.DURABILITY_ASYNC: Durability.ASYNC,
+    run_pb2.DURABILITY_EXIT: Durability.EXIT,
+}
+DURABILITY_PB = {v: k for k, v in DURABILITY.items()}
+RUN_STATE_PB = {
+    RunState.PENDING: run_pb2.RUN_STATE_PENDING,
+    RunState.RUNNING: run_pb2.RUN_STATE_RUNNING,
+    RunState.INTERRUPTED: run_pb2.RUN_STATE_INTERRUPTED,
+    RunState.SUCCEEDED: run_pb2.RUN_STATE_SUCCEEDED,
+    RunState.FAILED: run_pb2.RUN_STATE_FAILED,
+    RunState.CANCELLED: run_pb2.RUN_STATE_CANCELLED,
+}
+RUN_STATE = {v: k for k, v in RUN_STATE_PB.items()}
+STREAM_MODE = {
+    run_pb2.STREAM_MODE_VALUES: StreamMode.VALUES,
+    run_pb2.STREAM_MODE_UPDATES: StreamMode.UPDATES,
+    run_pb2.STREAM_MODE_CUSTOM: StreamMode.CUSTOM,
+    run_pb2.STREAM_MODE_MESSAGES: StreamMode.MESSAGES,
+    run_pb2.STREAM_MODE_TASKS: StreamMode.TASKS,
+    run_pb2.STREAM_MODE_CHECKPOINTS: StreamMode.CHECKPOINTS,
+    run_pb2.STREAM_MODE_DEBUG: StreamMode.DEBUG,
+}
+STREAM_MODE_PB = {v: k for k, v in STREAM_MODE.items()}
+THREAD_STATUS_PB = {
+    ThreadStatus.IDLE: thread_pb2.THREAD_STATUS_IDLE,
+    ThreadStatus.BUSY: thread_pb2.THREAD_STATUS_BUSY,
+    ThreadStatus.INTERRUPTED: thread_pb2.THREAD_STATUS_INTERRUPTED,
+    ThreadStatus.ERROR: thread_pb2.THREAD_STATUS_ERROR,
+}
+THREAD_STATUS = {v: k for k, v in THREAD_STATUS_PB.items()}
+
+
+def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def seconds(duration: duration_pb2.Duration, default: float) -> float:
+    if duration.seconds == 0 and duration.nanos == 0:
+        return default
+    return duration.ToTimedelta().total_seconds()
+
+
+def retry_policy(message: run_pb2.RetryPolicy) -> RetryPolicy:
+    defaults = RetryPolicy()
+    return RetryPolicy(
+        initial_interval=seconds(message.initial_interval, defaults.initial_interval),
+        backoff_factor=message.backoff_factor or defaults.backoff_factor,
+        max_interval=seconds(message.max_interval, defaults.max_interval),
+        max_attempts=message.max_attempts or defaults.max_attempts,
+        jitter=message.jitter,
+    )
+
+
+def error_pb(error: ErrorRecord) -> errors_pb2.TaskError:
+    message = errors_pb2.TaskError(
+        type=error.type,
+        message=error.message,
+        retryable=error.retryable,
+        traceback=error.traceback,
+    )
+    if error.details:
+        message.details.CopyFrom(to_struct(error.details))
+    return message
+
+
+def error_record(message: errors_pb2.TaskError) -> ErrorRecord:
+    return ErrorRecord(
+        type=message.type or "Error",
+        message=message.message,
+        retryable=message.retryable,
+        traceback=message.traceback,
+        details=struct_to_json(message.details, "error.details")
+        if message.details.fields
+        else None,
+    )
+
+
+def interrupt_pb(interrupt: InterruptRecord) -> run_pb2.Interrupt:
+    return run_pb2.Interrupt(
+        id=interrupt.id,
+        value=to_value(interrupt.value),
+        task_id=interrupt.task_id,
+        task_name=interrupt.task_name,
+        index=interrupt.index,
+    )
+
+
+def thread_pb(thread: ThreadRecord) -> thread_pb2.Thread:
+    return thread_pb2.Thread(
+        thread_id=thread.thread_id,
+        create_time=timestamp(thread.created_at),
+        update_time=timestamp(thread.updated_at),
+        metadata=to_struct(thread.metadata),
+        status=THREAD_STATUS_PB[thread.status],
+    )
+
+
+def checkpoint_ref(thread_id: str, checkpoint_id: str | None) -> run_pb2.CheckpointRef | None:
+    if not checkpoint_id:
+        return None
+    return run_pb2.CheckpointRef(thread_id=thread_id, checkpoint_id=checkpoint_id)
+
+
+def run_pb(run: RunRecord) -> run_pb2.Run:
+    message = run_pb2.Run(
+        run_id=run.run_id,
+        thread_id=run.thread_id,
+        target=run.target,
+        state=RUN_STATE_PB[run.state],
+        durability=DURABILITY_PB[run.durability],
+        create_time=timestamp(run.created_at),
+        update_time=timestamp(run.updated_at),
+        metadata=to_struct(run.metadata),
+        interrupts=[interrupt_pb(i) for i in run.interrupts],
+        checkpoint=checkpoint_ref(run.thread_id, run.checkpoint_id),
+        stream_modes=[STREAM_MODE_PB[m] for m in run.stream_modes],
+    )
+    if run.has_output:
+        message.output.CopyFrom(to_value(run.output))
+    if run.error is not None:
+        message.error.CopyFrom(error_pb(run.error))
+    return message
+
+
+def event_pb(event: EventRecord) -> run_pb2.RunEvent:
+    message = run_pb2.RunEvent(
+        event_id=event.event_id, run_id=event.run_id, create_time=timestamp(event.created_at)
+    )
+    payload = event.payload
+    if event.kind == "run":
+        message.run.CopyFrom(run_pb(run_from_json(payload)))
+    else:
+        message.chunk.mode = STREAM_MODE_PB[StreamMode(payload["mode"])]
+        to_value(payload["data"], message.chunk.data)
+        message.chunk.namespace.extend(payload.get("namespace", []))
+    return message
+
+
+def state_pb(view: StateView) -> thread_pb2.StateSnapshot:
+    checkpoint = view.checkpoint
+    snapshot = thread_pb2.StateSnapshot(
+        next=view.next,
+        interrupts=[interrupt_pb(i) for i in view.interrupts],
+    )
+    if checkpoint is None:
+        to_value(None, snapshot.values)
+        return snapshot
+    to_value(view.values, snapshot.values)
+    snapshot.config.thread_id = checkpoint.thread_id
+    snapshot.config.checkpoint_id = checkpoint.checkpoint_id
+    parent = checkpoint_ref(checkpoint.thread_id, checkpoint.parent_checkpoint_id)
+    if parent is not None:
+        snapshot.parent_config.CopyFrom(parent)
+    snapshot.metadata.CopyFrom(to_struct(checkpoint.metadata))
+    snapshot.create_time.CopyFrom(timestamp(checkpoint.created_at))
+    for task in view.tasks:
+        message = snapshot.tasks.add(id=task.id, name=task.name, path=list(task.path))
+        if task.has_result:
+            to_value(task.result, message.result)
+        if task.error is not None:
+            message.error.CopyFrom(error_pb(task.error))
+        message.interrupts.extend(interrupt_pb(i) for i in task.interrupts)
+    return snapshot
+
+
+__all__ = ["RUN_STATE", "STREAM_MODE", "THREAD_STATUS", "to_json"]

@@ -1,0 +1,72 @@
+"""Maps ServiceError to a gRPC status with a google.rpc.ErrorInfo detail.
+
+Servicer methods are wrapped with `unary` or `streaming`; anything else that
+escapes is logged and reported as INTERNAL without crashing the server.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from cairn_server.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "cairn.dev"
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def status_of(error: ServiceError) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    code = getattr(grpc.StatusCode, error.code, grpc.StatusCode.INTERNAL)
+    info = error_details_pb2.ErrorInfo(
+        reason=error.reason, domain=DOMAIN, metadata={k: str(v) for k, v in error.metadata.items()}
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
+    return code, status
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ServiceError) -> NoReturn:
+    code, status = status_of(error)
+    await context.abort(
+        code, error.message, trailing_metadata=((_STATUS_DETAILS_KEY, status.SerializeToString()),)
+    )
+    raise AssertionError("unreachable")  # context.abort raises
+
+
+def unary(
+    method: Callable[[Any, Req, Any], Awaitable[Resp]],
+) -> Callable[[Any, Req, Any], Awaitable[Resp]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: Any) -> Resp:
+        try:
+            return await method(self, request, context)
+        except ServiceError as error:
+            await abort(context, error)
+
+    return wrapper
+
+
+def streaming(
+    method: Callable[[Any, Req, Any], AsyncIterator[Resp]],
+) -> Callable[[Any, Req, Any], AsyncIterator[Resp]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: Any) -> AsyncIterator[Resp]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except ServiceError as error:
+            await abort(context, error)
+
+    return wrapper

@@ -1,0 +1,183 @@
+"""RunService."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cairn.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+from cairn_server.api import convert
+from cairn_server.api.errors import streaming, unary
+from cairn_server.api.threads import page_size
+from cairn_server.api.values import check_size, struct_to_json, to_json
+from cairn_server.domain import Durability, RunRecord, RunState, StreamMode
+from cairn_server.errors import error_for
+from cairn_server.runtime.handle import RunHandle
+from cairn_server.runtime.manager import RunManager, StartRun
+
+pb = run_service_pb2
+
+StartRequest = pb.InvokeRequest | pb.StreamRequest
+
+
+class RunServicer(run_service_pb2_grpc.RunServiceServicer):
+    def __init__(self, runs: RunManager, *, max_payload_bytes: int) -> None:
+        self._runs = runs
+        self._limit = max_payload_bytes
+
+    # --- requests -------------------------------------------------------------
+
+    def _start_run(self, request: StartRequest, modes: list[StreamMode]) -> StartRun:
+        if not request.thread_id:
+            raise error_for("INVALID_ARGUMENT", "thread_id is required", field="thread_id")
+        has_input = request.HasField("input")
+        has_command = request.HasField("command")
+        if has_input and has_command:
+            raise error_for(
+                "INVALID_ARGUMENT", "set either input or command, not both", field="command"
+            )
+        start = StartRun(
+            thread_id=request.thread_id,
+            target=request.target,
+            durability=convert.DURABILITY.get(request.durability, Durability.ASYNC),
+            stream_modes=modes,
+            metadata=struct_to_json(request.metadata, "metadata"),
+            request_id=request.request_id,
+            create_thread=request.create_thread,
+        )
+        if has_input:
+            check_size(request.input.ByteSize(), self._limit, "input")
+            start.has_input, start.input = True, to_json(request.input, "input")
+        if has_command:
+            self._apply_command(start, request.command)
+        return start
+
+    def _apply_command(self, start: StartRun, command: run_pb2.Command) -> None:
+        check_size(command.ByteSize(), self._limit, "command")
+        kind = command.WhichOneof("resume_kind")
+        if kind is None:
+            raise error_for("INVALID_ARGUMENT", "command has no resume value", field="command")
+        start.has_resume = True
+        if kind == "resume":
+            start.resume = to_json(command.resume, "command.resume")
+        else:
+            start.resume_by_id = {
+                key: to_json(value, "command.resume_map")
+                for key, value in command.resume_map.values.items()
+            }
+            if not start.resume_by_id:
+                raise error_for("INVALID_ARGUMENT", "resume_map is empty", field="command")
+
+    @staticmethod
+    def _modes(request: pb.StreamRequest) -> list[StreamMode]:
+        modes = []
+        for mode in request.stream_modes:
+            if mode not in convert.STREAM_MODE:
+                raise error_for(
+                    "INVALID_ARGUMENT", f"unknown stream mode {mode}", field="stream_modes"
+                )
+            modes.append(convert.STREAM_MODE[mode])
+        return list(dict.fromkeys(modes)) or [StreamMode.UPDATES]
+
+    async def _follow(self, started: RunHandle | RunRecord) -> AsyncIterator[run_pb2.RunEvent]:
+        run_id = started.run_id
+        async for event in self._runs.follow(run_id):
+            yield convert.event_pb(event)
+
+    # --- RPCs -------------------------------------------------------------------
+
+    @unary
+    async def Invoke(self, request: pb.InvokeRequest, context: Any) -> pb.InvokeResponse:
+        started = await self._runs.start(self._start_run(request, []))
+        if isinstance(started, RunHandle):
+            run = await asyncio.shield(started.done)
+        else:
+            run = started
+        return pb.InvokeResponse(run=convert.run_pb(run))
+
+    @streaming
+    async def Stream(
+        self, request: pb.StreamRequest, context: Any
+    ) -> AsyncIterator[pb.StreamResponse]:
+        started = await self._runs.start(self._start_run(request, self._modes(request)))
+        async for event in self._follow(started):
+            yield pb.StreamResponse(event=event)
+
+    @streaming
+    async def Session(
+        self, request_iterator: AsyncIterator[pb.SessionRequest], context: Any
+    ) -> AsyncIterator[pb.SessionResponse]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("kind") != "start":
+            raise error_for(
+                "INVALID_ARGUMENT", "a session starts with a start message", field="start"
+            )
+        template = first.start
+        start = self._start_run(template, self._modes(template))
+        while True:
+            started = await self._runs.start(start)
+            last_state = None
+            async for event in self._follow(started):
+                if event.HasField("run"):
+                    last_state = convert.RUN_STATE[event.run.state]
+                yield pb.SessionResponse(event=event)
+            if last_state is not RunState.INTERRUPTED:
+                return
+            message = await anext(aiter(request_iterator), None)
+            if message is None:
+                return
+            if message.WhichOneof("kind") != "resume":
+                raise error_for(
+                    "INVALID_ARGUMENT", "after an interrupt, send a resume command", field="resume"
+                )
+            start = self._start_run(
+                pb.StreamRequest(
+                    thread_id=template.thread_id,
+                    target=template.target,
+                    command=message.resume,
+                    durability=template.durability,
+                    metadata=template.metadata,
+                    stream_modes=template.stream_modes,
+                ),
+                self._modes(template),
+            )
+
+    @streaming
+    async def JoinRun(
+        self, request: pb.JoinRunRequest, context: Any
+    ) -> AsyncIterator[pb.JoinRunResponse]:
+        if not request.run_id:
+            raise error_for("INVALID_ARGUMENT", "run_id is required", field="run_id")
+        async for event in self._runs.follow(request.run_id, request.after_event_id):
+            yield pb.JoinRunResponse(event=convert.event_pb(event))
+
+    @unary
+    async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.GetRunResponse:
+        return pb.GetRunResponse(run=convert.run_pb(await self._runs.get_run(request.run_id)))
+
+    @unary
+    async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsResponse:
+        store = self._runs.store
+        if await store.get_thread(request.thread_id) is None:
+            raise error_for(
+                "THREAD_NOT_FOUND",
+                f"thread {request.thread_id!r} does not exist",
+                thread_id=request.thread_id,
+            )
+        state = convert.RUN_STATE.get(request.state)
+        runs, token = await store.list_runs(
+            request.thread_id,
+            limit=page_size(request.page_size),
+            page_token=request.page_token,
+            state=state,
+        )
+        live = [self._runs.active(r.run_id) for r in runs]
+        return pb.ListRunsResponse(
+            runs=[convert.run_pb(h.run if h else r) for r, h in zip(runs, live, strict=True)],
+            next_page_token=token,
+        )
+
+    @unary
+    async def CancelRun(self, request: pb.CancelRunRequest, context: Any) -> pb.CancelRunResponse:
+        return pb.CancelRunResponse(run=convert.run_pb(await self._runs.cancel(request.run_id)))

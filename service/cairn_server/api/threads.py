@@ -1,0 +1,139 @@
+"""ThreadService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cairn.v1 import thread_pb2, thread_service_pb2, thread_service_pb2_grpc
+from cairn_server.api import convert
+from cairn_server.api.errors import unary
+from cairn_server.api.values import struct_to_json
+from cairn_server.domain import ThreadRecord, ThreadStatus
+from cairn_server.engine.state import state_view
+from cairn_server.errors import error_for
+from cairn_server.ids import derive_id, new_id
+from cairn_server.runtime.manager import RunManager
+from cairn_server.store import ThreadAlreadyExists
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 50
+
+pb = thread_service_pb2
+
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise error_for("INVALID_ARGUMENT", "page_size must not be negative", field="page_size")
+    return min(requested or DEFAULT_PAGE, MAX_PAGE)
+
+
+class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
+    def __init__(self, runs: RunManager) -> None:
+        self._runs = runs
+        self._store = runs.store
+
+    async def _thread(self, thread_id: str) -> ThreadRecord:
+        if not thread_id:
+            raise error_for("INVALID_ARGUMENT", "thread_id is required", field="thread_id")
+        thread = await self._store.get_thread(thread_id)
+        if thread is None:
+            raise error_for(
+                "THREAD_NOT_FOUND", f"thread {thread_id!r} does not exist", thread_id=thread_id
+            )
+        return thread
+
+    @unary
+    async def CreateThread(
+        self, request: pb.CreateThreadRequest, context: Any
+    ) -> pb.CreateThreadResponse:
+        thread_id = request.thread_id
+        if not thread_id:
+            # A retried request derives the same id and gets the thread back.
+            thread_id = derive_id("thread", request.request_id) if request.request_id else new_id()
+        now = self._runs.clock()
+        metadata = struct_to_json(request.metadata, "metadata")
+        thread = ThreadRecord(thread_id, now, now, metadata, ThreadStatus.IDLE)
+        try:
+            await self._store.create_thread(thread)
+        except ThreadAlreadyExists:
+            if request.request_id and not request.thread_id:
+                return pb.CreateThreadResponse(
+                    thread=convert.thread_pb(await self._thread(thread_id))
+                )
+            raise error_for(
+                "THREAD_ALREADY_EXISTS", f"thread {thread_id!r} already exists", thread_id=thread_id
+            ) from None
+        return pb.CreateThreadResponse(thread=convert.thread_pb(thread))
+
+    @unary
+    async def GetThread(self, request: pb.GetThreadRequest, context: Any) -> pb.GetThreadResponse:
+        return pb.GetThreadResponse(thread=convert.thread_pb(await self._thread(request.thread_id)))
+
+    @unary
+    async def ListThreads(
+        self, request: pb.ListThreadsRequest, context: Any
+    ) -> pb.ListThreadsResponse:
+        status = None
+        if request.status != thread_pb2.THREAD_STATUS_UNSPECIFIED:
+            status = convert.THREAD_STATUS[request.status]
+        threads, token = await self._store.list_threads(
+            limit=page_size(request.page_size),
+            page_token=request.page_token,
+            metadata=struct_to_json(request.metadata, "metadata") or None,
+            status=status,
+        )
+        return pb.ListThreadsResponse(
+            threads=[convert.thread_pb(t) for t in threads], next_page_token=token
+        )
+
+    @unary
+    async def DeleteThread(
+        self, request: pb.DeleteThreadRequest, context: Any
+    ) -> pb.DeleteThreadResponse:
+        await self._thread(request.thread_id)
+        if self._runs.thread_is_busy(request.thread_id):
+            raise error_for(
+                "THREAD_BUSY",
+                f"thread {request.thread_id!r} has an active run",
+                thread_id=request.thread_id,
+            )
+        await self._store.delete_thread(request.thread_id)
+        return pb.DeleteThreadResponse()
+
+    @unary
+    async def GetState(self, request: pb.GetStateRequest, context: Any) -> pb.GetStateResponse:
+        await self._thread(request.thread_id)
+        checkpoint = await self._store.get_checkpoint(
+            request.thread_id, "", request.checkpoint_id or None
+        )
+        if checkpoint is None and request.checkpoint_id:
+            raise error_for(
+                "CHECKPOINT_NOT_FOUND",
+                f"thread {request.thread_id!r} has no checkpoint {request.checkpoint_id!r}",
+                thread_id=request.thread_id,
+                checkpoint_id=request.checkpoint_id,
+            )
+        writes = []
+        if checkpoint is not None:
+            writes = await self._store.get_writes(request.thread_id, "", checkpoint.checkpoint_id)
+        return pb.GetStateResponse(state=convert.state_pb(state_view(checkpoint, writes)))
+
+    @unary
+    async def GetStateHistory(
+        self, request: pb.GetStateHistoryRequest, context: Any
+    ) -> pb.GetStateHistoryResponse:
+        await self._thread(request.thread_id)
+        if request.limit < 0:
+            raise error_for("INVALID_ARGUMENT", "limit must not be negative", field="limit")
+        listed = await self._store.list_checkpoints(
+            request.thread_id,
+            "",
+            before=request.before or None,
+            limit=request.limit or None,
+            metadata=struct_to_json(request.filter, "filter") or None,
+        )
+        states = []
+        for checkpoint in listed:
+            writes = await self._store.get_writes(request.thread_id, "", checkpoint.checkpoint_id)
+            states.append(convert.state_pb(state_view(checkpoint, writes)))
+        return pb.GetStateHistoryResponse(states=states)

@@ -1,0 +1,255 @@
+"""WorkerService: the bidirectional stream of each connected worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
+from cairn_server.api import convert
+from cairn_server.api.errors import streaming
+from cairn_server.api.values import check_size, to_json, to_value
+from cairn_server.dispatch.dispatcher import WorkerConnection
+from cairn_server.dispatch.messages import (
+    Assignment,
+    CancelNotice,
+    Outgoing,
+    Registration,
+    Rejected,
+)
+from cairn_server.domain import StreamMode, TaskKind
+from cairn_server.engine.decisions import Deliver
+from cairn_server.errors import ServiceError, error_for
+from cairn_server.ids import new_id
+from cairn_server.runtime import inbox
+from cairn_server.runtime.manager import RunManager
+
+log = logging.getLogger(__name__)
+pb = worker_service_pb2
+
+SERVER_VERSION = "0.1.0"
+_KIND = {pb.TASK_KIND_TASK: TaskKind.TASK, pb.TASK_KIND_ENTRYPOINT: TaskKind.ENTRYPOINT}
+_KIND_PB = {v: k for k, v in _KIND.items()}
+_CHUNK_MODES = {
+    run_pb2.STREAM_MODE_CUSTOM: StreamMode.CUSTOM,
+    run_pb2.STREAM_MODE_MESSAGES: StreamMode.MESSAGES,
+}
+
+
+def outgoing_pb(item: Assignment | Deliver | CancelNotice | Rejected) -> pb.ConnectResponse:
+    match item:
+        case Assignment():
+            message = pb.TaskAssignment(
+                task_id=item.task_id,
+                name=item.name,
+                kind=_KIND_PB[item.kind],
+                run_id=item.run_id,
+                thread_id=item.thread_id,
+                checkpoint_id=item.checkpoint_id,
+                attempt=item.attempt,
+                input=to_value(item.input),
+                path=list(item.path),
+                resume=[to_value(v) for v in item.resume],
+                journal=[
+                    pb.JournalEntry(
+                        index=e.index, name=e.name, task_id=e.task_id, result=to_value(e.result)
+                    )
+                    for e in item.journal
+                ],
+            )
+            if item.has_previous:
+                to_value(item.previous, message.previous)
+            return pb.ConnectResponse(assignment=message)
+        case Deliver():
+            outcome = pb.ChildOutcome(
+                parent_task_id=item.parent_id, index=item.index, task_id=item.child_id
+            )
+            if item.has_result:
+                to_value(item.result, outcome.result)
+            elif item.error is not None:
+                outcome.error.CopyFrom(convert.error_pb(item.error))
+            elif item.interrupt is not None:
+                outcome.interrupted.interrupt.CopyFrom(convert.interrupt_pb(item.interrupt))
+            return pb.ConnectResponse(child_outcome=outcome)
+        case CancelNotice():
+            return pb.ConnectResponse(
+                cancel=pb.CancelTask(task_id=item.task_id, reason=item.reason)
+            )
+        case Rejected():
+            error = errors_pb2.RequestRejected(
+                code=item.code,
+                reason=item.reason,
+                message=item.message,
+                metadata={"task_id": item.task_id},
+            )
+            return pb.ConnectResponse(rejected=pb.Rejection(task_id=item.task_id, error=error))
+
+
+class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
+    def __init__(self, runs: RunManager, *, max_payload_bytes: int) -> None:
+        self._runs = runs
+        self._limit = max_payload_bytes
+
+    @streaming
+    async def Connect(
+        self, request_iterator: AsyncIterator[pb.ConnectRequest], context: Any
+    ) -> AsyncIterator[pb.ConnectResponse]:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("kind") != "hello":
+            raise error_for("HELLO_REQUIRED", "the first message of Connect must be a hello")
+        worker = self._worker(first.hello)
+        await self._runs.register_targets(
+            [n for n, r in worker.registrations.items() if r.kind is TaskKind.ENTRYPOINT]
+        )
+        yield pb.ConnectResponse(
+            welcome=pb.Welcome(
+                worker_id=worker.worker_id,
+                server_version=SERVER_VERSION,
+                max_payload_bytes=self._limit,
+            )
+        )
+        log.info("worker %s connected (%s)", worker.worker_id, worker.identity)
+        self._runs.dispatcher.add(worker)
+        reader = asyncio.ensure_future(self._read(worker, requests))
+        try:
+            while True:
+                item: Outgoing = await worker.outbox.get()
+                if item is None:
+                    return
+                yield outgoing_pb(item)
+        finally:
+            reader.cancel()
+            lost = self._runs.dispatcher.remove(worker)
+            log.info("worker %s disconnected; %d tasks re-dispatched", worker.worker_id, len(lost))
+
+    def _worker(self, hello: pb.WorkerHello) -> WorkerConnection:
+        registrations: dict[str, Registration] = {}
+        for item in hello.registrations:
+            if not item.name or item.kind not in _KIND:
+                raise error_for(
+                    "INVALID_ARGUMENT", "each registration needs a name and a kind", field="hello"
+                )
+            policy = (
+                convert.retry_policy(item.retry_policy) if item.HasField("retry_policy") else None
+            )
+            registrations[item.name] = Registration(item.name, _KIND[item.kind], policy)
+        return WorkerConnection(
+            worker_id=hello.worker_id or new_id(),
+            registrations=registrations,
+            max_tasks=hello.max_concurrent_tasks or 16,
+            max_entrypoints=hello.max_concurrent_entrypoints or 256,
+            identity=hello.identity,
+            sdk_language=hello.sdk_language,
+            sdk_version=hello.sdk_version,
+        )
+
+    async def _read(
+        self, worker: WorkerConnection, requests: AsyncIterator[pb.ConnectRequest]
+    ) -> None:
+        try:
+            async for request in requests:
+                try:
+                    self._handle(worker, request)
+                except ServiceError as error:
+                    task_id = error.metadata.get("task_id", "")
+                    worker.outbox.put_nowait(
+                        Rejected(task_id, error.code, error.reason, error.message)
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the stream broke; the writer side notices too
+            log.debug("worker %s stream ended", worker.worker_id, exc_info=True)
+        worker.outbox.put_nowait(None)
+
+    def _held(self, worker: WorkerConnection, task_id: str, *, release: bool) -> Assignment:
+        dispatcher = self._runs.dispatcher
+        assignment = (dispatcher.release if release else dispatcher.held_by)(worker, task_id)
+        if assignment is None:
+            raise error_for(
+                "TASK_NOT_HELD", f"this worker does not hold task {task_id!r}", task_id=task_id
+            )
+        return assignment
+
+    def _handle(self, worker: WorkerConnection, request: pb.ConnectRequest) -> None:
+        kind = request.WhichOneof("kind")
+        handlers: dict[str, Callable[[WorkerConnection, Any], None]] = {
+            "completed": self._completed,
+            "failed": self._failed,
+            "interrupted": self._interrupted,
+            "suspended": self._suspended,
+            "schedule": self._schedule,
+            "chunk": self._chunk,
+        }
+        handler = handlers.get(kind or "")
+        if handler is None:
+            raise error_for("INVALID_ARGUMENT", f"unexpected {kind} message on a worker stream")
+        handler(worker, getattr(request, kind or ""))
+
+    def _completed(self, worker: WorkerConnection, message: pb.TaskCompleted) -> None:
+        self._check(message.ByteSize(), message.task_id)
+        result = self._json(message.result, message.task_id, "result")
+        has_save = message.HasField("save")
+        save = self._json(message.save, message.task_id, "save") if has_save else None
+        held = self._held(worker, message.task_id, release=True)
+        self._runs.post(held.run_id, inbox.Completed(message.task_id, result, has_save, save))
+
+    def _failed(self, worker: WorkerConnection, message: pb.TaskFailed) -> None:
+        error = convert.error_record(message.error)
+        held = self._held(worker, message.task_id, release=True)
+        self._runs.post(held.run_id, inbox.Failed(message.task_id, error))
+
+    def _interrupted(self, worker: WorkerConnection, message: pb.TaskInterrupted) -> None:
+        self._check(message.ByteSize(), message.task_id)
+        value = self._json(message.value, message.task_id, "value")
+        held = self._held(worker, message.task_id, release=True)
+        self._runs.post(held.run_id, inbox.Interrupted(message.task_id, message.index, value))
+
+    def _suspended(self, worker: WorkerConnection, message: pb.TaskSuspended) -> None:
+        held = self._held(worker, message.task_id, release=True)
+        self._runs.post(held.run_id, inbox.Suspended(message.task_id))
+
+    def _schedule(self, worker: WorkerConnection, message: pb.ScheduleTask) -> None:
+        task_id = message.parent_task_id
+        self._check(message.ByteSize(), task_id)
+        value = self._json(message.input, task_id, "input")
+        if not message.name or message.index < 0:
+            raise error_for(
+                "INVALID_ARGUMENT", "a call needs a name and an index >= 0", task_id=task_id
+            )
+        held = self._held(worker, task_id, release=False)
+        policy = (
+            convert.retry_policy(message.retry_policy)
+            if message.HasField("retry_policy")
+            else self._runs.dispatcher.retry_policy(message.name)
+        )
+        scheduled = inbox.Scheduled(task_id, message.index, message.name, value, policy)
+        self._runs.post(held.run_id, scheduled)
+
+    def _chunk(self, worker: WorkerConnection, message: pb.TaskStreamChunk) -> None:
+        self._check(message.ByteSize(), message.task_id)
+        mode = _CHUNK_MODES.get(message.mode)
+        if mode is None:
+            raise error_for(
+                "INVALID_ARGUMENT", "chunks are custom or messages data", task_id=message.task_id
+            )
+        data = self._json(message.data, message.task_id, "data")
+        held = self._held(worker, message.task_id, release=False)
+        self._runs.post(held.run_id, inbox.Chunk(message.task_id, mode, data))
+
+    def _check(self, size: int, task_id: str) -> None:
+        try:
+            check_size(size, self._limit, "message")
+        except ServiceError as error:
+            error.metadata["task_id"] = task_id
+            raise
+
+    @staticmethod
+    def _json(value: Any, task_id: str, field: str) -> Any:
+        try:
+            return to_json(value, field)
+        except ServiceError as error:
+            error.metadata["task_id"] = task_id
+            raise

@@ -1,0 +1,83 @@
+"""The `cairn` command line.
+
+cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db] [--log-level info]
+cairn health [--address 127.0.0.1:50051]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from cairn_server.server import ServerConfig, create_server
+
+
+async def serve(config: ServerConfig) -> None:
+    server, port = await create_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"cairn serving on {config.address} (port {port}), store {config.store_url}", flush=True)
+    await stop.wait()
+    logging.getLogger(__name__).info("shutting down")
+    await server.stop(grace=5.0)
+
+
+def health(address: str, timeout: float) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            response = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError as error:
+            print(f"unhealthy: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    print(status)
+    return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cairn", description="Cairn durable execution service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the gRPC server")
+    serve_cmd.add_argument("--address", default="127.0.0.1:50051", help="host:port to listen on")
+    serve_cmd.add_argument(
+        "--store", default="sqlite:///cairn.db", help="sqlite:///path.db (default ./cairn.db)"
+    )
+    serve_cmd.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    serve_cmd.add_argument(
+        "--max-payload-bytes", type=int, default=4 * 1024 * 1024, help="largest JSON value"
+    )
+    health_cmd = commands.add_parser("health", help="check a server's gRPC health")
+    health_cmd.add_argument("--address", default="127.0.0.1:50051")
+    health_cmd.add_argument("--timeout", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    if args.command == "health":
+        return health(args.address, args.timeout)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = ServerConfig(
+        address=args.address, store_url=args.store, max_payload_bytes=args.max_payload_bytes
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

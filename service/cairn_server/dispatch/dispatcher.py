@@ -1,0 +1,161 @@
+"""Matches tasks to connected workers.
+
+Each task name has a FIFO queue. A task goes to the least loaded connected
+worker that serves its name and has a free slot (entrypoints and tasks have
+separate slots, so entrypoints waiting on their tasks cannot starve them). A
+worker whose stream drops loses its tasks, which are handed back to their runs
+for re-dispatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cairn_server.dispatch.messages import (
+    Assignment,
+    CancelNotice,
+    Outgoing,
+    Registration,
+)
+from cairn_server.domain import RetryPolicy, TaskKind
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class WorkerConnection:
+    """One connected worker stream."""
+
+    worker_id: str
+    registrations: dict[str, Registration]
+    max_tasks: int = 16
+    max_entrypoints: int = 256
+    identity: str = ""
+    sdk_language: str = ""
+    sdk_version: str = ""
+    held: dict[str, Assignment] = field(default_factory=dict)
+    running: dict[TaskKind, int] = field(
+        default_factory=lambda: {TaskKind.TASK: 0, TaskKind.ENTRYPOINT: 0}
+    )
+    outbox: asyncio.Queue[Outgoing] = field(default_factory=asyncio.Queue)
+    serial: int = field(default_factory=lambda: next(_ids))
+
+    def kind_of(self, name: str) -> TaskKind:
+        return self.registrations[name].kind
+
+    def has_slot(self, name: str) -> bool:
+        kind = self.kind_of(name)
+        limit = self.max_entrypoints if kind is TaskKind.ENTRYPOINT else self.max_tasks
+        return self.running[kind] < limit
+
+    def load(self) -> int:
+        return self.running[TaskKind.TASK] + self.running[TaskKind.ENTRYPOINT]
+
+
+class Dispatcher:
+    """Task queues per name and the workers that drain them.
+
+    `on_assigned(a)` runs when a worker receives `a`; `on_lost(a)` when the
+    worker holding `a` disconnects. Both are called synchronously, before
+    any later message of that worker can be handled.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_assigned: Callable[[Assignment], None],
+        on_lost: Callable[[Assignment], None],
+    ) -> None:
+        self._on_assigned = on_assigned
+        self._on_lost = on_lost
+        self._queues: dict[str, OrderedDict[str, Assignment]] = {}
+        self._workers: dict[int, WorkerConnection] = {}
+        self._holders: dict[str, WorkerConnection] = {}
+
+    # --- workers --------------------------------------------------------------
+
+    def add(self, worker: WorkerConnection) -> None:
+        self._workers[worker.serial] = worker
+        self._fill(worker)
+
+    def remove(self, worker: WorkerConnection) -> list[Assignment]:
+        """Forget a worker; its tasks go back to their runs."""
+        self._workers.pop(worker.serial, None)
+        lost = list(worker.held.values())
+        worker.held.clear()
+        for assignment in lost:
+            self._holders.pop(assignment.task_id, None)
+            self._on_lost(assignment)
+        return lost
+
+    def workers(self) -> list[WorkerConnection]:
+        return list(self._workers.values())
+
+    def retry_policy(self, name: str) -> RetryPolicy | None:
+        for worker in self._workers.values():
+            registration = worker.registrations.get(name)
+            if registration is not None and registration.retry_policy is not None:
+                return registration.retry_policy
+        return None
+
+    # --- tasks ----------------------------------------------------------------
+
+    def submit(self, assignment: Assignment) -> None:
+        worker = self._pick(assignment.name)
+        if worker is None:
+            self._queues.setdefault(assignment.name, OrderedDict())[assignment.task_id] = assignment
+        else:
+            self._assign(worker, assignment)
+
+    def held_by(self, worker: WorkerConnection, task_id: str) -> Assignment | None:
+        return worker.held.get(task_id)
+
+    def holder(self, task_id: str) -> WorkerConnection | None:
+        return self._holders.get(task_id)
+
+    def release(self, worker: WorkerConnection, task_id: str) -> Assignment | None:
+        """The worker is done with a task it holds; None if it does not hold it."""
+        assignment = worker.held.pop(task_id, None)
+        if assignment is None:
+            return None
+        self._holders.pop(task_id, None)
+        worker.running[assignment.kind] -= 1
+        self._fill(worker)
+        return assignment
+
+    def withdraw(self, task_ids: Iterable[str], reason: str) -> None:
+        """Remove tasks from their queues or their workers."""
+        for task_id in task_ids:
+            for queue in self._queues.values():
+                if queue.pop(task_id, None) is not None:
+                    break
+            worker = self._holders.get(task_id)
+            if worker is not None and self.release(worker, task_id) is not None:
+                worker.outbox.put_nowait(CancelNotice(task_id, reason))
+
+    # --- internals ------------------------------------------------------------
+
+    def _pick(self, name: str) -> WorkerConnection | None:
+        candidates = [
+            w for w in self._workers.values() if name in w.registrations and w.has_slot(name)
+        ]
+        return min(candidates, key=WorkerConnection.load, default=None)
+
+    def _assign(self, worker: WorkerConnection, assignment: Assignment) -> None:
+        assignment.kind = worker.kind_of(assignment.name)
+        worker.held[assignment.task_id] = assignment
+        worker.running[assignment.kind] += 1
+        self._holders[assignment.task_id] = worker
+        self._on_assigned(assignment)
+        worker.outbox.put_nowait(assignment)
+
+    def _fill(self, worker: WorkerConnection) -> None:
+        for name in worker.registrations:
+            queue = self._queues.get(name)
+            while queue and worker.has_slot(name):
+                _, assignment = queue.popitem(last=False)
+                self._assign(worker, assignment)

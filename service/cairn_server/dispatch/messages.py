@@ -1,0 +1,54 @@
+"""What the dispatcher hands to workers, in domain terms; `api/` turns them
+into ConnectResponse messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cairn_server.domain import Json, RetryPolicy, TaskKind
+from cairn_server.engine.decisions import Deliver, JournalEntry
+
+
+@dataclass(slots=True, frozen=True)
+class Registration:
+    name: str
+    kind: TaskKind
+    retry_policy: RetryPolicy | None = None
+
+
+@dataclass(slots=True)
+class Assignment:
+    """A task to run on a worker serving `name`."""
+
+    task_id: str
+    name: str
+    run_id: str
+    thread_id: str
+    checkpoint_id: str
+    attempt: int
+    input: Json
+    journal: tuple[JournalEntry, ...]
+    resume: tuple[Json, ...]
+    path: tuple[str, ...]
+    is_root: bool
+    has_previous: bool = False
+    previous: Json = None
+    kind: TaskKind = TaskKind.TASK  # set from the receiving worker's registration
+
+
+@dataclass(slots=True, frozen=True)
+class CancelNotice:
+    task_id: str
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class Rejected:
+    task_id: str
+    code: str
+    reason: str
+    message: str
+
+
+Outgoing = Assignment | Deliver | CancelNotice | Rejected | None
+"""None closes the worker's stream."""

@@ -1,0 +1,109 @@
+"""Checkpoints of functional runs.
+
+An entrypoint run writes two checkpoints, as LangGraph's functional API does:
+an input checkpoint (source "input", step -1) that its task results hang on as
+pending writes, and when it succeeds a final one (source "loop", step 0) with
+the output. Channels:
+
+    __start__     the entrypoint's input
+    __end__       its return value
+    __previous__  the value saved for the next run (`entrypoint.final(save=)`)
+
+Each checkpoint bumps the version of the channels it writes; the others keep
+their version, so the store writes their values only once.
+"""
+
+from __future__ import annotations
+
+from cairn_server.domain import CheckpointRecord, Json
+
+START, END, PREVIOUS = "__start__", "__end__", "__previous__"
+
+
+def is_unfinished(checkpoint: CheckpointRecord) -> bool:
+    """An input checkpoint whose entrypoint has not succeeded yet."""
+    return checkpoint.metadata.get("source") == "input"
+
+
+def previous_value(checkpoint: CheckpointRecord | None) -> tuple[bool, Json]:
+    """(has_previous, value) for a run starting after `checkpoint`."""
+    if checkpoint is None or PREVIOUS not in checkpoint.channel_values:
+        return False, None
+    return True, checkpoint.channel_values[PREVIOUS]
+
+
+def _next(checkpoint: CheckpointRecord | None, channel: str) -> int:
+    if checkpoint is None:
+        return 1
+    return checkpoint.channel_versions.get(channel, 0) + 1
+
+
+def input_checkpoint(
+    *,
+    thread_id: str,
+    checkpoint_id: str,
+    parent: CheckpointRecord | None,
+    input: Json,
+    run_id: str,
+    target: str,
+    metadata: dict[str, Json],
+    now: float,
+) -> CheckpointRecord:
+    versions = dict(parent.channel_versions) if parent else {}
+    versions[START] = _next(parent, START)
+    values: dict[str, Json] = {START: input}
+    if parent is not None and PREVIOUS in parent.channel_values:
+        values[PREVIOUS] = parent.channel_values[PREVIOUS]  # carried, not re-written
+    return CheckpointRecord(
+        thread_id=thread_id,
+        checkpoint_ns="",
+        checkpoint_id=checkpoint_id,
+        parent_checkpoint_id=parent.checkpoint_id if parent else None,
+        channel_values=values,
+        channel_versions=versions,
+        metadata={
+            **metadata,
+            "source": "input",
+            "step": -1,
+            "run_id": run_id,
+            "target": target,
+            "writes": {START: input},
+            "parents": {},
+        },
+        created_at=now,
+    )
+
+
+def final_checkpoint(
+    *,
+    parent: CheckpointRecord,
+    checkpoint_id: str,
+    output: Json,
+    save: Json,
+    run_id: str,
+    target: str,
+    metadata: dict[str, Json],
+    now: float,
+) -> CheckpointRecord:
+    return CheckpointRecord(
+        thread_id=parent.thread_id,
+        checkpoint_ns="",
+        checkpoint_id=checkpoint_id,
+        parent_checkpoint_id=parent.checkpoint_id,
+        channel_values={**parent.channel_values, END: output, PREVIOUS: save},
+        channel_versions={
+            **parent.channel_versions,
+            END: _next(parent, END),
+            PREVIOUS: _next(parent, PREVIOUS),
+        },
+        metadata={
+            **metadata,
+            "source": "loop",
+            "step": 0,
+            "run_id": run_id,
+            "target": target,
+            "writes": {target: output},
+            "parents": {},
+        },
+        created_at=now,
+    )

@@ -1,0 +1,92 @@
+"""What the engine asks its host to do. The host executes decisions in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cairn_server.domain import ErrorRecord, InterruptRecord, Json, PendingWrite, StreamMode
+
+
+@dataclass(slots=True, frozen=True)
+class JournalEntry:
+    """A recorded child call, replayed by the worker without a round trip."""
+
+    index: int
+    name: str
+    task_id: str
+    result: Json
+
+
+@dataclass(slots=True, frozen=True)
+class Dispatch:
+    """Hand a task to a worker serving `name`."""
+
+    task_id: str
+    name: str
+    attempt: int
+    input: Json
+    journal: tuple[JournalEntry, ...]
+    resume: tuple[Json, ...]
+    path: tuple[str, ...]
+    is_root: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class Deliver:
+    """Send a child's outcome to the worker holding its parent. Exactly one of
+    result (with has_result), error and interrupt is set."""
+
+    parent_id: str
+    index: int
+    child_id: str
+    has_result: bool = False
+    result: Json = None
+    error: ErrorRecord | None = None
+    interrupt: InterruptRecord | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    """Store pending writes on the run's checkpoint (per the run's durability)
+    before executing any later decision."""
+
+    writes: tuple[PendingWrite, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Emit:
+    """Append a stream chunk to the run's event log."""
+
+    mode: StreamMode
+    data: Json
+    namespace: tuple[str, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class RetryLater:
+    """Call `Engine.retry_due(task_id)` after `delay` seconds."""
+
+    task_id: str
+    delay: float
+
+
+@dataclass(slots=True, frozen=True)
+class Cancel:
+    """Withdraw running tasks from their workers."""
+
+    task_ids: tuple[str, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Finish:
+    """The run is over. `state` is one of succeeded, failed, interrupted,
+    cancelled."""
+
+    state: str
+    output: Json = None
+    save: Json = None
+    interrupts: tuple[InterruptRecord, ...] = ()
+    error: ErrorRecord | None = None
+
+
+Decision = Dispatch | Deliver | Record | Emit | RetryLater | Cancel | Finish

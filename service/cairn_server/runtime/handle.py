@@ -1,0 +1,307 @@
+"""RunHandle: the actor that drives one active run.
+
+Messages for the run (from workers, timers and clients) go into its inbox; one
+task applies them to the engine in order and executes the engine's decisions:
+dispatching tasks, delivering child outcomes, appending events and storing
+writes per the run's durability:
+
+- sync: a Record decision is committed before any later decision runs, so a
+  result is durable before its parent sees it.
+- async: writes and events are submitted to the store's ordered queue without
+  waiting; the final commit waits for all of them.
+- exit: everything is kept in memory and committed when the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from cairn_server.dispatch.dispatcher import Dispatcher
+from cairn_server.dispatch.messages import Assignment
+from cairn_server.domain import (
+    CheckpointRecord,
+    Durability,
+    Json,
+    RunRecord,
+    RunState,
+    StreamMode,
+    ThreadStatus,
+    run_to_json,
+)
+from cairn_server.engine import checkpoints
+from cairn_server.engine.decisions import (
+    Cancel,
+    Decision,
+    Deliver,
+    Dispatch,
+    Emit,
+    Finish,
+    Record,
+    RetryLater,
+)
+from cairn_server.engine.functional import FunctionalRun
+from cairn_server.ids import new_id
+from cairn_server.runtime import inbox
+from cairn_server.runtime.events import EventLog
+from cairn_server.store import Store, ThreadStatusChange, WriteBatch, WriteSet
+
+log = logging.getLogger(__name__)
+
+_THREAD_STATUS = {
+    RunState.SUCCEEDED: ThreadStatus.IDLE,
+    RunState.CANCELLED: ThreadStatus.IDLE,
+    RunState.INTERRUPTED: ThreadStatus.INTERRUPTED,
+    RunState.FAILED: ThreadStatus.ERROR,
+}
+
+
+class RunHandle:
+    def __init__(
+        self,
+        *,
+        run: RunRecord,
+        engine: FunctionalRun,
+        checkpoint: CheckpointRecord,
+        previous: tuple[bool, Json],
+        store: Store,
+        dispatcher: Dispatcher,
+        first_event_id: int,
+        clock: Callable[[], float],
+        pending: WriteBatch,
+    ) -> None:
+        self.run = run
+        self.engine = engine
+        self.checkpoint = checkpoint
+        self.previous = previous
+        self.log = EventLog(run.run_id, first_event_id)
+        self.done: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
+        self._store = store
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._batch = pending
+        self._inbox: asyncio.Queue[inbox.Message] = asyncio.Queue()
+        self._modes = set(run.stream_modes)
+        self._timers: list[asyncio.TimerHandle] = []
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def post(self, message: inbox.Message) -> None:
+        self._inbox.put_nowait(message)
+
+    async def drive(self, first: list[Decision]) -> None:
+        """Execute `first`, then every message, until the run finishes."""
+        try:
+            self.emit_run()
+            await self._execute(first)
+            while not self.done.done():
+                message = await self._inbox.get()
+                await self._execute(self._apply(message))
+        except asyncio.CancelledError:
+            raise  # server shutdown: the run stays RUNNING and is recovered
+        except Exception as exc:
+            log.exception("run %s crashed", self.run_id)
+            if not self.done.done():
+                self.done.set_exception(exc)
+        finally:
+            for timer in self._timers:
+                timer.cancel()
+            self.log.close()
+
+    # --- messages -------------------------------------------------------------
+
+    def _apply(self, message: inbox.Message) -> list[Decision]:
+        engine = self.engine
+        match message:
+            case inbox.Assigned(task_id):
+                engine.dispatched(task_id)
+                return []
+            case inbox.Lost(task_id):
+                return engine.lost(task_id)
+            case inbox.Scheduled(parent_id, index, name, value, policy):
+                if not engine.holds(parent_id):
+                    return []
+                return engine.schedule(parent_id, index, name, value, policy)
+            case inbox.Completed(task_id, result, has_save, save):
+                return engine.completed(task_id, result, save, has_save)
+            case inbox.Failed(task_id, error):
+                return engine.failed(task_id, error, random.random())
+            case inbox.Interrupted(task_id, index, value):
+                return engine.interrupted(task_id, index, value)
+            case inbox.Suspended(task_id):
+                return engine.suspended(task_id)
+            case inbox.Chunk(task_id, mode, data):
+                if engine.holds(task_id):
+                    self.emit_chunk(mode, data, engine.tasks[task_id].path)
+                return []
+            case inbox.RetryDue(task_id):
+                return engine.retry_due(task_id)
+            case inbox.CancelRequested():
+                return [] if engine.finished else engine.cancel()
+        return []
+
+    # --- decisions ------------------------------------------------------------
+
+    async def _execute(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            match decision:
+                case Dispatch():
+                    self._dispatch(decision)
+                case Deliver(parent_id=parent_id):
+                    holder = self._dispatcher.holder(parent_id)
+                    if holder is not None:
+                        holder.outbox.put_nowait(decision)
+                case Record(writes):
+                    self._batch.writes.append(
+                        WriteSet(
+                            self.run.thread_id, "", self.checkpoint.checkpoint_id, list(writes)
+                        )
+                    )
+                    if self.run.durability is Durability.SYNC:
+                        await self._commit()
+                case Emit(mode, data, namespace):
+                    self.emit_chunk(mode, data, namespace)
+                case RetryLater(task_id, delay):
+                    loop = asyncio.get_running_loop()
+                    self._timers.append(loop.call_later(delay, self.post, inbox.RetryDue(task_id)))
+                case Cancel(task_ids):
+                    self._dispatcher.withdraw(task_ids, "the run stopped")
+                case Finish():
+                    await self._finish(decision)
+                    return
+        if self.run.durability is not Durability.EXIT and self._batch:
+            self._commit_in_background()
+
+    def _dispatch(self, decision: Dispatch) -> None:
+        has_previous, previous = self.previous if decision.is_root else (False, None)
+        if StreamMode.TASKS in self._modes or StreamMode.DEBUG in self._modes:
+            started = {
+                "id": decision.task_id,
+                "name": decision.name,
+                "input": decision.input,
+                "triggers": ["__pregel_push"],
+            }
+            self.emit_chunk(StreamMode.TASKS, started, decision.path)
+        self._dispatcher.submit(
+            Assignment(
+                task_id=decision.task_id,
+                name=decision.name,
+                run_id=self.run_id,
+                thread_id=self.run.thread_id,
+                checkpoint_id=self.checkpoint.checkpoint_id,
+                attempt=decision.attempt,
+                input=decision.input,
+                journal=decision.journal,
+                resume=decision.resume,
+                path=decision.path,
+                is_root=decision.is_root,
+                has_previous=has_previous,
+                previous=previous,
+            )
+        )
+
+    async def _finish(self, finish: Finish) -> None:
+        now = self._clock()
+        run = self.run
+        run.state = RunState(finish.state)
+        run.updated_at = now
+        run.interrupts = list(finish.interrupts)
+        run.error = finish.error
+        if run.state is RunState.SUCCEEDED:
+            run.has_output, run.output = True, finish.output
+            final = checkpoints.final_checkpoint(
+                parent=self.checkpoint,
+                checkpoint_id=new_id(),
+                output=finish.output,
+                save=finish.save,
+                run_id=run.run_id,
+                target=run.target,
+                metadata=run.metadata,
+                now=now,
+            )
+            self._batch.checkpoints.append(final)
+            self.emit_checkpoint(final, next_nodes=[])
+        self._batch.runs.append(run)
+        self._batch.thread_statuses.append(
+            ThreadStatusChange(run.thread_id, _THREAD_STATUS[run.state], now)
+        )
+        self.emit_run()
+        await self._commit()
+        self.done.set_result(run)
+
+    # --- events ---------------------------------------------------------------
+
+    def emit_run(self) -> None:
+        event = self.log.append("run", run_to_json(self.run), self._clock())
+        self._batch.events.append(event)
+
+    def emit_chunk(self, mode: StreamMode, data: Json, namespace: tuple[str, ...] = ()) -> None:
+        if mode in self._modes:
+            self._append_chunk(mode, data, namespace)
+        if StreamMode.DEBUG in self._modes and mode in (StreamMode.TASKS, StreamMode.CHECKPOINTS):
+            if mode is StreamMode.CHECKPOINTS:
+                kind = "checkpoint"
+            else:
+                kind = "task_result" if "result" in data else "task"
+            debug = {
+                "type": kind,
+                "timestamp": datetime.fromtimestamp(self._clock(), UTC).isoformat(),
+                "step": data.get("metadata", {}).get("step", 0) if kind == "checkpoint" else 0,
+                "payload": data,
+            }
+            self._append_chunk(StreamMode.DEBUG, debug, namespace)
+
+    def emit_checkpoint(self, checkpoint: CheckpointRecord, next_nodes: list[str]) -> None:
+        if not {StreamMode.CHECKPOINTS, StreamMode.DEBUG} & self._modes:
+            return
+        config = {
+            "configurable": {
+                "thread_id": checkpoint.thread_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": checkpoint.checkpoint_id,
+            }
+        }
+        parent = None
+        if checkpoint.parent_checkpoint_id:
+            parent = {
+                "configurable": {
+                    "thread_id": checkpoint.thread_id,
+                    "checkpoint_ns": "",
+                    "checkpoint_id": checkpoint.parent_checkpoint_id,
+                }
+            }
+        data = {
+            "config": config,
+            "parent_config": parent,
+            "values": checkpoint.channel_values.get(checkpoints.END),
+            "metadata": checkpoint.metadata,
+            "next": next_nodes,
+            "tasks": [],
+        }
+        self.emit_chunk(StreamMode.CHECKPOINTS, data)
+
+    def _append_chunk(self, mode: StreamMode, data: Json, namespace: tuple[str, ...]) -> None:
+        payload = {"mode": mode.value, "data": data, "namespace": list(namespace)}
+        self._batch.events.append(self.log.append("chunk", payload, self._clock()))
+
+    # --- storing ----------------------------------------------------------------
+
+    def _take_batch(self) -> WriteBatch:
+        batch, self._batch = self._batch, WriteBatch()
+        return batch
+
+    async def _commit(self) -> None:
+        await self._store.commit(self._take_batch())
+
+    def _commit_in_background(self) -> None:
+        future = self._store.submit(self._take_batch())
+        future.add_done_callback(self._committed)
+
+    def _committed(self, future: asyncio.Future[object]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("run %s: storing progress failed", self.run_id, exc_info=future.exception())

@@ -1,0 +1,83 @@
+"""Messages a run's actor receives, from workers, timers and clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cairn_server.domain import ErrorRecord, Json, RetryPolicy, StreamMode
+
+
+@dataclass(slots=True, frozen=True)
+class Assigned:
+    task_id: str
+
+
+@dataclass(slots=True, frozen=True)
+class Lost:
+    task_id: str
+
+
+@dataclass(slots=True, frozen=True)
+class Scheduled:
+    parent_id: str
+    index: int
+    name: str
+    input: Json
+    retry_policy: RetryPolicy | None
+
+
+@dataclass(slots=True, frozen=True)
+class Completed:
+    task_id: str
+    result: Json
+    has_save: bool = False
+    save: Json = None
+
+
+@dataclass(slots=True, frozen=True)
+class Failed:
+    task_id: str
+    error: ErrorRecord
+
+
+@dataclass(slots=True, frozen=True)
+class Interrupted:
+    task_id: str
+    index: int
+    value: Json
+
+
+@dataclass(slots=True, frozen=True)
+class Suspended:
+    task_id: str
+
+
+@dataclass(slots=True, frozen=True)
+class Chunk:
+    task_id: str
+    mode: StreamMode
+    data: Json
+
+
+@dataclass(slots=True, frozen=True)
+class RetryDue:
+    task_id: str
+
+
+@dataclass(slots=True, frozen=True)
+class CancelRequested:
+    pass
+
+
+Message = (
+    Assigned
+    | Lost
+    | Scheduled
+    | Completed
+    | Failed
+    | Interrupted
+    | Suspended
+    | Chunk
+    | RetryDue
+    | CancelRequested
+)

@@ -1,0 +1,330 @@
+"""RunManager: starts, resumes, recovers, cancels and follows runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from cairn_server.dispatch.dispatcher import Dispatcher
+from cairn_server.dispatch.messages import Assignment
+from cairn_server.domain import (
+    CheckpointRecord,
+    Durability,
+    ErrorRecord,
+    EventRecord,
+    Json,
+    PendingWrite,
+    RunRecord,
+    RunState,
+    StreamMode,
+    ThreadRecord,
+    ThreadStatus,
+)
+from cairn_server.engine import checkpoints
+from cairn_server.engine.decisions import Decision
+from cairn_server.engine.functional import EngineError, FunctionalRun
+from cairn_server.errors import error_for
+from cairn_server.ids import new_id
+from cairn_server.runtime import inbox
+from cairn_server.runtime.handle import RunHandle
+from cairn_server.store import Store, ThreadStatusChange, WriteBatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class StartRun:
+    """A request to start, resume or retry a run (see RunService)."""
+
+    thread_id: str
+    target: str = ""
+    has_input: bool = False
+    input: Json = None
+    has_resume: bool = False
+    resume: Json = None
+    resume_by_id: dict[str, Json] | None = None
+    durability: Durability = Durability.ASYNC
+    stream_modes: list[StreamMode] = field(default_factory=list)
+    metadata: dict[str, Json] = field(default_factory=dict)
+    request_id: str = ""
+    create_thread: bool = False
+
+
+class RunManager:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self.dispatcher = Dispatcher(on_assigned=self._assigned, on_lost=self._lost)
+        self._active: dict[str, RunHandle] = {}
+        self._by_thread: dict[str, RunHandle] = {}
+        self._starting: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._targets: set[str] = set()
+        self._closing = False
+
+    async def open(self) -> None:
+        self._targets = await self.store.known_targets()
+        await self._recover()
+
+    async def close(self) -> None:
+        """Stop driving runs; active runs stay RUNNING and are recovered at the
+        next start."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- registration -----------------------------------------------------------
+
+    async def register_targets(self, names: list[str]) -> None:
+        new = [n for n in names if n not in self._targets]
+        if new:
+            await self.store.commit(WriteBatch(targets=new))
+            self._targets.update(new)
+
+    # --- worker messages ----------------------------------------------------------
+
+    def post(self, run_id: str, message: inbox.Message) -> None:
+        handle = self._active.get(run_id)
+        if handle is not None:
+            handle.post(message)
+
+    def _assigned(self, assignment: Assignment) -> None:
+        self.post(assignment.run_id, inbox.Assigned(assignment.task_id))
+
+    def _lost(self, assignment: Assignment) -> None:
+        self.post(assignment.run_id, inbox.Lost(assignment.task_id))
+
+    # --- runs ------------------------------------------------------------------------
+
+    def active(self, run_id: str) -> RunHandle | None:
+        return self._active.get(run_id)
+
+    async def start(self, request: StartRun) -> RunHandle | RunRecord:
+        """Start a run; returns its handle, or the finished run when a retried
+        request_id names one."""
+        if self._closing:
+            raise error_for("SHUTTING_DOWN", "the server is shutting down")
+        thread_id = request.thread_id
+        if request.request_id:
+            earlier = await self.store.find_run_by_request_id(thread_id, request.request_id)
+            if earlier is not None:
+                return self._active.get(earlier.run_id) or earlier
+        if thread_id in self._by_thread or thread_id in self._starting:
+            raise error_for(
+                "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
+            )
+        self._starting.add(thread_id)
+        try:
+            handle, first = await self._prepare(request)
+        finally:
+            self._starting.discard(thread_id)
+        self._launch(handle, first)
+        return handle
+
+    async def _prepare(self, request: StartRun) -> tuple[RunHandle, list[Decision]]:
+        now = self.clock()
+        thread_id = request.thread_id
+        batch = WriteBatch()
+        thread = await self.store.get_thread(thread_id)
+        if thread is None:
+            if not request.create_thread:
+                raise error_for(
+                    "THREAD_NOT_FOUND", f"thread {thread_id!r} does not exist", thread_id=thread_id
+                )
+            batch.threads.append(ThreadRecord(thread_id, now, now, {}, ThreadStatus.BUSY))
+        latest = await self.store.get_checkpoint(thread_id)
+        run_id = new_id()
+        if request.has_input:
+            target = request.target
+            if not target:
+                raise error_for("INVALID_ARGUMENT", "target is required to start a run")
+            if target not in self._targets:
+                raise error_for(
+                    "TARGET_NOT_FOUND", f"no worker serves entrypoint {target!r}", target=target
+                )
+            checkpoint = checkpoints.input_checkpoint(
+                thread_id=thread_id,
+                checkpoint_id=new_id(),
+                parent=latest,
+                input=request.input,
+                run_id=run_id,
+                target=target,
+                metadata=request.metadata,
+                now=now,
+            )
+            engine = self._engine(checkpoint, target, [])
+            first: list[Decision] = []
+        else:
+            if latest is None or not checkpoints.is_unfinished(latest):
+                reason = "NO_PENDING_INTERRUPT" if request.has_resume else "NOTHING_TO_RESUME"
+                raise error_for(
+                    reason, f"thread {thread_id!r} has nothing to resume", thread_id=thread_id
+                )
+            checkpoint = latest
+            target = str(latest.metadata.get("target", ""))
+            if request.target and request.target != target:
+                raise error_for(
+                    "INVALID_ARGUMENT",
+                    f"the thread's unfinished run is of {target!r}, not {request.target!r}",
+                    target=request.target,
+                )
+            writes = await self.store.get_writes(thread_id, "", checkpoint.checkpoint_id)
+            engine = self._engine(checkpoint, target, writes)
+            first = []
+            if request.has_resume:
+                try:
+                    first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
+                except EngineError as exc:
+                    raise error_for(
+                        exc.reason, str(exc), thread_id=thread_id, **exc.metadata
+                    ) from None
+        run = RunRecord(
+            run_id=run_id,
+            thread_id=thread_id,
+            target=target,
+            state=RunState.RUNNING,
+            durability=request.durability,
+            created_at=now,
+            updated_at=now,
+            checkpoint_id=checkpoint.checkpoint_id,
+            metadata=request.metadata,
+            stream_modes=request.stream_modes,
+            request_id=request.request_id,
+        )
+        batch.runs.append(run)
+        batch.thread_statuses.append(ThreadStatusChange(thread_id, ThreadStatus.BUSY, now))
+        deferred = WriteBatch()
+        if request.has_input:
+            (deferred if request.durability is Durability.EXIT else batch).checkpoints.append(
+                checkpoint
+            )
+        await self.store.commit(batch)
+        handle = RunHandle(
+            run=run,
+            engine=engine,
+            checkpoint=checkpoint,
+            previous=checkpoints.previous_value(checkpoint),
+            store=self.store,
+            dispatcher=self.dispatcher,
+            first_event_id=1,
+            clock=self.clock,
+            pending=deferred,
+        )
+        return handle, first + engine.start()
+
+    def _engine(
+        self, checkpoint: CheckpointRecord, target: str, writes: list[PendingWrite]
+    ) -> FunctionalRun:
+        return FunctionalRun(
+            thread_id=checkpoint.thread_id,
+            checkpoint_id=checkpoint.checkpoint_id,
+            target=target,
+            input=checkpoint.channel_values.get(checkpoints.START),
+            writes=writes,
+            retry_policy=self.dispatcher.retry_policy(target),
+        )
+
+    def _launch(self, handle: RunHandle, first: list[Decision]) -> None:
+        self._active[handle.run_id] = handle
+        self._by_thread[handle.run.thread_id] = handle
+        task = asyncio.ensure_future(handle.drive(first))
+        self._tasks.add(task)
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            self._active.pop(handle.run_id, None)
+            if self._by_thread.get(handle.run.thread_id) is handle:
+                del self._by_thread[handle.run.thread_id]
+
+        task.add_done_callback(forget)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        handle = self._active.get(run_id)
+        if handle is None:
+            run = await self.store.get_run(run_id)
+            if run is None:
+                raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
+            raise error_for("RUN_FINISHED", f"run {run_id!r} is {run.state.value}", run_id=run_id)
+        handle.post(inbox.CancelRequested())
+        return await asyncio.shield(handle.done)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        handle = self._active.get(run_id)
+        if handle is not None:
+            return handle.run
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
+        return run
+
+    def thread_is_busy(self, thread_id: str) -> bool:
+        return thread_id in self._by_thread or thread_id in self._starting
+
+    async def follow(self, run_id: str, after_id: int = 0) -> AsyncIterator[EventRecord]:
+        """The run's events after `after_id`: stored ones, then live ones until
+        the run ends or stops at an interrupt."""
+        handle = self._active.get(run_id)
+        if handle is None:
+            if await self.store.get_run(run_id) is None:
+                raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
+            for event in await self.store.read_events(run_id, after_id):
+                yield event
+            return
+        event_log = handle.log
+        if after_id < event_log.first_id - 1:
+            for event in await self.store.read_events(run_id, after_id):
+                if event.event_id >= event_log.first_id:
+                    break
+                yield event
+                after_id = event.event_id
+        while True:
+            for event in event_log.since(after_id):
+                yield event
+                after_id = event.event_id
+            if event_log.closed:
+                return
+            await event_log.wait()
+
+    # --- recovery ------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Resume the runs that were active when the server last stopped."""
+        for run in await self.store.list_active_runs():
+            checkpoint = await self.store.get_checkpoint(run.thread_id, "", run.checkpoint_id)
+            if checkpoint is None:
+                await self._lose(run)
+                continue
+            writes = await self.store.get_writes(run.thread_id, "", checkpoint.checkpoint_id)
+            engine = self._engine(checkpoint, run.target, writes)
+            handle = RunHandle(
+                run=run,
+                engine=engine,
+                checkpoint=checkpoint,
+                previous=checkpoints.previous_value(checkpoint),
+                store=self.store,
+                dispatcher=self.dispatcher,
+                first_event_id=await self.store.last_event_id(run.run_id) + 1,
+                clock=self.clock,
+                pending=WriteBatch(),
+            )
+            log.info("recovering run %s on thread %s", run.run_id, run.thread_id)
+            self._launch(handle, engine.start())
+
+    async def _lose(self, run: RunRecord) -> None:
+        """A run whose input checkpoint was never stored (durability exit)."""
+        now = self.clock()
+        run.state = RunState.FAILED
+        run.updated_at = now
+        run.error = ErrorRecord(
+            "RunLost", "the server stopped before the run stored anything (durability exit)"
+        )
+        await self.store.commit(
+            WriteBatch(
+                runs=[run],
+                thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.ERROR, now)],
+            )
+        )

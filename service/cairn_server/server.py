@@ -1,0 +1,105 @@
+"""Wiring: `create_server(config)` builds the gRPC server that tests, the CLI
+and the Dockerfile share."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cairn.v1 import (
+    run_service_pb2,
+    run_service_pb2_grpc,
+    thread_service_pb2,
+    thread_service_pb2_grpc,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+)
+from cairn_server.api.runs import RunServicer
+from cairn_server.api.threads import ThreadServicer
+from cairn_server.api.workers import WorkerServicer
+from cairn_server.runtime.manager import RunManager
+from cairn_server.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
+    run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+    worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+)
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    address: str = "127.0.0.1:50051"
+    store_url: str = "sqlite:///cairn.db"
+    max_payload_bytes: int = 4 * 1024 * 1024
+
+
+class CairnServer:
+    """The gRPC server with its store and run manager."""
+
+    def __init__(self, server: grpc.aio.Server, store: Store, runs: RunManager) -> None:
+        self.grpc = server
+        self.store = store
+        self.runs = runs
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        await self.grpc.stop(grace)
+        await self.runs.close()
+        await self.store.close()
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc.wait_for_termination()
+
+
+async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
+    """Open the store, recover active runs and start serving; returns the
+    server and the bound port (useful with port 0)."""
+    store = open_store(config.store_url)
+    await store.open()
+    runs = RunManager(store)
+    limit = config.max_payload_bytes
+    # Room for a payload at the limit plus the message around it, so that
+    # oversized values get PAYLOAD_TOO_LARGE rather than a transport error.
+    max_message = 2 * limit + 1024 * 1024
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message),
+            ("grpc.max_send_message_length", max_message),
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+    )
+    thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadServicer(runs), server)
+    run_service_pb2_grpc.add_RunServiceServicer_to_server(
+        RunServicer(runs, max_payload_bytes=limit), server
+    )
+    worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
+        WorkerServicer(runs, max_payload_bytes=limit), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            *SERVICE_NAMES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    port = server.add_insecure_port(config.address)
+    if port == 0:
+        raise OSError(f"cannot listen on {config.address}")
+    await runs.open()
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("cairn serving on %s with %s", config.address, config.store_url)
+    return CairnServer(server, store, runs), port

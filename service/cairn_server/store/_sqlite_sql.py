@@ -1,0 +1,476 @@
+"""SQL text, row codecs and batch encoding for the SQLite store.
+
+Nothing here touches a connection: `encode_batch` turns a WriteBatch into
+statements with their parameter rows (so a value that cannot be encoded fails
+before anything is queued), and the `*_from_row` functions rebuild domain
+records from result rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from cairn_server.domain import (
+    CheckpointRecord,
+    Durability,
+    ErrorRecord,
+    EventRecord,
+    InterruptRecord,
+    Json,
+    PendingWrite,
+    RunRecord,
+    RunState,
+    StreamMode,
+    ThreadRecord,
+    ThreadStatus,
+)
+from cairn_server.store.base import StoreError, WriteBatch
+
+Row = Sequence[Any]
+Params = tuple[object, ...]
+
+JSON_BLOB = "json"
+"""`type` of a blob holding UTF-8 JSON; the only kind written so far."""
+
+
+def dumps(value: Json) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _blob(value: Json) -> bytes:
+    return dumps(value).encode()
+
+
+def _from_blob(kind: str, blob: bytes | None) -> Json:
+    if kind != JSON_BLOB or blob is None:
+        raise StoreError(f"cannot decode a stored value of type {kind!r}")
+    return json.loads(blob)
+
+
+# --- migrations -------------------------------------------------------------
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: list[str]
+
+
+def load_migrations() -> list[Migration]:
+    """The packaged `migrations/sqlite/NNNN_name.sql` files, by version."""
+    folder = resources.files("cairn_server.store").joinpath("migrations", "sqlite")
+    found: dict[int, Migration] = {}
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match is None:
+            continue
+        version = int(match.group(1))
+        if version in found:
+            raise StoreError(f"two migrations numbered {version}: {entry.name}")
+        found[version] = Migration(version, entry.name, split_statements(entry.read_text()))
+    return [found[v] for v in sorted(found)]
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a script into statements that end at the end of a line.
+
+    Statements are run one by one (not with executescript, which commits any
+    open transaction first) so that all pending migrations share a transaction.
+    """
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statement = pending.strip()
+            if statement.rstrip(";").strip():
+                statements.append(statement)
+            pending = ""
+    if pending.strip() and not _only_comments(pending):
+        raise StoreError(f"unterminated statement in migration: {pending.strip()[:60]!r}")
+    return statements
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
+
+
+# --- page tokens and filters ------------------------------------------------
+
+
+def encode_token(key: list[Json]) -> str:
+    return base64.urlsafe_b64encode(dumps(key).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str, size: int) -> list[Json]:
+    """The sort key a page token carries; ValueError when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"invalid page token {token!r}") from exc
+    if not isinstance(key, list) or len(key) != size:
+        raise ValueError(f"invalid page token {token!r}")
+    return key
+
+
+def metadata_filter(
+    column: str, metadata: dict[str, Json] | None
+) -> tuple[list[str], list[object]]:
+    """Conditions matching rows whose JSON `column` has each top-level key equal
+    to the given value: same JSON kind (integers and reals count as one kind,
+    so a protobuf Struct's 1.0 matches a stored 1) and same value, where
+    objects and arrays compare as their minified JSON text."""
+    conditions: list[str] = []
+    params: list[object] = []
+    for key, value in (metadata or {}).items():
+        encoded = dumps(value)
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM json_each({column}) AS m WHERE m.key = ?"
+            " AND (CASE m.type WHEN 'integer' THEN 'real' ELSE m.type END)"
+            " = (CASE json_type(?) WHEN 'integer' THEN 'real' ELSE json_type(?) END)"
+            " AND m.value IS json_extract(?, '$'))"
+        )
+        params.extend((key, encoded, encoded, encoded))
+    return conditions, params
+
+
+def where(conditions: Iterable[str]) -> str:
+    joined = " AND ".join(conditions)
+    return f" WHERE {joined}" if joined else ""
+
+
+# --- threads ----------------------------------------------------------------
+
+THREAD_COLUMNS = "thread_id, created_at, updated_at, metadata, status"
+
+UPSERT_THREAD = f"""
+INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (thread_id) DO UPDATE SET
+    created_at = excluded.created_at, updated_at = excluded.updated_at,
+    metadata = excluded.metadata, status = excluded.status
+"""
+
+INSERT_THREAD = f"""
+INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (thread_id) DO NOTHING
+"""
+
+UPDATE_THREAD_STATUS = "UPDATE threads SET status = ?, updated_at = ? WHERE thread_id = ?"
+
+DELETE_THREAD = [
+    "DELETE FROM run_events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id = ?)",
+    "DELETE FROM runs WHERE thread_id = ?",
+    "DELETE FROM checkpoint_writes WHERE thread_id = ?",
+    "DELETE FROM checkpoint_blobs WHERE thread_id = ?",
+    "DELETE FROM checkpoints WHERE thread_id = ?",
+]
+DELETE_THREAD_ROW = "DELETE FROM threads WHERE thread_id = ?"
+
+
+def thread_params(thread: ThreadRecord) -> Params:
+    return (
+        thread.thread_id,
+        thread.created_at,
+        thread.updated_at,
+        dumps(thread.metadata),
+        ThreadStatus(thread.status).value,
+    )
+
+
+def thread_from_row(row: Row) -> ThreadRecord:
+    return ThreadRecord(
+        thread_id=row[0],
+        created_at=row[1],
+        updated_at=row[2],
+        metadata=json.loads(row[3]),
+        status=ThreadStatus(row[4]),
+    )
+
+
+# --- runs -------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    "run_id, thread_id, target, state, durability, created_at, updated_at, checkpoint_id,"
+    " metadata, stream_modes, request_id, has_output, output, interrupts, error"
+)
+
+UPSERT_RUN = f"""
+INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id) DO UPDATE SET
+    thread_id = excluded.thread_id, target = excluded.target, state = excluded.state,
+    durability = excluded.durability, created_at = excluded.created_at,
+    updated_at = excluded.updated_at, checkpoint_id = excluded.checkpoint_id,
+    metadata = excluded.metadata, stream_modes = excluded.stream_modes,
+    request_id = excluded.request_id, has_output = excluded.has_output,
+    output = excluded.output, interrupts = excluded.interrupts, error = excluded.error
+"""
+
+
+def run_params(run: RunRecord) -> Params:
+    return (
+        run.run_id,
+        run.thread_id,
+        run.target,
+        RunState(run.state).value,
+        Durability(run.durability).value,
+        run.created_at,
+        run.updated_at,
+        run.checkpoint_id,
+        dumps(run.metadata),
+        dumps([StreamMode(mode).value for mode in run.stream_modes]),
+        run.request_id,
+        int(run.has_output),
+        dumps(run.output) if run.has_output else None,
+        dumps([interrupt.to_json() for interrupt in run.interrupts]),
+        dumps(run.error.to_json()) if run.error is not None else None,
+    )
+
+
+def run_from_row(row: Row) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        thread_id=row[1],
+        target=row[2],
+        state=RunState(row[3]),
+        durability=Durability(row[4]),
+        created_at=row[5],
+        updated_at=row[6],
+        checkpoint_id=row[7],
+        metadata=json.loads(row[8]),
+        stream_modes=[StreamMode(mode) for mode in json.loads(row[9])],
+        request_id=row[10],
+        has_output=bool(row[11]),
+        output=json.loads(row[12]) if row[11] else None,
+        interrupts=[InterruptRecord.from_json(item) for item in json.loads(row[13])],
+        error=ErrorRecord.from_json(json.loads(row[14])) if row[14] is not None else None,
+    )
+
+
+# --- checkpoints and writes -------------------------------------------------
+
+INSERT_CHECKPOINT = """
+INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+    channel_versions, metadata, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+"""
+
+INSERT_BLOB = """
+INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+"""
+
+# Channels a checkpoint lists without sending a value must point at a stored blob.
+MISSING_BLOBS = """
+SELECT v.key FROM json_each(?) AS v
+WHERE NOT EXISTS (
+    SELECT 1 FROM checkpoint_blobs AS b
+    WHERE b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = v.key AND b.version = v.value
+)
+"""
+
+# One statement (one snapshot) for checkpoints and their values: a row per
+# (checkpoint, channel), or a single row with NULL channel for an empty one.
+SELECT_CHECKPOINTS = """
+WITH cp AS (
+    SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, channel_versions,
+        metadata, created_at
+    FROM checkpoints{where}
+    ORDER BY checkpoint_id DESC{limit}
+)
+SELECT cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id,
+    cp.channel_versions, cp.metadata, cp.created_at, v.key, b.type, b.blob
+FROM cp
+LEFT JOIN json_each(cp.channel_versions) AS v
+LEFT JOIN checkpoint_blobs AS b
+    ON b.thread_id = cp.thread_id AND b.checkpoint_ns = cp.checkpoint_ns
+    AND b.channel = v.key AND b.version = v.value
+ORDER BY cp.checkpoint_id DESC
+"""
+
+INSERT_WRITE = """
+INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,
+    type, blob, task_path)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+"""
+
+UPSERT_WRITE = """
+INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,
+    type, blob, task_path)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET
+    channel = excluded.channel, type = excluded.type, blob = excluded.blob,
+    task_path = excluded.task_path
+"""
+
+SELECT_WRITES = """
+SELECT task_id, idx, channel, type, blob, task_path FROM checkpoint_writes
+WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?
+ORDER BY task_path, task_id, idx
+"""
+
+
+def checkpoints_from_rows(rows: Iterable[Row]) -> list[CheckpointRecord]:
+    """Fold SELECT_CHECKPOINTS rows (grouped by checkpoint) into records."""
+    records: list[CheckpointRecord] = []
+    for row in rows:
+        if not records or records[-1].checkpoint_id != row[2]:
+            records.append(
+                CheckpointRecord(
+                    thread_id=row[0],
+                    checkpoint_ns=row[1],
+                    checkpoint_id=row[2],
+                    parent_checkpoint_id=row[3],
+                    channel_values={},
+                    channel_versions=json.loads(row[4]),
+                    metadata=json.loads(row[5]),
+                    created_at=row[6],
+                )
+            )
+        channel = row[7]
+        if channel is None:
+            continue
+        if row[8] is None:
+            raise StoreError(
+                f"checkpoint {row[2]!r} of thread {row[0]!r} lists channel {channel!r}"
+                " but its value is missing"
+            )
+        records[-1].channel_values[channel] = _from_blob(row[8], row[9])
+    return records
+
+
+def write_from_row(row: Row) -> PendingWrite:
+    return PendingWrite(
+        task_id=row[0],
+        idx=row[1],
+        channel=row[2],
+        value=_from_blob(row[3], row[4]),
+        task_path=row[5],
+    )
+
+
+# --- events and targets -----------------------------------------------------
+
+INSERT_EVENT = """
+INSERT INTO run_events (run_id, event_id, created_at, kind, payload) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+"""
+
+INSERT_TARGET = "INSERT INTO targets (name, registered_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+
+
+def event_from_row(row: Row) -> EventRecord:
+    return EventRecord(
+        run_id=row[0], event_id=row[1], created_at=row[2], kind=row[3], payload=json.loads(row[4])
+    )
+
+
+# --- batches ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BlobCheck:
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    versions: str
+    """JSON object {channel: version} of the channels sent without a value."""
+
+
+@dataclass(slots=True)
+class EncodedBatch:
+    """A WriteBatch as statements with their parameter rows, in apply order."""
+
+    steps: list[tuple[str, list[Params]]] = field(default_factory=list)
+    blob_checks: list[BlobCheck] = field(default_factory=list)
+
+    def add(self, sql: str, rows: list[Params]) -> None:
+        if rows:
+            self.steps.append((sql, rows))
+
+
+def encode_batch(batch: WriteBatch) -> EncodedBatch:
+    """Encode every value of `batch`; raises TypeError or ValueError for a value
+    that is not JSON (a set, NaN, ...) before anything is written."""
+    encoded = EncodedBatch()
+    encoded.add(UPSERT_THREAD, [thread_params(t) for t in batch.threads])
+    encoded.add(
+        UPDATE_THREAD_STATUS,
+        [(ThreadStatus(c.status).value, c.updated_at, c.thread_id) for c in batch.thread_statuses],
+    )
+    encoded.add(UPSERT_RUN, [run_params(r) for r in batch.runs])
+
+    checkpoints: list[Params] = []
+    blobs: list[Params] = []
+    for cp in batch.checkpoints:
+        unknown = set(cp.channel_values) - set(cp.channel_versions)
+        if unknown:
+            raise ValueError(
+                f"checkpoint {cp.checkpoint_id!r} has values for channels without a version:"
+                f" {sorted(unknown)}"
+            )
+        checkpoints.append(
+            (
+                cp.thread_id,
+                cp.checkpoint_ns,
+                cp.checkpoint_id,
+                cp.parent_checkpoint_id,
+                dumps(cp.channel_versions),
+                dumps(cp.metadata),
+                cp.created_at,
+            )
+        )
+        for channel, value in cp.channel_values.items():
+            version = cp.channel_versions[channel]
+            blobs.append(
+                (cp.thread_id, cp.checkpoint_ns, channel, version, JSON_BLOB, _blob(value))
+            )
+        unsent = {ch: v for ch, v in cp.channel_versions.items() if ch not in cp.channel_values}
+        if unsent:
+            encoded.blob_checks.append(
+                BlobCheck(cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id, dumps(unsent))
+            )
+    encoded.add(INSERT_CHECKPOINT, checkpoints)
+    encoded.add(INSERT_BLOB, blobs)
+
+    inserts: list[Params] = []
+    upserts: list[Params] = []
+    for ws in batch.writes:
+        for w in ws.writes:
+            row = (
+                ws.thread_id,
+                ws.checkpoint_ns,
+                ws.checkpoint_id,
+                w.task_id,
+                w.idx,
+                w.channel,
+                JSON_BLOB,
+                _blob(w.value),
+                w.task_path,
+            )
+            (upserts if w.idx < 0 else inserts).append(row)
+    encoded.add(INSERT_WRITE, inserts)
+    encoded.add(UPSERT_WRITE, upserts)
+
+    encoded.add(
+        INSERT_EVENT,
+        [(e.run_id, e.event_id, e.created_at, e.kind, dumps(e.payload)) for e in batch.events],
+    )
+    now = time.time()
+    encoded.add(INSERT_TARGET, [(name, now) for name in batch.targets])
+    return encoded

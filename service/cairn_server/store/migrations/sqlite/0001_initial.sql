@@ -1,0 +1,89 @@
+-- Cairn's first SQLite schema, after LangGraph's Postgres saver layout.
+-- JSON columns hold compact UTF-8 JSON text; enum columns hold the enum values.
+-- Forward-only: never edit or renumber this file once released; add 0002_*.sql.
+
+CREATE TABLE threads (
+    thread_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL
+);
+
+-- list_threads pages newest first, with or without a status filter.
+CREATE INDEX threads_created_idx ON threads (created_at, thread_id);
+CREATE INDEX threads_status_created_idx ON threads (status, created_at, thread_id);
+
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    durability TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    checkpoint_id TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    stream_modes TEXT NOT NULL DEFAULT '[]',
+    request_id TEXT NOT NULL DEFAULT '',
+    has_output INTEGER NOT NULL DEFAULT 0,
+    output TEXT,
+    interrupts TEXT NOT NULL DEFAULT '[]',
+    error TEXT
+);
+
+CREATE INDEX runs_thread_idx ON runs (thread_id, run_id);
+-- A retried request finds the run it started (AIP-155); '' means no request id.
+CREATE UNIQUE INDEX runs_request_idx ON runs (thread_id, request_id) WHERE request_id <> '';
+-- Recovery at startup scans only the active runs.
+CREATE INDEX runs_active_idx ON runs (created_at, run_id) WHERE state IN ('pending', 'running');
+
+CREATE TABLE checkpoints (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    checkpoint_id TEXT NOT NULL,
+    parent_checkpoint_id TEXT,
+    channel_versions TEXT NOT NULL DEFAULT '{}',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
+);
+
+-- One row per (channel, version): a checkpoint that leaves a channel unchanged
+-- points at the blob an earlier checkpoint stored.
+CREATE TABLE checkpoint_blobs (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    channel TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    blob BLOB,
+    PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
+);
+
+CREATE TABLE checkpoint_writes (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    checkpoint_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    type TEXT NOT NULL,
+    blob BLOB,
+    task_path TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+);
+
+CREATE TABLE run_events (
+    run_id TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (run_id, event_id)
+);
+
+CREATE TABLE targets (
+    name TEXT PRIMARY KEY,
+    registered_at REAL NOT NULL
+);

@@ -1,0 +1,509 @@
+"""The SQLite store, on aiosqlite.
+
+One writer connection belongs to a background task that drains a queue of
+jobs (batches, thread creation and deletion). It applies every job queued at
+that moment in one transaction (group commit), each inside its own savepoint,
+so a failing job is rolled back and reported to its caller alone while the
+others commit. Reads use a second connection: in WAL mode they see the last
+committed state and never wait for the writer.
+
+An in-memory database has a single connection; a lock then keeps reads out of
+the writer's open transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from cairn_server.domain import (
+    CheckpointRecord,
+    EventRecord,
+    Json,
+    PendingWrite,
+    RunRecord,
+    RunState,
+    ThreadRecord,
+    ThreadStatus,
+)
+from cairn_server.store import _sqlite_sql as q
+from cairn_server.store.base import Store, StoreError, ThreadAlreadyExists, WriteBatch
+
+log = logging.getLogger(__name__)
+
+_BUSY_TIMEOUT_MS = 5_000
+_MEMORY = ":memory:"
+
+_Apply = Callable[[aiosqlite.Connection], Awaitable[object]]
+
+
+@dataclass(slots=True)
+class _Job:
+    apply: _Apply
+    future: asyncio.Future[object]
+
+
+class SqliteStore(Store):
+    """A Store in one SQLite file (or in memory).
+
+    Example::
+
+        store = SqliteStore.from_url("sqlite:///cairn.db")
+        await store.open()
+        try:
+            await store.commit(WriteBatch(targets=["checkout"]))
+        finally:
+            await store.close()
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._shared_lock: asyncio.Lock | None = None
+        self._queue: asyncio.Queue[_Job | None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        """`sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite://:memory:`."""
+        scheme, sep, rest = url.partition("://")
+        if scheme != "sqlite" or not sep:
+            raise ValueError(f"not a sqlite URL: {url!r}")
+        if rest in (_MEMORY, "/" + _MEMORY):
+            return cls(_MEMORY)
+        if not rest.startswith("/") or len(rest) < 2 or "?" in rest:
+            raise ValueError(
+                f"unsupported sqlite URL {url!r}; expected sqlite:///relative.db,"
+                " sqlite:////absolute.db or sqlite://:memory:"
+            )
+        return cls(rest[1:])
+
+    @property
+    def in_memory(self) -> bool:
+        return self._path == _MEMORY
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._writer is not None or self._closing:
+            raise StoreError("store already opened")
+        try:
+            await self._connect_all()
+        except BaseException:
+            await self._disconnect()
+            raise
+        self._queue = asyncio.Queue()
+        self._writer_task = asyncio.create_task(self._write_loop(self._queue))
+
+    async def _connect_all(self) -> None:
+        if self.in_memory:
+            writer = await self._connect(_MEMORY)
+            self._writer = writer
+            await self._migrate(writer)
+            self._reader = writer
+            self._shared_lock = asyncio.Lock()
+        else:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            writer = await self._connect(self._path)
+            self._writer = writer
+            mode = await self._scalar(writer, "PRAGMA journal_mode = WAL")
+            if str(mode).lower() != "wal":
+                log.warning("sqlite journal mode is %s, not wal, for %s", mode, self._path)
+            await writer.execute("PRAGMA synchronous = NORMAL")
+            await self._migrate(writer)
+            reader = await self._connect(self._path)
+            self._reader = reader
+            await reader.execute("PRAGMA query_only = ON")
+
+    async def close(self) -> None:
+        """Apply every batch already submitted, then disconnect."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._queue is not None and self._writer_task is not None:
+            self._queue.put_nowait(None)
+            await self._writer_task
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        reader, writer = self._reader, self._writer
+        self._reader = self._writer = None
+        if reader is not None and reader is not writer:
+            await reader.close()
+        if writer is not None:
+            await writer.close()
+
+    @staticmethod
+    async def _connect(path: str) -> aiosqlite.Connection:
+        # isolation_level=None: no implicit transactions; BEGIN/COMMIT are ours.
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    async def _scalar(conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
+        async with conn.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else row[0]
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        """Apply the pending numbered migrations in one transaction."""
+        migrations = q.load_migrations()
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            applied = {
+                row[0]: row[1]
+                for row in await conn.execute_fetchall(
+                    "SELECT version, name FROM schema_migrations"
+                )
+            }
+            known = {m.version: m.name for m in migrations}
+            for version, name in applied.items():
+                if version not in known:
+                    raise StoreError(
+                        f"database {self._path} has migration {version} ({name}) that this"
+                        " server does not know; it was written by a newer version"
+                    )
+                if known[version] != name:
+                    raise StoreError(
+                        f"migration {version} is {known[version]} here but {name} in the"
+                        " database; migrations must never be renumbered"
+                    )
+            for migration in migrations:
+                if migration.version in applied:
+                    continue
+                log.info("applying sqlite migration %s", migration.name)
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    # --- the writer ---------------------------------------------------------
+
+    def _enqueue(self, apply: _Apply) -> asyncio.Future[object]:
+        if self._closing or self._queue is None:
+            raise StoreError("store is not open")
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(apply, future))
+        return future
+
+    async def _submit(self, apply: _Apply) -> object:
+        # A cancelled caller does not withdraw its job: it was submitted, so it
+        # is applied in order all the same.
+        return await asyncio.shield(self._enqueue(apply))
+
+    async def _write_loop(self, queue: asyncio.Queue[_Job | None]) -> None:
+        stop = False
+        while not stop:
+            item = await queue.get()
+            jobs: list[_Job] = []
+            while True:
+                if item is None:
+                    stop = True
+                else:
+                    jobs.append(item)
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+            if jobs:
+                await self._write_group(jobs)
+
+    async def _write_group(self, jobs: list[_Job]) -> None:
+        """Apply `jobs` in one transaction, one savepoint each, then resolve them."""
+        conn = self._writer
+        assert conn is not None
+        # A lone job needs no savepoint: when it fails the transaction rolls back.
+        savepoints = len(jobs) > 1
+        outcomes: list[tuple[_Job, Exception | None, object]] = []
+        lock = self._shared_lock or contextlib.nullcontext()
+        async with lock:
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                for job in jobs:
+                    error, result = await _apply_job(conn, job, savepoint=savepoints)
+                    outcomes.append((job, error, result))
+                if savepoints or outcomes[0][1] is None:
+                    await conn.execute("COMMIT")
+                else:
+                    await conn.execute("ROLLBACK")
+            except Exception as exc:
+                log.exception("sqlite group commit of %d jobs failed", len(jobs))
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("ROLLBACK")
+                failure = _as_store_error(exc)
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(failure)
+                return
+        for job, error, result in outcomes:
+            if job.future.done():
+                continue
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
+
+    # --- writes -------------------------------------------------------------
+
+    def submit(self, batch: WriteBatch) -> asyncio.Future[object]:
+        # Encoding first: a value that is not JSON fails here, with nothing queued.
+        encoded = q.encode_batch(batch)
+        return self._enqueue(lambda conn: _apply_batch(conn, encoded))
+
+    async def create_thread(self, thread: ThreadRecord) -> None:
+        params = q.thread_params(thread)
+
+        async def apply(conn: aiosqlite.Connection) -> object:
+            async with conn.execute(q.INSERT_THREAD, params) as cursor:
+                if cursor.rowcount == 0:
+                    raise ThreadAlreadyExists(thread.thread_id)
+            return None
+
+        await self._submit(apply)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        async def apply(conn: aiosqlite.Connection) -> object:
+            for sql in q.DELETE_THREAD:
+                await conn.execute(sql, (thread_id,))
+            async with conn.execute(q.DELETE_THREAD_ROW, (thread_id,)) as cursor:
+                return cursor.rowcount > 0
+
+        return bool(await self._submit(apply))
+
+    # --- reads --------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[q.Row]:
+        conn = self._reader
+        if conn is None:
+            raise StoreError("store is not open")
+        lock = self._shared_lock or contextlib.nullcontext()
+        async with lock:
+            return list(await conn.execute_fetchall(sql, params))
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        rows = await self._fetch(
+            f"SELECT {q.THREAD_COLUMNS} FROM threads WHERE thread_id = ?", (thread_id,)
+        )
+        return q.thread_from_row(rows[0]) if rows else None
+
+    async def list_threads(
+        self,
+        *,
+        limit: int,
+        page_token: str = "",
+        metadata: dict[str, Json] | None = None,
+        status: ThreadStatus | None = None,
+    ) -> tuple[list[ThreadRecord], str]:
+        _check_limit(limit)
+        conditions, params = q.metadata_filter("metadata", metadata)
+        if page_token:
+            created_at, thread_id = q.decode_token(page_token, 2)
+            conditions.append("(created_at, thread_id) < (?, ?)")
+            params.extend((created_at, thread_id))
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(ThreadStatus(status).value)
+        rows = await self._fetch(
+            f"SELECT {q.THREAD_COLUMNS} FROM threads{q.where(conditions)}"
+            " ORDER BY created_at DESC, thread_id DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        threads = [q.thread_from_row(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return threads, ""
+        last = threads[-1]
+        return threads, q.encode_token([last.created_at, last.thread_id])
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._fetch(f"SELECT {q.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        return q.run_from_row(rows[0]) if rows else None
+
+    async def find_run_by_request_id(self, thread_id: str, request_id: str) -> RunRecord | None:
+        if not request_id:
+            return None
+        rows = await self._fetch(
+            # `request_id <> ''` lets SQLite use the partial unique index.
+            f"SELECT {q.RUN_COLUMNS} FROM runs"
+            " WHERE thread_id = ? AND request_id = ? AND request_id <> ''",
+            (thread_id, request_id),
+        )
+        return q.run_from_row(rows[0]) if rows else None
+
+    async def list_runs(
+        self,
+        thread_id: str,
+        *,
+        limit: int,
+        page_token: str = "",
+        state: RunState | None = None,
+    ) -> tuple[list[RunRecord], str]:
+        _check_limit(limit)
+        conditions = ["thread_id = ?"]
+        params: list[object] = [thread_id]
+        if page_token:
+            (after,) = q.decode_token(page_token, 1)
+            conditions.append("run_id < ?")
+            params.append(after)
+        if state is not None:
+            conditions.append("state = ?")
+            params.append(RunState(state).value)
+        rows = await self._fetch(
+            f"SELECT {q.RUN_COLUMNS} FROM runs{q.where(conditions)} ORDER BY run_id DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        runs = [q.run_from_row(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return runs, ""
+        return runs, q.encode_token([runs[-1].run_id])
+
+    async def list_active_runs(self) -> list[RunRecord]:
+        # The condition repeats the partial index's, so SQLite can use it.
+        rows = await self._fetch(
+            f"SELECT {q.RUN_COLUMNS} FROM runs WHERE state IN ('pending', 'running')"
+            " ORDER BY created_at, run_id"
+        )
+        return [q.run_from_row(row) for row in rows]
+
+    async def get_checkpoint(
+        self, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None
+    ) -> CheckpointRecord | None:
+        conditions = ["thread_id = ?", "checkpoint_ns = ?"]
+        params: list[object] = [thread_id, checkpoint_ns]
+        if checkpoint_id is not None:
+            conditions.append("checkpoint_id = ?")
+            params.append(checkpoint_id)
+        records = await self._checkpoints(conditions, params, 1)
+        return records[0] if records else None
+
+    async def list_checkpoints(
+        self,
+        thread_id: str,
+        checkpoint_ns: str = "",
+        *,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata: dict[str, Json] | None = None,
+    ) -> list[CheckpointRecord]:
+        if limit is not None and limit <= 0:
+            return []
+        conditions, params = q.metadata_filter("metadata", metadata)
+        conditions[:0] = ["thread_id = ?", "checkpoint_ns = ?"]
+        params[:0] = [thread_id, checkpoint_ns]
+        if before is not None:
+            conditions.append("checkpoint_id < ?")
+            params.append(before)
+        return await self._checkpoints(conditions, params, limit)
+
+    async def _checkpoints(
+        self, conditions: list[str], params: list[object], limit: int | None
+    ) -> list[CheckpointRecord]:
+        sql = q.SELECT_CHECKPOINTS.format(
+            where=q.where(conditions), limit="" if limit is None else " LIMIT ?"
+        )
+        rows = await self._fetch(sql, params if limit is None else (*params, limit))
+        return q.checkpoints_from_rows(rows)
+
+    async def get_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str
+    ) -> list[PendingWrite]:
+        rows = await self._fetch(q.SELECT_WRITES, (thread_id, checkpoint_ns, checkpoint_id))
+        return [q.write_from_row(row) for row in rows]
+
+    async def read_events(
+        self, run_id: str, after_event_id: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
+        sql = (
+            "SELECT run_id, event_id, created_at, kind, payload FROM run_events"
+            " WHERE run_id = ? AND event_id > ? ORDER BY event_id"
+        )
+        params: tuple[object, ...] = (run_id, after_event_id)
+        if limit is not None:
+            if limit <= 0:
+                return []
+            sql += " LIMIT ?"
+            params = (*params, limit)
+        return [q.event_from_row(row) for row in await self._fetch(sql, params)]
+
+    async def last_event_id(self, run_id: str) -> int:
+        rows = await self._fetch(
+            "SELECT COALESCE(MAX(event_id), 0) FROM run_events WHERE run_id = ?", (run_id,)
+        )
+        return int(rows[0][0])
+
+    async def known_targets(self) -> set[str]:
+        return {row[0] for row in await self._fetch("SELECT name FROM targets")}
+
+
+async def _apply_job(
+    conn: aiosqlite.Connection, job: _Job, *, savepoint: bool
+) -> tuple[Exception | None, object]:
+    """Run one job; (error, None) when it failed and its writes were undone."""
+    if savepoint:
+        await conn.execute("SAVEPOINT job")
+    try:
+        result = await job.apply(conn)
+    except Exception as exc:
+        if savepoint:
+            await conn.execute("ROLLBACK TO job")
+            await conn.execute("RELEASE job")
+        return _as_store_error(exc), None
+    if savepoint:
+        await conn.execute("RELEASE job")
+    return None, result
+
+
+async def _apply_batch(conn: aiosqlite.Connection, batch: q.EncodedBatch) -> object:
+    for sql, rows in batch.steps:
+        await conn.executemany(sql, rows)
+    for check in batch.blob_checks:
+        missing = await conn.execute_fetchall(
+            q.MISSING_BLOBS, (check.versions, check.thread_id, check.checkpoint_ns)
+        )
+        if missing:
+            channels = sorted(row[0] for row in missing)
+            raise StoreError(
+                f"checkpoint {check.checkpoint_id!r} of thread {check.thread_id!r} sends no"
+                f" value for channels {channels} and no earlier checkpoint stored them"
+            )
+    return None
+
+
+def _as_store_error(exc: Exception) -> Exception:
+    """Database errors reach callers as StoreError; our own errors as they are."""
+    if isinstance(exc, sqlite3.Error):
+        wrapped = StoreError(f"sqlite: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+    return exc
+
+
+def _check_limit(limit: int) -> None:
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
