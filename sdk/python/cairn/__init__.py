@@ -1,0 +1,95 @@
+"""Cairn Python SDK: durable LangGraph-style workflows on the Cairn service.
+
+    from cairn import Client, Command, Worker, entrypoint, interrupt, task
+
+Workers serve `@task` and `@entrypoint` functions; clients run them on threads
+with `Client.invoke`, `Client.stream` or `Client.session`.
+"""
+
+from cairn._client import Client, Session
+from cairn._context import (
+    ChildInterrupted,
+    GraphInterrupt,
+    TaskFuture,
+    get_previous_state,
+    get_stream_writer,
+    interrupt,
+)
+from cairn._errors import (
+    AlreadyExistsError,
+    CairnError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NonDeterministicError,
+    NotFoundError,
+    ResourceExhaustedError,
+    RunFailedError,
+    RunNotFoundError,
+    TaskFailedError,
+    ThreadBusyError,
+    ThreadNotFoundError,
+    UnavailableError,
+)
+from cairn._functional import Final, Task, entrypoint, task
+from cairn._sync import SyncClient
+from cairn._types import (
+    Command,
+    Durability,
+    ErrorDetails,
+    Interrupt,
+    PregelTask,
+    RetryPolicy,
+    Run,
+    RunEvent,
+    RunState,
+    StateSnapshot,
+    StreamMode,
+    Thread,
+    ThreadStatus,
+)
+from cairn._version import __version__
+from cairn._worker import Worker
+
+__all__ = [
+    "AlreadyExistsError",
+    "CairnError",
+    "ChildInterrupted",
+    "Client",
+    "Command",
+    "Durability",
+    "ErrorDetails",
+    "FailedPreconditionError",
+    "Final",
+    "GraphInterrupt",
+    "Interrupt",
+    "InvalidArgumentError",
+    "NonDeterministicError",
+    "NotFoundError",
+    "PregelTask",
+    "ResourceExhaustedError",
+    "RetryPolicy",
+    "Run",
+    "RunEvent",
+    "RunFailedError",
+    "RunNotFoundError",
+    "RunState",
+    "Session",
+    "StateSnapshot",
+    "StreamMode",
+    "SyncClient",
+    "Task",
+    "TaskFailedError",
+    "TaskFuture",
+    "Thread",
+    "ThreadBusyError",
+    "ThreadNotFoundError",
+    "ThreadStatus",
+    "UnavailableError",
+    "Worker",
+    "__version__",
+    "entrypoint",
+    "get_previous_state",
+    "get_stream_writer",
+    "interrupt",
+    "task",
+]

@@ -1,0 +1,215 @@
+"""The execution of one assignment on a worker, and the functions user code
+calls inside it: `interrupt`, `get_stream_writer`, `get_previous_state`.
+
+A task or entrypoint body runs with an `Execution` in a context variable.
+Every child call gets the next position; a position the journal already
+holds returns its recorded result at once, anything else is scheduled through
+the service. Sync bodies run in a thread, so everything here is thread-safe:
+messages to the service are queued on the event loop in the order they are
+made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+from cairn._errors import NonDeterministicError, TaskFailedError
+from cairn._types import Interrupt, RetryPolicy
+from cairn._values import to_json, to_value
+from cairn.v1 import run_pb2, worker_service_pb2
+
+pb = worker_service_pb2
+StreamModePb = run_pb2.StreamMode.ValueType
+
+
+class GraphInterrupt(BaseException):
+    """Raised by `interrupt()` to pause the run. Derives from BaseException so
+    that `except Exception` in user code cannot swallow it."""
+
+    def __init__(self, value: Any, index: int) -> None:
+        super().__init__(value)
+        self.value = value
+        self.index = index
+
+
+class ChildInterrupted(BaseException):
+    """Raised where a workflow awaits a task that is interrupted: the workflow
+    stops here and is replayed when the run is resumed."""
+
+    def __init__(self, interrupt: Interrupt) -> None:
+        super().__init__(interrupt.value)
+        self.interrupt = interrupt
+
+
+class TaskFuture:
+    """The pending result of a task call: `await` it in async code, or call
+    `.result()` in sync code, as with LangGraph's task futures."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: concurrent.futures.Future[Any]) -> None:
+        self._future = future
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.wrap_future(self._future).__await__()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Block until the task's result is available (sync code only)."""
+        return self._future.result(timeout)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+
+_current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
+    "cairn_execution", default=None
+)
+
+
+def current() -> Execution:
+    execution = _current.get()
+    if execution is None:
+        raise RuntimeError("this can only be called inside a task or an entrypoint")
+    return execution
+
+
+class Execution:
+    """One assignment running on this worker."""
+
+    def __init__(
+        self,
+        assignment: pb.TaskAssignment,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        send: Callable[[pb.ConnectRequest], None],
+    ) -> None:
+        self.assignment = assignment
+        self.task_id = assignment.task_id
+        self.previous = to_json(assignment.previous) if assignment.HasField("previous") else None
+        self._journal = {entry.index: entry for entry in assignment.journal}
+        self._resume = [to_json(v) for v in assignment.resume]
+        self._loop = loop
+        self._send = send
+        self._lock = threading.Lock()
+        self._next_call = 0
+        self._next_interrupt = 0
+        self._pending: dict[int, concurrent.futures.Future[Any]] = {}
+
+    # --- messages to the service ------------------------------------------------
+
+    def send(self, message: pb.ConnectRequest) -> None:
+        """Queue a message on the event loop; callable from any thread."""
+        self._loop.call_soon_threadsafe(self._send, message)
+
+    # --- what user code calls -------------------------------------------------------
+
+    def call(self, name: str, input: Any, retry_policy: RetryPolicy | None) -> TaskFuture:
+        with self._lock:
+            index = self._next_call
+            self._next_call += 1
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        entry = self._journal.get(index)
+        if entry is not None:
+            if entry.name != name:
+                raise NonDeterministicError(
+                    f"call {index} of {self.assignment.name!r} is {name!r} in this replay "
+                    f"but {entry.name!r} was recorded at that position"
+                )
+            future.set_result(to_json(entry.result))
+            return TaskFuture(future)
+        schedule = pb.ScheduleTask(
+            parent_task_id=self.task_id, index=index, name=name, input=to_value(input)
+        )
+        if retry_policy is not None:
+            schedule.retry_policy.CopyFrom(retry_policy._to_proto())
+        with self._lock:
+            self._pending[index] = future
+        self.send(pb.ConnectRequest(schedule=schedule))
+        return TaskFuture(future)
+
+    def interrupt(self, value: Any) -> Any:
+        with self._lock:
+            index = self._next_interrupt
+            self._next_interrupt += 1
+        if index < len(self._resume):
+            return self._resume[index]
+        raise GraphInterrupt(value, index)
+
+    def write(
+        self, data: Any, mode: run_pb2.StreamMode.ValueType = run_pb2.STREAM_MODE_CUSTOM
+    ) -> None:
+        chunk = pb.TaskStreamChunk(task_id=self.task_id, mode=mode, data=to_value(data))
+        self.send(pb.ConnectRequest(chunk=chunk))
+
+    # --- outcomes of child calls ----------------------------------------------------
+
+    def deliver(self, outcome: pb.ChildOutcome) -> None:
+        with self._lock:
+            future = self._pending.pop(outcome.index, None)
+        if future is None or future.done():
+            return
+        kind = outcome.WhichOneof("outcome")
+        if kind == "result":
+            future.set_result(to_json(outcome.result))
+        elif kind == "error":
+            error = outcome.error
+            if error.type == "NonDeterministicError":
+                future.set_exception(NonDeterministicError(error.message))
+            else:
+                failure = TaskFailedError(error.type, error.message, traceback=error.traceback)
+                future.set_exception(failure)
+        else:
+            interrupt = Interrupt._from_proto(outcome.interrupted.interrupt)
+            future.set_exception(ChildInterrupted(interrupt))
+
+    # --- running the body -------------------------------------------------------------
+
+    async def run(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        threads: concurrent.futures.Executor,
+    ) -> Any:
+        """Call `fn` with this execution current: coroutines on the loop,
+        plain functions on a thread of `threads`."""
+        token = _current.set(self)
+        try:
+            if asyncio.iscoroutinefunction(fn):
+                return await fn(*args, **kwargs)
+            context = contextvars.copy_context()
+            return await self._loop.run_in_executor(
+                threads, lambda: context.run(fn, *args, **kwargs)
+            )
+        finally:
+            _current.reset(token)
+
+
+def interrupt(value: Any) -> Any:
+    """Pause the run and surface `value` to the client, as LangGraph's
+    `interrupt`. When the run is resumed with `Command(resume=v)`, the task
+    or entrypoint is replayed and this call returns `v`. Several calls in one
+    task are matched to resume values by their order.
+
+        @task
+        def review(essay: str) -> bool:
+            return interrupt({"essay": essay, "action": "approve?"})
+    """
+    return current().interrupt(value)
+
+
+def get_stream_writer() -> Callable[[Any], None]:
+    """A function that writes custom stream data (stream mode "custom") from
+    inside a task or an entrypoint."""
+    return current().write
+
+
+def get_previous_state() -> Any:
+    """The value the thread's previous run saved (its return value, or the
+    `save` of `entrypoint.final`); None on the first run."""
+    return current().previous

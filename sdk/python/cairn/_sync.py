@@ -1,0 +1,60 @@
+"""SyncClient: the Client's methods for scripts without an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+from cairn._client import Client
+
+
+class SyncClient:
+    """Blocking wrapper around `Client`: every method of Client, without
+    `await`; `stream`, `join` and session iteration return plain iterators.
+
+        client = SyncClient("127.0.0.1:50051")
+        run = client.invoke("workflow", {"topic": "cats"}, thread_id="t1")
+    """
+
+    def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client = self._run(self._make(address, deadline=timeout))
+
+    @staticmethod
+    async def _make(address: str, *, deadline: float | None) -> Client:
+        # The channel must be created on the loop that will use it.
+        return Client(address, timeout=deadline)
+
+    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def _iterate(self, iterator: Any) -> Iterator[Any]:
+        while True:
+            try:
+                yield self._run(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._client, name)
+        if inspect.iscoroutinefunction(method):
+            return lambda *args, **kwargs: self._run(method(*args, **kwargs))
+        if inspect.isasyncgenfunction(method):
+            return lambda *args, **kwargs: self._iterate(method(*args, **kwargs))
+        raise AttributeError(name)
+
+    def close(self) -> None:
+        self._run(self._client.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,367 @@
+"""Public value types of the SDK: plain dataclasses and string enums, built
+from and turned into protocol messages by private helpers."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import duration_pb2
+
+from cairn._values import struct_to_json, to_json, to_value
+from cairn.v1 import errors_pb2, run_pb2, thread_pb2
+
+
+class Durability(enum.StrEnum):
+    """When a run's progress reaches the store (LangGraph's `durability`)."""
+
+    SYNC = "sync"
+    ASYNC = "async"
+    EXIT = "exit"
+
+
+class RunState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ThreadStatus(enum.StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class StreamMode(enum.StrEnum):
+    VALUES = "values"
+    UPDATES = "updates"
+    CUSTOM = "custom"
+    MESSAGES = "messages"
+    TASKS = "tasks"
+    CHECKPOINTS = "checkpoints"
+    DEBUG = "debug"
+
+
+_DURABILITY_PB = {
+    Durability.SYNC: run_pb2.DURABILITY_SYNC,
+    Durability.ASYNC: run_pb2.DURABILITY_ASYNC,
+    Durability.EXIT: run_pb2.DURABILITY_EXIT,
+}
+_DURABILITY = {v: k for k, v in _DURABILITY_PB.items()}
+_RUN_STATE = {
+    run_pb2.RUN_STATE_PENDING: RunState.PENDING,
+    run_pb2.RUN_STATE_RUNNING: RunState.RUNNING,
+    run_pb2.RUN_STATE_INTERRUPTED: RunState.INTERRUPTED,
+    run_pb2.RUN_STATE_SUCCEEDED: RunState.SUCCEEDED,
+    run_pb2.RUN_STATE_FAILED: RunState.FAILED,
+    run_pb2.RUN_STATE_CANCELLED: RunState.CANCELLED,
+}
+_RUN_STATE_PB = {v: k for k, v in _RUN_STATE.items()}
+_THREAD_STATUS = {
+    thread_pb2.THREAD_STATUS_IDLE: ThreadStatus.IDLE,
+    thread_pb2.THREAD_STATUS_BUSY: ThreadStatus.BUSY,
+    thread_pb2.THREAD_STATUS_INTERRUPTED: ThreadStatus.INTERRUPTED,
+    thread_pb2.THREAD_STATUS_ERROR: ThreadStatus.ERROR,
+}
+_THREAD_STATUS_PB = {v: k for k, v in _THREAD_STATUS.items()}
+_STREAM_MODE_PB = {
+    StreamMode.VALUES: run_pb2.STREAM_MODE_VALUES,
+    StreamMode.UPDATES: run_pb2.STREAM_MODE_UPDATES,
+    StreamMode.CUSTOM: run_pb2.STREAM_MODE_CUSTOM,
+    StreamMode.MESSAGES: run_pb2.STREAM_MODE_MESSAGES,
+    StreamMode.TASKS: run_pb2.STREAM_MODE_TASKS,
+    StreamMode.CHECKPOINTS: run_pb2.STREAM_MODE_CHECKPOINTS,
+    StreamMode.DEBUG: run_pb2.STREAM_MODE_DEBUG,
+}
+_STREAM_MODE = {v: k for k, v in _STREAM_MODE_PB.items()}
+
+
+def _time(stamp: Any) -> datetime | None:
+    return stamp.ToDatetime() if stamp.seconds or stamp.nanos else None
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromNanoseconds(int(seconds * 1e9))
+    return message
+
+
+RetryOn = type[BaseException] | Sequence[type[BaseException]] | Callable[[BaseException], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a failed task is retried, with LangGraph's defaults.
+
+    `retry_on` decides which exceptions are retried: an exception class, a
+    tuple of them, or a predicate; by default, as in LangGraph, everything but
+    programming errors (ValueError, TypeError, LookupError, ...).
+
+        @task(retry_policy=RetryPolicy(max_attempts=5, initial_interval=0.1))
+        def fetch(url: str) -> str: ...
+    """
+
+    initial_interval: float = 0.5
+    backoff_factor: float = 2.0
+    max_interval: float = 128.0
+    max_attempts: int = 3
+    jitter: bool = True
+    retry_on: (
+        type[BaseException] | Sequence[type[BaseException]] | Callable[[BaseException], bool]
+    ) = field(default=None)  # type: ignore[assignment]
+
+    def retries(self, error: BaseException) -> bool:
+        rule = self.retry_on
+        if rule is None:
+            return default_retry_on(error)
+        if isinstance(rule, type):
+            return isinstance(error, rule)
+        if isinstance(rule, Sequence):
+            return isinstance(error, tuple(rule))
+        return bool(rule(error))
+
+    def _to_proto(self) -> run_pb2.RetryPolicy:
+        return run_pb2.RetryPolicy(
+            initial_interval=_duration(self.initial_interval),
+            backoff_factor=self.backoff_factor,
+            max_interval=_duration(self.max_interval),
+            max_attempts=self.max_attempts,
+            jitter=self.jitter,
+        )
+
+
+_NOT_RETRIED = (
+    ValueError,
+    TypeError,
+    ArithmeticError,
+    ImportError,
+    LookupError,
+    NameError,
+    SyntaxError,
+    RuntimeError,
+    ReferenceError,
+    StopIteration,
+    StopAsyncIteration,
+    OSError,
+)
+
+
+def default_retry_on(error: BaseException) -> bool:
+    """LangGraph's default: retry connection problems and unknown errors, not
+    programming errors."""
+    if isinstance(error, ConnectionError):
+        return True
+    return not isinstance(error, _NOT_RETRIED)
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """A pending `interrupt(value)`. Resume it with `Command(resume=...)`, or
+    `Command(resume={interrupt.id: value})` when several are pending."""
+
+    value: Any
+    id: str
+    task_id: str = ""
+    task_name: str = ""
+    index: int = 0
+
+    @classmethod
+    def _from_proto(cls, message: run_pb2.Interrupt) -> Interrupt:
+        return cls(
+            value=to_json(message.value),
+            id=message.id,
+            task_id=message.task_id,
+            task_name=message.task_name,
+            index=message.index,
+        )
+
+
+def _is_interrupt_id(key: object) -> bool:
+    try:
+        return isinstance(key, str) and str(uuid.UUID(key)) == key
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Resumes an interrupted run, as LangGraph's `Command(resume=...)`.
+
+    `resume` answers the single pending interrupt. As in LangGraph, a dict
+    whose keys are all interrupt ids answers several pending interrupts by id:
+
+        Command(resume={interrupts[0].id: "yes", interrupts[1].id: "no"})
+    """
+
+    resume: Any = None
+
+    def _to_proto(self) -> run_pb2.Command:
+        resume = self.resume
+        if isinstance(resume, dict) and resume and all(_is_interrupt_id(k) for k in resume):
+            values = {k: to_value(v) for k, v in resume.items()}
+            return run_pb2.Command(resume_map=run_pb2.ResumeMap(values=values))
+        return run_pb2.Command(resume=to_value(resume))
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetails:
+    """An exception raised by a task or an entrypoint."""
+
+    type: str
+    message: str
+    retryable: bool = False
+    traceback: str = ""
+
+    @classmethod
+    def _from_proto(cls, message: errors_pb2.TaskError) -> ErrorDetails:
+        return cls(message.type, message.message, message.retryable, message.traceback)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of an entrypoint on a thread."""
+
+    run_id: str
+    thread_id: str
+    target: str
+    state: RunState
+    durability: Durability
+    output: Any = None
+    interrupts: tuple[Interrupt, ...] = ()
+    error: ErrorDetails | None = None
+    checkpoint_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def _from_proto(cls, message: run_pb2.Run) -> Run:
+        return cls(
+            run_id=message.run_id,
+            thread_id=message.thread_id,
+            target=message.target,
+            state=_RUN_STATE.get(message.state, RunState.PENDING),
+            durability=_DURABILITY.get(message.durability, Durability.ASYNC),
+            output=to_json(message.output) if message.HasField("output") else None,
+            interrupts=tuple(Interrupt._from_proto(i) for i in message.interrupts),
+            error=ErrorDetails._from_proto(message.error) if message.HasField("error") else None,
+            checkpoint_id=message.checkpoint.checkpoint_id,
+            metadata=struct_to_json(message.metadata),
+            created_at=_time(message.create_time),
+            updated_at=_time(message.update_time),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event of a run's log. For stream chunks `mode` is a StreamMode and
+    `data` the chunk; for lifecycle events `mode` is "lifecycle" and `run`
+    is the run in its new state."""
+
+    event_id: int
+    run_id: str
+    mode: str
+    data: Any = None
+    namespace: tuple[str, ...] = ()
+    run: Run | None = None
+
+    @classmethod
+    def _from_proto(cls, message: run_pb2.RunEvent) -> RunEvent:
+        if message.HasField("run"):
+            run = Run._from_proto(message.run)
+            return cls(message.event_id, message.run_id, "lifecycle", None, (), run)
+        chunk = message.chunk
+        return cls(
+            message.event_id,
+            message.run_id,
+            _STREAM_MODE[chunk.mode].value,
+            to_json(chunk.data),
+            tuple(chunk.namespace),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    thread_id: str
+    status: ThreadStatus
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def _from_proto(cls, message: thread_pb2.Thread) -> Thread:
+        return cls(
+            thread_id=message.thread_id,
+            status=_THREAD_STATUS.get(message.status, ThreadStatus.IDLE),
+            metadata=struct_to_json(message.metadata),
+            created_at=_time(message.create_time),
+            updated_at=_time(message.update_time),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PregelTask:
+    """A task of a checkpoint, as in LangGraph's StateSnapshot.tasks."""
+
+    id: str
+    name: str
+    result: Any = None
+    error: ErrorDetails | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """A thread's state at one checkpoint, as LangGraph's `get_state`."""
+
+    values: Any
+    next: tuple[str, ...]
+    config: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: datetime | None
+    parent_config: dict[str, Any] | None
+    tasks: tuple[PregelTask, ...]
+    interrupts: tuple[Interrupt, ...]
+
+    @classmethod
+    def _from_proto(cls, message: thread_pb2.StateSnapshot) -> StateSnapshot:
+        def config(ref: run_pb2.CheckpointRef) -> dict[str, Any]:
+            return {
+                "configurable": {
+                    "thread_id": ref.thread_id,
+                    "checkpoint_ns": ref.checkpoint_ns,
+                    "checkpoint_id": ref.checkpoint_id,
+                }
+            }
+
+        return cls(
+            values=to_json(message.values) if message.HasField("values") else None,
+            next=tuple(message.next),
+            config=config(message.config) if message.HasField("config") else {},
+            metadata=struct_to_json(message.metadata),
+            created_at=_time(message.create_time),
+            parent_config=config(message.parent_config)
+            if message.HasField("parent_config")
+            else None,
+            tasks=tuple(
+                PregelTask(
+                    id=t.id,
+                    name=t.name,
+                    result=to_json(t.result) if t.HasField("result") else None,
+                    error=ErrorDetails._from_proto(t.error) if t.HasField("error") else None,
+                    interrupts=tuple(Interrupt._from_proto(i) for i in t.interrupts),
+                    path=tuple(t.path),
+                )
+                for t in message.tasks
+            ),
+            interrupts=tuple(Interrupt._from_proto(i) for i in message.interrupts),
+        )

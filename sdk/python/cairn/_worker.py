@@ -1,0 +1,279 @@
+"""Worker: serves tasks and entrypoints to the Cairn service.
+
+    worker = Worker("127.0.0.1:50051", functions=[write_essay, workflow])
+    await worker.run()          # or worker.run_sync() in a script
+
+The worker keeps one Connect stream open, reconnecting with backoff when it
+drops; the service bounds how many tasks it runs at once (max_concurrency)
+and re-dispatches whatever it held when the stream broke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import traceback
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import grpc
+
+from cairn._context import ChildInterrupted, Execution, GraphInterrupt
+from cairn._errors import TaskFailedError
+from cairn._functional import Final, Task, entrypoint
+from cairn._types import RetryPolicy
+from cairn._values import InvalidValueError, to_json, to_value
+from cairn._version import __version__
+from cairn.v1 import errors_pb2, worker_service_pb2, worker_service_pb2_grpc
+
+log = logging.getLogger("cairn.worker")
+pb = worker_service_pb2
+Function = Task | entrypoint
+
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+class Worker:
+    """Runs the tasks and entrypoints it registers when the service assigns
+    them."""
+
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50051",
+        *,
+        functions: Iterable[Function] = (),
+        max_concurrency: int = 16,
+        max_entrypoints: int = 256,
+        worker_id: str = "",
+        reconnect_max_interval: float = 5.0,
+    ) -> None:
+        self.address = address
+        self.worker_id = worker_id
+        self.max_concurrency = max_concurrency
+        self.max_entrypoints = max_entrypoints
+        self.reconnect_max_interval = reconnect_max_interval
+        self.connected = asyncio.Event()
+        self._functions: dict[str, Function] = {}
+        self._stopping = False
+        self._stop_requested: asyncio.Event | None = None
+        self._outbox: asyncio.Queue[pb.ConnectRequest | None] | None = None
+        self._running: dict[str, tuple[asyncio.Task[None], Execution]] = {}
+        self._task_threads = concurrent.futures.ThreadPoolExecutor(
+            max_concurrency, thread_name_prefix="cairn-task"
+        )
+        self._entrypoint_threads = concurrent.futures.ThreadPoolExecutor(
+            max_entrypoints, thread_name_prefix="cairn-entrypoint"
+        )
+        for function in functions:
+            self.register(function)
+
+    def register(self, function: Function) -> Function:
+        """Serve a `@task` or an `@entrypoint`; returns it (usable as a decorator)."""
+        if not isinstance(function, Task | entrypoint) or not function.name:
+            raise TypeError(f"{function!r} is not a task or an entrypoint")
+        self._functions[function.name] = function
+        return function
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until `stop()`; reconnects with exponential backoff."""
+        self._stop_requested = asyncio.Event()
+        delay = 0.05
+        while not self._stopping:
+            try:
+                await self._session()
+                delay = 0.05
+            except grpc.aio.AioRpcError as error:
+                if self._stopping:
+                    break
+                log.warning("connection to %s lost: %s", self.address, error.code().name)
+            self.connected.clear()
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), delay * (1 + random.random()))
+            delay = min(delay * 2, self.reconnect_max_interval)
+        self._task_threads.shutdown(wait=False, cancel_futures=True)
+        self._entrypoint_threads.shutdown(wait=False, cancel_futures=True)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish the tasks in progress (up to `grace` seconds), then
+        disconnect; anything unfinished is re-dispatched by the service."""
+        self._stopping = True
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+        running = [t for t, _ in self._running.values()]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+        if self._outbox is not None:
+            self._outbox.put_nowait(None)
+
+    def run_sync(self) -> None:
+        """Run in a script until SIGINT or SIGTERM."""
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, lambda: asyncio.ensure_future(self.stop()))
+            await self.run()
+
+        asyncio.run(main())
+
+    # --- one connection ------------------------------------------------------------------
+
+    def _hello(self) -> pb.ConnectRequest:
+        hello = pb.WorkerHello(
+            worker_id=self.worker_id,
+            max_concurrent_tasks=self.max_concurrency,
+            max_concurrent_entrypoints=self.max_entrypoints,
+            sdk_language="python",
+            sdk_version=__version__,
+            identity=f"{os.getpid()}@{socket.gethostname()}",
+        )
+        for name, function in self._functions.items():
+            kind = (
+                pb.TASK_KIND_ENTRYPOINT if isinstance(function, entrypoint) else pb.TASK_KIND_TASK
+            )
+            registration = hello.registrations.add(name=name, kind=kind)
+            if function.retry_policy is not None:
+                registration.retry_policy.CopyFrom(function.retry_policy._to_proto())
+        return pb.ConnectRequest(hello=hello)
+
+    async def _session(self) -> None:
+        outbox: asyncio.Queue[pb.ConnectRequest | None] = asyncio.Queue()
+        self._outbox = outbox
+        outbox.put_nowait(self._hello())
+
+        async def requests() -> AsyncIterator[pb.ConnectRequest]:
+            while (message := await outbox.get()) is not None:
+                yield message
+
+        async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
+            call = worker_service_pb2_grpc.WorkerServiceStub(channel).Connect(requests())
+            try:
+                async for response in call:
+                    self._handle(response, outbox)
+            finally:
+                self._outbox = None
+                for task, _ in list(self._running.values()):
+                    task.cancel()
+                self._running.clear()
+
+    def _handle(
+        self, response: pb.ConnectResponse, outbox: asyncio.Queue[pb.ConnectRequest | None]
+    ) -> None:
+        kind = response.WhichOneof("kind")
+        if kind == "welcome":
+            self.worker_id = response.welcome.worker_id
+            self.connected.set()
+            log.info("worker %s connected to %s", self.worker_id, self.address)
+        elif kind == "assignment" and not self._stopping:
+            # While stopping, new assignments stay unstarted; the service
+            # re-dispatches them when this stream closes.
+            self._start(response.assignment, outbox)
+        elif kind == "child_outcome":
+            running = self._running.get(response.child_outcome.parent_task_id)
+            if running is not None:
+                running[1].deliver(response.child_outcome)
+        elif kind == "cancel":
+            running = self._running.pop(response.cancel.task_id, None)
+            if running is not None:
+                running[0].cancel()
+        elif kind == "rejected":
+            error = response.rejected.error
+            log.warning(
+                "service rejected a message about task %s: %s (%s)",
+                response.rejected.task_id,
+                error.message,
+                error.reason,
+            )
+
+    def _start(
+        self, assignment: pb.TaskAssignment, outbox: asyncio.Queue[pb.ConnectRequest | None]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        execution = Execution(assignment, loop=loop, send=outbox.put_nowait)
+        task = asyncio.ensure_future(self._execute(execution))
+        self._running[assignment.task_id] = (task, execution)
+        task.add_done_callback(lambda _: self._forget(assignment.task_id, task))
+
+    def _forget(self, task_id: str, task: asyncio.Task[None]) -> None:
+        running = self._running.get(task_id)
+        if running is not None and running[0] is task:
+            del self._running[task_id]
+
+    async def _execute(self, execution: Execution) -> None:
+        assignment = execution.assignment
+        task_id = assignment.task_id
+        function = self._functions.get(assignment.name)
+        try:
+            if function is None:
+                raise LookupError(f"this worker does not serve {assignment.name!r}")
+            input = to_json(assignment.input)
+            if isinstance(function, entrypoint):
+                assert function.fn is not None
+                kwargs: dict[str, Any] = {}
+                if "previous" in function._params:
+                    kwargs["previous"] = execution.previous
+                if "writer" in function._params:
+                    kwargs["writer"] = execution.write
+                result = await execution.run(
+                    function.fn, (input,), kwargs, self._entrypoint_threads
+                )
+            else:
+                args, kwargs = function._unpack(input)
+                result = await execution.run(function.fn, args, kwargs, self._task_threads)
+            completed = pb.TaskCompleted(task_id=task_id)
+            if isinstance(result, Final):
+                to_value(result.value, completed.result)
+                to_value(result.save, completed.save)
+            else:
+                to_value(result, completed.result)
+            execution.send(pb.ConnectRequest(completed=completed))
+        except GraphInterrupt as signal_:
+            interrupted = pb.TaskInterrupted(
+                task_id=task_id, index=signal_.index, value=to_value(signal_.value)
+            )
+            execution.send(pb.ConnectRequest(interrupted=interrupted))
+        except ChildInterrupted:
+            execution.send(pb.ConnectRequest(suspended=pb.TaskSuspended(task_id=task_id)))
+        except asyncio.CancelledError:
+            pass  # withdrawn by the service, or the connection is gone
+        except Exception as error:
+            policy = function.retry_policy if function is not None else None
+            execution.send(
+                pb.ConnectRequest(
+                    failed=pb.TaskFailed(task_id=task_id, error=_task_error(error, policy))
+                )
+            )
+
+
+def _task_error(error: Exception, policy: RetryPolicy | None) -> errors_pb2.TaskError:
+    if isinstance(error, TaskFailedError):
+        # A task called by this workflow failed and the workflow let it escape:
+        # report the task's own error type.
+        return errors_pb2.TaskError(
+            type=error.type, message=error.message, traceback=error.remote_traceback
+        )
+    retryable = not isinstance(error, InvalidValueError) and (policy or RetryPolicy()).retries(
+        error
+    )
+    return errors_pb2.TaskError(
+        type=type(error).__name__,
+        message=str(error),
+        retryable=retryable,
+        traceback="".join(traceback.format_exception(error)),
+    )
