@@ -1,0 +1,138 @@
+"""Real `cairn serve` and worker processes for end-to-end tests.
+
+Every process listens on 127.0.0.1 only and is stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(sys.executable).parent
+WORKER_APP = pathlib.Path(__file__).with_name("worker_app.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Process:
+    """A child process whose stdout lines are collected as they arrive."""
+
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen[str] | None = None
+    lines: list[str] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def start(self) -> Process:
+        self.popen = subprocess.Popen(
+            self.args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        return self
+
+    def _pump(self) -> None:
+        assert self.popen is not None and self.popen.stdout is not None
+        for line in self.popen.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def wait_for_line(self, needle: str, timeout: float = 30.0) -> str:
+        """Block until a stdout line contains `needle`."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: any(needle in line for line in self.lines) or self._exited(), timeout
+            )
+            match = next((line for line in self.lines if needle in line), None)
+        if not found or match is None:
+            raise AssertionError(
+                f"{needle!r} not printed by {self.args}:\n" + "\n".join(self.lines)
+            )
+        return match
+
+    def _exited(self) -> bool:
+        return self.popen is not None and self.popen.poll() is not None
+
+    def kill(self) -> None:
+        """SIGKILL and reap."""
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.popen.returncode
+
+
+def server_process(db: pathlib.Path, port: int) -> Process:
+    return Process(
+        [
+            str(BIN / "cairn"),
+            "serve",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--store",
+            f"sqlite:///{db}",
+            "--log-level",
+            "info",
+        ]
+    )
+
+
+def start_server(db: pathlib.Path, port: int) -> Process:
+    process = server_process(db, port).start()
+    process.wait_for_line("cairn serving on")
+    return process
+
+
+def start_worker(address: str, log: pathlib.Path, *extra: str) -> Process:
+    """A worker process serving tests/e2e/worker_app.py's functions."""
+    process = Process(
+        [sys.executable, str(WORKER_APP), "--address", address, "--log", str(log), *extra]
+    ).start()
+    process.wait_for_line("worker ready")
+    return process
+
+
+@contextlib.contextmanager
+def stopping(*processes: Process) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.stop()

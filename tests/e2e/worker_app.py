@@ -1,0 +1,97 @@
+"""A worker process for end-to-end tests.
+
+Each task appends `<event> <task name> <task id> <pid>` to the --log file, so
+tests can count executions per task id across processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pathlib
+import time
+
+from cairn import Worker, entrypoint, get_stream_writer, interrupt, task
+from cairn._context import current
+
+LOG: pathlib.Path
+
+
+def record(event: str) -> None:
+    execution = current()
+    line = f"{event} {execution.assignment.name} {execution.task_id} {os.getpid()}\n"
+    with LOG.open("a") as handle:
+        handle.write(line)
+
+
+@task
+def step(i: int) -> int:
+    record("start")
+    time.sleep(0.02)
+    record("end")
+    return i + 1
+
+
+@entrypoint()
+def twenty_steps(n: int) -> int:
+    value = 0
+    for _ in range(n):
+        value = step(value).result()
+    return value
+
+
+@task
+def stall_once(x: str) -> str:
+    """Reports that it started, then stalls on the first execution (the test
+    kills that worker); later executions return at once."""
+    record("start")
+    get_stream_writer()({"started_on": os.getpid()})
+    marker = LOG.with_suffix(".stalled")
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    record("end")
+    return f"{x} done by {os.getpid()}"
+
+
+@entrypoint()
+def stalling(x: str) -> str:
+    return stall_once(x).result()
+
+
+@task
+def write_essay(topic: str) -> str:
+    record("start")
+    return f"An essay about topic: {topic}"
+
+
+@entrypoint()
+def essay(inputs: dict) -> dict:
+    text = write_essay(inputs["topic"]).result()
+    approved = interrupt({"essay": text, "action": "Please approve/reject the essay"})
+    return {"essay": text, "is_approved": approved}
+
+
+FUNCTIONS = [step, twenty_steps, stall_once, stalling, write_essay, essay]
+
+
+async def main() -> None:
+    global LOG
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--log", required=True, type=pathlib.Path)
+    parser.add_argument("--max-concurrency", type=int, default=16)
+    args = parser.parse_args()
+    LOG = args.log
+    worker = Worker(args.address, functions=FUNCTIONS, max_concurrency=args.max_concurrency)
+    runner = asyncio.ensure_future(worker.run())
+    await worker.connected.wait()
+    print("worker ready", worker.worker_id, os.getpid(), flush=True)
+    await runner
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
