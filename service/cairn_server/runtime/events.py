@@ -10,13 +10,19 @@ from cairn_server.domain import EventRecord, Json
 
 class EventLog:
     """Events of the current execution of one run, numbered densely from
-    `first_id` (events of earlier executions are already stored)."""
+    `first_id` (events of earlier executions are already stored).
 
-    def __init__(self, run_id: str, first_id: int) -> None:
+    Followers see an event once it is published. A run with sync durability
+    publishes events only after they are stored, so an event id a client has
+    seen is never reused by a recovered run."""
+
+    def __init__(self, run_id: str, first_id: int, *, publish_on_append: bool = True) -> None:
         self.run_id = run_id
         self.first_id = first_id
         self.events: list[EventRecord] = []
         self.closed = False
+        self._published = first_id - 1
+        self._publish_on_append = publish_on_append
         self._changed = asyncio.Event()
 
     @property
@@ -26,15 +32,25 @@ class EventLog:
     def append(self, kind: str, payload: dict[str, Json], now: float) -> EventRecord:
         event = EventRecord(self.run_id, self.next_id, now, kind, payload)
         self.events.append(event)
-        self._wake()
+        if self._publish_on_append:
+            self.publish(event.event_id)
         return event
 
+    def publish(self, up_to: int) -> None:
+        """Let followers see the events up to id `up_to`."""
+        if up_to > self._published:
+            self._published = up_to
+            self._wake()
+
     def close(self) -> None:
+        self.publish(self.next_id - 1)
         self.closed = True
         self._wake()
 
     def since(self, after_id: int) -> list[EventRecord]:
-        return self.events[max(0, after_id + 1 - self.first_id) :]
+        """Published events after `after_id`."""
+        start = max(0, after_id + 1 - self.first_id)
+        return self.events[start : self._published + 1 - self.first_id]
 
     async def wait(self) -> None:
         await self._changed.wait()

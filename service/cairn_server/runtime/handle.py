@@ -77,7 +77,9 @@ class RunHandle:
         self.engine = engine
         self.checkpoint = checkpoint
         self.previous = previous
-        self.log = EventLog(run.run_id, first_event_id)
+        self.log = EventLog(
+            run.run_id, first_event_id, publish_on_append=run.durability is not Durability.SYNC
+        )
         self.done: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
         self._store = store
         self._dispatcher = dispatcher
@@ -296,12 +298,17 @@ class RunHandle:
         return batch
 
     async def _commit(self) -> None:
+        last_event = self.log.next_id - 1
         await self._store.commit(self._take_batch())
+        self.log.publish(last_event)
 
     def _commit_in_background(self) -> None:
+        last_event = self.log.next_id - 1
         future = self._store.submit(self._take_batch())
-        future.add_done_callback(self._committed)
+        future.add_done_callback(lambda done: self._committed(done, last_event))
 
-    def _committed(self, future: asyncio.Future[object]) -> None:
-        if not future.cancelled() and future.exception() is not None:
+    def _committed(self, future: asyncio.Future[object], last_event: int) -> None:
+        if future.cancelled() or future.exception() is not None:
             log.error("run %s: storing progress failed", self.run_id, exc_info=future.exception())
+            return
+        self.log.publish(last_event)
