@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from cairn_server.server import ServerConfig, create_server
 
@@ -69,14 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     config = ServerConfig(
         address=args.address, store_url=args.store, max_payload_bytes=args.max_payload_bytes
     )
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(config))
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when it is installed (it is on Linux and macOS)."""
     try:
         import uvloop
-
-        uvloop.install()
     except ImportError:
-        pass
-    asyncio.run(serve(config))
-    return 0
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

@@ -133,6 +133,7 @@ class ThreadRecord:
     updated_at: float
     metadata: dict[str, Json] = field(default_factory=dict)
     status: ThreadStatus = ThreadStatus.IDLE
+    request_id: str = ""
 
 
 @dataclass(slots=True)
@@ -152,6 +153,7 @@ class RunRecord:
     output: Json = None
     interrupts: list[InterruptRecord] = field(default_factory=list)
     error: ErrorRecord | None = None
+    request_hash: str = ""
 
 
 @dataclass(slots=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from cairn.v1 import errors_pb2, run_pb2, thread_pb2
@@ -20,6 +23,7 @@ from cairn_server.domain import (
     run_from_json,
 )
 from cairn_server.engine.state import StateView
+from cairn_server.errors import error_for
 
 DURABILITY = {
     run_pb2.DURABILITY_SYNC: Durability.SYNC,
@@ -53,6 +57,17 @@ THREAD_STATUS_PB = {
     ThreadStatus.ERROR: thread_pb2.THREAD_STATUS_ERROR,
 }
 THREAD_STATUS = {v: k for k, v in THREAD_STATUS_PB.items()}
+
+
+E = TypeVar("E")
+
+
+def enum_value(table: Mapping[Any, E], number: int, field: str) -> E:
+    """The domain enum for a protocol enum number; INVALID_ARGUMENT if unknown."""
+    try:
+        return table[number]
+    except KeyError:
+        raise error_for("INVALID_ARGUMENT", f"{field} has no value {number}", field=field) from None
 
 
 def timestamp(seconds: float) -> timestamp_pb2.Timestamp:

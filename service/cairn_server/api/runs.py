@@ -9,7 +9,7 @@ from typing import Any
 from cairn.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 from cairn_server.api import convert
 from cairn_server.api.errors import streaming, unary
-from cairn_server.api.threads import page_size
+from cairn_server.api.threads import page_size, page_token_errors
 from cairn_server.api.values import check_size, struct_to_json, to_json
 from cairn_server.domain import Durability, RunRecord, RunState, StreamMode
 from cairn_server.errors import error_for
@@ -40,7 +40,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         start = StartRun(
             thread_id=request.thread_id,
             target=request.target,
-            durability=convert.DURABILITY.get(request.durability, Durability.ASYNC),
+            durability=convert.enum_value(convert.DURABILITY, request.durability, "durability")
+            if request.durability
+            else Durability.ASYNC,
             stream_modes=modes,
             metadata=struct_to_json(request.metadata, "metadata"),
             request_id=request.request_id,
@@ -71,13 +73,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @staticmethod
     def _modes(request: pb.StreamRequest) -> list[StreamMode]:
-        modes = []
-        for mode in request.stream_modes:
-            if mode not in convert.STREAM_MODE:
-                raise error_for(
-                    "INVALID_ARGUMENT", f"unknown stream mode {mode}", field="stream_modes"
-                )
-            modes.append(convert.STREAM_MODE[mode])
+        modes = [
+            convert.enum_value(convert.STREAM_MODE, mode, "stream_modes")
+            for mode in request.stream_modes
+        ]
         return list(dict.fromkeys(modes)) or [StreamMode.UPDATES]
 
     async def _follow(self, started: RunHandle | RunRecord) -> AsyncIterator[run_pb2.RunEvent]:
@@ -165,13 +164,16 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 f"thread {request.thread_id!r} does not exist",
                 thread_id=request.thread_id,
             )
-        state = convert.RUN_STATE.get(request.state)
-        runs, token = await store.list_runs(
-            request.thread_id,
-            limit=page_size(request.page_size),
-            page_token=request.page_token,
-            state=state,
-        )
+        state = None
+        if request.state != run_pb2.RUN_STATE_UNSPECIFIED:
+            state = convert.enum_value(convert.RUN_STATE, request.state, "state")
+        with page_token_errors():
+            runs, token = await store.list_runs(
+                request.thread_id,
+                limit=page_size(request.page_size),
+                page_token=request.page_token,
+                state=state,
+            )
         live = [self._runs.active(r.run_id) for r in runs]
         return pb.ListRunsResponse(
             runs=[convert.run_pb(h.run if h else r) for r, h in zip(runs, live, strict=True)],

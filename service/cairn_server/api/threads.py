@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from cairn.v1 import thread_pb2, thread_service_pb2, thread_service_pb2_grpc
@@ -19,6 +21,17 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 50
 
 pb = thread_service_pb2
+
+
+@contextlib.contextmanager
+def page_token_errors() -> Iterator[None]:
+    """The store rejects a page token it did not issue with ValueError."""
+    try:
+        yield
+    except ValueError as error:
+        raise error_for(
+            "INVALID_ARGUMENT", f"page_token is not valid: {error}", field="page_token"
+        ) from None
 
 
 def page_size(requested: int) -> int:
@@ -48,18 +61,17 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     ) -> pb.CreateThreadResponse:
         thread_id = request.thread_id
         if not thread_id:
-            # A retried request derives the same id and gets the thread back.
+            # A retry without an id derives the same id from its request_id.
             thread_id = derive_id("thread", request.request_id) if request.request_id else new_id()
         now = self._runs.clock()
         metadata = struct_to_json(request.metadata, "metadata")
-        thread = ThreadRecord(thread_id, now, now, metadata, ThreadStatus.IDLE)
+        thread = ThreadRecord(thread_id, now, now, metadata, ThreadStatus.IDLE, request.request_id)
         try:
             await self._store.create_thread(thread)
         except ThreadAlreadyExists:
-            if request.request_id and not request.thread_id:
-                return pb.CreateThreadResponse(
-                    thread=convert.thread_pb(await self._thread(thread_id))
-                )
+            existing = await self._thread(thread_id)
+            if request.request_id and existing.request_id == request.request_id:
+                return pb.CreateThreadResponse(thread=convert.thread_pb(existing))
             raise error_for(
                 "THREAD_ALREADY_EXISTS", f"thread {thread_id!r} already exists", thread_id=thread_id
             ) from None
@@ -75,13 +87,14 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     ) -> pb.ListThreadsResponse:
         status = None
         if request.status != thread_pb2.THREAD_STATUS_UNSPECIFIED:
-            status = convert.THREAD_STATUS[request.status]
-        threads, token = await self._store.list_threads(
-            limit=page_size(request.page_size),
-            page_token=request.page_token,
-            metadata=struct_to_json(request.metadata, "metadata") or None,
-            status=status,
-        )
+            status = convert.enum_value(convert.THREAD_STATUS, request.status, "status")
+        with page_token_errors():
+            threads, token = await self._store.list_threads(
+                limit=page_size(request.page_size),
+                page_token=request.page_token,
+                metadata=struct_to_json(request.metadata, "metadata") or None,
+                status=status,
+            )
         return pb.ListThreadsResponse(
             threads=[convert.thread_pb(t) for t in threads], next_page_token=token
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -51,6 +53,24 @@ class StartRun:
     metadata: dict[str, Json] = field(default_factory=dict)
     request_id: str = ""
     create_thread: bool = False
+
+    def fingerprint(self) -> str:
+        """A hash of what the request asks for, to recognise its retries."""
+        data = [
+            self.thread_id,
+            self.target,
+            self.has_input,
+            self.input,
+            self.has_resume,
+            self.resume,
+            self.resume_by_id,
+            self.durability.value,
+            [m.value for m in self.stream_modes],
+            self.metadata,
+            self.create_thread,
+        ]
+        encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 class RunManager:
@@ -112,6 +132,13 @@ class RunManager:
         if request.request_id:
             earlier = await self.store.find_run_by_request_id(thread_id, request.request_id)
             if earlier is not None:
+                if earlier.request_hash != request.fingerprint():
+                    raise error_for(
+                        "REQUEST_ID_REUSED",
+                        f"request_id {request.request_id!r} started a different run",
+                        request_id=request.request_id,
+                        run_id=earlier.run_id,
+                    )
                 return self._active.get(earlier.run_id) or earlier
         if thread_id in self._by_thread or thread_id in self._starting:
             raise error_for(
@@ -194,6 +221,7 @@ class RunManager:
             metadata=request.metadata,
             stream_modes=request.stream_modes,
             request_id=request.request_id,
+            request_hash=request.fingerprint() if request.request_id else "",
         )
         batch.runs.append(run)
         batch.thread_statuses.append(ThreadStatusChange(thread_id, ThreadStatus.BUSY, now))

@@ -154,17 +154,17 @@ def where(conditions: Iterable[str]) -> str:
 
 # --- threads ----------------------------------------------------------------
 
-THREAD_COLUMNS = "thread_id, created_at, updated_at, metadata, status"
+THREAD_COLUMNS = "thread_id, created_at, updated_at, metadata, status, request_id"
 
 UPSERT_THREAD = f"""
-INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?)
+INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (thread_id) DO UPDATE SET
     created_at = excluded.created_at, updated_at = excluded.updated_at,
-    metadata = excluded.metadata, status = excluded.status
+    metadata = excluded.metadata, status = excluded.status, request_id = excluded.request_id
 """
 
 INSERT_THREAD = f"""
-INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?)
+INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (thread_id) DO NOTHING
 """
 
@@ -187,6 +187,7 @@ def thread_params(thread: ThreadRecord) -> Params:
         thread.updated_at,
         dumps(thread.metadata),
         ThreadStatus(thread.status).value,
+        thread.request_id,
     )
 
 
@@ -197,6 +198,7 @@ def thread_from_row(row: Row) -> ThreadRecord:
         updated_at=row[2],
         metadata=json.loads(row[3]),
         status=ThreadStatus(row[4]),
+        request_id=row[5],
     )
 
 
@@ -204,18 +206,19 @@ def thread_from_row(row: Row) -> ThreadRecord:
 
 RUN_COLUMNS = (
     "run_id, thread_id, target, state, durability, created_at, updated_at, checkpoint_id,"
-    " metadata, stream_modes, request_id, has_output, output, interrupts, error"
+    " metadata, stream_modes, request_id, has_output, output, interrupts, error, request_hash"
 )
 
 UPSERT_RUN = f"""
-INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id) DO UPDATE SET
     thread_id = excluded.thread_id, target = excluded.target, state = excluded.state,
     durability = excluded.durability, created_at = excluded.created_at,
     updated_at = excluded.updated_at, checkpoint_id = excluded.checkpoint_id,
     metadata = excluded.metadata, stream_modes = excluded.stream_modes,
     request_id = excluded.request_id, has_output = excluded.has_output,
-    output = excluded.output, interrupts = excluded.interrupts, error = excluded.error
+    output = excluded.output, interrupts = excluded.interrupts, error = excluded.error,
+    request_hash = excluded.request_hash
 """
 
 
@@ -236,6 +239,7 @@ def run_params(run: RunRecord) -> Params:
         dumps(run.output) if run.has_output else None,
         dumps([interrupt.to_json() for interrupt in run.interrupts]),
         dumps(run.error.to_json()) if run.error is not None else None,
+        run.request_hash,
     )
 
 
@@ -256,6 +260,7 @@ def run_from_row(row: Row) -> RunRecord:
         output=json.loads(row[12]) if row[11] else None,
         interrupts=[InterruptRecord.from_json(item) for item in json.loads(row[13])],
         error=ErrorRecord.from_json(json.loads(row[14])) if row[14] is not None else None,
+        request_hash=row[15],
     )
 
 

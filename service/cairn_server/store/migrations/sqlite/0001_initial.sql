@@ -7,7 +7,9 @@ CREATE TABLE threads (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     metadata TEXT NOT NULL DEFAULT '{}',
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    -- The request_id of the CreateThread call that made it, for retries.
+    request_id TEXT NOT NULL DEFAULT ''
 );
 
 -- list_threads pages newest first, with or without a status filter.
@@ -29,7 +31,9 @@ CREATE TABLE runs (
     has_output INTEGER NOT NULL DEFAULT 0,
     output TEXT,
     interrupts TEXT NOT NULL DEFAULT '[]',
-    error TEXT
+    error TEXT,
+    -- A fingerprint of the start request, to tell a retry from a reused request_id.
+    request_hash TEXT NOT NULL DEFAULT ''
 );
 
 CREATE INDEX runs_thread_idx ON runs (thread_id, run_id);

@@ -1,0 +1,59 @@
+"""The public names of the SDK, pinned: changing them is an API change."""
+
+from __future__ import annotations
+
+import cairn
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(cairn.__all__) == [
+        "AlreadyExistsError",
+        "CairnError",
+        "ChildInterrupted",
+        "Client",
+        "Command",
+        "Durability",
+        "ErrorDetails",
+        "FailedPreconditionError",
+        "Final",
+        "GraphInterrupt",
+        "Interrupt",
+        "InvalidArgumentError",
+        "NonDeterministicError",
+        "NotFoundError",
+        "PregelTask",
+        "ResourceExhaustedError",
+        "RetryPolicy",
+        "Run",
+        "RunEvent",
+        "RunFailedError",
+        "RunNotFoundError",
+        "RunState",
+        "Session",
+        "StateSnapshot",
+        "StreamMode",
+        "SyncClient",
+        "Task",
+        "TaskFailedError",
+        "TaskFuture",
+        "Thread",
+        "ThreadBusyError",
+        "ThreadNotFoundError",
+        "ThreadStatus",
+        "UnavailableError",
+        "Worker",
+        "__version__",
+        "entrypoint",
+        "get_previous_state",
+        "get_stream_writer",
+        "interrupt",
+        "task",
+    ]
+    for name in cairn.__all__:
+        assert hasattr(cairn, name), name
+
+
+def test_control_flow_signals_escape_except_exception() -> None:
+    assert not issubclass(cairn.GraphInterrupt, Exception)
+    assert not issubclass(cairn.ChildInterrupted, Exception)
+    assert issubclass(cairn.ThreadBusyError, cairn.CairnError)
