@@ -512,6 +512,9 @@ MALFORMED = {
             )
         )
     ),
+    "unknown_durability": lambda api: api.runs.Invoke(
+        invoke("t", command=resume("x"), durability=99)  # type: ignore[arg-type]
+    ),
     "session_without_start": session_without_start,
     "join_without_run_id": lambda api: drain(api.runs.JoinRun(rpb.JoinRunRequest(run_id=""))),
     "get_state_without_thread_id": lambda api: api.threads.GetState(tpb.GetStateRequest()),
@@ -572,12 +575,6 @@ async def test_existing_thread_id_is_thread_already_exists(api: Api, worker: Non
     await resume_succeeds(api, "t", "pink")
 
 
-@pytest.mark.xfail(
-    reason="server bug: ThreadServicer.CreateThread honours request_id only when thread_id is "
-    "empty; a retried CreateThread(thread_id=x, request_id=r) gets THREAD_ALREADY_EXISTS "
-    "although thread_service.proto says the existing thread is returned",
-    strict=True,
-)
 async def test_retried_create_thread_with_same_request_id_is_not_already_exists(
     api: Api, worker: None
 ) -> None:
@@ -607,34 +604,13 @@ def forged_run_page_token(api: Api) -> Any:
     return api.runs.ListRuns(rpb.ListRunsRequest(thread_id="t", page_token="not-a-token"))
 
 
-UNMAPPED = (
-    "server bug: the servicer lets a {} escape (the unary wrapper in api/errors.py maps "
-    "only ServiceError), so the call ends UNKNOWN with no ErrorInfo instead of INVALID_ARGUMENT"
-)
+def unknown_run_state(api: Api) -> Any:
+    return api.runs.ListRuns(rpb.ListRunsRequest(thread_id="t", state=99))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     "listing",
-    [
-        pytest.param(
-            unknown_thread_status,
-            marks=pytest.mark.xfail(
-                reason=UNMAPPED.format("KeyError from convert.THREAD_STATUS[99]"), strict=True
-            ),
-        ),
-        pytest.param(
-            forged_thread_page_token,
-            marks=pytest.mark.xfail(
-                reason=UNMAPPED.format("ValueError from the store's decode_token"), strict=True
-            ),
-        ),
-        pytest.param(
-            forged_run_page_token,
-            marks=pytest.mark.xfail(
-                reason=UNMAPPED.format("ValueError from the store's decode_token"), strict=True
-            ),
-        ),
-    ],
+    [unknown_thread_status, forged_thread_page_token, forged_run_page_token, unknown_run_state],
     ids=lambda f: f.__name__,
 )
 async def test_bad_listing_requests_are_invalid_argument(
@@ -821,12 +797,6 @@ async def test_oversized_input_and_resume_are_payload_too_large(api: Api, worker
 # --- idempotency keys ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="server bug: RunManager.start returns the earlier run for a known request_id "
-    "without comparing the request, so a different input under the same request_id gets the "
-    "old run back; REQUEST_ID_REUSED (errors.proto) is never raised",
-    strict=True,
-)
 async def test_request_id_reused_for_a_different_request_is_already_exists(
     api: Api, worker: None
 ) -> None:
