@@ -77,7 +77,9 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
             ("grpc.keepalive_permit_without_calls", 1),
         ]
     )
-    thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadServicer(runs), server)
+    thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
+        ThreadServicer(runs, max_payload_bytes=limit), server
+    )
     run_service_pb2_grpc.add_RunServiceServicer_to_server(
         RunServicer(runs, max_payload_bytes=limit), server
     )

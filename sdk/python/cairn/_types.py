@@ -12,7 +12,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2
 
-from cairn._values import struct_to_json, to_json, to_value
+from cairn._values import enum_table, struct_to_json, to_json, to_value
 from cairn.v1 import errors_pb2, run_pb2, thread_pb2
 
 
@@ -50,38 +50,14 @@ class StreamMode(enum.StrEnum):
     DEBUG = "debug"
 
 
-_DURABILITY_PB = {
-    Durability.SYNC: run_pb2.DURABILITY_SYNC,
-    Durability.ASYNC: run_pb2.DURABILITY_ASYNC,
-    Durability.EXIT: run_pb2.DURABILITY_EXIT,
-}
-_DURABILITY = {v: k for k, v in _DURABILITY_PB.items()}
-_RUN_STATE = {
-    run_pb2.RUN_STATE_PENDING: RunState.PENDING,
-    run_pb2.RUN_STATE_RUNNING: RunState.RUNNING,
-    run_pb2.RUN_STATE_INTERRUPTED: RunState.INTERRUPTED,
-    run_pb2.RUN_STATE_SUCCEEDED: RunState.SUCCEEDED,
-    run_pb2.RUN_STATE_FAILED: RunState.FAILED,
-    run_pb2.RUN_STATE_CANCELLED: RunState.CANCELLED,
-}
+_DURABILITY = enum_table(run_pb2.Durability, Durability)
+_DURABILITY_PB = {v: k for k, v in _DURABILITY.items()}
+_RUN_STATE = enum_table(run_pb2.RunState, RunState)
 _RUN_STATE_PB = {v: k for k, v in _RUN_STATE.items()}
-_THREAD_STATUS = {
-    thread_pb2.THREAD_STATUS_IDLE: ThreadStatus.IDLE,
-    thread_pb2.THREAD_STATUS_BUSY: ThreadStatus.BUSY,
-    thread_pb2.THREAD_STATUS_INTERRUPTED: ThreadStatus.INTERRUPTED,
-    thread_pb2.THREAD_STATUS_ERROR: ThreadStatus.ERROR,
-}
+_THREAD_STATUS = enum_table(thread_pb2.ThreadStatus, ThreadStatus)
 _THREAD_STATUS_PB = {v: k for k, v in _THREAD_STATUS.items()}
-_STREAM_MODE_PB = {
-    StreamMode.VALUES: run_pb2.STREAM_MODE_VALUES,
-    StreamMode.UPDATES: run_pb2.STREAM_MODE_UPDATES,
-    StreamMode.CUSTOM: run_pb2.STREAM_MODE_CUSTOM,
-    StreamMode.MESSAGES: run_pb2.STREAM_MODE_MESSAGES,
-    StreamMode.TASKS: run_pb2.STREAM_MODE_TASKS,
-    StreamMode.CHECKPOINTS: run_pb2.STREAM_MODE_CHECKPOINTS,
-    StreamMode.DEBUG: run_pb2.STREAM_MODE_DEBUG,
-}
-_STREAM_MODE = {v: k for k, v in _STREAM_MODE_PB.items()}
+_STREAM_MODE = enum_table(run_pb2.StreamMode, StreamMode)
+_STREAM_MODE_PB = {v: k for k, v in _STREAM_MODE.items()}
 
 
 def _time(stamp: Any) -> datetime | None:

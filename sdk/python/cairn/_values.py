@@ -8,10 +8,13 @@ precision, as they would in JavaScript.
 
 from __future__ import annotations
 
+import enum
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2
+
+E = TypeVar("E", bound=enum.Enum)
 
 _SAFE_INT = 2**53
 
@@ -80,3 +83,14 @@ def to_struct(data: dict[str, Any] | None) -> struct_pb2.Struct:
     for key, item in (data or {}).items():
         to_value(item, struct.fields[key])
     return struct
+
+
+def enum_table(proto_enum: Any, python_enum: type[E]) -> dict[Any, E]:
+    """Protocol enum numbers to a Python enum whose values are the protocol
+    names without their prefix, lower case: DURABILITY_SYNC -> "sync"."""
+    prefix = proto_enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    return {
+        value.number: python_enum(value.name.removeprefix(prefix).lower())
+        for value in proto_enum.DESCRIPTOR.values
+        if value.number != 0
+    }

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from cairn._values import enum_table
 from cairn.v1 import errors_pb2, run_pb2, thread_pb2
 from cairn_server.api.values import struct_to_json, to_json, to_struct, to_value
 from cairn_server.domain import (
@@ -25,38 +26,14 @@ from cairn_server.domain import (
 from cairn_server.engine.state import StateView
 from cairn_server.errors import error_for
 
-DURABILITY = {
-    run_pb2.DURABILITY_SYNC: Durability.SYNC,
-    run_pb2.DURABILITY_ASYNC: Durability.ASYNC,
-    run_pb2.DURABILITY_EXIT: Durability.EXIT,
-}
+DURABILITY = enum_table(run_pb2.Durability, Durability)
 DURABILITY_PB = {v: k for k, v in DURABILITY.items()}
-RUN_STATE_PB = {
-    RunState.PENDING: run_pb2.RUN_STATE_PENDING,
-    RunState.RUNNING: run_pb2.RUN_STATE_RUNNING,
-    RunState.INTERRUPTED: run_pb2.RUN_STATE_INTERRUPTED,
-    RunState.SUCCEEDED: run_pb2.RUN_STATE_SUCCEEDED,
-    RunState.FAILED: run_pb2.RUN_STATE_FAILED,
-    RunState.CANCELLED: run_pb2.RUN_STATE_CANCELLED,
-}
-RUN_STATE = {v: k for k, v in RUN_STATE_PB.items()}
-STREAM_MODE = {
-    run_pb2.STREAM_MODE_VALUES: StreamMode.VALUES,
-    run_pb2.STREAM_MODE_UPDATES: StreamMode.UPDATES,
-    run_pb2.STREAM_MODE_CUSTOM: StreamMode.CUSTOM,
-    run_pb2.STREAM_MODE_MESSAGES: StreamMode.MESSAGES,
-    run_pb2.STREAM_MODE_TASKS: StreamMode.TASKS,
-    run_pb2.STREAM_MODE_CHECKPOINTS: StreamMode.CHECKPOINTS,
-    run_pb2.STREAM_MODE_DEBUG: StreamMode.DEBUG,
-}
+RUN_STATE = enum_table(run_pb2.RunState, RunState)
+RUN_STATE_PB = {v: k for k, v in RUN_STATE.items()}
+STREAM_MODE = enum_table(run_pb2.StreamMode, StreamMode)
 STREAM_MODE_PB = {v: k for k, v in STREAM_MODE.items()}
-THREAD_STATUS_PB = {
-    ThreadStatus.IDLE: thread_pb2.THREAD_STATUS_IDLE,
-    ThreadStatus.BUSY: thread_pb2.THREAD_STATUS_BUSY,
-    ThreadStatus.INTERRUPTED: thread_pb2.THREAD_STATUS_INTERRUPTED,
-    ThreadStatus.ERROR: thread_pb2.THREAD_STATUS_ERROR,
-}
-THREAD_STATUS = {v: k for k, v in THREAD_STATUS_PB.items()}
+THREAD_STATUS = enum_table(thread_pb2.ThreadStatus, ThreadStatus)
+THREAD_STATUS_PB = {v: k for k, v in THREAD_STATUS.items()}
 
 
 E = TypeVar("E")

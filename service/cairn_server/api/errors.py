@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 DOMAIN = "cairn.dev"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
+INTERNAL = ServiceError("INTERNAL", "internal error; the server log has the details")
+
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
@@ -54,6 +56,11 @@ def unary(
             return await method(self, request, context)
         except ServiceError as error:
             await abort(context, error)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("%s failed", method.__qualname__)
+            await abort(context, INTERNAL)
 
     return wrapper
 
@@ -68,5 +75,10 @@ def streaming(
                 yield item
         except ServiceError as error:
             await abort(context, error)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("%s failed", method.__qualname__)
+            await abort(context, INTERNAL)
 
     return wrapper

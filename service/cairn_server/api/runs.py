@@ -48,6 +48,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             request_id=request.request_id,
             create_thread=request.create_thread,
         )
+        check_size(request.metadata.ByteSize(), self._limit, "metadata")
         if has_input:
             check_size(request.input.ByteSize(), self._limit, "input")
             start.has_input, start.input = True, to_json(request.input, "input")

@@ -9,7 +9,7 @@ from typing import Any
 from cairn.v1 import thread_pb2, thread_service_pb2, thread_service_pb2_grpc
 from cairn_server.api import convert
 from cairn_server.api.errors import unary
-from cairn_server.api.values import struct_to_json
+from cairn_server.api.values import check_size, struct_to_json
 from cairn_server.domain import ThreadRecord, ThreadStatus
 from cairn_server.engine.state import state_view
 from cairn_server.errors import error_for
@@ -41,8 +41,9 @@ def page_size(requested: int) -> int:
 
 
 class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
-    def __init__(self, runs: RunManager) -> None:
+    def __init__(self, runs: RunManager, *, max_payload_bytes: int) -> None:
         self._runs = runs
+        self._limit = max_payload_bytes
         self._store = runs.store
 
     async def _thread(self, thread_id: str) -> ThreadRecord:
@@ -64,6 +65,7 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
             # A retry without an id derives the same id from its request_id.
             thread_id = derive_id("thread", request.request_id) if request.request_id else new_id()
         now = self._runs.clock()
+        check_size(request.metadata.ByteSize(), self._limit, "metadata")
         metadata = struct_to_json(request.metadata, "metadata")
         thread = ThreadRecord(thread_id, now, now, metadata, ThreadStatus.IDLE, request.request_id)
         try:

@@ -77,14 +77,12 @@ def outgoing_pb(item: Assignment | Deliver | CancelNotice | Rejected) -> pb.Conn
             return pb.ConnectResponse(
                 cancel=pb.CancelTask(task_id=item.task_id, reason=item.reason)
             )
-        case Rejected():
-            error = errors_pb2.RequestRejected(
-                code=item.code,
-                reason=item.reason,
-                message=item.message,
-                metadata={"task_id": item.task_id},
+        case Rejected(error):
+            rejected = errors_pb2.RequestRejected(
+                code=error.code, reason=error.reason, message=error.message, metadata=error.metadata
             )
-            return pb.ConnectResponse(rejected=pb.Rejection(task_id=item.task_id, error=error))
+            task_id = error.metadata.get("task_id", "")
+            return pb.ConnectResponse(rejected=pb.Rejection(task_id=task_id, error=rejected))
 
 
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
@@ -154,10 +152,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 try:
                     self._handle(worker, request)
                 except ServiceError as error:
-                    task_id = error.metadata.get("task_id", "")
-                    worker.outbox.put_nowait(
-                        Rejected(task_id, error.code, error.reason, error.message)
-                    )
+                    worker.outbox.put_nowait(Rejected(error))
         except asyncio.CancelledError:
             raise
         except Exception:  # the stream broke; the writer side notices too
@@ -197,6 +192,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self._runs.post(held.run_id, inbox.Completed(message.task_id, result, has_save, save))
 
     def _failed(self, worker: WorkerConnection, message: pb.TaskFailed) -> None:
+        self._check(message.ByteSize(), message.task_id)
         error = convert.error_record(message.error)
         held = self._held(worker, message.task_id, release=True)
         self._runs.post(held.run_id, inbox.Failed(message.task_id, error))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cairn_server.domain import Json, RetryPolicy, TaskKind
 from cairn_server.engine.decisions import Deliver, JournalEntry
+from cairn_server.errors import ServiceError
 
 
 @dataclass(slots=True, frozen=True)
@@ -44,10 +45,9 @@ class CancelNotice:
 
 @dataclass(slots=True, frozen=True)
 class Rejected:
-    task_id: str
-    code: str
-    reason: str
-    message: str
+    """A worker message the service did not accept; metadata names the task."""
+
+    error: ServiceError
 
 
 Outgoing = Assignment | Deliver | CancelNotice | Rejected | None

@@ -64,6 +64,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The server is shutting down and takes no new work (UNAVAILABLE)."""
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 18
     """The same request_id was used earlier with a different request (ALREADY_EXISTS)."""
+    ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 19
+    """An unexpected server error; the server log has the details (INTERNAL)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason enumerates the `reason` strings that Cairn puts into the
@@ -111,6 +113,8 @@ ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 17
 """The server is shutting down and takes no new work (UNAVAILABLE)."""
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 18
 """The same request_id was used earlier with a different request (ALREADY_EXISTS)."""
+ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 19
+"""An unexpected server error; the server log has the details (INTERNAL)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final
