@@ -26,12 +26,12 @@ from cairn_server.engine.decisions import (
     RetryLater,
 )
 from cairn_server.engine.functional import (
-    EngineError,
     FunctionalRun,
     child_task_id,
     interrupt_id,
     root_task_id,
 )
+from cairn_server.errors import ServiceError
 
 HISTORIES = sorted(pathlib.Path(__file__).with_name("histories").glob("*.json"))
 THREAD, CHECKPOINT = "thread-1", "checkpoint-1"
@@ -196,7 +196,7 @@ def test_history(history: pathlib.Path) -> None:
     paths.id("root")
     for number, step in enumerate(spec["steps"]):
         if "raises" in step:
-            with pytest.raises(EngineError) as raised:
+            with pytest.raises(ServiceError) as raised:
                 feed(engine, paths, step)
             assert raised.value.reason == step["raises"], f"step {number}"
             continue

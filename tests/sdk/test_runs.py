@@ -214,3 +214,24 @@ async def test_many_concurrent_runs_on_one_worker(client: Client, start_worker) 
     assert sorted(r.interrupts[0].value["draft"] for r in runs) == sorted(
         f"draft on t{i}" for i in range(40)
     )
+
+
+@task
+def approve(item: str) -> str:
+    return f"{item}: {interrupt(f'approve {item}?')}"
+
+
+@entrypoint()
+async def approvals(items: list[str]) -> list[str]:
+    return list(await asyncio.gather(*(approve(i) for i in items)))
+
+
+async def test_interrupts_in_parallel_tasks_are_resumed_by_id(client: Client, start_worker) -> None:
+    await start_worker([approve, approvals])
+    run = await client.invoke(approvals, ["a", "b"], thread_id="by-id")
+    by_value = {i.value: i for i in run.interrupts}
+    assert set(by_value) == {"approve a?", "approve b?"}
+    assert by_value["approve a?"].id != by_value["approve b?"].id
+    answers = {by_value["approve a?"].id: "yes", by_value["approve b?"].id: "no"}
+    done = await client.invoke(approvals, Command(resume=answers), thread_id="by-id")
+    assert done.output == ["a: yes", "b: no"]

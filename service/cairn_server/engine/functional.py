@@ -43,20 +43,12 @@ from cairn_server.engine.decisions import (
     Record,
     RetryLater,
 )
+from cairn_server.errors import error_for
 from cairn_server.ids import derive_id
 
 RETURN, ERROR, INTERRUPT, RESUME = "__return__", "__error__", "__interrupt__", "__resume__"
 WRITE_IDX = {RETURN: 0, ERROR: -1, INTERRUPT: -3, RESUME: -4}
 NON_DETERMINISTIC = "NonDeterministicError"
-
-
-class EngineError(Exception):
-    """A request the engine cannot apply; carries an ErrorReason name."""
-
-    def __init__(self, reason: str, message: str, **metadata: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.metadata = metadata
 
 
 class TaskStatus(enum.StrEnum):
@@ -166,14 +158,14 @@ class FunctionalRun:
     def resolve_resume(
         self, *, value: Json = None, by_id: dict[str, Json] | None = None
     ) -> list[Decision]:
-        """Answer pending interrupts; raises EngineError when the command does
-        not fit them. Call before `start`."""
+        """Answer pending interrupts; raises a ServiceError when the command
+        does not fit them. Call before `start`."""
         pending = {i.id: i for i in self.pending_interrupts()}
         if not pending:
-            raise EngineError("NO_PENDING_INTERRUPT", "the thread has no pending interrupt")
+            raise error_for("NO_PENDING_INTERRUPT", "the thread has no pending interrupt")
         if by_id is None:
             if len(pending) > 1:
-                raise EngineError(
+                raise error_for(
                     "AMBIGUOUS_RESUME",
                     f"{len(pending)} interrupts are pending; resume them by id",
                     interrupt_ids=",".join(pending),
@@ -181,7 +173,7 @@ class FunctionalRun:
             by_id = {next(iter(pending)): value}
         for key in by_id:
             if key not in pending:
-                raise EngineError(
+                raise error_for(
                     "INTERRUPT_NOT_FOUND",
                     f"no pending interrupt has id {key!r}",
                     interrupt_id=key,

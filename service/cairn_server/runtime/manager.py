@@ -27,7 +27,7 @@ from cairn_server.domain import (
 )
 from cairn_server.engine import checkpoints
 from cairn_server.engine.decisions import Decision
-from cairn_server.engine.functional import EngineError, FunctionalRun
+from cairn_server.engine.functional import FunctionalRun
 from cairn_server.errors import error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
@@ -203,12 +203,7 @@ class RunManager:
             engine = self._engine(checkpoint, target, writes)
             first = []
             if request.has_resume:
-                try:
-                    first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
-                except EngineError as exc:
-                    raise error_for(
-                        exc.reason, str(exc), thread_id=thread_id, **exc.metadata
-                    ) from None
+                first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
         run = RunRecord(
             run_id=run_id,
             thread_id=thread_id,
