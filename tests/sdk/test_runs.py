@@ -133,17 +133,31 @@ async def test_join_after_disconnect_gets_exactly_the_missed_events(
     assert everything[-1].run is not None and everything[-1].run.output == [0, 1, 2]
 
 
+unwound = threading.Event()
+
+
+@entrypoint()
+def gated_with_cleanup(n: int) -> list:
+    try:
+        return [wait_for_release(i).result() for i in range(n)]
+    finally:
+        unwound.set()
+
+
 async def test_cancel_run_then_retry_from_checkpoint(client: Client, start_worker) -> None:
     release.clear()
-    await start_worker([wait_for_release, gated])
-    stream = client.stream(gated, 2, thread_id="cancel", stream_mode="tasks")
+    unwound.clear()
+    await start_worker([wait_for_release, gated_with_cleanup, gated])
+    stream = client.stream(gated_with_cleanup, 2, thread_id="cancel", stream_mode="tasks")
     first = await anext(stream)
     await stream.aclose()
     cancelled = await client.cancel_run(first.run_id)
     assert cancelled.state is RunState.CANCELLED
     assert (await client.get_thread("cancel")).status is ThreadStatus.IDLE
+    # The sync workflow body blocked on a task result in its thread unwinds.
+    assert await asyncio.to_thread(unwound.wait, 10)
     release.set()
-    run = await client.invoke(gated, None, thread_id="cancel")
+    run = await client.invoke(gated_with_cleanup, None, thread_id="cancel")
     assert run.output == [0, 1]
 
 

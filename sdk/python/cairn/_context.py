@@ -46,6 +46,12 @@ class ChildInterrupted(BaseException):
         self.interrupt = interrupt
 
 
+class Abandoned(BaseException):
+    """Raised in a body whose execution was withdrawn (the run was cancelled,
+    or the worker lost its connection), so that sync code blocked on a task
+    result unwinds. The service runs the work again elsewhere if needed."""
+
+
 class TaskFuture:
     """The pending result of a task call: `await` it in async code, or call
     `.result()` in sync code, as with LangGraph's task futures."""
@@ -99,6 +105,7 @@ class Execution:
         self._next_call = 0
         self._next_interrupt = 0
         self._pending: dict[int, concurrent.futures.Future[Any]] = {}
+        self._abandoned = False
 
     # --- messages to the service ------------------------------------------------
 
@@ -110,6 +117,8 @@ class Execution:
 
     def call(self, name: str, input: Any, retry_policy: RetryPolicy | None) -> TaskFuture:
         with self._lock:
+            if self._abandoned:
+                raise Abandoned()
             index = self._next_call
             self._next_call += 1
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -147,6 +156,15 @@ class Execution:
         self.send(pb.ConnectRequest(chunk=chunk))
 
     # --- outcomes of child calls ----------------------------------------------------
+
+    def abandon(self) -> None:
+        """Withdrawn: every pending and future call raises Abandoned."""
+        with self._lock:
+            self._abandoned = True
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(Abandoned())
 
     def deliver(self, outcome: pb.ChildOutcome) -> None:
         with self._lock:

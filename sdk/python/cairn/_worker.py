@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from cairn._context import ChildInterrupted, Execution, GraphInterrupt
+from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint
 from cairn._types import RetryPolicy
@@ -251,7 +251,11 @@ class Worker:
         except ChildInterrupted:
             execution.send(pb.ConnectRequest(suspended=pb.TaskSuspended(task_id=task_id)))
         except asyncio.CancelledError:
-            pass  # withdrawn by the service, or the connection is gone
+            # Withdrawn by the service, or the connection is gone: release a
+            # sync body that may be blocked on a task result in its thread.
+            execution.abandon()
+        except Abandoned:
+            pass
         except Exception as error:
             policy = function.retry_policy if function is not None else None
             execution.send(
