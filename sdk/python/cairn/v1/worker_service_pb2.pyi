@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from cairn.v1 import errors_pb2 as _errors_pb2
+from cairn.v1 import graph_pb2 as _graph_pb2
 from cairn.v1 import run_pb2 as _run_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -34,6 +35,10 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     """A task: a unit of work whose result is recorded."""
     TASK_KIND_ENTRYPOINT: _TaskKind.ValueType  # 2
     """An entrypoint: a workflow body that calls tasks and is replayed."""
+    TASK_KIND_GRAPH: _TaskKind.ValueType  # 3
+    """A graph: its supersteps run in the service; its nodes and routers are
+    registered as tasks.
+    """
 
 class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
     """TaskKind tells a plain task from an entrypoint."""
@@ -44,6 +49,10 @@ TASK_KIND_TASK: TaskKind.ValueType  # 1
 """A task: a unit of work whose result is recorded."""
 TASK_KIND_ENTRYPOINT: TaskKind.ValueType  # 2
 """An entrypoint: a workflow body that calls tasks and is replayed."""
+TASK_KIND_GRAPH: TaskKind.ValueType  # 3
+"""A graph: its supersteps run in the service; its nodes and routers are
+registered as tasks.
+"""
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
 @_typing.final
@@ -55,6 +64,7 @@ class Registration(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
+    GRAPH_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name clients and entrypoints use to call it."""
     kind: Global___TaskKind.ValueType
@@ -65,16 +75,21 @@ class Registration(_message.Message):
         when unset.
         """
 
+    @_builtins.property
+    def graph(self) -> _graph_pb2.GraphSpec:
+        """The graph, for TASK_KIND_GRAPH."""
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         kind: Global___TaskKind.ValueType = ...,
         retry_policy: _run_pb2.RetryPolicy | None = ...,
+        graph: _graph_pb2.GraphSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["retry_policy", b"retry_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "retry_policy", b"retry_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "kind", b"kind", "name", b"name", "retry_policy", b"retry_policy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
