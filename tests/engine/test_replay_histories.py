@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cairn_server.domain import ErrorRecord, PendingWrite, RetryPolicy
+from cairn_server.domain import CheckpointRecord, ErrorRecord, PendingWrite, RetryPolicy
 from cairn_server.engine.decisions import (
     Cancel,
     Decision,
@@ -22,15 +22,12 @@ from cairn_server.engine.decisions import (
     Dispatch,
     Emit,
     Finish,
+    NewCheckpoint,
     Record,
     RetryLater,
 )
-from cairn_server.engine.functional import (
-    FunctionalRun,
-    child_task_id,
-    interrupt_id,
-    root_task_id,
-)
+from cairn_server.engine.functional import FunctionalRun
+from cairn_server.engine.tasks import child_task_id, interrupt_id, root_task_id
 from cairn_server.errors import ServiceError
 
 HISTORIES = sorted(pathlib.Path(__file__).with_name("histories").glob("*.json"))
@@ -130,10 +127,17 @@ def summarize(paths: Paths, decision: Decision) -> dict[str, Any]:
             return {"retry": paths.path(task_id), "delay": delay}
         case Cancel(task_ids):
             return {"cancel": [paths.path(t) for t in task_ids]}
+        case NewCheckpoint(checkpoint):
+            return {
+                "checkpoint": checkpoint.checkpoint_id,
+                "parent": checkpoint.parent_checkpoint_id,
+                "values": checkpoint.channel_values,
+                "source": checkpoint.metadata["source"],
+            }
         case Finish():
             summary = {"finish": decision.state}
             if decision.state == "succeeded":
-                summary.update(output=decision.output, save=decision.save)
+                summary["output"] = decision.output
             if decision.error is not None:
                 summary["error"] = [decision.error.type, decision.error.message]
             if decision.interrupts:
@@ -186,12 +190,21 @@ def feed(engine: FunctionalRun, paths: Paths, step: dict[str, Any]) -> list[Deci
 def test_history(history: pathlib.Path) -> None:
     spec = json.loads(history.read_text())
     paths = Paths()
-    engine = FunctionalRun(
+    checkpoint = CheckpointRecord(
         thread_id=THREAD,
+        checkpoint_ns="",
         checkpoint_id=CHECKPOINT,
+        parent_checkpoint_id=None,
+        channel_values={"__start__": spec["input"]},
+        channel_versions={"__start__": 1},
+        metadata={"source": "input", "step": -1},
+        created_at=0.0,
+    )
+    engine = FunctionalRun(
+        checkpoint=checkpoint,
         target=spec["target"],
-        input=spec["input"],
         writes=initial_writes(paths, spec.get("writes", [])),
+        new_checkpoint_id=lambda: "checkpoint-2",
     )
     paths.id("root")
     for number, step in enumerate(spec["steps"]):

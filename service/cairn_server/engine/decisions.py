@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cairn_server.domain import ErrorRecord, InterruptRecord, Json, PendingWrite, StreamMode
+from cairn_server.domain import (
+    CheckpointRecord,
+    ErrorRecord,
+    InterruptRecord,
+    Json,
+    PendingWrite,
+    StreamMode,
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,15 +85,22 @@ class Cancel:
 
 
 @dataclass(slots=True, frozen=True)
+class NewCheckpoint:
+    """Store a checkpoint (per the run's durability); later writes attach to
+    it."""
+
+    checkpoint: CheckpointRecord
+
+
+@dataclass(slots=True, frozen=True)
 class Finish:
     """The run is over. `state` is one of succeeded, failed, interrupted,
     cancelled."""
 
     state: str
     output: Json = None
-    save: Json = None
     interrupts: tuple[InterruptRecord, ...] = ()
     error: ErrorRecord | None = None
 
 
-Decision = Dispatch | Deliver | Record | Emit | RetryLater | Cancel | Finish
+Decision = Dispatch | Deliver | Record | Emit | RetryLater | Cancel | NewCheckpoint | Finish

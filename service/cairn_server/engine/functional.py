@@ -1,189 +1,65 @@
-"""The replay engine of the functional API, as a pure state machine.
+"""The replay engine of the functional API.
 
-One `FunctionalRun` drives one run of an entrypoint on one checkpoint. The host
-feeds it what happens (a worker scheduled a child call, a task completed,
-failed or was interrupted, a worker was lost, a retry timer fired) and executes
-the decisions it returns, in order. The engine does no I/O and reads no clock:
-ids are derived from the checkpoint, and jitter samples are passed in.
-
-Tasks form a tree rooted at the entrypoint. A child's id derives from its
-parent's id and the call's position, so a replay computes the same ids and
-finds the recorded results (the journal) by position. Results, errors,
-interrupts and resume values are pending writes on the run's checkpoint:
-
-    __return__     idx 0   the task's result (first recorded wins)
-    __error__      idx -1  the task's last error
-    __interrupt__  idx -3  the task's latest interrupt
-    __resume__     idx -4  the task's resume values, by interrupt index
+One `FunctionalRun` drives one run of an entrypoint on one checkpoint: the
+entrypoint is the root of the task tree. When it succeeds, the run writes a
+final checkpoint with its output and the value saved for the next run.
 """
 
 from __future__ import annotations
 
-import enum
-import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 
 from cairn_server.domain import (
+    CheckpointRecord,
     ErrorRecord,
-    InterruptRecord,
     Json,
     PendingWrite,
     RetryPolicy,
     StreamMode,
 )
-from cairn_server.engine.decisions import (
-    Cancel,
-    Decision,
-    Deliver,
-    Dispatch,
-    Emit,
-    Finish,
-    JournalEntry,
-    Record,
-    RetryLater,
-)
-from cairn_server.errors import error_for
-from cairn_server.ids import derive_id
-
-RETURN, ERROR, INTERRUPT, RESUME = "__return__", "__error__", "__interrupt__", "__resume__"
-WRITE_IDX = {RETURN: 0, ERROR: -1, INTERRUPT: -3, RESUME: -4}
-NON_DETERMINISTIC = "NonDeterministicError"
+from cairn_server.engine import checkpoints
+from cairn_server.engine.decisions import Cancel, Decision, Emit, Finish, NewCheckpoint
+from cairn_server.engine.tasks import TaskNode, TaskStatus, TaskTree, root_task_id
 
 
-class TaskStatus(enum.StrEnum):
-    NEW = "new"  # known from writes, not (re)started in this run
-    QUEUED = "queued"  # waiting for a worker
-    RUNNING = "running"  # held by a worker
-    RETRY_WAIT = "retry_wait"
-    DONE = "done"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"  # stopped at its own interrupt()
-    SUSPENDED = "suspended"  # stopped because an awaited child is interrupted
-    CANCELLED = "cancelled"
-
-    @property
-    def in_flight(self) -> bool:
-        return self in (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.RETRY_WAIT)
-
-
-def root_task_id(thread_id: str, checkpoint_id: str) -> str:
-    return derive_id(thread_id, checkpoint_id, "entrypoint")
-
-
-def child_task_id(parent_id: str, index: int) -> str:
-    return derive_id(parent_id, index)
-
-
-def interrupt_id(task_id: str, index: int) -> str:
-    return derive_id(task_id, "interrupt", index)
-
-
-@dataclass(slots=True)
-class TaskNode:
-    id: str
-    name: str
-    parent_id: str  # "" for the root
-    index: int  # position among the parent's calls; -1 for the root
-    input: Json = None
-    path: tuple[str, ...] = ()
-    status: TaskStatus = TaskStatus.NEW
-    attempt: int = 1
-    retry_policy: RetryPolicy | None = None
-    result: Json = None
-    error: ErrorRecord | None = None
-    interrupt: InterruptRecord | None = None
-    resume: list[Json] = field(default_factory=list)
-    children: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def pending_interrupt(self) -> InterruptRecord | None:
-        """The interrupt still waiting for a resume value, if any."""
-        if self.interrupt is not None and self.interrupt.index >= len(self.resume):
-            return self.interrupt
-        return None
-
-    @property
-    def task_path(self) -> str:
-        return json.dumps([self.parent_id, self.index, self.name], separators=(",", ":"))
-
-    def write(self, channel: str, value: Json) -> PendingWrite:
-        return PendingWrite(self.id, WRITE_IDX[channel], channel, value, self.task_path)
-
-
-class FunctionalRun:
+class FunctionalRun(TaskTree):
     """One run of an entrypoint on one checkpoint."""
 
     def __init__(
         self,
         *,
-        thread_id: str,
-        checkpoint_id: str,
+        checkpoint: CheckpointRecord,
         target: str,
-        input: Json,
         writes: Iterable[PendingWrite] = (),
         retry_policy: RetryPolicy | None = None,
+        new_checkpoint_id: Callable[[], str] = lambda: "",
+        now: Callable[[], float] = lambda: 0.0,
+        run_id: str = "",
+        metadata: dict[str, Json] | None = None,
     ) -> None:
+        super().__init__()
         self.target = target
-        self.root_id = root_task_id(thread_id, checkpoint_id)
-        root = TaskNode(self.root_id, target, "", -1, input=input, retry_policy=retry_policy)
-        self.tasks: dict[str, TaskNode] = {root.id: root}
+        self.checkpoint = checkpoint
+        self.root_id = root_task_id(checkpoint.thread_id, checkpoint.checkpoint_id)
+        root = TaskNode(
+            self.root_id,
+            target,
+            "",
+            -1,
+            input=checkpoint.channel_values.get(checkpoints.START),
+            retry_policy=retry_policy,
+        )
+        self.tasks[root.id] = root
         self._restore(writes)
         self._save: Json = None
-        self.finished = False
-
-    # --- reading ------------------------------------------------------------
+        self._new_checkpoint_id = new_checkpoint_id
+        self._now = now
+        self._run_id = run_id
+        self._metadata = metadata or {}
 
     @property
     def root(self) -> TaskNode:
         return self.tasks[self.root_id]
-
-    def pending_interrupts(self) -> list[InterruptRecord]:
-        return [i for t in self.tasks.values() if (i := t.pending_interrupt) is not None]
-
-    def journal(self, task: TaskNode) -> tuple[JournalEntry, ...]:
-        entries = []
-        for index in sorted(task.children):
-            child = self.tasks[task.children[index]]
-            if child.status is TaskStatus.DONE:
-                entries.append(JournalEntry(index, child.name, child.id, child.result))
-        return tuple(entries)
-
-    def holds(self, task_id: str) -> bool:
-        task = self.tasks.get(task_id)
-        return task is not None and task.status is TaskStatus.RUNNING
-
-    # --- starting -------------------------------------------------------------
-
-    def resolve_resume(
-        self, *, value: Json = None, by_id: dict[str, Json] | None = None
-    ) -> list[Decision]:
-        """Answer pending interrupts; raises a ServiceError when the command
-        does not fit them. Call before `start`."""
-        pending = {i.id: i for i in self.pending_interrupts()}
-        if not pending:
-            raise error_for("NO_PENDING_INTERRUPT", "the thread has no pending interrupt")
-        if by_id is None:
-            if len(pending) > 1:
-                raise error_for(
-                    "AMBIGUOUS_RESUME",
-                    f"{len(pending)} interrupts are pending; resume them by id",
-                    interrupt_ids=",".join(pending),
-                )
-            by_id = {next(iter(pending)): value}
-        for key in by_id:
-            if key not in pending:
-                raise error_for(
-                    "INTERRUPT_NOT_FOUND",
-                    f"no pending interrupt has id {key!r}",
-                    interrupt_id=key,
-                )
-        writes = []
-        for key, resume_value in by_id.items():
-            task = self.tasks[pending[key].task_id]
-            task.resume.append(resume_value)
-            writes.append(task.write(RESUME, list(task.resume)))
-        return [Record(tuple(writes))]
 
     def start(self) -> list[Decision]:
         """Dispatch the entrypoint with its journal and resume values."""
@@ -193,231 +69,13 @@ class FunctionalRun:
         root.error = None
         return [self._dispatch(root)]
 
-    # --- events from workers ----------------------------------------------------
-
-    def schedule(
-        self,
-        parent_id: str,
-        index: int,
-        name: str,
-        input: Json,
-        retry_policy: RetryPolicy | None,
-    ) -> list[Decision]:
-        """A held task calls a child task or entrypoint at position `index`."""
-        parent = self.tasks[parent_id]
-        child_id = parent.children.get(index)
-        if child_id is None:
-            child_id = child_task_id(parent_id, index)
-            parent.children[index] = child_id
-            self.tasks[child_id] = TaskNode(
-                child_id,
-                name,
-                parent_id,
-                index,
-                input=input,
-                path=self._child_path(parent),
-                retry_policy=retry_policy,
-            )
-        child = self.tasks[child_id]
-        if child.name != name:
-            error = ErrorRecord(
-                NON_DETERMINISTIC,
-                f"call {index} of {parent.name!r} is {name!r} in this replay but "
-                f"{child.name!r} was recorded at that position",
-            )
-            return [Deliver(parent_id, index, child_id, error=error)]
-        status = child.status
-        if status is TaskStatus.DONE:
-            return [Deliver(parent_id, index, child_id, has_result=True, result=child.result)]
-        if status.in_flight:
-            return []  # the outcome is delivered when it arrives
-        if status is TaskStatus.FAILED:
-            assert child.error is not None
-            return [Deliver(parent_id, index, child_id, error=child.error)]
-        if status in (TaskStatus.INTERRUPTED, TaskStatus.SUSPENDED):
-            interrupt = self._first_pending_interrupt(child)
-            if interrupt is not None:
-                return [Deliver(parent_id, index, child_id, interrupt=interrupt)]
-        child.input = input
-        child.retry_policy = retry_policy
-        child.status = TaskStatus.QUEUED
-        child.attempt = 1
-        return [self._dispatch(child)]
-
-    def completed(self, task_id: str, result: Json, save: Json, has_save: bool) -> list[Decision]:
-        task = self.tasks[task_id]
-        if task.status is not TaskStatus.RUNNING:
-            return []  # a duplicate after a re-dispatch: the first result won
-        task.status = TaskStatus.DONE
-        task.result = result
-        task.error = None
-        decisions: list[Decision] = []
-        if task.id == self.root_id:
-            self._save = save if has_save else result
-        else:
-            decisions.append(Record((task.write(RETURN, result),)))
-        decisions.append(Emit(StreamMode.TASKS, self._task_result(task), task.path))
-        decisions.append(Emit(StreamMode.UPDATES, {task.name: result}, task.path))
-        if task.id == self.root_id:
-            decisions.append(Emit(StreamMode.VALUES, result))
-        else:
-            decisions.extend(self._deliver_to_parent(task))
-        return decisions + self._settle()
-
-    def failed(self, task_id: str, error: ErrorRecord, jitter: float) -> list[Decision]:
-        """`jitter` is a sample from [0, 1) used when the policy asks for it."""
-        task = self.tasks[task_id]
-        if task.status is not TaskStatus.RUNNING:
-            return []
-        policy = task.retry_policy
-        if error.retryable and policy is not None and task.attempt < policy.max_attempts:
-            task.status = TaskStatus.RETRY_WAIT
-            task.error = error
-            delay = min(
-                policy.max_interval,
-                policy.initial_interval * policy.backoff_factor ** (task.attempt - 1),
-            )
-            if policy.jitter:
-                delay += jitter
-            return [RetryLater(task.id, delay)]
-        task.status = TaskStatus.FAILED
-        task.error = error
-        decisions: list[Decision] = [
-            Record((task.write(ERROR, error.to_json()),)),
+    def _root_completed(self, task: TaskNode, save: Json, has_save: bool) -> list[Decision]:
+        self._save = save if has_save else task.result
+        return [
             Emit(StreamMode.TASKS, self._task_result(task), task.path),
+            Emit(StreamMode.UPDATES, {task.name: task.result}, task.path),
+            Emit(StreamMode.VALUES, task.result),
         ]
-        if task.id != self.root_id:
-            decisions.extend(self._deliver_to_parent(task))
-        return decisions + self._settle()
-
-    def interrupted(self, task_id: str, index: int, value: Json) -> list[Decision]:
-        task = self.tasks[task_id]
-        if task.status is not TaskStatus.RUNNING:
-            return []
-        task.status = TaskStatus.INTERRUPTED
-        task.interrupt = InterruptRecord(
-            interrupt_id(task.id, index), value, task.id, task.name, index
-        )
-        decisions: list[Decision] = [
-            Record((task.write(INTERRUPT, task.interrupt.to_json()),)),
-            Emit(StreamMode.TASKS, self._task_result(task), task.path),
-            Emit(
-                StreamMode.UPDATES, {"__interrupt__": [{"value": value, "id": task.interrupt.id}]}
-            ),
-        ]
-        if task.id != self.root_id:
-            decisions.extend(self._deliver_to_parent(task))
-        return decisions + self._settle()
-
-    def suspended(self, task_id: str) -> list[Decision]:
-        """A held task stopped because a child it awaited is interrupted."""
-        task = self.tasks[task_id]
-        if task.status is not TaskStatus.RUNNING:
-            return []
-        task.status = TaskStatus.SUSPENDED
-        decisions = [] if task.id == self.root_id else self._deliver_to_parent(task)
-        return decisions + self._settle()
-
-    def lost(self, task_id: str) -> list[Decision]:
-        """The worker holding the task is gone: dispatch it again, same attempt."""
-        task = self.tasks.get(task_id)
-        if task is None or task.status is not TaskStatus.RUNNING:
-            return []
-        task.status = TaskStatus.QUEUED
-        return [self._dispatch(task)]
-
-    def retry_due(self, task_id: str) -> list[Decision]:
-        task = self.tasks[task_id]
-        if task.status is not TaskStatus.RETRY_WAIT:
-            return []
-        task.status = TaskStatus.QUEUED
-        task.attempt += 1
-        return [self._dispatch(task)]
-
-    def dispatched(self, task_id: str) -> None:
-        """A worker now holds the task."""
-        task = self.tasks[task_id]
-        if task.status is TaskStatus.QUEUED:
-            task.status = TaskStatus.RUNNING
-
-    def cancel(self) -> list[Decision]:
-        running = [t.id for t in self.tasks.values() if t.status.in_flight]
-        for task_id in running:
-            self.tasks[task_id].status = TaskStatus.CANCELLED
-        self.finished = True
-        return [Cancel(tuple(running)), Finish("cancelled")]
-
-    # --- internals ----------------------------------------------------------------
-
-    def _restore(self, writes: Iterable[PendingWrite]) -> None:
-        """Rebuild the task tree from the checkpoint's pending writes."""
-        by_task: dict[str, list[PendingWrite]] = {}
-        for write in writes:
-            by_task.setdefault(write.task_id, []).append(write)
-        for task_id, task_writes in by_task.items():
-            if task_id not in self.tasks:
-                parent_id, index, name = json.loads(task_writes[0].task_path)
-                self.tasks[task_id] = TaskNode(task_id, name, parent_id, index)
-            task = self.tasks[task_id]
-            for write in task_writes:
-                if write.channel == RETURN:
-                    task.status, task.result = TaskStatus.DONE, write.value
-                elif write.channel == ERROR:
-                    task.error = ErrorRecord.from_json(write.value)
-                elif write.channel == INTERRUPT:
-                    task.interrupt = InterruptRecord.from_json(write.value)
-                elif write.channel == RESUME:
-                    task.resume = list(write.value)
-            # An error is shown but not replayed: a new run executes the task again.
-            if task.status is not TaskStatus.DONE and task.interrupt is not None:
-                task.status = TaskStatus.INTERRUPTED
-        for task in self.tasks.values():
-            parent = self.tasks.get(task.parent_id)
-            if parent is not None:
-                parent.children[task.index] = task.id
-        for task in self._walk(self.root):
-            parent = self.tasks.get(task.parent_id)
-            if parent is not None:
-                task.path = self._child_path(parent)
-
-    def _walk(self, task: TaskNode) -> Iterable[TaskNode]:
-        yield task
-        for index in sorted(task.children):
-            yield from self._walk(self.tasks[task.children[index]])
-
-    def _child_path(self, parent: TaskNode) -> tuple[str, ...]:
-        """Namespace of a child: the tasks above it, excluding the root."""
-        if parent.id == self.root_id:
-            return ()
-        return (*parent.path, f"{parent.name}:{parent.id}")
-
-    def _first_pending_interrupt(self, task: TaskNode) -> InterruptRecord | None:
-        return next((i for t in self._walk(task) if (i := t.pending_interrupt) is not None), None)
-
-    def _dispatch(self, task: TaskNode) -> Dispatch:
-        return Dispatch(
-            task_id=task.id,
-            name=task.name,
-            attempt=task.attempt,
-            input=task.input,
-            journal=self.journal(task),
-            resume=tuple(task.resume),
-            path=task.path,
-            is_root=task.id == self.root_id,
-        )
-
-    def _deliver_to_parent(self, task: TaskNode) -> list[Decision]:
-        parent = self.tasks[task.parent_id]
-        if parent.status is not TaskStatus.RUNNING:
-            return []  # the parent reads the outcome when it is replayed
-        if task.status is TaskStatus.DONE:
-            return [Deliver(parent.id, task.index, task.id, has_result=True, result=task.result)]
-        if task.status is TaskStatus.FAILED:
-            return [Deliver(parent.id, task.index, task.id, error=task.error)]
-        interrupt = self._first_pending_interrupt(task)
-        if interrupt is None:
-            return []
-        return [Deliver(parent.id, task.index, task.id, interrupt=interrupt)]
 
     def _settle(self) -> list[Decision]:
         """Finish the run once the entrypoint stopped and no task is running.
@@ -445,20 +103,19 @@ class FunctionalRun:
         elif interrupts:
             decisions.append(Finish("interrupted", interrupts=interrupts))
         elif root.status is TaskStatus.DONE:
-            decisions.append(Finish("succeeded", output=root.result, save=self._save))
+            final = checkpoints.final_checkpoint(
+                parent=self.checkpoint,
+                checkpoint_id=self._new_checkpoint_id(),
+                output=root.result,
+                save=self._save,
+                run_id=self._run_id,
+                target=self.target,
+                metadata=self._metadata,
+                now=self._now(),
+            )
+            decisions.append(NewCheckpoint(final))
+            decisions.append(Finish("succeeded", output=root.result))
         else:
             error = ErrorRecord("RuntimeError", "the entrypoint stopped without a result")
             decisions.append(Finish("failed", error=error))
         return decisions
-
-    def _task_result(self, task: TaskNode) -> dict[str, Json]:
-        interrupts = [i.to_json()] if (i := task.pending_interrupt) else []
-        return {
-            "id": task.id,
-            "name": task.name,
-            "error": task.error.message
-            if task.status is TaskStatus.FAILED and task.error
-            else None,
-            "result": [[RETURN, task.result]] if task.status is TaskStatus.DONE else [],
-            "interrupts": interrupts,
-        }

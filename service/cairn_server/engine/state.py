@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from cairn_server.domain import CheckpointRecord, ErrorRecord, InterruptRecord, Json, PendingWrite
 from cairn_server.engine import checkpoints
-from cairn_server.engine.functional import FunctionalRun, TaskStatus
+from cairn_server.engine.functional import FunctionalRun
+from cairn_server.engine.tasks import TaskStatus
 
 
 @dataclass(slots=True)
@@ -37,13 +38,7 @@ def state_view(checkpoint: CheckpointRecord | None, writes: list[PendingWrite]) 
     if not checkpoints.is_unfinished(checkpoint):
         return StateView(checkpoint, values=checkpoint.channel_values.get(checkpoints.END))
     target = str(checkpoint.metadata.get("target", ""))
-    run = FunctionalRun(
-        thread_id=checkpoint.thread_id,
-        checkpoint_id=checkpoint.checkpoint_id,
-        target=target,
-        input=checkpoint.channel_values.get(checkpoints.START),
-        writes=writes,
-    )
+    run = FunctionalRun(checkpoint=checkpoint, target=target, writes=writes)
     tasks = []
     for task in run.tasks.values():
         pending = task.pending_interrupt

@@ -40,11 +40,11 @@ from cairn_server.engine.decisions import (
     Dispatch,
     Emit,
     Finish,
+    NewCheckpoint,
     Record,
     RetryLater,
 )
 from cairn_server.engine.functional import FunctionalRun
-from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import EventLog
 from cairn_server.store import Store, ThreadStatusChange, WriteBatch, WriteSet
@@ -173,6 +173,12 @@ class RunHandle:
                     self._timers.append(loop.call_later(delay, self.post, inbox.RetryDue(task_id)))
                 case Cancel(task_ids):
                     self._dispatcher.withdraw(task_ids, "the run stopped")
+                case NewCheckpoint(checkpoint):
+                    self.checkpoint = checkpoint
+                    self._batch.checkpoints.append(checkpoint)
+                    self.emit_checkpoint(checkpoint)
+                    if self.run.durability is Durability.SYNC:
+                        await self._commit()
                 case Finish():
                     await self._finish(decision)
                     return
@@ -216,18 +222,6 @@ class RunHandle:
         run.error = finish.error
         if run.state is RunState.SUCCEEDED:
             run.has_output, run.output = True, finish.output
-            final = checkpoints.final_checkpoint(
-                parent=self.checkpoint,
-                checkpoint_id=new_id(),
-                output=finish.output,
-                save=finish.save,
-                run_id=run.run_id,
-                target=run.target,
-                metadata=run.metadata,
-                now=now,
-            )
-            self._batch.checkpoints.append(final)
-            self.emit_checkpoint(final, next_nodes=[])
         self._batch.runs.append(run)
         self._batch.thread_statuses.append(
             ThreadStatusChange(run.thread_id, _THREAD_STATUS[run.state], now)
@@ -258,7 +252,7 @@ class RunHandle:
             }
             self._append_chunk(StreamMode.DEBUG, debug, namespace)
 
-    def emit_checkpoint(self, checkpoint: CheckpointRecord, next_nodes: list[str]) -> None:
+    def emit_checkpoint(self, checkpoint: CheckpointRecord) -> None:
         if not {StreamMode.CHECKPOINTS, StreamMode.DEBUG} & self._modes:
             return
         config = {
@@ -282,7 +276,7 @@ class RunHandle:
             "parent_config": parent,
             "values": checkpoint.channel_values.get(checkpoints.END),
             "metadata": checkpoint.metadata,
-            "next": next_nodes,
+            "next": checkpoint.metadata.get("next", []),
             "tasks": [],
         }
         self.emit_chunk(StreamMode.CHECKPOINTS, data)

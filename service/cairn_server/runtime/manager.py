@@ -165,6 +165,7 @@ class RunManager:
             batch.threads.append(ThreadRecord(thread_id, now, now, {}, ThreadStatus.BUSY))
         latest = await self.store.get_checkpoint(thread_id)
         run_id = new_id()
+        writes: list[PendingWrite] = []
         if request.has_input:
             target = request.target
             if not target:
@@ -183,8 +184,6 @@ class RunManager:
                 metadata=request.metadata,
                 now=now,
             )
-            engine = self._engine(checkpoint, target, [])
-            first: list[Decision] = []
         else:
             if latest is None or not checkpoints.is_unfinished(latest):
                 reason = "NO_PENDING_INTERRUPT" if request.has_resume else "NOTHING_TO_RESUME"
@@ -200,10 +199,6 @@ class RunManager:
                     target=request.target,
                 )
             writes = await self.store.get_writes(thread_id, "", checkpoint.checkpoint_id)
-            engine = self._engine(checkpoint, target, writes)
-            first = []
-            if request.has_resume:
-                first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
         run = RunRecord(
             run_id=run_id,
             thread_id=thread_id,
@@ -218,6 +213,10 @@ class RunManager:
             request_id=request.request_id,
             request_hash=request.fingerprint() if request.request_id else "",
         )
+        engine = self._engine(checkpoint, run, writes)
+        first: list[Decision] = []
+        if request.has_resume:
+            first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
         batch.runs.append(run)
         batch.thread_statuses.append(ThreadStatusChange(thread_id, ThreadStatus.BUSY, now))
         deferred = WriteBatch()
@@ -240,15 +239,17 @@ class RunManager:
         return handle, first + engine.start()
 
     def _engine(
-        self, checkpoint: CheckpointRecord, target: str, writes: list[PendingWrite]
+        self, checkpoint: CheckpointRecord, run: RunRecord, writes: list[PendingWrite]
     ) -> FunctionalRun:
         return FunctionalRun(
-            thread_id=checkpoint.thread_id,
-            checkpoint_id=checkpoint.checkpoint_id,
-            target=target,
-            input=checkpoint.channel_values.get(checkpoints.START),
+            checkpoint=checkpoint,
+            target=run.target,
             writes=writes,
-            retry_policy=self.dispatcher.retry_policy(target),
+            retry_policy=self.dispatcher.retry_policy(run.target),
+            new_checkpoint_id=new_id,
+            now=self.clock,
+            run_id=run.run_id,
+            metadata=run.metadata,
         )
 
     def _launch(self, handle: RunHandle, first: list[Decision]) -> None:
@@ -322,7 +323,7 @@ class RunManager:
                 await self._lose(run)
                 continue
             writes = await self.store.get_writes(run.thread_id, "", checkpoint.checkpoint_id)
-            engine = self._engine(checkpoint, run.target, writes)
+            engine = self._engine(checkpoint, run, writes)
             handle = RunHandle(
                 run=run,
                 engine=engine,
