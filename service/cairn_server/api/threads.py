@@ -10,7 +10,7 @@ from cairn.v1 import thread_pb2, thread_service_pb2, thread_service_pb2_grpc
 from cairn_server.api import convert
 from cairn_server.api.errors import unary
 from cairn_server.api.values import check_size, struct_to_json
-from cairn_server.domain import ThreadRecord, ThreadStatus
+from cairn_server.domain import CheckpointRecord, ThreadRecord, ThreadStatus
 from cairn_server.engine.state import state_view
 from cairn_server.errors import error_for
 from cairn_server.ids import derive_id, new_id
@@ -128,10 +128,7 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
                 thread_id=request.thread_id,
                 checkpoint_id=request.checkpoint_id,
             )
-        writes = []
-        if checkpoint is not None:
-            writes = await self._store.get_writes(request.thread_id, "", checkpoint.checkpoint_id)
-        return pb.GetStateResponse(state=convert.state_pb(state_view(checkpoint, writes)))
+        return pb.GetStateResponse(state=await self._snapshot(checkpoint))
 
     @unary
     async def GetStateHistory(
@@ -147,8 +144,13 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
             limit=request.limit or None,
             metadata=struct_to_json(request.filter, "filter") or None,
         )
-        states = []
-        for checkpoint in listed:
-            writes = await self._store.get_writes(request.thread_id, "", checkpoint.checkpoint_id)
-            states.append(convert.state_pb(state_view(checkpoint, writes)))
-        return pb.GetStateHistoryResponse(states=states)
+        return pb.GetStateHistoryResponse(states=[await self._snapshot(c) for c in listed])
+
+    async def _snapshot(self, checkpoint: CheckpointRecord | None) -> thread_pb2.StateSnapshot:
+        if checkpoint is None:
+            return convert.state_pb(state_view(None, []))
+        writes = await self._store.get_writes(
+            checkpoint.thread_id, checkpoint.checkpoint_ns, checkpoint.checkpoint_id
+        )
+        graph = self._runs.graph(str(checkpoint.metadata.get("target", "")))
+        return convert.state_pb(state_view(checkpoint, writes, graph))

@@ -10,6 +10,7 @@ from typing import Any
 from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
 from cairn_server.api import convert
 from cairn_server.api.errors import streaming
+from cairn_server.api.graphs import graph_model
 from cairn_server.api.values import check_size, to_json, to_value
 from cairn_server.dispatch.dispatcher import WorkerConnection
 from cairn_server.dispatch.messages import (
@@ -99,6 +100,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         if first is None or first.WhichOneof("kind") != "hello":
             raise error_for("HELLO_REQUIRED", "the first message of Connect must be a hello")
         worker = self._worker(first.hello)
+        for registration in first.hello.registrations:
+            if registration.kind == pb.TASK_KIND_GRAPH:
+                await self._runs.register_graph(graph_model(registration.graph))
         await self._runs.register_targets(
             [n for n, r in worker.registrations.items() if r.kind is TaskKind.ENTRYPOINT]
         )
@@ -126,6 +130,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     def _worker(self, hello: pb.WorkerHello) -> WorkerConnection:
         registrations: dict[str, Registration] = {}
         for item in hello.registrations:
+            if item.kind == pb.TASK_KIND_GRAPH:
+                continue  # the service runs graphs; their nodes are registered as tasks
             if not item.name or item.kind not in _KIND:
                 raise error_for(
                     "INVALID_ARGUMENT", "each registration needs a name and a kind", field="hello"

@@ -21,8 +21,9 @@ START, END, PREVIOUS = "__start__", "__end__", "__previous__"
 
 
 def is_unfinished(checkpoint: CheckpointRecord) -> bool:
-    """An input checkpoint whose entrypoint has not succeeded yet."""
-    return checkpoint.metadata.get("source") == "input"
+    """A checkpoint with work left: an input checkpoint whose entrypoint has
+    not succeeded yet, or a graph checkpoint with next nodes."""
+    return checkpoint.metadata.get("source") == "input" or bool(checkpoint.metadata.get("next"))
 
 
 def previous_value(checkpoint: CheckpointRecord | None) -> tuple[bool, Json]:

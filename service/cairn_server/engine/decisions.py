@@ -36,6 +36,7 @@ class Dispatch:
     resume: tuple[Json, ...]
     path: tuple[str, ...]
     is_root: bool = False
+    label: str = ""  # the name streams show (a graph node's name)
 
 
 @dataclass(slots=True, frozen=True)

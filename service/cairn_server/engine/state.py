@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from cairn_server.domain import CheckpointRecord, ErrorRecord, InterruptRecord, Json, PendingWrite
 from cairn_server.engine import checkpoints
 from cairn_server.engine.functional import FunctionalRun
-from cairn_server.engine.tasks import TaskStatus
+from cairn_server.engine.graph import GraphRun, next_nodes, state_of
+from cairn_server.engine.graph_model import GraphModel
+from cairn_server.engine.tasks import TaskNode, TaskStatus
 
 
 @dataclass(slots=True)
@@ -30,29 +32,44 @@ class StateView:
     interrupts: list[InterruptRecord] = field(default_factory=list)
 
 
-def state_view(checkpoint: CheckpointRecord | None, writes: list[PendingWrite]) -> StateView:
-    """The state at `checkpoint`: its output when finished; otherwise the
-    entrypoint still to run, and the outcome of each task called so far."""
+def state_view(
+    checkpoint: CheckpointRecord | None,
+    writes: list[PendingWrite],
+    graph: GraphModel | None = None,
+) -> StateView:
+    """The state at `checkpoint`. For a graph: the state keys, the next nodes
+    and the outcome of the step's tasks. For an entrypoint: its output when
+    finished; otherwise the entrypoint still to run and the outcome of each
+    task called so far."""
     if checkpoint is None:
         return StateView(None)
+    if graph is not None:
+        steps = GraphRun(graph=graph, checkpoint=checkpoint, writes=writes)
+        return StateView(
+            checkpoint,
+            values=state_of(graph, checkpoint),
+            next=next_nodes(checkpoint),
+            tasks=[_task_view(t) for t in steps.node_tasks() if t.label],
+            interrupts=steps.pending_interrupts(),
+        )
     if not checkpoints.is_unfinished(checkpoint):
         return StateView(checkpoint, values=checkpoint.channel_values.get(checkpoints.END))
     target = str(checkpoint.metadata.get("target", ""))
     run = FunctionalRun(checkpoint=checkpoint, target=target, writes=writes)
-    tasks = []
-    for task in run.tasks.values():
-        pending = task.pending_interrupt
-        tasks.append(
-            TaskView(
-                id=task.id,
-                name=task.name,
-                path=task.path,
-                has_result=task.status is TaskStatus.DONE,
-                result=task.result,
-                error=task.error,
-                interrupts=[pending] if pending else [],
-            )
-        )
+    tasks = [_task_view(t) for t in run.tasks.values()]
     return StateView(
         checkpoint, values=None, next=[target], tasks=tasks, interrupts=run.pending_interrupts()
+    )
+
+
+def _task_view(task: TaskNode) -> TaskView:
+    pending = task.pending_interrupt
+    return TaskView(
+        id=task.id,
+        name=task.label or task.name,
+        path=task.path,
+        has_result=task.status is TaskStatus.DONE,
+        result=task.result,
+        error=task.error,
+        interrupts=[pending] if pending else [],
     )

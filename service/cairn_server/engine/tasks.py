@@ -95,6 +95,7 @@ class TaskNode:
     interrupt: InterruptRecord | None = None
     resume: list[Json] = field(default_factory=list)
     children: dict[int, str] = field(default_factory=dict)
+    label: str = ""  # what streams show, when not the task name (a graph node)
 
     @property
     def pending_interrupt(self) -> InterruptRecord | None:
@@ -391,6 +392,7 @@ class TaskTree(abc.ABC):
             resume=tuple(task.resume),
             path=task.path,
             is_root=task.is_root,
+            label=task.label or task.name,
         )
 
     def _deliver_to_parent(self, task: TaskNode) -> list[Decision]:
@@ -410,7 +412,7 @@ class TaskTree(abc.ABC):
         interrupts = [i.to_json()] if (i := task.pending_interrupt) else []
         return {
             "id": task.id,
-            "name": task.name,
+            "name": task.label or task.name,
             "error": task.error.message
             if task.status is TaskStatus.FAILED and task.error
             else None,

@@ -45,6 +45,7 @@ from cairn_server.engine.decisions import (
     RetryLater,
 )
 from cairn_server.engine.functional import FunctionalRun
+from cairn_server.engine.graph import GraphRun
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import EventLog
 from cairn_server.store import Store, ThreadStatusChange, WriteBatch, WriteSet
@@ -64,7 +65,7 @@ class RunHandle:
         self,
         *,
         run: RunRecord,
-        engine: FunctionalRun,
+        engine: FunctionalRun | GraphRun,
         checkpoint: CheckpointRecord,
         previous: tuple[bool, Json],
         store: Store,
@@ -190,7 +191,7 @@ class RunHandle:
         if StreamMode.TASKS in self._modes or StreamMode.DEBUG in self._modes:
             started = {
                 "id": decision.task_id,
-                "name": decision.name,
+                "name": decision.label,
                 "input": decision.input,
                 "triggers": ["__pregel_push"],
             }

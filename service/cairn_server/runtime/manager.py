@@ -26,8 +26,11 @@ from cairn_server.domain import (
     ThreadStatus,
 )
 from cairn_server.engine import checkpoints
+from cairn_server.engine import graph as graph_engine
 from cairn_server.engine.decisions import Decision
 from cairn_server.engine.functional import FunctionalRun
+from cairn_server.engine.graph import GraphRun
+from cairn_server.engine.graph_model import GraphModel, graph_from_json, graph_to_json
 from cairn_server.errors import error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
@@ -35,6 +38,8 @@ from cairn_server.runtime.handle import RunHandle
 from cairn_server.store import Store, ThreadStatusChange, WriteBatch
 
 log = logging.getLogger(__name__)
+
+TaskTreeEngine = FunctionalRun | GraphRun
 
 
 @dataclass(slots=True)
@@ -83,10 +88,14 @@ class RunManager:
         self._starting: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._targets: set[str] = set()
+        self._graphs: dict[str, GraphModel] = {}
         self._closing = False
 
     async def open(self) -> None:
         self._targets = await self.store.known_targets()
+        self._graphs = {
+            name: graph_from_json(spec) for name, spec in (await self.store.known_graphs()).items()
+        }
         await self._recover()
 
     async def close(self) -> None:
@@ -104,6 +113,18 @@ class RunManager:
         if new:
             await self.store.commit(WriteBatch(targets=new))
             self._targets.update(new)
+
+    async def register_graph(self, graph: GraphModel) -> None:
+        """Remember a graph a worker serves (the latest registration wins)."""
+        if self._graphs.get(graph.name) == graph:
+            return
+        spec = graph_to_json(graph)
+        await self.store.commit(WriteBatch(targets=[graph.name], graphs=[(graph.name, spec)]))
+        self._graphs[graph.name] = graph
+        self._targets.add(graph.name)
+
+    def graph(self, name: str) -> GraphModel | None:
+        return self._graphs.get(name)
 
     # --- worker messages ----------------------------------------------------------
 
@@ -174,16 +195,35 @@ class RunManager:
                 raise error_for(
                     "TARGET_NOT_FOUND", f"no worker serves entrypoint {target!r}", target=target
                 )
-            checkpoint = checkpoints.input_checkpoint(
-                thread_id=thread_id,
-                checkpoint_id=new_id(),
-                parent=latest,
-                input=request.input,
-                run_id=run_id,
-                target=target,
-                metadata=request.metadata,
-                now=now,
-            )
+            graph = self._graphs.get(target)
+            if graph is None:
+                checkpoint = checkpoints.input_checkpoint(
+                    thread_id=thread_id,
+                    checkpoint_id=new_id(),
+                    parent=latest,
+                    input=request.input,
+                    run_id=run_id,
+                    target=target,
+                    metadata=request.metadata,
+                    now=now,
+                )
+            else:
+                if not isinstance(request.input, dict):
+                    raise error_for(
+                        "INVALID_ARGUMENT",
+                        f"the input of graph {target!r} must be an object of state keys",
+                        field="input",
+                    )
+                checkpoint = graph_engine.input_checkpoint(
+                    graph=graph,
+                    checkpoint_id=new_id(),
+                    thread_id=thread_id,
+                    parent=latest,
+                    input=request.input,
+                    run_id=run_id,
+                    metadata=request.metadata,
+                    now=now,
+                )
         else:
             if latest is None or not checkpoints.is_unfinished(latest):
                 reason = "NO_PENDING_INTERRUPT" if request.has_resume else "NOTHING_TO_RESUME"
@@ -240,7 +280,18 @@ class RunManager:
 
     def _engine(
         self, checkpoint: CheckpointRecord, run: RunRecord, writes: list[PendingWrite]
-    ) -> FunctionalRun:
+    ) -> TaskTreeEngine:
+        graph = self._graphs.get(run.target)
+        if graph is not None:
+            return GraphRun(
+                graph=graph,
+                checkpoint=checkpoint,
+                writes=writes,
+                new_checkpoint_id=new_id,
+                now=self.clock,
+                run_id=run.run_id,
+                metadata=run.metadata,
+            )
         return FunctionalRun(
             checkpoint=checkpoint,
             target=run.target,

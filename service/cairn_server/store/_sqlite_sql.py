@@ -378,6 +378,11 @@ ON CONFLICT DO NOTHING
 
 INSERT_TARGET = "INSERT INTO targets (name, registered_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
+UPSERT_GRAPH = """
+INSERT INTO graphs (name, spec, registered_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, registered_at = excluded.registered_at
+"""
+
 
 def event_from_row(row: Row) -> EventRecord:
     return EventRecord(
@@ -478,4 +483,5 @@ def encode_batch(batch: WriteBatch) -> EncodedBatch:
     )
     now = time.time()
     encoded.add(INSERT_TARGET, [(name, now) for name in batch.targets])
+    encoded.add(UPSERT_GRAPH, [(name, dumps(spec), now) for name, spec in batch.graphs])
     return encoded

@@ -64,7 +64,8 @@ class WriteBatch:
     - writes: insert-or-ignore per (thread, ns, checkpoint, task, idx) when
       idx >= 0, upsert when idx < 0 (special channels).
     - events: appended (insert-or-ignore per (run_id, event_id)).
-    - targets: entrypoint names that workers registered.
+    - targets: entrypoint and graph names that workers registered.
+    - graphs: (name, spec as JSON) of registered graphs, upserted.
     """
 
     threads: list[ThreadRecord] = field(default_factory=list)
@@ -74,6 +75,7 @@ class WriteBatch:
     writes: list[WriteSet] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    graphs: list[tuple[str, Json]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
@@ -85,6 +87,7 @@ class WriteBatch:
                 self.writes,
                 self.events,
                 self.targets,
+                self.graphs,
             )
         )
 
@@ -96,6 +99,7 @@ class WriteBatch:
         self.writes.extend(other.writes)
         self.events.extend(other.events)
         self.targets.extend(other.targets)
+        self.graphs.extend(other.graphs)
 
 
 class Store(abc.ABC):
@@ -209,4 +213,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def known_targets(self) -> set[str]:
-        """Every entrypoint name a worker ever registered."""
+        """Every entrypoint and graph name a worker ever registered."""
+
+    @abc.abstractmethod
+    async def known_graphs(self) -> dict[str, Json]:
+        """The latest spec (JSON) of every graph a worker registered."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -459,6 +460,10 @@ class SqliteStore(Store):
 
     async def known_targets(self) -> set[str]:
         return {row[0] for row in await self._fetch("SELECT name FROM targets")}
+
+    async def known_graphs(self) -> dict[str, Json]:
+        rows = await self._fetch("SELECT name, spec FROM graphs")
+        return {row[0]: json.loads(row[1]) for row in rows}
 
 
 async def _apply_job(

@@ -91,3 +91,11 @@ CREATE TABLE targets (
     name TEXT PRIMARY KEY,
     registered_at REAL NOT NULL
 );
+
+-- Graph specs registered by workers (JSON), so that a restarted server can
+-- resume graph runs before any worker reconnects.
+CREATE TABLE graphs (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    registered_at REAL NOT NULL
+);

@@ -1,0 +1,439 @@
+"""The superstep engine of the Graph API.
+
+A `GraphRun` drives a StateGraph from one checkpoint: the nodes triggered by
+the checkpoint run in parallel as tasks on workers (a step); when every task
+of the step has finished, their writes go through the channels' reducers in a
+deterministic order (edge-triggered nodes by name, then Send packets in
+order), the edges and routers pick the next step's nodes, and one checkpoint
+is written. Tasks of a step are the roots of the task tree, so functional
+tasks called inside nodes are recorded and replayed as in the functional API.
+A failed or interrupted step keeps the writes of the nodes that finished; a
+resume runs only the others.
+
+Besides the state keys, a graph checkpoint holds these channels:
+
+    __input__              the run's input, until the __start__ step applies it
+    __triggers__           names of the nodes the next step runs
+    __sends__              Send packets ({"node", "arg"}) the next step runs
+    __joins__              sources seen so far by joins ({join key: [names]})
+    __interrupted_before__ set on the checkpoint where interrupt_before stopped
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cairn_server.domain import CheckpointRecord, ErrorRecord, Json, PendingWrite, StreamMode
+from cairn_server.engine.decisions import Decision, Emit, Finish, NewCheckpoint, Record
+from cairn_server.engine.graph_model import END, START, GraphModel
+from cairn_server.engine.reducers import MISSING, InvalidUpdate, reduce
+from cairn_server.engine.tasks import RETURN, TaskNode, TaskStatus, TaskTree
+from cairn_server.ids import derive_id
+
+INPUT, TRIGGERS, SENDS, JOINS = "__input__", "__triggers__", "__sends__", "__joins__"
+BREAKPOINT = "__interrupted_before__"
+MARK = "__cairn__"
+
+
+def state_of(graph: GraphModel, checkpoint: CheckpointRecord) -> dict[str, Json]:
+    """The state keys that have a value."""
+    values = checkpoint.channel_values
+    return {name: values[name] for name in graph.channels if name in values}
+
+
+def next_nodes(checkpoint: CheckpointRecord) -> list[str]:
+    values = checkpoint.channel_values
+    return [*values.get(TRIGGERS, []), *(s["node"] for s in values.get(SENDS, []))]
+
+
+def input_checkpoint(
+    *,
+    graph: GraphModel,
+    checkpoint_id: str,
+    thread_id: str,
+    parent: CheckpointRecord | None,
+    input: Json,
+    run_id: str,
+    metadata: dict[str, Json],
+    now: float,
+) -> CheckpointRecord:
+    """Step -1: the input waits in __input__ for the __start__ step. The state
+    keys of the parent carry over (LangGraph threads keep their state)."""
+    values: dict[str, Json] = {}
+    versions: dict[str, int] = {}
+    if parent is not None:
+        for name in graph.channels:
+            if name in parent.channel_values:
+                values[name] = parent.channel_values[name]
+                versions[name] = parent.channel_versions[name]
+    previous = parent.channel_versions if parent else {}
+    for channel, value in ((INPUT, input), (TRIGGERS, [START])):
+        values[channel] = value
+        versions[channel] = previous.get(channel, 0) + 1
+    return CheckpointRecord(
+        thread_id=thread_id,
+        checkpoint_ns="",
+        checkpoint_id=checkpoint_id,
+        parent_checkpoint_id=parent.checkpoint_id if parent else None,
+        channel_values=values,
+        channel_versions=versions,
+        metadata={
+            **metadata,
+            "source": "input",
+            "step": (parent.metadata.get("step", -1) + 1) if parent else -1,
+            "run_id": run_id,
+            "target": graph.name,
+            "writes": {START: input},
+            "parents": {},
+            "next": [START],
+        },
+        created_at=now,
+    )
+
+
+class GraphRun(TaskTree):
+    """Supersteps of one run of a graph, from one checkpoint on."""
+
+    def __init__(
+        self,
+        *,
+        graph: GraphModel,
+        checkpoint: CheckpointRecord,
+        writes: Iterable[PendingWrite] = (),
+        new_checkpoint_id: Callable[[], str] = lambda: "",
+        now: Callable[[], float] = lambda: 0.0,
+        run_id: str = "",
+        metadata: dict[str, Json] | None = None,
+        recursion_limit: int = 25,
+    ) -> None:
+        super().__init__()
+        self.graph = graph
+        self.target = graph.name
+        self.checkpoint = checkpoint
+        self._new_checkpoint_id = new_checkpoint_id
+        self._now = now
+        self._run_id = run_id
+        self._metadata = metadata or {}
+        self._recursion_limit = recursion_limit
+        self._steps = 0
+        self._plan()
+        self._restore(writes)
+
+    # --- reading ----------------------------------------------------------------
+
+    @property
+    def state(self) -> dict[str, Json]:
+        return state_of(self.graph, self.checkpoint)
+
+    def node_tasks(self) -> list[TaskNode]:
+        """The step's node tasks, in the order their writes are applied."""
+        return sorted((t for t in self.tasks.values() if t.id in self._node_of), key=_order)
+
+    # --- the step ---------------------------------------------------------------------
+
+    def start(self) -> list[Decision]:
+        """Run the checkpoint's step: dispatch what has not finished."""
+        values = self.checkpoint.channel_values
+        if not values.get(BREAKPOINT) and self._breakpoint_before():
+            return self._stop_at_breakpoint()
+        decisions: list[Decision] = []
+        for task in self.node_tasks():
+            if task.status is TaskStatus.DONE:
+                decisions.extend(self._route(task))
+            else:
+                task.status, task.attempt, task.error = TaskStatus.QUEUED, 1, None
+                decisions.append(self._dispatch(task))
+        return decisions + self._settle()
+
+    def _plan(self) -> None:
+        """Create the step's tasks from the checkpoint's triggers and sends."""
+        checkpoint = self.checkpoint
+        values = checkpoint.channel_values
+        self.tasks = {}
+        self._node_of: dict[str, str] = {}
+        state = self.state
+        position = 0
+        for name in values.get(TRIGGERS, []):
+            task_id = derive_id(checkpoint.checkpoint_id, "node", name)
+            if name == START:
+                task = TaskNode(task_id, START, "", position, input=values.get(INPUT))
+                task.status, task.result = TaskStatus.DONE, values.get(INPUT)
+            else:
+                node = self.graph.nodes[name]
+                task = TaskNode(
+                    task_id,
+                    node.function,
+                    "",
+                    position,
+                    input=state,
+                    retry_policy=node.retry_policy,
+                    label=name,
+                )
+            self.tasks[task_id], self._node_of[task_id] = task, name
+            position += 1
+        for index, send in enumerate(values.get(SENDS, [])):
+            node = self.graph.nodes[send["node"]]
+            task_id = derive_id(checkpoint.checkpoint_id, "send", index)
+            task = TaskNode(
+                task_id,
+                node.function,
+                "",
+                position,
+                input=send.get("arg"),
+                retry_policy=node.retry_policy,
+                label=node.name,
+            )
+            self.tasks[task_id], self._node_of[task_id] = task, node.name
+            position += 1
+
+    def _root_completed(self, task: TaskNode, save: Json, has_save: bool) -> list[Decision]:
+        decisions: list[Decision] = [
+            Record((task.write(RETURN, task.result),)),
+            Emit(StreamMode.TASKS, self._task_result(task), task.path),
+        ]
+        if task.id not in self._node_of:
+            return decisions  # a router
+        update, _ = self._split(task)
+        decisions.append(Emit(StreamMode.UPDATES, {task.label: update}))
+        return decisions + self._route(task)
+
+    def _route(self, task: TaskNode) -> list[Decision]:
+        """Dispatch the routers of a finished node, on the state with its update."""
+        node = self._node_of[task.id]
+        branches = [b for b in self.graph.branches if b.source == node]
+        if not branches:
+            return []
+        try:
+            update, _ = self._split(task)
+            fresh = self._reduce(self.state, [update])
+        except InvalidUpdate as error:
+            return self._fail(task, "InvalidUpdateError", str(error))
+        decisions: list[Decision] = []
+        for index, branch in enumerate(branches):
+            router_id = derive_id(task.id, "route", index)
+            router = self.tasks.get(router_id)
+            if router is None:
+                router = TaskNode(router_id, branch.router, "", 1000 + index, input=fresh)
+                self.tasks[router_id] = router
+            if router.status is not TaskStatus.DONE:
+                router.status, router.input = TaskStatus.QUEUED, fresh
+                decisions.append(self._dispatch(router))
+        return decisions
+
+    def _settle(self) -> list[Decision]:
+        if self.finished or any(t.status.in_flight for t in self.tasks.values()):
+            return []
+        roots = sorted((t for t in self.tasks.values() if t.is_root), key=_order)
+        failed = [t for t in roots if t.status is TaskStatus.FAILED]
+        if failed:
+            self.finished = True
+            return [Finish("failed", error=failed[0].error)]
+        interrupts = tuple(self.pending_interrupts())
+        if interrupts:
+            self.finished = True
+            return [Finish("interrupted", interrupts=interrupts)]
+        return self._advance()
+
+    def _advance(self) -> list[Decision]:
+        """Apply the step's writes and write the next checkpoint."""
+        values = self.checkpoint.channel_values
+        joins: dict[str, list[str]] = {k: list(v) for k, v in values.get(JOINS, {}).items()}
+        triggers: set[str] = set()
+        sends: list[dict[str, Json]] = []
+        updates: list[dict[str, Json]] = []
+        ran: list[str] = []
+        try:
+            for task in self.node_tasks():
+                node = self._node_of[task.id]
+                ran.append(node)
+                update, goto = self._split(task)
+                updates.append(update)
+                for target in goto:
+                    self._target(target, triggers, sends, {})
+                for edge in self.graph.edges:
+                    if node not in edge.sources:
+                        continue
+                    if len(edge.sources) == 1:
+                        self._target(edge.target, triggers, sends, {})
+                        continue
+                    seen = sorted({*joins.get(edge.join_key, []), node})
+                    if set(seen) == set(edge.sources):
+                        joins.pop(edge.join_key, None)
+                        self._target(edge.target, triggers, sends, {})
+                    else:
+                        joins[edge.join_key] = seen
+                branches = [b for b in self.graph.branches if b.source == node]
+                for index, branch in enumerate(branches):
+                    router = self.tasks[derive_id(task.id, "route", index)]
+                    for target in _as_list(router.result):
+                        self._target(target, triggers, sends, branch.path_map)
+            state = self._reduce(self.state, updates)
+        except InvalidUpdate as error:
+            self.finished = True
+            return [Finish("failed", error=ErrorRecord("InvalidUpdateError", str(error)))]
+        checkpoint = self._checkpoint(state, sorted(triggers), sends, joins, ran)
+        before = self._breakpoint_before(checkpoint)
+        if before:
+            checkpoint.channel_values[BREAKPOINT] = True
+            checkpoint.channel_versions[BREAKPOINT] = 1
+        self.checkpoint = checkpoint
+        decisions: list[Decision] = [
+            NewCheckpoint(checkpoint),
+            Emit(StreamMode.VALUES, self._output(state)),
+        ]
+        self._steps += 1
+        nexts = next_nodes(checkpoint)
+        if not nexts:
+            self.finished = True
+            return [*decisions, Finish("succeeded", output=self._output(state))]
+        if set(ran) & self.graph.interrupt_after or before:
+            self.finished = True
+            return [*decisions, Finish("interrupted")]
+        if self._steps >= self._recursion_limit:
+            self.finished = True
+            message = (
+                f"Recursion limit of {self._recursion_limit} reached without hitting a stop "
+                "condition. You can increase the limit by setting the `recursion_limit` config key."
+            )
+            return [*decisions, Finish("failed", error=ErrorRecord("GraphRecursionError", message))]
+        self._plan()
+        return decisions + self.start()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _split(self, task: TaskNode) -> tuple[dict[str, Json], list[Json]]:
+        """(update, goto) of a node's result."""
+        result = task.result
+        if self._node_of.get(task.id) == START:
+            result = _input_update(self.graph, result)
+        if result is None:
+            return {}, []
+        if isinstance(result, dict) and result.get(MARK) == "command":
+            update = result.get("update") or {}
+            goto = _as_list(result.get("goto"))
+        else:
+            update, goto = result, []
+        if not isinstance(update, dict):
+            raise InvalidUpdate(
+                f"node {self._node_of[task.id]!r} returned {type(update).__name__}; "
+                "a node returns a dict of state updates"
+            )
+        for key in update:
+            if key not in self.graph.channels:
+                raise InvalidUpdate(f"node {self._node_of[task.id]!r} wrote unknown key {key!r}")
+        return update, goto
+
+    def _target(
+        self,
+        target: Json,
+        triggers: set[str],
+        sends: list[dict[str, Json]],
+        path_map: dict[str, str],
+    ) -> None:
+        if isinstance(target, dict) and target.get(MARK) == "send":
+            node = target.get("node")
+            if node not in self.graph.nodes:
+                raise InvalidUpdate(f"Send to unknown node {node!r}")
+            sends.append({"node": node, "arg": target.get("arg")})
+            return
+        name = path_map.get(str(target), target) if path_map else target
+        if name == END:
+            return
+        if not isinstance(name, str) or name not in self.graph.nodes:
+            raise InvalidUpdate(f"routed to unknown node {target!r}")
+        triggers.add(name)
+
+    def _reduce(self, state: dict[str, Json], updates: list[dict[str, Json]]) -> dict[str, Json]:
+        written: dict[str, list[Json]] = {}
+        for update in updates:
+            for key, value in update.items():
+                written.setdefault(key, []).append(value)
+        new = dict(state)
+        for key, values in written.items():
+            channel = self.graph.channels[key]
+            current = state.get(key, channel.default if channel.has_default else MISSING)
+            new[key] = reduce(channel.reducer, key, current, values)
+        return new
+
+    def _output(self, state: dict[str, Json]) -> dict[str, Json]:
+        keys = self.graph.output_channels or tuple(self.graph.channels)
+        return {k: state[k] for k in keys if k in state}
+
+    def _breakpoint_before(self, checkpoint: CheckpointRecord | None = None) -> bool:
+        names = next_nodes(checkpoint or self.checkpoint)
+        return bool(set(names) & self.graph.interrupt_before)
+
+    def _stop_at_breakpoint(self) -> list[Decision]:
+        self.finished = True
+        return [Finish("interrupted")]
+
+    def _checkpoint(
+        self,
+        state: dict[str, Json],
+        triggers: list[str],
+        sends: list[dict[str, Json]],
+        joins: dict[str, list[str]],
+        ran: list[str],
+    ) -> CheckpointRecord:
+        parent = self.checkpoint
+        versions: dict[str, int] = {}
+        values: dict[str, Json] = {}
+        for key, value in state.items():
+            old = parent.channel_values.get(key, MISSING)
+            version = parent.channel_versions.get(key, 0)
+            versions[key] = version if old is not MISSING and old == value else version + 1
+            values[key] = value
+        for key, value in ((TRIGGERS, triggers), (SENDS, sends), (JOINS, joins)):
+            if value:
+                values[key] = value
+                versions[key] = parent.channel_versions.get(key, 0) + 1
+        step = int(parent.metadata.get("step", -1)) + 1
+        writes: dict[str, Any] = {}
+        for task in self.node_tasks():
+            writes[self._node_of[task.id]] = (
+                self._split(task)[0] if task.result is not None else None
+            )
+        return CheckpointRecord(
+            thread_id=parent.thread_id,
+            checkpoint_ns="",
+            checkpoint_id=self._new_checkpoint_id(),
+            parent_checkpoint_id=parent.checkpoint_id,
+            channel_values=values,
+            channel_versions=versions,
+            metadata={
+                **self._metadata,
+                "source": "loop",
+                "step": step,
+                "run_id": self._run_id,
+                "target": self.graph.name,
+                "writes": writes,
+                "parents": {},
+                "next": [*triggers, *(s["node"] for s in sends)],
+            },
+            created_at=self._now(),
+        )
+
+    def _fail(self, task: TaskNode, kind: str, message: str) -> list[Decision]:
+        task.status, task.error = TaskStatus.FAILED, ErrorRecord(kind, message)
+        return []
+
+
+def _order(task: TaskNode) -> int:
+    return task.index
+
+
+def _as_list(value: Json) -> list[Json]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _input_update(graph: GraphModel, input: Json) -> Json:
+    if input is None:
+        return None
+    if not isinstance(input, dict):
+        raise InvalidUpdate(f"the input of graph {graph.name!r} must be an object of state keys")
+    if graph.input_channels:
+        return {k: v for k, v in input.items() if k in graph.input_channels}
+    return input
