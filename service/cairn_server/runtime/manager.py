@@ -369,9 +369,15 @@ class RunManager:
     async def _recover(self) -> None:
         """Resume the runs that were active when the server last stopped."""
         for run in await self.store.list_active_runs():
-            checkpoint = await self.store.get_checkpoint(run.thread_id, "", run.checkpoint_id)
-            if checkpoint is None:
+            if await self.store.get_checkpoint(run.thread_id, "", run.checkpoint_id) is None:
                 await self._lose(run)
+                continue
+            # The thread was busy with this run, so its newest checkpoint is
+            # the run's progress (a graph run writes one per step).
+            checkpoint = await self.store.get_checkpoint(run.thread_id)
+            assert checkpoint is not None
+            if not checkpoints.is_unfinished(checkpoint):
+                await self._complete(run, checkpoint)
                 continue
             writes = await self.store.get_writes(run.thread_id, "", checkpoint.checkpoint_id)
             engine = self._engine(checkpoint, run, writes)
@@ -388,6 +394,27 @@ class RunManager:
             )
             log.info("recovering run %s on thread %s", run.run_id, run.thread_id)
             self._launch(handle, engine.start())
+
+    async def _complete(self, run: RunRecord, final: CheckpointRecord) -> None:
+        """A run whose final checkpoint was stored just before the server stopped."""
+        graph = self._graphs.get(run.target)
+        if graph is not None:
+            output = graph_engine.state_of(graph, final)
+        else:
+            output = final.channel_values.get(checkpoints.END)
+        now = self.clock()
+        run.state, run.updated_at, run.has_output, run.output = (
+            RunState.SUCCEEDED,
+            now,
+            True,
+            output,
+        )
+        await self.store.commit(
+            WriteBatch(
+                runs=[run],
+                thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.IDLE, now)],
+            )
+        )
 
     async def _lose(self, run: RunRecord) -> None:
         """A run whose input checkpoint was never stored (durability exit)."""
