@@ -398,17 +398,12 @@ class RunManager:
     async def _complete(self, run: RunRecord, final: CheckpointRecord) -> None:
         """A run whose final checkpoint was stored just before the server stopped."""
         graph = self._graphs.get(run.target)
+        output: Json = final.channel_values.get(checkpoints.END)
         if graph is not None:
             output = graph_engine.state_of(graph, final)
-        else:
-            output = final.channel_values.get(checkpoints.END)
         now = self.clock()
-        run.state, run.updated_at, run.has_output, run.output = (
-            RunState.SUCCEEDED,
-            now,
-            True,
-            output,
-        )
+        run.state, run.updated_at = RunState.SUCCEEDED, now
+        run.has_output, run.output = True, output
         await self.store.commit(
             WriteBatch(
                 runs=[run],
