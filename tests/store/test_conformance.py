@@ -687,6 +687,16 @@ async def test_targets_round_trip(store: Store) -> None:
     assert await store.known_targets() == {"checkout", "refund"}
 
 
+async def test_graph_specs_round_trip_and_latest_registration_wins(store: Store) -> None:
+    assert await store.known_graphs() == {}
+    first = {"name": "agent", "nodes": [{"name": "a"}]}
+    second = {"name": "agent", "nodes": [{"name": "a"}, {"name": "b"}]}
+    await store.commit(WriteBatch(graphs=[("agent", first)]))
+    await store.commit(WriteBatch(graphs=[("agent", second), ("other", first)]))
+
+    assert await store.known_graphs() == {"agent": second, "other": first}
+
+
 async def test_empty_commit_is_accepted(store: Store) -> None:
     await store.commit(WriteBatch())
     assert await store.list_threads(limit=1) == ([], "")
