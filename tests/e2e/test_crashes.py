@@ -83,3 +83,47 @@ async def test_worker_sigkill_mid_task_redispatches_to_second_worker(
     starts = [(name, int(pid)) for event, name, _, pid in executions(log) if event == "start"]
     assert starts.count(("stall_once", stalled_on)) == 1
     assert starts.count(("stall_once", survivor)) == 1
+
+
+async def test_server_sigkill_mid_graph_resumes_without_rerunning_finished_nodes(
+    tmp_path: pathlib.Path,
+) -> None:
+    db, log, port = tmp_path / "cairn.db", tmp_path / "tasks.log", free_port()
+    address = f"127.0.0.1:{port}"
+    server = start_server(db, port)
+    worker = start_worker(address, log)
+    with stopping(worker, server):
+        finished_before_kill: list[str] = []
+        async with Client(address) as client:
+            events = client.stream(
+                "ten_nodes",
+                {"count": 0, "visited": []},
+                thread_id="graph-crash",
+                durability="sync",
+                stream_mode="updates",
+            )
+            run_id = ""
+            async for event in events:
+                if event.run is not None:
+                    run_id = event.run.run_id
+                elif event.mode == "updates":
+                    finished_before_kill.extend(event.data)
+                    if len(finished_before_kill) == 5:
+                        break
+            await events.aclose()
+        server.kill()
+
+        server = start_server(db, port)
+        with stopping(server):
+            async with Client(address) as client:
+                final = [e.run async for e in client.join(run_id) if e.run is not None][-1]
+                assert final.state is RunState.SUCCEEDED
+                assert final.output == {"count": 10, "visited": list(range(10))}
+
+    starts = collections.Counter(
+        task_id for event, _, task_id, _ in executions(log) if event == "start"
+    )
+    # Ten node tasks finished; at most the one in flight at the kill ran twice.
+    assert len(starts) == 10
+    assert sum(starts.values()) <= 11
+    assert finished_before_kill == ["n0", "n1", "n2", "n3", "n4"]

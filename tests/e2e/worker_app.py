@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import operator
 import os
 import pathlib
 import time
+from typing import Annotated, TypedDict
 
-from cairn import Worker, entrypoint, get_stream_writer, interrupt, task
+from cairn import (
+    START,
+    CompiledStateGraph,
+    StateGraph,
+    Worker,
+    entrypoint,
+    get_stream_writer,
+    interrupt,
+    task,
+)
 from cairn._context import current
 
 LOG: pathlib.Path
@@ -75,7 +87,30 @@ def essay(inputs: dict) -> dict:
     return {"essay": text, "is_approved": approved}
 
 
-FUNCTIONS = [step, twenty_steps, stall_once, stalling, write_essay, essay]
+class CountState(TypedDict):
+    count: int
+    visited: Annotated[list, operator.add]
+
+
+def visit(state: CountState) -> dict:
+    record("start")
+    time.sleep(0.02)
+    record("end")
+    return {"count": state["count"] + 1, "visited": [state["count"]]}
+
+
+def build_ten_nodes() -> CompiledStateGraph:
+    builder = StateGraph(CountState)
+    names = [f"n{i}" for i in range(10)]
+    for name in names:
+        builder.add_node(name, visit)
+    builder.add_edge(START, names[0])
+    for left, right in itertools.pairwise(names):
+        builder.add_edge(left, right)
+    return builder.compile(name="ten_nodes")
+
+
+FUNCTIONS = [step, twenty_steps, stall_once, stalling, write_essay, essay, build_ten_nodes()]
 
 
 async def main() -> None:

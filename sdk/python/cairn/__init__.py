@@ -1,9 +1,11 @@
 """Cairn Python SDK: durable LangGraph-style workflows on the Cairn service.
 
     from cairn import Client, Command, Worker, entrypoint, interrupt, task
+    from cairn import END, START, StateGraph
 
-Workers serve `@task` and `@entrypoint` functions; clients run them on threads
-with `Client.invoke`, `Client.stream` or `Client.session`.
+Workers serve `@task` and `@entrypoint` functions and compiled `StateGraph`s;
+clients run them on threads with `Client.invoke`, `Client.stream` or
+`Client.session`.
 """
 
 from cairn._client import Client, Session
@@ -31,6 +33,15 @@ from cairn._errors import (
     UnavailableError,
 )
 from cairn._functional import Final, Task, entrypoint, task
+from cairn._graph import (
+    END,
+    START,
+    CompiledStateGraph,
+    StateGraph,
+    add_messages,
+    append,
+    merge,
+)
 from cairn._sync import SyncClient
 from cairn._types import (
     Command,
@@ -42,6 +53,7 @@ from cairn._types import (
     Run,
     RunEvent,
     RunState,
+    Send,
     StateSnapshot,
     StreamMode,
     Thread,
@@ -51,11 +63,14 @@ from cairn._version import __version__
 from cairn._worker import Worker
 
 __all__ = [
+    "END",
+    "START",
     "AlreadyExistsError",
     "CairnError",
     "ChildInterrupted",
     "Client",
     "Command",
+    "CompiledStateGraph",
     "Durability",
     "ErrorDetails",
     "FailedPreconditionError",
@@ -73,7 +88,9 @@ __all__ = [
     "RunFailedError",
     "RunNotFoundError",
     "RunState",
+    "Send",
     "Session",
+    "StateGraph",
     "StateSnapshot",
     "StreamMode",
     "SyncClient",
@@ -87,9 +104,12 @@ __all__ = [
     "UnavailableError",
     "Worker",
     "__version__",
+    "add_messages",
+    "append",
     "entrypoint",
     "get_previous_state",
     "get_stream_writer",
     "interrupt",
+    "merge",
     "task",
 ]

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from cairn._errors import RunFailedError, from_rpc_error
-from cairn._functional import entrypoint
 from cairn._types import (
     _DURABILITY_PB,
     _RUN_STATE_PB,
@@ -44,14 +43,22 @@ from cairn.v1 import (
     thread_service_pb2_grpc,
 )
 
-Target = str | entrypoint
+
+class Named(Protocol):
+    """An entrypoint or a compiled graph: anything served under a name."""
+
+    @property
+    def name(self) -> str: ...
+
+
+Target = str | Named
 _PAGE = 200
 
 
 def _target_name(target: Target | None) -> str:
     if target is None:
         return ""
-    return target.name if isinstance(target, entrypoint) else target
+    return target if isinstance(target, str) else target.name
 
 
 def _modes(stream_mode: str | Sequence[str]) -> list[run_pb2.StreamMode.ValueType]:

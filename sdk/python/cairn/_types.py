@@ -168,18 +168,46 @@ def _is_interrupt_id(key: object) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Send:
+    """Run `node` with `arg` as its input in the next step, as LangGraph's
+    `Send`: return it from a router (or in a `Command`'s `goto`) to fan out,
+    one task per Send.
+
+        def fan_out(state: State) -> list[Send]:
+            return [Send("summarize", {"doc": doc}) for doc in state["docs"]]
+    """
+
+    node: str
+    arg: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
-    """Resumes an interrupted run, as LangGraph's `Command(resume=...)`.
+    """Resumes an interrupted run, or, returned by a graph node, updates the
+    state and says where to go next, as LangGraph's `Command`.
 
     `resume` answers the single pending interrupt. As in LangGraph, a dict
     whose keys are all interrupt ids answers several pending interrupts by id:
 
         Command(resume={interrupts[0].id: "yes", interrupts[1].id: "no"})
+
+    A node returns `update` (the state update) and `goto` (a node name, a
+    `Send`, or a list of them; `END` to stop):
+
+        def triage(state: State) -> Command:
+            return Command(update={"label": "bug"}, goto="fix")
     """
 
     resume: Any = None
+    update: Any = None
+    goto: str | Send | Sequence[str | Send] = ()
 
     def _to_proto(self) -> run_pb2.Command:
+        if self.update is not None or self.goto:
+            raise ValueError(
+                "Command(update=..., goto=...) is returned by graph nodes; "
+                "resume a run with Command(resume=...)"
+            )
         resume = self.resume
         if isinstance(resume, dict) and resume and all(_is_interrupt_id(k) for k in resume):
             values = {k: to_value(v) for k, v in resume.items()}

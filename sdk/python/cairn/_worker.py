@@ -1,6 +1,6 @@
-"""Worker: serves tasks and entrypoints to the Cairn service.
+"""Worker: serves tasks, entrypoints and graphs to the Cairn service.
 
-    worker = Worker("127.0.0.1:50051", functions=[write_essay, workflow])
+    worker = Worker("127.0.0.1:50051", functions=[write_essay, workflow, graph])
     await worker.run()          # or worker.run_sync() in a script
 
 The worker keeps one Connect stream open, reconnecting with backoff when it
@@ -27,6 +27,7 @@ import grpc
 from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint
+from cairn._graph import CompiledStateGraph, GraphTask
 from cairn._types import RetryPolicy
 from cairn._values import InvalidValueError, to_json, to_value
 from cairn._version import __version__
@@ -34,7 +35,7 @@ from cairn.v1 import errors_pb2, worker_service_pb2, worker_service_pb2_grpc
 
 log = logging.getLogger("cairn.worker")
 pb = worker_service_pb2
-Function = Task | entrypoint
+Function = Task | entrypoint | CompiledStateGraph
 
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
@@ -46,8 +47,8 @@ CHANNEL_OPTIONS = [
 
 
 class Worker:
-    """Runs the tasks and entrypoints it registers when the service assigns
-    them."""
+    """Runs the tasks, entrypoints and graph nodes it registers when the
+    service assigns them."""
 
     def __init__(
         self,
@@ -65,7 +66,8 @@ class Worker:
         self.max_entrypoints = max_entrypoints
         self.reconnect_max_interval = reconnect_max_interval
         self.connected = asyncio.Event()
-        self._functions: dict[str, Function] = {}
+        self._functions: dict[str, Task | entrypoint | GraphTask] = {}
+        self._graphs: dict[str, CompiledStateGraph] = {}
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
         self._outbox: asyncio.Queue[pb.ConnectRequest | None] | None = None
@@ -80,9 +82,15 @@ class Worker:
             self.register(function)
 
     def register(self, function: Function) -> Function:
-        """Serve a `@task` or an `@entrypoint`; returns it (usable as a decorator)."""
+        """Serve a `@task`, an `@entrypoint` or a compiled `StateGraph` (whose
+        nodes and routers are served as tasks); returns it (usable as a
+        decorator)."""
+        if isinstance(function, CompiledStateGraph):
+            self._graphs[function.name] = function
+            self._functions.update(function.tasks)
+            return function
         if not isinstance(function, Task | entrypoint) or not function.name:
-            raise TypeError(f"{function!r} is not a task or an entrypoint")
+            raise TypeError(f"{function!r} is not a task, an entrypoint or a compiled graph")
         self._functions[function.name] = function
         return function
 
@@ -143,6 +151,8 @@ class Worker:
             sdk_version=__version__,
             identity=f"{os.getpid()}@{socket.gethostname()}",
         )
+        for name, graph in self._graphs.items():
+            hello.registrations.add(name=name, kind=pb.TASK_KIND_GRAPH, graph=graph._spec)
         for name, function in self._functions.items():
             kind = (
                 pb.TASK_KIND_ENTRYPOINT if isinstance(function, entrypoint) else pb.TASK_KIND_TASK
@@ -233,6 +243,9 @@ class Worker:
                 result = await execution.run(
                     function.fn, (input,), kwargs, self._entrypoint_threads
                 )
+            elif isinstance(function, GraphTask):
+                output = await execution.run(function.fn, (input,), {}, self._task_threads)
+                result = function.encode(output)
             else:
                 args, kwargs = function._unpack(input)
                 result = await execution.run(function.fn, args, kwargs, self._task_threads)

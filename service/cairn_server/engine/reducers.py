@@ -10,6 +10,7 @@ from cairn_server.domain import Json
 from cairn_server.errors import error_for
 
 MISSING: Json = object()
+REMOVE_ALL = "__remove_all__"  # LangGraph's id for "remove every earlier message"
 
 
 class InvalidUpdate(Exception):
@@ -68,6 +69,9 @@ def _add_messages(channel: str, current: Json, writes: Sequence[Json]) -> Json:
         for message in write if isinstance(write, list) else [write]:
             if not isinstance(message, dict):
                 raise InvalidUpdate(f"channel {channel!r} holds message objects")
+            if message.get("type") == "remove" and message.get("id") == REMOVE_ALL:
+                messages = []
+                continue
             message = dict(message)
             # Deterministic ids, so a replayed step assigns the same ones.
             key = f"{channel}:{len(messages)}:{message!r}"

@@ -46,7 +46,8 @@ class _ReducerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reducer.Value
     REDUCER_ADD_MESSAGES: _Reducer.ValueType  # 5
     """LangGraph's add_messages: messages are objects with an "id"; a message
     whose id is present replaces it, a message with "type": "remove" deletes
-    it, others are appended (ids are assigned when missing).
+    it (an error when no message has that id; the id "__remove_all__" clears
+    the list), others are appended (ids are assigned when missing).
     """
 
 class Reducer(_Reducer, metaclass=_ReducerEnumTypeWrapper):
@@ -73,7 +74,8 @@ REDUCER_MERGE: Reducer.ValueType  # 4
 REDUCER_ADD_MESSAGES: Reducer.ValueType  # 5
 """LangGraph's add_messages: messages are objects with an "id"; a message
 whose id is present replaces it, a message with "type": "remove" deletes
-it, others are appended (ids are assigned when missing).
+it (an error when no message has that id; the id "__remove_all__" clears
+the list), others are appended (ids are assigned when missing).
 """
 Global___Reducer: _TypeAlias = Reducer  # noqa: Y015
 
