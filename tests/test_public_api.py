@@ -46,6 +46,7 @@ def test_public_names_are_pinned() -> None:
         "ThreadNotFoundError",
         "ThreadStatus",
         "UnavailableError",
+        "UnimplementedError",
         "Worker",
         "__version__",
         "add_messages",

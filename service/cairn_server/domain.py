@@ -165,7 +165,7 @@ class CheckpointRecord:
     checkpoint_id: str
     parent_checkpoint_id: str | None
     channel_values: dict[str, Json]
-    channel_versions: dict[str, int]
+    channel_versions: dict[str, str]
     metadata: dict[str, Json]
     created_at: float
 

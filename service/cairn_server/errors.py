@@ -10,7 +10,8 @@ google.rpc.ErrorInfo detail.
     ├── AlreadyExists          ALREADY_EXISTS
     ├── FailedPrecondition     FAILED_PRECONDITION
     ├── ResourceExhausted      RESOURCE_EXHAUSTED
-    └── Unavailable            UNAVAILABLE
+    ├── Unavailable            UNAVAILABLE
+    └── Unimplemented          UNIMPLEMENTED
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class Unavailable(ServiceError):
     code = "UNAVAILABLE"
 
 
+class Unimplemented(ServiceError):
+    code = "UNIMPLEMENTED"
+
+
 _BY_REASON: dict[str, type[ServiceError]] = {
     "INVALID_ARGUMENT": InvalidArgument,
     "AMBIGUOUS_RESUME": InvalidArgument,
@@ -68,6 +73,8 @@ _BY_REASON: dict[str, type[ServiceError]] = {
     "TASK_NOT_HELD": FailedPrecondition,
     "HELLO_REQUIRED": FailedPrecondition,
     "RUN_FINISHED": FailedPrecondition,
+    "NOT_A_GRAPH": FailedPrecondition,
+    "UNSUPPORTED": Unimplemented,
     "PAYLOAD_TOO_LARGE": ResourceExhausted,
     "SHUTTING_DOWN": Unavailable,
 }

@@ -90,7 +90,7 @@ def make_checkpoint(
     checkpoint_id: str,
     *,
     values: dict[str, Json] | None = None,
-    versions: dict[str, int] | None = None,
+    versions: dict[str, str] | None = None,
     metadata: dict[str, Json] | None = None,
     parent: str | None = None,
     ns: str = "",
@@ -102,7 +102,7 @@ def make_checkpoint(
         checkpoint_id=checkpoint_id,
         parent_checkpoint_id=parent,
         channel_values=values,
-        channel_versions=versions if versions is not None else dict.fromkeys(values, 1),
+        channel_versions=versions if versions is not None else dict.fromkeys(values, "1"),
         metadata=metadata or {},
         created_at=1.0,
     )
@@ -175,7 +175,7 @@ async def fill_thread(store: Store, thread_id: str) -> tuple[str, str]:
             runs=[run],
             checkpoints=[
                 make_checkpoint(thread_id, cp1, values={"a": 1, "b": 1}),
-                make_checkpoint(thread_id, cp2, values={"a": 2}, versions={"a": 2, "b": 1}),
+                make_checkpoint(thread_id, cp2, values={"a": 2}, versions={"a": "2", "b": "1"}),
             ],
             writes=[WriteSet(thread_id, "", cp2, [PendingWrite("task", 0, "a", 3)])],
             events=[make_event(run.run_id, 1), make_event(run.run_id, 2)],
@@ -364,7 +364,7 @@ async def test_latest_checkpoint_is_the_highest_id(store: Store) -> None:
     ids = [new_id() for _ in range(3)]
     # Committed out of order: "latest" means the highest id, not the last insert.
     for version, cp_id in enumerate((ids[2], ids[0], ids[1]), start=1):
-        cp = make_checkpoint("t", cp_id, values={"x": cp_id}, versions={"x": version})
+        cp = make_checkpoint("t", cp_id, values={"x": cp_id}, versions={"x": str(version)})
         await store.commit(WriteBatch(checkpoints=[cp]))
     await store.commit(
         WriteBatch(checkpoints=[make_checkpoint("t", new_id(), ns="child", values={"x": 0})])
@@ -396,7 +396,7 @@ async def test_list_checkpoints_newest_first_with_before_limit_and_metadata(stor
             "t",
             cp_id,
             values={"step": i},
-            versions={"step": i + 1},
+            versions={"step": str(i + 1)},
             metadata={"step": i, "source": "loop" if i % 2 else "input"},
             parent=ids[i - 1] if i else None,
         )
@@ -428,8 +428,8 @@ async def test_unchanged_channel_is_read_from_an_earlier_blob(
     await store.commit(
         WriteBatch(
             checkpoints=[
-                make_checkpoint("t", c2, values={"count": 2}, versions={"history": 1, "count": 2}),
-                make_checkpoint("t", c3, values={"count": 3}, versions={"history": 1, "count": 3}),
+                make_checkpoint("t", c2, values={"count": 2}, versions={"history": "1", "count": "2"}),
+                make_checkpoint("t", c3, values={"count": 3}, versions={"history": "1", "count": "3"}),
             ]
         )
     )
@@ -444,7 +444,7 @@ async def test_unchanged_channel_is_read_from_an_earlier_blob(
 
 
 async def test_checkpoint_without_a_stored_value_is_refused(store: Store) -> None:
-    orphan = make_checkpoint("t", "c1", values={"a": 1}, versions={"a": 1, "never_sent": 4})
+    orphan = make_checkpoint("t", "c1", values={"a": 1}, versions={"a": "1", "never_sent": "4"})
 
     with pytest.raises(StoreError, match="never_sent"):
         await store.commit(WriteBatch(threads=[make_thread("t")], checkpoints=[orphan]))

@@ -31,6 +31,7 @@ from cairn._errors import (
     ThreadBusyError,
     ThreadNotFoundError,
     UnavailableError,
+    UnimplementedError,
 )
 from cairn._functional import Final, Task, entrypoint, task
 from cairn._graph import (
@@ -102,6 +103,7 @@ __all__ = [
     "ThreadNotFoundError",
     "ThreadStatus",
     "UnavailableError",
+    "UnimplementedError",
     "Worker",
     "__version__",
     "add_messages",

@@ -138,6 +138,7 @@ class Client:
         metadata: dict[str, Any] | None,
         request_id: str | None,
         create_thread: bool,
+        checkpoint_id: str | None = None,
     ) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "thread_id": thread_id,
@@ -145,6 +146,7 @@ class Client:
             "metadata": to_struct(metadata),
             "request_id": request_id or "",
             "create_thread": create_thread,
+            "checkpoint_id": checkpoint_id or "",
         }
         if durability is not None:
             fields["durability"] = _DURABILITY_PB[Durability(durability)]
@@ -166,11 +168,13 @@ class Client:
         metadata: dict[str, Any] | None = None,
         request_id: str | None = None,
         create_thread: bool = True,
+        checkpoint_id: str | None = None,
     ) -> Run:
         """Run `target` on a thread and wait until it finishes or stops at an
         interrupt. `input` may be a `Command` to resume, or None to retry the
-        thread's unfinished run (as in LangGraph). Raises RunFailedError when
-        the run fails."""
+        thread's unfinished run (as in LangGraph). `checkpoint_id` starts from
+        an older checkpoint instead of the latest, forking a new branch (time
+        travel). Raises RunFailedError when the run fails."""
         request = run_service_pb2.InvokeRequest(
             **self._start_fields(
                 target,
@@ -180,6 +184,7 @@ class Client:
                 metadata=metadata,
                 request_id=request_id,
                 create_thread=create_thread,
+                checkpoint_id=checkpoint_id,
             )
         )
         response = await self._call(self._runs.Invoke, request)
@@ -199,6 +204,7 @@ class Client:
         metadata: dict[str, Any] | None = None,
         request_id: str | None = None,
         create_thread: bool = True,
+        checkpoint_id: str | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Run `target` and yield its events: chunks of the chosen stream
         modes and lifecycle events. After a disconnect, continue with
@@ -213,6 +219,7 @@ class Client:
                 metadata=metadata,
                 request_id=request_id,
                 create_thread=create_thread,
+                checkpoint_id=checkpoint_id,
             ),
         )
         try:
@@ -341,6 +348,26 @@ class Client:
             thread_id=thread_id, checkpoint_id=checkpoint_id
         )
         return StateSnapshot._from_proto((await self._call(self._threads.GetState, request)).state)
+
+    async def update_state(
+        self,
+        thread_id: str,
+        values: dict[str, Any],
+        *,
+        as_node: str = "",
+        checkpoint_id: str = "",
+    ) -> StateSnapshot:
+        """Write `values` into a graph thread's state as if `as_node` returned
+        them (LangGraph's `update_state`). From an older `checkpoint_id`, this
+        forks a new branch; `invoke(graph, None, thread_id=...)` continues it."""
+        request = thread_service_pb2.UpdateStateRequest(
+            thread_id=thread_id,
+            checkpoint_id=checkpoint_id,
+            values=to_value(values),
+            as_node=as_node,
+        )
+        response = await self._call(self._threads.UpdateState, request)
+        return StateSnapshot._from_proto(response.state)
 
     async def get_state_history(
         self,

@@ -9,7 +9,8 @@
     ├── FailedPreconditionError     FAILED_PRECONDITION
     │   └── ThreadBusyError         THREAD_BUSY
     ├── ResourceExhaustedError      RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE)
-    └── UnavailableError            UNAVAILABLE
+    ├── UnavailableError            UNAVAILABLE
+    └── UnimplementedError          UNIMPLEMENTED
     RunFailedError                  Client.invoke: the run ended FAILED
     TaskFailedError                 inside a workflow: a called task failed
     NonDeterministicError           a replay called another task than recorded
@@ -86,6 +87,10 @@ class UnavailableError(CairnError):
     pass
 
 
+class UnimplementedError(CairnError):
+    pass
+
+
 class RunFailedError(Exception):
     """`Client.invoke` on a run that ended FAILED; `run.error` has the cause."""
 
@@ -117,6 +122,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CairnError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
 }
 _BY_REASON: dict[str, type[CairnError]] = {
     "THREAD_NOT_FOUND": ThreadNotFoundError,

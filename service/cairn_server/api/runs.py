@@ -47,6 +47,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             metadata=struct_to_json(request.metadata, "metadata"),
             request_id=request.request_id,
             create_thread=request.create_thread,
+            checkpoint_id=request.checkpoint_id,
         )
         check_size(request.metadata.ByteSize(), self._limit, "metadata")
         if has_input:

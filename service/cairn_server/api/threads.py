@@ -9,7 +9,7 @@ from typing import Any
 from cairn.v1 import thread_pb2, thread_service_pb2, thread_service_pb2_grpc
 from cairn_server.api import convert
 from cairn_server.api.errors import unary
-from cairn_server.api.values import check_size, struct_to_json
+from cairn_server.api.values import check_size, struct_to_json, to_json
 from cairn_server.domain import CheckpointRecord, ThreadRecord, ThreadStatus
 from cairn_server.engine.state import state_view
 from cairn_server.errors import error_for
@@ -145,6 +145,20 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
             metadata=struct_to_json(request.filter, "filter") or None,
         )
         return pb.GetStateHistoryResponse(states=[await self._snapshot(c) for c in listed])
+
+    @unary
+    async def UpdateState(
+        self, request: pb.UpdateStateRequest, context: Any
+    ) -> pb.UpdateStateResponse:
+        await self._thread(request.thread_id)
+        check_size(request.values.ByteSize(), self._limit, "values")
+        checkpoint = await self._runs.update_state(
+            request.thread_id,
+            request.checkpoint_id,
+            to_json(request.values, "values"),
+            request.as_node,
+        )
+        return pb.UpdateStateResponse(state=await self._snapshot(checkpoint))
 
     async def _snapshot(self, checkpoint: CheckpointRecord | None) -> thread_pb2.StateSnapshot:
         if checkpoint is None:

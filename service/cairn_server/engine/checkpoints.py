@@ -9,8 +9,10 @@ the output. Channels:
     __end__       its return value
     __previous__  the value saved for the next run (`entrypoint.final(save=)`)
 
-Each checkpoint bumps the version of the channels it writes; the others keep
-their version, so the store writes their values only once.
+A channel's version is the id of the checkpoint that last wrote it: unique
+across the branches of a thread (a fork never reuses a version) and ordered
+by creation. The other channels keep their version, so the store writes their
+values only once.
 """
 
 from __future__ import annotations
@@ -33,12 +35,6 @@ def previous_value(checkpoint: CheckpointRecord | None) -> tuple[bool, Json]:
     return True, checkpoint.channel_values[PREVIOUS]
 
 
-def _next(checkpoint: CheckpointRecord | None, channel: str) -> int:
-    if checkpoint is None:
-        return 1
-    return checkpoint.channel_versions.get(channel, 0) + 1
-
-
 def input_checkpoint(
     *,
     thread_id: str,
@@ -51,7 +47,7 @@ def input_checkpoint(
     now: float,
 ) -> CheckpointRecord:
     versions = dict(parent.channel_versions) if parent else {}
-    versions[START] = _next(parent, START)
+    versions[START] = checkpoint_id
     values: dict[str, Json] = {START: input}
     if parent is not None and PREVIOUS in parent.channel_values:
         values[PREVIOUS] = parent.channel_values[PREVIOUS]  # carried, not re-written
@@ -94,8 +90,8 @@ def final_checkpoint(
         channel_values={**parent.channel_values, END: output, PREVIOUS: save},
         channel_versions={
             **parent.channel_versions,
-            END: _next(parent, END),
-            PREVIOUS: _next(parent, PREVIOUS),
+            END: checkpoint_id,
+            PREVIOUS: checkpoint_id,
         },
         metadata={
             **metadata,

@@ -29,6 +29,7 @@ from cairn_server.engine.decisions import Decision, Emit, Finish, NewCheckpoint,
 from cairn_server.engine.graph_model import END, START, GraphModel
 from cairn_server.engine.reducers import MISSING, InvalidUpdate, reduce
 from cairn_server.engine.tasks import RETURN, TaskNode, TaskStatus, TaskTree
+from cairn_server.errors import error_for
 from cairn_server.ids import derive_id
 
 INPUT, TRIGGERS, SENDS, JOINS = "__input__", "__triggers__", "__sends__", "__joins__"
@@ -61,16 +62,15 @@ def input_checkpoint(
     """Step -1: the input waits in __input__ for the __start__ step. The state
     keys of the parent carry over (LangGraph threads keep their state)."""
     values: dict[str, Json] = {}
-    versions: dict[str, int] = {}
+    versions: dict[str, str] = {}
     if parent is not None:
         for name in graph.channels:
             if name in parent.channel_values:
                 values[name] = parent.channel_values[name]
                 versions[name] = parent.channel_versions[name]
-    previous = parent.channel_versions if parent else {}
     for channel, value in ((INPUT, input), (TRIGGERS, [START])):
         values[channel] = value
-        versions[channel] = previous.get(channel, 0) + 1
+        versions[channel] = checkpoint_id
     return CheckpointRecord(
         thread_id=thread_id,
         checkpoint_ns="",
@@ -276,7 +276,7 @@ class GraphRun(TaskTree):
         before = self._breakpoint_before(checkpoint)
         if before:
             checkpoint.channel_values[BREAKPOINT] = True
-            checkpoint.channel_versions[BREAKPOINT] = 1
+            checkpoint.channel_versions[BREAKPOINT] = checkpoint.checkpoint_id
         self.checkpoint = checkpoint
         decisions: list[Decision] = [
             NewCheckpoint(checkpoint),
@@ -377,17 +377,18 @@ class GraphRun(TaskTree):
         ran: list[str],
     ) -> CheckpointRecord:
         parent = self.checkpoint
-        versions: dict[str, int] = {}
+        checkpoint_id = self._new_checkpoint_id()
+        versions: dict[str, str] = {}
         values: dict[str, Json] = {}
         for key, value in state.items():
             old = parent.channel_values.get(key, MISSING)
-            version = parent.channel_versions.get(key, 0)
-            versions[key] = version if old is not MISSING and old == value else version + 1
+            unchanged = old is not MISSING and old == value
+            versions[key] = parent.channel_versions[key] if unchanged else checkpoint_id
             values[key] = value
         for key, value in ((TRIGGERS, triggers), (SENDS, sends), (JOINS, joins)):
             if value:
                 values[key] = value
-                versions[key] = parent.channel_versions.get(key, 0) + 1
+                versions[key] = checkpoint_id
         step = int(parent.metadata.get("step", -1)) + 1
         writes: dict[str, Any] = {}
         for task in self.node_tasks():
@@ -397,7 +398,7 @@ class GraphRun(TaskTree):
         return CheckpointRecord(
             thread_id=parent.thread_id,
             checkpoint_ns="",
-            checkpoint_id=self._new_checkpoint_id(),
+            checkpoint_id=checkpoint_id,
             parent_checkpoint_id=parent.checkpoint_id,
             channel_values=values,
             channel_versions=versions,
@@ -417,6 +418,62 @@ class GraphRun(TaskTree):
     def _fail(self, task: TaskNode, kind: str, message: str) -> list[Decision]:
         task.status, task.error = TaskStatus.FAILED, ErrorRecord(kind, message)
         return []
+
+    # --- UpdateState ------------------------------------------------------------------------
+
+    def update(self, values: Json, as_node: str) -> CheckpointRecord:
+        """The checkpoint after applying `values` as if `as_node` returned
+        them (LangGraph's update_state): reducers, then the node's edges."""
+        parent = self.checkpoint
+        if not as_node:
+            writers = list(parent.metadata.get("writes") or {})
+            if len(writers) != 1 or writers[0] not in self.graph.nodes:
+                raise error_for(
+                    "INVALID_ARGUMENT",
+                    "as_node is required: the checkpoint was not written by exactly one node",
+                    field="as_node",
+                )
+            as_node = writers[0]
+        if as_node not in self.graph.nodes:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"graph {self.graph.name!r} has no node {as_node!r}",
+                field="as_node",
+            )
+        if any(b.source == as_node for b in self.graph.branches):
+            raise error_for(
+                "UNSUPPORTED",
+                f"updating as {as_node!r} needs its routers, which run on workers; "
+                "update as a node without conditional edges",
+                node=as_node,
+            )
+        if not isinstance(values, dict):
+            raise error_for("INVALID_ARGUMENT", "values must be an object of state keys")
+        joins = {k: list(v) for k, v in parent.channel_values.get(JOINS, {}).items()}
+        triggers: set[str] = set()
+        sends: list[dict[str, Json]] = []
+        try:
+            for key in values:
+                if key not in self.graph.channels:
+                    raise InvalidUpdate(f"unknown state key {key!r}")
+            state = self._reduce(self.state, [values])
+            for edge in self.graph.edges:
+                if as_node in edge.sources and len(edge.sources) == 1:
+                    self._target(edge.target, triggers, sends, {})
+                elif as_node in edge.sources:
+                    seen = sorted({*joins.get(edge.join_key, []), as_node})
+                    if set(seen) == set(edge.sources):
+                        joins.pop(edge.join_key, None)
+                        self._target(edge.target, triggers, sends, {})
+                    else:
+                        joins[edge.join_key] = seen
+        except InvalidUpdate as error:
+            raise error_for("INVALID_ARGUMENT", str(error), node=as_node) from None
+        self.tasks, self._node_of = {}, {}  # the update replaces the step
+        checkpoint = self._checkpoint(state, sorted(triggers), sends, joins, [as_node])
+        checkpoint.metadata["source"] = "update"
+        checkpoint.metadata["writes"] = {as_node: values}
+        return checkpoint
 
 
 def _order(task: TaskNode) -> int:

@@ -58,6 +58,7 @@ class StartRun:
     metadata: dict[str, Json] = field(default_factory=dict)
     request_id: str = ""
     create_thread: bool = False
+    checkpoint_id: str = ""
 
     def fingerprint(self) -> str:
         """A hash of what the request asks for, to recognise its retries."""
@@ -73,6 +74,7 @@ class StartRun:
             [m.value for m in self.stream_modes],
             self.metadata,
             self.create_thread,
+            self.checkpoint_id,
         ]
         encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
@@ -125,6 +127,36 @@ class RunManager:
 
     def graph(self, name: str) -> GraphModel | None:
         return self._graphs.get(name)
+
+    async def update_state(
+        self, thread_id: str, checkpoint_id: str, values: Json, as_node: str
+    ) -> CheckpointRecord:
+        """UpdateState: a new checkpoint from `checkpoint_id` (or the latest)."""
+        if thread_id in self._by_thread or thread_id in self._starting:
+            raise error_for(
+                "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
+            )
+        self._starting.add(thread_id)
+        try:
+            base = await self.store.get_checkpoint(thread_id, "", checkpoint_id or None)
+            if base is None:
+                raise error_for(
+                    "CHECKPOINT_NOT_FOUND",
+                    f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}",
+                    thread_id=thread_id,
+                    checkpoint_id=checkpoint_id,
+                )
+            graph = self._graphs.get(str(base.metadata.get("target", "")))
+            if graph is None:
+                raise error_for(
+                    "NOT_A_GRAPH", f"thread {thread_id!r} does not run a graph", thread_id=thread_id
+                )
+            steps = GraphRun(graph=graph, checkpoint=base, new_checkpoint_id=new_id, now=self.clock)
+            checkpoint = steps.update(values, as_node)
+            await self.store.commit(WriteBatch(checkpoints=[checkpoint]))
+            return checkpoint
+        finally:
+            self._starting.discard(thread_id)
 
     # --- worker messages ----------------------------------------------------------
 
@@ -184,7 +216,14 @@ class RunManager:
                     "THREAD_NOT_FOUND", f"thread {thread_id!r} does not exist", thread_id=thread_id
                 )
             batch.threads.append(ThreadRecord(thread_id, now, now, {}, ThreadStatus.BUSY))
-        latest = await self.store.get_checkpoint(thread_id)
+        latest = await self.store.get_checkpoint(thread_id, "", request.checkpoint_id or None)
+        if latest is None and request.checkpoint_id:
+            raise error_for(
+                "CHECKPOINT_NOT_FOUND",
+                f"thread {thread_id!r} has no checkpoint {request.checkpoint_id!r}",
+                thread_id=thread_id,
+                checkpoint_id=request.checkpoint_id,
+            )
         run_id = new_id()
         writes: list[PendingWrite] = []
         if request.has_input:

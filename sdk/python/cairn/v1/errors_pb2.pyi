@@ -66,6 +66,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The same request_id was used earlier with a different request (ALREADY_EXISTS)."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 19
     """An unexpected server error; the server log has the details (INTERNAL)."""
+    ERROR_REASON_NOT_A_GRAPH: _ErrorReason.ValueType  # 20
+    """The thread does not belong to a graph (FAILED_PRECONDITION)."""
+    ERROR_REASON_UNSUPPORTED: _ErrorReason.ValueType  # 21
+    """The request needs a capability this server does not have yet (UNIMPLEMENTED)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason enumerates the `reason` strings that Cairn puts into the
@@ -115,6 +119,10 @@ ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 18
 """The same request_id was used earlier with a different request (ALREADY_EXISTS)."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 19
 """An unexpected server error; the server log has the details (INTERNAL)."""
+ERROR_REASON_NOT_A_GRAPH: ErrorReason.ValueType  # 20
+"""The thread does not belong to a graph (FAILED_PRECONDITION)."""
+ERROR_REASON_UNSUPPORTED: ErrorReason.ValueType  # 21
+"""The request needs a capability this server does not have yet (UNIMPLEMENTED)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final

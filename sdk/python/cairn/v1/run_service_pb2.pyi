@@ -34,6 +34,7 @@ class InvokeRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CREATE_THREAD_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """The thread to run on."""
     target: _builtins.str
@@ -46,6 +47,12 @@ class InvokeRequest(_message.Message):
     """Makes a retried request attach to the run the first one started."""
     create_thread: _builtins.bool
     """Creates the thread when it does not exist instead of returning NOT_FOUND."""
+    checkpoint_id: _builtins.str
+    """Start from this checkpoint of the thread instead of its latest: a run
+    without input replays from it, one with input starts after it. Either way
+    new checkpoints form a branch from it and the old ones stay intact (time
+    travel). Returns NOT_FOUND (CHECKPOINT_NOT_FOUND) when it does not exist.
+    """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
         """The entrypoint's input, any JSON value. Mutually exclusive with command."""
@@ -69,10 +76,11 @@ class InvokeRequest(_message.Message):
         metadata: _struct_pb2.Struct | None = ...,
         request_id: _builtins.str = ...,
         create_thread: _builtins.bool = ...,
+        checkpoint_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "input", b"input", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "request_id", b"request_id", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "request_id", b"request_id", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -117,6 +125,7 @@ class StreamRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CREATE_THREAD_FIELD_NUMBER: _builtins.int
     STREAM_MODES_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """The thread to run on."""
     target: _builtins.str
@@ -127,6 +136,12 @@ class StreamRequest(_message.Message):
     """Makes a retried request attach to the run the first one started."""
     create_thread: _builtins.bool
     """Creates the thread when it does not exist."""
+    checkpoint_id: _builtins.str
+    """Start from this checkpoint of the thread instead of its latest: a run
+    without input replays from it, one with input starts after it. Either way
+    new checkpoints form a branch from it and the old ones stay intact (time
+    travel). Returns NOT_FOUND (CHECKPOINT_NOT_FOUND) when it does not exist.
+    """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
         """The entrypoint's input. Mutually exclusive with command."""
@@ -157,10 +172,11 @@ class StreamRequest(_message.Message):
         request_id: _builtins.str = ...,
         create_thread: _builtins.bool = ...,
         stream_modes: _abc.Iterable[_run_pb2.StreamMode.ValueType] | None = ...,
+        checkpoint_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "input", b"input", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "request_id", b"request_id", "stream_modes", b"stream_modes", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "request_id", b"request_id", "stream_modes", b"stream_modes", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

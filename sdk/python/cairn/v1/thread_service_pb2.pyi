@@ -314,6 +314,68 @@ class GetStateHistoryRequest(_message.Message):
 Global___GetStateHistoryRequest: _TypeAlias = GetStateHistoryRequest  # noqa: Y015
 
 @_typing.final
+class UpdateStateRequest(_message.Message):
+    """Request of UpdateState."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THREAD_ID_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    AS_NODE_FIELD_NUMBER: _builtins.int
+    thread_id: _builtins.str
+    """The thread to update."""
+    checkpoint_id: _builtins.str
+    """The checkpoint to update from; the latest when empty."""
+    as_node: _builtins.str
+    """The node the update is applied as; when empty, the node that wrote the
+    given checkpoint's step (it must be a single node).
+    """
+    @_builtins.property
+    def values(self) -> _struct_pb2.Value:
+        """The update: an object of state keys."""
+
+    def __init__(
+        self,
+        *,
+        thread_id: _builtins.str = ...,
+        checkpoint_id: _builtins.str = ...,
+        values: _struct_pb2.Value | None = ...,
+        as_node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_node", b"as_node", "checkpoint_id", b"checkpoint_id", "thread_id", b"thread_id", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateStateRequest: _TypeAlias = UpdateStateRequest  # noqa: Y015
+
+@_typing.final
+class UpdateStateResponse(_message.Message):
+    """Response of UpdateState."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def state(self) -> _thread_pb2.StateSnapshot:
+        """The new checkpoint."""
+
+    def __init__(
+        self,
+        *,
+        state: _thread_pb2.StateSnapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateStateResponse: _TypeAlias = UpdateStateResponse  # noqa: Y015
+
+@_typing.final
 class GetStateHistoryResponse(_message.Message):
     """Response of GetStateHistory."""
 

@@ -65,6 +65,11 @@ class ThreadServiceStub:
                 request_serializer=cairn_dot_v1_dot_thread__service__pb2.GetStateHistoryRequest.SerializeToString,
                 response_deserializer=cairn_dot_v1_dot_thread__service__pb2.GetStateHistoryResponse.FromString,
                 _registered_method=True)
+        self.UpdateState = channel.unary_unary(
+                '/cairn.v1.ThreadService/UpdateState',
+                request_serializer=cairn_dot_v1_dot_thread__service__pb2.UpdateStateRequest.SerializeToString,
+                response_deserializer=cairn_dot_v1_dot_thread__service__pb2.UpdateStateResponse.FromString,
+                _registered_method=True)
 
 
 class ThreadServiceServicer:
@@ -120,6 +125,22 @@ class ThreadServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateState(self, request, context):
+        """UpdateState writes values into a graph thread's state as if the node
+        `as_node` had returned them: they go through the reducers and the node's
+        edges decide what runs next. The new checkpoint's parent is the given
+        checkpoint (the latest when empty), so updating an older checkpoint forks
+        a new branch and leaves the old one intact; a run without input then
+        continues from it. Returns NOT_FOUND (THREAD_NOT_FOUND,
+        CHECKPOINT_NOT_FOUND), FAILED_PRECONDITION (THREAD_BUSY; NOT_A_GRAPH for
+        an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
+        reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
+        conditional edges, whose routers run on workers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ThreadServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -152,6 +173,11 @@ def add_ThreadServiceServicer_to_server(servicer, server):
                     servicer.GetStateHistory,
                     request_deserializer=cairn_dot_v1_dot_thread__service__pb2.GetStateHistoryRequest.FromString,
                     response_serializer=cairn_dot_v1_dot_thread__service__pb2.GetStateHistoryResponse.SerializeToString,
+            ),
+            'UpdateState': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateState,
+                    request_deserializer=cairn_dot_v1_dot_thread__service__pb2.UpdateStateRequest.FromString,
+                    response_serializer=cairn_dot_v1_dot_thread__service__pb2.UpdateStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +343,33 @@ class ThreadService:
             '/cairn.v1.ThreadService/GetStateHistory',
             cairn_dot_v1_dot_thread__service__pb2.GetStateHistoryRequest.SerializeToString,
             cairn_dot_v1_dot_thread__service__pb2.GetStateHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cairn.v1.ThreadService/UpdateState',
+            cairn_dot_v1_dot_thread__service__pb2.UpdateStateRequest.SerializeToString,
+            cairn_dot_v1_dot_thread__service__pb2.UpdateStateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,18 @@ class ThreadServiceStub:
     """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
     unknown thread.
     """
+    UpdateState: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.UpdateStateRequest, _thread_service_pb2.UpdateStateResponse]
+    """UpdateState writes values into a graph thread's state as if the node
+    `as_node` had returned them: they go through the reducers and the node's
+    edges decide what runs next. The new checkpoint's parent is the given
+    checkpoint (the latest when empty), so updating an older checkpoint forks
+    a new branch and leaves the old one intact; a run without input then
+    continues from it. Returns NOT_FOUND (THREAD_NOT_FOUND,
+    CHECKPOINT_NOT_FOUND), FAILED_PRECONDITION (THREAD_BUSY; NOT_A_GRAPH for
+    an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
+    reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
+    conditional edges, whose routers run on workers).
+    """
 
 @_typing.type_check_only
 class ThreadServiceAsyncStub(ThreadServiceStub):
@@ -86,6 +98,18 @@ class ThreadServiceAsyncStub(ThreadServiceStub):
     GetStateHistory: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateHistoryRequest, _thread_service_pb2.GetStateHistoryResponse]  # type: ignore[assignment]
     """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
     unknown thread.
+    """
+    UpdateState: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.UpdateStateRequest, _thread_service_pb2.UpdateStateResponse]  # type: ignore[assignment]
+    """UpdateState writes values into a graph thread's state as if the node
+    `as_node` had returned them: they go through the reducers and the node's
+    edges decide what runs next. The new checkpoint's parent is the given
+    checkpoint (the latest when empty), so updating an older checkpoint forks
+    a new branch and leaves the old one intact; a run without input then
+    continues from it. Returns NOT_FOUND (THREAD_NOT_FOUND,
+    CHECKPOINT_NOT_FOUND), FAILED_PRECONDITION (THREAD_BUSY; NOT_A_GRAPH for
+    an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
+    reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
+    conditional edges, whose routers run on workers).
     """
 
 class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -149,6 +173,24 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_thread_service_pb2.GetStateHistoryResponse, _abc.Awaitable[_thread_service_pb2.GetStateHistoryResponse]]:
         """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
         unknown thread.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateState(
+        self,
+        request: _thread_service_pb2.UpdateStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_thread_service_pb2.UpdateStateResponse, _abc.Awaitable[_thread_service_pb2.UpdateStateResponse]]:
+        """UpdateState writes values into a graph thread's state as if the node
+        `as_node` had returned them: they go through the reducers and the node's
+        edges decide what runs next. The new checkpoint's parent is the given
+        checkpoint (the latest when empty), so updating an older checkpoint forks
+        a new branch and leaves the old one intact; a run without input then
+        continues from it. Returns NOT_FOUND (THREAD_NOT_FOUND,
+        CHECKPOINT_NOT_FOUND), FAILED_PRECONDITION (THREAD_BUSY; NOT_A_GRAPH for
+        an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
+        reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
+        conditional edges, whose routers run on workers).
         """
 
 def add_ThreadServiceServicer_to_server(servicer: ThreadServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

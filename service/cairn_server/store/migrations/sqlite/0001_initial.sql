@@ -59,7 +59,7 @@ CREATE TABLE checkpoint_blobs (
     thread_id TEXT NOT NULL,
     checkpoint_ns TEXT NOT NULL DEFAULT '',
     channel TEXT NOT NULL,
-    version INTEGER NOT NULL,
+    version TEXT NOT NULL,
     type TEXT NOT NULL,
     blob BLOB,
     PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
