@@ -428,8 +428,12 @@ async def test_unchanged_channel_is_read_from_an_earlier_blob(
     await store.commit(
         WriteBatch(
             checkpoints=[
-                make_checkpoint("t", c2, values={"count": 2}, versions={"history": "1", "count": "2"}),
-                make_checkpoint("t", c3, values={"count": 3}, versions={"history": "1", "count": "3"}),
+                make_checkpoint(
+                    "t", c2, values={"count": 2}, versions={"history": "1", "count": "2"}
+                ),
+                make_checkpoint(
+                    "t", c3, values={"count": 3}, versions={"history": "1", "count": "3"}
+                ),
             ]
         )
     )
