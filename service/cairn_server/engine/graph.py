@@ -28,13 +28,25 @@ from cairn_server.domain import CheckpointRecord, ErrorRecord, Json, PendingWrit
 from cairn_server.engine.decisions import Decision, Emit, Finish, NewCheckpoint, Record
 from cairn_server.engine.graph_model import END, START, GraphModel
 from cairn_server.engine.reducers import MISSING, InvalidUpdate, reduce
-from cairn_server.engine.tasks import RETURN, TaskNode, TaskStatus, TaskTree
+from cairn_server.engine.tasks import (
+    INTERRUPT,
+    RETURN,
+    TaskNode,
+    TaskStatus,
+    TaskTree,
+    interrupt_chunk,
+)
 from cairn_server.errors import error_for
 from cairn_server.ids import derive_id
 
 INPUT, TRIGGERS, SENDS, JOINS = "__input__", "__triggers__", "__sends__", "__joins__"
 BREAKPOINT = "__interrupted_before__"
 MARK = "__cairn__"
+PUSH = "__pregel_push"  # LangGraph's trigger name of Send tasks and called tasks
+CACHED = "__metadata__"  # the key LangGraph marks updates of earlier runs with
+# Checkpoint metadata Cairn keeps for itself; stream chunks show LangGraph's
+# metadata (the run's metadata, source, step, parents).
+PRIVATE_METADATA = ("run_id", "target", "writes", "next")
 
 
 def state_of(graph: GraphModel, checkpoint: CheckpointRecord) -> dict[str, Json]:
@@ -46,6 +58,38 @@ def state_of(graph: GraphModel, checkpoint: CheckpointRecord) -> dict[str, Json]
 def next_nodes(checkpoint: CheckpointRecord) -> list[str]:
     values = checkpoint.channel_values
     return [*values.get(TRIGGERS, []), *(s["node"] for s in values.get(SENDS, []))]
+
+
+def node_task_id(checkpoint_id: str, node: str) -> str:
+    """The id of the task running `node` from the checkpoint's triggers."""
+    return derive_id(checkpoint_id, "node", node)
+
+
+def send_task_id(checkpoint_id: str, index: int) -> str:
+    """The id of the task running the checkpoint's Send packet `index`."""
+    return derive_id(checkpoint_id, "send", index)
+
+
+def step_tasks(checkpoint: CheckpointRecord) -> list[tuple[str, str]]:
+    """(task id, node name) of the tasks the checkpoint's step runs, in order."""
+    values, checkpoint_id = checkpoint.channel_values, checkpoint.checkpoint_id
+    return [
+        *((node_task_id(checkpoint_id, name), name) for name in values.get(TRIGGERS, [])),
+        *(
+            (send_task_id(checkpoint_id, index), send["node"])
+            for index, send in enumerate(values.get(SENDS, []))
+        ),
+    ]
+
+
+def checkpoint_config(checkpoint: CheckpointRecord, checkpoint_id: str) -> dict[str, Json]:
+    return {
+        "configurable": {
+            "thread_id": checkpoint.thread_id,
+            "checkpoint_ns": checkpoint.checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
 
 
 def input_checkpoint(
@@ -117,6 +161,7 @@ class GraphRun(TaskTree):
         self._metadata = metadata or {}
         self._recursion_limit = recursion_limit
         self._steps = 0
+        self._opened = False  # the run's first chunks are emitted
         self._plan()
         self._restore(writes)
 
@@ -134,17 +179,27 @@ class GraphRun(TaskTree):
 
     def start(self) -> list[Decision]:
         """Run the checkpoint's step: dispatch what has not finished."""
+        decisions: list[Decision] = []
+        if not self._opened:
+            self._opened = True
+            decisions.extend(self._opening())
         values = self.checkpoint.channel_values
         if not values.get(BREAKPOINT) and self._breakpoint_before():
-            return self._stop_at_breakpoint()
-        decisions: list[Decision] = []
+            return decisions + self._stop_at_breakpoint()
+        cached: list[Decision] = []
         for task in self.node_tasks():
             if task.status is TaskStatus.DONE:
+                if self._node_of[task.id] != START:
+                    # As LangGraph: a node that finished in an earlier run is
+                    # shown started, and its update marked cached.
+                    decisions.append(Emit(StreamMode.TASKS, self.task_started(task.id)))
+                    update = {task.label: self._update_of(task) or None}
+                    cached.append(Emit(StreamMode.UPDATES, {**update, CACHED: {"cached": True}}))
                 decisions.extend(self._route(task))
             else:
                 task.status, task.attempt, task.error = TaskStatus.QUEUED, 1, None
                 decisions.append(self._dispatch(task))
-        return decisions + self._settle()
+        return decisions + cached + self._settle()
 
     def _plan(self) -> None:
         """Create the step's tasks from the checkpoint's triggers and sends."""
@@ -155,7 +210,7 @@ class GraphRun(TaskTree):
         state = self.state
         position = 0
         for name in values.get(TRIGGERS, []):
-            task_id = derive_id(checkpoint.checkpoint_id, "node", name)
+            task_id = node_task_id(checkpoint.checkpoint_id, name)
             if name == START:
                 task = TaskNode(task_id, START, "", position, input=values.get(INPUT))
                 task.status, task.result = TaskStatus.DONE, values.get(INPUT)
@@ -174,7 +229,7 @@ class GraphRun(TaskTree):
             position += 1
         for index, send in enumerate(values.get(SENDS, [])):
             node = self.graph.nodes[send["node"]]
-            task_id = derive_id(checkpoint.checkpoint_id, "send", index)
+            task_id = send_task_id(checkpoint.checkpoint_id, index)
             task = TaskNode(
                 task_id,
                 node.function,
@@ -188,15 +243,46 @@ class GraphRun(TaskTree):
             position += 1
 
     def _root_completed(self, task: TaskNode, save: Json, has_save: bool) -> list[Decision]:
-        decisions: list[Decision] = [
-            Record((task.write(RETURN, task.result),)),
+        decisions: list[Decision] = [Record((task.write(RETURN, task.result),))]
+        if task.id not in self._node_of:
+            return decisions  # a router: LangGraph streams no task for it
+        update, _ = self._split(task)
+        # As LangGraph: {node: None} when the node wrote no state key.
+        decisions.append(Emit(StreamMode.UPDATES, {task.label: update or None}))
+        decisions.append(Emit(StreamMode.TASKS, self._task_result(task), task.path))
+        return decisions + self._route(task)
+
+    def failed(self, task_id: str, error: ErrorRecord, jitter: float) -> list[Decision]:
+        decisions = super().failed(task_id, error, jitter)
+        if not self._is_router(task_id):
+            return decisions
+        return [d for d in decisions if not (isinstance(d, Emit) and d.mode is StreamMode.TASKS)]
+
+    def interrupted(self, task_id: str, index: int, value: Json) -> list[Decision]:
+        """As LangGraph streams an interrupt: updates {"__interrupt__": [...]},
+        the state with the interrupts under "__interrupt__", then the task's
+        result."""
+        decisions = super().interrupted(task_id, index, value)
+        task = self.tasks[task_id]
+        if task.status is not TaskStatus.INTERRUPTED or task.interrupt is None:
+            return decisions
+        interrupts = [interrupt_chunk(task.interrupt)]
+        ours: list[Decision] = [
+            Emit(StreamMode.UPDATES, {INTERRUPT: interrupts}),
+            Emit(StreamMode.VALUES, {**self._output(self.state), INTERRUPT: interrupts}),
             Emit(StreamMode.TASKS, self._task_result(task), task.path),
         ]
-        if task.id not in self._node_of:
-            return decisions  # a router
-        update, _ = self._split(task)
-        decisions.append(Emit(StreamMode.UPDATES, {task.label: update}))
-        return decisions + self._route(task)
+        out: list[Decision] = []
+        for decision in decisions:
+            if isinstance(decision, Emit) and decision.mode in (
+                StreamMode.UPDATES,
+                StreamMode.TASKS,
+            ):
+                out.extend(ours)
+                ours = []
+            else:
+                out.append(decision)
+        return out
 
     def _route(self, task: TaskNode) -> list[Decision]:
         """Dispatch the routers of a finished node, on the state with its update."""
@@ -232,7 +318,7 @@ class GraphRun(TaskTree):
         interrupts = tuple(self.pending_interrupts())
         if interrupts:
             self.finished = True
-            return [Finish("interrupted", interrupts=interrupts)]
+            return [*self._interrupted_values(), Finish("interrupted", interrupts=interrupts)]
         return self._advance()
 
     def _advance(self) -> list[Decision]:
@@ -278,18 +364,27 @@ class GraphRun(TaskTree):
             checkpoint.channel_values[BREAKPOINT] = True
             checkpoint.channel_versions[BREAKPOINT] = checkpoint.checkpoint_id
         self.checkpoint = checkpoint
-        decisions: list[Decision] = [
-            NewCheckpoint(checkpoint),
-            Emit(StreamMode.VALUES, self._output(state)),
-        ]
+        decisions: list[Decision] = [NewCheckpoint(checkpoint)]
+        # As LangGraph: values when the step wrote a key of the output.
+        written = {key for update in updates for key in update}
+        if written & set(self.graph.output_channels or self.graph.channels):
+            decisions.append(Emit(StreamMode.VALUES, self._output(state)))
         self._steps += 1
         nexts = next_nodes(checkpoint)
         if not nexts:
             self.finished = True
-            return [*decisions, Finish("succeeded", output=self._output(state))]
-        if set(ran) & self.graph.interrupt_after or before:
+            return [
+                *decisions,
+                self._emit_checkpoint(),
+                Finish("succeeded", output=self._output(state)),
+            ]
+        if set(ran) & self.graph.interrupt_after:
+            # LangGraph stops before its next step shows the checkpoint.
             self.finished = True
             return [*decisions, Finish("interrupted")]
+        if before:
+            self.finished = True
+            return [*decisions, self._emit_checkpoint(), Finish("interrupted")]
         if self._steps >= self._recursion_limit:
             self.finished = True
             message = (
@@ -298,7 +393,106 @@ class GraphRun(TaskTree):
             )
             return [*decisions, Finish("failed", error=ErrorRecord("GraphRecursionError", message))]
         self._plan()
-        return decisions + self.start()
+        return [*decisions, self._emit_checkpoint(), *self.start()]
+
+    # --- stream chunks ---------------------------------------------------------------------
+
+    def _opening(self) -> list[Decision]:
+        """The run's first chunks. A run started with input shows its input
+        checkpoint; a resumed run shows the state, then the checkpoint it
+        resumes from with what its tasks already wrote (as LangGraph)."""
+        metadata = self.checkpoint.metadata
+        started = metadata.get("source") == "input" and metadata.get("run_id") == self._run_id
+        decisions: list[Decision] = []
+        if not started:
+            decisions.append(Emit(StreamMode.VALUES, self._output(self.state)))
+        decisions.append(self._emit_checkpoint())
+        return decisions
+
+    def _emit_checkpoint(self) -> Emit:
+        """A `checkpoints` chunk of the current checkpoint, with the tasks of
+        its step."""
+        checkpoint = self.checkpoint
+        parent = checkpoint.parent_checkpoint_id
+        chunk: dict[str, Json] = {
+            "config": checkpoint_config(checkpoint, checkpoint.checkpoint_id),
+            "parent_config": checkpoint_config(checkpoint, parent) if parent else None,
+            "values": self._output(self.state),
+            "metadata": {k: v for k, v in checkpoint.metadata.items() if k not in PRIVATE_METADATA},
+            "next": next_nodes(checkpoint),
+            "tasks": [self._task_summary(*task) for task in step_tasks(checkpoint)],
+        }
+        return Emit(StreamMode.CHECKPOINTS, chunk)
+
+    def _interrupted_values(self) -> list[Decision]:
+        """As LangGraph: a step stopped by interrupts shows the state with the
+        updates of its finished nodes applied (not stored: the step runs
+        again on resume), when they wrote a key of the output."""
+        updates = [
+            self._update_of(task)
+            for task in self.node_tasks()
+            if task.status is TaskStatus.DONE and self._node_of[task.id] != START
+        ]
+        written = {key for update in updates for key in update}
+        if not written & set(self.graph.output_channels or self.graph.channels):
+            return []
+        try:
+            state = self._reduce(self.state, updates)
+        except InvalidUpdate:
+            return []
+        return [Emit(StreamMode.VALUES, self._output(state))]
+
+    def _task_summary(self, task_id: str, name: str) -> dict[str, Json]:
+        """A task of a `checkpoints` chunk, as LangGraph's: with its error, or
+        with its result when it wrote something, or with its interrupts."""
+        task = self.tasks.get(task_id) if name != START else None
+        summary: dict[str, Json] = {"id": task_id, "name": name}
+        if task is not None and task.error is not None and task.status is not TaskStatus.DONE:
+            return {**summary, "error": task.error.message, "state": None}
+        interrupts = [interrupt_chunk(task.interrupt)] if task and task.interrupt else []
+        if task is not None and task.status is TaskStatus.DONE:
+            result = self._update_of(task)
+            if result:
+                summary["result"] = result
+        return {**summary, "interrupts": interrupts, "state": None}
+
+    def task_started(self, task_id: str) -> dict[str, Json] | None:
+        """The `tasks` chunk of a dispatched task, as LangGraph's; None for a
+        router (LangGraph runs routers inside the node's task)."""
+        task = self.tasks[task_id]
+        if self._is_router(task_id):
+            return None
+        node = self._node_of.get(task_id)
+        if node is not None and task_id == node_task_id(self.checkpoint.checkpoint_id, node):
+            joins = {
+                e.join_key for e in self.graph.edges if e.target == node and len(e.sources) > 1
+            }
+            triggers = sorted({f"branch:to:{node}", *joins})
+        else:
+            triggers = [PUSH]  # a Send packet, or a task called inside a node
+        return {
+            "id": task.id,
+            "name": task.label or task.name,
+            "input": task.input,
+            "triggers": triggers,
+        }
+
+    def _task_result(self, task: TaskNode) -> dict[str, Json]:
+        chunk = super()._task_result(task)
+        if task.id in self._node_of:
+            # A node's result is its update: the state keys it wrote.
+            chunk["result"] = self._update_of(task) if task.status is TaskStatus.DONE else {}
+        return chunk
+
+    def _update_of(self, task: TaskNode) -> dict[str, Json]:
+        try:
+            return self._split(task)[0]
+        except InvalidUpdate:
+            return {}
+
+    def _is_router(self, task_id: str) -> bool:
+        task = self.tasks.get(task_id)
+        return task is not None and task.is_root and task_id not in self._node_of
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from cairn_server.domain import (
     RetryPolicy,
     StreamMode,
 )
+from cairn_server.engine.checkpoints import END
 from cairn_server.engine.decisions import (
     Cancel,
     Decision,
@@ -409,13 +410,26 @@ class TaskTree(abc.ABC):
         return [Deliver(parent.id, task.index, task.id, interrupt=interrupt)]
 
     def _task_result(self, task: TaskNode) -> dict[str, Json]:
-        interrupts = [i.to_json()] if (i := task.pending_interrupt) else []
+        """A `tasks` result chunk, as LangGraph's: `result` maps the channels
+        the task wrote to their values (a task's return value is written to
+        __return__, an entrypoint's output to __end__); empty unless the task
+        finished."""
+        interrupts = [interrupt_chunk(i)] if (i := task.pending_interrupt) else []
+        result: dict[str, Json] = {}
+        if task.status is TaskStatus.DONE:
+            result = {END if task.is_root else RETURN: task.result}
         return {
             "id": task.id,
             "name": task.label or task.name,
             "error": task.error.message
             if task.status is TaskStatus.FAILED and task.error
             else None,
-            "result": [[RETURN, task.result]] if task.status is TaskStatus.DONE else [],
+            "result": result,
             "interrupts": interrupts,
         }
+
+
+def interrupt_chunk(interrupt: InterruptRecord) -> dict[str, Json]:
+    """An interrupt as stream chunks show it: the fields of LangGraph's
+    `Interrupt` (Cairn has no response schemas)."""
+    return {"value": interrupt.value, "id": interrupt.id, "response_schema": None}

@@ -89,6 +89,7 @@ class RunHandle:
         self._inbox: asyncio.Queue[inbox.Message] = asyncio.Queue()
         self._modes = set(run.stream_modes)
         self._timers: list[asyncio.TimerHandle] = []
+        self._started: set[str] = set()  # graph tasks whose start chunk was emitted
 
     @property
     def run_id(self) -> str:
@@ -189,13 +190,7 @@ class RunHandle:
     def _dispatch(self, decision: Dispatch) -> None:
         has_previous, previous = self.previous if decision.is_root else (False, None)
         if StreamMode.TASKS in self._modes or StreamMode.DEBUG in self._modes:
-            started = {
-                "id": decision.task_id,
-                "name": decision.label,
-                "input": decision.input,
-                "triggers": ["__pregel_push"],
-            }
-            self.emit_chunk(StreamMode.TASKS, started, decision.path)
+            self.emit_task_started(decision)
         self._dispatcher.submit(
             Assignment(
                 task_id=decision.task_id,
@@ -237,18 +232,42 @@ class RunHandle:
         event = self.log.append("run", run_to_json(self.run), self._clock())
         self._batch.events.append(event)
 
+    def emit_task_started(self, decision: Dispatch) -> None:
+        """The `tasks` chunk of a dispatched task. A graph run shows a task
+        once per run, as LangGraph's (not again when it is retried or
+        re-dispatched), with LangGraph's triggers, and no routers."""
+        if isinstance(self.engine, GraphRun):
+            if decision.task_id in self._started:
+                return
+            started = self.engine.task_started(decision.task_id)
+            if started is None:
+                return
+            self._started.add(decision.task_id)
+        else:
+            started = {
+                "id": decision.task_id,
+                "name": decision.label,
+                "input": decision.input,
+                "triggers": ["__pregel_push"],
+            }
+        self.emit_chunk(StreamMode.TASKS, started, decision.path)
+
     def emit_chunk(self, mode: StreamMode, data: Json, namespace: tuple[str, ...] = ()) -> None:
         if mode in self._modes:
             self._append_chunk(mode, data, namespace)
         if StreamMode.DEBUG in self._modes and mode in (StreamMode.TASKS, StreamMode.CHECKPOINTS):
+            # As LangGraph: a checkpoint's step, and for tasks the step they
+            # make (the step of the checkpoint they run from, plus one).
             if mode is StreamMode.CHECKPOINTS:
                 kind = "checkpoint"
+                step = data.get("metadata", {}).get("step", 0)
             else:
                 kind = "task_result" if "result" in data else "task"
+                step = int(self.checkpoint.metadata.get("step", -1)) + 1
             debug = {
-                "type": kind,
+                "step": step,
                 "timestamp": datetime.fromtimestamp(self._clock(), UTC).isoformat(),
-                "step": data.get("metadata", {}).get("step", 0) if kind == "checkpoint" else 0,
+                "type": kind,
                 "payload": data,
             }
             self._append_chunk(StreamMode.DEBUG, debug, namespace)
@@ -256,6 +275,8 @@ class RunHandle:
     def emit_checkpoint(self, checkpoint: CheckpointRecord) -> None:
         if not {StreamMode.CHECKPOINTS, StreamMode.DEBUG} & self._modes:
             return
+        if isinstance(self.engine, GraphRun):
+            return  # a graph run emits its checkpoints chunks as LangGraph does
         config = {
             "configurable": {
                 "thread_id": checkpoint.thread_id,
