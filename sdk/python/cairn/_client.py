@@ -66,6 +66,15 @@ def _modes(stream_mode: str | Sequence[str]) -> list[run_pb2.StreamMode.ValueTyp
     return [_STREAM_MODE_PB[StreamMode(name)] for name in names]
 
 
+async def _events(call: Any) -> AsyncIterator[RunEvent]:
+    """The RunEvents of a server stream, with errors raised as CairnError."""
+    try:
+        async for response in call:
+            yield RunEvent._from_proto(response.event)
+    except grpc.aio.AioRpcError as error:
+        raise from_rpc_error(error) from None
+
+
 class Session:
     """An interactive run: iterate its events; when it stops at an interrupt,
     answer with `await session.resume(value)` and keep iterating."""
@@ -76,17 +85,13 @@ class Session:
         self.interrupts: tuple[Any, ...] = ()
 
     def __aiter__(self) -> AsyncIterator[RunEvent]:
-        return self._events()
+        return self._follow()
 
-    async def _events(self) -> AsyncIterator[RunEvent]:
-        try:
-            async for response in self._call:
-                event = RunEvent._from_proto(response.event)
-                if event.run is not None:
-                    self.interrupts = event.run.interrupts
-                yield event
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
+    async def _follow(self) -> AsyncIterator[RunEvent]:
+        async for event in _events(self._call):
+            if event.run is not None:
+                self.interrupts = event.run.interrupts
+            yield event
 
     async def resume(self, resume: Any) -> None:
         """Answer the pending interrupts (a value, or a Command)."""
@@ -222,20 +227,14 @@ class Client:
                 checkpoint_id=checkpoint_id,
             ),
         )
-        try:
-            async for response in self._runs.Stream(request, timeout=self.timeout):
-                yield RunEvent._from_proto(response.event)
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
+        async for event in _events(self._runs.Stream(request, timeout=self.timeout)):
+            yield event
 
     async def join(self, run_id: str, *, after_event_id: int = 0) -> AsyncIterator[RunEvent]:
         """Yield a run's events after `after_event_id`, live while it runs."""
         request = run_service_pb2.JoinRunRequest(run_id=run_id, after_event_id=after_event_id)
-        try:
-            async for response in self._runs.JoinRun(request, timeout=self.timeout):
-                yield RunEvent._from_proto(response.event)
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
+        async for event in _events(self._runs.JoinRun(request, timeout=self.timeout)):
+            yield event
 
     def session(
         self,

@@ -20,6 +20,34 @@ from __future__ import annotations
 from cairn_server.domain import CheckpointRecord, Json
 
 START, END, PREVIOUS = "__start__", "__end__", "__previous__"
+# Checkpoint metadata Cairn keeps for itself; stream chunks show LangGraph's
+# metadata (the run's metadata, source, step, parents).
+PRIVATE_METADATA = ("run_id", "target", "writes", "next")
+
+
+def checkpoint_config(checkpoint: CheckpointRecord, checkpoint_id: str) -> dict[str, Json]:
+    return {
+        "configurable": {
+            "thread_id": checkpoint.thread_id,
+            "checkpoint_ns": checkpoint.checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+def checkpoint_chunk(
+    checkpoint: CheckpointRecord, *, values: Json, next: list[str], tasks: list[Json]
+) -> dict[str, Json]:
+    """A `checkpoints` stream chunk, as LangGraph's."""
+    parent = checkpoint.parent_checkpoint_id
+    return {
+        "config": checkpoint_config(checkpoint, checkpoint.checkpoint_id),
+        "parent_config": checkpoint_config(checkpoint, parent) if parent else None,
+        "values": values,
+        "metadata": {k: v for k, v in checkpoint.metadata.items() if k not in PRIVATE_METADATA},
+        "next": next,
+        "tasks": tasks,
+    }
 
 
 def is_unfinished(checkpoint: CheckpointRecord) -> bool:

@@ -114,6 +114,8 @@ class FunctionalRun(TaskTree):
                 now=self._now(),
             )
             decisions.append(NewCheckpoint(final))
+            chunk = checkpoints.checkpoint_chunk(final, values=root.result, next=[], tasks=[])
+            decisions.append(Emit(StreamMode.CHECKPOINTS, chunk))
             decisions.append(Finish("succeeded", output=root.result))
         else:
             error = ErrorRecord("RuntimeError", "the entrypoint stopped without a result")

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cairn_server.domain import CheckpointRecord, ErrorRecord, Json, PendingWrite, StreamMode
+from cairn_server.engine.checkpoints import checkpoint_chunk
 from cairn_server.engine.decisions import Decision, Emit, Finish, NewCheckpoint, Record
 from cairn_server.engine.graph_model import END, START, GraphModel
 from cairn_server.engine.reducers import MISSING, InvalidUpdate, reduce
@@ -44,9 +45,6 @@ BREAKPOINT = "__interrupted_before__"
 MARK = "__cairn__"
 PUSH = "__pregel_push"  # LangGraph's trigger name of Send tasks and called tasks
 CACHED = "__metadata__"  # the key LangGraph marks updates of earlier runs with
-# Checkpoint metadata Cairn keeps for itself; stream chunks show LangGraph's
-# metadata (the run's metadata, source, step, parents).
-PRIVATE_METADATA = ("run_id", "target", "writes", "next")
 
 
 def state_of(graph: GraphModel, checkpoint: CheckpointRecord) -> dict[str, Json]:
@@ -80,16 +78,6 @@ def step_tasks(checkpoint: CheckpointRecord) -> list[tuple[str, str]]:
             for index, send in enumerate(values.get(SENDS, []))
         ),
     ]
-
-
-def checkpoint_config(checkpoint: CheckpointRecord, checkpoint_id: str) -> dict[str, Json]:
-    return {
-        "configurable": {
-            "thread_id": checkpoint.thread_id,
-            "checkpoint_ns": checkpoint.checkpoint_ns,
-            "checkpoint_id": checkpoint_id,
-        }
-    }
 
 
 def input_checkpoint(
@@ -294,7 +282,13 @@ class GraphRun(TaskTree):
             update, _ = self._split(task)
             fresh = self._reduce(self.state, [update])
         except InvalidUpdate as error:
-            return self._fail(task, "InvalidUpdateError", str(error))
+            # The node's own result is invalid: the step fails with it (the
+            # result stays recorded, so a resume fails the same way).
+            task.status, task.error = (
+                TaskStatus.FAILED,
+                ErrorRecord("InvalidUpdateError", str(error)),
+            )
+            return []
         decisions: list[Decision] = []
         for index, branch in enumerate(branches):
             router_id = derive_id(task.id, "route", index)
@@ -413,15 +407,12 @@ class GraphRun(TaskTree):
         """A `checkpoints` chunk of the current checkpoint, with the tasks of
         its step."""
         checkpoint = self.checkpoint
-        parent = checkpoint.parent_checkpoint_id
-        chunk: dict[str, Json] = {
-            "config": checkpoint_config(checkpoint, checkpoint.checkpoint_id),
-            "parent_config": checkpoint_config(checkpoint, parent) if parent else None,
-            "values": self._output(self.state),
-            "metadata": {k: v for k, v in checkpoint.metadata.items() if k not in PRIVATE_METADATA},
-            "next": next_nodes(checkpoint),
-            "tasks": [self._task_summary(*task) for task in step_tasks(checkpoint)],
-        }
+        chunk = checkpoint_chunk(
+            checkpoint,
+            values=self._output(self.state),
+            next=next_nodes(checkpoint),
+            tasks=[self._task_summary(*task) for task in step_tasks(checkpoint)],
+        )
         return Emit(StreamMode.CHECKPOINTS, chunk)
 
     def _interrupted_values(self) -> list[Decision]:
@@ -457,8 +448,8 @@ class GraphRun(TaskTree):
         return {**summary, "interrupts": interrupts, "state": None}
 
     def task_started(self, task_id: str) -> dict[str, Json] | None:
-        """The `tasks` chunk of a dispatched task, as LangGraph's; None for a
-        router (LangGraph runs routers inside the node's task)."""
+        """As LangGraph's, with the trigger that started it; None for a router
+        (LangGraph runs routers inside the node's task)."""
         task = self.tasks[task_id]
         if self._is_router(task_id):
             return None
@@ -608,10 +599,6 @@ class GraphRun(TaskTree):
             },
             created_at=self._now(),
         )
-
-    def _fail(self, task: TaskNode, kind: str, message: str) -> list[Decision]:
-        task.status, task.error = TaskStatus.FAILED, ErrorRecord(kind, message)
-        return []
 
     # --- UpdateState ------------------------------------------------------------------------
 

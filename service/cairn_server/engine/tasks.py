@@ -409,6 +409,16 @@ class TaskTree(abc.ABC):
             return []
         return [Deliver(parent.id, task.index, task.id, interrupt=interrupt)]
 
+    def task_started(self, task_id: str) -> dict[str, Json] | None:
+        """The `tasks` chunk of a dispatched task, or None to show nothing."""
+        task = self.tasks[task_id]
+        return {
+            "id": task.id,
+            "name": task.label or task.name,
+            "input": task.input,
+            "triggers": ["__pregel_push"],
+        }
+
     def _task_result(self, task: TaskNode) -> dict[str, Json]:
         """A `tasks` result chunk, as LangGraph's: `result` maps the channels
         the task wrote to their values (a task's return value is written to

@@ -32,7 +32,6 @@ from cairn_server.domain import (
     ThreadStatus,
     run_to_json,
 )
-from cairn_server.engine import checkpoints
 from cairn_server.engine.decisions import (
     Cancel,
     Decision,
@@ -89,7 +88,7 @@ class RunHandle:
         self._inbox: asyncio.Queue[inbox.Message] = asyncio.Queue()
         self._modes = set(run.stream_modes)
         self._timers: list[asyncio.TimerHandle] = []
-        self._started: set[str] = set()  # graph tasks whose start chunk was emitted
+        self._started: set[str] = set()  # tasks whose start chunk was emitted
 
     @property
     def run_id(self) -> str:
@@ -178,7 +177,6 @@ class RunHandle:
                 case NewCheckpoint(checkpoint):
                     self.checkpoint = checkpoint
                     self._batch.checkpoints.append(checkpoint)
-                    self.emit_checkpoint(checkpoint)
                     if self.run.durability is Durability.SYNC:
                         await self._commit()
                 case Finish():
@@ -233,24 +231,14 @@ class RunHandle:
         self._batch.events.append(event)
 
     def emit_task_started(self, decision: Dispatch) -> None:
-        """The `tasks` chunk of a dispatched task. A graph run shows a task
-        once per run, as LangGraph's (not again when it is retried or
-        re-dispatched), with LangGraph's triggers, and no routers."""
-        if isinstance(self.engine, GraphRun):
-            if decision.task_id in self._started:
-                return
-            started = self.engine.task_started(decision.task_id)
-            if started is None:
-                return
+        """The engine's `tasks` chunk of a dispatched task, once per run (as
+        LangGraph: not again when it is retried or re-dispatched)."""
+        if decision.task_id in self._started:
+            return
+        started = self.engine.task_started(decision.task_id)
+        if started is not None:
             self._started.add(decision.task_id)
-        else:
-            started = {
-                "id": decision.task_id,
-                "name": decision.label,
-                "input": decision.input,
-                "triggers": ["__pregel_push"],
-            }
-        self.emit_chunk(StreamMode.TASKS, started, decision.path)
+            self.emit_chunk(StreamMode.TASKS, started, decision.path)
 
     def emit_chunk(self, mode: StreamMode, data: Json, namespace: tuple[str, ...] = ()) -> None:
         if mode in self._modes:
@@ -271,37 +259,6 @@ class RunHandle:
                 "payload": data,
             }
             self._append_chunk(StreamMode.DEBUG, debug, namespace)
-
-    def emit_checkpoint(self, checkpoint: CheckpointRecord) -> None:
-        if not {StreamMode.CHECKPOINTS, StreamMode.DEBUG} & self._modes:
-            return
-        if isinstance(self.engine, GraphRun):
-            return  # a graph run emits its checkpoints chunks as LangGraph does
-        config = {
-            "configurable": {
-                "thread_id": checkpoint.thread_id,
-                "checkpoint_ns": "",
-                "checkpoint_id": checkpoint.checkpoint_id,
-            }
-        }
-        parent = None
-        if checkpoint.parent_checkpoint_id:
-            parent = {
-                "configurable": {
-                    "thread_id": checkpoint.thread_id,
-                    "checkpoint_ns": "",
-                    "checkpoint_id": checkpoint.parent_checkpoint_id,
-                }
-            }
-        data = {
-            "config": config,
-            "parent_config": parent,
-            "values": checkpoint.channel_values.get(checkpoints.END),
-            "metadata": checkpoint.metadata,
-            "next": checkpoint.metadata.get("next", []),
-            "tasks": [],
-        }
-        self.emit_chunk(StreamMode.CHECKPOINTS, data)
 
     def _append_chunk(self, mode: StreamMode, data: Json, namespace: tuple[str, ...]) -> None:
         payload = {"mode": mode.value, "data": data, "namespace": list(namespace)}
