@@ -26,7 +26,7 @@ from cairn.v1 import run_pb2 as cairn_dot_v1_dot_run__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x61irn/v1/graph.proto\x12\x08\x63\x61irn.v1\x1a\x12\x63\x61irn/v1/run.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x80\x01\n\x0b\x43hannelSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12+\n\x07reducer\x18\x02 \x01(\x0e\x32\x11.cairn.v1.ReducerR\x07reducer\x12\x30\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x07\x64\x65\x66\x61ult\"t\n\x08NodeSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n\x08\x66unction\x18\x02 \x01(\tR\x08\x66unction\x12\x38\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\"<\n\x08\x45\x64geSpec\x12\x18\n\x07sources\x18\x01 \x03(\tR\x07sources\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\"\xc8\x01\n\x13\x43onditionalEdgeSpec\x12\x16\n\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n\x06router\x18\x02 \x01(\tR\x06router\x12\x45\n\x08path_map\x18\x03 \x03(\x0b\x32*.cairn.v1.ConditionalEdgeSpec.PathMapEntryR\x07pathMap\x1a:\n\x0cPathMapEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x96\x03\n\tGraphSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x08\x63hannels\x18\x02 \x03(\x0b\x32\x15.cairn.v1.ChannelSpecR\x08\x63hannels\x12(\n\x05nodes\x18\x03 \x03(\x0b\x32\x12.cairn.v1.NodeSpecR\x05nodes\x12(\n\x05\x65\x64ges\x18\x04 \x03(\x0b\x32\x12.cairn.v1.EdgeSpecR\x05\x65\x64ges\x12J\n\x11\x63onditional_edges\x18\x05 \x03(\x0b\x32\x1d.cairn.v1.ConditionalEdgeSpecR\x10\x63onditionalEdges\x12)\n\x10interrupt_before\x18\x06 \x03(\tR\x0finterruptBefore\x12\'\n\x0finterrupt_after\x18\x07 \x03(\tR\x0einterruptAfter\x12%\n\x0einput_channels\x18\x08 \x03(\tR\rinputChannels\x12\'\n\x0foutput_channels\x18\t \x03(\tR\x0eoutputChannels*\x8c\x01\n\x07Reducer\x12\x17\n\x13REDUCER_UNSPECIFIED\x10\x00\x12\x16\n\x12REDUCER_LAST_VALUE\x10\x01\x12\x0f\n\x0bREDUCER_ADD\x10\x02\x12\x12\n\x0eREDUCER_APPEND\x10\x03\x12\x11\n\rREDUCER_MERGE\x10\x04\x12\x18\n\x14REDUCER_ADD_MESSAGES\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x61irn/v1/graph.proto\x12\x08\x63\x61irn.v1\x1a\x12\x63\x61irn/v1/run.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x80\x01\n\x0b\x43hannelSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12+\n\x07reducer\x18\x02 \x01(\x0e\x32\x11.cairn.v1.ReducerR\x07reducer\x12\x30\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x07\x64\x65\x66\x61ult\"\x9c\x01\n\x08NodeSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n\x08\x66unction\x18\x02 \x01(\tH\x00R\x08\x66unction\x12\x1c\n\x08subgraph\x18\x04 \x01(\tH\x00R\x08subgraph\x12\x38\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicyB\x06\n\x04\x62ody\"<\n\x08\x45\x64geSpec\x12\x18\n\x07sources\x18\x01 \x03(\tR\x07sources\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\"\xc8\x01\n\x13\x43onditionalEdgeSpec\x12\x16\n\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n\x06router\x18\x02 \x01(\tR\x06router\x12\x45\n\x08path_map\x18\x03 \x03(\x0b\x32*.cairn.v1.ConditionalEdgeSpec.PathMapEntryR\x07pathMap\x1a:\n\x0cPathMapEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x96\x03\n\tGraphSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x08\x63hannels\x18\x02 \x03(\x0b\x32\x15.cairn.v1.ChannelSpecR\x08\x63hannels\x12(\n\x05nodes\x18\x03 \x03(\x0b\x32\x12.cairn.v1.NodeSpecR\x05nodes\x12(\n\x05\x65\x64ges\x18\x04 \x03(\x0b\x32\x12.cairn.v1.EdgeSpecR\x05\x65\x64ges\x12J\n\x11\x63onditional_edges\x18\x05 \x03(\x0b\x32\x1d.cairn.v1.ConditionalEdgeSpecR\x10\x63onditionalEdges\x12)\n\x10interrupt_before\x18\x06 \x03(\tR\x0finterruptBefore\x12\'\n\x0finterrupt_after\x18\x07 \x03(\tR\x0einterruptAfter\x12%\n\x0einput_channels\x18\x08 \x03(\tR\rinputChannels\x12\'\n\x0foutput_channels\x18\t \x03(\tR\x0eoutputChannels*\x8c\x01\n\x07Reducer\x12\x17\n\x13REDUCER_UNSPECIFIED\x10\x00\x12\x16\n\x12REDUCER_LAST_VALUE\x10\x01\x12\x0f\n\x0bREDUCER_ADD\x10\x02\x12\x12\n\x0eREDUCER_APPEND\x10\x03\x12\x11\n\rREDUCER_MERGE\x10\x04\x12\x18\n\x14REDUCER_ADD_MESSAGES\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,18 +35,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONDITIONALEDGESPEC_PATHMAPENTRY']._loaded_options = None
   _globals['_CONDITIONALEDGESPEC_PATHMAPENTRY']._serialized_options = b'8\001'
-  _globals['_REDUCER']._serialized_start=1008
-  _globals['_REDUCER']._serialized_end=1148
+  _globals['_REDUCER']._serialized_start=1049
+  _globals['_REDUCER']._serialized_end=1189
   _globals['_CHANNELSPEC']._serialized_start=85
   _globals['_CHANNELSPEC']._serialized_end=213
-  _globals['_NODESPEC']._serialized_start=215
-  _globals['_NODESPEC']._serialized_end=331
-  _globals['_EDGESPEC']._serialized_start=333
-  _globals['_EDGESPEC']._serialized_end=393
-  _globals['_CONDITIONALEDGESPEC']._serialized_start=396
-  _globals['_CONDITIONALEDGESPEC']._serialized_end=596
-  _globals['_CONDITIONALEDGESPEC_PATHMAPENTRY']._serialized_start=538
-  _globals['_CONDITIONALEDGESPEC_PATHMAPENTRY']._serialized_end=596
-  _globals['_GRAPHSPEC']._serialized_start=599
-  _globals['_GRAPHSPEC']._serialized_end=1005
+  _globals['_NODESPEC']._serialized_start=216
+  _globals['_NODESPEC']._serialized_end=372
+  _globals['_EDGESPEC']._serialized_start=374
+  _globals['_EDGESPEC']._serialized_end=434
+  _globals['_CONDITIONALEDGESPEC']._serialized_start=437
+  _globals['_CONDITIONALEDGESPEC']._serialized_end=637
+  _globals['_CONDITIONALEDGESPEC_PATHMAPENTRY']._serialized_start=579
+  _globals['_CONDITIONALEDGESPEC_PATHMAPENTRY']._serialized_end=637
+  _globals['_GRAPHSPEC']._serialized_start=640
+  _globals['_GRAPHSPEC']._serialized_end=1046
 # @@protoc_insertion_point(module_scope)

@@ -113,7 +113,8 @@ Global___ChannelSpec: _TypeAlias = ChannelSpec  # noqa: Y015
 
 @_typing.final
 class NodeSpec(_message.Message):
-    """NodeSpec is a node of the graph, run on a worker as a task.
+    """NodeSpec is a node of the graph, run on a worker as a task, or a subgraph
+    run by the service.
 
     The node task's input is the state (a JSON object of the channels that have
     a value) when edges trigger it, or the Send argument when a Send does. Its
@@ -127,27 +128,40 @@ class NodeSpec(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     FUNCTION_FIELD_NUMBER: _builtins.int
+    SUBGRAPH_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The node name, unique in the graph; not `__start__` or `__end__`."""
     function: _builtins.str
     """The task name workers serve the node function under."""
+    subgraph: _builtins.str
+    """The name of another registered graph, run as a subgraph: its input is
+    the state (limited to the subgraph's input channels), its checkpoints
+    live in the namespace "<node>:<task id>", and its output updates the
+    keys it shares with this graph. An interrupt inside it interrupts the
+    run; on resume it continues from its own checkpoint.
+    """
     @_builtins.property
     def retry_policy(self) -> _run_pb2.RetryPolicy:
-        """Retries for the node."""
+        """Retries for the node (function nodes; a subgraph's nodes retry by their
+        own policies).
+        """
 
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         function: _builtins.str = ...,
+        subgraph: _builtins.str = ...,
         retry_policy: _run_pb2.RetryPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["retry_policy", b"retry_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "function", b"function", "retry_policy", b"retry_policy", "subgraph", b"subgraph"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["function", b"function", "name", b"name", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "function", b"function", "name", b"name", "retry_policy", b"retry_policy", "subgraph", b"subgraph"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["function", "subgraph"]  # noqa: Y015
+    _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___NodeSpec: _TypeAlias = NodeSpec  # noqa: Y015
 

@@ -269,9 +269,13 @@ Global___TaskSuspended: _TypeAlias = TaskSuspended  # noqa: Y015
 
 @_typing.final
 class ScheduleTask(_message.Message):
-    """ScheduleTask asks the service to run a child task or entrypoint for a held
-    task. Its result arrives as a ChildOutcome, unless the assignment's journal
-    already had it.
+    """ScheduleTask asks the service to run a child task, entrypoint or graph for a
+    held task. Its result arrives as a ChildOutcome, unless the assignment's
+    journal already had it. A graph called from a graph node runs as a subgraph
+    in the service: its checkpoints live in the namespace
+    "<node>:<child task id>", an interrupt inside it interrupts the caller, and
+    when the run resumes the caller runs again and the subgraph continues from
+    its own checkpoint (only its stopped node runs again).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -289,7 +293,7 @@ class ScheduleTask(_message.Message):
     and this index.
     """
     name: _builtins.str
-    """The name of the task or entrypoint to call."""
+    """The name of the task, entrypoint or graph to call."""
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
         """The call's input."""
