@@ -9,6 +9,7 @@ its URL forms.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -681,6 +682,29 @@ async def test_reopening_applies_no_migration_twice(store_url: str, backend: Bac
     versions = [version for version, _name, _at in applied]
     assert versions == list(range(1, len(versions) + 1))
     assert applied[0][1].startswith("0001_")
+
+
+async def test_concurrent_openers_apply_each_migration_exactly_once(
+    store_url: str, backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Several servers starting at once on one database: one applies the
+    migrations, the others wait for it and find them applied."""
+    caplog.set_level(logging.INFO, logger="cairn_server.store")
+    stores = [open_store(store_url) for _ in range(4)]
+
+    results = await asyncio.gather(*(store.open() for store in stores), return_exceptions=True)
+    try:
+        assert results == [None] * len(stores)
+        applied = backend.migrations(store_url)
+        versions = [version for version, _name, _at in applied]
+        assert versions == list(range(1, len(versions) + 1))
+        applying = [r.getMessage() for r in caplog.records if "migration" in r.getMessage()]
+        assert len(applying) == len(applied), applying
+        # Every opener works on the one schema.
+        await stores[0].commit(WriteBatch(targets=["agent"]))
+        assert [await store.known_targets() for store in stores] == [{"agent"}] * len(stores)
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
 
 
 async def test_targets_round_trip(store: Store) -> None:

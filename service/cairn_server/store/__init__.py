@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cairn_server.store.base import (
+    PruneResult,
     Store,
     StoreError,
     ThreadAlreadyExists,
@@ -14,15 +15,23 @@ from cairn_server.store.base import (
 
 def open_store(url: str) -> Store:
     """Build the store for `url`: `sqlite:///path.db` (relative) or
-    `sqlite:////abs/path.db`, or `sqlite://:memory:` for tests."""
+    `sqlite:////abs/path.db`, or `sqlite://:memory:` for tests; or
+    `postgresql://user@host:5432/dbname` (also `postgres://`)."""
     if url.startswith("sqlite:"):
         from cairn_server.store.sqlite import SqliteStore
 
         return SqliteStore.from_url(url)
-    raise ValueError(f"unsupported store URL {url!r}; expected sqlite:///path.db")
+    if url.startswith(("postgresql:", "postgres:")):
+        from cairn_server.store.postgres import PostgresStore
+
+        return PostgresStore.from_url(url)
+    raise ValueError(
+        f"unsupported store URL {url!r}; expected sqlite:///path.db or postgresql://host/dbname"
+    )
 
 
 __all__ = [
+    "PruneResult",
     "Store",
     "StoreError",
     "ThreadAlreadyExists",

@@ -14,10 +14,10 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from cairn_server.domain import (
     CheckpointRecord,
@@ -35,7 +35,13 @@ from cairn_server.domain import (
 )
 from cairn_server.store.base import StoreError, WriteBatch
 
-Row = Sequence[Any]
+
+class Row(Protocol):
+    """A result row of either backend (a tuple, sqlite3.Row, asyncpg.Record)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
 Params = tuple[object, ...]
 
 JSON_BLOB = "json"
@@ -68,9 +74,12 @@ class Migration:
     statements: list[str]
 
 
-def load_migrations() -> list[Migration]:
-    """The packaged `migrations/sqlite/NNNN_name.sql` files, by version."""
-    folder = resources.files("cairn_server.store").joinpath("migrations", "sqlite")
+def load_migrations(dialect: str = "sqlite") -> list[Migration]:
+    """The packaged `migrations/<dialect>/NNNN_name.sql` files, by version.
+
+    SQLite's are split into statements; a Postgres script runs whole (the
+    simple query protocol takes several statements at once)."""
+    folder = resources.files("cairn_server.store").joinpath("migrations", dialect)
     found: dict[int, Migration] = {}
     for entry in folder.iterdir():
         match = _MIGRATION_NAME.match(entry.name)
@@ -79,7 +88,9 @@ def load_migrations() -> list[Migration]:
         version = int(match.group(1))
         if version in found:
             raise StoreError(f"two migrations numbered {version}: {entry.name}")
-        found[version] = Migration(version, entry.name, split_statements(entry.read_text()))
+        script = entry.read_text()
+        statements = split_statements(script) if dialect == "sqlite" else [script]
+        found[version] = Migration(version, entry.name, statements)
     return [found[v] for v in sorted(found)]
 
 
@@ -485,3 +496,61 @@ def encode_batch(batch: WriteBatch) -> EncodedBatch:
     encoded.add(INSERT_TARGET, [(name, now) for name in batch.targets])
     encoded.add(UPSERT_GRAPH, [(name, dumps(spec), now) for name, spec in batch.graphs])
     return encoded
+
+
+# --- retention ----------------------------------------------------------------
+
+# The checkpoints of one thread beyond the newest N of each namespace.
+_PRUNED = """
+SELECT checkpoint_ns, checkpoint_id FROM (
+    SELECT checkpoint_ns, checkpoint_id, row_number() OVER (
+        PARTITION BY checkpoint_ns ORDER BY checkpoint_id DESC) AS rank
+    FROM checkpoints WHERE thread_id = ?
+) WHERE rank > ?
+"""
+
+PRUNE_WRITES = f"""
+DELETE FROM checkpoint_writes
+WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id) IN ({_PRUNED})
+"""
+
+PRUNE_CHECKPOINTS = f"""
+DELETE FROM checkpoints
+WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id) IN ({_PRUNED})
+"""
+
+# Values that no remaining checkpoint of the thread points at.
+PRUNE_BLOBS = """
+DELETE FROM checkpoint_blobs
+WHERE thread_id = ? AND (checkpoint_ns, channel, version) NOT IN (
+    SELECT c.checkpoint_ns, v.key, v.value
+    FROM checkpoints AS c, json_each(c.channel_versions) AS v
+    WHERE c.thread_id = ?
+)
+"""
+
+# `?` is a JSON array of thread ids.
+_IDS = "(SELECT value FROM json_each(?))"
+
+EXISTING_THREADS = f"SELECT thread_id FROM threads WHERE thread_id IN {_IDS}"
+
+EXPIRED_AMONG = f"""
+SELECT thread_id FROM threads
+WHERE thread_id IN {_IDS} AND updated_at < ? AND status <> 'busy'
+"""
+
+EXPIRED_THREADS = """
+SELECT thread_id FROM threads WHERE updated_at < ? AND status <> 'busy'
+ORDER BY updated_at, thread_id LIMIT ?
+"""
+
+COUNT_CHECKPOINTS = f"SELECT COUNT(*) FROM checkpoints WHERE thread_id IN {_IDS}"
+
+DELETE_THREADS = [
+    f"DELETE FROM run_events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id IN {_IDS})",
+    f"DELETE FROM runs WHERE thread_id IN {_IDS}",
+    f"DELETE FROM checkpoint_writes WHERE thread_id IN {_IDS}",
+    f"DELETE FROM checkpoint_blobs WHERE thread_id IN {_IDS}",
+    f"DELETE FROM checkpoints WHERE thread_id IN {_IDS}",
+    f"DELETE FROM threads WHERE thread_id IN {_IDS}",
+]

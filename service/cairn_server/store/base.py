@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cairn_server.domain import (
@@ -102,6 +103,16 @@ class WriteBatch:
         self.graphs.extend(other.graphs)
 
 
+@dataclass(slots=True)
+class PruneResult:
+    """What a retention call removed."""
+
+    thread_ids: list[str]
+    """The requested threads that exist (for deletions: that were deleted), in
+    the order given."""
+    deleted_checkpoints: int
+
+
 class Store(abc.ABC):
     """Async checkpoint, run and event store."""
 
@@ -132,6 +143,30 @@ class Store(abc.ABC):
     async def delete_thread(self, thread_id: str) -> bool:
         """Delete a thread with its runs, checkpoints, writes and events.
         Returns False when there was no such thread."""
+
+    # --- retention ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def prune_checkpoints(
+        self, thread_ids: Sequence[str], *, keep_latest: int
+    ) -> PruneResult:
+        """Keep the newest `keep_latest` (at least 1) checkpoints of each
+        namespace of each thread and delete the older ones, with their pending
+        writes and every channel value no remaining checkpoint points at. Runs
+        and events stay. Applied in order with the submitted batches."""
+
+    @abc.abstractmethod
+    async def delete_threads(
+        self, thread_ids: Sequence[str], *, updated_before: float | None = None
+    ) -> PruneResult:
+        """Delete threads as delete_thread does, all in one transaction. With
+        `updated_before`, only the threads last updated before it whose status
+        is not busy (the thread TTL), decided when the deletion is applied."""
+
+    @abc.abstractmethod
+    async def expired_threads(self, updated_before: float, *, limit: int) -> list[str]:
+        """Ids of up to `limit` threads last updated before `updated_before`
+        whose status is not busy, least recently updated first."""
 
     # --- threads --------------------------------------------------------
 

@@ -37,7 +37,14 @@ from cairn_server.domain import (
     ThreadStatus,
 )
 from cairn_server.store import _sqlite_sql as q
-from cairn_server.store.base import Store, StoreError, ThreadAlreadyExists, WriteBatch
+from cairn_server.store._retention import check_keep_latest, prune_result, unique_ids
+from cairn_server.store.base import (
+    PruneResult,
+    Store,
+    StoreError,
+    ThreadAlreadyExists,
+    WriteBatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +305,54 @@ class SqliteStore(Store):
 
         return bool(await self._submit(apply))
 
+    # --- retention ----------------------------------------------------------
+
+    async def prune_checkpoints(
+        self, thread_ids: Sequence[str], *, keep_latest: int
+    ) -> PruneResult:
+        ids = unique_ids(thread_ids)
+        check_keep_latest(keep_latest)
+
+        async def apply(conn: aiosqlite.Connection) -> object:
+            existing = await _column(conn, q.EXISTING_THREADS, (q.dumps(ids),))
+            deleted = 0
+            for thread_id in ids:
+                await conn.execute(q.PRUNE_WRITES, (thread_id, thread_id, keep_latest))
+                async with conn.execute(
+                    q.PRUNE_CHECKPOINTS, (thread_id, thread_id, keep_latest)
+                ) as cursor:
+                    deleted += cursor.rowcount
+                await conn.execute(q.PRUNE_BLOBS, (thread_id, thread_id))
+            return PruneResult([i for i in ids if i in existing], deleted)
+
+        return prune_result(await self._submit(apply))
+
+    async def delete_threads(
+        self, thread_ids: Sequence[str], *, updated_before: float | None = None
+    ) -> PruneResult:
+        ids = unique_ids(thread_ids)
+
+        async def apply(conn: aiosqlite.Connection) -> object:
+            if updated_before is None:
+                existing = await _column(conn, q.EXISTING_THREADS, (q.dumps(ids),))
+                doomed = q.dumps(ids)
+            else:
+                existing = await _column(
+                    conn, q.EXPIRED_AMONG, (q.dumps(ids), float(updated_before))
+                )
+                doomed = q.dumps(sorted(existing))
+            counted = await self._scalar(conn, q.COUNT_CHECKPOINTS, (doomed,))
+            for sql in q.DELETE_THREADS:
+                await conn.execute(sql, (doomed,))
+            return PruneResult([i for i in ids if i in existing], int(counted))
+
+        return prune_result(await self._submit(apply))
+
+    async def expired_threads(self, updated_before: float, *, limit: int) -> list[str]:
+        _check_limit(limit)
+        rows = await self._fetch(q.EXPIRED_THREADS, (float(updated_before), limit))
+        return [row[0] for row in rows]
+
     # --- reads --------------------------------------------------------------
 
     async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[q.Row]:
@@ -507,6 +562,10 @@ def _as_store_error(exc: Exception) -> Exception:
         wrapped.__cause__ = exc
         return wrapped
     return exc
+
+
+async def _column(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> set[Any]:
+    return {row[0] for row in await conn.execute_fetchall(sql, params)}
 
 
 def _check_limit(limit: int) -> None:

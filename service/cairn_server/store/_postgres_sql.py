@@ -1,0 +1,398 @@
+"""SQL text and batch encoding for the Postgres store.
+
+The tables match SQLite's (see migrations/postgres), so rows decode with the
+same `*_from_row` functions as there; what differs is the SQL dialect
+(`$n` parameters, jsonb operators, arrays of ids) and the parameter types
+asyncpg wants (booleans, floats, jsonb as text).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from cairn_server.domain import (
+    Durability,
+    Json,
+    RunRecord,
+    RunState,
+    StreamMode,
+    ThreadRecord,
+    ThreadStatus,
+)
+from cairn_server.store._sqlite_sql import JSON_BLOB, Params, dumps
+from cairn_server.store.base import WriteBatch
+
+# jsonb cannot hold the character U+0000: a "\u0000" escape preceded by an
+# even number of backslashes (an odd number escapes the backslash itself).
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def jsonb(value: Json, what: str) -> str:
+    """`value` as JSON text for a jsonb column; ValueError when Postgres
+    could not store it."""
+    text = dumps(value)
+    if _NUL_ESCAPE.search(text):
+        raise ValueError(f"{what} cannot hold the character U+0000 in a Postgres store")
+    return text
+
+
+def metadata_filter(
+    column: str, metadata: dict[str, Json] | None, first: int
+) -> tuple[list[str], list[object]]:
+    """Conditions matching rows whose jsonb `column` has each top-level key
+    equal to the given value (jsonb equality: 1 equals 1.0, "1" does not).
+    Parameters are numbered from `first`."""
+    conditions: list[str] = []
+    params: list[object] = []
+    for key, value in (metadata or {}).items():
+        n = first + len(params)
+        conditions.append(f"{column} -> ${n}::text = ${n + 1}::jsonb")
+        params.extend((key, jsonb(value, "a metadata filter")))
+    return conditions, params
+
+
+# --- migrations ---------------------------------------------------------------
+
+# One lock per schema, held by the transaction that applies migrations, so
+# that of several replicas starting at once exactly one applies them.
+MIGRATION_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('cairn.migrations.' || current_schema(), 0))"
+)
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)
+"""
+
+# --- threads ------------------------------------------------------------------
+
+THREAD_COLUMNS = "thread_id, created_at, updated_at, metadata::text, status, request_id"
+_THREAD_INSERT = """
+INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, request_id)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+"""
+
+UPSERT_THREAD = f"""{_THREAD_INSERT}
+ON CONFLICT (thread_id) DO UPDATE SET
+    created_at = excluded.created_at, updated_at = excluded.updated_at,
+    metadata = excluded.metadata, status = excluded.status, request_id = excluded.request_id
+"""
+
+INSERT_THREAD = f"{_THREAD_INSERT} ON CONFLICT (thread_id) DO NOTHING"
+
+UPDATE_THREAD_STATUS = "UPDATE threads SET status = $1, updated_at = $2 WHERE thread_id = $3"
+
+# $1 is an array of thread ids.
+DELETE_THREADS = [
+    "DELETE FROM run_events WHERE run_id IN"
+    " (SELECT run_id FROM runs WHERE thread_id = ANY($1::text[]))",
+    "DELETE FROM runs WHERE thread_id = ANY($1::text[])",
+    "DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])",
+    "DELETE FROM checkpoint_blobs WHERE thread_id = ANY($1::text[])",
+    "DELETE FROM checkpoints WHERE thread_id = ANY($1::text[])",
+    "DELETE FROM threads WHERE thread_id = ANY($1::text[])",
+]
+
+
+def thread_params(thread: ThreadRecord) -> Params:
+    return (
+        thread.thread_id,
+        float(thread.created_at),
+        float(thread.updated_at),
+        jsonb(thread.metadata, "thread metadata"),
+        ThreadStatus(thread.status).value,
+        thread.request_id,
+    )
+
+
+# --- runs ---------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    "run_id, thread_id, target, state, durability, created_at, updated_at, checkpoint_id,"
+    " metadata::text, stream_modes, request_id, has_output, output, interrupts, error,"
+    " request_hash"
+)
+
+UPSERT_RUN = """
+INSERT INTO runs (run_id, thread_id, target, state, durability, created_at, updated_at,
+    checkpoint_id, metadata, stream_modes, request_id, has_output, output, interrupts, error,
+    request_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (run_id) DO UPDATE SET
+    thread_id = excluded.thread_id, target = excluded.target, state = excluded.state,
+    durability = excluded.durability, created_at = excluded.created_at,
+    updated_at = excluded.updated_at, checkpoint_id = excluded.checkpoint_id,
+    metadata = excluded.metadata, stream_modes = excluded.stream_modes,
+    request_id = excluded.request_id, has_output = excluded.has_output,
+    output = excluded.output, interrupts = excluded.interrupts, error = excluded.error,
+    request_hash = excluded.request_hash
+"""
+
+
+def run_params(run: RunRecord) -> Params:
+    return (
+        run.run_id,
+        run.thread_id,
+        run.target,
+        RunState(run.state).value,
+        Durability(run.durability).value,
+        float(run.created_at),
+        float(run.updated_at),
+        run.checkpoint_id,
+        jsonb(run.metadata, "run metadata"),
+        dumps([StreamMode(mode).value for mode in run.stream_modes]),
+        run.request_id,
+        bool(run.has_output),
+        dumps(run.output) if run.has_output else None,
+        dumps([interrupt.to_json() for interrupt in run.interrupts]),
+        dumps(run.error.to_json()) if run.error is not None else None,
+        run.request_hash,
+    )
+
+
+# --- checkpoints and writes ---------------------------------------------------
+
+INSERT_CHECKPOINT = """
+INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+    channel_versions, metadata, created_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)
+ON CONFLICT DO NOTHING
+"""
+
+INSERT_BLOB = """
+INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING
+"""
+
+# Per-thread advisory locks, held until the transaction ends. A group commit
+# takes them shared for the threads whose new checkpoints rely on values stored
+# earlier; a prune takes them exclusive. So a checkpoint that points at a value
+# cannot interleave with a prune (on another replica) that deletes it. Both
+# take their locks in one statement in id order.
+LOCK_THREADS_SHARED = (
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended('cairn.thread.' || t, 0))"
+    " FROM unnest($1::text[]) AS t ORDER BY t"
+)
+LOCK_THREADS = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('cairn.thread.' || t, 0))"
+    " FROM unnest($1::text[]) AS t ORDER BY t"
+)
+
+# Channels a checkpoint lists without sending a value must point at a stored blob.
+MISSING_BLOBS = """
+SELECT v.key FROM jsonb_each_text($1::jsonb) AS v
+WHERE NOT EXISTS (
+    SELECT 1 FROM checkpoint_blobs AS b
+    WHERE b.thread_id = $2 AND b.checkpoint_ns = $3 AND b.channel = v.key AND b.version = v.value
+)
+"""
+
+# One statement (one snapshot) for checkpoints and their values: a row per
+# (checkpoint, channel), or a single row with NULL channel for an empty one.
+SELECT_CHECKPOINTS = """
+WITH cp AS (
+    SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, channel_versions,
+        metadata, created_at
+    FROM checkpoints{where}
+    ORDER BY checkpoint_id DESC{limit}
+)
+SELECT cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id,
+    cp.channel_versions::text, cp.metadata::text, cp.created_at, v.key, b.type, b.blob
+FROM cp
+LEFT JOIN LATERAL jsonb_each_text(cp.channel_versions) AS v ON TRUE
+LEFT JOIN checkpoint_blobs AS b
+    ON b.thread_id = cp.thread_id AND b.checkpoint_ns = cp.checkpoint_ns
+    AND b.channel = v.key AND b.version = v.value
+ORDER BY cp.checkpoint_id DESC
+"""
+
+_WRITE_INSERT = """
+INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,
+    type, blob, task_path)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+"""
+
+INSERT_WRITE = f"{_WRITE_INSERT} ON CONFLICT DO NOTHING"
+
+UPSERT_WRITE = f"""{_WRITE_INSERT}
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET
+    channel = excluded.channel, type = excluded.type, blob = excluded.blob,
+    task_path = excluded.task_path
+"""
+
+SELECT_WRITES = """
+SELECT task_id, idx, channel, type, blob, task_path FROM checkpoint_writes
+WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3
+ORDER BY task_path, task_id, idx
+"""
+
+# --- events and targets -------------------------------------------------------
+
+INSERT_EVENT = """
+INSERT INTO run_events (run_id, event_id, created_at, kind, payload) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING
+"""
+
+INSERT_TARGET = "INSERT INTO targets (name, registered_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+
+UPSERT_GRAPH = """
+INSERT INTO graphs (name, spec, registered_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, registered_at = excluded.registered_at
+"""
+
+# --- retention ----------------------------------------------------------------
+
+# $1: array of thread ids, $2: how many checkpoints to keep per namespace.
+_PRUNED = """
+SELECT thread_id, checkpoint_ns, checkpoint_id FROM (
+    SELECT thread_id, checkpoint_ns, checkpoint_id, row_number() OVER (
+        PARTITION BY thread_id, checkpoint_ns ORDER BY checkpoint_id DESC) AS rank
+    FROM checkpoints WHERE thread_id = ANY($1::text[])
+) AS ranked WHERE rank > $2
+"""
+
+PRUNE_CHECKPOINTS = f"""
+WITH pruned AS ({_PRUNED}),
+gone_writes AS (
+    DELETE FROM checkpoint_writes AS w USING pruned AS p
+    WHERE w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns
+        AND w.checkpoint_id = p.checkpoint_id
+)
+DELETE FROM checkpoints AS c USING pruned AS p
+WHERE c.thread_id = p.thread_id AND c.checkpoint_ns = p.checkpoint_ns
+    AND c.checkpoint_id = p.checkpoint_id
+"""
+
+# Values that no remaining checkpoint of the threads points at.
+PRUNE_BLOBS = """
+DELETE FROM checkpoint_blobs
+WHERE thread_id = ANY($1::text[]) AND (thread_id, checkpoint_ns, channel, version) NOT IN (
+    SELECT c.thread_id, c.checkpoint_ns, v.key, v.value
+    FROM checkpoints AS c, jsonb_each_text(c.channel_versions) AS v
+    WHERE c.thread_id = ANY($1::text[])
+)
+"""
+
+EXISTING_THREADS = "SELECT thread_id FROM threads WHERE thread_id = ANY($1::text[])"
+
+EXPIRED_AMONG = """
+SELECT thread_id FROM threads
+WHERE thread_id = ANY($1::text[]) AND updated_at < $2 AND status <> 'busy'
+FOR UPDATE
+"""
+
+EXPIRED_THREADS = """
+SELECT thread_id FROM threads WHERE updated_at < $1 AND status <> 'busy'
+ORDER BY updated_at, thread_id LIMIT $2
+"""
+
+COUNT_CHECKPOINTS = "SELECT COUNT(*) FROM checkpoints WHERE thread_id = ANY($1::text[])"
+
+
+# --- batches ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BlobCheck:
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    versions: str
+    """JSON object {channel: version} of the channels sent without a value."""
+
+
+@dataclass(slots=True)
+class EncodedBatch:
+    """A WriteBatch as statements with their parameter rows, in apply order."""
+
+    steps: list[tuple[str, list[Params]]] = field(default_factory=list)
+    blob_checks: list[BlobCheck] = field(default_factory=list)
+
+    def add(self, sql: str, rows: list[Params]) -> None:
+        if rows:
+            self.steps.append((sql, rows))
+
+
+def encode_batch(batch: WriteBatch) -> EncodedBatch:
+    """Encode every value of `batch`; raises TypeError or ValueError for a value
+    that is not JSON (a set, NaN, ...) before anything is written."""
+    encoded = EncodedBatch()
+    encoded.add(UPSERT_THREAD, [thread_params(t) for t in batch.threads])
+    encoded.add(
+        UPDATE_THREAD_STATUS,
+        [
+            (ThreadStatus(c.status).value, float(c.updated_at), c.thread_id)
+            for c in batch.thread_statuses
+        ],
+    )
+    encoded.add(UPSERT_RUN, [run_params(r) for r in batch.runs])
+
+    checkpoints: list[Params] = []
+    blobs: list[Params] = []
+    for cp in batch.checkpoints:
+        unknown = set(cp.channel_values) - set(cp.channel_versions)
+        if unknown:
+            raise ValueError(
+                f"checkpoint {cp.checkpoint_id!r} has values for channels without a version:"
+                f" {sorted(unknown)}"
+            )
+        checkpoints.append(
+            (
+                cp.thread_id,
+                cp.checkpoint_ns,
+                cp.checkpoint_id,
+                cp.parent_checkpoint_id,
+                jsonb(cp.channel_versions, "channel versions"),
+                jsonb(cp.metadata, "checkpoint metadata"),
+                float(cp.created_at),
+            )
+        )
+        for channel, value in cp.channel_values.items():
+            version = cp.channel_versions[channel]
+            blobs.append(
+                (cp.thread_id, cp.checkpoint_ns, channel, version, JSON_BLOB, dumps(value).encode())
+            )
+        unsent = {ch: v for ch, v in cp.channel_versions.items() if ch not in cp.channel_values}
+        if unsent:
+            encoded.blob_checks.append(
+                BlobCheck(cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id, dumps(unsent))
+            )
+    encoded.add(INSERT_CHECKPOINT, checkpoints)
+    encoded.add(INSERT_BLOB, blobs)
+
+    inserts: list[Params] = []
+    upserts: list[Params] = []
+    for ws in batch.writes:
+        for w in ws.writes:
+            row = (
+                ws.thread_id,
+                ws.checkpoint_ns,
+                ws.checkpoint_id,
+                w.task_id,
+                int(w.idx),
+                w.channel,
+                JSON_BLOB,
+                dumps(w.value).encode(),
+                w.task_path,
+            )
+            (upserts if w.idx < 0 else inserts).append(row)
+    encoded.add(INSERT_WRITE, inserts)
+    encoded.add(UPSERT_WRITE, upserts)
+
+    encoded.add(
+        INSERT_EVENT,
+        [
+            (e.run_id, int(e.event_id), float(e.created_at), e.kind, dumps(e.payload))
+            for e in batch.events
+        ],
+    )
+    now = time.time()
+    encoded.add(INSERT_TARGET, [(name, now) for name in batch.targets])
+    encoded.add(UPSERT_GRAPH, [(name, dumps(spec), now) for name, spec in batch.graphs])
+    return encoded

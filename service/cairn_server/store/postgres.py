@@ -1,0 +1,564 @@
+"""The Postgres store, on asyncpg.
+
+Writes work as in the SQLite store: a background task drains a queue of jobs
+(batches, thread creation and deletion, retention) and applies every job
+queued at that moment in one transaction (group commit), each inside its own
+savepoint, so a failing job is rolled back and reported to its caller alone
+while the others commit. The writer borrows a connection from the pool per
+group, so a connection lost between groups costs nothing but that group.
+Reads go to the pool and see the last committed state.
+
+Several servers may share one database: migrations are applied by the first
+one that takes the migration lock, and the others find them applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from cairn_server.domain import (
+    CheckpointRecord,
+    EventRecord,
+    Json,
+    PendingWrite,
+    RunRecord,
+    RunState,
+    ThreadRecord,
+    ThreadStatus,
+)
+from cairn_server.store import _postgres_sql as pg
+from cairn_server.store import _sqlite_sql as codec
+from cairn_server.store._retention import check_keep_latest, prune_result, unique_ids
+from cairn_server.store.base import (
+    PruneResult,
+    Store,
+    StoreError,
+    ThreadAlreadyExists,
+    WriteBatch,
+)
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    _Conn: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+else:
+    _Conn = Any
+
+_Apply = Callable[[_Conn], Awaitable[object]]
+
+# Query parameters of the store URL that size the pool; asyncpg would take any
+# other parameter for a server setting (e.g. ?search_path=cairn).
+_POOL_MIN = "pool_min_size"
+_POOL_MAX = "pool_max_size"
+
+
+@dataclass(slots=True)
+class _Job:
+    apply: _Apply
+    future: asyncio.Future[object]
+    shared_locks: list[str] = field(default_factory=list)
+    """Threads to lock shared for the whole group (see pg.LOCK_THREADS_SHARED)."""
+
+
+class PostgresStore(Store):
+    """A Store in a Postgres database.
+
+    Example::
+
+        store = PostgresStore.from_url("postgresql://cairn@127.0.0.1:5432/cairn")
+        await store.open()
+        try:
+            await store.commit(WriteBatch(targets=["checkout"]))
+        finally:
+            await store.close()
+    """
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._queue: asyncio.Queue[_Job | None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        """`postgresql://user:password@host:port/dbname?search_path=schema`;
+        `pool_min_size` and `pool_max_size` size the connection pool (1, 10)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.netloc:
+            raise ValueError(f"not a postgres URL: {url!r}; expected postgresql://host/dbname")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        sizes = {_POOL_MIN: 1, _POOL_MAX: 10}
+        rest = []
+        for key, value in query:
+            if key in sizes:
+                try:
+                    sizes[key] = int(value)
+                except ValueError:
+                    raise ValueError(f"{key} must be an integer in {url!r}") from None
+            else:
+                rest.append((key, value))
+        if not 0 <= sizes[_POOL_MIN] <= sizes[_POOL_MAX] or sizes[_POOL_MAX] < 1:
+            raise ValueError(f"need 0 <= {_POOL_MIN} <= {_POOL_MAX} and {_POOL_MAX} >= 1")
+        dsn = urlunsplit(parts._replace(query=urlencode(rest)))
+        return cls(dsn, min_size=sizes[_POOL_MIN], max_size=sizes[_POOL_MAX])
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None or self._closing:
+            raise StoreError("store already opened")
+        try:
+            pool = await asyncpg.create_pool(
+                self._dsn, min_size=self._min_size, max_size=self._max_size
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"cannot connect to postgres: {exc}") from exc
+        self._pool = pool
+        try:
+            await self._migrate(pool)
+        except BaseException:
+            self._pool = None
+            await pool.close()
+            raise
+        self._queue = asyncio.Queue()
+        self._writer_task = asyncio.create_task(self._write_loop(self._queue))
+
+    async def close(self) -> None:
+        """Apply every batch already submitted, then disconnect."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._queue is not None and self._writer_task is not None:
+            self._queue.put_nowait(None)
+            await self._writer_task
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def _migrate(self, pool: asyncpg.Pool) -> None:
+        """Apply the pending numbered migrations in one transaction, under a
+        lock that makes concurrent openers wait for the first one."""
+        migrations = codec.load_migrations("postgres")
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(pg.MIGRATION_LOCK)
+            await conn.execute(pg.CREATE_MIGRATIONS_TABLE)
+            applied = {
+                row[0]: row[1]
+                for row in await conn.fetch("SELECT version, name FROM schema_migrations")
+            }
+            known = {m.version: m.name for m in migrations}
+            for version, name in applied.items():
+                if version not in known:
+                    raise StoreError(
+                        f"the database has migration {version} ({name}) that this server"
+                        " does not know; it was written by a newer version"
+                    )
+                if known[version] != name:
+                    raise StoreError(
+                        f"migration {version} is {known[version]} here but {name} in the"
+                        " database; migrations must never be renumbered"
+                    )
+            for migration in migrations:
+                if migration.version in applied:
+                    continue
+                log.info("applying postgres migration %s", migration.name)
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    time.time(),
+                )
+
+    # --- the writer ---------------------------------------------------------
+
+    def _enqueue(
+        self, apply: _Apply, shared_locks: list[str] | None = None
+    ) -> asyncio.Future[object]:
+        if self._closing or self._queue is None:
+            raise StoreError("store is not open")
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(apply, future, shared_locks or []))
+        return future
+
+    async def _submit(self, apply: _Apply) -> object:
+        # A cancelled caller does not withdraw its job: it was submitted, so it
+        # is applied in order all the same.
+        return await asyncio.shield(self._enqueue(apply))
+
+    async def _write_loop(self, queue: asyncio.Queue[_Job | None]) -> None:
+        stop = False
+        while not stop:
+            item = await queue.get()
+            jobs: list[_Job] = []
+            while True:
+                if item is None:
+                    stop = True
+                else:
+                    jobs.append(item)
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+            if jobs:
+                await self._write_group(jobs)
+
+    async def _write_group(self, jobs: list[_Job]) -> None:
+        """Apply `jobs` in one transaction, one savepoint each, then resolve them."""
+        pool = self._pool
+        assert pool is not None
+        # A lone job needs no savepoint: when it fails the transaction rolls back.
+        savepoints = len(jobs) > 1
+        outcomes: list[tuple[_Job, Exception | None, object]] = []
+        locks = sorted({thread for job in jobs for thread in job.shared_locks})
+        try:
+            async with pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    if locks:
+                        await conn.execute(pg.LOCK_THREADS_SHARED, locks)
+                    for job in jobs:
+                        error, result = await _apply_job(conn, job, savepoint=savepoints)
+                        outcomes.append((job, error, result))
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await transaction.rollback()
+                    raise
+                if savepoints or outcomes[0][1] is None:
+                    await transaction.commit()
+                else:
+                    await transaction.rollback()
+        except Exception as exc:
+            log.exception("postgres group commit of %d jobs failed", len(jobs))
+            failure = _as_store_error(exc)
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(failure)
+            return
+        for job, error, result in outcomes:
+            if job.future.done():
+                continue
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
+
+    # --- writes -------------------------------------------------------------
+
+    def submit(self, batch: WriteBatch) -> asyncio.Future[object]:
+        # Encoding first: a value that is not JSON fails here, with nothing queued.
+        encoded = pg.encode_batch(batch)
+        threads = sorted({check.thread_id for check in encoded.blob_checks})
+        return self._enqueue(lambda conn: _apply_batch(conn, encoded), threads)
+
+    async def create_thread(self, thread: ThreadRecord) -> None:
+        params = pg.thread_params(thread)
+
+        async def apply(conn: _Conn) -> object:
+            status = await conn.execute(pg.INSERT_THREAD, *params)
+            if _rowcount(status) == 0:
+                raise ThreadAlreadyExists(thread.thread_id)
+            return None
+
+        await self._submit(apply)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        async def apply(conn: _Conn) -> object:
+            for sql in pg.DELETE_THREADS[:-1]:
+                await conn.execute(sql, [thread_id])
+            return _rowcount(await conn.execute(pg.DELETE_THREADS[-1], [thread_id])) > 0
+
+        return bool(await self._submit(apply))
+
+    # --- retention ----------------------------------------------------------
+
+    async def prune_checkpoints(
+        self, thread_ids: Sequence[str], *, keep_latest: int
+    ) -> PruneResult:
+        ids = unique_ids(thread_ids)
+        check_keep_latest(keep_latest)
+
+        async def apply(conn: _Conn) -> object:
+            await conn.execute(pg.LOCK_THREADS, ids)
+            existing = {row[0] for row in await conn.fetch(pg.EXISTING_THREADS, ids)}
+            deleted = _rowcount(await conn.execute(pg.PRUNE_CHECKPOINTS, ids, keep_latest))
+            await conn.execute(pg.PRUNE_BLOBS, ids)
+            return PruneResult([i for i in ids if i in existing], deleted)
+
+        return prune_result(await self._submit(apply))
+
+    async def delete_threads(
+        self, thread_ids: Sequence[str], *, updated_before: float | None = None
+    ) -> PruneResult:
+        ids = unique_ids(thread_ids)
+
+        async def apply(conn: _Conn) -> object:
+            if updated_before is None:
+                existing = {row[0] for row in await conn.fetch(pg.EXISTING_THREADS, ids)}
+                doomed = ids
+            else:
+                rows = await conn.fetch(pg.EXPIRED_AMONG, ids, float(updated_before))
+                existing = {row[0] for row in rows}
+                doomed = sorted(existing)
+            counted = await conn.fetchval(pg.COUNT_CHECKPOINTS, doomed)
+            for sql in pg.DELETE_THREADS:
+                await conn.execute(sql, doomed)
+            return PruneResult([i for i in ids if i in existing], int(counted))
+
+        return prune_result(await self._submit(apply))
+
+    async def expired_threads(self, updated_before: float, *, limit: int) -> list[str]:
+        _check_limit(limit)
+        rows = await self._fetch(pg.EXPIRED_THREADS, float(updated_before), limit)
+        return [row[0] for row in rows]
+
+    # --- reads --------------------------------------------------------------
+
+    async def _fetch(self, sql: str, *params: object) -> list[asyncpg.Record]:
+        pool = self._pool
+        if pool is None:
+            raise StoreError("store is not open")
+        try:
+            return list(await pool.fetch(sql, *params))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _as_store_error(exc) from exc
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        rows = await self._fetch(
+            f"SELECT {pg.THREAD_COLUMNS} FROM threads WHERE thread_id = $1", thread_id
+        )
+        return codec.thread_from_row(rows[0]) if rows else None
+
+    async def list_threads(
+        self,
+        *,
+        limit: int,
+        page_token: str = "",
+        metadata: dict[str, Json] | None = None,
+        status: ThreadStatus | None = None,
+    ) -> tuple[list[ThreadRecord], str]:
+        _check_limit(limit)
+        conditions, params = pg.metadata_filter("metadata", metadata, 1)
+        if page_token:
+            created_at, thread_id = codec.decode_token(page_token, 2)
+            if not isinstance(created_at, int | float) or not isinstance(thread_id, str):
+                raise ValueError(f"invalid page token {page_token!r}")
+            n = len(params) + 1
+            conditions.append(f"(created_at, thread_id) < (${n}, ${n + 1})")
+            params.extend((float(created_at), thread_id))
+        if status is not None:
+            params.append(ThreadStatus(status).value)
+            conditions.append(f"status = ${len(params)}")
+        params.append(limit + 1)
+        rows = await self._fetch(
+            f"SELECT {pg.THREAD_COLUMNS} FROM threads{codec.where(conditions)}"
+            f" ORDER BY created_at DESC, thread_id DESC LIMIT ${len(params)}",
+            *params,
+        )
+        threads = [codec.thread_from_row(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return threads, ""
+        last = threads[-1]
+        return threads, codec.encode_token([last.created_at, last.thread_id])
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._fetch(f"SELECT {pg.RUN_COLUMNS} FROM runs WHERE run_id = $1", run_id)
+        return codec.run_from_row(rows[0]) if rows else None
+
+    async def find_run_by_request_id(self, thread_id: str, request_id: str) -> RunRecord | None:
+        if not request_id:
+            return None
+        rows = await self._fetch(
+            # `request_id <> ''` lets Postgres use the partial unique index.
+            f"SELECT {pg.RUN_COLUMNS} FROM runs"
+            " WHERE thread_id = $1 AND request_id = $2 AND request_id <> ''",
+            thread_id,
+            request_id,
+        )
+        return codec.run_from_row(rows[0]) if rows else None
+
+    async def list_runs(
+        self,
+        thread_id: str,
+        *,
+        limit: int,
+        page_token: str = "",
+        state: RunState | None = None,
+    ) -> tuple[list[RunRecord], str]:
+        _check_limit(limit)
+        conditions = ["thread_id = $1"]
+        params: list[object] = [thread_id]
+        if page_token:
+            (after,) = codec.decode_token(page_token, 1)
+            if not isinstance(after, str):
+                raise ValueError(f"invalid page token {page_token!r}")
+            params.append(after)
+            conditions.append(f"run_id < ${len(params)}")
+        if state is not None:
+            params.append(RunState(state).value)
+            conditions.append(f"state = ${len(params)}")
+        params.append(limit + 1)
+        rows = await self._fetch(
+            f"SELECT {pg.RUN_COLUMNS} FROM runs{codec.where(conditions)}"
+            f" ORDER BY run_id DESC LIMIT ${len(params)}",
+            *params,
+        )
+        runs = [codec.run_from_row(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return runs, ""
+        return runs, codec.encode_token([runs[-1].run_id])
+
+    async def list_active_runs(self) -> list[RunRecord]:
+        # The condition repeats the partial index's, so Postgres can use it.
+        rows = await self._fetch(
+            f"SELECT {pg.RUN_COLUMNS} FROM runs WHERE state IN ('pending', 'running')"
+            " ORDER BY created_at, run_id"
+        )
+        return [codec.run_from_row(row) for row in rows]
+
+    async def get_checkpoint(
+        self, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None
+    ) -> CheckpointRecord | None:
+        conditions = ["thread_id = $1", "checkpoint_ns = $2"]
+        params: list[object] = [thread_id, checkpoint_ns]
+        if checkpoint_id is not None:
+            conditions.append("checkpoint_id = $3")
+            params.append(checkpoint_id)
+        records = await self._checkpoints(conditions, params, 1)
+        return records[0] if records else None
+
+    async def list_checkpoints(
+        self,
+        thread_id: str,
+        checkpoint_ns: str = "",
+        *,
+        before: str | None = None,
+        limit: int | None = None,
+        metadata: dict[str, Json] | None = None,
+    ) -> list[CheckpointRecord]:
+        if limit is not None and limit <= 0:
+            return []
+        conditions = ["thread_id = $1", "checkpoint_ns = $2"]
+        params: list[object] = [thread_id, checkpoint_ns]
+        if before is not None:
+            params.append(before)
+            conditions.append(f"checkpoint_id < ${len(params)}")
+        more, more_params = pg.metadata_filter("metadata", metadata, len(params) + 1)
+        conditions.extend(more)
+        params.extend(more_params)
+        return await self._checkpoints(conditions, params, limit)
+
+    async def _checkpoints(
+        self, conditions: list[str], params: list[object], limit: int | None
+    ) -> list[CheckpointRecord]:
+        if limit is not None:
+            params = [*params, limit]
+        sql = pg.SELECT_CHECKPOINTS.format(
+            where=codec.where(conditions), limit="" if limit is None else f" LIMIT ${len(params)}"
+        )
+        return codec.checkpoints_from_rows(await self._fetch(sql, *params))
+
+    async def get_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str
+    ) -> list[PendingWrite]:
+        rows = await self._fetch(pg.SELECT_WRITES, thread_id, checkpoint_ns, checkpoint_id)
+        return [codec.write_from_row(row) for row in rows]
+
+    async def read_events(
+        self, run_id: str, after_event_id: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
+        sql = (
+            "SELECT run_id, event_id, created_at, kind, payload FROM run_events"
+            " WHERE run_id = $1 AND event_id > $2 ORDER BY event_id"
+        )
+        params: tuple[object, ...] = (run_id, after_event_id)
+        if limit is not None:
+            if limit <= 0:
+                return []
+            sql += " LIMIT $3"
+            params = (*params, limit)
+        return [codec.event_from_row(row) for row in await self._fetch(sql, *params)]
+
+    async def last_event_id(self, run_id: str) -> int:
+        rows = await self._fetch(
+            "SELECT COALESCE(MAX(event_id), 0) FROM run_events WHERE run_id = $1", run_id
+        )
+        return int(rows[0][0])
+
+    async def known_targets(self) -> set[str]:
+        return {row[0] for row in await self._fetch("SELECT name FROM targets")}
+
+    async def known_graphs(self) -> dict[str, Json]:
+        rows = await self._fetch("SELECT name, spec FROM graphs")
+        return {row[0]: json.loads(row[1]) for row in rows}
+
+
+async def _apply_job(conn: _Conn, job: _Job, *, savepoint: bool) -> tuple[Exception | None, object]:
+    """Run one job; (error, None) when it failed and its writes were undone."""
+    if not savepoint:
+        try:
+            return None, await job.apply(conn)
+        except Exception as exc:
+            return _as_store_error(exc), None
+    nested = conn.transaction()
+    await nested.start()
+    try:
+        result = await job.apply(conn)
+    except Exception as exc:
+        await nested.rollback()
+        return _as_store_error(exc), None
+    await nested.commit()
+    return None, result
+
+
+async def _apply_batch(conn: _Conn, batch: pg.EncodedBatch) -> object:
+    for sql, rows in batch.steps:
+        await conn.executemany(sql, rows)
+    for check in batch.blob_checks:
+        missing = await conn.fetch(
+            pg.MISSING_BLOBS, check.versions, check.thread_id, check.checkpoint_ns
+        )
+        if missing:
+            channels = sorted(row[0] for row in missing)
+            raise StoreError(
+                f"checkpoint {check.checkpoint_id!r} of thread {check.thread_id!r} sends no"
+                f" value for channels {channels} and no earlier checkpoint stored them"
+            )
+    return None
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command status such as 'INSERT 0 1' or 'DELETE 3'."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _as_store_error(exc: Exception) -> Exception:
+    """Database and connection errors reach callers as StoreError; our own
+    errors as they are."""
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+        wrapped = StoreError(f"postgres: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+    return exc
+
+
+def _check_limit(limit: int) -> None:
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
