@@ -1,9 +1,12 @@
-"""Lint the protos and regenerate the Python stubs into sdk/python/cairn/v1.
+"""Lint the protos and regenerate the Python and TypeScript stubs.
 
-    python scripts/gen_protos.py          # regenerate
-    python scripts/gen_protos.py --check  # fail if the committed stubs are stale
+    python scripts/gen_protos.py          # regenerate both
+    python scripts/gen_protos.py --check  # fail if either committed copy is stale
 
-The stubs are generated only; never edit them by hand.
+Python stubs go to sdk/python/cairn/v1, TypeScript stubs (protobuf-es) to
+sdk/typescript/src/gen. The TypeScript plugin is the pinned npm package in
+sdk/typescript; it is installed with `npm ci` when missing. The stubs are
+generated only; never edit them by hand.
 """
 
 from __future__ import annotations
@@ -18,27 +21,43 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-GENERATED = ROOT / "sdk" / "python" / "cairn" / "v1"
+TYPESCRIPT = ROOT / "sdk" / "typescript"
+NODE_BIN = TYPESCRIPT / "node_modules" / ".bin"
+# Where each language's stubs live, relative to the root (and to buf's output).
+PYTHON_STUBS = pathlib.Path("sdk", "python", "cairn", "v1")
+TYPESCRIPT_STUBS = pathlib.Path("sdk", "typescript", "src", "gen")
 INIT = '"""Generated protobuf and gRPC stubs of the cairn.v1 protocol. Do not edit."""\n'
+
+
+def ensure_typescript_plugin() -> None:
+    if (NODE_BIN / "protoc-gen-es").exists():
+        return
+    if shutil.which("npm") is None:
+        sys.exit("protoc-gen-es is missing and npm is not installed: install Node.js 20+")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TYPESCRIPT, check=True)
 
 
 def run_buf(*args: str) -> None:
     env = dict(os.environ)
-    # buf runs the plugins named in buf.gen.yaml; they live beside this interpreter.
-    env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # buf runs the plugins named in buf.gen.yaml: the Python ones live beside
+    # this interpreter, protoc-gen-es in the TypeScript package's node_modules.
+    path = [str(pathlib.Path(sys.executable).parent), str(NODE_BIN), env.get("PATH", "")]
+    env["PATH"] = os.pathsep.join(path)
     subprocess.run(["buf", *args], cwd=ROOT, env=env, check=True)
 
 
-def generate(target: pathlib.Path) -> None:
-    """Write fresh stubs into `target` (the folder that becomes cairn/v1)."""
+def generate(root: pathlib.Path) -> None:
+    """Write fresh stubs of both languages under `root`, at their usual paths."""
+    ensure_typescript_plugin()
     with tempfile.TemporaryDirectory() as tmp:
         run_buf("generate", "--output", tmp)
-        produced = pathlib.Path(tmp, "sdk", "python", "cairn", "v1")
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(produced, target)
-    (target / "__init__.py").write_text(INIT)
-    (target / "py.typed").write_text("")
+        for stubs in (PYTHON_STUBS, TYPESCRIPT_STUBS):
+            target = root / stubs
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(pathlib.Path(tmp, stubs), target)
+    (root / PYTHON_STUBS / "__init__.py").write_text(INIT)
+    (root / PYTHON_STUBS / "py.typed").write_text("")
 
 
 def stale_files(a: pathlib.Path, b: pathlib.Path) -> list[str]:
@@ -59,12 +78,15 @@ def main() -> int:
     args = parser.parse_args()
     run_buf("lint")
     if not args.check:
-        generate(GENERATED)
+        generate(ROOT)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = pathlib.Path(tmp, "v1")
-        generate(fresh)
-        stale = stale_files(fresh, GENERATED)
+        generate(pathlib.Path(tmp))
+        stale = [
+            (stubs / name).as_posix()
+            for stubs in (PYTHON_STUBS, TYPESCRIPT_STUBS)
+            for name in stale_files(pathlib.Path(tmp, stubs), ROOT / stubs)
+        ]
     if stale:
         print("generated stubs are stale; run scripts/gen_protos.py:", *stale, sep="\n  ")
         return 1

@@ -1,0 +1,65 @@
+/**
+ * Cairn TypeScript SDK: durable langgraphjs-style workflows on the Cairn service.
+ *
+ *     import { Client, Command, Worker, entrypoint, interrupt, task } from "@cairn/sdk";
+ *
+ * Workers serve `task`s and `entrypoint`s; clients run them on threads with
+ * `client.invoke`, `client.stream` or `client.session`.
+ */
+
+export { Client, Session } from "./client.js";
+export type { ClientOptions, RunOptions, StreamOptions, Target } from "./client.js";
+export {
+  Abandoned,
+  ChildInterrupted,
+  GraphInterrupt,
+  getConfig,
+  getPreviousState,
+  getWriter,
+  interrupt,
+} from "./context.js";
+export type { RunnableConfig } from "./context.js";
+export {
+  AlreadyExistsError,
+  CairnError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  InvalidValueError,
+  NonDeterministicError,
+  NotFoundError,
+  ResourceExhaustedError,
+  RunFailedError,
+  RunNotFoundError,
+  TaskFailedError,
+  ThreadBusyError,
+  ThreadNotFoundError,
+  UnavailableError,
+  UnimplementedError,
+} from "./errors.js";
+export {
+  Entrypoint,
+  EntrypointFinal,
+  entrypoint,
+  remoteTask,
+  task,
+} from "./functional.js";
+export type { EntrypointOptions, Servable, Task, TaskOptions } from "./functional.js";
+export { Command, defaultRetryOn } from "./types.js";
+export type {
+  CheckpointConfig,
+  Durability,
+  ErrorDetails,
+  Interrupt,
+  PregelTask,
+  RetryPolicy,
+  Run,
+  RunEvent,
+  RunState,
+  StateSnapshot,
+  StreamMode,
+  Thread,
+  ThreadStatus,
+} from "./types.js";
+export { VERSION } from "./version.js";
+export { Worker } from "./worker.js";
+export type { WorkerOptions } from "./worker.js";

@@ -1,0 +1,71 @@
+/**
+ * A real `cairn serve` process for the tests: listens on 127.0.0.1 with a
+ * port the OS picks (read from the line it prints), keeps its SQLite file in
+ * a temporary folder, and is stopped by its own PID.
+ */
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (this file runs from sdk/typescript/dist/test). */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
+
+export interface Server {
+  address: string;
+  process: ChildProcess;
+  output: string[];
+  stop(): Promise<void>;
+}
+
+const SERVING = /cairn serving on .*\(port (\d+)\)/;
+
+export async function startServer(timeoutMs = 30_000): Promise<Server> {
+  const folder = mkdtempSync(join(tmpdir(), "cairn-ts-"));
+  const bin = process.env.CAIRN_BIN ?? join(ROOT, ".venv", "bin", "cairn");
+  const args = ["serve", "--address", "127.0.0.1:0", "--store", `sqlite:///${folder}/cairn.db`];
+  const child = spawn(bin, [...args, "--log-level", "warning"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+  });
+  const output: string[] = [];
+  createInterface({ input: child.stderr! }).on("line", (line) => output.push(line));
+  const port = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cairn serve printed no port:\n${output.join("\n")}`)), timeoutMs);
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      output.push(line);
+      const match = SERVING.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolvePort(Number(match[1]));
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cairn serve exited with ${code}:\n${output.join("\n")}`));
+    });
+    child.once("error", reject);
+  });
+  const stop = async () => {
+    await stopProcess(child);
+    rmSync(folder, { recursive: true, force: true });
+  };
+  return { address: `127.0.0.1:${port}`, process: child, output, stop };
+}
+
+/** SIGTERM by PID, then SIGKILL if it has not exited within `timeoutMs`. */
+export async function stopProcess(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolveExit) => child.once("exit", () => resolveExit()));
+  process.kill(child.pid!, "SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolveLate) => (timer = setTimeout(() => resolveLate(true), timeoutMs)));
+  if (await Promise.race([exited.then(() => false), late])) {
+    process.kill(child.pid!, "SIGKILL");
+    await exited;
+  }
+  clearTimeout(timer);
+}
