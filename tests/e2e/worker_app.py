@@ -110,7 +110,44 @@ def build_ten_nodes() -> CompiledStateGraph:
     return builder.compile(name="ten_nodes")
 
 
-FUNCTIONS = [step, twenty_steps, stall_once, stalling, write_essay, essay, build_ten_nodes()]
+class TrailState(TypedDict):
+    count: int
+    trail: Annotated[list, operator.add]
+
+
+def visit_inside(state: TrailState) -> dict:
+    record("start")
+    time.sleep(0.02)
+    record("end")
+    return {"count": state["count"] + 1, "trail": [state["count"]]}
+
+
+def build_nested_nodes() -> CompiledStateGraph:
+    """p0 -> sub (a subgraph of six nodes sharing `count`) -> p1."""
+    inside = StateGraph(TrailState)
+    names = [f"s{i}" for i in range(6)]
+    inside.add_sequence([(name, visit_inside) for name in names])
+    inside.add_edge(START, names[0])
+    builder = StateGraph(CountState)
+    builder.add_node("p0", visit)
+    builder.add_node("sub", inside.compile(name="six_nodes"))
+    builder.add_node("p1", visit)
+    builder.add_edge(START, "p0")
+    builder.add_edge("p0", "sub")
+    builder.add_edge("sub", "p1")
+    return builder.compile(name="nested_nodes")
+
+
+FUNCTIONS = [
+    step,
+    twenty_steps,
+    stall_once,
+    stalling,
+    write_essay,
+    essay,
+    build_ten_nodes(),
+    build_nested_nodes(),
+]
 
 
 async def main() -> None:

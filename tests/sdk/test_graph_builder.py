@@ -295,8 +295,8 @@ def test_bad_nodes() -> None:
         builder.add_node("plan", research)
     with pytest.raises(TypeError, match="only required argument"):
         builder.add_node("two", lambda state, config: None)
-    with pytest.raises(TypeError, match="subgraphs are not supported"):
-        builder.add_node("sub", small_graph())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes no retry_policy"):
+        builder.add_node("sub", small_graph(), retry_policy=RetryPolicy())
     with pytest.raises(TypeError, match="needs the node's function"):
         builder.add_node("nothing")
     with pytest.raises(ValueError, match="at least one node"):

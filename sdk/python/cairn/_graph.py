@@ -29,6 +29,13 @@ Serve it with `Worker(functions=[graph])` and run it with
 the supersteps and applies the reducers, so a state key can only use a named
 reducer. Every node and router runs on a worker as a task: node N of graph G
 is the task `"G:N"`, the i-th conditional edge leaving S is `"G:S:route{i}"`.
+
+Subgraphs: `add_node("name", compiled_subgraph)` runs another compiled graph
+as a node (it reads the state's shared keys and its output updates them), and
+`subgraph.invoke(input)` inside a node calls one. Both run in the service
+with their own checkpoints, so an interrupt inside a subgraph pauses the run
+and a resume continues the subgraph where it stopped. Give every graph its own
+`compile(name=...)`, and serve the graphs a node calls with the same worker.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from typing import (
     get_type_hints,
 )
 
+from cairn._context import current
 from cairn._types import Command, RetryPolicy, Send
 from cairn._values import to_value
 from cairn.v1 import graph_pb2
@@ -277,7 +285,7 @@ def _empty(base: Any) -> tuple[Any] | None:
 @dataclass(frozen=True, slots=True)
 class _Node:
     name: str
-    fn: Callable[..., Any]
+    fn: Callable[..., Any] | CompiledStateGraph
     retry_policy: RetryPolicy | None
 
 
@@ -349,13 +357,14 @@ class StateGraph:
     def add_node(
         self,
         node: str | Callable[..., Any],
-        action: Callable[..., Any] | None = None,
+        action: Callable[..., Any] | CompiledStateGraph | None = None,
         *,
         retry_policy: RetryPolicy | None = None,
     ) -> Self:
         """Add a node: `add_node("name", fn)`, or `add_node(fn)` named after
         the function. It is called with the state (or a Send's argument) and
-        returns a dict update, None, or a `Command`."""
+        returns a dict update, None, or a `Command`. A compiled graph as the
+        action is a subgraph node."""
         if isinstance(node, str):
             if action is None:
                 raise TypeError(f"add_node({node!r}) needs the node's function")
@@ -366,8 +375,11 @@ class StateGraph:
             action = node
             name = _name_of(node)
         if isinstance(action, CompiledStateGraph):
-            raise TypeError("a compiled graph cannot be a node: subgraphs are not supported")
-        if not callable(action):
+            if retry_policy is not None:
+                raise TypeError(
+                    f"subgraph node {name!r} takes no retry_policy: its nodes retry by their own"
+                )
+        elif not callable(action):
             raise TypeError(f"node {name!r} must be callable, not {action!r}")
         if name in (START, END):
             raise ValueError(f"Node `{name}` is reserved.")
@@ -378,7 +390,8 @@ class StateGraph:
                 )
         if name in self.nodes:
             raise ValueError(f"Node `{name}` already present.")
-        _check_takes_state(action, f"node {name!r}")
+        if not isinstance(action, CompiledStateGraph):
+            _check_takes_state(action, f"node {name!r}")
         self.nodes[name] = _Node(name, action, retry_policy)
         return self
 
@@ -483,6 +496,12 @@ class StateGraph:
                 "(its nodes are served as '<graph>:<node>')"
             )
         self._validate()
+        for node in self.nodes.values():
+            if isinstance(node.fn, CompiledStateGraph) and node.fn.name == name:
+                raise ValueError(
+                    f"subgraph node {node.name!r} runs a graph named {name!r} like this one; "
+                    "compile the subgraph with its own name"
+                )
         return CompiledStateGraph(
             self,
             name=name,
@@ -566,11 +585,15 @@ class CompiledStateGraph:
         self.name = name
         self.interrupt_before = tuple(interrupt_before)
         self.interrupt_after = tuple(interrupt_after)
-        self.nodes: dict[str, Callable[..., Any]] = {
+        self.nodes: dict[str, Callable[..., Any] | CompiledStateGraph] = {
             node.name: node.fn for node in builder.nodes.values()
         }
         self.tasks: dict[str, GraphTask] = {}
+        self.subgraphs: dict[str, CompiledStateGraph] = {}
         for node in builder.nodes.values():
+            if isinstance(node.fn, CompiledStateGraph):
+                self._add_subgraph(node.fn)
+                continue
             task = GraphTask(f"{name}:{node.name}", node.fn, False, node.retry_policy)
             self.tasks[task.name] = task
         self._routers: list[tuple[_Branch, str]] = []
@@ -582,6 +605,28 @@ class CompiledStateGraph:
             self.tasks[task.name] = task
             self._routers.append((branch, task.name))
         self._spec = self._to_proto()
+
+    def _add_subgraph(self, graph: CompiledStateGraph) -> None:
+        """Serve a subgraph, and the subgraphs it has, with this graph."""
+        for sub in (*graph.subgraphs.values(), graph):
+            known = self.subgraphs.get(sub.name)
+            if known is not None and known is not sub:
+                raise ValueError(
+                    f"two different subgraphs of {self.name!r} are named {sub.name!r}; "
+                    "compile each with its own name"
+                )
+            self.subgraphs[sub.name] = sub
+
+    def invoke(self, input: Any) -> Any:
+        """Run this graph as a subgraph from inside a node (sync code): its
+        output, once it finished. An interrupt inside it pauses the run; on
+        resume the node runs again and the subgraph continues where it
+        stopped. Outside a node, run a graph with `Client.invoke`."""
+        return current().call(self.name, input, None).result()
+
+    async def ainvoke(self, input: Any) -> Any:
+        """`invoke` for async nodes."""
+        return await current().call(self.name, input, None)
 
     def _to_proto(self) -> graph_pb2.GraphSpec:
         builder = self.builder
@@ -597,6 +642,9 @@ class CompiledStateGraph:
             if channel.default is not None:
                 to_value(channel.default[0], added.default)
         for node in builder.nodes.values():
+            if isinstance(node.fn, CompiledStateGraph):
+                spec.nodes.add(name=node.name, subgraph=node.fn.name)
+                continue
             added_node = spec.nodes.add(name=node.name, function=f"{self.name}:{node.name}")
             if node.retry_policy is not None:
                 added_node.retry_policy.CopyFrom(node.retry_policy._to_proto())

@@ -86,8 +86,9 @@ class Worker:
         nodes and routers are served as tasks); returns it (usable as a
         decorator)."""
         if isinstance(function, CompiledStateGraph):
-            self._graphs[function.name] = function
-            self._functions.update(function.tasks)
+            for graph in (*function.subgraphs.values(), function):
+                self._graphs[graph.name] = graph
+                self._functions.update(graph.tasks)
             return function
         if not isinstance(function, Task | entrypoint) or not function.name:
             raise TypeError(f"{function!r} is not a task, an entrypoint or a compiled graph")

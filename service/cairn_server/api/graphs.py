@@ -41,6 +41,7 @@ def graph_model(spec: graph_pb2.GraphSpec) -> GraphModel:
                 n.name,
                 n.function,
                 convert.retry_policy(n.retry_policy) if n.HasField("retry_policy") else None,
+                n.subgraph,
             )
             for n in spec.nodes
         },

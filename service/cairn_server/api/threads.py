@@ -11,7 +11,7 @@ from cairn_server.api import convert
 from cairn_server.api.errors import unary
 from cairn_server.api.values import check_size, struct_to_json, to_json
 from cairn_server.domain import CheckpointRecord, ThreadRecord, ThreadStatus
-from cairn_server.engine.state import state_view
+from cairn_server.engine.state import StateView
 from cairn_server.errors import error_for
 from cairn_server.ids import derive_id, new_id
 from cairn_server.runtime.manager import RunManager
@@ -162,9 +162,5 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
 
     async def _snapshot(self, checkpoint: CheckpointRecord | None) -> thread_pb2.StateSnapshot:
         if checkpoint is None:
-            return convert.state_pb(state_view(None, []))
-        writes = await self._store.get_writes(
-            checkpoint.thread_id, checkpoint.checkpoint_ns, checkpoint.checkpoint_id
-        )
-        graph = self._runs.graph(str(checkpoint.metadata.get("target", "")))
-        return convert.state_pb(state_view(checkpoint, writes, graph))
+            return convert.state_pb(StateView(None))
+        return convert.state_pb(await self._runs.state_view(checkpoint))

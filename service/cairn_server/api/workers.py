@@ -100,9 +100,12 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         if first is None or first.WhichOneof("kind") != "hello":
             raise error_for("HELLO_REQUIRED", "the first message of Connect must be a hello")
         worker = self._worker(first.hello)
-        for registration in first.hello.registrations:
-            if registration.kind == pb.TASK_KIND_GRAPH:
-                await self._runs.register_graph(graph_model(registration.graph))
+        graphs = [
+            graph_model(r.graph) for r in first.hello.registrations if r.kind == pb.TASK_KIND_GRAPH
+        ]
+        if graphs:
+            tasks = {n for n, r in worker.registrations.items() if r.kind is TaskKind.TASK}
+            await self._runs.register_graphs(graphs, tasks)
         await self._runs.register_targets(
             [n for n, r in worker.registrations.items() if r.kind is TaskKind.ENTRYPOINT]
         )

@@ -55,10 +55,13 @@ class Deliver:
 
 @dataclass(slots=True, frozen=True)
 class Record:
-    """Store pending writes on the run's checkpoint (per the run's durability)
-    before executing any later decision."""
+    """Store pending writes (per the run's durability) before executing any
+    later decision: on the given checkpoint of a subgraph, or when
+    `checkpoint_id` is empty on the run's current checkpoint."""
 
     writes: tuple[PendingWrite, ...]
+    checkpoint_ns: str = ""
+    checkpoint_id: str = ""
 
 
 @dataclass(slots=True, frozen=True)

@@ -19,11 +19,15 @@ from cairn_server.domain import (
 )
 from cairn_server.engine import checkpoints
 from cairn_server.engine.decisions import Cancel, Decision, Emit, Finish, NewCheckpoint
-from cairn_server.engine.tasks import TaskNode, TaskStatus, TaskTree, root_task_id
+from cairn_server.engine.graph import GraphRun
+from cairn_server.engine.graph_model import GraphModel
+from cairn_server.engine.nesting import NestedRuns
+from cairn_server.engine.tasks import TaskNode, TaskStatus, root_task_id
 
 
-class FunctionalRun(TaskTree):
-    """One run of an entrypoint on one checkpoint."""
+class FunctionalRun(NestedRuns):
+    """One run of an entrypoint on one checkpoint. A graph called from the
+    entrypoint (or a task) runs as a subgraph (see nesting.py)."""
 
     def __init__(
         self,
@@ -36,10 +40,17 @@ class FunctionalRun(TaskTree):
         now: Callable[[], float] = lambda: 0.0,
         run_id: str = "",
         metadata: dict[str, Json] | None = None,
+        graphs: Callable[[str], GraphModel | None] = lambda name: None,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            checkpoint,
+            new_checkpoint_id=new_checkpoint_id,
+            now=now,
+            run_id=run_id,
+            metadata=metadata,
+        )
         self.target = target
-        self.checkpoint = checkpoint
+        self._graphs = graphs
         self.root_id = root_task_id(checkpoint.thread_id, checkpoint.checkpoint_id)
         root = TaskNode(
             self.root_id,
@@ -50,12 +61,10 @@ class FunctionalRun(TaskTree):
             retry_policy=retry_policy,
         )
         self.tasks[root.id] = root
+        writes = list(writes)
         self._restore(writes)
+        self._note_subgraphs(writes)
         self._save: Json = None
-        self._new_checkpoint_id = new_checkpoint_id
-        self._now = now
-        self._run_id = run_id
-        self._metadata = metadata or {}
 
     @property
     def root(self) -> TaskNode:
@@ -68,6 +77,29 @@ class FunctionalRun(TaskTree):
         root.attempt = 1
         root.error = None
         return [self._dispatch(root)]
+
+    def _spawn(
+        self,
+        task: TaskNode,
+        namespace: str,
+        checkpoint: CheckpointRecord | None,
+        writes: Iterable[PendingWrite],
+    ) -> tuple[NestedRuns, list[Decision]] | None:
+        graph = None if task.is_root else self._graphs(task.name)
+        if graph is None:
+            return None
+        return GraphRun.subgraph_run(
+            graph,
+            host=self,
+            namespace=namespace,
+            input=task.input,
+            checkpoint=checkpoint,
+            writes=writes,
+            graphs=self._graphs,
+        )
+
+    def _subgraph_result(self, task: TaskNode, output: Json) -> Json:
+        return output
 
     def _root_completed(self, task: TaskNode, save: Json, has_save: bool) -> list[Decision]:
         self._save = save if has_save else task.result
@@ -105,13 +137,13 @@ class FunctionalRun(TaskTree):
         elif root.status is TaskStatus.DONE:
             final = checkpoints.final_checkpoint(
                 parent=self.checkpoint,
-                checkpoint_id=self._new_checkpoint_id(),
+                checkpoint_id=self.new_checkpoint_id(),
                 output=root.result,
                 save=self._save,
-                run_id=self._run_id,
+                run_id=self.run_id,
                 target=self.target,
-                metadata=self._metadata,
-                now=self._now(),
+                metadata=self.run_metadata,
+                now=self.now(),
             )
             decisions.append(NewCheckpoint(final))
             chunk = checkpoints.checkpoint_chunk(final, values=root.result, next=[], tasks=[])

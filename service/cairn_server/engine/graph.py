@@ -17,6 +17,9 @@ Besides the state keys, a graph checkpoint holds these channels:
     __sends__              Send packets ({"node", "arg"}) the next step runs
     __joins__              sources seen so far by joins ({join key: [names]})
     __interrupted_before__ set on the checkpoint where interrupt_before stopped
+
+A subgraph node, or a graph called from inside a node, runs as a nested
+GraphRun (see nesting.py) with its checkpoints in its own namespace.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ from cairn_server.domain import CheckpointRecord, ErrorRecord, Json, PendingWrit
 from cairn_server.engine.checkpoints import checkpoint_chunk
 from cairn_server.engine.decisions import Decision, Emit, Finish, NewCheckpoint, Record
 from cairn_server.engine.graph_model import END, START, GraphModel
+from cairn_server.engine.nesting import NestedRuns
 from cairn_server.engine.reducers import MISSING, InvalidUpdate, reduce
 from cairn_server.engine.tasks import (
     INTERRUPT,
     RETURN,
     TaskNode,
     TaskStatus,
-    TaskTree,
     interrupt_chunk,
 )
 from cairn_server.errors import error_for
@@ -90,9 +93,13 @@ def input_checkpoint(
     run_id: str,
     metadata: dict[str, Json],
     now: float,
+    namespace: str = "",
+    parents: dict[str, Json] | None = None,
 ) -> CheckpointRecord:
     """Step -1: the input waits in __input__ for the __start__ step. The state
-    keys of the parent carry over (LangGraph threads keep their state)."""
+    keys of the parent carry over (LangGraph threads keep their state). A
+    subgraph's checkpoints have a `namespace` and name their `parents` (the
+    host checkpoint of each enclosing namespace)."""
     values: dict[str, Json] = {}
     versions: dict[str, str] = {}
     if parent is not None:
@@ -105,7 +112,7 @@ def input_checkpoint(
         versions[channel] = checkpoint_id
     return CheckpointRecord(
         thread_id=thread_id,
-        checkpoint_ns="",
+        checkpoint_ns=namespace,
         checkpoint_id=checkpoint_id,
         parent_checkpoint_id=parent.checkpoint_id if parent else None,
         channel_values=values,
@@ -117,14 +124,14 @@ def input_checkpoint(
             "run_id": run_id,
             "target": graph.name,
             "writes": {START: input},
-            "parents": {},
+            "parents": parents or {},
             "next": [START],
         },
         created_at=now,
     )
 
 
-class GraphRun(TaskTree):
+class GraphRun(NestedRuns):
     """Supersteps of one run of a graph, from one checkpoint on."""
 
     def __init__(
@@ -138,20 +145,27 @@ class GraphRun(TaskTree):
         run_id: str = "",
         metadata: dict[str, Json] | None = None,
         recursion_limit: int = 25,
+        graphs: Callable[[str], GraphModel | None] = lambda name: None,
+        namespace: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__(
+            checkpoint,
+            namespace=namespace,
+            new_checkpoint_id=new_checkpoint_id,
+            now=now,
+            run_id=run_id,
+            metadata=metadata,
+        )
         self.graph = graph
+        self._graphs = graphs
         self.target = graph.name
-        self.checkpoint = checkpoint
-        self._new_checkpoint_id = new_checkpoint_id
-        self._now = now
-        self._run_id = run_id
-        self._metadata = metadata or {}
         self._recursion_limit = recursion_limit
         self._steps = 0
         self._opened = False  # the run's first chunks are emitted
         self._plan()
+        writes = list(writes)
         self._restore(writes)
+        self._note_subgraphs(writes)
 
     # --- reading ----------------------------------------------------------------
 
@@ -175,6 +189,11 @@ class GraphRun(TaskTree):
         if not values.get(BREAKPOINT) and self._breakpoint_before():
             return decisions + self._stop_at_breakpoint()
         cached: list[Decision] = []
+        # A subgraph may finish as it starts: the step settles once all started.
+        self._starting = True
+        for task in self.node_tasks():
+            if task.status is not TaskStatus.DONE:
+                task.status, task.attempt, task.error = TaskStatus.QUEUED, 1, None
         for task in self.node_tasks():
             if task.status is TaskStatus.DONE:
                 if self._node_of[task.id] != START:
@@ -185,8 +204,8 @@ class GraphRun(TaskTree):
                     cached.append(Emit(StreamMode.UPDATES, {**update, CACHED: {"cached": True}}))
                 decisions.extend(self._route(task))
             else:
-                task.status, task.attempt, task.error = TaskStatus.QUEUED, 1, None
-                decisions.append(self._dispatch(task))
+                decisions.extend(self._start(task))
+        self._starting = False
         return decisions + cached + self._settle()
 
     def _plan(self) -> None:
@@ -194,6 +213,7 @@ class GraphRun(TaskTree):
         checkpoint = self.checkpoint
         values = checkpoint.channel_values
         self.tasks = {}
+        self.nested, self._subgraph_ns = {}, {}
         self._node_of: dict[str, str] = {}
         state = self.state
         position = 0
@@ -251,8 +271,8 @@ class GraphRun(TaskTree):
         the state with the interrupts under "__interrupt__", then the task's
         result."""
         decisions = super().interrupted(task_id, index, value)
-        task = self.tasks[task_id]
-        if task.status is not TaskStatus.INTERRUPTED or task.interrupt is None:
+        task = self.tasks.get(task_id)  # None: a task of a subgraph
+        if task is None or task.status is not TaskStatus.INTERRUPTED or task.interrupt is None:
             return decisions
         interrupts = [interrupt_chunk(task.interrupt)]
         ours: list[Decision] = [
@@ -302,7 +322,7 @@ class GraphRun(TaskTree):
         return decisions
 
     def _settle(self) -> list[Decision]:
-        if self.finished or any(t.status.in_flight for t in self.tasks.values()):
+        if self.finished or self._starting or any(t.status.in_flight for t in self.tasks.values()):
             return []
         roots = sorted((t for t in self.tasks.values() if t.is_root), key=_order)
         failed = [t for t in roots if t.status is TaskStatus.FAILED]
@@ -310,7 +330,8 @@ class GraphRun(TaskTree):
             self.finished = True
             return [Finish("failed", error=failed[0].error)]
         interrupts = tuple(self.pending_interrupts())
-        if interrupts:
+        # A subgraph stopped at a breakpoint stops its host too.
+        if interrupts or any(t.status is TaskStatus.SUSPENDED for t in roots):
             self.finished = True
             return [*self._interrupted_values(), Finish("interrupted", interrupts=interrupts)]
         return self._advance()
@@ -396,7 +417,7 @@ class GraphRun(TaskTree):
         checkpoint; a resumed run shows the state, then the checkpoint it
         resumes from with what its tasks already wrote (as LangGraph)."""
         metadata = self.checkpoint.metadata
-        started = metadata.get("source") == "input" and metadata.get("run_id") == self._run_id
+        started = metadata.get("source") == "input" and metadata.get("run_id") == self.run_id
         decisions: list[Decision] = []
         if not started:
             decisions.append(Emit(StreamMode.VALUES, self._output(self.state)))
@@ -450,6 +471,8 @@ class GraphRun(TaskTree):
     def task_started(self, task_id: str) -> dict[str, Json] | None:
         """As LangGraph's, with the trigger that started it; None for a router
         (LangGraph runs routers inside the node's task)."""
+        if task_id not in self.tasks:
+            return super().task_started(task_id)  # a task of a subgraph
         task = self.tasks[task_id]
         if self._is_router(task_id):
             return None
@@ -562,7 +585,7 @@ class GraphRun(TaskTree):
         ran: list[str],
     ) -> CheckpointRecord:
         parent = self.checkpoint
-        checkpoint_id = self._new_checkpoint_id()
+        checkpoint_id = self.new_checkpoint_id()
         versions: dict[str, str] = {}
         values: dict[str, Json] = {}
         for key, value in state.items():
@@ -582,23 +605,108 @@ class GraphRun(TaskTree):
             )
         return CheckpointRecord(
             thread_id=parent.thread_id,
-            checkpoint_ns="",
+            checkpoint_ns=self.namespace,
             checkpoint_id=checkpoint_id,
             parent_checkpoint_id=parent.checkpoint_id,
             channel_values=values,
             channel_versions=versions,
             metadata={
-                **self._metadata,
+                **self.run_metadata,
                 "source": "loop",
                 "step": step,
-                "run_id": self._run_id,
+                "run_id": self.run_id,
                 "target": self.graph.name,
                 "writes": writes,
-                "parents": {},
+                "parents": parent.metadata.get("parents", {}),
                 "next": [*triggers, *(s["node"] for s in sends)],
             },
-            created_at=self._now(),
+            created_at=self.now(),
         )
+
+    # --- subgraphs -------------------------------------------------------------------------
+
+    def _spawn(
+        self,
+        task: TaskNode,
+        namespace: str,
+        checkpoint: CheckpointRecord | None,
+        writes: Iterable[PendingWrite],
+    ) -> tuple[NestedRuns, list[Decision]] | None:
+        graph = self._subgraph_of(task)
+        if graph is None:
+            return None
+        input = task.input
+        if task.id in self._node_of and isinstance(input, dict):
+            input = {k: v for k, v in input.items() if k in graph.channels}
+        return GraphRun.subgraph_run(
+            graph,
+            host=self,
+            namespace=namespace,
+            input=input,
+            checkpoint=checkpoint,
+            writes=writes,
+            graphs=self._graphs,
+            recursion_limit=self._recursion_limit,
+        )
+
+    @staticmethod
+    def subgraph_run(
+        graph: GraphModel,
+        *,
+        host: NestedRuns,
+        namespace: str,
+        input: Json,
+        checkpoint: CheckpointRecord | None,
+        writes: Iterable[PendingWrite],
+        graphs: Callable[[str], GraphModel | None],
+        recursion_limit: int = 25,
+    ) -> tuple[NestedRuns, list[Decision]]:
+        """A subgraph run in `namespace` of a task of `host`: from its stored
+        `checkpoint`, or from a new input checkpoint (stored by the returned
+        decisions)."""
+        decisions: list[Decision] = []
+        if checkpoint is None:
+            at = host.checkpoint
+            checkpoint = input_checkpoint(
+                graph=graph,
+                checkpoint_id=host.new_checkpoint_id(),
+                thread_id=at.thread_id,
+                parent=None,
+                input=input,
+                run_id=host.run_id,
+                metadata=host.run_metadata,
+                now=host.now(),
+                namespace=namespace,
+                parents={**at.metadata.get("parents", {}), host.namespace: at.checkpoint_id},
+            )
+            decisions.append(NewCheckpoint(checkpoint))
+        child = GraphRun(
+            graph=graph,
+            checkpoint=checkpoint,
+            writes=writes,
+            new_checkpoint_id=host.new_checkpoint_id,
+            now=host.now,
+            run_id=host.run_id,
+            metadata=host.run_metadata,
+            recursion_limit=recursion_limit,
+            graphs=graphs,
+            namespace=namespace,
+        )
+        return child, decisions
+
+    def _subgraph_of(self, task: TaskNode) -> GraphModel | None:
+        """The graph a task runs: a subgraph node's, or the graph a node calls."""
+        node = self._node_of.get(task.id)
+        if node is not None:
+            spec = self.graph.nodes.get(node)
+            return self._graphs(spec.subgraph) if spec is not None and spec.subgraph else None
+        return None if task.is_root else self._graphs(task.name)
+
+    def _subgraph_result(self, task: TaskNode, output: Json) -> Json:
+        """A subgraph node updates the keys its graph shares with ours."""
+        if task.id in self._node_of and isinstance(output, dict):
+            return {k: v for k, v in output.items() if k in self.graph.channels}
+        return output
 
     # --- UpdateState ------------------------------------------------------------------------
 

@@ -22,8 +22,9 @@ class ChannelModel:
 @dataclass(slots=True, frozen=True)
 class NodeModel:
     name: str
-    function: str
+    function: str  # "" for a subgraph node
     retry_policy: RetryPolicy | None = None
+    subgraph: str = ""  # the graph a subgraph node runs
 
 
 @dataclass(slots=True, frozen=True)
@@ -69,8 +70,12 @@ class GraphModel:
             if channel.name.startswith("__"):
                 raise invalid(f"channel name {channel.name!r} is reserved")
         for node in self.nodes.values():
-            if node.name in (START, END) or not node.function:
-                raise invalid(f"node {node.name!r} needs a name and a function")
+            if node.name in (START, END) or not node.name:
+                raise invalid(f"node name {node.name!r} is reserved")
+            if bool(node.function) == bool(node.subgraph):
+                raise invalid(f"node {node.name!r} needs a function or a subgraph")
+            if node.subgraph == self.name:
+                raise invalid(f"node {node.name!r} runs the graph itself")
         known = set(self.nodes)
         for edge in self.edges:
             for source in edge.sources:
@@ -88,12 +93,70 @@ class GraphModel:
             b.source == START for b in self.branches
         ):
             raise invalid("no edge from __start__; add one with add_edge(START, node)")
+        if not self._can_end():
+            raise invalid(
+                "no path from __start__ reaches __end__: every node reached has edges "
+                "that lead back into the graph; add an edge to END"
+            )
         for name in self.interrupt_before | self.interrupt_after:
             if name not in known:
                 raise invalid(f"breakpoint on unknown node {name!r}")
         for key in (*self.input_channels, *self.output_channels):
             if key not in self.channels:
                 raise invalid(f"unknown input or output key {key!r}")
+
+    def _can_end(self) -> bool:
+        """Whether some node reached from __start__ can end the run: it has no
+        outgoing edge, an edge to __end__, or a router that may return
+        __end__ (any router without a path map may)."""
+        seen: set[str] = set()
+        todo = [START]
+        while todo:
+            node = todo.pop()
+            if node == END:
+                return True
+            if node in seen:
+                continue
+            seen.add(node)
+            targets = [e.target for e in self.edges if node in e.sources]
+            for branch in (b for b in self.branches if b.source == node):
+                if not branch.path_map:
+                    return True
+                targets.extend(branch.path_map.values())
+            if not targets and node != START:
+                return True
+            todo.extend(targets)
+        return False
+
+    def check_served(self, tasks: set[str], graphs: set[str]) -> None:
+        """Raise INVALID_ARGUMENT unless every node and router is among the
+        `tasks` a worker serves and every subgraph among the known `graphs`."""
+        for node in self.nodes.values():
+            if node.function and node.function not in tasks:
+                raise error_for(
+                    "INVALID_ARGUMENT",
+                    f"graph {self.name!r}: no worker serves node {node.name!r} "
+                    f"(task {node.function!r}); register it with the graph",
+                    graph=self.name,
+                    node=node.name,
+                )
+            if node.subgraph and node.subgraph not in graphs:
+                raise error_for(
+                    "INVALID_ARGUMENT",
+                    f"graph {self.name!r}: node {node.name!r} runs unknown graph "
+                    f"{node.subgraph!r}; register the subgraph too",
+                    graph=self.name,
+                    node=node.name,
+                )
+        for branch in self.branches:
+            if branch.router not in tasks:
+                raise error_for(
+                    "INVALID_ARGUMENT",
+                    f"graph {self.name!r}: no worker serves the router after "
+                    f"{branch.source!r} (task {branch.router!r})",
+                    graph=self.name,
+                    node=branch.source,
+                )
 
 
 def _policy_json(policy: RetryPolicy | None) -> Json:
@@ -122,7 +185,12 @@ def graph_to_json(graph: GraphModel) -> dict[str, Json]:
             for c in graph.channels.values()
         ],
         "nodes": [
-            {"name": n.name, "function": n.function, "retry_policy": _policy_json(n.retry_policy)}
+            {
+                "name": n.name,
+                "function": n.function,
+                "subgraph": n.subgraph,
+                "retry_policy": _policy_json(n.retry_policy),
+            }
             for n in graph.nodes.values()
         ],
         "edges": [{"sources": list(e.sources), "target": e.target} for e in graph.edges],
@@ -145,6 +213,7 @@ def graph_from_json(data: dict[str, Json]) -> GraphModel:
                 n["name"],
                 n["function"],
                 RetryPolicy(**n["retry_policy"]) if n.get("retry_policy") else None,
+                n.get("subgraph", ""),
             )
             for n in data["nodes"]
         },

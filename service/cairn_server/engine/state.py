@@ -1,4 +1,4 @@
-"""What GetState shows for a checkpoint of a functional run."""
+"""What GetState shows for a checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from cairn_server.domain import CheckpointRecord, ErrorRecord, InterruptRecord, 
 from cairn_server.engine import checkpoints
 from cairn_server.engine.functional import FunctionalRun
 from cairn_server.engine.graph import GraphRun, next_nodes, state_of
-from cairn_server.engine.graph_model import GraphModel
 from cairn_server.engine.tasks import TaskNode, TaskStatus
 
 
@@ -32,26 +31,24 @@ class StateView:
     interrupts: list[InterruptRecord] = field(default_factory=list)
 
 
-def state_view(
-    checkpoint: CheckpointRecord | None,
-    writes: list[PendingWrite],
-    graph: GraphModel | None = None,
-) -> StateView:
-    """The state at `checkpoint`. For a graph: the state keys, the next nodes
-    and the outcome of the step's tasks. For an entrypoint: its output when
-    finished; otherwise the entrypoint still to run and the outcome of each
-    task called so far."""
-    if checkpoint is None:
-        return StateView(None)
-    if graph is not None:
-        steps = GraphRun(graph=graph, checkpoint=checkpoint, writes=writes)
-        return StateView(
-            checkpoint,
-            values=state_of(graph, checkpoint),
-            next=next_nodes(checkpoint),
-            tasks=[_task_view(t) for t in steps.node_tasks() if t.label],
-            interrupts=steps.pending_interrupts(),
-        )
+def graph_state_view(steps: GraphRun) -> StateView:
+    """The state at a graph checkpoint: the state keys, the next nodes, and
+    the outcome of the step's tasks (with the interrupts of their subgraphs
+    when those are attached)."""
+    checkpoint = steps.checkpoint
+    return StateView(
+        checkpoint,
+        values=state_of(steps.graph, checkpoint),
+        next=next_nodes(checkpoint),
+        tasks=[_task_view(t, steps.interrupts_of(t)) for t in steps.node_tasks() if t.label],
+        interrupts=steps.pending_interrupts(),
+    )
+
+
+def functional_state_view(checkpoint: CheckpointRecord, writes: list[PendingWrite]) -> StateView:
+    """The state at a checkpoint of an entrypoint: its output when finished;
+    otherwise the entrypoint still to run and the outcome of each task called
+    so far."""
     if not checkpoints.is_unfinished(checkpoint):
         return StateView(checkpoint, values=checkpoint.channel_values.get(checkpoints.END))
     target = str(checkpoint.metadata.get("target", ""))
@@ -62,8 +59,10 @@ def state_view(
     )
 
 
-def _task_view(task: TaskNode) -> TaskView:
+def _task_view(task: TaskNode, interrupts: list[InterruptRecord] | None = None) -> TaskView:
     pending = task.pending_interrupt
+    if interrupts is None:
+        interrupts = [pending] if pending else []
     return TaskView(
         id=task.id,
         name=task.label or task.name,
@@ -71,5 +70,5 @@ def _task_view(task: TaskNode) -> TaskView:
         has_result=task.status is TaskStatus.DONE,
         result=task.result,
         error=task.error,
-        interrupts=[pending] if pending else [],
+        interrupts=interrupts,
     )

@@ -11,6 +11,7 @@ checkpoint the roots run from:
     __error__      idx -1  the task's last error
     __interrupt__  idx -3  the task's latest interrupt
     __resume__     idx -4  the task's resume values, by interrupt index
+    __subgraph__   idx -5  the namespace of the subgraph run the task drives
 
 The engines do no I/O and read no clock: ids are derived, and jitter samples,
 new checkpoint ids and times are passed in.
@@ -48,7 +49,8 @@ from cairn_server.errors import error_for
 from cairn_server.ids import derive_id
 
 RETURN, ERROR, INTERRUPT, RESUME = "__return__", "__error__", "__interrupt__", "__resume__"
-WRITE_IDX = {RETURN: 0, ERROR: -1, INTERRUPT: -3, RESUME: -4}
+SUBGRAPH = "__subgraph__"
+WRITE_IDX = {RETURN: 0, ERROR: -1, INTERRUPT: -3, RESUME: -4, SUBGRAPH: -5}
 NON_DETERMINISTIC = "NonDeterministicError"
 
 
@@ -145,6 +147,10 @@ class TaskTree(abc.ABC):
         task = self.tasks.get(task_id)
         return task is not None and task.status is TaskStatus.RUNNING
 
+    def namespace_of(self, task_id: str) -> tuple[str, ...]:
+        """The stream namespace of a held task's chunks."""
+        return self.tasks[task_id].path
+
     # --- resuming -------------------------------------------------------------
 
     def resolve_resume(
@@ -170,6 +176,11 @@ class TaskTree(abc.ABC):
                     f"no pending interrupt has id {key!r}",
                     interrupt_id=key,
                 )
+        return self._answer(by_id)
+
+    def _answer(self, by_id: dict[str, Json]) -> list[Decision]:
+        """Record resume values for pending interrupts (their ids are checked)."""
+        pending = {i.id: i for i in self.pending_interrupts()}
         writes = []
         for key, resume_value in by_id.items():
             task = self.tasks[pending[key].task_id]
@@ -226,7 +237,7 @@ class TaskTree(abc.ABC):
         child.retry_policy = retry_policy
         child.status = TaskStatus.QUEUED
         child.attempt = 1
-        return [self._dispatch(child)]
+        return self._start(child)
 
     def completed(self, task_id: str, result: Json, save: Json, has_save: bool) -> list[Decision]:
         task = self.tasks[task_id]
@@ -382,6 +393,10 @@ class TaskTree(abc.ABC):
 
     def _first_pending_interrupt(self, task: TaskNode) -> InterruptRecord | None:
         return next((i for t in self._walk(task) if (i := t.pending_interrupt) is not None), None)
+
+    def _start(self, task: TaskNode) -> list[Decision]:
+        """Run a queued task: on a worker, unless a subclass runs it itself."""
+        return [self._dispatch(task)]
 
     def _dispatch(self, task: TaskNode) -> Dispatch:
         return Dispatch(

@@ -140,7 +140,7 @@ class RunHandle:
                 return engine.suspended(task_id)
             case inbox.Chunk(task_id, mode, data):
                 if engine.holds(task_id):
-                    self.emit_chunk(mode, data, engine.tasks[task_id].path)
+                    self.emit_chunk(mode, data, engine.namespace_of(task_id))
                 return []
             case inbox.RetryDue(task_id):
                 return engine.retry_due(task_id)
@@ -159,10 +159,13 @@ class RunHandle:
                     holder = self._dispatcher.holder(parent_id)
                     if holder is not None:
                         holder.outbox.put_nowait(decision)
-                case Record(writes):
+                case Record(writes, checkpoint_ns, checkpoint_id):
                     self._batch.writes.append(
                         WriteSet(
-                            self.run.thread_id, "", self.checkpoint.checkpoint_id, list(writes)
+                            self.run.thread_id,
+                            checkpoint_ns,
+                            checkpoint_id or self.checkpoint.checkpoint_id,
+                            list(writes),
                         )
                     )
                     if self.run.durability is Durability.SYNC:
@@ -175,7 +178,8 @@ class RunHandle:
                 case Cancel(task_ids):
                     self._dispatcher.withdraw(task_ids, "the run stopped")
                 case NewCheckpoint(checkpoint):
-                    self.checkpoint = checkpoint
+                    if not checkpoint.checkpoint_ns:  # not a subgraph's
+                        self.checkpoint = checkpoint
                     self._batch.checkpoints.append(checkpoint)
                     if self.run.durability is Durability.SYNC:
                         await self._commit()

@@ -31,6 +31,8 @@ from cairn_server.engine.decisions import Decision
 from cairn_server.engine.functional import FunctionalRun
 from cairn_server.engine.graph import GraphRun
 from cairn_server.engine.graph_model import GraphModel, graph_from_json, graph_to_json
+from cairn_server.engine.nesting import NestedRuns
+from cairn_server.engine.state import StateView, functional_state_view, graph_state_view
 from cairn_server.errors import error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
@@ -116,17 +118,22 @@ class RunManager:
             await self.store.commit(WriteBatch(targets=new))
             self._targets.update(new)
 
-    async def register_graph(self, graph: GraphModel) -> None:
-        """Remember a graph a worker serves (the latest registration wins)."""
-        if self._graphs.get(graph.name) == graph:
+    async def register_graphs(self, graphs: list[GraphModel], tasks: set[str]) -> None:
+        """Remember the graphs a worker serves (the latest registration wins),
+        after checking that the worker serves their nodes and routers (`tasks`)
+        and that their subgraphs are known and nest without a cycle."""
+        known = {**self._graphs, **{g.name: g for g in graphs}}
+        for graph in graphs:
+            graph.check_served(tasks, set(known))
+            _check_nesting(graph, known)
+        new = [g for g in graphs if self._graphs.get(g.name) != g]
+        if not new:
             return
-        spec = graph_to_json(graph)
-        await self.store.commit(WriteBatch(targets=[graph.name], graphs=[(graph.name, spec)]))
-        self._graphs[graph.name] = graph
-        self._targets.add(graph.name)
-
-    def graph(self, name: str) -> GraphModel | None:
-        return self._graphs.get(name)
+        specs = [(g.name, graph_to_json(g)) for g in new]
+        await self.store.commit(WriteBatch(targets=[g.name for g in new], graphs=specs))
+        for graph in new:
+            self._graphs[graph.name] = graph
+            self._targets.add(graph.name)
 
     async def update_state(
         self, thread_id: str, checkpoint_id: str, values: Json, as_node: str
@@ -293,6 +300,7 @@ class RunManager:
             request_hash=request.fingerprint() if request.request_id else "",
         )
         engine = self._engine(checkpoint, run, writes)
+        await self._load_subgraphs(thread_id, engine)
         first: list[Decision] = []
         if request.has_resume:
             first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
@@ -330,6 +338,7 @@ class RunManager:
                 now=self.clock,
                 run_id=run.run_id,
                 metadata=run.metadata,
+                graphs=self._graphs.get,
             )
         return FunctionalRun(
             checkpoint=checkpoint,
@@ -340,7 +349,41 @@ class RunManager:
             now=self.clock,
             run_id=run.run_id,
             metadata=run.metadata,
+            graphs=self._graphs.get,
         )
+
+    async def _load_subgraphs(self, thread_id: str, engine: TaskTreeEngine) -> None:
+        """Attach the unfinished subgraph runs of the engine's step, from their
+        newest checkpoints, so a resume continues them."""
+        todo: list[NestedRuns] = [engine]
+        while todo:
+            host = todo.pop()
+            for namespace in host.subgraph_namespaces():
+                checkpoint = await self.store.get_checkpoint(thread_id, namespace)
+                if checkpoint is None:
+                    continue  # never stored (durability exit): it starts over
+                writes = await self.store.get_writes(thread_id, namespace, checkpoint.checkpoint_id)
+                child = host.attach(namespace, checkpoint, writes)
+                if child is not None:
+                    todo.append(child)
+
+    async def state_view(self, checkpoint: CheckpointRecord) -> StateView:
+        """GetState of a checkpoint, with the interrupts of its subgraphs."""
+        writes = await self.store.get_writes(
+            checkpoint.thread_id, checkpoint.checkpoint_ns, checkpoint.checkpoint_id
+        )
+        graph = self._graphs.get(str(checkpoint.metadata.get("target", "")))
+        if graph is None:
+            return functional_state_view(checkpoint, writes)
+        steps = GraphRun(
+            graph=graph,
+            checkpoint=checkpoint,
+            writes=writes,
+            graphs=self._graphs.get,
+            namespace=checkpoint.checkpoint_ns,
+        )
+        await self._load_subgraphs(checkpoint.thread_id, steps)
+        return graph_state_view(steps)
 
     def _launch(self, handle: RunHandle, first: list[Decision]) -> None:
         self._active[handle.run_id] = handle
@@ -420,6 +463,7 @@ class RunManager:
                 continue
             writes = await self.store.get_writes(run.thread_id, "", checkpoint.checkpoint_id)
             engine = self._engine(checkpoint, run, writes)
+            await self._load_subgraphs(run.thread_id, engine)
             handle = RunHandle(
                 run=run,
                 engine=engine,
@@ -464,3 +508,27 @@ class RunManager:
                 thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.ERROR, now)],
             )
         )
+
+
+def _check_nesting(graph: GraphModel, graphs: dict[str, GraphModel]) -> None:
+    """Raise INVALID_ARGUMENT when `graph` contains itself through subgraphs."""
+    path = [graph.name]
+
+    def visit(current: GraphModel) -> None:
+        for node in current.nodes.values():
+            if not node.subgraph:
+                continue
+            if node.subgraph in path:
+                cycle = " -> ".join([*path, node.subgraph])
+                raise error_for(
+                    "INVALID_ARGUMENT",
+                    f"graph {graph.name!r} contains itself through subgraphs: {cycle}",
+                    graph=graph.name,
+                )
+            sub = graphs.get(node.subgraph)
+            if sub is not None:
+                path.append(sub.name)
+                visit(sub)
+                path.pop()
+
+    visit(graph)
