@@ -1,6 +1,7 @@
 """The `cairn` command line.
 
-cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db] [--log-level info]
+cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql://...]
+            [--thread-ttl SECONDS] [--log-level info]
 cairn health [--address 127.0.0.1:50051]
 """
 
@@ -13,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from cairn_server.server import ServerConfig, create_server
+from cairn_server.server import ServerConfig, create_server, redact_url
 
 
 async def serve(config: ServerConfig) -> None:
@@ -22,7 +23,8 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    print(f"cairn serving on {config.address} (port {port}), store {config.store_url}", flush=True)
+    store = redact_url(config.store_url)
+    print(f"cairn serving on {config.address} (port {port}), store {store}", flush=True)
     await stop.wait()
     logging.getLogger(__name__).info("shutting down")
     await server.stop(grace=5.0)
@@ -50,7 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd = commands.add_parser("serve", help="run the gRPC server")
     serve_cmd.add_argument("--address", default="127.0.0.1:50051", help="host:port to listen on")
     serve_cmd.add_argument(
-        "--store", default="sqlite:///cairn.db", help="sqlite:///path.db (default ./cairn.db)"
+        "--store",
+        default="sqlite:///cairn.db",
+        help="sqlite:///path.db (default ./cairn.db) or postgresql://user@host:5432/dbname",
+    )
+    serve_cmd.add_argument(
+        "--thread-ttl",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="delete threads not updated for this long (default: keep them)",
     )
     serve_cmd.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
@@ -68,11 +79,24 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = ServerConfig(
-        address=args.address, store_url=args.store, max_payload_bytes=args.max_payload_bytes
+        address=args.address,
+        store_url=args.store,
+        max_payload_bytes=args.max_payload_bytes,
+        thread_ttl=args.thread_ttl,
     )
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(config))
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return seconds
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

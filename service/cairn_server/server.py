@@ -3,6 +3,8 @@ and the Dockerfile share."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ from cairn_server.api.threads import ThreadServicer
 from cairn_server.api.workers import WorkerServicer
 from cairn_server.runtime.manager import RunManager
 from cairn_server.store import Store, open_store
+from cairn_server.store.retention import ThreadTtlSweeper
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +41,31 @@ class ServerConfig:
     address: str = "127.0.0.1:50051"
     store_url: str = "sqlite:///cairn.db"
     max_payload_bytes: int = 4 * 1024 * 1024
+    thread_ttl: float | None = None
+    """Delete threads not updated for this many seconds (None: keep them)."""
 
 
 class CairnServer:
     """The gRPC server with its store and run manager."""
 
-    def __init__(self, server: grpc.aio.Server, store: Store, runs: RunManager) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        store: Store,
+        runs: RunManager,
+        sweeper: ThreadTtlSweeper | None = None,
+    ) -> None:
         self.grpc = server
         self.store = store
         self.runs = runs
+        self.sweeper = sweeper
+        self._sweeping = asyncio.create_task(sweeper.run()) if sweeper is not None else None
 
     async def stop(self, grace: float | None = 5.0) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
         await self.grpc.stop(grace)
         await self.runs.close()
         await self.store.close()
@@ -60,6 +77,8 @@ class CairnServer:
 async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     """Open the store, recover active runs and start serving; returns the
     server and the bound port (useful with port 0)."""
+    if config.thread_ttl is not None and not config.thread_ttl > 0:
+        raise ValueError(f"thread_ttl must be positive, got {config.thread_ttl}")
     store = open_store(config.store_url)
     await store.open()
     runs = RunManager(store)
@@ -103,5 +122,20 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("cairn serving on %s with %s", config.address, config.store_url)
-    return CairnServer(server, store, runs), port
+    sweeper = None
+    if config.thread_ttl is not None:
+        sweeper = ThreadTtlSweeper(
+            store, ttl=config.thread_ttl, is_busy=runs.thread_is_busy, clock=runs.clock
+        )
+    log.info("cairn serving on %s with %s", config.address, redact_url(config.store_url))
+    return CairnServer(server, store, runs, sweeper), port
+
+
+def redact_url(url: str) -> str:
+    """The store URL without a password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -18,6 +18,7 @@ from cairn_server.runtime.manager import RunManager
 from cairn_server.store import ThreadAlreadyExists
 
 MAX_PAGE = 1000
+MAX_PRUNE = 1000
 DEFAULT_PAGE = 50
 
 pb = thread_service_pb2
@@ -114,6 +115,57 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
             )
         await self._store.delete_thread(request.thread_id)
         return pb.DeleteThreadResponse()
+
+    @unary
+    async def PruneThreads(
+        self, request: pb.PruneThreadsRequest, context: Any
+    ) -> pb.PruneThreadsResponse:
+        thread_ids = list(request.thread_ids)
+        if not thread_ids:
+            raise error_for(
+                "INVALID_ARGUMENT", "thread_ids must name at least one thread", field="thread_ids"
+            )
+        if len(thread_ids) > MAX_PRUNE:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"at most {MAX_PRUNE} thread_ids per call, got {len(thread_ids)}",
+                field="thread_ids",
+            )
+        if not all(thread_ids):
+            raise error_for(
+                "INVALID_ARGUMENT", "thread_ids must not contain an empty id", field="thread_ids"
+            )
+        if request.keep_latest < 0:
+            raise error_for(
+                "INVALID_ARGUMENT", "keep_latest must not be negative", field="keep_latest"
+            )
+        if request.strategy == pb.PRUNE_STRATEGY_DELETE and request.keep_latest:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                "keep_latest applies only to PRUNE_STRATEGY_KEEP_LATEST",
+                field="keep_latest",
+            )
+        if request.strategy not in (pb.PRUNE_STRATEGY_KEEP_LATEST, pb.PRUNE_STRATEGY_DELETE):
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"strategy must be PRUNE_STRATEGY_KEEP_LATEST or PRUNE_STRATEGY_DELETE,"
+                f" got {request.strategy}",
+                field="strategy",
+            )
+        for thread_id in thread_ids:
+            if self._runs.thread_is_busy(thread_id):
+                raise error_for(
+                    "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
+                )
+        if request.strategy == pb.PRUNE_STRATEGY_DELETE:
+            result = await self._store.delete_threads(thread_ids)
+        else:
+            result = await self._store.prune_checkpoints(
+                thread_ids, keep_latest=request.keep_latest or 1
+            )
+        return pb.PruneThreadsResponse(
+            thread_ids=result.thread_ids, deleted_checkpoints=result.deleted_checkpoints
+        )
 
     @unary
     async def GetState(self, request: pb.GetStateRequest, context: Any) -> pb.GetStateResponse:

@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,40 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PruneStrategy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PruneStrategyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PruneStrategy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRUNE_STRATEGY_UNSPECIFIED: _PruneStrategy.ValueType  # 0
+    """Not set; rejected."""
+    PRUNE_STRATEGY_KEEP_LATEST: _PruneStrategy.ValueType  # 1
+    """Keep the newest `keep_latest` checkpoints of each namespace of the thread;
+    delete the older ones with their pending writes and the channel values no
+    kept checkpoint uses. The thread, its runs and their events stay.
+    """
+    PRUNE_STRATEGY_DELETE: _PruneStrategy.ValueType  # 2
+    """Delete the threads with their runs, checkpoints, writes and events, as
+    DeleteThread does.
+    """
+
+class PruneStrategy(_PruneStrategy, metaclass=_PruneStrategyEnumTypeWrapper):
+    """What PruneThreads removes."""
+
+PRUNE_STRATEGY_UNSPECIFIED: PruneStrategy.ValueType  # 0
+"""Not set; rejected."""
+PRUNE_STRATEGY_KEEP_LATEST: PruneStrategy.ValueType  # 1
+"""Keep the newest `keep_latest` checkpoints of each namespace of the thread;
+delete the older ones with their pending writes and the channel values no
+kept checkpoint uses. The thread, its runs and their events stay.
+"""
+PRUNE_STRATEGY_DELETE: PruneStrategy.ValueType  # 2
+"""Delete the threads with their runs, checkpoints, writes and events, as
+DeleteThread does.
+"""
+Global___PruneStrategy: _TypeAlias = PruneStrategy  # noqa: Y015
 
 @_typing.final
 class CreateThreadRequest(_message.Message):
@@ -398,3 +433,67 @@ class GetStateHistoryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStateHistoryResponse: _TypeAlias = GetStateHistoryResponse  # noqa: Y015
+
+@_typing.final
+class PruneThreadsRequest(_message.Message):
+    """Request of PruneThreads."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THREAD_IDS_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    KEEP_LATEST_FIELD_NUMBER: _builtins.int
+    strategy: Global___PruneStrategy.ValueType
+    """What to remove."""
+    keep_latest: _builtins.int
+    """With PRUNE_STRATEGY_KEEP_LATEST, how many checkpoints to keep per
+    namespace; 0 means 1. Must be 0 with PRUNE_STRATEGY_DELETE.
+    """
+    @_builtins.property
+    def thread_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The threads to prune: 1 to 1000 ids."""
+
+    def __init__(
+        self,
+        *,
+        thread_ids: _abc.Iterable[_builtins.str] | None = ...,
+        strategy: Global___PruneStrategy.ValueType = ...,
+        keep_latest: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_latest", b"keep_latest", "strategy", b"strategy", "thread_ids", b"thread_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PruneThreadsRequest: _TypeAlias = PruneThreadsRequest  # noqa: Y015
+
+@_typing.final
+class PruneThreadsResponse(_message.Message):
+    """Response of PruneThreads."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THREAD_IDS_FIELD_NUMBER: _builtins.int
+    DELETED_CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    deleted_checkpoints: _builtins.int
+    """How many checkpoints were deleted."""
+    @_builtins.property
+    def thread_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The requested threads that existed and were pruned or deleted, in request
+        order; unknown ids are left out.
+        """
+
+    def __init__(
+        self,
+        *,
+        thread_ids: _abc.Iterable[_builtins.str] | None = ...,
+        deleted_checkpoints: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_checkpoints", b"deleted_checkpoints", "thread_ids", b"thread_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PruneThreadsResponse: _TypeAlias = PruneThreadsResponse  # noqa: Y015

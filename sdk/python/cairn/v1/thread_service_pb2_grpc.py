@@ -70,6 +70,11 @@ class ThreadServiceStub:
                 request_serializer=cairn_dot_v1_dot_thread__service__pb2.UpdateStateRequest.SerializeToString,
                 response_deserializer=cairn_dot_v1_dot_thread__service__pb2.UpdateStateResponse.FromString,
                 _registered_method=True)
+        self.PruneThreads = channel.unary_unary(
+                '/cairn.v1.ThreadService/PruneThreads',
+                request_serializer=cairn_dot_v1_dot_thread__service__pb2.PruneThreadsRequest.SerializeToString,
+                response_deserializer=cairn_dot_v1_dot_thread__service__pb2.PruneThreadsResponse.FromString,
+                _registered_method=True)
 
 
 class ThreadServiceServicer:
@@ -141,6 +146,19 @@ class ThreadServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PruneThreads(self, request, context):
+        """PruneThreads frees storage: it keeps only the newest checkpoints of each
+        thread (PRUNE_STRATEGY_KEEP_LATEST), or deletes the threads whole
+        (PRUNE_STRATEGY_DELETE). Ids of threads that do not exist are skipped, so
+        a retried call has the same effect as the first. Returns INVALID_ARGUMENT
+        for no ids, more than 1000, an empty id, an unspecified strategy or a
+        negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
+        active on one of the threads; nothing is pruned then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ThreadServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +196,11 @@ def add_ThreadServiceServicer_to_server(servicer, server):
                     servicer.UpdateState,
                     request_deserializer=cairn_dot_v1_dot_thread__service__pb2.UpdateStateRequest.FromString,
                     response_serializer=cairn_dot_v1_dot_thread__service__pb2.UpdateStateResponse.SerializeToString,
+            ),
+            'PruneThreads': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneThreads,
+                    request_deserializer=cairn_dot_v1_dot_thread__service__pb2.PruneThreadsRequest.FromString,
+                    response_serializer=cairn_dot_v1_dot_thread__service__pb2.PruneThreadsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -370,6 +393,33 @@ class ThreadService:
             '/cairn.v1.ThreadService/UpdateState',
             cairn_dot_v1_dot_thread__service__pb2.UpdateStateRequest.SerializeToString,
             cairn_dot_v1_dot_thread__service__pb2.UpdateStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneThreads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cairn.v1.ThreadService/PruneThreads',
+            cairn_dot_v1_dot_thread__service__pb2.PruneThreadsRequest.SerializeToString,
+            cairn_dot_v1_dot_thread__service__pb2.PruneThreadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

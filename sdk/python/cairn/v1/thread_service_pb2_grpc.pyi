@@ -69,6 +69,15 @@ class ThreadServiceStub:
     reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
     conditional edges, whose routers run on workers).
     """
+    PruneThreads: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.PruneThreadsRequest, _thread_service_pb2.PruneThreadsResponse]
+    """PruneThreads frees storage: it keeps only the newest checkpoints of each
+    thread (PRUNE_STRATEGY_KEEP_LATEST), or deletes the threads whole
+    (PRUNE_STRATEGY_DELETE). Ids of threads that do not exist are skipped, so
+    a retried call has the same effect as the first. Returns INVALID_ARGUMENT
+    for no ids, more than 1000, an empty id, an unspecified strategy or a
+    negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
+    active on one of the threads; nothing is pruned then.
+    """
 
 @_typing.type_check_only
 class ThreadServiceAsyncStub(ThreadServiceStub):
@@ -110,6 +119,15 @@ class ThreadServiceAsyncStub(ThreadServiceStub):
     an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
     reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
     conditional edges, whose routers run on workers).
+    """
+    PruneThreads: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.PruneThreadsRequest, _thread_service_pb2.PruneThreadsResponse]  # type: ignore[assignment]
+    """PruneThreads frees storage: it keeps only the newest checkpoints of each
+    thread (PRUNE_STRATEGY_KEEP_LATEST), or deletes the threads whole
+    (PRUNE_STRATEGY_DELETE). Ids of threads that do not exist are skipped, so
+    a retried call has the same effect as the first. Returns INVALID_ARGUMENT
+    for no ids, more than 1000, an empty id, an unspecified strategy or a
+    negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
+    active on one of the threads; nothing is pruned then.
     """
 
 class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -191,6 +209,21 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
         reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
         conditional edges, whose routers run on workers).
+        """
+
+    @_abc_1.abstractmethod
+    def PruneThreads(
+        self,
+        request: _thread_service_pb2.PruneThreadsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_thread_service_pb2.PruneThreadsResponse, _abc.Awaitable[_thread_service_pb2.PruneThreadsResponse]]:
+        """PruneThreads frees storage: it keeps only the newest checkpoints of each
+        thread (PRUNE_STRATEGY_KEEP_LATEST), or deletes the threads whole
+        (PRUNE_STRATEGY_DELETE). Ids of threads that do not exist are skipped, so
+        a retried call has the same effect as the first. Returns INVALID_ARGUMENT
+        for no ids, more than 1000, an empty id, an unspecified strategy or a
+        negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
+        active on one of the threads; nothing is pruned then.
         """
 
 def add_ThreadServiceServicer_to_server(servicer: ThreadServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

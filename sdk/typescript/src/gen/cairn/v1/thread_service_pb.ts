@@ -2,8 +2,8 @@
 // @generated from file cairn/v1/thread_service.proto (package cairn.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { StateSnapshot, Thread, ThreadStatus } from "./thread_pb.js";
 import { file_cairn_v1_thread } from "./thread_pb.js";
 import type { Value } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/thread_service.proto.
  */
 export const file_cairn_v1_thread_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jYWlybi92MS90aHJlYWRfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiZwoTQ3JlYXRlVGhyZWFkUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSKQoIbWV0YWRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnJlcXVlc3RfaWQYAyABKAkiOAoUQ3JlYXRlVGhyZWFkUmVzcG9uc2USIAoGdGhyZWFkGAEgASgLMhAuY2Fpcm4udjEuVGhyZWFkIiUKEEdldFRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIjUKEUdldFRocmVhZFJlc3BvbnNlEiAKBnRocmVhZBgBIAEoCzIQLmNhaXJuLnYxLlRocmVhZCKOAQoSTGlzdFRocmVhZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEikKCG1ldGFkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgZzdGF0dXMYBCABKA4yFi5jYWlybi52MS5UaHJlYWRTdGF0dXMiUQoTTGlzdFRocmVhZHNSZXNwb25zZRIhCgd0aHJlYWRzGAEgAygLMhAuY2Fpcm4udjEuVGhyZWFkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChNEZWxldGVUaHJlYWRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIWChREZWxldGVUaHJlYWRSZXNwb25zZSI7Cg9HZXRTdGF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfaWQYAiABKAkiOgoQR2V0U3RhdGVSZXNwb25zZRImCgVzdGF0ZRgBIAEoCzIXLmNhaXJuLnYxLlN0YXRlU25hcHNob3QicwoWR2V0U3RhdGVIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGYmVmb3JlGAMgASgJEicKBmZpbHRlchgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QidwoSVXBkYXRlU3RhdGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCRIVCg1jaGVja3BvaW50X2lkGAIgASgJEiYKBnZhbHVlcxgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgdhc19ub2RlGAQgASgJIj0KE1VwZGF0ZVN0YXRlUmVzcG9uc2USJgoFc3RhdGUYASABKAsyFy5jYWlybi52MS5TdGF0ZVNuYXBzaG90IkIKF0dldFN0YXRlSGlzdG9yeVJlc3BvbnNlEicKBnN0YXRlcxgBIAMoCzIXLmNhaXJuLnYxLlN0YXRlU25hcHNob3QypgQKDVRocmVhZFNlcnZpY2USTQoMQ3JlYXRlVGhyZWFkEh0uY2Fpcm4udjEuQ3JlYXRlVGhyZWFkUmVxdWVzdBoeLmNhaXJuLnYxLkNyZWF0ZVRocmVhZFJlc3BvbnNlEkQKCUdldFRocmVhZBIaLmNhaXJuLnYxLkdldFRocmVhZFJlcXVlc3QaGy5jYWlybi52MS5HZXRUaHJlYWRSZXNwb25zZRJKCgtMaXN0VGhyZWFkcxIcLmNhaXJuLnYxLkxpc3RUaHJlYWRzUmVxdWVzdBodLmNhaXJuLnYxLkxpc3RUaHJlYWRzUmVzcG9uc2USTQoMRGVsZXRlVGhyZWFkEh0uY2Fpcm4udjEuRGVsZXRlVGhyZWFkUmVxdWVzdBoeLmNhaXJuLnYxLkRlbGV0ZVRocmVhZFJlc3BvbnNlEkEKCEdldFN0YXRlEhkuY2Fpcm4udjEuR2V0U3RhdGVSZXF1ZXN0GhouY2Fpcm4udjEuR2V0U3RhdGVSZXNwb25zZRJWCg9HZXRTdGF0ZUhpc3RvcnkSIC5jYWlybi52MS5HZXRTdGF0ZUhpc3RvcnlSZXF1ZXN0GiEuY2Fpcm4udjEuR2V0U3RhdGVIaXN0b3J5UmVzcG9uc2USSgoLVXBkYXRlU3RhdGUSHC5jYWlybi52MS5VcGRhdGVTdGF0ZVJlcXVlc3QaHS5jYWlybi52MS5VcGRhdGVTdGF0ZVJlc3BvbnNlYgZwcm90bzM", [file_cairn_v1_thread, file_google_protobuf_struct]);
+  fileDesc("Ch1jYWlybi92MS90aHJlYWRfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiZwoTQ3JlYXRlVGhyZWFkUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSKQoIbWV0YWRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnJlcXVlc3RfaWQYAyABKAkiOAoUQ3JlYXRlVGhyZWFkUmVzcG9uc2USIAoGdGhyZWFkGAEgASgLMhAuY2Fpcm4udjEuVGhyZWFkIiUKEEdldFRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIjUKEUdldFRocmVhZFJlc3BvbnNlEiAKBnRocmVhZBgBIAEoCzIQLmNhaXJuLnYxLlRocmVhZCKOAQoSTGlzdFRocmVhZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEikKCG1ldGFkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgZzdGF0dXMYBCABKA4yFi5jYWlybi52MS5UaHJlYWRTdGF0dXMiUQoTTGlzdFRocmVhZHNSZXNwb25zZRIhCgd0aHJlYWRzGAEgAygLMhAuY2Fpcm4udjEuVGhyZWFkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChNEZWxldGVUaHJlYWRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIWChREZWxldGVUaHJlYWRSZXNwb25zZSI7Cg9HZXRTdGF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfaWQYAiABKAkiOgoQR2V0U3RhdGVSZXNwb25zZRImCgVzdGF0ZRgBIAEoCzIXLmNhaXJuLnYxLlN0YXRlU25hcHNob3QicwoWR2V0U3RhdGVIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGYmVmb3JlGAMgASgJEicKBmZpbHRlchgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QidwoSVXBkYXRlU3RhdGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCRIVCg1jaGVja3BvaW50X2lkGAIgASgJEiYKBnZhbHVlcxgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgdhc19ub2RlGAQgASgJIj0KE1VwZGF0ZVN0YXRlUmVzcG9uc2USJgoFc3RhdGUYASABKAsyFy5jYWlybi52MS5TdGF0ZVNuYXBzaG90IkIKF0dldFN0YXRlSGlzdG9yeVJlc3BvbnNlEicKBnN0YXRlcxgBIAMoCzIXLmNhaXJuLnYxLlN0YXRlU25hcHNob3QiaQoTUHJ1bmVUaHJlYWRzUmVxdWVzdBISCgp0aHJlYWRfaWRzGAEgAygJEikKCHN0cmF0ZWd5GAIgASgOMhcuY2Fpcm4udjEuUHJ1bmVTdHJhdGVneRITCgtrZWVwX2xhdGVzdBgDIAEoBSJHChRQcnVuZVRocmVhZHNSZXNwb25zZRISCgp0aHJlYWRfaWRzGAEgAygJEhsKE2RlbGV0ZWRfY2hlY2twb2ludHMYAiABKAMqagoNUHJ1bmVTdHJhdGVneRIeChpQUlVORV9TVFJBVEVHWV9VTlNQRUNJRklFRBAAEh4KGlBSVU5FX1NUUkFURUdZX0tFRVBfTEFURVNUEAESGQoVUFJVTkVfU1RSQVRFR1lfREVMRVRFEAIy9QQKDVRocmVhZFNlcnZpY2USTQoMQ3JlYXRlVGhyZWFkEh0uY2Fpcm4udjEuQ3JlYXRlVGhyZWFkUmVxdWVzdBoeLmNhaXJuLnYxLkNyZWF0ZVRocmVhZFJlc3BvbnNlEkQKCUdldFRocmVhZBIaLmNhaXJuLnYxLkdldFRocmVhZFJlcXVlc3QaGy5jYWlybi52MS5HZXRUaHJlYWRSZXNwb25zZRJKCgtMaXN0VGhyZWFkcxIcLmNhaXJuLnYxLkxpc3RUaHJlYWRzUmVxdWVzdBodLmNhaXJuLnYxLkxpc3RUaHJlYWRzUmVzcG9uc2USTQoMRGVsZXRlVGhyZWFkEh0uY2Fpcm4udjEuRGVsZXRlVGhyZWFkUmVxdWVzdBoeLmNhaXJuLnYxLkRlbGV0ZVRocmVhZFJlc3BvbnNlEkEKCEdldFN0YXRlEhkuY2Fpcm4udjEuR2V0U3RhdGVSZXF1ZXN0GhouY2Fpcm4udjEuR2V0U3RhdGVSZXNwb25zZRJWCg9HZXRTdGF0ZUhpc3RvcnkSIC5jYWlybi52MS5HZXRTdGF0ZUhpc3RvcnlSZXF1ZXN0GiEuY2Fpcm4udjEuR2V0U3RhdGVIaXN0b3J5UmVzcG9uc2USSgoLVXBkYXRlU3RhdGUSHC5jYWlybi52MS5VcGRhdGVTdGF0ZVJlcXVlc3QaHS5jYWlybi52MS5VcGRhdGVTdGF0ZVJlc3BvbnNlEk0KDFBydW5lVGhyZWFkcxIdLmNhaXJuLnYxLlBydW5lVGhyZWFkc1JlcXVlc3QaHi5jYWlybi52MS5QcnVuZVRocmVhZHNSZXNwb25zZWIGcHJvdG8z", [file_cairn_v1_thread, file_google_protobuf_struct]);
 
 /**
  * Request of CreateThread.
@@ -398,6 +398,108 @@ export const GetStateHistoryResponseSchema: GenMessage<GetStateHistoryResponse> 
   messageDesc(file_cairn_v1_thread_service, 13);
 
 /**
+ * Request of PruneThreads.
+ *
+ * @generated from message cairn.v1.PruneThreadsRequest
+ */
+export type PruneThreadsRequest = Message<"cairn.v1.PruneThreadsRequest"> & {
+  /**
+   * The threads to prune: 1 to 1000 ids.
+   *
+   * @generated from field: repeated string thread_ids = 1;
+   */
+  threadIds: string[];
+
+  /**
+   * What to remove.
+   *
+   * @generated from field: cairn.v1.PruneStrategy strategy = 2;
+   */
+  strategy: PruneStrategy;
+
+  /**
+   * With PRUNE_STRATEGY_KEEP_LATEST, how many checkpoints to keep per
+   * namespace; 0 means 1. Must be 0 with PRUNE_STRATEGY_DELETE.
+   *
+   * @generated from field: int32 keep_latest = 3;
+   */
+  keepLatest: number;
+};
+
+/**
+ * Describes the message cairn.v1.PruneThreadsRequest.
+ * Use `create(PruneThreadsRequestSchema)` to create a new message.
+ */
+export const PruneThreadsRequestSchema: GenMessage<PruneThreadsRequest> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_thread_service, 14);
+
+/**
+ * Response of PruneThreads.
+ *
+ * @generated from message cairn.v1.PruneThreadsResponse
+ */
+export type PruneThreadsResponse = Message<"cairn.v1.PruneThreadsResponse"> & {
+  /**
+   * The requested threads that existed and were pruned or deleted, in request
+   * order; unknown ids are left out.
+   *
+   * @generated from field: repeated string thread_ids = 1;
+   */
+  threadIds: string[];
+
+  /**
+   * How many checkpoints were deleted.
+   *
+   * @generated from field: int64 deleted_checkpoints = 2;
+   */
+  deletedCheckpoints: bigint;
+};
+
+/**
+ * Describes the message cairn.v1.PruneThreadsResponse.
+ * Use `create(PruneThreadsResponseSchema)` to create a new message.
+ */
+export const PruneThreadsResponseSchema: GenMessage<PruneThreadsResponse> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_thread_service, 15);
+
+/**
+ * What PruneThreads removes.
+ *
+ * @generated from enum cairn.v1.PruneStrategy
+ */
+export enum PruneStrategy {
+  /**
+   * Not set; rejected.
+   *
+   * @generated from enum value: PRUNE_STRATEGY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Keep the newest `keep_latest` checkpoints of each namespace of the thread;
+   * delete the older ones with their pending writes and the channel values no
+   * kept checkpoint uses. The thread, its runs and their events stay.
+   *
+   * @generated from enum value: PRUNE_STRATEGY_KEEP_LATEST = 1;
+   */
+  KEEP_LATEST = 1,
+
+  /**
+   * Delete the threads with their runs, checkpoints, writes and events, as
+   * DeleteThread does.
+   *
+   * @generated from enum value: PRUNE_STRATEGY_DELETE = 2;
+   */
+  DELETE = 2,
+}
+
+/**
+ * Describes the enum cairn.v1.PruneStrategy.
+ */
+export const PruneStrategySchema: GenEnum<PruneStrategy> = /*@__PURE__*/
+  enumDesc(file_cairn_v1_thread_service, 0);
+
+/**
  * ThreadService manages threads and reads their checkpointed state.
  *
  * @generated from service cairn.v1.ThreadService
@@ -488,6 +590,22 @@ export const ThreadService: GenService<{
     methodKind: "unary";
     input: typeof UpdateStateRequestSchema;
     output: typeof UpdateStateResponseSchema;
+  },
+  /**
+   * PruneThreads frees storage: it keeps only the newest checkpoints of each
+   * thread (PRUNE_STRATEGY_KEEP_LATEST), or deletes the threads whole
+   * (PRUNE_STRATEGY_DELETE). Ids of threads that do not exist are skipped, so
+   * a retried call has the same effect as the first. Returns INVALID_ARGUMENT
+   * for no ids, more than 1000, an empty id, an unspecified strategy or a
+   * negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
+   * active on one of the threads; nothing is pruned then.
+   *
+   * @generated from rpc cairn.v1.ThreadService.PruneThreads
+   */
+  pruneThreads: {
+    methodKind: "unary";
+    input: typeof PruneThreadsRequestSchema;
+    output: typeof PruneThreadsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cairn_v1_thread_service, 0);
