@@ -11,8 +11,6 @@ set on both sides, so they line up even though Cairn's are its own UUIDs.
 Parallel tasks finish in any order, on LangGraph's thread pool and on Cairn's
 workers, so the chunks a task's completion produces (updates, tasks result,
 debug task_result) are compared as a set within each run of such chunks.
-
-The one known difference is asserted explicitly (`UNWRITTEN_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -165,53 +163,6 @@ SCENARIOS: dict[str, CompiledStateGraph] = {
     "parallel_join": parallel_join,
 }
 
-# --- the known difference ------------------------------------------------------------
-#
-# LangGraph's reducer channels (`Annotated[list, operator.add]`) hold their
-# default, [], from the start, so its input checkpoint (step -1) shows
-# {"log": []}, and fanout's state shows "results": [] before any node wrote it.
-# Cairn's checkpoints hold a state key once a step wrote it (its reducers start
-# from the default when they apply the first write). Materializing defaults in
-# the input checkpoint changes what checkpoints store, so it is not done here:
-# {scenario: {key: the last checkpoint step at which Cairn's state lacks it}}.
-UNWRITTEN_DEFAULTS: dict[str, dict[str, int]] = {
-    "chain": {"log": -1},  # the input writes "log" in step 0
-    "parallel_join": {"log": -1},
-    "fanout": {"results": 0},  # the input has no "results"; the squares write it in step 1
-}
-
-
-def without_unwritten_defaults(scenario: str, chunks: list[Any]) -> list[Any]:
-    """LangGraph's chunks as Cairn shows them: without the defaults of keys no
-    step wrote yet. Each dropped value must be the default, []."""
-    unwritten = UNWRITTEN_DEFAULTS.get(scenario, {})
-
-    def drop(values: dict[str, Any], step: int) -> dict[str, Any]:
-        kept = {}
-        for key, value in values.items():
-            if key in unwritten and step <= unwritten[key]:
-                assert value == [], f"{scenario}: LangGraph's {key!r} at step {step} is {value!r}"
-            else:
-                kept[key] = value
-        return kept
-
-    def checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
-        return {**payload, "values": drop(payload["values"], payload["metadata"]["step"])}
-
-    out: list[Any] = []
-    values_step = 0  # these scenarios have one values chunk per step from step 0
-    for mode, data in chunks:
-        if mode == "values" and "__interrupt__" not in data:
-            data = drop(data, values_step)
-            values_step += 1
-        elif mode == "checkpoints":
-            data = checkpoint(data)
-        elif mode == "debug" and data["type"] == "checkpoint":
-            data = {**data, "payload": checkpoint(data["payload"])}
-        out.append([mode, data])
-    return out
-
-
 # --- normalization (as golden/record.py's) ----------------------------------------------
 
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -320,24 +271,10 @@ async def test_stream_chunks_match_langgraph(
     runs = [run for run in golden(scenario)["runs"] if run["stream_mode"] == modes]
     assert runs, f"{scenario}: no golden run for {modes}"
     actual = [await stream_chunks(client, graph, command_of(r["command"]), modes) for r in runs]
-    expected = [without_unwritten_defaults(scenario, r["chunks"]) for r in runs]
+    expected = [r["chunks"] for r in runs]
     actual, expected = Normalizer()(actual), Normalizer()(expected)
     for index, (ours, theirs) in enumerate(zip(actual, expected, strict=True)):
         assert canonical(ours) == canonical(theirs), f"{scenario} {modes} run {index + 1}"
-
-
-def test_known_difference_is_only_unwritten_defaults() -> None:
-    """The golden really shows the defaults `UNWRITTEN_DEFAULTS` removes: the
-    input checkpoint of chain and parallel_join holds {"log": []}, fanout's
-    {"results": []}, and fanout's state after step 0 has "results": []."""
-    for scenario, keys in UNWRITTEN_DEFAULTS.items():
-        [run] = [r for r in golden(scenario)["runs"] if r["stream_mode"] == MODES]
-        checkpoints = [c for m, c in run["chunks"] if m == "checkpoints"]
-        assert checkpoints[0]["metadata"]["step"] == -1
-        assert checkpoints[0]["values"] == {key: [] for key in keys}
-        for key, step in keys.items():
-            shown = [c["values"][key] for c in checkpoints if c["metadata"]["step"] <= step]
-            assert shown == [[]] * (step + 2)
 
 
 # --- beyond the golden files ----------------------------------------------------------------

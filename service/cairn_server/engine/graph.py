@@ -97,16 +97,19 @@ def input_checkpoint(
     parents: dict[str, Json] | None = None,
 ) -> CheckpointRecord:
     """Step -1: the input waits in __input__ for the __start__ step. The state
-    keys of the parent carry over (LangGraph threads keep their state). A
+    keys of the parent carry over (LangGraph threads keep their state); keys
+    with a default (reducer channels, as LangGraph's) hold it from here on. A
     subgraph's checkpoints have a `namespace` and name their `parents` (the
     host checkpoint of each enclosing namespace)."""
     values: dict[str, Json] = {}
     versions: dict[str, str] = {}
-    if parent is not None:
-        for name in graph.channels:
-            if name in parent.channel_values:
-                values[name] = parent.channel_values[name]
-                versions[name] = parent.channel_versions[name]
+    for name, channel in graph.channels.items():
+        if parent is not None and name in parent.channel_values:
+            values[name] = parent.channel_values[name]
+            versions[name] = parent.channel_versions[name]
+        elif channel.has_default:
+            values[name] = channel.default
+            versions[name] = checkpoint_id
     for channel, value in ((INPUT, input), (TRIGGERS, [START])):
         values[channel] = value
         versions[channel] = checkpoint_id
