@@ -1,0 +1,1 @@
+"""The compatibility kit of compat/, driven through the Python SDK."""
