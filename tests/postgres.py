@@ -56,10 +56,24 @@ def query(url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
     return run_sync(lambda: _query(url, sql, *params))
 
 
+async def _ensure_database() -> None:
+    """Connect to the test database, creating it first when the server has
+    none by that name (a fresh cluster has only `postgres`)."""
+    try:
+        await _query(BASE_URL, "SELECT 1")
+    except asyncpg.InvalidCatalogNameError:
+        parts = urlsplit(BASE_URL)
+        name = parts.path.lstrip("/")
+        admin = parts._replace(path="/postgres").geturl()
+        with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+            await _query(admin, f'CREATE DATABASE "{name}"')
+        await _query(BASE_URL, "SELECT 1")
+
+
 @functools.cache
 def _unreachable() -> str | None:
     try:
-        query(BASE_URL, "SELECT 1")
+        run_sync(_ensure_database)
     except Exception as exc:  # any failure means: not usable here
         return f"{type(exc).__name__}: {exc}"
     return None
