@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 WORKER_APP = pathlib.Path(__file__).with_name("worker_app.py")
+CROSS_LANGUAGE_APP = pathlib.Path(__file__).with_name("cross_language_app.py")
+TYPESCRIPT = ROOT / "sdk" / "typescript"
+NODE_WORKER_APP = TYPESCRIPT / "dist" / "test" / "apps" / "worker_app.js"
 
 
 def free_port() -> int:
@@ -126,6 +129,30 @@ def start_worker(address: str, log: pathlib.Path, *extra: str) -> Process:
         [sys.executable, str(WORKER_APP), "--address", address, "--log", str(log), *extra]
     ).start()
     process.wait_for_line("worker ready")
+    return process
+
+
+def start_cross_language_worker(address: str, log: pathlib.Path, *extra: str) -> Process:
+    """A Python worker serving tests/e2e/cross_language_app.py's functions."""
+    process = Process(
+        [sys.executable, str(CROSS_LANGUAGE_APP), "--address", address, "--log", str(log), *extra]
+    ).start()
+    process.wait_for_line("worker ready")
+    return process
+
+
+def build_typescript() -> None:
+    """Compile the TypeScript SDK and its test apps (needs `npm ci` in sdk/typescript)."""
+    tsc = TYPESCRIPT / "node_modules" / ".bin" / "tsc"
+    if not tsc.exists():
+        raise AssertionError(f"{tsc} is missing: run `npm ci` in {TYPESCRIPT}")
+    subprocess.run([str(tsc), "-p", "tsconfig.json"], cwd=TYPESCRIPT, check=True, timeout=300)
+
+
+def start_node_worker(address: str, log: pathlib.Path) -> Process:
+    """A Node worker serving sdk/typescript/test/apps/worker_app.ts's functions."""
+    process = Process(["node", str(NODE_WORKER_APP), "--address", address, "--log", str(log)])
+    process.start().wait_for_line("worker ready")
     return process
 
 
