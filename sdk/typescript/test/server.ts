@@ -23,10 +23,20 @@ export interface Server {
 
 const SERVING = /cairn serving on .*\(port (\d+)\)/;
 
-export async function startServer(timeoutMs = 30_000): Promise<Server> {
-  const folder = mkdtempSync(join(tmpdir(), "cairn-ts-"));
+export interface ServerOptions {
+  /** The port to listen on; 0 (the default) lets the OS pick one. */
+  port?: number;
+  /** The folder of the SQLite file; a new temporary one by default (removed on stop). */
+  folder?: string;
+  timeoutMs?: number;
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<Server> {
+  const { port: wanted = 0, timeoutMs = 30_000 } = options;
+  const folder = options.folder ?? mkdtempSync(join(tmpdir(), "cairn-ts-"));
   const bin = process.env.CAIRN_BIN ?? join(ROOT, ".venv", "bin", "cairn");
-  const args = ["serve", "--address", "127.0.0.1:0", "--store", `sqlite:///${folder}/cairn.db`];
+  const store = `sqlite:///${folder}/cairn.db`;
+  const args = ["serve", "--address", `127.0.0.1:${wanted}`, "--store", store];
   const child = spawn(bin, [...args, "--log-level", "warning"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, PYTHONUNBUFFERED: "1" },
@@ -51,7 +61,7 @@ export async function startServer(timeoutMs = 30_000): Promise<Server> {
   });
   const stop = async () => {
     await stopProcess(child);
-    rmSync(folder, { recursive: true, force: true });
+    if (options.folder === undefined) rmSync(folder, { recursive: true, force: true });
   };
   return { address: `127.0.0.1:${port}`, process: child, output, stop };
 }
