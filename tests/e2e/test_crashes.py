@@ -145,6 +145,7 @@ async def test_server_sigkill_inside_a_subgraph_resumes_it_without_rerunning_fin
                 thread_id="subgraph-crash",
                 durability="sync",
                 stream_mode="updates",
+                subgraphs=True,
             )
             run_id = ""
             async for event in events:

@@ -182,7 +182,7 @@ async def test_subgraph_chunks_stream_under_its_namespace(client: Client, start_
     first = [
         (event.namespace, event.data)
         async for event in client.stream(
-            essay, {"topic": "cats"}, thread_id="stream", stream_mode=["updates"]
+            essay, {"topic": "cats"}, thread_id="stream", stream_mode=["updates"], subgraphs=True
         )
         if event.mode == "updates"
     ]
@@ -197,7 +197,7 @@ async def test_subgraph_chunks_stream_under_its_namespace(client: Client, start_
     rest = [
         (event.namespace, event.data)
         async for event in client.stream(
-            essay, Command(resume="ok"), thread_id="stream", stream_mode=["updates"]
+            essay, Command(resume="ok"), thread_id="stream", stream_mode=["updates"], subgraphs=True
         )
         if event.mode == "updates"
     ]
@@ -266,3 +266,16 @@ async def test_an_entrypoint_calls_a_graph_that_interrupts(client: Client, start
     done = await client.invoke(research, Command(resume="good"), thread_id="fn")
     assert done.output == "DOGS -> good"
     assert runs == {"research": 2, "inner_first": 1, "inner_ask": 2}
+
+
+async def test_without_subgraphs_only_the_parents_chunks_stream(
+    client: Client, start_worker
+) -> None:
+    await start_worker([essay])
+    chunks = [
+        event.data
+        async for event in client.stream(essay, {"topic": "cats"}, thread_id="plain")
+        if event.mode == "updates"
+    ]
+    assert chunks[0] == {"write": {"draft": "an essay about cats"}}
+    assert [list(c) for c in chunks[1:]] == [["__interrupt__"]]

@@ -66,11 +66,15 @@ def _modes(stream_mode: str | Sequence[str]) -> list[run_pb2.StreamMode.ValueTyp
     return [_STREAM_MODE_PB[StreamMode(name)] for name in names]
 
 
-async def _events(call: Any) -> AsyncIterator[RunEvent]:
-    """The RunEvents of a server stream, with errors raised as CairnError."""
+async def _events(call: Any, subgraphs: bool) -> AsyncIterator[RunEvent]:
+    """The RunEvents of a server stream, with errors raised as CairnError.
+    Chunks from subgraphs and nested tasks (a non-empty namespace) are
+    dropped unless `subgraphs`, as LangGraph's `stream(subgraphs=False)`."""
     try:
         async for response in call:
-            yield RunEvent._from_proto(response.event)
+            event = RunEvent._from_proto(response.event)
+            if subgraphs or not event.namespace:
+                yield event
     except grpc.aio.AioRpcError as error:
         raise from_rpc_error(error) from None
 
@@ -79,16 +83,22 @@ class Session:
     """An interactive run: iterate its events; when it stops at an interrupt,
     answer with `await session.resume(value)` and keep iterating."""
 
-    def __init__(self, call: Any, requests: asyncio.Queue[run_service_pb2.SessionRequest | None]):
+    def __init__(
+        self,
+        call: Any,
+        requests: asyncio.Queue[run_service_pb2.SessionRequest | None],
+        subgraphs: bool,
+    ):
         self._call = call
         self._requests = requests
+        self._subgraphs = subgraphs
         self.interrupts: tuple[Any, ...] = ()
 
     def __aiter__(self) -> AsyncIterator[RunEvent]:
         return self._follow()
 
     async def _follow(self) -> AsyncIterator[RunEvent]:
-        async for event in _events(self._call):
+        async for event in _events(self._call, self._subgraphs):
             if event.run is not None:
                 self.interrupts = event.run.interrupts
             yield event
@@ -210,9 +220,12 @@ class Client:
         request_id: str | None = None,
         create_thread: bool = True,
         checkpoint_id: str | None = None,
+        subgraphs: bool = False,
     ) -> AsyncIterator[RunEvent]:
         """Run `target` and yield its events: chunks of the chosen stream
-        modes and lifecycle events. After a disconnect, continue with
+        modes and lifecycle events; with `subgraphs`, also the chunks of
+        subgraphs and nested tasks (their `namespace` says where they come
+        from). After a disconnect, continue with
         `join(run_id, after_event_id=last_event.event_id)`."""
         request = run_service_pb2.StreamRequest(
             stream_modes=_modes(stream_mode),
@@ -227,13 +240,16 @@ class Client:
                 checkpoint_id=checkpoint_id,
             ),
         )
-        async for event in _events(self._runs.Stream(request, timeout=self.timeout)):
+        async for event in _events(self._runs.Stream(request, timeout=self.timeout), subgraphs):
             yield event
 
-    async def join(self, run_id: str, *, after_event_id: int = 0) -> AsyncIterator[RunEvent]:
+    async def join(
+        self, run_id: str, *, after_event_id: int = 0, subgraphs: bool = False
+    ) -> AsyncIterator[RunEvent]:
         """Yield a run's events after `after_event_id`, live while it runs."""
         request = run_service_pb2.JoinRunRequest(run_id=run_id, after_event_id=after_event_id)
-        async for event in _events(self._runs.JoinRun(request, timeout=self.timeout)):
+        call = self._runs.JoinRun(request, timeout=self.timeout)
+        async for event in _events(call, subgraphs):
             yield event
 
     def session(
@@ -246,6 +262,7 @@ class Client:
         durability: Durability | str | None = None,
         metadata: dict[str, Any] | None = None,
         create_thread: bool = True,
+        subgraphs: bool = False,
     ) -> Session:
         """Start an interactive session (see `Session`)."""
         start = run_service_pb2.StreamRequest(
@@ -267,7 +284,8 @@ class Client:
             while (message := await requests.get()) is not None:
                 yield message
 
-        return Session(self._runs.Session(outgoing(), timeout=self.timeout), requests)
+        call = self._runs.Session(outgoing(), timeout=self.timeout)
+        return Session(call, requests, subgraphs)
 
     async def get_run(self, run_id: str) -> Run:
         response = await self._call(self._runs.GetRun, run_service_pb2.GetRunRequest(run_id=run_id))

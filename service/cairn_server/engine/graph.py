@@ -103,12 +103,12 @@ def input_checkpoint(
     host checkpoint of each enclosing namespace)."""
     values: dict[str, Json] = {}
     versions: dict[str, str] = {}
-    for name, channel in graph.channels.items():
+    for name, spec in graph.channels.items():
         if parent is not None and name in parent.channel_values:
             values[name] = parent.channel_values[name]
             versions[name] = parent.channel_versions[name]
-        elif channel.has_default:
-            values[name] = channel.default
+        elif spec.has_default:
+            values[name] = spec.default
             versions[name] = checkpoint_id
     for channel, value in ((INPUT, input), (TRIGGERS, [START])):
         values[channel] = value
