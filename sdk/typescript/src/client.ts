@@ -288,6 +288,22 @@ export class Client {
     return stateFromPb(response.state!);
   }
 
+  /**
+   * Write `values` into a graph thread's state as if `asNode` returned them
+   * (LangGraph's `updateState`); from an older `checkpointId` this forks a
+   * new branch.
+   */
+  async updateState(
+    threadId: string,
+    values: JsonObject,
+    { asNode = "", checkpointId = "" }: { asNode?: string; checkpointId?: string } = {},
+  ): Promise<StateSnapshot> {
+    const response = await this.call(() =>
+      this.threads.updateState({ threadId, values: toValue(values, "values"), asNode, checkpointId }),
+    );
+    return stateFromPb(response.state!);
+  }
+
   /** The thread's checkpoints, newest first. */
   async getStateHistory(
     threadId: string,
