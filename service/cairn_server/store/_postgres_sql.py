@@ -184,17 +184,25 @@ LOCK_THREADS = (
     " FROM unnest($1::text[]) AS t ORDER BY t"
 )
 
-# Channels a checkpoint lists without sending a value must point at a stored blob.
+# Channels a checkpoint lists without sending a value must point at a stored
+# blob. The LATERAL ... LIMIT 1 keeps this one primary-key probe per channel:
+# as a plain anti-join the planner may hash every blob of the thread, and the
+# cost of a step would grow with the thread's history.
 MISSING_BLOBS = """
 SELECT v.key FROM jsonb_each_text($1::jsonb) AS v
-WHERE NOT EXISTS (
-    SELECT 1 FROM checkpoint_blobs AS b
+LEFT JOIN LATERAL (
+    SELECT TRUE AS found FROM checkpoint_blobs AS b
     WHERE b.thread_id = $2 AND b.checkpoint_ns = $3 AND b.channel = v.key AND b.version = v.value
-)
+    LIMIT 1
+) AS b ON TRUE
+WHERE b.found IS NULL
 """
 
 # One statement (one snapshot) for checkpoints and their values: a row per
 # (checkpoint, channel), or a single row with NULL channel for an empty one.
+# Each value is one primary-key probe (LATERAL ... LIMIT 1, as in
+# MISSING_BLOBS), so reading the latest checkpoint costs the same however
+# long the thread's history is.
 SELECT_CHECKPOINTS = """
 WITH cp AS (
     SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, channel_versions,
@@ -206,9 +214,12 @@ SELECT cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id
     cp.channel_versions::text, cp.metadata::text, cp.created_at, v.key, b.type, b.blob
 FROM cp
 LEFT JOIN LATERAL jsonb_each_text(cp.channel_versions) AS v ON TRUE
-LEFT JOIN checkpoint_blobs AS b
-    ON b.thread_id = cp.thread_id AND b.checkpoint_ns = cp.checkpoint_ns
-    AND b.channel = v.key AND b.version = v.value
+LEFT JOIN LATERAL (
+    SELECT blobs.type, blobs.blob FROM checkpoint_blobs AS blobs
+    WHERE blobs.thread_id = cp.thread_id AND blobs.checkpoint_ns = cp.checkpoint_ns
+        AND blobs.channel = v.key AND blobs.version = v.value
+    LIMIT 1
+) AS b ON TRUE
 ORDER BY cp.checkpoint_id DESC
 """
 
