@@ -63,6 +63,9 @@ export interface RunOptions {
 export interface StreamOptions extends RunOptions {
   /** Stream modes to record and stream. Default "updates". */
   streamMode?: StreamMode | StreamMode[];
+  /** Also yield chunks of subgraphs and nested workflows (a non-empty
+   * namespace), as langgraphjs's `stream(..., { subgraphs: true })`. */
+  subgraphs?: boolean;
 }
 
 export interface ClientOptions {
@@ -93,13 +96,20 @@ function startFields(target: Target | undefined, input: unknown, options: Stream
   return fields;
 }
 
-/** The RunEvents of a server stream, with errors thrown as CairnError. */
+/**
+ * The RunEvents of a server stream, with errors thrown as CairnError. Chunks
+ * from subgraphs and nested workflows (a non-empty namespace) are dropped
+ * unless `subgraphs`, as in LangGraph.
+ */
 async function* events(
   stream: AsyncIterable<{ event?: Parameters<typeof runEventFromPb>[0] }>,
+  subgraphs = false,
 ): AsyncGenerator<RunEvent> {
   try {
     for await (const response of stream) {
-      if (response.event) yield runEventFromPb(response.event);
+      if (!response.event) continue;
+      const event = runEventFromPb(response.event);
+      if (subgraphs || event.namespace.length === 0) yield event;
     }
   } catch (error) {
     throw fromRpcError(error);
@@ -119,8 +129,9 @@ export class Session implements AsyncIterable<RunEvent> {
   constructor(
     responses: AsyncIterable<{ event?: Parameters<typeof runEventFromPb>[0] }>,
     private readonly requests: AsyncQueue<MessageInitShape<typeof SessionRequestSchema>>,
+    subgraphs = false,
   ) {
-    this.stream = events(responses);
+    this.stream = events(responses, subgraphs);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<RunEvent> {
@@ -198,12 +209,15 @@ export class Client {
    */
   stream(target: Target | undefined, input: unknown, options: StreamOptions): AsyncGenerator<RunEvent> {
     const request = startFields(target, input, options);
-    return events(this.runs.stream(request));
+    return events(this.runs.stream(request), options.subgraphs);
   }
 
   /** Yield a run's events after `afterEventId`, live while it runs. */
-  join(runId: string, { afterEventId = 0 }: { afterEventId?: number } = {}): AsyncGenerator<RunEvent> {
-    return events(this.runs.joinRun({ runId, afterEventId: BigInt(afterEventId) }));
+  join(
+    runId: string,
+    { afterEventId = 0, subgraphs = false }: { afterEventId?: number; subgraphs?: boolean } = {},
+  ): AsyncGenerator<RunEvent> {
+    return events(this.runs.joinRun({ runId, afterEventId: BigInt(afterEventId) }), subgraphs);
   }
 
   /** Start an interactive session (see `Session`). */
@@ -211,7 +225,7 @@ export class Client {
     const { requestId: _, ...start } = options;
     const requests = new AsyncQueue<MessageInitShape<typeof SessionRequestSchema>>();
     requests.push({ kind: { case: "start", value: startFields(target, input, start) } });
-    return new Session(this.runs.session(requests), requests);
+    return new Session(this.runs.session(requests), requests, options.subgraphs);
   }
 
   async getRun(runId: string): Promise<Run> {

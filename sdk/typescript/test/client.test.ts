@@ -69,6 +69,9 @@ const blocking = entrypoint({ name: "blocking" }, async (x: string) => waitForGa
 
 const echo = entrypoint({ name: "echo" }, async (x: unknown) => ({ echoed: x }));
 
+const inner = entrypoint({ name: "inner" }, async (x: string) => x.length);
+const outer = entrypoint({ name: "outer" }, async (x: string) => ({ length: await inner.invoke(x) }));
+
 describe("client and worker", () => {
   let server: Server;
   let worker: Worker;
@@ -79,7 +82,7 @@ describe("client and worker", () => {
     server = await startServer();
     worker = new Worker({
       address: server.address,
-      functions: [draft, review, held, fanOut, waitForGate, blocking, echo],
+      functions: [draft, review, held, fanOut, waitForGate, blocking, echo, inner, outer],
       maxConcurrency: limit.max,
     });
     running = worker.run();
@@ -139,6 +142,11 @@ describe("client and worker", () => {
     let last;
     for await (const event of first) if (event.run) last = event.run;
     assert.equal(last?.state, "succeeded");
+  });
+
+  test("an entrypoint runs another entrypoint as a nested workflow", async () => {
+    const run = await client.invoke(outer, "owl", { threadId: "nested" });
+    assert.deepEqual(run.output, { length: 3 });
   });
 
   test("the worker never runs more tasks at once than its maxConcurrency", async () => {
