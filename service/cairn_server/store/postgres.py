@@ -64,6 +64,26 @@ _POOL_MIN = "pool_min_size"
 _POOL_MAX = "pool_max_size"
 
 
+_ATTEMPTS = 3
+_RETRY_DELAY = 0.05
+
+# The connection, not the statement, failed: nothing was committed.
+_DISCONNECTS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
+class _Disconnected(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error if isinstance(error, Exception) else Exception(str(error))
+
+
 @dataclass(slots=True)
 class _Job:
     apply: _Apply
@@ -220,34 +240,23 @@ class PostgresStore(Store):
                 await self._write_group(jobs)
 
     async def _write_group(self, jobs: list[_Job]) -> None:
-        """Apply `jobs` in one transaction, one savepoint each, then resolve them."""
-        pool = self._pool
-        assert pool is not None
-        # A lone job needs no savepoint: when it fails the transaction rolls back.
-        savepoints = len(jobs) > 1
+        """Apply `jobs` in one transaction, one savepoint each, then resolve
+        them. A connection lost before the commit was sent rolled everything
+        back, so the group is tried again on another connection."""
         outcomes: list[tuple[_Job, Exception | None, object]] = []
-        locks = sorted({thread for job in jobs for thread in job.shared_locks})
-        try:
-            async with pool.acquire() as conn:
-                transaction = conn.transaction()
-                await transaction.start()
-                try:
-                    if locks:
-                        await conn.execute(pg.LOCK_THREADS_SHARED, locks)
-                    for job in jobs:
-                        error, result = await _apply_job(conn, job, savepoint=savepoints)
-                        outcomes.append((job, error, result))
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await transaction.rollback()
-                    raise
-                if savepoints or outcomes[0][1] is None:
-                    await transaction.commit()
-                else:
-                    await transaction.rollback()
-        except Exception as exc:
-            log.exception("postgres group commit of %d jobs failed", len(jobs))
-            failure = _as_store_error(exc)
+        for attempt in range(_ATTEMPTS):
+            try:
+                outcomes = await self._try_group(jobs)
+                break
+            except _Disconnected as lost:
+                if attempt + 1 < _ATTEMPTS:
+                    log.warning("postgres connection lost (%s); retrying the group", lost)
+                    await asyncio.sleep(_RETRY_DELAY * 4**attempt)
+                    continue
+                failure: Exception = _as_store_error(lost.error)
+            except Exception as exc:
+                failure = _as_store_error(exc)
+            log.error("postgres group commit of %d jobs failed: %s", len(jobs), failure)
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(failure)
@@ -259,6 +268,39 @@ class PostgresStore(Store):
                 job.future.set_exception(error)
             else:
                 job.future.set_result(result)
+
+    async def _try_group(self, jobs: list[_Job]) -> list[tuple[_Job, Exception | None, object]]:
+        pool = self._pool
+        assert pool is not None
+        # A lone job needs no savepoint: when it fails the transaction rolls back.
+        savepoints = len(jobs) > 1
+        outcomes: list[tuple[_Job, Exception | None, object]] = []
+        locks = sorted({thread for job in jobs for thread in job.shared_locks})
+        committing = False
+        try:
+            async with pool.acquire() as conn:
+                transaction = conn.transaction()
+                try:
+                    await transaction.start()
+                    if locks:
+                        await conn.execute(pg.LOCK_THREADS_SHARED, locks)
+                    for job in jobs:
+                        error, result = await _apply_job(conn, job, savepoint=savepoints)
+                        outcomes.append((job, error, result))
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await transaction.rollback()
+                    raise
+                committing = True
+                if savepoints or outcomes[0][1] is None:
+                    await transaction.commit()
+                else:
+                    await transaction.rollback()
+        except _DISCONNECTS as exc:
+            if committing:
+                raise  # the commit may or may not have happened: no retry
+            raise _Disconnected(exc) from exc
+        return outcomes
 
     # --- writes -------------------------------------------------------------
 
@@ -335,10 +377,16 @@ class PostgresStore(Store):
         pool = self._pool
         if pool is None:
             raise StoreError("store is not open")
-        try:
-            return list(await pool.fetch(sql, *params))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise _as_store_error(exc) from exc
+        for attempt in range(_ATTEMPTS):
+            try:
+                return list(await pool.fetch(sql, *params))
+            except _DISCONNECTS as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise _as_store_error(exc) from exc
+                await asyncio.sleep(_RETRY_DELAY * 4**attempt)
+            except asyncpg.PostgresError as exc:
+                raise _as_store_error(exc) from exc
+        raise AssertionError("unreachable")
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         rows = await self._fetch(
@@ -515,12 +563,16 @@ async def _apply_job(conn: _Conn, job: _Job, *, savepoint: bool) -> tuple[Except
     if not savepoint:
         try:
             return None, await job.apply(conn)
+        except _DISCONNECTS:
+            raise
         except Exception as exc:
             return _as_store_error(exc), None
     nested = conn.transaction()
     await nested.start()
     try:
         result = await job.apply(conn)
+    except _DISCONNECTS:
+        raise
     except Exception as exc:
         await nested.rollback()
         return _as_store_error(exc), None

@@ -1,0 +1,89 @@
+"""What only the Postgres store has: surviving lost connections, its URL
+options, and values jsonb cannot hold."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cairn_server.ids import new_id
+from cairn_server.store import Store, StoreError, WriteBatch, open_store
+from cairn_server.store.postgres import PostgresStore
+from tests import postgres
+from tests.store.test_conformance import fill_thread, make_event, make_thread
+
+
+@pytest.fixture
+async def named() -> AsyncIterator[tuple[Store, str]]:
+    """A Postgres store whose connections carry a unique application_name."""
+    with postgres.fresh_schema() as url:
+        name = f"cairn-test-{uuid.uuid4().hex[:12]}"
+        store = open_store(f"{url}&application_name={name}&pool_min_size=2")
+        await store.open()
+        try:
+            yield store, name
+        finally:
+            await store.close()
+
+
+def terminate(name: str) -> int:
+    """Kill every server process serving the store's connections."""
+    rows = postgres.query(
+        postgres.BASE_URL,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+        name,
+    )
+    return int(rows[0][0])
+
+
+async def test_commits_and_reads_go_on_after_the_connections_are_killed(
+    named: tuple[Store, str],
+) -> None:
+    store, name = named
+    run_id, cp_id = await fill_thread(store, "t")
+
+    assert terminate(name) >= 1
+    await store.commit(WriteBatch(events=[make_event(run_id, 3)]))  # on a new connection
+    assert terminate(name) >= 1
+    assert await store.last_event_id(run_id) == 3
+
+    checkpoint = await store.get_checkpoint("t")
+    assert checkpoint is not None and checkpoint.checkpoint_id == cp_id
+    assert [e.event_id for e in await store.read_events(run_id)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql:///",
+        "mysql://host/db",
+        "postgresql://host/db?pool_max_size=none",
+        "postgresql://host/db?pool_min_size=5&pool_max_size=2",
+    ],
+)
+def test_rejects_malformed_urls(url: str) -> None:
+    with pytest.raises(ValueError):
+        PostgresStore.from_url(url) if url.startswith("postgres") else open_store(url)
+
+
+async def test_an_unreachable_server_is_a_store_error() -> None:
+    store = open_store("postgresql://postgres@127.0.0.1:1/test")
+    with pytest.raises(StoreError, match="cannot connect"):
+        await store.open()
+
+
+async def test_metadata_with_a_nul_character_is_refused_before_it_is_queued() -> None:
+    with postgres.fresh_schema() as url:
+        store = open_store(url)
+        await store.open()
+        try:
+            with pytest.raises(ValueError, match="U\\+0000"):
+                await store.commit(WriteBatch(threads=[make_thread("t", metadata={"k": "a\0b"})]))
+            # An escaped backslash followed by "u0000" is ordinary text.
+            fine = make_thread(new_id(), metadata={"k": "\\u0000"})
+            await store.commit(WriteBatch(threads=[fine]))
+            assert await store.get_thread(fine.thread_id) == fine
+        finally:
+            await store.close()
