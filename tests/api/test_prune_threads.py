@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypedDict
 import grpc
 import pytest
 
-from cairn import END, START, Client, StateGraph, entrypoint, interrupt, task
+from cairn import END, START, Client, Command, StateGraph, entrypoint, interrupt, task
 from cairn.v1 import thread_service_pb2, thread_service_pb2_grpc
 from cairn_server.server import CairnServer, ServerConfig, create_server
 from tests import postgres
@@ -229,3 +229,19 @@ async def test_thread_ttl_deletes_threads_not_updated_for_the_ttl(
 
     assert sorted(deleted) == ["finished", "interrupted"]
     assert await client.list_threads() == []
+
+
+async def test_an_interrupted_run_resumes_after_its_thread_is_pruned(
+    client: Client, threads: thread_service_pb2_grpc.ThreadServiceStub, worker: None
+) -> None:
+    await run_chain(client, "t", 2)  # history the prune can drop
+    paused = await client.invoke(ask, "color?", thread_id="t", durability="sync")
+    assert paused.interrupts
+
+    response = await threads.PruneThreads(
+        prune("t", strategy=tpb.PRUNE_STRATEGY_KEEP_LATEST, keep_latest=1)
+    )
+
+    assert response.deleted_checkpoints > 0
+    done = await client.invoke(ask, Command(resume="blue"), thread_id="t")
+    assert done.output == "blue"
