@@ -3,6 +3,7 @@ options, and values jsonb cannot hold."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -87,3 +88,29 @@ async def test_metadata_with_a_nul_character_is_refused_before_it_is_queued() ->
             assert await store.get_thread(fine.thread_id) == fine
         finally:
             await store.close()
+
+
+async def test_two_stores_on_one_database_see_each_others_writes() -> None:
+    """Two servers' stores on one schema: what one commits, the other reads,
+    and commits from both land."""
+    with postgres.fresh_schema() as url:
+        first, second = open_store(url), open_store(url)
+        await first.open()
+        await second.open()
+        try:
+            run_id, cp_id = await fill_thread(first, "t")
+            checkpoint = await second.get_checkpoint("t")
+            assert checkpoint is not None and checkpoint.checkpoint_id == cp_id
+
+            await asyncio.gather(
+                *(
+                    (first if i % 2 else second).commit(WriteBatch(events=[make_event(run_id, i)]))
+                    for i in range(3, 103)
+                )
+            )
+
+            assert [e.event_id for e in await first.read_events(run_id)] == list(range(1, 103))
+            assert await second.last_event_id(run_id) == 102
+        finally:
+            await first.close()
+            await second.close()
