@@ -155,7 +155,52 @@ parallel_join = (
     .compile(name="shapes_parallel_join")
 )
 
+
+def chain_builder() -> StateGraph:
+    return (
+        StateGraph(ChainState)
+        .add_node("a", chain_a)
+        .add_node("b", chain_b)
+        .add_edge(START, "a")
+        .add_edge("a", "b")
+        .add_edge("b", END)
+    )
+
+
+class MixedState(TypedDict):
+    items: list[int]
+    log: Annotated[list[str], operator.add]
+
+
+def mixed_a(state: MixedState) -> dict[str, Any]:
+    return {"log": ["a"]}
+
+
+def mixed_router(state: MixedState) -> list[Send]:
+    return [Send("s", {"item": x}) for x in state["items"]]
+
+
+def mixed_s(arg: dict[str, Any]) -> dict[str, Any]:
+    return {"log": [f"s{arg['item']}"]}
+
+
+mixed_send = (
+    StateGraph(MixedState)
+    .add_node("a", mixed_a)
+    .add_node("s", mixed_s)
+    .add_edge(START, "a")
+    .add_conditional_edges(START, mixed_router)
+    .add_edge("a", END)
+    .add_edge("s", END)
+    .compile(name="shapes_mixed_send")
+)
+
 SCENARIOS: dict[str, CompiledStateGraph] = {
+    "breakpoints": chain_builder().compile(name="shapes_breakpoints", interrupt_before=["b"]),
+    "breakpoint_after": chain_builder().compile(
+        name="shapes_breakpoint_after", interrupt_after=["a"]
+    ),
+    "mixed_send": mixed_send,
     "chain": chain,
     "fanout": fanout,
     "interrupt": interrupting,
@@ -395,3 +440,52 @@ async def test_interrupted_step_shows_the_state_with_its_finished_nodes_updates(
         ["updates", {"approve": {"log": ["ok:yes"]}}],
         ["values", {"log": ["ok:yes", "noted"]}],
     ]
+
+
+# --- GetState and GetStateHistory against chain.json's state and history --------------------
+
+
+def snapshot_fields(snapshot: Any) -> dict[str, Any]:
+    """The fields of a LangGraph StateSnapshot that Cairn's has with the same
+    meaning. Cairn's metadata also holds run_id, target, writes and next, and
+    a task's path is its namespace (LangGraph's is its trigger path): those
+    are left out on both sides."""
+    if isinstance(snapshot, dict):  # the golden's
+        get = snapshot.get
+        tasks = [
+            {k: t[k] for k in ("id", "name", "result", "error", "interrupts")}
+            for t in snapshot["tasks"]
+        ]
+        interrupts = snapshot["interrupts"]
+    else:
+        get = lambda key: getattr(snapshot, key)  # noqa: E731
+        tasks = [
+            {"id": t.id, "name": t.name, "result": t.result, "error": t.error, "interrupts": []}
+            for t in snapshot.tasks
+        ]
+        interrupts = [{"value": i.value, "id": i.id} for i in snapshot.interrupts]
+    metadata = get("metadata")
+    return {
+        "values": get("values"),
+        "next": list(get("next")),
+        "config": get("config"),
+        "parent_config": get("parent_config"),
+        "metadata": {k: metadata[k] for k in ("parents", "source", "step")},
+        "tasks": tasks,
+        "interrupts": interrupts,
+    }
+
+
+async def test_state_and_history_match_langgraph(client: Client, start_worker) -> None:
+    await start_worker([chain])
+    await stream_chunks(client, chain, {"value": 1, "log": []}, ["values"])
+    state = await client.get_state(THREAD_ID)
+    history = await client.get_state_history(THREAD_ID)
+    recorded = golden("chain")
+    ours = Normalizer()([snapshot_fields(state), [snapshot_fields(s) for s in history]])
+    theirs = Normalizer()(
+        [snapshot_fields(recorded["state"]), [snapshot_fields(s) for s in recorded["history"]]]
+    )
+    assert ours[0] == theirs[0]
+    for index, (mine, recorded_one) in enumerate(zip(ours[1], theirs[1], strict=True)):
+        assert mine == recorded_one, f"history[{index}]"

@@ -57,8 +57,10 @@ def state_of(graph: GraphModel, checkpoint: CheckpointRecord) -> dict[str, Json]
 
 
 def next_nodes(checkpoint: CheckpointRecord) -> list[str]:
+    """The nodes of the checkpoint's step, as LangGraph lists them: Send
+    packets first, then the nodes edges triggered."""
     values = checkpoint.channel_values
-    return [*values.get(TRIGGERS, []), *(s["node"] for s in values.get(SENDS, []))]
+    return [*(s["node"] for s in values.get(SENDS, [])), *values.get(TRIGGERS, [])]
 
 
 def node_task_id(checkpoint_id: str, node: str) -> str:
@@ -72,14 +74,15 @@ def send_task_id(checkpoint_id: str, index: int) -> str:
 
 
 def step_tasks(checkpoint: CheckpointRecord) -> list[tuple[str, str]]:
-    """(task id, node name) of the tasks the checkpoint's step runs, in order."""
+    """(task id, node name) of the tasks the checkpoint's step runs, in the
+    order of `next_nodes`."""
     values, checkpoint_id = checkpoint.channel_values, checkpoint.checkpoint_id
     return [
-        *((node_task_id(checkpoint_id, name), name) for name in values.get(TRIGGERS, [])),
         *(
             (send_task_id(checkpoint_id, index), send["node"])
             for index, send in enumerate(values.get(SENDS, []))
         ),
+        *((node_task_id(checkpoint_id, name), name) for name in values.get(TRIGGERS, [])),
     ]
 
 
@@ -177,8 +180,14 @@ class GraphRun(NestedRuns):
         return state_of(self.graph, self.checkpoint)
 
     def node_tasks(self) -> list[TaskNode]:
-        """The step's node tasks, in the order their writes are applied."""
+        """The step's node tasks, as `step_tasks` orders them."""
         return sorted((t for t in self.tasks.values() if t.id in self._node_of), key=_order)
+
+    def _in_write_order(self) -> list[TaskNode]:
+        """The step's node tasks in the order their writes are applied (as
+        LangGraph's, by task path): edge-triggered nodes by name, then Send
+        packets in order."""
+        return sorted(self.node_tasks(), key=lambda t: (t.id in self._pushed, t.index))
 
     # --- the step ---------------------------------------------------------------------
 
@@ -212,16 +221,15 @@ class GraphRun(NestedRuns):
         return decisions + cached + self._settle()
 
     def _plan(self) -> None:
-        """Create the step's tasks from the checkpoint's triggers and sends."""
+        """Create the step's tasks from the checkpoint's sends and triggers."""
         checkpoint = self.checkpoint
         values = checkpoint.channel_values
         self.tasks = {}
         self.nested, self._subgraph_ns = {}, {}
         self._node_of: dict[str, str] = {}
+        self._pushed: set[str] = set()  # tasks of Send packets
         state = self.state
-        position = 0
-        for name in values.get(TRIGGERS, []):
-            task_id = node_task_id(checkpoint.checkpoint_id, name)
+        for position, (task_id, name) in enumerate(step_tasks(checkpoint)):
             if name == START:
                 task = TaskNode(task_id, START, "", position, input=values.get(INPUT))
                 task.status, task.result = TaskStatus.DONE, values.get(INPUT)
@@ -237,21 +245,10 @@ class GraphRun(NestedRuns):
                     label=name,
                 )
             self.tasks[task_id], self._node_of[task_id] = task, name
-            position += 1
         for index, send in enumerate(values.get(SENDS, [])):
-            node = self.graph.nodes[send["node"]]
-            task_id = send_task_id(checkpoint.checkpoint_id, index)
-            task = TaskNode(
-                task_id,
-                node.function,
-                "",
-                position,
-                input=send.get("arg"),
-                retry_policy=node.retry_policy,
-                label=node.name,
-            )
-            self.tasks[task_id], self._node_of[task_id] = task, node.name
-            position += 1
+            task = self.tasks[send_task_id(checkpoint.checkpoint_id, index)]
+            task.input = send.get("arg")
+            self._pushed.add(task.id)
 
     def _root_completed(self, task: TaskNode, save: Json, has_save: bool) -> list[Decision]:
         decisions: list[Decision] = [Record((task.write(RETURN, task.result),))]
@@ -348,7 +345,7 @@ class GraphRun(NestedRuns):
         updates: list[dict[str, Json]] = []
         ran: list[str] = []
         try:
-            for task in self.node_tasks():
+            for task in self._in_write_order():
                 node = self._node_of[task.id]
                 ran.append(node)
                 update, goto = self._split(task)
@@ -396,13 +393,8 @@ class GraphRun(NestedRuns):
                 self._emit_checkpoint(),
                 Finish("succeeded", output=self._output(state)),
             ]
-        if set(ran) & self.graph.interrupt_after:
-            # LangGraph stops before its next step shows the checkpoint.
-            self.finished = True
-            return [*decisions, Finish("interrupted")]
-        if before:
-            self.finished = True
-            return [*decisions, self._emit_checkpoint(), Finish("interrupted")]
+        if before or set(ran) & self.graph.interrupt_after:
+            return [*decisions, self._emit_checkpoint(), *self._stop_at_breakpoint()]
         if self._steps >= self._recursion_limit:
             self.finished = True
             message = (
@@ -445,7 +437,7 @@ class GraphRun(NestedRuns):
         again on resume), when they wrote a key of the output."""
         updates = [
             self._update_of(task)
-            for task in self.node_tasks()
+            for task in self._in_write_order()
             if task.status is TaskStatus.DONE and self._node_of[task.id] != START
         ]
         written = {key for update in updates for key in update}
@@ -576,8 +568,9 @@ class GraphRun(NestedRuns):
         return bool(set(names) & self.graph.interrupt_before)
 
     def _stop_at_breakpoint(self) -> list[Decision]:
+        """As LangGraph: a breakpoint shows as an interrupt without values."""
         self.finished = True
-        return [Finish("interrupted")]
+        return [Emit(StreamMode.UPDATES, {INTERRUPT: []}), Finish("interrupted")]
 
     def _checkpoint(
         self,

@@ -40,7 +40,7 @@ def graph_state_view(steps: GraphRun) -> StateView:
         checkpoint,
         values=state_of(steps.graph, checkpoint),
         next=next_nodes(checkpoint),
-        tasks=[_task_view(t, steps.interrupts_of(t)) for t in steps.node_tasks() if t.label],
+        tasks=[_task_view(t, steps.interrupts_of(t)) for t in steps.node_tasks()],
         interrupts=steps.pending_interrupts(),
     )
 

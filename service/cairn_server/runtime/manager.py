@@ -439,9 +439,13 @@ class RunManager:
                 yield event
                 after_id = event.event_id
         while True:
-            for event in event_log.since(after_id):
-                yield event
-                after_id = event.event_id
+            events = event_log.since(after_id)
+            if events:
+                # Yielding suspends us: look again before waiting or returning.
+                for event in events:
+                    yield event
+                    after_id = event.event_id
+                continue
             if event_log.closed:
                 return
             await event_log.wait()

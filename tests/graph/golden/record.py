@@ -241,6 +241,31 @@ def build_parallel_join() -> StateGraph:
     return g
 
 
+class MixedState(TypedDict):
+    items: list[int]
+    log: Annotated[list[str], operator.add]
+
+
+def build_mixed_send() -> StateGraph:
+    def a(state: MixedState) -> dict[str, Any]:
+        return {"log": ["a"]}
+
+    def router(state: MixedState) -> list[Send]:
+        return [Send("s", {"item": x}) for x in state["items"]]
+
+    def s(arg: dict[str, Any]) -> dict[str, Any]:
+        return {"log": [f"s{arg['item']}"]}
+
+    g = StateGraph(MixedState)
+    g.add_node("a", a)
+    g.add_node("s", s)
+    g.add_edge(START, "a")
+    g.add_conditional_edges(START, router)
+    g.add_edge("a", END)
+    g.add_edge("s", END)
+    return g
+
+
 SCENARIOS: list[dict[str, Any]] = [
     {
         "name": "chain",
@@ -292,6 +317,37 @@ SCENARIOS: list[dict[str, Any]] = [
         "build": build_parallel_join,
         "commands": [{"log": []}],
     },
+    {
+        "name": "breakpoints",
+        "graph": (
+            "chain's graph compiled with interrupt_before=['b']; run 1 with the input stops "
+            "before b, run 2 with None continues"
+        ),
+        "build": build_chain,
+        "compile": {"interrupt_before": ["b"]},
+        "commands": [{"value": 1, "log": []}, None],
+    },
+    {
+        "name": "breakpoint_after",
+        "graph": (
+            "chain's graph compiled with interrupt_after=['a']; run 1 with the input stops "
+            "after a, run 2 with None continues"
+        ),
+        "build": build_chain,
+        "compile": {"interrupt_after": ["a"]},
+        "commands": [{"value": 1, "log": []}, None],
+    },
+    {
+        "name": "mixed_send",
+        "graph": (
+            "State {items: list, log: Annotated[list, operator.add]}; START->a and a "
+            "conditional edge from START returning [Send('s', {'item': x}) for x in items], "
+            "so step 1 runs an edge-triggered node and Send tasks; a returns {log: ['a']}, "
+            "s(arg) returns {log: [f's{item}']}; a->END, s->END"
+        ),
+        "build": build_mixed_send,
+        "commands": [{"items": [1, 2]}],
+    },
 ]
 
 
@@ -327,10 +383,13 @@ def snapshot_to_dict(snap: Any) -> dict[str, Any]:
 
 
 def stream_all(
-    build: Callable[[], StateGraph], commands: Iterable[Any], modes: Any
+    build: Callable[[], StateGraph],
+    commands: Iterable[Any],
+    modes: Any,
+    options: dict[str, Any] | None = None,
 ) -> tuple[Any, list[list[Any]]]:
     """Run every command on one fresh thread; return (compiled graph, per-command chunks)."""
-    app = build().compile(checkpointer=InMemorySaver())
+    app = build().compile(checkpointer=InMemorySaver(), **(options or {}))
     per_command = []
     for cmd in commands:
         chunks = list(
@@ -387,7 +446,7 @@ def record(scenario: dict[str, Any]) -> dict[str, Any]:
     name, build, commands = scenario["name"], scenario["build"], scenario["commands"]
 
     def run(modes: Any) -> Callable[[], tuple[Any, list[list[Any]]]]:
-        return lambda: stream_all(build, commands, modes)
+        return lambda: stream_all(build, commands, modes, scenario.get("compile"))
 
     # 1. All modes at once, accepted only when task results come in task order.
     state_app, all_modes = retry(f"{name} {MODES}", run(list(MODES)), completion_in_task_order)
