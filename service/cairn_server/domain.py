@@ -13,6 +13,9 @@ from typing import Any, TypeAlias
 Json: TypeAlias = Any
 """A JSON-compatible Python value."""
 
+# Supersteps a graph run may take, unless the run says otherwise (LangGraph's default).
+DEFAULT_RECURSION_LIMIT = 25
+
 
 class ThreadStatus(enum.StrEnum):
     IDLE = "idle"
@@ -154,6 +157,7 @@ class RunRecord:
     interrupts: list[InterruptRecord] = field(default_factory=list)
     error: ErrorRecord | None = None
     request_hash: str = ""
+    recursion_limit: int = DEFAULT_RECURSION_LIMIT  # supersteps a graph run may take
 
 
 @dataclass(slots=True)

@@ -1037,3 +1037,17 @@ async def test_sdk_raises_typed_errors_with_reasons(client: Client, api: Api, wo
     finally:
         gates["release"].set()
     assert (await asyncio.wait_for(running, WAIT)).output == 11
+
+
+async def test_negative_recursion_limit_is_invalid_argument(api: Api, worker: None) -> None:
+    request = rpb.InvokeRequest(
+        thread_id=f"t-{uuid.uuid4()}",
+        target="doubler",
+        input=to_value(2),
+        create_thread=True,
+        recursion_limit=-1,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.runs.Invoke(request, timeout=WAIT)
+    check_error(caught.value, INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    assert "recursion_limit" in (caught.value.details() or "")

@@ -108,6 +108,13 @@ async def test_recursion_limit_raises_a_clear_error(client: Client, start_worker
         await client.invoke(loop, {"count": -100}, thread_id="forever")
     assert failure.value.run.error.type == "GraphRecursionError"
     assert "Recursion limit of 25 reached" in failure.value.run.error.message
+    assert "recursion_limit" in failure.value.run.error.message
+    # The limit is the run's: a tighter one stops sooner, a higher one lets it finish.
+    with pytest.raises(RunFailedError) as tight:
+        await client.invoke(loop, {"count": 0}, thread_id="tight", recursion_limit=2)
+    assert "Recursion limit of 2 reached" in tight.value.run.error.message
+    run = await client.invoke(loop, {"count": -30}, thread_id="long", recursion_limit=40)
+    assert run.output == {"count": 3}
 
 
 class MapState(TypedDict):

@@ -154,6 +154,7 @@ class Client:
         request_id: str | None,
         create_thread: bool,
         checkpoint_id: str | None = None,
+        recursion_limit: int | None = None,
     ) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "thread_id": thread_id,
@@ -162,6 +163,7 @@ class Client:
             "request_id": request_id or "",
             "create_thread": create_thread,
             "checkpoint_id": checkpoint_id or "",
+            "recursion_limit": recursion_limit or 0,
         }
         if durability is not None:
             fields["durability"] = _DURABILITY_PB[Durability(durability)]
@@ -184,12 +186,14 @@ class Client:
         request_id: str | None = None,
         create_thread: bool = True,
         checkpoint_id: str | None = None,
+        recursion_limit: int | None = None,
     ) -> Run:
         """Run `target` on a thread and wait until it finishes or stops at an
         interrupt. `input` may be a `Command` to resume, or None to retry the
         thread's unfinished run (as in LangGraph). `checkpoint_id` starts from
         an older checkpoint instead of the latest, forking a new branch (time
-        travel). Raises RunFailedError when the run fails."""
+        travel). `recursion_limit` caps a graph run's supersteps (default 25).
+        Raises RunFailedError when the run fails."""
         request = run_service_pb2.InvokeRequest(
             **self._start_fields(
                 target,
@@ -200,6 +204,7 @@ class Client:
                 request_id=request_id,
                 create_thread=create_thread,
                 checkpoint_id=checkpoint_id,
+                recursion_limit=recursion_limit,
             )
         )
         response = await self._call(self._runs.Invoke, request)
@@ -220,6 +225,7 @@ class Client:
         request_id: str | None = None,
         create_thread: bool = True,
         checkpoint_id: str | None = None,
+        recursion_limit: int | None = None,
         subgraphs: bool = False,
     ) -> AsyncIterator[RunEvent]:
         """Run `target` and yield its events: chunks of the chosen stream
@@ -238,6 +244,7 @@ class Client:
                 request_id=request_id,
                 create_thread=create_thread,
                 checkpoint_id=checkpoint_id,
+                recursion_limit=recursion_limit,
             ),
         )
         async for event in _events(self._runs.Stream(request, timeout=self.timeout), subgraphs):
@@ -262,6 +269,7 @@ class Client:
         durability: Durability | str | None = None,
         metadata: dict[str, Any] | None = None,
         create_thread: bool = True,
+        recursion_limit: int | None = None,
         subgraphs: bool = False,
     ) -> Session:
         """Start an interactive session (see `Session`)."""
@@ -275,6 +283,7 @@ class Client:
                 metadata=metadata,
                 request_id=None,
                 create_thread=create_thread,
+                recursion_limit=recursion_limit,
             ),
         )
         requests: asyncio.Queue[run_service_pb2.SessionRequest | None] = asyncio.Queue()

@@ -11,7 +11,13 @@ from cairn_server.api import convert
 from cairn_server.api.errors import streaming, unary
 from cairn_server.api.threads import page_size, page_token_errors
 from cairn_server.api.values import check_size, struct_to_json, to_json
-from cairn_server.domain import Durability, RunRecord, RunState, StreamMode
+from cairn_server.domain import (
+    DEFAULT_RECURSION_LIMIT,
+    Durability,
+    RunRecord,
+    RunState,
+    StreamMode,
+)
 from cairn_server.errors import error_for
 from cairn_server.runtime.handle import RunHandle
 from cairn_server.runtime.manager import RunManager, StartRun
@@ -48,7 +54,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             request_id=request.request_id,
             create_thread=request.create_thread,
             checkpoint_id=request.checkpoint_id,
+            recursion_limit=request.recursion_limit or DEFAULT_RECURSION_LIMIT,
         )
+        if request.recursion_limit < 0:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                "recursion_limit must not be negative",
+                field="recursion_limit",
+            )
         check_size(request.metadata.ByteSize(), self._limit, "metadata")
         if has_input:
             check_size(request.input.ByteSize(), self._limit, "input")
@@ -140,6 +153,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                     durability=template.durability,
                     metadata=template.metadata,
                     stream_modes=template.stream_modes,
+                    recursion_limit=template.recursion_limit,
                 ),
                 self._modes(template),
             )

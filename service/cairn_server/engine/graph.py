@@ -27,7 +27,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cairn_server.domain import CheckpointRecord, ErrorRecord, Json, PendingWrite, StreamMode
+from cairn_server.domain import (
+    DEFAULT_RECURSION_LIMIT,
+    CheckpointRecord,
+    ErrorRecord,
+    Json,
+    PendingWrite,
+    StreamMode,
+)
 from cairn_server.engine.checkpoints import checkpoint_chunk
 from cairn_server.engine.decisions import Decision, Emit, Finish, NewCheckpoint, Record
 from cairn_server.engine.graph_model import END, START, GraphModel
@@ -150,7 +157,7 @@ class GraphRun(NestedRuns):
         now: Callable[[], float] = lambda: 0.0,
         run_id: str = "",
         metadata: dict[str, Json] | None = None,
-        recursion_limit: int = 25,
+        recursion_limit: int = DEFAULT_RECURSION_LIMIT,
         graphs: Callable[[str], GraphModel | None] = lambda name: None,
         namespace: str = "",
     ) -> None:
@@ -399,7 +406,8 @@ class GraphRun(NestedRuns):
             self.finished = True
             message = (
                 f"Recursion limit of {self._recursion_limit} reached without hitting a stop "
-                "condition. You can increase the limit by setting the `recursion_limit` config key."
+                "condition. You can increase the limit by setting `recursion_limit` on the run "
+                "(Client.invoke(..., recursion_limit=N))."
             )
             return [*decisions, Finish("failed", error=ErrorRecord("GraphRecursionError", message))]
         self._plan()
@@ -655,7 +663,7 @@ class GraphRun(NestedRuns):
         checkpoint: CheckpointRecord | None,
         writes: Iterable[PendingWrite],
         graphs: Callable[[str], GraphModel | None],
-        recursion_limit: int = 25,
+        recursion_limit: int = DEFAULT_RECURSION_LIMIT,
     ) -> tuple[NestedRuns, list[Decision]]:
         """A subgraph run in `namespace` of a task of `host`: from its stored
         `checkpoint`, or from a new input checkpoint (stored by the returned

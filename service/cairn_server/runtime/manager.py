@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from cairn_server.dispatch.dispatcher import Dispatcher
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.domain import (
+    DEFAULT_RECURSION_LIMIT,
     CheckpointRecord,
     Durability,
     ErrorRecord,
@@ -61,6 +62,7 @@ class StartRun:
     request_id: str = ""
     create_thread: bool = False
     checkpoint_id: str = ""
+    recursion_limit: int = DEFAULT_RECURSION_LIMIT
 
     def fingerprint(self) -> str:
         """A hash of what the request asks for, to recognise its retries."""
@@ -77,6 +79,7 @@ class StartRun:
             self.metadata,
             self.create_thread,
             self.checkpoint_id,
+            self.recursion_limit,
         ]
         encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
@@ -298,6 +301,7 @@ class RunManager:
             stream_modes=request.stream_modes,
             request_id=request.request_id,
             request_hash=request.fingerprint() if request.request_id else "",
+            recursion_limit=request.recursion_limit,
         )
         engine = self._engine(checkpoint, run, writes)
         await self._load_subgraphs(thread_id, engine)
@@ -338,6 +342,7 @@ class RunManager:
                 now=self.clock,
                 run_id=run.run_id,
                 metadata=run.metadata,
+                recursion_limit=run.recursion_limit,
                 graphs=self._graphs.get,
             )
         return FunctionalRun(

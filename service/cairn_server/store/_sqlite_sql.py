@@ -217,11 +217,12 @@ def thread_from_row(row: Row) -> ThreadRecord:
 
 RUN_COLUMNS = (
     "run_id, thread_id, target, state, durability, created_at, updated_at, checkpoint_id,"
-    " metadata, stream_modes, request_id, has_output, output, interrupts, error, request_hash"
+    " metadata, stream_modes, request_id, has_output, output, interrupts, error, request_hash,"
+    " recursion_limit"
 )
 
 UPSERT_RUN = f"""
-INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id) DO UPDATE SET
     thread_id = excluded.thread_id, target = excluded.target, state = excluded.state,
     durability = excluded.durability, created_at = excluded.created_at,
@@ -229,7 +230,7 @@ ON CONFLICT (run_id) DO UPDATE SET
     metadata = excluded.metadata, stream_modes = excluded.stream_modes,
     request_id = excluded.request_id, has_output = excluded.has_output,
     output = excluded.output, interrupts = excluded.interrupts, error = excluded.error,
-    request_hash = excluded.request_hash
+    request_hash = excluded.request_hash, recursion_limit = excluded.recursion_limit
 """
 
 
@@ -251,6 +252,7 @@ def run_params(run: RunRecord) -> Params:
         dumps([interrupt.to_json() for interrupt in run.interrupts]),
         dumps(run.error.to_json()) if run.error is not None else None,
         run.request_hash,
+        run.recursion_limit,
     )
 
 
@@ -272,6 +274,7 @@ def run_from_row(row: Row) -> RunRecord:
         interrupts=[InterruptRecord.from_json(item) for item in json.loads(row[13])],
         error=ErrorRecord.from_json(json.loads(row[14])) if row[14] is not None else None,
         request_hash=row[15],
+        recursion_limit=int(row[16]),
     )
 
 

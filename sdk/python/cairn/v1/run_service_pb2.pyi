@@ -35,6 +35,7 @@ class InvokeRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CREATE_THREAD_FIELD_NUMBER: _builtins.int
     CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    RECURSION_LIMIT_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """The thread to run on."""
     target: _builtins.str
@@ -52,6 +53,10 @@ class InvokeRequest(_message.Message):
     without input replays from it, one with input starts after it. Either way
     new checkpoints form a branch from it and the old ones stay intact (time
     travel). Returns NOT_FOUND (CHECKPOINT_NOT_FOUND) when it does not exist.
+    """
+    recursion_limit: _builtins.int
+    """The most supersteps a graph run may take before it fails with
+    GraphRecursionError; 25 when 0 (LangGraph's default).
     """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
@@ -77,10 +82,11 @@ class InvokeRequest(_message.Message):
         request_id: _builtins.str = ...,
         create_thread: _builtins.bool = ...,
         checkpoint_id: _builtins.str = ...,
+        recursion_limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "input", b"input", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "request_id", b"request_id", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "recursion_limit", b"recursion_limit", "request_id", b"request_id", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -126,6 +132,7 @@ class StreamRequest(_message.Message):
     CREATE_THREAD_FIELD_NUMBER: _builtins.int
     STREAM_MODES_FIELD_NUMBER: _builtins.int
     CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    RECURSION_LIMIT_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """The thread to run on."""
     target: _builtins.str
@@ -141,6 +148,10 @@ class StreamRequest(_message.Message):
     without input replays from it, one with input starts after it. Either way
     new checkpoints form a branch from it and the old ones stay intact (time
     travel). Returns NOT_FOUND (CHECKPOINT_NOT_FOUND) when it does not exist.
+    """
+    recursion_limit: _builtins.int
+    """The most supersteps a graph run may take before it fails with
+    GraphRecursionError; 25 when 0 (LangGraph's default).
     """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
@@ -173,10 +184,11 @@ class StreamRequest(_message.Message):
         create_thread: _builtins.bool = ...,
         stream_modes: _abc.Iterable[_run_pb2.StreamMode.ValueType] | None = ...,
         checkpoint_id: _builtins.str = ...,
+        recursion_limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "input", b"input", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "request_id", b"request_id", "stream_modes", b"stream_modes", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "recursion_limit", b"recursion_limit", "request_id", b"request_id", "stream_modes", b"stream_modes", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
