@@ -502,8 +502,12 @@ class StreamChunk(_message.Message):
 
     @_builtins.property
     def namespace(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Path of task names from the root to the emitting task, e.g.
-        ["parent_entrypoint:<task id>"] for a nested entrypoint; empty for the root.
+        """Where the chunk comes from: empty for the run's root (an entrypoint or
+        the graph) and the tasks the root calls directly; otherwise one
+        "<name>:<task id>" segment per task in between (a nested entrypoint or a
+        task calling tasks) and per subgraph ("<node>:<task id>", the subgraph's
+        checkpoint namespace). Clients show such chunks only when asked
+        (LangGraph's `subgraphs=True`).
         """
 
     def __init__(
