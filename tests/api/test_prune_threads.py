@@ -245,3 +245,14 @@ async def test_an_interrupted_run_resumes_after_its_thread_is_pruned(
     assert response.deleted_checkpoints > 0
     done = await client.invoke(ask, Command(resume="blue"), thread_id="t")
     assert done.output == "blue"
+
+
+async def test_the_sdk_prunes_and_deletes_threads(client: Client, worker: None) -> None:
+    await run_chain(client, "sdk-keep", 3)
+    await run_chain(client, "sdk-gone", 1)
+    assert await client.prune_threads(["sdk-keep", "unknown"], keep_latest=2) == ["sdk-keep"]
+    assert len(await client.get_state_history("sdk-keep")) == 2
+    assert await client.prune_threads(["sdk-gone"], delete=True) == ["sdk-gone"]
+    assert [t.thread_id for t in await client.list_threads()] == ["sdk-keep"]
+    with pytest.raises(ValueError, match="keep_latest"):
+        await client.prune_threads(["sdk-keep"], keep_latest=1, delete=True)

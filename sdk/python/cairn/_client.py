@@ -368,6 +368,28 @@ class Client:
         request = thread_service_pb2.DeleteThreadRequest(thread_id=thread_id)
         await self._call(self._threads.DeleteThread, request)
 
+    async def prune_threads(
+        self, thread_ids: Sequence[str], *, keep_latest: int | None = None, delete: bool = False
+    ) -> list[str]:
+        """Free storage: keep only the newest `keep_latest` checkpoints of each
+        thread (default 1), or with `delete=True` delete the threads whole.
+        Returns the ids of the threads that existed (unknown ids are skipped)."""
+        pb = thread_service_pb2
+        if delete:
+            if keep_latest is not None:
+                raise ValueError("keep_latest does not apply when deleting threads")
+            request = pb.PruneThreadsRequest(
+                thread_ids=thread_ids, strategy=pb.PRUNE_STRATEGY_DELETE
+            )
+        else:
+            request = pb.PruneThreadsRequest(
+                thread_ids=thread_ids,
+                strategy=pb.PRUNE_STRATEGY_KEEP_LATEST,
+                keep_latest=keep_latest or 0,
+            )
+        response = await self._call(self._threads.PruneThreads, request)
+        return list(response.thread_ids)
+
     async def get_state(self, thread_id: str, *, checkpoint_id: str = "") -> StateSnapshot:
         """The thread's state at its latest checkpoint (or at `checkpoint_id`)."""
         request = thread_service_pb2.GetStateRequest(
