@@ -13,6 +13,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cairn.v1 import (
+    checkpoint_service_pb2,
+    checkpoint_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
     thread_service_pb2,
@@ -20,6 +22,7 @@ from cairn.v1 import (
     worker_service_pb2,
     worker_service_pb2_grpc,
 )
+from cairn_server.api.checkpoints import CheckpointServicer
 from cairn_server.api.runs import RunServicer
 from cairn_server.api.threads import ThreadServicer
 from cairn_server.api.workers import WorkerServicer
@@ -33,6 +36,7 @@ SERVICE_NAMES = (
     thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
     run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+    checkpoint_service_pb2.DESCRIPTOR.services_by_name["CheckpointService"].full_name,
 )
 
 
@@ -104,6 +108,9 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
         WorkerServicer(runs, max_payload_bytes=limit), server
+    )
+    checkpoint_service_pb2_grpc.add_CheckpointServiceServicer_to_server(
+        CheckpointServicer(store), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -557,3 +557,88 @@ DELETE_THREADS = [
     f"DELETE FROM checkpoints WHERE thread_id IN {_IDS}",
     f"DELETE FROM threads WHERE thread_id IN {_IDS}",
 ]
+
+
+# --- LangGraph checkpoints (CheckpointService) ------------------------------
+
+LG_CHECKPOINT_COLUMNS = (
+    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,"
+    " metadata, channel_versions"
+)
+LG_UPSERT_CHECKPOINT = (
+    f"INSERT INTO lg_checkpoints ({LG_CHECKPOINT_COLUMNS}, run_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET"
+    " parent_checkpoint_id = excluded.parent_checkpoint_id, type = excluded.type,"
+    " checkpoint = excluded.checkpoint, metadata = excluded.metadata,"
+    " channel_versions = excluded.channel_versions, run_id = excluded.run_id"
+)
+LG_INSERT_BLOB = (
+    "INSERT OR IGNORE INTO lg_blobs"
+    " (thread_id, checkpoint_ns, channel, version, type, blob) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_LG_WRITE_INSERT = (
+    " INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path,"
+    " channel, type, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+LG_INSERT_WRITE = "INSERT OR IGNORE" + _LG_WRITE_INSERT
+LG_UPSERT_WRITE = (
+    "INSERT"
+    + _LG_WRITE_INSERT
+    + " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET"
+    " task_path = excluded.task_path, channel = excluded.channel, type = excluded.type,"
+    " blob = excluded.blob"
+)
+LG_SELECT_CHECKPOINTS = (
+    f"SELECT {LG_CHECKPOINT_COLUMNS} FROM lg_checkpoints{{where}}"
+    " ORDER BY checkpoint_id DESC{limit}"
+)
+# The value of each channel at the version the checkpoint records.
+LG_SELECT_BLOBS = (
+    "SELECT b.channel, b.version, b.type, b.blob FROM json_each(?) AS v"
+    " JOIN lg_blobs AS b ON b.thread_id = ? AND b.checkpoint_ns = ?"
+    " AND b.channel = v.key AND b.version = v.value"
+)
+LG_SELECT_WRITES = (
+    "SELECT task_id, task_path, idx, channel, type, blob FROM lg_writes"
+    " WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+    " ORDER BY task_path, task_id, idx"
+)
+LG_DELETE_THREAD = (
+    "DELETE FROM lg_writes WHERE thread_id = ?",
+    "DELETE FROM lg_blobs WHERE thread_id = ?",
+    "DELETE FROM lg_checkpoints WHERE thread_id = ?",
+)
+# Parameter: the run ids as a JSON array.
+LG_DELETE_FOR_RUNS = (
+    "DELETE FROM lg_writes WHERE EXISTS (SELECT 1 FROM lg_checkpoints AS c"
+    " WHERE c.run_id IN (SELECT value FROM json_each(?)) AND c.thread_id = lg_writes.thread_id"
+    " AND c.checkpoint_ns = lg_writes.checkpoint_ns"
+    " AND c.checkpoint_id = lg_writes.checkpoint_id)",
+    "DELETE FROM lg_checkpoints WHERE run_id IN (SELECT value FROM json_each(?))",
+)
+# Parameters: target thread, source thread.
+LG_COPY_THREAD = (
+    f"INSERT OR IGNORE INTO lg_checkpoints ({LG_CHECKPOINT_COLUMNS}, run_id)"
+    " SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,"
+    " metadata, channel_versions, run_id FROM lg_checkpoints WHERE thread_id = ?",
+    "INSERT OR IGNORE INTO lg_blobs (thread_id, checkpoint_ns, channel, version, type, blob)"
+    " SELECT ?, checkpoint_ns, channel, version, type, blob FROM lg_blobs WHERE thread_id = ?",
+    "INSERT OR IGNORE INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx,"
+    " task_path, channel, type, blob) SELECT ?, checkpoint_ns, checkpoint_id, task_id, idx,"
+    " task_path, channel, type, blob FROM lg_writes WHERE thread_id = ?",
+)
+# Parameter: the thread id. Keeps the latest checkpoint of each namespace, its
+# writes and the blobs a remaining checkpoint points at.
+LG_PRUNE_KEEP_LATEST = (
+    "DELETE FROM lg_writes WHERE thread_id = ? AND checkpoint_id < (SELECT max(c.checkpoint_id)"
+    " FROM lg_checkpoints AS c WHERE c.thread_id = lg_writes.thread_id"
+    " AND c.checkpoint_ns = lg_writes.checkpoint_ns)",
+    "DELETE FROM lg_checkpoints WHERE thread_id = ? AND checkpoint_id < (SELECT"
+    " max(c.checkpoint_id) FROM lg_checkpoints AS c WHERE c.thread_id = lg_checkpoints.thread_id"
+    " AND c.checkpoint_ns = lg_checkpoints.checkpoint_ns)",
+    "DELETE FROM lg_blobs WHERE thread_id = ? AND NOT EXISTS (SELECT 1 FROM lg_checkpoints AS c,"
+    " json_each(c.channel_versions) AS v WHERE c.thread_id = lg_blobs.thread_id"
+    " AND c.checkpoint_ns = lg_blobs.checkpoint_ns AND v.key = lg_blobs.channel"
+    " AND v.value = lg_blobs.version)",
+)

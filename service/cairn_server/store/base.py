@@ -23,6 +23,7 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
+from cairn_server.errors import Unimplemented
 
 
 class StoreError(Exception):
@@ -111,6 +112,50 @@ class PruneResult:
     """The requested threads that exist (for deletions: that were deleted), in
     the order given."""
     deleted_checkpoints: int
+
+
+@dataclass(slots=True)
+class LgBlob:
+    """A LangGraph channel value at one version, as its serializer wrote it."""
+
+    channel: str
+    version: str
+    type: str
+    data: bytes | None
+
+
+@dataclass(slots=True)
+class LgWrite:
+    """A LangGraph pending write; idx < 0 for special channels."""
+
+    task_id: str
+    task_path: str
+    idx: int
+    channel: str
+    type: str
+    data: bytes | None
+
+
+@dataclass(slots=True)
+class LgCheckpoint:
+    """A checkpoint stored through CheckpointService (LangGraph's format).
+
+    `data` is the serialized checkpoint without channel values; `metadata` is
+    JSON text. When read, `blobs` holds the stored value of each channel at its
+    version in `channel_versions` and `writes` the pending writes in
+    (task_path, task_id, idx) order; when put, `blobs` holds the new values.
+    """
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    type: str
+    data: bytes
+    metadata: str
+    channel_versions: dict[str, str]
+    blobs: list[LgBlob] = field(default_factory=list)
+    writes: list[LgWrite] = field(default_factory=list)
 
 
 class Store(abc.ABC):
@@ -253,3 +298,61 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def known_graphs(self) -> dict[str, Json]:
         """The latest spec (JSON) of every graph a worker registered."""
+
+    # --- LangGraph checkpoints (CheckpointService) --------------------------
+    # Not abstract: a backend without them reports UNIMPLEMENTED.
+
+    def _no_langgraph(self) -> Unimplemented:
+        return Unimplemented(
+            "UNSUPPORTED",
+            f"the {type(self).__name__} store does not implement LangGraph checkpoints yet",
+        )
+
+    @property
+    def supports_langgraph(self) -> bool:
+        """Whether the lg_* methods below are implemented."""
+        return False
+
+    async def lg_get(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> LgCheckpoint | None:
+        """The given checkpoint, or the latest (highest id) when id is None."""
+        raise self._no_langgraph()
+
+    async def lg_list(
+        self,
+        *,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        checkpoint_id: str | None,
+        metadata: dict[str, Json] | None,
+        before: str | None,
+        limit: int | None,
+    ) -> list[LgCheckpoint]:
+        """Checkpoints newest first; None means no condition."""
+        raise self._no_langgraph()
+
+    async def lg_put(self, checkpoint: LgCheckpoint) -> None:
+        """Upsert the checkpoint; insert-or-ignore its new blobs."""
+        raise self._no_langgraph()
+
+    async def lg_put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[LgWrite]
+    ) -> None:
+        """Insert-or-ignore the writes, or upsert them when every idx < 0."""
+        raise self._no_langgraph()
+
+    async def lg_delete_thread(self, thread_id: str) -> None:
+        raise self._no_langgraph()
+
+    async def lg_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints whose metadata run_id is given, with their writes."""
+        raise self._no_langgraph()
+
+    async def lg_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        raise self._no_langgraph()
+
+    async def lg_prune(self, thread_ids: Sequence[str], *, keep_latest: bool) -> None:
+        """Keep the latest checkpoint per namespace (with its writes and the
+        blobs it uses), or delete everything of the threads."""
+        raise self._no_langgraph()

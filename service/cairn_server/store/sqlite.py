@@ -39,6 +39,9 @@ from cairn_server.domain import (
 from cairn_server.store import _sqlite_sql as q
 from cairn_server.store._retention import check_keep_latest, prune_result, unique_ids
 from cairn_server.store.base import (
+    LgBlob,
+    LgCheckpoint,
+    LgWrite,
     PruneResult,
     Store,
     StoreError,
@@ -519,6 +522,166 @@ class SqliteStore(Store):
     async def known_graphs(self) -> dict[str, Json]:
         rows = await self._fetch("SELECT name, spec FROM graphs")
         return {row[0]: json.loads(row[1]) for row in rows}
+
+    # --- LangGraph checkpoints ----------------------------------------------
+
+    @property
+    def supports_langgraph(self) -> bool:
+        return True
+
+    async def lg_get(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> LgCheckpoint | None:
+        found = await self.lg_list(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            metadata=None,
+            before=None,
+            limit=1,
+        )
+        return found[0] if found else None
+
+    async def lg_list(
+        self,
+        *,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        checkpoint_id: str | None,
+        metadata: dict[str, Json] | None,
+        before: str | None,
+        limit: int | None,
+    ) -> list[LgCheckpoint]:
+        if limit is not None and limit <= 0:
+            return []
+        conditions, params = q.metadata_filter("metadata", metadata)
+        for column, value in (
+            ("thread_id = ?", thread_id),
+            ("checkpoint_ns = ?", checkpoint_ns),
+            ("checkpoint_id = ?", checkpoint_id),
+            ("checkpoint_id < ?", before),
+        ):
+            if value is not None:
+                conditions.append(column)
+                params.append(value)
+        sql = q.LG_SELECT_CHECKPOINTS.format(
+            where=q.where(conditions), limit="" if limit is None else " LIMIT ?"
+        )
+        rows = await self._fetch(sql, params if limit is None else (*params, limit))
+        found = []
+        for row in rows:
+            checkpoint = LgCheckpoint(
+                thread_id=row[0],
+                checkpoint_ns=row[1],
+                checkpoint_id=row[2],
+                parent_checkpoint_id=row[3],
+                type=row[4],
+                data=bytes(row[5]),
+                metadata=row[6],
+                channel_versions=json.loads(row[7]),
+            )
+            blobs = await self._fetch(q.LG_SELECT_BLOBS, (row[7], row[0], row[1]))
+            checkpoint.blobs = [
+                LgBlob(b[0], b[1], b[2], None if b[3] is None else bytes(b[3])) for b in blobs
+            ]
+            writes = await self._fetch(q.LG_SELECT_WRITES, (row[0], row[1], row[2]))
+            checkpoint.writes = [
+                LgWrite(w[0], w[1], w[2], w[3], w[4], None if w[5] is None else bytes(w[5]))
+                for w in writes
+            ]
+            found.append(checkpoint)
+        return found
+
+    async def lg_put(self, checkpoint: LgCheckpoint) -> None:
+        c = checkpoint
+        run_id = json.loads(c.metadata).get("run_id")
+        row = (
+            c.thread_id,
+            c.checkpoint_ns,
+            c.checkpoint_id,
+            c.parent_checkpoint_id,
+            c.type,
+            c.data,
+            c.metadata,
+            q.dumps(dict(c.channel_versions)),
+            run_id if isinstance(run_id, str) else None,
+        )
+        blobs = [
+            (c.thread_id, c.checkpoint_ns, b.channel, b.version, b.type, b.data) for b in c.blobs
+        ]
+
+        async def apply(conn: aiosqlite.Connection) -> object:
+            if blobs:
+                await conn.executemany(q.LG_INSERT_BLOB, blobs)
+            await conn.execute(q.LG_UPSERT_CHECKPOINT, row)
+            return None
+
+        await self._submit(apply)
+
+    async def lg_put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[LgWrite]
+    ) -> None:
+        if not writes:
+            return
+        sql = q.LG_UPSERT_WRITE if all(w.idx < 0 for w in writes) else q.LG_INSERT_WRITE
+        rows = [
+            (
+                thread_id,
+                checkpoint_ns,
+                checkpoint_id,
+                w.task_id,
+                w.idx,
+                w.task_path,
+                w.channel,
+                w.type,
+                w.data,
+            )
+            for w in writes
+        ]
+
+        async def apply(conn: aiosqlite.Connection) -> object:
+            await conn.executemany(sql, rows)
+            return None
+
+        await self._submit(apply)
+
+    async def lg_delete_thread(self, thread_id: str) -> None:
+        async def apply(conn: aiosqlite.Connection) -> object:
+            for sql in q.LG_DELETE_THREAD:
+                await conn.execute(sql, (thread_id,))
+            return None
+
+        await self._submit(apply)
+
+    async def lg_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        ids = q.dumps(list(run_ids))
+
+        async def apply(conn: aiosqlite.Connection) -> object:
+            for sql in q.LG_DELETE_FOR_RUNS:
+                await conn.execute(sql, (ids,))
+            return None
+
+        await self._submit(apply)
+
+    async def lg_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        async def apply(conn: aiosqlite.Connection) -> object:
+            for sql in q.LG_COPY_THREAD:
+                await conn.execute(sql, (target_thread_id, source_thread_id))
+            return None
+
+        await self._submit(apply)
+
+    async def lg_prune(self, thread_ids: Sequence[str], *, keep_latest: bool) -> None:
+        statements = q.LG_PRUNE_KEEP_LATEST if keep_latest else q.LG_DELETE_THREAD
+        ids = unique_ids(thread_ids)
+
+        async def apply(conn: aiosqlite.Connection) -> object:
+            for thread_id in ids:
+                for sql in statements:
+                    await conn.execute(sql, (thread_id,))
+            return None
+
+        await self._submit(apply)
 
 
 async def _apply_job(

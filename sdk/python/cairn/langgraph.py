@@ -1,0 +1,390 @@
+"""Cairn as the checkpointer of an existing LangGraph application.
+
+Needs the `langgraph` extra (`pip install cairn[langgraph]`). The saver talks
+to CheckpointService; values are serialized here by LangGraph's serializer and
+the service stores them as they are.
+
+Example::
+
+    from cairn.langgraph import CairnSaver
+
+    with CairnSaver("127.0.0.1:50051") as checkpointer:
+        graph = builder.compile(checkpointer=checkpointer)
+        graph.invoke({"topic": "cats"}, {"configurable": {"thread_id": "1"}})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from cairn.v1 import checkpoint_service_pb2 as pb
+from cairn.v1 import checkpoint_service_pb2_grpc, thread_service_pb2
+
+__all__ = ["CairnSaver"]
+
+_EMPTY = "empty"
+"""Type of a blob for a channel that has no value at its version."""
+
+
+class CairnSaver(BaseCheckpointSaver[str]):
+    """A LangGraph checkpoint saver backed by a Cairn server.
+
+    Sync methods use a blocking gRPC channel, async methods an asyncio one
+    (opened on first use in the running loop). Close with `close()` /
+    `aclose()` or use the saver as a (async) context manager.
+    """
+
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50051",
+        *,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        self.address = address
+        self._channel: grpc.Channel | None = None
+        self._stub: checkpoint_service_pb2_grpc.CheckpointServiceStub | None = None
+        self._aio_channel: grpc.aio.Channel | None = None
+        self._aio_stub: checkpoint_service_pb2_grpc.CheckpointServiceStub | None = None
+        self._aio_loop: asyncio.AbstractEventLoop | None = None
+
+    # --- connections ------------------------------------------------------
+
+    def _sync(self) -> checkpoint_service_pb2_grpc.CheckpointServiceStub:
+        if self._stub is None:
+            self._channel = grpc.insecure_channel(self.address)
+            self._stub = checkpoint_service_pb2_grpc.CheckpointServiceStub(self._channel)
+        return self._stub
+
+    def _async(self) -> checkpoint_service_pb2_grpc.CheckpointServiceStub:
+        loop = asyncio.get_running_loop()
+        if self._aio_stub is None or self._aio_loop is not loop:
+            self._aio_channel = grpc.aio.insecure_channel(self.address)
+            self._aio_stub = checkpoint_service_pb2_grpc.CheckpointServiceStub(self._aio_channel)
+            self._aio_loop = loop
+        return self._aio_stub
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = self._stub = None
+
+    async def aclose(self) -> None:
+        if self._aio_channel is not None:
+            await self._aio_channel.close()
+        self._aio_channel = self._aio_stub = self._aio_loop = None
+        self.close()
+
+    def __enter__(self) -> CairnSaver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> CairnSaver:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- requests and responses --------------------------------------------
+
+    def _typed(self, value: Any) -> pb.TypedValue:
+        kind, data = self.serde.dumps_typed(value)
+        return pb.TypedValue(type=kind, data=data)
+
+    def _load(self, value: pb.TypedValue) -> Any:
+        return self.serde.loads_typed((value.type, value.data))
+
+    def _get_request(self, config: RunnableConfig) -> pb.GetTupleRequest:
+        configurable = config.get("configurable", {})
+        return pb.GetTupleRequest(
+            thread_id=str(configurable["thread_id"]),
+            checkpoint_ns=configurable.get("checkpoint_ns", ""),
+            checkpoint_id=get_checkpoint_id(config) or "",
+        )
+
+    def _list_request(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> pb.ListCheckpointsRequest:
+        request = pb.ListCheckpointsRequest(
+            filter_json=json.dumps(filter) if filter else "", limit=limit or 0
+        )
+        if config is not None:
+            configurable = config.get("configurable", {})
+            if "thread_id" in configurable:
+                request.thread_id = str(configurable["thread_id"])
+            if "checkpoint_ns" in configurable:
+                request.checkpoint_ns = configurable["checkpoint_ns"]
+            checkpoint_id = get_checkpoint_id(config)
+            if checkpoint_id:
+                request.checkpoint_id = checkpoint_id
+        if before is not None:
+            before_id = get_checkpoint_id(before)
+            if before_id:
+                request.before_checkpoint_id = before_id
+        return request
+
+    def _tuple(self, saved: pb.SavedCheckpoint) -> CheckpointTuple:
+        body = self._load(saved.checkpoint)
+        body["channel_values"] = {
+            blob.channel: self._load(blob.value)
+            for blob in saved.blobs
+            if blob.value.type != _EMPTY
+        }
+        ns = saved.checkpoint_ns
+        parent = None
+        if saved.parent_checkpoint_id:
+            parent = {
+                "configurable": {
+                    "thread_id": saved.thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": saved.parent_checkpoint_id,
+                }
+            }
+        return CheckpointTuple(
+            config={
+                "configurable": {
+                    "thread_id": saved.thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": saved.checkpoint_id,
+                }
+            },
+            checkpoint=body,
+            metadata=json.loads(saved.metadata_json),
+            parent_config=parent,  # type: ignore[arg-type]
+            pending_writes=[
+                (w.task_id, w.channel, self._load(w.value)) for w in saved.pending_writes
+            ],
+        )
+
+    def _put_request(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> tuple[pb.PutCheckpointRequest, RunnableConfig]:
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        ns = configurable.get("checkpoint_ns", "")
+        body = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        values = checkpoint["channel_values"]
+        blobs = [
+            pb.SavedBlob(
+                channel=channel,
+                version=str(version),
+                value=self._typed(values[channel])
+                if channel in values
+                else pb.TypedValue(type=_EMPTY),
+            )
+            for channel, version in new_versions.items()
+        ]
+        request = pb.PutCheckpointRequest(
+            thread_id=thread_id,
+            checkpoint_ns=ns,
+            checkpoint_id=checkpoint["id"],
+            parent_checkpoint_id=configurable.get("checkpoint_id") or "",
+            checkpoint=self._typed(body),
+            metadata_json=json.dumps(get_serializable_checkpoint_metadata(config, metadata)),
+            channel_versions={k: str(v) for k, v in checkpoint["channel_versions"].items()},
+            blobs=blobs,
+        )
+        stored: RunnableConfig = {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+        return request, stored
+
+    def _writes_request(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> pb.PutWritesRequest:
+        configurable = config["configurable"]
+        return pb.PutWritesRequest(
+            thread_id=str(configurable["thread_id"]),
+            checkpoint_ns=configurable.get("checkpoint_ns", ""),
+            checkpoint_id=configurable["checkpoint_id"],
+            writes=[
+                pb.SavedWrite(
+                    task_id=task_id,
+                    task_path=task_path,
+                    idx=WRITES_IDX_MAP.get(channel, idx),
+                    channel=channel,
+                    value=self._typed(value),
+                )
+                for idx, (channel, value) in enumerate(writes)
+            ],
+        )
+
+    @staticmethod
+    def _prune_request(thread_ids: Sequence[str], strategy: str) -> pb.PruneCheckpointsRequest:
+        strategies = {
+            "keep_latest": thread_service_pb2.PRUNE_STRATEGY_KEEP_LATEST,
+            "delete": thread_service_pb2.PRUNE_STRATEGY_DELETE,
+        }
+        if strategy not in strategies:
+            raise ValueError(f"unknown prune strategy {strategy!r}; use keep_latest or delete")
+        return pb.PruneCheckpointsRequest(
+            thread_ids=list(thread_ids), strategy=strategies[strategy]
+        )
+
+    # --- sync -------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        response = self._sync().GetTuple(self._get_request(config))
+        return self._tuple(response.checkpoint) if response.HasField("checkpoint") else None
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        response = self._sync().ListCheckpoints(self._list_request(config, filter, before, limit))
+        for saved in response.checkpoints:
+            yield self._tuple(saved)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        request, stored = self._put_request(config, checkpoint, metadata, new_versions)
+        self._sync().PutCheckpoint(request)
+        return stored
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._sync().PutWrites(self._writes_request(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._sync().DeleteThreadCheckpoints(pb.DeleteThreadCheckpointsRequest(thread_id=thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._sync().DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids)))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._sync().CopyThreadCheckpoints(
+            pb.CopyThreadCheckpointsRequest(
+                source_thread_id=source_thread_id, target_thread_id=target_thread_id
+            )
+        )
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._sync().PruneCheckpoints(self._prune_request(thread_ids, strategy))
+
+    # --- async ------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        response = await self._async().GetTuple(self._get_request(config))
+        return self._tuple(response.checkpoint) if response.HasField("checkpoint") else None
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        response = await self._async().ListCheckpoints(
+            self._list_request(config, filter, before, limit)
+        )
+        for saved in response.checkpoints:
+            yield self._tuple(saved)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        request, stored = self._put_request(config, checkpoint, metadata, new_versions)
+        await self._async().PutCheckpoint(request)
+        return stored
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._async().PutWrites(self._writes_request(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._async().DeleteThreadCheckpoints(
+            pb.DeleteThreadCheckpointsRequest(thread_id=thread_id)
+        )
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await self._async().DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids)))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._async().CopyThreadCheckpoints(
+            pb.CopyThreadCheckpointsRequest(
+                source_thread_id=source_thread_id, target_thread_id=target_thread_id
+            )
+        )
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self._async().PruneCheckpoints(self._prune_request(thread_ids, strategy))
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """Versions are text that sorts by age, as LangGraph's other savers make them."""
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(str(current).split(".")[0])
+        return f"{current_v + 1:032}.{0:016}"
