@@ -622,7 +622,7 @@ class GraphRun(NestedRuns):
                 "target": self.graph.name,
                 "writes": writes,
                 "parents": parent.metadata.get("parents", {}),
-                "next": [*triggers, *(s["node"] for s in sends)],
+                "next": [*(s["node"] for s in sends), *triggers],
             },
             created_at=self.now(),
         )

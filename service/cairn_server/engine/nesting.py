@@ -138,7 +138,8 @@ class NestedRuns(TaskTree):
 
     def _answer(self, by_id: dict[str, Json]) -> list[Decision]:
         own = {i.id for i in super().pending_interrupts()}
-        decisions = super()._answer({k: v for k, v in by_id.items() if k in own}) if own else []
+        mine = {k: v for k, v in by_id.items() if k in own}
+        decisions = super()._answer(mine) if mine else []
         for runner, child in self.nested.items():
             theirs = {i.id for i in child.pending_interrupts()}
             answers = {k: v for k, v in by_id.items() if k in theirs}
