@@ -128,7 +128,7 @@ class SqliteStore(Store):
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
             writer = await self._connect(self._path)
             self._writer = writer
-            mode = await self._scalar(writer, "PRAGMA journal_mode = WAL")
+            mode = await self._enable_wal(writer)
             if str(mode).lower() != "wal":
                 log.warning("sqlite journal mode is %s, not wal, for %s", mode, self._path)
             await writer.execute("PRAGMA synchronous = NORMAL")
@@ -166,6 +166,20 @@ class SqliteStore(Store):
             await conn.close()
             raise
         return conn
+
+    @classmethod
+    async def _enable_wal(cls, conn: aiosqlite.Connection) -> str:
+        """Switch to WAL. The switch needs a lock SQLite does not wait for
+        with the busy timeout, so while another opener holds it (servers
+        starting at once on one file) try again, within the same timeout."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return str(await cls._scalar(conn, "PRAGMA journal_mode = WAL"))
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.01)
 
     @staticmethod
     async def _scalar(conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
