@@ -56,6 +56,7 @@ def test_public_names_are_pinned() -> None:
         "get_stream_writer",
         "interrupt",
         "merge",
+        "remote_task",
         "task",
     ]
     for name in cairn.__all__:

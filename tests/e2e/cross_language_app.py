@@ -22,6 +22,7 @@ from cairn import (
     entrypoint,
     get_stream_writer,
     interrupt,
+    remote_task,
     task,
 )
 from cairn._context import current
@@ -81,20 +82,12 @@ def shared_step(job: str) -> str:
     return f"{job} done by python {os.getpid()}"
 
 
-# --- stubs of tasks only the Node worker serves (never registered here) ---------------
+# --- tasks only the Node worker serves --------------------------------------------------
 
-
-def _remote(name: str) -> Any:
-    def stub(input: Any) -> Any:
-        raise NotImplementedError(f"{name} is served by the TypeScript worker")
-
-    return task(name=name)(stub)
-
-
-ts_shout = _remote("ts_shout")
-ts_validate = _remote("ts_validate")
-ts_flaky = _remote("ts_flaky")
-ts_ask = _remote("ts_ask")
+ts_shout = remote_task("ts_shout")
+ts_validate = remote_task("ts_validate")
+ts_flaky = remote_task("ts_flaky")
+ts_ask = remote_task("ts_ask")
 
 
 @entrypoint()
@@ -114,7 +107,7 @@ def py_flow(words: list[str]) -> dict[str, Any]:
 @entrypoint()
 def py_call(request: dict[str, Any]) -> Any:
     """Calls the task named in the request (served by another process)."""
-    return _remote(request["task"])(request["input"]).result()
+    return remote_task(request["task"])(request["input"]).result()
 
 
 async def main() -> None:

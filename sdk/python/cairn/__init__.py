@@ -33,7 +33,7 @@ from cairn._errors import (
     UnavailableError,
     UnimplementedError,
 )
-from cairn._functional import Final, Task, entrypoint, task
+from cairn._functional import Final, Task, entrypoint, remote_task, task
 from cairn._graph import (
     END,
     START,
@@ -113,5 +113,6 @@ __all__ = [
     "get_stream_writer",
     "interrupt",
     "merge",
+    "remote_task",
     "task",
 ]

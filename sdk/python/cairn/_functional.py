@@ -105,6 +105,22 @@ def task(
     return decorate
 
 
+def remote_task(
+    name: str, *, retry_policy: RetryPolicy | None = None
+) -> Callable[[Any], TaskFuture]:
+    """A task served by another worker (any language), called by name with one
+    input from inside a task or an entrypoint:
+
+        shout = remote_task("shout")  # served by a TypeScript worker
+        title = shout(topic).result()
+    """
+
+    def call(input: Any) -> TaskFuture:
+        return current().call(name, input, retry_policy)
+
+    return call
+
+
 @dataclass(frozen=True, slots=True)
 class Final(Generic[T]):
     """Return `entrypoint.final(value=..., save=...)` to return `value` to the

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from cairn import Worker, entrypoint, task
+from cairn import Worker, entrypoint, remote_task, task
 
 
 @task
@@ -17,10 +17,7 @@ def summarize(text: str) -> str:
     return f"{text[:40]}... (summarized in Python)"
 
 
-@task(name="shout")
-def shout(text: str) -> str:
-    """Served by the TypeScript worker; declared here to be called by name."""
-    raise NotImplementedError
+shout = remote_task("shout")  # served by the TypeScript worker
 
 
 @entrypoint()
