@@ -175,6 +175,7 @@ class GraphRun(NestedRuns):
         self._recursion_limit = recursion_limit
         self._steps = 0
         self._opened = False  # the run's first chunks are emitted
+        self._starting = False  # inside start(): the step cannot settle yet
         self._plan()
         writes = list(writes)
         self._restore(writes)

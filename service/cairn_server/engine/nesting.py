@@ -72,7 +72,6 @@ class NestedRuns(TaskTree):
         self.run_metadata = metadata or {}
         self.nested: dict[str, NestedRuns] = {}  # driving task id -> subgraph run
         self._subgraph_ns: dict[str, str] = {}  # driving task id -> namespace
-        self._starting = False  # inside start(): the step cannot settle yet
 
     # --- for subclasses -----------------------------------------------------------
 
