@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cairn.v1 import thread_service_pb2 as cairn_dot_v1_dot_thread__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!cairn/v1/checkpoint_service.proto\x12\x08\x63\x61irn.v1\x1a\x1d\x63\x61irn/v1/thread_service.proto\"4\n\nTypedValue\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\x0cR\x04\x64\x61ta\"k\n\tSavedBlob\x12\x18\n\x07\x63hannel\x18\x01 \x01(\tR\x07\x63hannel\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12*\n\x05value\x18\x03 \x01(\x0b\x32\x14.cairn.v1.TypedValueR\x05value\"\x9a\x01\n\nSavedWrite\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x1b\n\ttask_path\x18\x02 \x01(\tR\x08taskPath\x12\x10\n\x03idx\x18\x03 \x01(\x05R\x03idx\x12\x18\n\x07\x63hannel\x18\x04 \x01(\tR\x07\x63hannel\x12*\n\x05value\x18\x05 \x01(\x0b\x32\x14.cairn.v1.TypedValueR\x05value\"\x8c\x04\n\x0fSavedCheckpoint\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\x12\x30\n\x14parent_checkpoint_id\x18\x04 \x01(\tR\x12parentCheckpointId\x12\x34\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x14.cairn.v1.TypedValueR\ncheckpoint\x12#\n\rmetadata_json\x18\x06 \x01(\tR\x0cmetadataJson\x12Y\n\x10\x63hannel_versions\x18\x07 \x03(\x0b\x32..cairn.v1.SavedCheckpoint.ChannelVersionsEntryR\x0f\x63hannelVersions\x12)\n\x05\x62lobs\x18\x08 \x03(\x0b\x32\x13.cairn.v1.SavedBlobR\x05\x62lobs\x12;\n\x0epending_writes\x18\t \x03(\x0b\x32\x14.cairn.v1.SavedWriteR\rpendingWrites\x1a\x42\n\x14\x43hannelVersionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"x\n\x0fGetTupleRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\"M\n\x10GetTupleResponse\x12\x39\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.cairn.v1.SavedCheckpointR\ncheckpoint\"\xc7\x02\n\x16ListCheckpointsRequest\x12 \n\tthread_id\x18\x01 \x01(\tH\x00R\x08threadId\x88\x01\x01\x12(\n\rcheckpoint_ns\x18\x02 \x01(\tH\x01R\x0c\x63heckpointNs\x88\x01\x01\x12(\n\rcheckpoint_id\x18\x03 \x01(\tH\x02R\x0c\x63heckpointId\x88\x01\x01\x12\x1f\n\x0b\x66ilter_json\x18\x04 \x01(\tR\nfilterJson\x12\x35\n\x14\x62\x65\x66ore_checkpoint_id\x18\x05 \x01(\tH\x03R\x12\x62\x65\x66oreCheckpointId\x88\x01\x01\x12\x14\n\x05limit\x18\x06 \x01(\x05R\x05limitB\x0c\n\n_thread_idB\x10\n\x0e_checkpoint_nsB\x10\n\x0e_checkpoint_idB\x17\n\x15_before_checkpoint_id\"V\n\x17ListCheckpointsResponse\x12;\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.cairn.v1.SavedCheckpointR\x0b\x63heckpoints\"\xd9\x03\n\x14PutCheckpointRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\x12\x30\n\x14parent_checkpoint_id\x18\x04 \x01(\tR\x12parentCheckpointId\x12\x34\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x14.cairn.v1.TypedValueR\ncheckpoint\x12#\n\rmetadata_json\x18\x06 \x01(\tR\x0cmetadataJson\x12^\n\x10\x63hannel_versions\x18\x07 \x03(\x0b\x32\x33.cairn.v1.PutCheckpointRequest.ChannelVersionsEntryR\x0f\x63hannelVersions\x12)\n\x05\x62lobs\x18\x08 \x03(\x0b\x32\x13.cairn.v1.SavedBlobR\x05\x62lobs\x1a\x42\n\x14\x43hannelVersionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x17\n\x15PutCheckpointResponse\"\xa7\x01\n\x10PutWritesRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\x12,\n\x06writes\x18\x04 \x03(\x0b\x32\x14.cairn.v1.SavedWriteR\x06writes\"\x13\n\x11PutWritesResponse\"=\n\x1e\x44\x65leteThreadCheckpointsRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\"!\n\x1f\x44\x65leteThreadCheckpointsResponse\"/\n\x14\x44\x65leteForRunsRequest\x12\x17\n\x07run_ids\x18\x01 \x03(\tR\x06runIds\"\x17\n\x15\x44\x65leteForRunsResponse\"r\n\x1c\x43opyThreadCheckpointsRequest\x12(\n\x10source_thread_id\x18\x01 \x01(\tR\x0esourceThreadId\x12(\n\x10target_thread_id\x18\x02 \x01(\tR\x0etargetThreadId\"\x1f\n\x1d\x43opyThreadCheckpointsResponse\"m\n\x17PruneCheckpointsRequest\x12\x1d\n\nthread_ids\x18\x01 \x03(\tR\tthreadIds\x12\x33\n\x08strategy\x18\x02 \x01(\x0e\x32\x17.cairn.v1.PruneStrategyR\x08strategy\"\x1a\n\x18PruneCheckpointsResponse\"\x18\n\x16GetCapabilitiesRequest\"=\n\x17GetCapabilitiesResponse\x12\"\n\x0c\x63\x61pabilities\x18\x01 \x03(\tR\x0c\x63\x61pabilities2\xa5\x06\n\x11\x43heckpointService\x12\x41\n\x08GetTuple\x12\x19.cairn.v1.GetTupleRequest\x1a\x1a.cairn.v1.GetTupleResponse\x12V\n\x0fListCheckpoints\x12 .cairn.v1.ListCheckpointsRequest\x1a!.cairn.v1.ListCheckpointsResponse\x12P\n\rPutCheckpoint\x12\x1e.cairn.v1.PutCheckpointRequest\x1a\x1f.cairn.v1.PutCheckpointResponse\x12\x44\n\tPutWrites\x12\x1a.cairn.v1.PutWritesRequest\x1a\x1b.cairn.v1.PutWritesResponse\x12n\n\x17\x44\x65leteThreadCheckpoints\x12(.cairn.v1.DeleteThreadCheckpointsRequest\x1a).cairn.v1.DeleteThreadCheckpointsResponse\x12P\n\rDeleteForRuns\x12\x1e.cairn.v1.DeleteForRunsRequest\x1a\x1f.cairn.v1.DeleteForRunsResponse\x12h\n\x15\x43opyThreadCheckpoints\x12&.cairn.v1.CopyThreadCheckpointsRequest\x1a\'.cairn.v1.CopyThreadCheckpointsResponse\x12Y\n\x10PruneCheckpoints\x12!.cairn.v1.PruneCheckpointsRequest\x1a\".cairn.v1.PruneCheckpointsResponse\x12V\n\x0fGetCapabilities\x12 .cairn.v1.GetCapabilitiesRequest\x1a!.cairn.v1.GetCapabilitiesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!cairn/v1/checkpoint_service.proto\x12\x08\x63\x61irn.v1\x1a\x1d\x63\x61irn/v1/thread_service.proto\"4\n\nTypedValue\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\x0cR\x04\x64\x61ta\"k\n\tSavedBlob\x12\x18\n\x07\x63hannel\x18\x01 \x01(\tR\x07\x63hannel\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12*\n\x05value\x18\x03 \x01(\x0b\x32\x14.cairn.v1.TypedValueR\x05value\"\x9a\x01\n\nSavedWrite\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x1b\n\ttask_path\x18\x02 \x01(\tR\x08taskPath\x12\x10\n\x03idx\x18\x03 \x01(\x05R\x03idx\x12\x18\n\x07\x63hannel\x18\x04 \x01(\tR\x07\x63hannel\x12*\n\x05value\x18\x05 \x01(\x0b\x32\x14.cairn.v1.TypedValueR\x05value\"\x8c\x04\n\x0fSavedCheckpoint\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\x12\x30\n\x14parent_checkpoint_id\x18\x04 \x01(\tR\x12parentCheckpointId\x12\x34\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x14.cairn.v1.TypedValueR\ncheckpoint\x12#\n\rmetadata_json\x18\x06 \x01(\tR\x0cmetadataJson\x12Y\n\x10\x63hannel_versions\x18\x07 \x03(\x0b\x32..cairn.v1.SavedCheckpoint.ChannelVersionsEntryR\x0f\x63hannelVersions\x12)\n\x05\x62lobs\x18\x08 \x03(\x0b\x32\x13.cairn.v1.SavedBlobR\x05\x62lobs\x12;\n\x0epending_writes\x18\t \x03(\x0b\x32\x14.cairn.v1.SavedWriteR\rpendingWrites\x1a\x42\n\x14\x43hannelVersionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"x\n\x0fGetTupleRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\"M\n\x10GetTupleResponse\x12\x39\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.cairn.v1.SavedCheckpointR\ncheckpoint\"\x83\x03\n\x16ListCheckpointsRequest\x12 \n\tthread_id\x18\x01 \x01(\tH\x00R\x08threadId\x88\x01\x01\x12(\n\rcheckpoint_ns\x18\x02 \x01(\tH\x01R\x0c\x63heckpointNs\x88\x01\x01\x12(\n\rcheckpoint_id\x18\x03 \x01(\tH\x02R\x0c\x63heckpointId\x88\x01\x01\x12\x1f\n\x0b\x66ilter_json\x18\x04 \x01(\tR\nfilterJson\x12\x35\n\x14\x62\x65\x66ore_checkpoint_id\x18\x05 \x01(\tH\x03R\x12\x62\x65\x66oreCheckpointId\x88\x01\x01\x12\x14\n\x05limit\x18\x06 \x01(\x05R\x05limit\x12\x1b\n\tpage_size\x18\x07 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x08 \x01(\tR\tpageTokenB\x0c\n\n_thread_idB\x10\n\x0e_checkpoint_nsB\x10\n\x0e_checkpoint_idB\x17\n\x15_before_checkpoint_id\"~\n\x17ListCheckpointsResponse\x12;\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.cairn.v1.SavedCheckpointR\x0b\x63heckpoints\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd9\x03\n\x14PutCheckpointRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\x12\x30\n\x14parent_checkpoint_id\x18\x04 \x01(\tR\x12parentCheckpointId\x12\x34\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x14.cairn.v1.TypedValueR\ncheckpoint\x12#\n\rmetadata_json\x18\x06 \x01(\tR\x0cmetadataJson\x12^\n\x10\x63hannel_versions\x18\x07 \x03(\x0b\x32\x33.cairn.v1.PutCheckpointRequest.ChannelVersionsEntryR\x0f\x63hannelVersions\x12)\n\x05\x62lobs\x18\x08 \x03(\x0b\x32\x13.cairn.v1.SavedBlobR\x05\x62lobs\x1a\x42\n\x14\x43hannelVersionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x17\n\x15PutCheckpointResponse\"\xa7\x01\n\x10PutWritesRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\x12,\n\x06writes\x18\x04 \x03(\x0b\x32\x14.cairn.v1.SavedWriteR\x06writes\"\x13\n\x11PutWritesResponse\"=\n\x1e\x44\x65leteThreadCheckpointsRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\"!\n\x1f\x44\x65leteThreadCheckpointsResponse\"/\n\x14\x44\x65leteForRunsRequest\x12\x17\n\x07run_ids\x18\x01 \x03(\tR\x06runIds\"\x17\n\x15\x44\x65leteForRunsResponse\"r\n\x1c\x43opyThreadCheckpointsRequest\x12(\n\x10source_thread_id\x18\x01 \x01(\tR\x0esourceThreadId\x12(\n\x10target_thread_id\x18\x02 \x01(\tR\x0etargetThreadId\"\x1f\n\x1d\x43opyThreadCheckpointsResponse\"m\n\x17PruneCheckpointsRequest\x12\x1d\n\nthread_ids\x18\x01 \x03(\tR\tthreadIds\x12\x33\n\x08strategy\x18\x02 \x01(\x0e\x32\x17.cairn.v1.PruneStrategyR\x08strategy\"\x1a\n\x18PruneCheckpointsResponse\"\x18\n\x16GetCapabilitiesRequest\"=\n\x17GetCapabilitiesResponse\x12\"\n\x0c\x63\x61pabilities\x18\x01 \x03(\tR\x0c\x63\x61pabilities2\xa5\x06\n\x11\x43heckpointService\x12\x41\n\x08GetTuple\x12\x19.cairn.v1.GetTupleRequest\x1a\x1a.cairn.v1.GetTupleResponse\x12V\n\x0fListCheckpoints\x12 .cairn.v1.ListCheckpointsRequest\x1a!.cairn.v1.ListCheckpointsResponse\x12P\n\rPutCheckpoint\x12\x1e.cairn.v1.PutCheckpointRequest\x1a\x1f.cairn.v1.PutCheckpointResponse\x12\x44\n\tPutWrites\x12\x1a.cairn.v1.PutWritesRequest\x1a\x1b.cairn.v1.PutWritesResponse\x12n\n\x17\x44\x65leteThreadCheckpoints\x12(.cairn.v1.DeleteThreadCheckpointsRequest\x1a).cairn.v1.DeleteThreadCheckpointsResponse\x12P\n\rDeleteForRuns\x12\x1e.cairn.v1.DeleteForRunsRequest\x1a\x1f.cairn.v1.DeleteForRunsResponse\x12h\n\x15\x43opyThreadCheckpoints\x12&.cairn.v1.CopyThreadCheckpointsRequest\x1a\'.cairn.v1.CopyThreadCheckpointsResponse\x12Y\n\x10PruneCheckpoints\x12!.cairn.v1.PruneCheckpointsRequest\x1a\".cairn.v1.PruneCheckpointsResponse\x12V\n\x0fGetCapabilities\x12 .cairn.v1.GetCapabilitiesRequest\x1a!.cairn.v1.GetCapabilitiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,39 +51,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTUPLERESPONSE']._serialized_start=1047
   _globals['_GETTUPLERESPONSE']._serialized_end=1124
   _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=1127
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1454
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1456
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1542
-  _globals['_PUTCHECKPOINTREQUEST']._serialized_start=1545
-  _globals['_PUTCHECKPOINTREQUEST']._serialized_end=2018
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1514
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1516
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1642
+  _globals['_PUTCHECKPOINTREQUEST']._serialized_start=1645
+  _globals['_PUTCHECKPOINTREQUEST']._serialized_end=2118
   _globals['_PUTCHECKPOINTREQUEST_CHANNELVERSIONSENTRY']._serialized_start=857
   _globals['_PUTCHECKPOINTREQUEST_CHANNELVERSIONSENTRY']._serialized_end=923
-  _globals['_PUTCHECKPOINTRESPONSE']._serialized_start=2020
-  _globals['_PUTCHECKPOINTRESPONSE']._serialized_end=2043
-  _globals['_PUTWRITESREQUEST']._serialized_start=2046
-  _globals['_PUTWRITESREQUEST']._serialized_end=2213
-  _globals['_PUTWRITESRESPONSE']._serialized_start=2215
-  _globals['_PUTWRITESRESPONSE']._serialized_end=2234
-  _globals['_DELETETHREADCHECKPOINTSREQUEST']._serialized_start=2236
-  _globals['_DELETETHREADCHECKPOINTSREQUEST']._serialized_end=2297
-  _globals['_DELETETHREADCHECKPOINTSRESPONSE']._serialized_start=2299
-  _globals['_DELETETHREADCHECKPOINTSRESPONSE']._serialized_end=2332
-  _globals['_DELETEFORRUNSREQUEST']._serialized_start=2334
-  _globals['_DELETEFORRUNSREQUEST']._serialized_end=2381
-  _globals['_DELETEFORRUNSRESPONSE']._serialized_start=2383
-  _globals['_DELETEFORRUNSRESPONSE']._serialized_end=2406
-  _globals['_COPYTHREADCHECKPOINTSREQUEST']._serialized_start=2408
-  _globals['_COPYTHREADCHECKPOINTSREQUEST']._serialized_end=2522
-  _globals['_COPYTHREADCHECKPOINTSRESPONSE']._serialized_start=2524
-  _globals['_COPYTHREADCHECKPOINTSRESPONSE']._serialized_end=2555
-  _globals['_PRUNECHECKPOINTSREQUEST']._serialized_start=2557
-  _globals['_PRUNECHECKPOINTSREQUEST']._serialized_end=2666
-  _globals['_PRUNECHECKPOINTSRESPONSE']._serialized_start=2668
-  _globals['_PRUNECHECKPOINTSRESPONSE']._serialized_end=2694
-  _globals['_GETCAPABILITIESREQUEST']._serialized_start=2696
-  _globals['_GETCAPABILITIESREQUEST']._serialized_end=2720
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=2722
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=2783
-  _globals['_CHECKPOINTSERVICE']._serialized_start=2786
-  _globals['_CHECKPOINTSERVICE']._serialized_end=3591
+  _globals['_PUTCHECKPOINTRESPONSE']._serialized_start=2120
+  _globals['_PUTCHECKPOINTRESPONSE']._serialized_end=2143
+  _globals['_PUTWRITESREQUEST']._serialized_start=2146
+  _globals['_PUTWRITESREQUEST']._serialized_end=2313
+  _globals['_PUTWRITESRESPONSE']._serialized_start=2315
+  _globals['_PUTWRITESRESPONSE']._serialized_end=2334
+  _globals['_DELETETHREADCHECKPOINTSREQUEST']._serialized_start=2336
+  _globals['_DELETETHREADCHECKPOINTSREQUEST']._serialized_end=2397
+  _globals['_DELETETHREADCHECKPOINTSRESPONSE']._serialized_start=2399
+  _globals['_DELETETHREADCHECKPOINTSRESPONSE']._serialized_end=2432
+  _globals['_DELETEFORRUNSREQUEST']._serialized_start=2434
+  _globals['_DELETEFORRUNSREQUEST']._serialized_end=2481
+  _globals['_DELETEFORRUNSRESPONSE']._serialized_start=2483
+  _globals['_DELETEFORRUNSRESPONSE']._serialized_end=2506
+  _globals['_COPYTHREADCHECKPOINTSREQUEST']._serialized_start=2508
+  _globals['_COPYTHREADCHECKPOINTSREQUEST']._serialized_end=2622
+  _globals['_COPYTHREADCHECKPOINTSRESPONSE']._serialized_start=2624
+  _globals['_COPYTHREADCHECKPOINTSRESPONSE']._serialized_end=2655
+  _globals['_PRUNECHECKPOINTSREQUEST']._serialized_start=2657
+  _globals['_PRUNECHECKPOINTSREQUEST']._serialized_end=2766
+  _globals['_PRUNECHECKPOINTSRESPONSE']._serialized_start=2768
+  _globals['_PRUNECHECKPOINTSRESPONSE']._serialized_end=2794
+  _globals['_GETCAPABILITIESREQUEST']._serialized_start=2796
+  _globals['_GETCAPABILITIESREQUEST']._serialized_end=2820
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=2822
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=2883
+  _globals['_CHECKPOINTSERVICE']._serialized_start=2886
+  _globals['_CHECKPOINTSERVICE']._serialized_end=3691
 # @@protoc_insertion_point(module_scope)

@@ -269,6 +269,8 @@ class ListCheckpointsRequest(_message.Message):
     FILTER_JSON_FIELD_NUMBER: _builtins.int
     BEFORE_CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """Only this thread's checkpoints; unset for every thread."""
     checkpoint_ns: _builtins.str
@@ -282,7 +284,11 @@ class ListCheckpointsRequest(_message.Message):
     before_checkpoint_id: _builtins.str
     """Only checkpoints with a smaller id than this one; unset for no bound."""
     limit: _builtins.int
-    """At most this many checkpoints; 0 for no limit."""
+    """At most this many checkpoints over all pages; 0 for no limit."""
+    page_size: _builtins.int
+    """At most this many checkpoints per page; 0 means 100, the maximum is 1000."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page, with the same other fields."""
     def __init__(
         self,
         *,
@@ -292,10 +298,12 @@ class ListCheckpointsRequest(_message.Message):
         filter_json: _builtins.str = ...,
         before_checkpoint_id: _builtins.str | None = ...,
         limit: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_before_checkpoint_id", b"_before_checkpoint_id", "_checkpoint_id", b"_checkpoint_id", "_checkpoint_ns", b"_checkpoint_ns", "_thread_id", b"_thread_id", "before_checkpoint_id", b"before_checkpoint_id", "checkpoint_id", b"checkpoint_id", "checkpoint_ns", b"checkpoint_ns", "thread_id", b"thread_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_before_checkpoint_id", b"_before_checkpoint_id", "_checkpoint_id", b"_checkpoint_id", "_checkpoint_ns", b"_checkpoint_ns", "_thread_id", b"_thread_id", "before_checkpoint_id", b"before_checkpoint_id", "checkpoint_id", b"checkpoint_id", "checkpoint_ns", b"checkpoint_ns", "filter_json", b"filter_json", "limit", b"limit", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_before_checkpoint_id", b"_before_checkpoint_id", "_checkpoint_id", b"_checkpoint_id", "_checkpoint_ns", b"_checkpoint_ns", "_thread_id", b"_thread_id", "before_checkpoint_id", b"before_checkpoint_id", "checkpoint_id", b"checkpoint_id", "checkpoint_ns", b"checkpoint_ns", "filter_json", b"filter_json", "limit", b"limit", "page_size", b"page_size", "page_token", b"page_token", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__before_checkpoint_id: _TypeAlias = _typing.Literal["before_checkpoint_id"]  # noqa: Y015
     _WhichOneofArgType__before_checkpoint_id: _TypeAlias = _typing.Literal["_before_checkpoint_id", b"_before_checkpoint_id"]  # noqa: Y015
@@ -323,18 +331,24 @@ class ListCheckpointsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as page_token to get the next page; empty on the last page."""
     @_builtins.property
     def checkpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___SavedCheckpoint]:
-        """The checkpoints, newest first."""
+        """The checkpoints, newest first (by checkpoint id, then thread id and
+        namespace, descending).
+        """
 
     def __init__(
         self,
         *,
         checkpoints: _abc.Iterable[Global___SavedCheckpoint] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
