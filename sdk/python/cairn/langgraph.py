@@ -4,6 +4,11 @@ Needs the `langgraph` extra (`pip install cairn[langgraph]`). The saver talks
 to CheckpointService; values are serialized here by LangGraph's serializer and
 the service stores them as they are.
 
+A failed call raises the SDK's typed errors, not `grpc.RpcError`:
+`cairn.CairnError` subclasses with the service's ErrorInfo `reason` and
+`metadata` (e.g. `cairn.InvalidArgumentError` for an empty thread_id),
+`cairn.UnavailableError` when the server cannot be reached.
+
 Example::
 
     from cairn.langgraph import CairnSaver
@@ -17,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import grpc
 from langchain_core.runnables import RunnableConfig
@@ -35,6 +40,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from cairn._errors import from_rpc_error
 from cairn.v1 import checkpoint_service_pb2 as pb
 from cairn.v1 import checkpoint_service_pb2_grpc, thread_service_pb2
 
@@ -43,6 +49,28 @@ __all__ = ["CairnSaver"]
 _EMPTY = "empty"
 """Type of a blob for a channel that has no value at its version."""
 
+_MAX_PAGE_SIZE = 1000
+"""The largest page ListCheckpoints serves."""
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+def _call(rpc: Callable[[_Req], _Resp], request: _Req) -> _Resp:
+    """A blocking call, with a failure raised as the SDK's typed error."""
+    try:
+        return rpc(request)
+    except grpc.RpcError as error:
+        raise from_rpc_error(error) from None
+
+
+async def _acall(rpc: Callable[[_Req], Awaitable[_Resp]], request: _Req) -> _Resp:
+    """An asyncio call, with a failure raised as the SDK's typed error."""
+    try:
+        return await rpc(request)
+    except grpc.RpcError as error:
+        raise from_rpc_error(error) from None
+
 
 class CairnSaver(BaseCheckpointSaver[str]):
     """A LangGraph checkpoint saver backed by a Cairn server.
@@ -50,6 +78,14 @@ class CairnSaver(BaseCheckpointSaver[str]):
     Sync methods use a blocking gRPC channel, async methods an asyncio one
     (opened on first use in the running loop). Close with `close()` /
     `aclose()` or use the saver as a (async) context manager.
+
+    `list()` / `alist()` fetch `page_size` checkpoints per call (0 for the
+    server's default, 100), the next page only when the previous one has been
+    consumed; `limit` caps the total over all pages::
+
+        saver = CairnSaver("127.0.0.1:50051", page_size=500)
+        for item in saver.list({"configurable": {"thread_id": "1"}}, limit=2000):
+            ...  # at most 4 calls, each made when the page before is used up
     """
 
     def __init__(
@@ -57,9 +93,13 @@ class CairnSaver(BaseCheckpointSaver[str]):
         address: str = "127.0.0.1:50051",
         *,
         serde: SerializerProtocol | None = None,
+        page_size: int = 0,
     ) -> None:
         super().__init__(serde=serde)
+        if not 0 <= page_size <= _MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 0 and {_MAX_PAGE_SIZE}, not {page_size}")
         self.address = address
+        self.page_size = page_size
         self._channel: grpc.Channel | None = None
         self._stub: checkpoint_service_pb2_grpc.CheckpointServiceStub | None = None
         self._aio_channel: grpc.aio.Channel | None = None
@@ -93,7 +133,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         self._aio_channel = self._aio_stub = self._aio_loop = None
         self.close()
 
-    def __enter__(self) -> CairnSaver:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -104,7 +144,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
     ) -> None:
         self.close()
 
-    async def __aenter__(self) -> CairnSaver:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -140,7 +180,9 @@ class CairnSaver(BaseCheckpointSaver[str]):
         limit: int | None,
     ) -> pb.ListCheckpointsRequest:
         request = pb.ListCheckpointsRequest(
-            filter_json=json.dumps(filter) if filter else "", limit=limit or 0
+            filter_json=json.dumps(filter) if filter else "",
+            limit=limit or 0,
+            page_size=self.page_size,
         )
         if config is not None:
             configurable = config.get("configurable", {})
@@ -270,7 +312,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
     # --- sync -------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        response = self._sync().GetTuple(self._get_request(config))
+        response = _call(self._sync().GetTuple, self._get_request(config))
         return self._tuple(response.checkpoint) if response.HasField("checkpoint") else None
 
     def list(
@@ -281,9 +323,21 @@ class CairnSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        response = self._sync().ListCheckpoints(self._list_request(config, filter, before, limit))
-        for saved in response.checkpoints:
-            yield self._tuple(saved)
+        if limit is not None and limit <= 0:  # as LangGraph's own savers: nothing
+            return
+        request = self._list_request(config, filter, before, limit)
+        left = limit
+        while True:
+            response = _call(self._sync().ListCheckpoints, request)
+            for saved in response.checkpoints:
+                yield self._tuple(saved)
+                if left is not None:
+                    left -= 1
+                    if left == 0:
+                        return
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
 
     def put(
         self,
@@ -293,7 +347,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         request, stored = self._put_request(config, checkpoint, metadata, new_versions)
-        self._sync().PutCheckpoint(request)
+        _call(self._sync().PutCheckpoint, request)
         return stored
 
     def put_writes(
@@ -303,28 +357,32 @@ class CairnSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        self._sync().PutWrites(self._writes_request(config, writes, task_id, task_path))
+        _call(self._sync().PutWrites, self._writes_request(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
-        self._sync().DeleteThreadCheckpoints(pb.DeleteThreadCheckpointsRequest(thread_id=thread_id))
+        _call(
+            self._sync().DeleteThreadCheckpoints,
+            pb.DeleteThreadCheckpointsRequest(thread_id=thread_id),
+        )
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self._sync().DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids)))
+        _call(self._sync().DeleteForRuns, pb.DeleteForRunsRequest(run_ids=list(run_ids)))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self._sync().CopyThreadCheckpoints(
+        _call(
+            self._sync().CopyThreadCheckpoints,
             pb.CopyThreadCheckpointsRequest(
                 source_thread_id=source_thread_id, target_thread_id=target_thread_id
-            )
+            ),
         )
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._sync().PruneCheckpoints(self._prune_request(thread_ids, strategy))
+        _call(self._sync().PruneCheckpoints, self._prune_request(thread_ids, strategy))
 
     # --- async ------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        response = await self._async().GetTuple(self._get_request(config))
+        response = await _acall(self._async().GetTuple, self._get_request(config))
         return self._tuple(response.checkpoint) if response.HasField("checkpoint") else None
 
     async def alist(
@@ -335,11 +393,21 @@ class CairnSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        response = await self._async().ListCheckpoints(
-            self._list_request(config, filter, before, limit)
-        )
-        for saved in response.checkpoints:
-            yield self._tuple(saved)
+        if limit is not None and limit <= 0:
+            return
+        request = self._list_request(config, filter, before, limit)
+        left = limit
+        while True:
+            response = await _acall(self._async().ListCheckpoints, request)
+            for saved in response.checkpoints:
+                yield self._tuple(saved)
+                if left is not None:
+                    left -= 1
+                    if left == 0:
+                        return
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
 
     async def aput(
         self,
@@ -349,7 +417,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         request, stored = self._put_request(config, checkpoint, metadata, new_versions)
-        await self._async().PutCheckpoint(request)
+        await _acall(self._async().PutCheckpoint, request)
         return stored
 
     async def aput_writes(
@@ -359,25 +427,29 @@ class CairnSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await self._async().PutWrites(self._writes_request(config, writes, task_id, task_path))
+        await _acall(
+            self._async().PutWrites, self._writes_request(config, writes, task_id, task_path)
+        )
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._async().DeleteThreadCheckpoints(
-            pb.DeleteThreadCheckpointsRequest(thread_id=thread_id)
+        await _acall(
+            self._async().DeleteThreadCheckpoints,
+            pb.DeleteThreadCheckpointsRequest(thread_id=thread_id),
         )
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._async().DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids)))
+        await _acall(self._async().DeleteForRuns, pb.DeleteForRunsRequest(run_ids=list(run_ids)))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self._async().CopyThreadCheckpoints(
+        await _acall(
+            self._async().CopyThreadCheckpoints,
             pb.CopyThreadCheckpointsRequest(
                 source_thread_id=source_thread_id, target_thread_id=target_thread_id
-            )
+            ),
         )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self._async().PruneCheckpoints(self._prune_request(thread_ids, strategy))
+        await _acall(self._async().PruneCheckpoints, self._prune_request(thread_ids, strategy))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Versions are text that sorts by age, as LangGraph's other savers make them."""
