@@ -3,6 +3,8 @@
 cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql://...]
             [--thread-ttl SECONDS] [--log-level info]
 cairn health [--address 127.0.0.1:50051]
+cairn threads [--status S] | state THREAD [--checkpoint ID] | history THREAD | runs THREAD
+      [--address 127.0.0.1:50051] [--limit N] [--json]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from cairn_server import inspection
 from cairn_server.server import ServerConfig, create_server, redact_url
 
 
@@ -72,9 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     health_cmd = commands.add_parser("health", help="check a server's gRPC health")
     health_cmd.add_argument("--address", default="127.0.0.1:50051")
     health_cmd.add_argument("--timeout", type=float, default=3.0)
+    inspection.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "health":
         return health(args.address, args.timeout)
+    if args.command != "serve":
+        return inspection.run(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

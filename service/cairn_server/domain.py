@@ -172,6 +172,11 @@ class CheckpointRecord:
     channel_versions: dict[str, str]
     metadata: dict[str, Json]
     created_at: float
+    langgraph: dict[str, Json] | None = None
+    """For a checkpoint a LangGraph application put through CheckpointService:
+    its checkpoint (versions_seen, ts, ...) decoded for display. Its channel
+    values and writes are decoded as far as they can be (see
+    store/typed_values.py); native runs never start from such a checkpoint."""
 
 
 @dataclass(slots=True)

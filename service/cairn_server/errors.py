@@ -74,6 +74,7 @@ _BY_REASON: dict[str, type[ServiceError]] = {
     "HELLO_REQUIRED": FailedPrecondition,
     "RUN_FINISHED": FailedPrecondition,
     "NOT_A_GRAPH": FailedPrecondition,
+    "LANGGRAPH_THREAD": FailedPrecondition,
     "UNSUPPORTED": Unimplemented,
     "PAYLOAD_TOO_LARGE": ResourceExhausted,
     "SHUTTING_DOWN": Unavailable,

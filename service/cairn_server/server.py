@@ -110,7 +110,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         WorkerServicer(runs, max_payload_bytes=limit), server
     )
     checkpoint_service_pb2_grpc.add_CheckpointServiceServicer_to_server(
-        CheckpointServicer(store), server
+        CheckpointServicer(runs), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

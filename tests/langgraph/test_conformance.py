@@ -1,10 +1,11 @@
 """LangGraph's checkpointer conformance suite against CairnSaver and a real
-server (SQLite store)."""
+server, on the SQLite store and on the Postgres one."""
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -14,6 +15,7 @@ from langgraph.checkpoint.conformance import checkpointer_test, validate
 
 from cairn.langgraph import CairnSaver
 from cairn_server.server import ServerConfig, create_server
+from tests import postgres
 
 CAPABILITIES = (
     "put",
@@ -27,9 +29,24 @@ CAPABILITIES = (
 )
 
 
+@contextlib.contextmanager
+def store_url(backend: str, tmp_path: pathlib.Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cairn.db'}"
+    else:
+        with postgres.fresh_schema() as url:
+            yield url
+
+
 @pytest.mark.parametrize("capability", CAPABILITIES)
-async def test_conformance_sqlite(tmp_path: pathlib.Path, capability: str) -> None:
-    config = ServerConfig(address="127.0.0.1:0", store_url=f"sqlite:///{tmp_path / 'cairn.db'}")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_conformance(tmp_path: pathlib.Path, backend: str, capability: str) -> None:
+    with store_url(backend, tmp_path) as url:
+        await _check(url, capability)
+
+
+async def _check(url: str, capability: str) -> None:
+    config = ServerConfig(address="127.0.0.1:0", store_url=url)
     server, port = await create_server(config)
     try:
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -452,11 +453,13 @@ class CairnSaver(BaseCheckpointSaver[str]):
         await _acall(self._async().PruneCheckpoints, self._prune_request(thread_ids, strategy))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
-        """Versions are text that sorts by age, as LangGraph's other savers make them."""
+        """Versions are text that sorts by age, with a random fraction as in
+        LangGraph's own savers: values are stored once per (channel, version),
+        so two branches forked from one checkpoint must not reuse a version."""
         if current is None:
             current_v = 0
         elif isinstance(current, int):
             current_v = current
         else:
             current_v = int(str(current).split(".")[0])
-        return f"{current_v + 1:032}.{0:016}"
+        return f"{current_v + 1:032}.{random.random():016}"

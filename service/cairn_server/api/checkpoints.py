@@ -1,7 +1,8 @@
 """CheckpointService: LangGraph's BaseCheckpointSaver over gRPC.
 
 Values stay as LangGraph's serializer wrote them; only the metadata is read
-(as JSON), to filter List and to find a checkpoint's run.
+(as JSON), to filter List and to find a checkpoint's run. The checkpoints live
+in the native tables, so deleting and pruning are the ThreadService's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from cairn.v1 import checkpoint_service_pb2, checkpoint_service_pb2_grpc, thread
 from cairn_server.api.errors import unary
 from cairn_server.domain import Json
 from cairn_server.errors import error_for
-from cairn_server.store import Store
+from cairn_server.runtime.manager import RunManager
+from cairn_server.store import decode_token, encode_token
 from cairn_server.store.base import LgBlob, LgCheckpoint, LgWrite
 
 pb = checkpoint_service_pb2
@@ -44,6 +46,39 @@ def _json_object(text: str, field: str) -> dict[str, Json]:
     if not isinstance(value, dict):
         raise error_for("INVALID_ARGUMENT", f"{field} must be a JSON object", field=field)
     return value
+
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def _page_size(request: checkpoint_service_pb2.ListCheckpointsRequest) -> int:
+    if request.limit < 0:
+        raise error_for("INVALID_ARGUMENT", "limit must not be negative", field="limit")
+    if request.page_size < 0:
+        raise error_for("INVALID_ARGUMENT", "page_size must not be negative", field="page_size")
+    return min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _page_position(token: str) -> tuple[tuple[str, str, str] | None, int]:
+    """The last (checkpoint_id, thread_id, checkpoint_ns) a page token names and
+    how many checkpoints the earlier pages returned."""
+    if not token:
+        return None, 0
+    try:
+        key = decode_token(token, 4)
+    except ValueError as error:
+        raise error_for("INVALID_ARGUMENT", str(error), field="page_token") from None
+    *last, returned = key
+    if not all(isinstance(part, str) for part in last) or not isinstance(returned, int):
+        raise error_for("INVALID_ARGUMENT", f"invalid page token {token!r}", field="page_token")
+    checkpoint_id, thread_id, checkpoint_ns = (str(part) for part in last)
+    return (checkpoint_id, thread_id, checkpoint_ns), returned
+
+
+def _run_id(metadata: dict[str, Json]) -> str | None:
+    run_id = metadata.get("run_id")
+    return run_id if isinstance(run_id, str) else None
 
 
 def _to_proto(checkpoint: LgCheckpoint) -> checkpoint_service_pb2.SavedCheckpoint:
@@ -77,8 +112,16 @@ def _to_proto(checkpoint: LgCheckpoint) -> checkpoint_service_pb2.SavedCheckpoin
 
 
 class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, runs: RunManager) -> None:
+        self._runs = runs
+        self._store = runs.store
+
+    def _check_not_busy(self, thread_id: str) -> None:
+        """A thread with an active native run is left to that run."""
+        if self._runs.thread_is_busy(thread_id):
+            raise error_for(
+                "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
+            )
 
     @unary
     async def GetTuple(
@@ -97,30 +140,41 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
     async def ListCheckpoints(
         self, request: checkpoint_service_pb2.ListCheckpointsRequest, context: Any
     ) -> checkpoint_service_pb2.ListCheckpointsResponse:
-        if request.limit < 0:
-            raise error_for("INVALID_ARGUMENT", "limit must not be negative", field="limit")
-
+        page_size = _page_size(request)
+        after, returned = _page_position(request.page_token)
+        if request.limit:
+            page_size = min(page_size, request.limit - returned)
+        if page_size <= 0:
+            return pb.ListCheckpointsResponse()
         r = request
         found = await self._store.lg_list(
             thread_id=r.thread_id if r.HasField("thread_id") else None,
             checkpoint_ns=r.checkpoint_ns if r.HasField("checkpoint_ns") else None,
             checkpoint_id=r.checkpoint_id if r.HasField("checkpoint_id") else None,
-            metadata=_json_object(request.filter_json, "filter_json")
-            if request.filter_json
-            else None,
+            metadata=_json_object(r.filter_json, "filter_json") if r.filter_json else None,
             before=r.before_checkpoint_id if r.HasField("before_checkpoint_id") else None,
-            limit=request.limit or None,
+            after=after,
+            limit=page_size + 1,
         )
-        return pb.ListCheckpointsResponse(checkpoints=[_to_proto(c) for c in found])
+        page = found[:page_size]
+        token = ""
+        if len(found) > page_size and returned + len(page) != request.limit:
+            last = page[-1]
+            position: list[Json] = [last.checkpoint_id, last.thread_id, last.checkpoint_ns]
+            token = encode_token([*position, returned + len(page)])
+        return pb.ListCheckpointsResponse(
+            checkpoints=[_to_proto(c) for c in page], next_page_token=token
+        )
 
     @unary
     async def PutCheckpoint(
         self, request: checkpoint_service_pb2.PutCheckpointRequest, context: Any
     ) -> checkpoint_service_pb2.PutCheckpointResponse:
-        _json_object(request.metadata_json, "metadata_json")
+        metadata = _json_object(request.metadata_json, "metadata_json")
+        self._check_not_busy(_required(request.thread_id, "thread_id"))
         await self._store.lg_put(
             LgCheckpoint(
-                thread_id=_required(request.thread_id, "thread_id"),
+                thread_id=request.thread_id,
                 checkpoint_ns=request.checkpoint_ns,
                 checkpoint_id=_required(request.checkpoint_id, "checkpoint_id"),
                 parent_checkpoint_id=request.parent_checkpoint_id or None,
@@ -128,6 +182,7 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
                 data=request.checkpoint.data,
                 metadata=request.metadata_json,
                 channel_versions=dict(request.channel_versions),
+                run_id=_run_id(metadata),
                 blobs=[
                     LgBlob(b.channel, b.version, b.value.type, b.value.data) for b in request.blobs
                 ],
@@ -154,7 +209,9 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
     async def DeleteThreadCheckpoints(
         self, request: checkpoint_service_pb2.DeleteThreadCheckpointsRequest, context: Any
     ) -> checkpoint_service_pb2.DeleteThreadCheckpointsResponse:
-        await self._store.lg_delete_thread(_required(request.thread_id, "thread_id"))
+        thread_id = _required(request.thread_id, "thread_id")
+        self._check_not_busy(thread_id)
+        await self._store.delete_threads([thread_id])
         return pb.DeleteThreadCheckpointsResponse()
 
     @unary
@@ -169,9 +226,10 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
     async def CopyThreadCheckpoints(
         self, request: checkpoint_service_pb2.CopyThreadCheckpointsRequest, context: Any
     ) -> checkpoint_service_pb2.CopyThreadCheckpointsResponse:
+        target = _required(request.target_thread_id, "target_thread_id")
+        self._check_not_busy(target)
         await self._store.lg_copy_thread(
-            _required(request.source_thread_id, "source_thread_id"),
-            _required(request.target_thread_id, "target_thread_id"),
+            _required(request.source_thread_id, "source_thread_id"), target
         )
         return pb.CopyThreadCheckpointsResponse()
 
@@ -179,19 +237,20 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
     async def PruneCheckpoints(
         self, request: checkpoint_service_pb2.PruneCheckpointsRequest, context: Any
     ) -> checkpoint_service_pb2.PruneCheckpointsResponse:
+        thread_ids = list(request.thread_ids)
+        for thread_id in thread_ids:
+            self._check_not_busy(thread_id)
         strategy = request.strategy
         if strategy == thread_service_pb2.PRUNE_STRATEGY_KEEP_LATEST:
-            keep_latest = True
+            await self._store.prune_checkpoints(thread_ids, keep_latest=1)
         elif strategy == thread_service_pb2.PRUNE_STRATEGY_DELETE:
-            keep_latest = False
+            await self._store.delete_threads(thread_ids)
         else:
             raise error_for("INVALID_ARGUMENT", "strategy is required", field="strategy")
-        await self._store.lg_prune(list(request.thread_ids), keep_latest=keep_latest)
         return pb.PruneCheckpointsResponse()
 
     @unary
     async def GetCapabilities(
         self, request: checkpoint_service_pb2.GetCapabilitiesRequest, context: Any
     ) -> checkpoint_service_pb2.GetCapabilitiesResponse:
-        supported = CAPABILITIES if self._store.supports_langgraph else ()
-        return pb.GetCapabilitiesResponse(capabilities=supported)
+        return pb.GetCapabilitiesResponse(capabilities=CAPABILITIES)

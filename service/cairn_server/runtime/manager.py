@@ -32,6 +32,7 @@ from cairn_server.engine.decisions import Decision
 from cairn_server.engine.functional import FunctionalRun
 from cairn_server.engine.graph import GraphRun
 from cairn_server.engine.graph_model import GraphModel, graph_from_json, graph_to_json
+from cairn_server.engine.langgraph_state import langgraph_state_view
 from cairn_server.engine.nesting import NestedRuns
 from cairn_server.engine.state import StateView, functional_state_view, graph_state_view
 from cairn_server.errors import error_for
@@ -156,6 +157,7 @@ class RunManager:
                     thread_id=thread_id,
                     checkpoint_id=checkpoint_id,
                 )
+            _check_native(base)
             graph = self._graphs.get(str(base.metadata.get("target", "")))
             if graph is None:
                 raise error_for(
@@ -234,6 +236,8 @@ class RunManager:
                 thread_id=thread_id,
                 checkpoint_id=request.checkpoint_id,
             )
+        if latest is not None:
+            _check_native(latest)
         run_id = new_id()
         writes: list[PendingWrite] = []
         if request.has_input:
@@ -377,6 +381,8 @@ class RunManager:
         writes = await self.store.get_writes(
             checkpoint.thread_id, checkpoint.checkpoint_ns, checkpoint.checkpoint_id
         )
+        if checkpoint.langgraph is not None:
+            return langgraph_state_view(checkpoint, writes)
         graph = self._graphs.get(str(checkpoint.metadata.get("target", "")))
         if graph is None:
             return functional_state_view(checkpoint, writes)
@@ -541,3 +547,14 @@ def _check_nesting(graph: GraphModel, graphs: dict[str, GraphModel]) -> None:
                 path.pop()
 
     visit(graph)
+
+
+def _check_native(checkpoint: CheckpointRecord) -> None:
+    """Native runs and UpdateState never start from a LangGraph app's checkpoint."""
+    if checkpoint.langgraph is not None:
+        raise error_for(
+            "LANGGRAPH_THREAD",
+            f"thread {checkpoint.thread_id!r} holds a LangGraph application's checkpoints;"
+            " run it with LangGraph and CairnSaver",
+            thread_id=checkpoint.thread_id,
+        )

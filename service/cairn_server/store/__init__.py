@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cairn_server.store._sqlite_sql import decode_token, encode_token
 from cairn_server.store.base import (
     PruneResult,
     Store,
@@ -38,5 +39,7 @@ __all__ = [
     "ThreadStatusChange",
     "WriteBatch",
     "WriteSet",
+    "decode_token",
+    "encode_token",
     "open_store",
 ]

@@ -21,8 +21,9 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
-from cairn_server.store._sqlite_sql import JSON_BLOB, Params, dumps
+from cairn_server.store._sqlite_sql import Params, dumps
 from cairn_server.store.base import WriteBatch
+from cairn_server.store.typed_values import JSON as JSON_BLOB
 
 # jsonb cannot hold the character U+0000: a "\u0000" escape preceded by an
 # even number of backslashes (an odd number escapes the backslash itself).
@@ -207,12 +208,13 @@ WHERE b.found IS NULL
 SELECT_CHECKPOINTS = """
 WITH cp AS (
     SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, channel_versions,
-        metadata, created_at
+        metadata, created_at, body_type, body
     FROM checkpoints{where}
     ORDER BY checkpoint_id DESC{limit}
 )
 SELECT cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id,
-    cp.channel_versions::text, cp.metadata::text, cp.created_at, v.key, b.type, b.blob
+    cp.channel_versions::text, cp.metadata::text, cp.created_at, v.key, b.type, b.blob,
+    cp.body_type, cp.body
 FROM cp
 LEFT JOIN LATERAL jsonb_each_text(cp.channel_versions) AS v ON TRUE
 LEFT JOIN LATERAL (
@@ -408,3 +410,71 @@ def encode_batch(batch: WriteBatch) -> EncodedBatch:
     encoded.add(INSERT_TARGET, [(name, now) for name in batch.targets])
     encoded.add(UPSERT_GRAPH, [(name, dumps(spec), now) for name, spec in batch.graphs])
     return encoded
+
+
+# --- LangGraph checkpoints (CheckpointService) --------------------------------
+# They live in the native tables; `body_type` is set only on them.
+
+LG_CHECKPOINT_COLUMNS = (
+    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, body_type, body,"
+    " metadata::text, channel_versions::text"
+)
+# $1 thread id, $2 created_at (= updated_at): the thread a LangGraph checkpoint
+# is put in exists for ListThreads and retention; updated_at moves with puts.
+LG_TOUCH_THREAD = """
+INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, request_id)
+VALUES ($1, $2, $2, '{}', 'idle', '')
+ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at
+"""
+LG_UPSERT_CHECKPOINT = """
+INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+    body_type, body, metadata, channel_versions, run_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET
+    parent_checkpoint_id = excluded.parent_checkpoint_id, body_type = excluded.body_type,
+    body = excluded.body, metadata = excluded.metadata,
+    channel_versions = excluded.channel_versions, run_id = excluded.run_id
+"""
+LG_SELECT_CHECKPOINTS = (
+    f"SELECT {LG_CHECKPOINT_COLUMNS} FROM checkpoints{{where}}"
+    " ORDER BY checkpoint_id DESC, thread_id DESC, checkpoint_ns DESC LIMIT ${limit}"
+)
+# Rows after a page's last (checkpoint_id, thread_id, checkpoint_ns), from $n.
+LG_AFTER = "(checkpoint_id, thread_id, checkpoint_ns) < (${0}, ${1}, ${2})"
+# The value of each channel at the version the checkpoint records.
+LG_SELECT_BLOBS = """
+SELECT b.channel, b.version, b.type, b.blob FROM jsonb_each_text($1::jsonb) AS v
+JOIN checkpoint_blobs AS b ON b.thread_id = $2 AND b.checkpoint_ns = $3
+    AND b.channel = v.key AND b.version = v.value
+"""
+LG_SELECT_WRITES = """
+SELECT task_id, task_path, idx, channel, type, blob FROM checkpoint_writes
+WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3
+ORDER BY task_path, task_id, idx
+"""
+# $1: an array of run ids.
+LG_DELETE_FOR_RUNS = (
+    "DELETE FROM checkpoint_writes AS w USING checkpoints AS c"
+    " WHERE c.run_id = ANY($1::text[]) AND w.thread_id = c.thread_id"
+    " AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id",
+    "DELETE FROM checkpoints WHERE run_id = ANY($1::text[])",
+)
+# The thread row: $1 target thread, $2 source thread, $3 now; the others: $1
+# target thread, $2 source thread.
+LG_COPY_THREAD = (
+    "INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, request_id)"
+    " SELECT $1, $3, $3, metadata, 'idle', '' FROM threads WHERE thread_id = $2"
+    " ON CONFLICT (thread_id) DO NOTHING",
+    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,"
+    " body_type, body, metadata, channel_versions, run_id, created_at)"
+    " SELECT $1, checkpoint_ns, checkpoint_id, parent_checkpoint_id, body_type, body, metadata,"
+    " channel_versions, run_id, created_at FROM checkpoints WHERE thread_id = $2"
+    " ON CONFLICT DO NOTHING",
+    "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)"
+    " SELECT $1, checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs"
+    " WHERE thread_id = $2 ON CONFLICT DO NOTHING",
+    "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx,"
+    " channel, type, blob, task_path) SELECT $1, checkpoint_ns, checkpoint_id, task_id, idx,"
+    " channel, type, blob, task_path FROM checkpoint_writes WHERE thread_id = $2"
+    " ON CONFLICT DO NOTHING",
+)

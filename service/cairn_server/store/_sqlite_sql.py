@@ -34,6 +34,8 @@ from cairn_server.domain import (
     ThreadStatus,
 )
 from cairn_server.store.base import StoreError, WriteBatch
+from cairn_server.store.typed_values import JSON as JSON_BLOB
+from cairn_server.store.typed_values import NO_VALUE, decode_typed
 
 
 class Row(Protocol):
@@ -44,9 +46,6 @@ class Row(Protocol):
 
 Params = tuple[object, ...]
 
-JSON_BLOB = "json"
-"""`type` of a blob holding UTF-8 JSON; the only kind written so far."""
-
 
 def dumps(value: Json) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -54,12 +53,6 @@ def dumps(value: Json) -> str:
 
 def _blob(value: Json) -> bytes:
     return dumps(value).encode()
-
-
-def _from_blob(kind: str, blob: bytes | None) -> Json:
-    if kind != JSON_BLOB or blob is None:
-        raise StoreError(f"cannot decode a stored value of type {kind!r}")
-    return json.loads(blob)
 
 
 # --- migrations -------------------------------------------------------------
@@ -307,12 +300,13 @@ WHERE NOT EXISTS (
 SELECT_CHECKPOINTS = """
 WITH cp AS (
     SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, channel_versions,
-        metadata, created_at
+        metadata, created_at, body_type, body
     FROM checkpoints{where}
     ORDER BY checkpoint_id DESC{limit}
 )
 SELECT cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id,
-    cp.channel_versions, cp.metadata, cp.created_at, v.key, b.type, b.blob
+    cp.channel_versions, cp.metadata, cp.created_at, v.key, b.type, b.blob,
+    cp.body_type, cp.body
 FROM cp
 LEFT JOIN json_each(cp.channel_versions) AS v
 LEFT JOIN checkpoint_blobs AS b
@@ -359,18 +353,24 @@ def checkpoints_from_rows(rows: Iterable[Row]) -> list[CheckpointRecord]:
                     channel_versions=json.loads(row[4]),
                     metadata=json.loads(row[5]),
                     created_at=row[6],
+                    langgraph=None if row[10] is None else _langgraph_body(row[10], row[11]),
                 )
             )
         channel = row[7]
-        if channel is None:
+        if channel is None or row[8] == NO_VALUE:
             continue
         if row[8] is None:
             raise StoreError(
                 f"checkpoint {row[2]!r} of thread {row[0]!r} lists channel {channel!r}"
                 " but its value is missing"
             )
-        records[-1].channel_values[channel] = _from_blob(row[8], row[9])
+        records[-1].channel_values[channel] = decode_typed(row[8], row[9])
     return records
+
+
+def _langgraph_body(kind: str, body: bytes | None) -> dict[str, Json]:
+    decoded = decode_typed(kind, body)
+    return decoded if isinstance(decoded, dict) else {"checkpoint": decoded}
 
 
 def write_from_row(row: Row) -> PendingWrite:
@@ -378,7 +378,7 @@ def write_from_row(row: Row) -> PendingWrite:
         task_id=row[0],
         idx=row[1],
         channel=row[2],
-        value=_from_blob(row[3], row[4]),
+        value=decode_typed(row[3], row[4]),
         task_path=row[5],
     )
 
@@ -560,85 +560,64 @@ DELETE_THREADS = [
 
 
 # --- LangGraph checkpoints (CheckpointService) ------------------------------
+# They live in the native tables; `body_type` is set only on them.
 
 LG_CHECKPOINT_COLUMNS = (
-    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,"
+    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, body_type, body,"
     " metadata, channel_versions"
 )
+# Parameters: thread id, created_at (= updated_at). The thread a LangGraph
+# checkpoint is put in exists for ListThreads and retention; its updated_at
+# moves with each put.
+LG_TOUCH_THREAD = (
+    f"INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, '{{}}', 'idle', '')"
+    " ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at"
+)
 LG_UPSERT_CHECKPOINT = (
-    f"INSERT INTO lg_checkpoints ({LG_CHECKPOINT_COLUMNS}, run_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO checkpoints ({LG_CHECKPOINT_COLUMNS}, run_id, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET"
-    " parent_checkpoint_id = excluded.parent_checkpoint_id, type = excluded.type,"
-    " checkpoint = excluded.checkpoint, metadata = excluded.metadata,"
+    " parent_checkpoint_id = excluded.parent_checkpoint_id, body_type = excluded.body_type,"
+    " body = excluded.body, metadata = excluded.metadata,"
     " channel_versions = excluded.channel_versions, run_id = excluded.run_id"
 )
-LG_INSERT_BLOB = (
-    "INSERT OR IGNORE INTO lg_blobs"
-    " (thread_id, checkpoint_ns, channel, version, type, blob) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_LG_WRITE_INSERT = (
-    " INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, task_path,"
-    " channel, type, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-LG_INSERT_WRITE = "INSERT OR IGNORE" + _LG_WRITE_INSERT
-LG_UPSERT_WRITE = (
-    "INSERT"
-    + _LG_WRITE_INSERT
-    + " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET"
-    " task_path = excluded.task_path, channel = excluded.channel, type = excluded.type,"
-    " blob = excluded.blob"
-)
 LG_SELECT_CHECKPOINTS = (
-    f"SELECT {LG_CHECKPOINT_COLUMNS} FROM lg_checkpoints{{where}}"
-    " ORDER BY checkpoint_id DESC{limit}"
+    f"SELECT {LG_CHECKPOINT_COLUMNS} FROM checkpoints{{where}}"
+    " ORDER BY checkpoint_id DESC, thread_id DESC, checkpoint_ns DESC LIMIT ?"
 )
+# Rows after a page's last (checkpoint_id, thread_id, checkpoint_ns).
+LG_AFTER = "(checkpoint_id, thread_id, checkpoint_ns) < (?, ?, ?)"
 # The value of each channel at the version the checkpoint records.
 LG_SELECT_BLOBS = (
     "SELECT b.channel, b.version, b.type, b.blob FROM json_each(?) AS v"
-    " JOIN lg_blobs AS b ON b.thread_id = ? AND b.checkpoint_ns = ?"
+    " JOIN checkpoint_blobs AS b ON b.thread_id = ? AND b.checkpoint_ns = ?"
     " AND b.channel = v.key AND b.version = v.value"
 )
 LG_SELECT_WRITES = (
-    "SELECT task_id, task_path, idx, channel, type, blob FROM lg_writes"
+    "SELECT task_id, task_path, idx, channel, type, blob FROM checkpoint_writes"
     " WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
     " ORDER BY task_path, task_id, idx"
 )
-LG_DELETE_THREAD = (
-    "DELETE FROM lg_writes WHERE thread_id = ?",
-    "DELETE FROM lg_blobs WHERE thread_id = ?",
-    "DELETE FROM lg_checkpoints WHERE thread_id = ?",
-)
 # Parameter: the run ids as a JSON array.
 LG_DELETE_FOR_RUNS = (
-    "DELETE FROM lg_writes WHERE EXISTS (SELECT 1 FROM lg_checkpoints AS c"
-    " WHERE c.run_id IN (SELECT value FROM json_each(?)) AND c.thread_id = lg_writes.thread_id"
-    " AND c.checkpoint_ns = lg_writes.checkpoint_ns"
-    " AND c.checkpoint_id = lg_writes.checkpoint_id)",
-    "DELETE FROM lg_checkpoints WHERE run_id IN (SELECT value FROM json_each(?))",
+    "DELETE FROM checkpoint_writes WHERE EXISTS (SELECT 1 FROM checkpoints AS c"
+    f" WHERE c.run_id IN {_IDS} AND c.thread_id = checkpoint_writes.thread_id"
+    " AND c.checkpoint_ns = checkpoint_writes.checkpoint_ns"
+    " AND c.checkpoint_id = checkpoint_writes.checkpoint_id)",
+    f"DELETE FROM checkpoints WHERE run_id IN {_IDS}",
 )
-# Parameters: target thread, source thread.
+# Parameters: target thread, created_at, source thread (the thread row); then
+# target thread, source thread.
 LG_COPY_THREAD = (
-    f"INSERT OR IGNORE INTO lg_checkpoints ({LG_CHECKPOINT_COLUMNS}, run_id)"
-    " SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,"
-    " metadata, channel_versions, run_id FROM lg_checkpoints WHERE thread_id = ?",
-    "INSERT OR IGNORE INTO lg_blobs (thread_id, checkpoint_ns, channel, version, type, blob)"
-    " SELECT ?, checkpoint_ns, channel, version, type, blob FROM lg_blobs WHERE thread_id = ?",
-    "INSERT OR IGNORE INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx,"
-    " task_path, channel, type, blob) SELECT ?, checkpoint_ns, checkpoint_id, task_id, idx,"
-    " task_path, channel, type, blob FROM lg_writes WHERE thread_id = ?",
-)
-# Parameter: the thread id. Keeps the latest checkpoint of each namespace, its
-# writes and the blobs a remaining checkpoint points at.
-LG_PRUNE_KEEP_LATEST = (
-    "DELETE FROM lg_writes WHERE thread_id = ? AND checkpoint_id < (SELECT max(c.checkpoint_id)"
-    " FROM lg_checkpoints AS c WHERE c.thread_id = lg_writes.thread_id"
-    " AND c.checkpoint_ns = lg_writes.checkpoint_ns)",
-    "DELETE FROM lg_checkpoints WHERE thread_id = ? AND checkpoint_id < (SELECT"
-    " max(c.checkpoint_id) FROM lg_checkpoints AS c WHERE c.thread_id = lg_checkpoints.thread_id"
-    " AND c.checkpoint_ns = lg_checkpoints.checkpoint_ns)",
-    "DELETE FROM lg_blobs WHERE thread_id = ? AND NOT EXISTS (SELECT 1 FROM lg_checkpoints AS c,"
-    " json_each(c.channel_versions) AS v WHERE c.thread_id = lg_blobs.thread_id"
-    " AND c.checkpoint_ns = lg_blobs.checkpoint_ns AND v.key = lg_blobs.channel"
-    " AND v.value = lg_blobs.version)",
+    f"INSERT INTO threads ({THREAD_COLUMNS}) SELECT ?, ?, ?, metadata, 'idle', ''"
+    " FROM threads WHERE thread_id = ? ON CONFLICT (thread_id) DO NOTHING",
+    f"INSERT OR IGNORE INTO checkpoints ({LG_CHECKPOINT_COLUMNS}, run_id, created_at)"
+    " SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, body_type, body,"
+    " metadata, channel_versions, run_id, created_at FROM checkpoints WHERE thread_id = ?",
+    "INSERT OR IGNORE INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type,"
+    " blob) SELECT ?, checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs"
+    " WHERE thread_id = ?",
+    "INSERT OR IGNORE INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id,"
+    " idx, channel, type, blob, task_path) SELECT ?, checkpoint_ns, checkpoint_id, task_id, idx,"
+    " channel, type, blob, task_path FROM checkpoint_writes WHERE thread_id = ?",
 )

@@ -23,7 +23,6 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
-from cairn_server.errors import Unimplemented
 
 
 class StoreError(Exception):
@@ -141,9 +140,10 @@ class LgCheckpoint:
     """A checkpoint stored through CheckpointService (LangGraph's format).
 
     `data` is the serialized checkpoint without channel values; `metadata` is
-    JSON text. When read, `blobs` holds the stored value of each channel at its
-    version in `channel_versions` and `writes` the pending writes in
-    (task_path, task_id, idx) order; when put, `blobs` holds the new values.
+    JSON text and `run_id` its run_id, if any. When read, `blobs` holds the
+    stored value of each channel at its version in `channel_versions` and
+    `writes` the pending writes in (task_path, task_id, idx) order; when put,
+    `blobs` holds the new values.
     """
 
     thread_id: str
@@ -154,6 +154,7 @@ class LgCheckpoint:
     data: bytes
     metadata: str
     channel_versions: dict[str, str]
+    run_id: str | None = None
     blobs: list[LgBlob] = field(default_factory=list)
     writes: list[LgWrite] = field(default_factory=list)
 
@@ -300,25 +301,9 @@ class Store(abc.ABC):
         """The latest spec (JSON) of every graph a worker registered."""
 
     # --- LangGraph checkpoints (CheckpointService) --------------------------
-    # Not abstract: a backend without them reports UNIMPLEMENTED.
+    # Stored in the native tables: deleting and pruning use the methods above.
 
-    def _no_langgraph(self) -> Unimplemented:
-        return Unimplemented(
-            "UNSUPPORTED",
-            f"the {type(self).__name__} store does not implement LangGraph checkpoints yet",
-        )
-
-    @property
-    def supports_langgraph(self) -> bool:
-        """Whether the lg_* methods below are implemented."""
-        return False
-
-    async def lg_get(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> LgCheckpoint | None:
-        """The given checkpoint, or the latest (highest id) when id is None."""
-        raise self._no_langgraph()
-
+    @abc.abstractmethod
     async def lg_list(
         self,
         *,
@@ -327,32 +312,45 @@ class Store(abc.ABC):
         checkpoint_id: str | None,
         metadata: dict[str, Json] | None,
         before: str | None,
-        limit: int | None,
+        after: tuple[str, str, str] | None = None,
+        limit: int,
     ) -> list[LgCheckpoint]:
-        """Checkpoints newest first; None means no condition."""
-        raise self._no_langgraph()
+        """Checkpoints put through CheckpointService, newest first, ordered by
+        (checkpoint_id, thread_id, checkpoint_ns) descending; None means no
+        condition. `after` is the (checkpoint_id, thread_id, checkpoint_ns) of
+        the previous page's last checkpoint."""
 
+    async def lg_get(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
+    ) -> LgCheckpoint | None:
+        """The given checkpoint, or the latest (highest id) when id is None."""
+        found = await self.lg_list(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            metadata=None,
+            before=None,
+            limit=1,
+        )
+        return found[0] if found else None
+
+    @abc.abstractmethod
     async def lg_put(self, checkpoint: LgCheckpoint) -> None:
-        """Upsert the checkpoint; insert-or-ignore its new blobs."""
-        raise self._no_langgraph()
+        """Upsert the checkpoint, insert-or-ignore its new blobs, and create
+        its thread (idle, no metadata) or move the thread's updated_at."""
 
+    @abc.abstractmethod
     async def lg_put_writes(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[LgWrite]
     ) -> None:
         """Insert-or-ignore the writes, or upsert them when every idx < 0."""
-        raise self._no_langgraph()
 
-    async def lg_delete_thread(self, thread_id: str) -> None:
-        raise self._no_langgraph()
-
+    @abc.abstractmethod
     async def lg_delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints whose metadata run_id is given, with their writes."""
-        raise self._no_langgraph()
+        """Delete the LangGraph checkpoints of these runs (their metadata's
+        run_id), with their writes."""
 
+    @abc.abstractmethod
     async def lg_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        raise self._no_langgraph()
-
-    async def lg_prune(self, thread_ids: Sequence[str], *, keep_latest: bool) -> None:
-        """Keep the latest checkpoint per namespace (with its writes and the
-        blobs it uses), or delete everything of the threads."""
-        raise self._no_langgraph()
+        """Copy the thread's checkpoints, values and writes to the target
+        (creating it like the source); what the target already has stays."""

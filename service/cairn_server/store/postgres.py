@@ -40,6 +40,9 @@ from cairn_server.store import _postgres_sql as pg
 from cairn_server.store import _sqlite_sql as codec
 from cairn_server.store._retention import check_keep_latest, prune_result, unique_ids
 from cairn_server.store.base import (
+    LgBlob,
+    LgCheckpoint,
+    LgWrite,
     PruneResult,
     Store,
     StoreError,
@@ -556,6 +559,138 @@ class PostgresStore(Store):
     async def known_graphs(self) -> dict[str, Json]:
         rows = await self._fetch("SELECT name, spec FROM graphs")
         return {row[0]: json.loads(row[1]) for row in rows}
+
+    # --- LangGraph checkpoints ----------------------------------------------
+
+    async def lg_list(
+        self,
+        *,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        checkpoint_id: str | None,
+        metadata: dict[str, Json] | None,
+        before: str | None,
+        after: tuple[str, str, str] | None = None,
+        limit: int,
+    ) -> list[LgCheckpoint]:
+        conditions = ["body_type IS NOT NULL"]
+        params: list[object] = []
+        for column, value in (
+            ("thread_id", thread_id),
+            ("checkpoint_ns", checkpoint_ns),
+            ("checkpoint_id", checkpoint_id),
+        ):
+            if value is not None:
+                params.append(value)
+                conditions.append(f"{column} = ${len(params)}")
+        if before is not None:
+            params.append(before)
+            conditions.append(f"checkpoint_id < ${len(params)}")
+        if after is not None:
+            conditions.append(pg.LG_AFTER.format(*range(len(params) + 1, len(params) + 4)))
+            params.extend(after)
+        more, more_params = pg.metadata_filter("metadata", metadata, len(params) + 1)
+        conditions.extend(more)
+        params.extend(more_params)
+        params.append(limit)
+        sql = pg.LG_SELECT_CHECKPOINTS.format(where=codec.where(conditions), limit=len(params))
+        found = []
+        for row in await self._fetch(sql, *params):
+            checkpoint = LgCheckpoint(
+                thread_id=row[0],
+                checkpoint_ns=row[1],
+                checkpoint_id=row[2],
+                parent_checkpoint_id=row[3],
+                type=row[4],
+                data=row[5],
+                metadata=row[6],
+                channel_versions=json.loads(row[7]),
+            )
+            blobs = await self._fetch(pg.LG_SELECT_BLOBS, row[7], row[0], row[1])
+            checkpoint.blobs = [LgBlob(b[0], b[1], b[2], b[3]) for b in blobs]
+            writes = await self._fetch(pg.LG_SELECT_WRITES, row[0], row[1], row[2])
+            checkpoint.writes = [LgWrite(w[0], w[1], w[2], w[3], w[4], w[5]) for w in writes]
+            found.append(checkpoint)
+        return found
+
+    async def lg_put(self, checkpoint: LgCheckpoint) -> None:
+        c = checkpoint
+        now = time.time()
+        row = (
+            c.thread_id,
+            c.checkpoint_ns,
+            c.checkpoint_id,
+            c.parent_checkpoint_id,
+            c.type,
+            c.data,
+            pg.jsonb(json.loads(c.metadata), "checkpoint metadata"),
+            pg.jsonb(dict(c.channel_versions), "channel versions"),
+            c.run_id,
+            now,
+        )
+        blobs = [
+            (c.thread_id, c.checkpoint_ns, b.channel, b.version, b.type, b.data) for b in c.blobs
+        ]
+
+        async def apply(conn: _Conn) -> object:
+            await conn.execute(pg.LG_TOUCH_THREAD, c.thread_id, now)
+            if blobs:
+                await conn.executemany(pg.INSERT_BLOB, blobs)
+            await conn.execute(pg.LG_UPSERT_CHECKPOINT, *row)
+            return None
+
+        # Shared with group commits, exclusive for prunes: a checkpoint that
+        # points at earlier values never interleaves with a prune of them.
+        await asyncio.shield(self._enqueue(apply, [c.thread_id]))
+
+    async def lg_put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[LgWrite]
+    ) -> None:
+        if not writes:
+            return
+        sql = pg.UPSERT_WRITE if all(w.idx < 0 for w in writes) else pg.INSERT_WRITE
+        rows = [
+            (
+                thread_id,
+                checkpoint_ns,
+                checkpoint_id,
+                w.task_id,
+                w.idx,
+                w.channel,
+                w.type,
+                w.data,
+                w.task_path,
+            )
+            for w in writes
+        ]
+
+        async def apply(conn: _Conn) -> object:
+            await conn.executemany(sql, rows)
+            return None
+
+        await self._submit(apply)
+
+    async def lg_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        ids = list(run_ids)
+
+        async def apply(conn: _Conn) -> object:
+            for sql in pg.LG_DELETE_FOR_RUNS:
+                await conn.execute(sql, ids)
+            return None
+
+        await self._submit(apply)
+
+    async def lg_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        now = time.time()
+        thread_row, *statements = pg.LG_COPY_THREAD
+
+        async def apply(conn: _Conn) -> object:
+            await conn.execute(thread_row, target_thread_id, source_thread_id, now)
+            for sql in statements:
+                await conn.execute(sql, target_thread_id, source_thread_id)
+            return None
+
+        await asyncio.shield(self._enqueue(apply, [source_thread_id, target_thread_id]))
 
 
 async def _apply_job(conn: _Conn, job: _Job, *, savepoint: bool) -> tuple[Exception | None, object]:

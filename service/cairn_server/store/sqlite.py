@@ -539,23 +539,6 @@ class SqliteStore(Store):
 
     # --- LangGraph checkpoints ----------------------------------------------
 
-    @property
-    def supports_langgraph(self) -> bool:
-        return True
-
-    async def lg_get(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
-    ) -> LgCheckpoint | None:
-        found = await self.lg_list(
-            thread_id=thread_id,
-            checkpoint_ns=checkpoint_ns,
-            checkpoint_id=checkpoint_id,
-            metadata=None,
-            before=None,
-            limit=1,
-        )
-        return found[0] if found else None
-
     async def lg_list(
         self,
         *,
@@ -564,11 +547,11 @@ class SqliteStore(Store):
         checkpoint_id: str | None,
         metadata: dict[str, Json] | None,
         before: str | None,
-        limit: int | None,
+        after: tuple[str, str, str] | None = None,
+        limit: int,
     ) -> list[LgCheckpoint]:
-        if limit is not None and limit <= 0:
-            return []
         conditions, params = q.metadata_filter("metadata", metadata)
+        conditions.insert(0, "body_type IS NOT NULL")
         for column, value in (
             ("thread_id = ?", thread_id),
             ("checkpoint_ns = ?", checkpoint_ns),
@@ -578,12 +561,12 @@ class SqliteStore(Store):
             if value is not None:
                 conditions.append(column)
                 params.append(value)
-        sql = q.LG_SELECT_CHECKPOINTS.format(
-            where=q.where(conditions), limit="" if limit is None else " LIMIT ?"
-        )
-        rows = await self._fetch(sql, params if limit is None else (*params, limit))
+        if after is not None:
+            conditions.append(q.LG_AFTER)
+            params.extend(after)
+        sql = q.LG_SELECT_CHECKPOINTS.format(where=q.where(conditions))
         found = []
-        for row in rows:
+        for row in await self._fetch(sql, (*params, limit)):
             checkpoint = LgCheckpoint(
                 thread_id=row[0],
                 checkpoint_ns=row[1],
@@ -595,20 +578,17 @@ class SqliteStore(Store):
                 channel_versions=json.loads(row[7]),
             )
             blobs = await self._fetch(q.LG_SELECT_BLOBS, (row[7], row[0], row[1]))
-            checkpoint.blobs = [
-                LgBlob(b[0], b[1], b[2], None if b[3] is None else bytes(b[3])) for b in blobs
-            ]
+            checkpoint.blobs = [LgBlob(b[0], b[1], b[2], _bytes(b[3])) for b in blobs]
             writes = await self._fetch(q.LG_SELECT_WRITES, (row[0], row[1], row[2]))
             checkpoint.writes = [
-                LgWrite(w[0], w[1], w[2], w[3], w[4], None if w[5] is None else bytes(w[5]))
-                for w in writes
+                LgWrite(w[0], w[1], w[2], w[3], w[4], _bytes(w[5])) for w in writes
             ]
             found.append(checkpoint)
         return found
 
     async def lg_put(self, checkpoint: LgCheckpoint) -> None:
         c = checkpoint
-        run_id = json.loads(c.metadata).get("run_id")
+        now = time.time()
         row = (
             c.thread_id,
             c.checkpoint_ns,
@@ -618,15 +598,17 @@ class SqliteStore(Store):
             c.data,
             c.metadata,
             q.dumps(dict(c.channel_versions)),
-            run_id if isinstance(run_id, str) else None,
+            c.run_id,
+            now,
         )
         blobs = [
             (c.thread_id, c.checkpoint_ns, b.channel, b.version, b.type, b.data) for b in c.blobs
         ]
 
         async def apply(conn: aiosqlite.Connection) -> object:
+            await conn.execute(q.LG_TOUCH_THREAD, (c.thread_id, now, now))
             if blobs:
-                await conn.executemany(q.LG_INSERT_BLOB, blobs)
+                await conn.executemany(q.INSERT_BLOB, blobs)
             await conn.execute(q.LG_UPSERT_CHECKPOINT, row)
             return None
 
@@ -637,7 +619,7 @@ class SqliteStore(Store):
     ) -> None:
         if not writes:
             return
-        sql = q.LG_UPSERT_WRITE if all(w.idx < 0 for w in writes) else q.LG_INSERT_WRITE
+        sql = q.UPSERT_WRITE if all(w.idx < 0 for w in writes) else q.INSERT_WRITE
         rows = [
             (
                 thread_id,
@@ -645,24 +627,16 @@ class SqliteStore(Store):
                 checkpoint_id,
                 w.task_id,
                 w.idx,
-                w.task_path,
                 w.channel,
                 w.type,
                 w.data,
+                w.task_path,
             )
             for w in writes
         ]
 
         async def apply(conn: aiosqlite.Connection) -> object:
             await conn.executemany(sql, rows)
-            return None
-
-        await self._submit(apply)
-
-    async def lg_delete_thread(self, thread_id: str) -> None:
-        async def apply(conn: aiosqlite.Connection) -> object:
-            for sql in q.LG_DELETE_THREAD:
-                await conn.execute(sql, (thread_id,))
             return None
 
         await self._submit(apply)
@@ -678,24 +652,20 @@ class SqliteStore(Store):
         await self._submit(apply)
 
     async def lg_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        now = time.time()
+        thread_row, *statements = q.LG_COPY_THREAD
+
         async def apply(conn: aiosqlite.Connection) -> object:
-            for sql in q.LG_COPY_THREAD:
+            await conn.execute(thread_row, (target_thread_id, now, now, source_thread_id))
+            for sql in statements:
                 await conn.execute(sql, (target_thread_id, source_thread_id))
             return None
 
         await self._submit(apply)
 
-    async def lg_prune(self, thread_ids: Sequence[str], *, keep_latest: bool) -> None:
-        statements = q.LG_PRUNE_KEEP_LATEST if keep_latest else q.LG_DELETE_THREAD
-        ids = unique_ids(thread_ids)
 
-        async def apply(conn: aiosqlite.Connection) -> object:
-            for thread_id in ids:
-                for sql in statements:
-                    await conn.execute(sql, (thread_id,))
-            return None
-
-        await self._submit(apply)
+def _bytes(blob: bytes | None) -> bytes | None:
+    return None if blob is None else bytes(blob)
 
 
 async def _apply_job(

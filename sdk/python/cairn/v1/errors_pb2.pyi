@@ -70,6 +70,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The thread does not belong to a graph (FAILED_PRECONDITION)."""
     ERROR_REASON_UNSUPPORTED: _ErrorReason.ValueType  # 21
     """The request needs a capability this server does not have yet (UNIMPLEMENTED)."""
+    ERROR_REASON_LANGGRAPH_THREAD: _ErrorReason.ValueType  # 22
+    """The thread holds a LangGraph application's checkpoints (written through
+    CheckpointService): it can be read, pruned and deleted, but native runs
+    and UpdateState do not apply to it (FAILED_PRECONDITION).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason enumerates the `reason` strings that Cairn puts into the
@@ -123,6 +128,11 @@ ERROR_REASON_NOT_A_GRAPH: ErrorReason.ValueType  # 20
 """The thread does not belong to a graph (FAILED_PRECONDITION)."""
 ERROR_REASON_UNSUPPORTED: ErrorReason.ValueType  # 21
 """The request needs a capability this server does not have yet (UNIMPLEMENTED)."""
+ERROR_REASON_LANGGRAPH_THREAD: ErrorReason.ValueType  # 22
+"""The thread holds a LangGraph application's checkpoints (written through
+CheckpointService): it can be read, pruned and deleted, but native runs
+and UpdateState do not apply to it (FAILED_PRECONDITION).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final

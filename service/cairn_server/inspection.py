@@ -1,0 +1,189 @@
+"""`cairn threads|state|history|runs`: read a server's threads as tables.
+
+They call the public API (the Python SDK's client), so they show what any
+client sees, LangGraph threads stored through CheckpointService included.
+`--json` prints the whole record instead, for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from cairn import CairnError, SyncClient
+
+_WIDTH = 60
+"""Longest cell of a table; longer values are cut with an ellipsis."""
+
+
+def add_commands(commands: Any) -> None:
+    """Add the inspection sub-commands to the `cairn` parser."""
+    threads = commands.add_parser("threads", help="list threads, newest first")
+    threads.add_argument("--status", choices=["idle", "busy", "interrupted", "error"])
+    threads.add_argument("--limit", type=int, default=20)
+    state = commands.add_parser("state", help="a thread's state at its latest checkpoint")
+    state.add_argument("thread_id")
+    state.add_argument("--checkpoint", default="", help="a checkpoint id instead of the latest")
+    history = commands.add_parser("history", help="a thread's checkpoints, newest first")
+    history.add_argument("thread_id")
+    history.add_argument("--limit", type=int, default=20)
+    runs = commands.add_parser("runs", help="a thread's runs, newest first")
+    runs.add_argument("thread_id")
+    runs.add_argument("--limit", type=int, default=20)
+    named = {"threads": threads, "state": state, "history": history, "runs": runs}
+    for name, command in named.items():
+        command.add_argument("--address", default="127.0.0.1:50051")
+        command.add_argument("--json", action="store_true", help="print JSON records")
+        command.set_defaults(inspect=_COMMANDS[name])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run an inspection command; 1 with the error's reason when it fails."""
+    try:
+        with SyncClient(args.address, timeout=10.0) as client:
+            found = args.inspect(client, args)
+    except CairnError as error:
+        print(f"{type(error).__name__}: {error.reason}: {error}")
+        return 1
+    print(json.dumps(_plain(found), indent=2) if args.json else _render(args, found))
+    return 0
+
+
+def _threads(client: SyncClient, args: argparse.Namespace) -> Any:
+    return client.list_threads(status=args.status, limit=args.limit)
+
+
+def _state(client: SyncClient, args: argparse.Namespace) -> Any:
+    return client.get_state(args.thread_id, checkpoint_id=args.checkpoint)
+
+
+def _history(client: SyncClient, args: argparse.Namespace) -> Any:
+    return client.get_state_history(args.thread_id, limit=args.limit)
+
+
+def _runs(client: SyncClient, args: argparse.Namespace) -> Any:
+    return client.list_runs(args.thread_id, limit=args.limit)
+
+
+_COMMANDS: dict[str, Callable[[SyncClient, argparse.Namespace], Any]] = {
+    "threads": _threads,
+    "state": _state,
+    "history": _history,
+    "runs": _runs,
+}
+
+
+def _render(args: argparse.Namespace, found: Any) -> str:
+    kind = args.command
+    if kind == "threads":
+        return table(
+            ["THREAD", "STATUS", "UPDATED", "METADATA"],
+            [[t.thread_id, t.status, t.updated_at, t.metadata] for t in found],
+        )
+    if kind == "runs":
+        return table(
+            ["RUN", "TARGET", "STATE", "CREATED", "OUTPUT / ERROR"],
+            [
+                [r.run_id, r.target, r.state, r.created_at, _outcome(r.error, r.output)]
+                for r in found
+            ],
+        )
+    if kind == "history":
+        return table(
+            ["CHECKPOINT", "STEP", "SOURCE", "NEXT", "CREATED"],
+            [
+                [
+                    s.config["configurable"]["checkpoint_id"],
+                    s.metadata.get("step"),
+                    s.metadata.get("source"),
+                    ", ".join(s.next),
+                    s.created_at,
+                ]
+                for s in found
+            ],
+        )
+    return _render_state(found)
+
+
+def _render_state(state: Any) -> str:
+    checkpoint = (state.config or {}).get("configurable", {}).get("checkpoint_id", "")
+    lines = [
+        f"checkpoint  {checkpoint or '(none)'}",
+        f"step        {state.metadata.get('step', '')}",
+        f"next        {', '.join(state.next) or '(done)'}",
+    ]
+    if state.tasks:
+        lines += ["", "tasks"]
+        lines += _indent(
+            table(
+                ["ID", "NAME", "RESULT / ERROR", "INTERRUPTS"],
+                [
+                    [
+                        t.id,
+                        t.name,
+                        _outcome(t.error, t.result),
+                        len(t.interrupts) or "",
+                    ]
+                    for t in state.tasks
+                ],
+            )
+        )
+    if state.interrupts:
+        lines += ["", "interrupts"]
+        lines += _indent(
+            table(["ID", "TASK", "VALUE"], [[i.id, i.task_name, i.value] for i in state.interrupts])
+        )
+    lines += ["", "values"]
+    lines += _indent(json.dumps(_plain(state.values), indent=2, ensure_ascii=False))
+    return "\n".join(lines)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table: one line per row, columns padded to their widest cell."""
+    cells = [list(headers), *([_cell(value) for value in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in cells)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _outcome(error: Any, result: Any) -> Any:
+    return f"{error.type}: {error.message}" if error is not None else result
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        text = ""
+    elif isinstance(value, datetime):
+        text = value.isoformat(timespec="seconds")
+    elif isinstance(value, enum.Enum):
+        text = str(value.value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    text = " ".join(text.split())
+    return text if len(text) <= _WIDTH else text[: _WIDTH - 1] + "…"
+
+
+def _indent(text: str) -> list[str]:
+    return ["  " + line for line in text.splitlines()]
+
+
+def _plain(value: Any) -> Any:
+    """The SDK's records as JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
