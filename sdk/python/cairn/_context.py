@@ -16,7 +16,7 @@ import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Protocol
 
 from cairn._errors import NonDeterministicError, TaskFailedError
 from cairn._types import Interrupt, RetryPolicy
@@ -72,6 +72,17 @@ class TaskFuture:
         return self._future.done()
 
 
+class LocalCalls(Protocol):
+    """Runs calls on this worker instead of through the service (see
+    ScheduleTask.local in the protocol)."""
+
+    def serves(self, parent: Execution, name: str) -> bool:
+        """Whether `parent` may run a call of `name` here."""
+
+    def start(self, parent: Execution, schedule: pb.ScheduleTask) -> Execution:
+        """Start the call; callable from any thread."""
+
+
 _current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
     "cairn_execution", default=None
 )
@@ -93,6 +104,8 @@ class Execution:
         *,
         loop: asyncio.AbstractEventLoop,
         send: Callable[[pb.ConnectRequest], None],
+        local: LocalCalls | None = None,
+        detached: pb.ScheduleTask | None = None,
     ) -> None:
         self.assignment = assignment
         self.task_id = assignment.task_id
@@ -106,6 +119,11 @@ class Execution:
         self._next_interrupt = 0
         self._pending: dict[int, concurrent.futures.Future[Any]] = {}
         self._abandoned = False
+        self._local = local
+        # A local call the service does not know yet: the ScheduleTask that
+        # announces it once it needs the service, or reports its outcome.
+        self._detached = detached
+        self._local_children: list[Execution] = []
 
     # --- messages to the service ------------------------------------------------
 
@@ -113,9 +131,36 @@ class Execution:
         """Queue a message on the event loop; callable from any thread."""
         self._loop.call_soon_threadsafe(self._send, message)
 
+    def attach(self) -> None:
+        """A detached local call needs the service: announce it as running
+        here, so that its messages are about a task the service knows."""
+        with self._lock:
+            schedule, self._detached = self._detached, None
+            if schedule is not None:
+                schedule.local_running = True
+                self.send(pb.ConnectRequest(schedule=schedule))
+
+    def report_locally(self, fill: Callable[[pb.ScheduleTask], None]) -> bool:
+        """Send a detached local call's outcome in one ScheduleTask (`fill`
+        sets it); False when the call is attached and reports as usual."""
+        with self._lock:
+            schedule, self._detached = self._detached, None
+            if schedule is None:
+                return False
+            fill(schedule)
+            self.send(pb.ConnectRequest(schedule=schedule))
+            return True
+
+    def attach_children(self) -> None:
+        """Before this task reports its own outcome: local calls it did not
+        wait for are announced first, so the service knows them."""
+        for child in self._local_children:
+            child.attach()
+
     # --- what user code calls -------------------------------------------------------
 
     def call(self, name: str, input: Any, retry_policy: RetryPolicy | None) -> TaskFuture:
+        self.attach()
         with self._lock:
             if self._abandoned:
                 raise Abandoned()
@@ -138,7 +183,11 @@ class Execution:
             schedule.retry_policy.CopyFrom(retry_policy._to_proto())
         with self._lock:
             self._pending[index] = future
-        self.send(pb.ConnectRequest(schedule=schedule))
+        fresh = index >= self.assignment.first_fresh_call
+        if fresh and self._local is not None and self._local.serves(self, name):
+            self._local_children.append(self._local.start(self, schedule))
+        else:
+            self.send(pb.ConnectRequest(schedule=schedule))
         return TaskFuture(future)
 
     def interrupt(self, value: Any) -> Any:
@@ -147,11 +196,13 @@ class Execution:
             self._next_interrupt += 1
         if index < len(self._resume):
             return self._resume[index]
+        self.attach()
         raise GraphInterrupt(value, index)
 
     def write(
         self, data: Any, mode: run_pb2.StreamMode.ValueType = run_pb2.STREAM_MODE_CUSTOM
     ) -> None:
+        self.attach()
         chunk = pb.TaskStreamChunk(task_id=self.task_id, mode=mode, data=to_value(data))
         self.send(pb.ConnectRequest(chunk=chunk))
 

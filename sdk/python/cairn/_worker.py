@@ -28,6 +28,7 @@ from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrup
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint
 from cairn._graph import CompiledStateGraph, GraphTask
+from cairn._ids import child_task_id
 from cairn._types import RetryPolicy
 from cairn._values import InvalidValueError, to_json, to_value
 from cairn._version import __version__
@@ -59,8 +60,10 @@ class Worker:
         max_entrypoints: int = 256,
         worker_id: str = "",
         reconnect_max_interval: float = 5.0,
+        local_calls: bool = True,
     ) -> None:
         self.address = address
+        self.local_calls = local_calls
         self.worker_id = worker_id
         self.max_concurrency = max_concurrency
         self.max_entrypoints = max_entrypoints
@@ -216,10 +219,47 @@ class Worker:
         self, assignment: pb.TaskAssignment, outbox: asyncio.Queue[pb.ConnectRequest | None]
     ) -> None:
         loop = asyncio.get_running_loop()
-        execution = Execution(assignment, loop=loop, send=outbox.put_nowait)
+        local = self if self.local_calls else None
+        self._run(Execution(assignment, loop=loop, send=outbox.put_nowait, local=local))
+
+    def _run(self, execution: Execution) -> None:
+        task_id = execution.task_id
         task = asyncio.ensure_future(self._execute(execution))
-        self._running[assignment.task_id] = (task, execution)
-        task.add_done_callback(lambda _: self._forget(assignment.task_id, task))
+        self._running[task_id] = (task, execution)
+        task.add_done_callback(lambda _: self._forget(task_id, task))
+
+    # --- local calls (LocalCalls) ---------------------------------------------------
+
+    def serves(self, parent: Execution, name: str) -> bool:
+        """An entrypoint's calls of a plain task this worker serves run here
+        (tasks called by tasks or graph nodes go through the service, so that
+        nested calls never wait on a full thread pool)."""
+        return (
+            parent.assignment.kind == pb.TASK_KIND_ENTRYPOINT
+            and type(self._functions.get(name)) is Task
+            and not self._stopping
+        )
+
+    def start(self, parent: Execution, schedule: pb.ScheduleTask) -> Execution:
+        """Run call `schedule` of `parent` here, detached: the service hears of
+        it when it finishes, or earlier if it needs the service."""
+        source = parent.assignment
+        assignment = pb.TaskAssignment(
+            task_id=child_task_id(parent.task_id, schedule.index),
+            name=schedule.name,
+            kind=pb.TASK_KIND_TASK,
+            run_id=source.run_id,
+            thread_id=source.thread_id,
+            checkpoint_id=source.checkpoint_id,
+            attempt=1,
+            input=schedule.input,
+        )
+        loop = parent._loop
+        child = Execution(assignment, loop=loop, send=parent._send, detached=schedule)
+        if source.announce_calls:
+            child.attach()  # the run streams task starts
+        loop.call_soon_threadsafe(self._run, child)
+        return child
 
     def _forget(self, task_id: str, task: asyncio.Task[None]) -> None:
         running = self._running.get(task_id)
@@ -256,13 +296,17 @@ class Worker:
                 to_value(result.save, completed.save)
             else:
                 to_value(result, completed.result)
-            execution.send(pb.ConnectRequest(completed=completed))
+            execution.attach_children()
+            if not execution.report_locally(lambda s: s.local_result.CopyFrom(completed.result)):
+                execution.send(pb.ConnectRequest(completed=completed))
         except GraphInterrupt as signal_:
+            execution.attach_children()
             interrupted = pb.TaskInterrupted(
                 task_id=task_id, index=signal_.index, value=to_value(signal_.value)
             )
             execution.send(pb.ConnectRequest(interrupted=interrupted))
         except ChildInterrupted:
+            execution.attach_children()
             execution.send(pb.ConnectRequest(suspended=pb.TaskSuspended(task_id=task_id)))
         except asyncio.CancelledError:
             # Withdrawn by the service, or the connection is gone: release a
@@ -272,11 +316,12 @@ class Worker:
             pass
         except Exception as error:
             policy = function.retry_policy if function is not None else None
-            execution.send(
-                pb.ConnectRequest(
-                    failed=pb.TaskFailed(task_id=task_id, error=_task_error(error, policy))
+            failure = _task_error(error, policy)
+            execution.attach_children()
+            if not execution.report_locally(lambda s: s.local_error.CopyFrom(failure)):
+                execution.send(
+                    pb.ConnectRequest(failed=pb.TaskFailed(task_id=task_id, error=failure))
                 )
-            )
 
 
 def _task_error(error: Exception, policy: RetryPolicy | None) -> errors_pb2.TaskError:

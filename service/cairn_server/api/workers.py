@@ -22,6 +22,7 @@ from cairn_server.dispatch.messages import (
 )
 from cairn_server.domain import StreamMode, TaskKind
 from cairn_server.engine.decisions import Deliver
+from cairn_server.engine.tasks import child_task_id
 from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
@@ -52,6 +53,8 @@ def outgoing_pb(item: Assignment | Deliver | CancelNotice | Rejected) -> pb.Conn
                 attempt=item.attempt,
                 input=to_value(item.input),
                 path=list(item.path),
+                first_fresh_call=item.first_fresh_call,
+                announce_calls=item.announce_calls,
                 resume=[to_value(v) for v in item.resume],
                 journal=[
                     pb.JournalEntry(
@@ -198,23 +201,23 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         has_save = message.HasField("save")
         save = self._json(message.save, message.task_id, "save") if has_save else None
         held = self._held(worker, message.task_id, release=True)
-        self._runs.post(held.run_id, inbox.Completed(message.task_id, result, has_save, save))
+        self._post(held, inbox.Completed(message.task_id, result, has_save, save))
 
     def _failed(self, worker: WorkerConnection, message: pb.TaskFailed) -> None:
         self._check(message.ByteSize(), message.task_id)
         error = convert.error_record(message.error)
         held = self._held(worker, message.task_id, release=True)
-        self._runs.post(held.run_id, inbox.Failed(message.task_id, error))
+        self._post(held, inbox.Failed(message.task_id, error))
 
     def _interrupted(self, worker: WorkerConnection, message: pb.TaskInterrupted) -> None:
         self._check(message.ByteSize(), message.task_id)
         value = self._json(message.value, message.task_id, "value")
         held = self._held(worker, message.task_id, release=True)
-        self._runs.post(held.run_id, inbox.Interrupted(message.task_id, message.index, value))
+        self._post(held, inbox.Interrupted(message.task_id, message.index, value))
 
     def _suspended(self, worker: WorkerConnection, message: pb.TaskSuspended) -> None:
         held = self._held(worker, message.task_id, release=True)
-        self._runs.post(held.run_id, inbox.Suspended(message.task_id))
+        self._post(held, inbox.Suspended(message.task_id))
 
     def _schedule(self, worker: WorkerConnection, message: pb.ScheduleTask) -> None:
         task_id = message.parent_task_id
@@ -230,8 +233,64 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             if message.HasField("retry_policy")
             else self._runs.dispatcher.retry_policy(message.name)
         )
-        scheduled = inbox.Scheduled(task_id, message.index, message.name, value, policy)
-        self._runs.post(held.run_id, scheduled)
+        local = self._local_run(worker, message, held) if message.HasField("local") else None
+        scheduled = inbox.Scheduled(task_id, message.index, message.name, value, policy, local)
+        self._post(held, scheduled)
+
+    def _post(
+        self,
+        held: Assignment,
+        message: inbox.Scheduled
+        | inbox.Completed
+        | inbox.Failed
+        | inbox.Interrupted
+        | inbox.Suspended
+        | inbox.Chunk,
+    ) -> None:
+        """Post a message about (or from) the held task to its run."""
+        if held.local:
+            self._runs.post(held.run_id, inbox.FromLocalCopy(held.task_id, message))
+        else:
+            self._runs.post(held.run_id, message)
+
+    def _local_run(
+        self, worker: WorkerConnection, message: pb.ScheduleTask, parent: Assignment
+    ) -> inbox.LocalRun | None:
+        """What a ScheduleTask says about running the call locally; a running
+        copy is held for this worker now, before its next messages arrive.
+        None (the call goes on as a plain one) when that copy cannot be held:
+        it is cancelled."""
+        registration = worker.registrations.get(message.name)
+        if registration is None or registration.kind is not TaskKind.TASK:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"only a task this worker serves runs locally, not {message.name!r}",
+                task_id=message.parent_task_id,
+            )
+        kind = message.WhichOneof("local")
+        if kind == "local_result":
+            result = self._json(message.local_result, message.parent_task_id, "local_result")
+            return inbox.LocalRun(has_result=True, result=result)
+        if kind == "local_error":
+            return inbox.LocalRun(error=convert.error_record(message.local_error))
+        child_id = child_task_id(message.parent_task_id, message.index)
+        child = Assignment(
+            task_id=child_id,
+            name=message.name,
+            run_id=parent.run_id,
+            thread_id=parent.thread_id,
+            checkpoint_id=parent.checkpoint_id,
+            attempt=1,
+            input=None,
+            journal=(),
+            resume=(),
+            path=(),
+            is_root=False,
+        )
+        if not self._runs.dispatcher.hold_local(worker, child):
+            worker.outbox.put_nowait(CancelNotice(child_id, "another worker runs this call"))
+            return None
+        return inbox.LocalRun()
 
     def _chunk(self, worker: WorkerConnection, message: pb.TaskStreamChunk) -> None:
         self._check(message.ByteSize(), message.task_id)
@@ -242,7 +301,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             )
         data = self._json(message.data, message.task_id, "data")
         held = self._held(worker, message.task_id, release=False)
-        self._runs.post(held.run_id, inbox.Chunk(message.task_id, mode, data))
+        self._post(held, inbox.Chunk(message.task_id, mode, data))
 
     def _check(self, size: int, task_id: str) -> None:
         try:

@@ -111,6 +111,19 @@ class Dispatcher:
         else:
             self._assign(worker, assignment)
 
+    def hold_local(self, worker: WorkerConnection, assignment: Assignment) -> bool:
+        """The worker runs `assignment` itself (a local call): hold it as if
+        it had been assigned, without sending it. False, holding nothing,
+        when another worker holds that task already."""
+        if assignment.task_id in self._holders:
+            return False
+        assignment.kind = TaskKind.TASK
+        assignment.local = True
+        worker.held[assignment.task_id] = assignment
+        worker.running[TaskKind.TASK] += 1
+        self._holders[assignment.task_id] = worker
+        return True
+
     def held_by(self, worker: WorkerConnection, task_id: str) -> Assignment | None:
         return worker.held.get(task_id)
 

@@ -35,6 +35,9 @@ class Assignment:
     has_previous: bool = False
     previous: Json = None
     kind: TaskKind = TaskKind.TASK  # set from the receiving worker's registration
+    first_fresh_call: int = 0
+    announce_calls: bool = False
+    local: bool = False  # a call its worker runs itself (ScheduleTask.local_running)
 
 
 @dataclass(slots=True, frozen=True)

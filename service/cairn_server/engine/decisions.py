@@ -37,6 +37,8 @@ class Dispatch:
     path: tuple[str, ...]
     is_root: bool = False
     label: str = ""  # the name streams show (a graph node's name)
+    local: bool = False  # the calling worker runs it already: announce, do not send
+    first_fresh_call: int = 0  # calls from this position on have no history
 
 
 @dataclass(slots=True, frozen=True)

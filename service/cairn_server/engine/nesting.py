@@ -209,12 +209,14 @@ class NestedRuns(TaskTree):
         name: str,
         input: Json,
         retry_policy: RetryPolicy | None,
+        *,
+        local: bool = False,
     ) -> list[Decision]:
         runner = self._runner_of(parent_id)
         if runner is None:
-            return super().schedule(parent_id, index, name, input, retry_policy)
+            return super().schedule(parent_id, index, name, input, retry_policy, local=local)
         return self._from_child(
-            runner, lambda c: c.schedule(parent_id, index, name, input, retry_policy)
+            runner, lambda c: c.schedule(parent_id, index, name, input, retry_policy, local=local)
         )
 
     def completed(self, task_id: str, result: Json, save: Json, has_save: bool) -> list[Decision]:

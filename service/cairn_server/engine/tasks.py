@@ -23,7 +23,7 @@ import abc
 import enum
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cairn_server.domain import (
     ErrorRecord,
@@ -197,8 +197,14 @@ class TaskTree(abc.ABC):
         name: str,
         input: Json,
         retry_policy: RetryPolicy | None,
+        *,
+        local: bool = False,
     ) -> list[Decision]:
-        """A held task calls a child task or entrypoint at position `index`."""
+        """A held task calls a child task or entrypoint at position `index`.
+        With `local`, the calling worker runs the child itself (attempt 1, no
+        journal, no resume values): accepted, as a Dispatch with local=True,
+        when the child would start just so; otherwise the call proceeds as a
+        plain one."""
         parent = self.tasks[parent_id]
         child_id = parent.children.get(index)
         if child_id is None:
@@ -237,6 +243,9 @@ class TaskTree(abc.ABC):
         child.retry_policy = retry_policy
         child.status = TaskStatus.QUEUED
         child.attempt = 1
+        if local and not child.resume and not child.children:
+            child.status = TaskStatus.RUNNING
+            return [replace(self._dispatch(child), local=True)]
         return self._start(child)
 
     def completed(self, task_id: str, result: Json, save: Json, has_save: bool) -> list[Decision]:
@@ -405,6 +414,7 @@ class TaskTree(abc.ABC):
             attempt=task.attempt,
             input=task.input,
             journal=self.journal(task),
+            first_fresh_call=max(task.children, default=-1) + 1,
             resume=tuple(task.resume),
             path=task.path,
             is_root=task.is_root,

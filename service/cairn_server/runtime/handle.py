@@ -45,6 +45,7 @@ from cairn_server.engine.decisions import (
 )
 from cairn_server.engine.functional import FunctionalRun
 from cairn_server.engine.graph import GraphRun
+from cairn_server.engine.tasks import child_task_id
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import EventLog
 from cairn_server.store import Store, ThreadStatusChange, WriteBatch, WriteSet
@@ -89,6 +90,7 @@ class RunHandle:
         self._modes = set(run.stream_modes)
         self._timers: list[asyncio.TimerHandle] = []
         self._started: set[str] = set()  # tasks whose start chunk was emitted
+        self._refused_local: set[str] = set()  # local calls refused (see FromLocalCopy)
 
     @property
     def run_id(self) -> str:
@@ -121,15 +123,19 @@ class RunHandle:
     def _apply(self, message: inbox.Message) -> list[Decision]:
         engine = self.engine
         match message:
+            case inbox.FromLocalCopy(task_id, inner):
+                return [] if task_id in self._refused_local else self._apply(inner)
             case inbox.Assigned(task_id):
                 engine.dispatched(task_id)
                 return []
             case inbox.Lost(task_id):
                 return engine.lost(task_id)
-            case inbox.Scheduled(parent_id, index, name, value, policy):
+            case inbox.Scheduled(parent_id, index, name, value, policy, None):
                 if not engine.holds(parent_id):
                     return []
                 return engine.schedule(parent_id, index, name, value, policy)
+            case inbox.Scheduled(local=inbox.LocalRun() as local):
+                return self._schedule_local(message, local)
             case inbox.Completed(task_id, result, has_save, save):
                 return engine.completed(task_id, result, save, has_save)
             case inbox.Failed(task_id, error):
@@ -147,6 +153,27 @@ class RunHandle:
             case inbox.CancelRequested():
                 return [] if engine.finished else engine.cancel()
         return []
+
+    def _schedule_local(self, call: inbox.Scheduled, local: inbox.LocalRun) -> list[Decision]:
+        """A call its worker runs itself: recorded as the child's first attempt
+        when the engine accepts it; a refused running copy is withdrawn."""
+        engine = self.engine
+        child_id = child_task_id(call.parent_id, call.index)
+        decisions: list[Decision] = []
+        if engine.holds(call.parent_id):
+            decisions = engine.schedule(
+                call.parent_id, call.index, call.name, call.input, call.retry_policy, local=True
+            )
+        if not any(isinstance(d, Dispatch) and d.local for d in decisions):
+            if local.running:
+                self._refused_local.add(child_id)
+                self._dispatcher.withdraw([child_id], "the call runs from its history")
+            return decisions
+        if local.error is not None:
+            return decisions + engine.failed(child_id, local.error, random.random())
+        if local.has_result:
+            return decisions + engine.completed(child_id, local.result, None, False)
+        return decisions
 
     # --- decisions ------------------------------------------------------------
 
@@ -191,8 +218,11 @@ class RunHandle:
 
     def _dispatch(self, decision: Dispatch) -> None:
         has_previous, previous = self.previous if decision.is_root else (False, None)
-        if StreamMode.TASKS in self._modes or StreamMode.DEBUG in self._modes:
+        announce = StreamMode.TASKS in self._modes or StreamMode.DEBUG in self._modes
+        if announce:
             self.emit_task_started(decision)
+        if decision.local:
+            return  # its worker holds it already
         self._dispatcher.submit(
             Assignment(
                 task_id=decision.task_id,
@@ -203,6 +233,8 @@ class RunHandle:
                 attempt=decision.attempt,
                 input=decision.input,
                 journal=decision.journal,
+                first_fresh_call=decision.first_fresh_call,
+                announce_calls=announce,
                 resume=decision.resume,
                 path=decision.path,
                 is_root=decision.is_root,

@@ -18,12 +18,28 @@ class Lost:
 
 
 @dataclass(slots=True, frozen=True)
+class LocalRun:
+    """A call the calling worker runs itself (ScheduleTask's `local`): it
+    already returned `result` or raised `error`, or, with neither, it is
+    running and its worker holds it."""
+
+    has_result: bool = False
+    result: Json = None
+    error: ErrorRecord | None = None
+
+    @property
+    def running(self) -> bool:
+        return not self.has_result and self.error is None
+
+
+@dataclass(slots=True, frozen=True)
 class Scheduled:
     parent_id: str
     index: int
     name: str
     input: Json
     retry_policy: RetryPolicy | None
+    local: LocalRun | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -60,6 +76,15 @@ class Chunk:
 
 
 @dataclass(slots=True, frozen=True)
+class FromLocalCopy:
+    """`message` from the worker running `task_id` as a local call; dropped
+    if the run refused that local run (the call then runs elsewhere)."""
+
+    task_id: str
+    message: Scheduled | Completed | Failed | Interrupted | Suspended | Chunk
+
+
+@dataclass(slots=True, frozen=True)
 class RetryDue:
     task_id: str
 
@@ -78,6 +103,7 @@ Message = (
     | Interrupted
     | Suspended
     | Chunk
+    | FromLocalCopy
     | RetryDue
     | CancelRequested
 )

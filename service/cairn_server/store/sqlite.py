@@ -55,12 +55,16 @@ _BUSY_TIMEOUT_MS = 5_000
 _MEMORY = ":memory:"
 
 _Apply = Callable[[aiosqlite.Connection], Awaitable[object]]
+_ApplySync = Callable[[sqlite3.Connection], object]
 
 
 @dataclass(slots=True)
 class _Job:
     apply: _Apply
     future: asyncio.Future[object]
+    apply_sync: _ApplySync | None = None
+    """The same writes as blocking calls; a group of such jobs is applied in
+    one call on the connection's thread instead of one hop per statement."""
 
 
 class SqliteStore(Store):
@@ -231,11 +235,13 @@ class SqliteStore(Store):
 
     # --- the writer ---------------------------------------------------------
 
-    def _enqueue(self, apply: _Apply) -> asyncio.Future[object]:
+    def _enqueue(
+        self, apply: _Apply, apply_sync: _ApplySync | None = None
+    ) -> asyncio.Future[object]:
         if self._closing or self._queue is None:
             raise StoreError("store is not open")
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(apply, future))
+        self._queue.put_nowait(_Job(apply, future, apply_sync))
         return future
 
     async def _submit(self, apply: _Apply) -> object:
@@ -270,14 +276,20 @@ class SqliteStore(Store):
         lock = self._shared_lock or contextlib.nullcontext()
         async with lock:
             try:
-                await conn.execute("BEGIN IMMEDIATE")
-                for job in jobs:
-                    error, result = await _apply_job(conn, job, savepoint=savepoints)
-                    outcomes.append((job, error, result))
-                if savepoints or outcomes[0][1] is None:
-                    await conn.execute("COMMIT")
+                if all(job.apply_sync is not None for job in jobs):
+                    applied = await _in_thread(
+                        conn, lambda raw: _apply_group(raw, jobs, savepoints)
+                    )
+                    outcomes = [(job, *result) for job, result in zip(jobs, applied, strict=True)]
                 else:
-                    await conn.execute("ROLLBACK")
+                    await conn.execute("BEGIN IMMEDIATE")
+                    for job in jobs:
+                        error, result = await _apply_job(conn, job, savepoint=savepoints)
+                        outcomes.append((job, error, result))
+                    if savepoints or outcomes[0][1] is None:
+                        await conn.execute("COMMIT")
+                    else:
+                        await conn.execute("ROLLBACK")
             except Exception as exc:
                 log.exception("sqlite group commit of %d jobs failed", len(jobs))
                 with contextlib.suppress(sqlite3.Error):
@@ -300,7 +312,11 @@ class SqliteStore(Store):
     def submit(self, batch: WriteBatch) -> asyncio.Future[object]:
         # Encoding first: a value that is not JSON fails here, with nothing queued.
         encoded = q.encode_batch(batch)
-        return self._enqueue(lambda conn: _apply_batch(conn, encoded))
+
+        def apply_sync(raw: sqlite3.Connection) -> object:
+            return _apply_batch(raw, encoded)
+
+        return self._enqueue(lambda conn: _in_thread(conn, apply_sync), apply_sync)
 
     async def create_thread(self, thread: ThreadRecord) -> None:
         params = q.thread_params(thread)
@@ -686,13 +702,52 @@ async def _apply_job(
     return None, result
 
 
-async def _apply_batch(conn: aiosqlite.Connection, batch: q.EncodedBatch) -> object:
+async def _in_thread(conn: aiosqlite.Connection, fn: _ApplySync) -> Any:
+    """Run `fn` with the raw connection on the connection's own thread, in one
+    hop. aiosqlite has no public call for this; `_execute` is the one its own
+    methods use (the version is pinned in pyproject.toml)."""
+    raw = conn._conn
+    return await conn._execute(fn, raw)  # type: ignore[no-untyped-call]
+
+
+def _apply_group(
+    raw: sqlite3.Connection, jobs: list[_Job], savepoints: bool
+) -> list[tuple[Exception | None, object]]:
+    """A group of jobs in one transaction (on the connection's thread), as
+    `_write_group` applies them."""
+    outcomes: list[tuple[Exception | None, object]] = []
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        for job in jobs:
+            assert job.apply_sync is not None
+            if savepoints:
+                raw.execute("SAVEPOINT job")
+            try:
+                result = job.apply_sync(raw)
+            except Exception as exc:
+                if savepoints:
+                    raw.execute("ROLLBACK TO job")
+                    raw.execute("RELEASE job")
+                outcomes.append((_as_store_error(exc), None))
+                continue
+            if savepoints:
+                raw.execute("RELEASE job")
+            outcomes.append((None, result))
+        raw.execute("COMMIT" if savepoints or outcomes[0][0] is None else "ROLLBACK")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            raw.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _apply_batch(raw: sqlite3.Connection, batch: q.EncodedBatch) -> object:
     for sql, rows in batch.steps:
-        await conn.executemany(sql, rows)
+        raw.executemany(sql, rows)
     for check in batch.blob_checks:
-        missing = await conn.execute_fetchall(
+        missing = raw.execute(
             q.MISSING_BLOBS, (check.versions, check.thread_id, check.checkpoint_ns)
-        )
+        ).fetchall()
         if missing:
             channels = sorted(row[0] for row in missing)
             raise StoreError(

@@ -285,6 +285,9 @@ class ScheduleTask(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
+    LOCAL_RESULT_FIELD_NUMBER: _builtins.int
+    LOCAL_ERROR_FIELD_NUMBER: _builtins.int
+    LOCAL_RUNNING_FIELD_NUMBER: _builtins.int
     parent_task_id: _builtins.str
     """The held task that makes the call."""
     index: _builtins.int
@@ -294,6 +297,12 @@ class ScheduleTask(_message.Message):
     """
     name: _builtins.str
     """The name of the task, entrypoint or graph to call."""
+    local_running: _builtins.bool
+    """The call is running here and needs the service while it runs (it calls
+    tasks, interrupts or streams): the worker holds it as if it had been
+    assigned attempt 1 with an empty journal, and reports on it with the
+    usual messages under its derived task id.
+    """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
         """The call's input."""
@@ -301,6 +310,18 @@ class ScheduleTask(_message.Message):
     @_builtins.property
     def retry_policy(self) -> _run_pb2.RetryPolicy:
         """Overrides the registered retry policy for this call, when set."""
+
+    @_builtins.property
+    def local_result(self) -> _struct_pb2.Value:
+        """The call already ran here and returned this: recorded as its first
+        attempt (the worker sends no assignment messages for it).
+        """
+
+    @_builtins.property
+    def local_error(self) -> _errors_pb2.TaskError:
+        """The call already ran here and raised this: its first attempt failed;
+        retries are dispatched as usual.
+        """
 
     def __init__(
         self,
@@ -310,12 +331,17 @@ class ScheduleTask(_message.Message):
         name: _builtins.str = ...,
         input: _struct_pb2.Value | None = ...,
         retry_policy: _run_pb2.RetryPolicy | None = ...,
+        local_result: _struct_pb2.Value | None = ...,
+        local_error: _errors_pb2.TaskError | None = ...,
+        local_running: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "local", b"local", "local_error", b"local_error", "local_result", b"local_result", "local_running", b"local_running", "retry_policy", b"retry_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "input", b"input", "name", b"name", "parent_task_id", b"parent_task_id", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "input", b"input", "local", b"local", "local_error", b"local_error", "local_result", b"local_result", "local_running", b"local_running", "name", b"name", "parent_task_id", b"parent_task_id", "retry_policy", b"retry_policy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_local: _TypeAlias = _typing.Literal["local_result", "local_error", "local_running"]  # noqa: Y015
+    _WhichOneofArgType_local: _TypeAlias = _typing.Literal["local", b"local"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_local) -> _WhichOneofReturnType_local | None: ...
 
 Global___ScheduleTask: _TypeAlias = ScheduleTask  # noqa: Y015
 
@@ -501,6 +527,8 @@ class TaskAssignment(_message.Message):
     JOURNAL_FIELD_NUMBER: _builtins.int
     RESUME_FIELD_NUMBER: _builtins.int
     PATH_FIELD_NUMBER: _builtins.int
+    FIRST_FRESH_CALL_FIELD_NUMBER: _builtins.int
+    ANNOUNCE_CALLS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Deterministic task id; also the idempotency key for side effects."""
     name: _builtins.str
@@ -516,6 +544,15 @@ class TaskAssignment(_message.Message):
     attempt: _builtins.int
     """1 for the first attempt; retries after failures count up. A re-dispatch
     after a lost worker keeps the attempt number.
+    """
+    first_fresh_call: _builtins.int
+    """Calls at this position and after have never been made before: the worker
+    may run them locally (see ScheduleTask.local). Earlier calls have a
+    history in the service and always go through it.
+    """
+    announce_calls: _builtins.bool
+    """The run streams task starts (stream modes tasks or debug): a local call
+    is announced when it starts (local_running), not when it ends.
     """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
@@ -554,10 +591,12 @@ class TaskAssignment(_message.Message):
         journal: _abc.Iterable[Global___JournalEntry] | None = ...,
         resume: _abc.Iterable[_struct_pb2.Value] | None = ...,
         path: _abc.Iterable[_builtins.str] | None = ...,
+        first_fresh_call: _builtins.int = ...,
+        announce_calls: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "previous", b"previous"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "task_id", b"task_id", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "task_id", b"task_id", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/worker_service.proto.
  */
 export const file_cairn_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEijwEKDFJlZ2lzdHJhdGlvbhIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZBIrCgxyZXRyeV9wb2xpY3kYAyABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIiCgVncmFwaBgEIAEoCzITLmNhaXJuLnYxLkdyYXBoU3BlYyLOAQoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJIm4KDVRhc2tDb21wbGV0ZWQSDwoHdGFza19pZBgBIAEoCRImCgZyZXN1bHQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJAoEc2F2ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJBCgpUYXNrRmFpbGVkEg8KB3Rhc2tfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5jYWlybi52MS5UYXNrRXJyb3IiWAoPVGFza0ludGVycnVwdGVkEg8KB3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiIAoNVGFza1N1c3BlbmRlZBIPCgd0YXNrX2lkGAEgASgJIpcBCgxTY2hlZHVsZVRhc2sSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEbmFtZRgDIAEoCRIlCgVpbnB1dBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIrCgxyZXRyeV9wb2xpY3kYBSABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeSJsCg9UYXNrU3RyZWFtQ2h1bmsSDwoHdGFza19pZBgBIAEoCRIiCgRtb2RlGAIgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIs4CCg5Db25uZWN0UmVxdWVzdBImCgVoZWxsbxgBIAEoCzIVLmNhaXJuLnYxLldvcmtlckhlbGxvSAASLAoJY29tcGxldGVkGAIgASgLMhcuY2Fpcm4udjEuVGFza0NvbXBsZXRlZEgAEiYKBmZhaWxlZBgDIAEoCzIULmNhaXJuLnYxLlRhc2tGYWlsZWRIABIwCgtpbnRlcnJ1cHRlZBgEIAEoCzIZLmNhaXJuLnYxLlRhc2tJbnRlcnJ1cHRlZEgAEioKCHNjaGVkdWxlGAUgASgLMhYuY2Fpcm4udjEuU2NoZWR1bGVUYXNrSAASKgoFY2h1bmsYBiABKAsyGS5jYWlybi52MS5UYXNrU3RyZWFtQ2h1bmtIABIsCglzdXNwZW5kZWQYByABKAsyFy5jYWlybi52MS5UYXNrU3VzcGVuZGVkSABCBgoEa2luZCJPCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIZChFtYXhfcGF5bG9hZF9ieXRlcxgDIAEoAyJkCgxKb3VybmFsRW50cnkSDQoFaW5kZXgYASABKAUSDAoEbmFtZRgCIAEoCRIPCgd0YXNrX2lkGAMgASgJEiYKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSLMAgoOVGFza0Fzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBGtpbmQYAyABKA4yEi5jYWlybi52MS5UYXNrS2luZBIOCgZydW5faWQYBCABKAkSEQoJdGhyZWFkX2lkGAUgASgJEhUKDWNoZWNrcG9pbnRfaWQYBiABKAkSDwoHYXR0ZW1wdBgHIAEoBRIlCgVpbnB1dBgIIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIoCghwcmV2aW91cxgJIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgdqb3VybmFsGAogAygLMhYuY2Fpcm4udjEuSm91cm5hbEVudHJ5EiYKBnJlc3VtZRgLIAMoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIMCgRwYXRoGAwgAygJIjoKEENoaWxkSW50ZXJydXB0ZWQSJgoJaW50ZXJydXB0GAEgASgLMhMuY2Fpcm4udjEuSW50ZXJydXB0ItQBCgxDaGlsZE91dGNvbWUSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDwoHdGFza19pZBgDIAEoCRIoCgZyZXN1bHQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIkCgVlcnJvchgFIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvckgAEjEKC2ludGVycnVwdGVkGAYgASgLMhouY2Fpcm4udjEuQ2hpbGRJbnRlcnJ1cHRlZEgAQgkKB291dGNvbWUiLQoKQ2FuY2VsVGFzaxIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJGCglSZWplY3Rpb24SDwoHdGFza19pZBgBIAEoCRIoCgVlcnJvchgCIAEoCzIZLmNhaXJuLnYxLlJlcXVlc3RSZWplY3RlZCLxAQoPQ29ubmVjdFJlc3BvbnNlEiQKB3dlbGNvbWUYASABKAsyES5jYWlybi52MS5XZWxjb21lSAASLgoKYXNzaWdubWVudBgCIAEoCzIYLmNhaXJuLnYxLlRhc2tBc3NpZ25tZW50SAASLwoNY2hpbGRfb3V0Y29tZRgDIAEoCzIWLmNhaXJuLnYxLkNoaWxkT3V0Y29tZUgAEiYKBmNhbmNlbBgEIAEoCzIULmNhaXJuLnYxLkNhbmNlbFRhc2tIABInCghyZWplY3RlZBgFIAEoCzITLmNhaXJuLnYxLlJlamVjdGlvbkgAQgYKBGtpbmQqaAoIVGFza0tpbmQSGQoVVEFTS19LSU5EX1VOU1BFQ0lGSUVEEAASEgoOVEFTS19LSU5EX1RBU0sQARIYChRUQVNLX0tJTkRfRU5UUllQT0lOVBACEhMKD1RBU0tfS0lORF9HUkFQSBADMlMKDVdvcmtlclNlcnZpY2USQgoHQ29ubmVjdBIYLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0GhkuY2Fpcm4udjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
+  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEijwEKDFJlZ2lzdHJhdGlvbhIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZBIrCgxyZXRyeV9wb2xpY3kYAyABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIiCgVncmFwaBgEIAEoCzITLmNhaXJuLnYxLkdyYXBoU3BlYyLOAQoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJIm4KDVRhc2tDb21wbGV0ZWQSDwoHdGFza19pZBgBIAEoCRImCgZyZXN1bHQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJAoEc2F2ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJBCgpUYXNrRmFpbGVkEg8KB3Rhc2tfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5jYWlybi52MS5UYXNrRXJyb3IiWAoPVGFza0ludGVycnVwdGVkEg8KB3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiIAoNVGFza1N1c3BlbmRlZBIPCgd0YXNrX2lkGAEgASgJIpUCCgxTY2hlZHVsZVRhc2sSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEbmFtZRgDIAEoCRIlCgVpbnB1dBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIrCgxyZXRyeV9wb2xpY3kYBSABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIuCgxsb2NhbF9yZXN1bHQYBiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIqCgtsb2NhbF9lcnJvchgHIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvckgAEhcKDWxvY2FsX3J1bm5pbmcYCCABKAhIAEIHCgVsb2NhbCJsCg9UYXNrU3RyZWFtQ2h1bmsSDwoHdGFza19pZBgBIAEoCRIiCgRtb2RlGAIgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIs4CCg5Db25uZWN0UmVxdWVzdBImCgVoZWxsbxgBIAEoCzIVLmNhaXJuLnYxLldvcmtlckhlbGxvSAASLAoJY29tcGxldGVkGAIgASgLMhcuY2Fpcm4udjEuVGFza0NvbXBsZXRlZEgAEiYKBmZhaWxlZBgDIAEoCzIULmNhaXJuLnYxLlRhc2tGYWlsZWRIABIwCgtpbnRlcnJ1cHRlZBgEIAEoCzIZLmNhaXJuLnYxLlRhc2tJbnRlcnJ1cHRlZEgAEioKCHNjaGVkdWxlGAUgASgLMhYuY2Fpcm4udjEuU2NoZWR1bGVUYXNrSAASKgoFY2h1bmsYBiABKAsyGS5jYWlybi52MS5UYXNrU3RyZWFtQ2h1bmtIABIsCglzdXNwZW5kZWQYByABKAsyFy5jYWlybi52MS5UYXNrU3VzcGVuZGVkSABCBgoEa2luZCJPCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIZChFtYXhfcGF5bG9hZF9ieXRlcxgDIAEoAyJkCgxKb3VybmFsRW50cnkSDQoFaW5kZXgYASABKAUSDAoEbmFtZRgCIAEoCRIPCgd0YXNrX2lkGAMgASgJEiYKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSL+AgoOVGFza0Fzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBGtpbmQYAyABKA4yEi5jYWlybi52MS5UYXNrS2luZBIOCgZydW5faWQYBCABKAkSEQoJdGhyZWFkX2lkGAUgASgJEhUKDWNoZWNrcG9pbnRfaWQYBiABKAkSDwoHYXR0ZW1wdBgHIAEoBRIlCgVpbnB1dBgIIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIoCghwcmV2aW91cxgJIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgdqb3VybmFsGAogAygLMhYuY2Fpcm4udjEuSm91cm5hbEVudHJ5EiYKBnJlc3VtZRgLIAMoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIMCgRwYXRoGAwgAygJEhgKEGZpcnN0X2ZyZXNoX2NhbGwYDSABKAUSFgoOYW5ub3VuY2VfY2FsbHMYDiABKAgiOgoQQ2hpbGRJbnRlcnJ1cHRlZBImCglpbnRlcnJ1cHQYASABKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQi1AEKDENoaWxkT3V0Y29tZRIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIPCgd0YXNrX2lkGAMgASgJEigKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEiQKBWVycm9yGAUgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASMQoLaW50ZXJydXB0ZWQYBiABKAsyGi5jYWlybi52MS5DaGlsZEludGVycnVwdGVkSABCCQoHb3V0Y29tZSItCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkYKCVJlamVjdGlvbhIPCgd0YXNrX2lkGAEgASgJEigKBWVycm9yGAIgASgLMhkuY2Fpcm4udjEuUmVxdWVzdFJlamVjdGVkIvEBCg9Db25uZWN0UmVzcG9uc2USJAoHd2VsY29tZRgBIAEoCzIRLmNhaXJuLnYxLldlbGNvbWVIABIuCgphc3NpZ25tZW50GAIgASgLMhguY2Fpcm4udjEuVGFza0Fzc2lnbm1lbnRIABIvCg1jaGlsZF9vdXRjb21lGAMgASgLMhYuY2Fpcm4udjEuQ2hpbGRPdXRjb21lSAASJgoGY2FuY2VsGAQgASgLMhQuY2Fpcm4udjEuQ2FuY2VsVGFza0gAEicKCHJlamVjdGVkGAUgASgLMhMuY2Fpcm4udjEuUmVqZWN0aW9uSABCBgoEa2luZCpoCghUYXNrS2luZBIZChVUQVNLX0tJTkRfVU5TUEVDSUZJRUQQABISCg5UQVNLX0tJTkRfVEFTSxABEhgKFFRBU0tfS0lORF9FTlRSWVBPSU5UEAISEwoPVEFTS19LSU5EX0dSQVBIEAMyUwoNV29ya2VyU2VydmljZRJCCgdDb25uZWN0EhguY2Fpcm4udjEuQ29ubmVjdFJlcXVlc3QaGS5jYWlybi52MS5Db25uZWN0UmVzcG9uc2UoATABYgZwcm90bzM", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
 
 /**
  * Registration is one task or entrypoint a worker serves.
@@ -297,6 +297,51 @@ export type ScheduleTask = Message<"cairn.v1.ScheduleTask"> & {
    * @generated from field: cairn.v1.RetryPolicy retry_policy = 5;
    */
   retryPolicy?: RetryPolicy | undefined;
+
+  /**
+   * Local execution: a worker that serves the task itself (a task, not an
+   * entrypoint or a graph) may run it at once instead of waiting for an
+   * assignment, saving a round trip. The child's task id is then
+   * derive_id(parent_task_id, index): the first 16 bytes of the SHA-256 of
+   * "<parent_task_id>\x1f<index>" as a UUID with version 5, in canonical text.
+   *
+   * The service accepts a local run only for a call it has not seen before;
+   * otherwise (a replay of a call that has a history) the local run's outcome
+   * is ignored, a held local run is cancelled (CancelTask), and the call goes
+   * on as a plain one.
+   *
+   * @generated from oneof cairn.v1.ScheduleTask.local
+   */
+  local: {
+    /**
+     * The call already ran here and returned this: recorded as its first
+     * attempt (the worker sends no assignment messages for it).
+     *
+     * @generated from field: google.protobuf.Value local_result = 6;
+     */
+    value: Value;
+    case: "localResult";
+  } | {
+    /**
+     * The call already ran here and raised this: its first attempt failed;
+     * retries are dispatched as usual.
+     *
+     * @generated from field: cairn.v1.TaskError local_error = 7;
+     */
+    value: TaskError;
+    case: "localError";
+  } | {
+    /**
+     * The call is running here and needs the service while it runs (it calls
+     * tasks, interrupts or streams): the worker holds it as if it had been
+     * assigned attempt 1 with an empty journal, and reports on it with the
+     * usual messages under its derived task id.
+     *
+     * @generated from field: bool local_running = 8;
+     */
+    value: boolean;
+    case: "localRunning";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -588,6 +633,23 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
    * @generated from field: repeated string path = 12;
    */
   path: string[];
+
+  /**
+   * Calls at this position and after have never been made before: the worker
+   * may run them locally (see ScheduleTask.local). Earlier calls have a
+   * history in the service and always go through it.
+   *
+   * @generated from field: int32 first_fresh_call = 13;
+   */
+  firstFreshCall: number;
+
+  /**
+   * The run streams task starts (stream modes tasks or debug): a local call
+   * is announced when it starts (local_running), not when it ends.
+   *
+   * @generated from field: bool announce_calls = 14;
+   */
+  announceCalls: boolean;
 };
 
 /**
