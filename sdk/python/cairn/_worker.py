@@ -134,7 +134,7 @@ class Worker:
             self._outbox.put_nowait(None)
 
     def run_sync(self) -> None:
-        """Run in a script until SIGINT or SIGTERM."""
+        """Run in a script until SIGINT or SIGTERM (on uvloop when installed)."""
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -142,7 +142,12 @@ class Worker:
                 loop.add_signal_handler(signum, lambda: asyncio.ensure_future(self.stop()))
             await self.run()
 
-        asyncio.run(main())
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(main())
+        else:
+            uvloop.run(main())
 
     # --- one connection ------------------------------------------------------------------
 
