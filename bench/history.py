@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/history.py [--steps 500] [--histories 10,10000]
         [--postgres postgresql://postgres@127.0.0.1:5432/test] [--max-seconds 240]
+        [--json results.json]
 
 For each backend and each history length H, it fills a fresh thread with H
 checkpoints (each with a pending write and two events, a large "messages"
@@ -25,6 +26,8 @@ ends, not per step). It reports per step:
 
 The flat-cost target: each figure at 10,000 prior checkpoints within 1.2x of
 the same figure at 10. The run stops after --max-seconds (default 240).
+With --json it also writes the figures per backend and history length, and
+the ratios, for bench/run.py's table.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import pathlib
 import sqlite3
@@ -313,6 +317,7 @@ async def main() -> int:
         help="a database to make a scratch schema in ('' to skip Postgres)",
     )
     parser.add_argument("--max-seconds", type=float, default=240.0)
+    parser.add_argument("--json", type=pathlib.Path, help="also write the figures here")
     args = parser.parse_args()
     histories = [int(h) for h in args.histories.split(",")]
     deadline = time.monotonic() + args.max_seconds
@@ -347,6 +352,7 @@ async def main() -> int:
         return 1
     low, high = min(histories), max(histories)
     print(f"\nratio {high} / {low} prior checkpoints (target <= 1.2):")
+    all_ratios = {}
     for backend in backends:
         a, b = results[backend.name, low], results[backend.name, high]
         ratios = {
@@ -355,8 +361,36 @@ async def main() -> int:
             "history": statistics.median(b.read_history) / statistics.median(a.read_history),
             "written": statistics.median(b.written) / max(1, statistics.median(a.written)),
         }
+        all_ratios[backend.name] = ratios
         print(f"  {backend.name:9} " + "  ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    if args.json:
+        write_json(args.json, args.steps, results, all_ratios)
     return 0
+
+
+def write_json(
+    path: pathlib.Path,
+    steps: int,
+    results: dict[tuple[str, int], Figures],
+    ratios: dict[str, dict[str, float]],
+) -> None:
+    rows = [
+        {
+            "store": name,
+            "history": history,
+            "steps": steps,
+            "commit_p50_seconds": statistics.median(f.commit),
+            "commit_p90_seconds": p(f.commit, 0.9),
+            "read_latest_p50_seconds": statistics.median(f.read_latest),
+            "read_history_p50_seconds": statistics.median(f.read_history),
+            "written_p50_bytes": statistics.median(f.written),
+            "written_mean_bytes": statistics.mean(f.written),
+            "stored_bytes": f.stored,
+        }
+        for (name, history), f in results.items()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"rows": rows, "ratios": ratios}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,426 @@
+"""The benchmarks of issue 7 in one command: Cairn beside LangGraph and DBOS.
+
+    .venv/bin/python bench/run.py [--quick] [--systems cairn,langgraph-functional,...]
+        [--stores sqlite,postgres] [--pg-url URL] [--max-seconds 570] [--update-readme]
+
+Needs the `bench` extra in this venv (`.venv/bin/pip install -e '.[bench]'`,
+for matplotlib) and Postgres at --pg-url for the Postgres rows; it builds the
+peers' venv (bench/peers/setup.sh) when that is missing or stale.
+
+It runs one measurement after the other (each a process of its own: Cairn's
+through bench/cairn_runner.py, the peers' through bench/peers/*.py, all with
+the same command line and JSON output), then bench/history.py, and writes
+into bench/results/: results.md and results.json (the tables and the ratios
+issue 7 sets targets for), bench.png (the plots), and the runners' own JSON
+under tmp/ (ignored by git). With --update-readme, the README's Benchmarks
+section gets the new table.
+
+The plan (`plan`) is sized for a 2-core machine to finish in under 10
+minutes: the most important measurements first (those the ratios need), each
+with a time limit, and whatever no longer fits before --max-seconds is
+skipped and listed as such. A measurement that overruns is stopped (SIGTERM,
+then SIGKILL) with the processes it started, by PID. --quick runs a
+seconds-long smoke plan (SQLite only) that checks the harness end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import platform
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import report
+
+BENCH = pathlib.Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PEER_RUNNERS = {
+    "langgraph-functional": BENCH / "peers" / "run_langgraph.py",
+    "langgraph-graph": BENCH / "peers" / "run_langgraph.py",
+    "dbos": BENCH / "peers" / "run_dbos.py",
+}
+SYSTEMS = ("cairn", "cairn-graph", *PEER_RUNNERS)
+FUNCTIONAL = ("cairn", "langgraph-functional", "dbos")
+GRAPH = ("cairn-graph", "langgraph-graph")
+RATIO_JOBS = 6  # the first jobs of the full plan: those the ratios need
+JOB_LIMIT = 150.0  # seconds, for any one measurement
+REPORT_RESERVE = 15.0  # seconds kept for the tables and plots
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+
+
+@dataclass
+class Job:
+    system: str
+    workload: str
+    steps: int
+    runs: int
+    store: str = "sqlite"
+    concurrency: int | None = None
+    durability: str = "sync"
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        parts = [self.system, self.store, self.workload, f"n{self.steps}", f"r{self.runs}"]
+        if self.concurrency:
+            parts.append(f"c{self.concurrency}")
+        if self.durability != "sync":
+            parts.append(self.durability)
+        return "-".join(parts)
+
+    def argv(self, peers_python: pathlib.Path | None, pg_url: str, out: pathlib.Path) -> list[str]:
+        if self.system.startswith("cairn"):
+            argv = [sys.executable, str(BENCH / "cairn_runner.py")]
+        else:
+            assert peers_python is not None
+            argv = [str(peers_python), str(PEER_RUNNERS[self.system])]
+        argv += ["--system", self.system, "--workload", self.workload]
+        argv += ["--steps", str(self.steps), "--runs", str(self.runs), "--store", self.store]
+        argv += ["--pg-url", pg_url, "--durability", self.durability, "--out", str(out)]
+        if self.concurrency:
+            argv += ["--concurrency", str(self.concurrency)]
+        return argv + self.extra
+
+
+def plan(quick: bool) -> list[Job]:
+    """What to measure, most important first (the ratios need the first ones)."""
+    if quick:
+        return [
+            *(Job(s, "sequential", 4, 3) for s in SYSTEMS),
+            *(Job(s, "concurrent", 4, 8, concurrency=4) for s in FUNCTIONAL),
+            *(Job(s, "crash", 4, 1) for s in FUNCTIONAL),
+            *(Job(s, "memory", 1, 20, concurrency=8) for s in FUNCTIONAL),
+        ]
+    jobs = [
+        # The ratios: Cairn against LangGraph's functional API on SQLite.
+        Job("cairn", "sequential", 10, 200),
+        Job("langgraph-functional", "sequential", 10, 200),
+        Job("cairn", "concurrent", 10, 256, concurrency=32),
+        Job("langgraph-functional", "concurrent", 10, 256, concurrency=32),
+        Job("cairn", "crash", 20, 3),
+        Job("langgraph-functional", "crash", 20, 3),
+        # The rest on SQLite.
+        Job("dbos", "sequential", 10, 200),
+        Job("cairn", "sequential", 10, 200, durability="async"),
+        Job("cairn", "sequential", 10, 200, durability="exit"),
+        *(Job(s, "sequential", 100, 20) for s in FUNCTIONAL),
+        Job("cairn", "sequential", 100, 20, durability="async"),
+        Job("cairn", "sequential", 100, 20, durability="exit"),
+        *(Job(s, "sequential", 10, 100) for s in GRAPH),
+        *(Job(s, "sequential", 100, 10) for s in GRAPH),
+        Job("dbos", "concurrent", 10, 256, concurrency=32),
+        *(Job(s, "concurrent", 10, 256, concurrency=256) for s in FUNCTIONAL),
+        Job("dbos", "crash", 20, 2),
+        Job("cairn", "crash", 20, 3, durability="async"),
+        *(Job(s, "memory", 1, 1000, concurrency=256) for s in FUNCTIONAL),
+    ]
+    # Postgres: the same systems, fewer shapes.
+    jobs += [
+        *(Job(s, "sequential", 10, 100, store="postgres") for s in FUNCTIONAL),
+        *(Job(s, "sequential", 100, 20, store="postgres") for s in FUNCTIONAL),
+        *(Job(s, "sequential", 10, 50, store="postgres") for s in GRAPH),
+        *(Job(s, "concurrent", 10, 256, store="postgres", concurrency=32) for s in FUNCTIONAL),
+        *(Job(s, "concurrent", 10, 256, store="postgres", concurrency=256) for s in FUNCTIONAL),
+        *(Job(s, "crash", 20, 3 if s != "dbos" else 2, store="postgres") for s in FUNCTIONAL),
+    ]
+    return jobs
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> list[int]:
+    """The PIDs of a process's children, grandchildren, ... (from /proc)."""
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        with contextlib.suppress(OSError):
+            for task in pathlib.Path(f"/proc/{parent}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    children = [int(c) for c in (task / "children").read_text().split()]
+                    found += children
+                    stack += children
+    return found
+
+
+def signal_pids(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def stop_job(process: subprocess.Popen[bytes], pidfile: pathlib.Path) -> None:
+    """SIGTERM the runner (it stops its own children), then SIGKILL whatever
+    of it and its children is left, by PID."""
+    children = descendants(process.pid)
+    if pidfile.exists():
+        children += [int(p) for p in pidfile.read_text().split()]
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(15)
+    handles = {}
+    for pid in children:
+        with contextlib.suppress(OSError):
+            handles[pid] = os.pidfd_open(pid)  # readable once the process has exited
+    try:
+        signal_pids(list(handles), signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while handles and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(handles.values()), [], [], 0.5)
+            for pid in [pid for pid, fd in handles.items() if fd in ready]:
+                os.close(handles.pop(pid))
+        signal_pids(list(handles), signal.SIGKILL)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+
+
+def run_job(
+    job: Job, argv: list[str], out: pathlib.Path, timeout: float, log: pathlib.Path
+) -> dict[str, Any]:
+    out.unlink(missing_ok=True)
+    pidfile = out.with_name(out.name + ".pids")
+    started = time.monotonic()
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
+        )
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop_job(process, pidfile)
+            return {"status": f"stopped after its time limit of {timeout:.0f} s"}
+        except BaseException:
+            stop_job(process, pidfile)
+            raise
+    seconds = time.monotonic() - started
+    if code != 0 or not out.exists():
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        return {"status": f"failed (exit {code}): {' / '.join(tail)}", "seconds": seconds}
+    row = report.summarize(json.loads(out.read_text()))
+    row["seconds"] = round(seconds, 1)
+    return row
+
+
+def run_history(
+    args: argparse.Namespace, raw: pathlib.Path, deadline: float, pg: str
+) -> dict[str, Any] | None:
+    """bench/history.py: a step's store commit at 10 and 10,000 prior checkpoints."""
+    out = raw / "history.json"
+    steps, histories = ("20", "10,1000") if args.quick else ("200", "10,10000")
+    argv = [sys.executable, str(BENCH / "history.py"), "--steps", steps]
+    argv += ["--histories", histories, "--postgres", pg, "--json", str(out)]
+    left = deadline - time.monotonic() - REPORT_RESERVE
+    print("[history] " + shlex.join(argv[1:]), file=sys.stderr)
+    if left < 5:
+        return None
+    argv += ["--max-seconds", str(int(min(left, JOB_LIMIT)))]
+    with (raw / "history.log").open("wb") as log:
+        process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            code: int | None = process.wait(min(left, JOB_LIMIT) + 10)
+        except subprocess.TimeoutExpired:
+            stop_job(process, out.with_name("history.pids"))
+            code = None
+        except BaseException:
+            stop_job(process, out.with_name("history.pids"))
+            raise
+    if code != 0 or not out.exists():
+        print(
+            f"    bench/history.py failed (exit {code}), see {raw / 'history.log'}", file=sys.stderr
+        )
+        return None
+    print("    ok", file=sys.stderr)
+    return dict(json.loads(out.read_text()))
+
+
+# --- the machine ------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {system}"
+
+
+def git_state() -> str:
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+        )
+        return result.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "service", "sdk")
+    return f"commit {commit}" + (" (service/sdk with uncommitted changes)" if dirty else "")
+
+
+def load() -> str:
+    return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
+
+
+def postgres_version(pg_url: str) -> str | None:
+    import asyncio
+
+    import asyncpg
+
+    async def ask() -> str:
+        conn = await asyncpg.connect(pg_url.split("?", 1)[0], timeout=5)
+        try:
+            return str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(ask())
+    except Exception:  # unreachable: the Postgres rows are skipped
+        return None
+
+
+def versions(rows: list[dict[str, Any]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for row in rows:
+        for name, version in (row.get("versions") or {}).items():
+            if name != "python" or row["system"].startswith("cairn"):
+                found.setdefault(name, version.split(" ")[0])
+    return found
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def update_readme(markdown: str) -> None:
+    path = ROOT / "README.md"
+    text = path.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"README.md has no {README_START} ... {README_END} section")
+    body = markdown.replace("### ", "#### ")
+    text = text[: start + len(README_START)] + "\n" + body + text[end:]
+    path.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "CAIRN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument("--max-seconds", type=float, default=570.0)
+    parser.add_argument("--results", type=pathlib.Path, default=BENCH / "results")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args()
+    began = time.monotonic()
+    deadline = began + args.max_seconds
+    systems = set(args.systems.split(","))
+    stores = set(args.stores.split(","))
+    if args.quick:
+        stores &= {"sqlite"}
+    unknown = systems - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems: {sorted(unknown)}")
+    pg_version = postgres_version(args.pg_url) if "postgres" in stores else None
+    if "postgres" in stores and pg_version is None:
+        print(f"Postgres at {args.pg_url} is unreachable: no Postgres rows", file=sys.stderr)
+        stores.discard("postgres")
+
+    raw = args.results / "tmp" / ("quick" if args.quick else "run")
+    folder = raw if args.quick else args.results  # a smoke run leaves the results alone
+    raw.mkdir(parents=True, exist_ok=True)
+    for old in raw.glob("*"):
+        if old.is_file():
+            old.unlink()
+    peers_python = None
+    if systems & set(PEER_RUNNERS):
+        setup = subprocess.run(
+            ["bash", str(BENCH / "peers" / "setup.sh")],
+            capture_output=True,
+            text=True,
+            timeout=max(1.0, deadline - time.monotonic()),
+            check=False,
+        )
+        if setup.returncode == 0:
+            peers_python = pathlib.Path(setup.stdout.strip())
+        else:
+            print(f"bench/peers/setup.sh failed, no peers:\n{setup.stderr}", file=sys.stderr)
+            systems -= set(PEER_RUNNERS)
+
+    load_before = load()
+    rows: list[dict[str, Any]] = []
+    history = None
+    jobs = [j for j in plan(args.quick) if j.system in systems and j.store in stores]
+    for i, job in enumerate(jobs, 1):
+        if i == RATIO_JOBS + 1 and "cairn" in systems:
+            history = run_history(
+                args, raw, deadline, pg=args.pg_url if "postgres" in stores else ""
+            )
+        left = deadline - time.monotonic() - REPORT_RESERVE - (0 if args.quick else 20)
+        out = raw / f"{job.name}.json"
+        if left < 5:
+            row: dict[str, Any] = {"status": "skipped: out of time (--max-seconds)"}
+        else:
+            argv = job.argv(peers_python, args.pg_url, out)
+            print(f"[{i}/{len(jobs)}] {shlex.join(argv[1:2] + argv[2:10])}", file=sys.stderr)
+            row = run_job(job, argv, out, min(JOB_LIMIT, left), raw / f"{job.name}.log")
+        row.setdefault("system", job.system)
+        row.setdefault("store", job.store)
+        row.setdefault("workload", job.workload)
+        row["job"] = job.name
+        print(f"    {row['status']} {row.get('seconds', '')}", file=sys.stderr)
+        rows.append(row)
+    if len(jobs) <= RATIO_JOBS and "cairn" in systems:
+        history = run_history(args, raw, deadline, pg=args.pg_url if "postgres" in stores else "")
+
+    found = versions(rows)
+    if pg_version:
+        found["postgres"] = pg_version.split(" ")[0]
+    meta = {
+        "machine": machine(),
+        "versions": found,
+        "git": git_state(),
+        "command": shlex.join([".venv/bin/python", "bench/run.py", *sys.argv[1:]]),
+        "quick": args.quick,
+        "load_before": load_before,
+        "load_after": load(),
+        "wall_seconds": time.monotonic() - began,
+    }
+    result = report.write(folder, rows, history, meta)
+    markdown = report.markdown(result)
+    if args.update_readme:
+        update_readme(report.markdown(result, notes=False))
+    print(markdown)
+    print(f"wrote {folder}/results.md, results.json and bench.png", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
