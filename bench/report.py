@@ -356,7 +356,8 @@ def plot(report: dict[str, Any], path: pathlib.Path) -> bool:
         concurrent,
         "p99_step_ms",
         lambda r: f"{r['system']} {r['store']} C={r['concurrency']}",
-        "Concurrent runs: p99 ms between step starts (lower is better)",
+        "Concurrent runs: p99 ms between consecutive step starts in a run\n"
+        "(leaves out the wait before a run's first step and after its last)",
     )
     axes[1][0].set_xscale("log")
     memory = sorted((r for r in rows if r["workload"] == "memory"), key=_order)
