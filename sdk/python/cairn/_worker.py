@@ -38,6 +38,9 @@ log = logging.getLogger("cairn.worker")
 pb = worker_service_pb2
 Function = Task | entrypoint | CompiledStateGraph
 
+MAX_BATCH = 64
+"""The most messages sent to the service as one ConnectRequest."""
+
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
@@ -74,6 +77,7 @@ class Worker:
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
         self._outbox: asyncio.Queue[pb.ConnectRequest | None] | None = None
+        self._batches = False  # whether the service reads ConnectRequest.batch
         self._running: dict[str, tuple[asyncio.Task[None], Execution]] = {}
         self._task_threads = concurrent.futures.ThreadPoolExecutor(
             max_concurrency, thread_name_prefix="cairn-task"
@@ -159,6 +163,7 @@ class Worker:
             sdk_language="python",
             sdk_version=__version__,
             identity=f"{os.getpid()}@{socket.gethostname()}",
+            accepts_batches=True,
         )
         for name, graph in self._graphs.items():
             hello.registrations.add(name=name, kind=pb.TASK_KIND_GRAPH, graph=graph._spec)
@@ -174,11 +179,26 @@ class Worker:
     async def _session(self) -> None:
         outbox: asyncio.Queue[pb.ConnectRequest | None] = asyncio.Queue()
         self._outbox = outbox
+        self._batches = False  # until this service's welcome says otherwise
         outbox.put_nowait(self._hello())
 
         async def requests() -> AsyncIterator[pb.ConnectRequest]:
-            while (message := await outbox.get()) is not None:
-                yield message
+            # Messages ready at once go as one batch once the service said
+            # it reads them (a long run of small messages costs far less).
+            ended = False
+            while not ended:
+                batch: list[pb.ConnectRequest] = []
+                message = await outbox.get()
+                while message is not None:
+                    batch.append(message)
+                    if not self._batches or len(batch) >= MAX_BATCH or outbox.empty():
+                        break
+                    message = outbox.get_nowait()
+                ended = message is None
+                if len(batch) == 1:
+                    yield batch[0]
+                elif batch:
+                    yield pb.ConnectRequest(batch=pb.ConnectRequestBatch(requests=batch))
 
         async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
             call = worker_service_pb2_grpc.WorkerServiceStub(channel).Connect(requests())
@@ -195,8 +215,12 @@ class Worker:
         self, response: pb.ConnectResponse, outbox: asyncio.Queue[pb.ConnectRequest | None]
     ) -> None:
         kind = response.WhichOneof("kind")
-        if kind == "welcome":
+        if kind == "batch":
+            for item in response.batch.responses:
+                self._handle(item, outbox)
+        elif kind == "welcome":
             self.worker_id = response.welcome.worker_id
+            self._batches = response.welcome.accepts_batches
             self.connected.set()
             log.info("worker %s connected to %s", self.worker_id, self.address)
         elif kind == "assignment" and not self._stopping:

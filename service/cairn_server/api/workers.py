@@ -40,6 +40,23 @@ _CHUNK_MODES = {
 }
 
 
+MAX_BATCH = 64
+"""The most messages sent to a worker as one ConnectResponse."""
+
+
+async def _ready(outbox: asyncio.Queue[Outgoing], limit: int) -> tuple[list[Any], bool]:
+    """The next message of `outbox` and up to `limit - 1` more that are
+    ready now, and whether the outbox ended (None) after them."""
+    items: list[Any] = []
+    item = await outbox.get()
+    while item is not None:
+        items.append(item)
+        if len(items) >= limit or outbox.empty():
+            return items, False
+        item = outbox.get_nowait()
+    return items, True
+
+
 def outgoing_pb(item: Assignment | Deliver | CancelNotice | Rejected) -> pb.ConnectResponse:
     match item:
         case Assignment():
@@ -117,6 +134,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 worker_id=worker.worker_id,
                 server_version=SERVER_VERSION,
                 max_payload_bytes=self._limit,
+                accepts_batches=True,
             )
         )
         log.info("worker %s connected (%s)", worker.worker_id, worker.identity)
@@ -124,10 +142,15 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         reader = asyncio.ensure_future(self._read(worker, requests))
         try:
             while True:
-                item: Outgoing = await worker.outbox.get()
-                if item is None:
+                limit = MAX_BATCH if worker.accepts_batches else 1
+                items, ended = await _ready(worker.outbox, limit)
+                if len(items) == 1:
+                    yield outgoing_pb(items[0])
+                elif items:
+                    responses = [outgoing_pb(item) for item in items]
+                    yield pb.ConnectResponse(batch=pb.ConnectResponseBatch(responses=responses))
+                if ended:
                     return
-                yield outgoing_pb(item)
         finally:
             reader.cancel()
             lost = self._runs.dispatcher.remove(worker)
@@ -154,6 +177,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             identity=hello.identity,
             sdk_language=hello.sdk_language,
             sdk_version=hello.sdk_version,
+            accepts_batches=hello.accepts_batches,
         )
 
     async def _read(
@@ -161,15 +185,22 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> None:
         try:
             async for request in requests:
-                try:
-                    self._handle(worker, request)
-                except ServiceError as error:
-                    worker.outbox.put_nowait(Rejected(error))
+                if request.WhichOneof("kind") == "batch":
+                    for item in request.batch.requests:
+                        self._accept(worker, item)
+                else:
+                    self._accept(worker, request)
         except asyncio.CancelledError:
             raise
         except Exception:  # the stream broke; the writer side notices too
             log.debug("worker %s stream ended", worker.worker_id, exc_info=True)
         worker.outbox.put_nowait(None)
+
+    def _accept(self, worker: WorkerConnection, request: pb.ConnectRequest) -> None:
+        try:
+            self._handle(worker, request)
+        except ServiceError as error:
+            worker.outbox.put_nowait(Rejected(error))
 
     def _held(self, worker: WorkerConnection, task_id: str, *, release: bool) -> Assignment:
         dispatcher = self._runs.dispatcher

@@ -37,6 +37,7 @@ class WorkerConnection:
     identity: str = ""
     sdk_language: str = ""
     sdk_version: str = ""
+    accepts_batches: bool = False
     held: dict[str, Assignment] = field(default_factory=dict)
     running: dict[TaskKind, int] = field(
         default_factory=lambda: {TaskKind.TASK: 0, TaskKind.ENTRYPOINT: 0}

@@ -108,6 +108,7 @@ class WorkerHello(_message.Message):
     SDK_LANGUAGE_FIELD_NUMBER: _builtins.int
     SDK_VERSION_FIELD_NUMBER: _builtins.int
     IDENTITY_FIELD_NUMBER: _builtins.int
+    ACCEPTS_BATCHES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """A stable id for the worker process; the service generates one when empty."""
     max_concurrent_tasks: _builtins.int
@@ -122,6 +123,10 @@ class WorkerHello(_message.Message):
     """The SDK version."""
     identity: _builtins.str
     """Free-form identity for operators, e.g. `pid@host`."""
+    accepts_batches: _builtins.bool
+    """The worker reads ConnectResponse.batch: the service may then send
+    several messages in one when several are ready at once.
+    """
     @_builtins.property
     def registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Registration]:
         """What the worker serves."""
@@ -136,10 +141,11 @@ class WorkerHello(_message.Message):
         sdk_language: _builtins.str = ...,
         sdk_version: _builtins.str = ...,
         identity: _builtins.str = ...,
+        accepts_batches: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "max_concurrent_entrypoints", b"max_concurrent_entrypoints", "max_concurrent_tasks", b"max_concurrent_tasks", "registrations", b"registrations", "sdk_language", b"sdk_language", "sdk_version", b"sdk_version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_batches", b"accepts_batches", "identity", b"identity", "max_concurrent_entrypoints", b"max_concurrent_entrypoints", "max_concurrent_tasks", b"max_concurrent_tasks", "registrations", b"registrations", "sdk_language", b"sdk_language", "sdk_version", b"sdk_version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -390,6 +396,7 @@ class ConnectRequest(_message.Message):
     SCHEDULE_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
     SUSPENDED_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___WorkerHello:
         """Who the worker is and what it serves."""
@@ -418,6 +425,12 @@ class ConnectRequest(_message.Message):
     def suspended(self) -> Global___TaskSuspended:
         """A held task stopped because a child it awaited is interrupted."""
 
+    @_builtins.property
+    def batch(self) -> Global___ConnectRequestBatch:
+        """Several of the messages above, handled in order (only once the
+        Welcome says the service accepts batches).
+        """
+
     def __init__(
         self,
         *,
@@ -428,16 +441,44 @@ class ConnectRequest(_message.Message):
         schedule: Global___ScheduleTask | None = ...,
         chunk: Global___TaskStreamChunk | None = ...,
         suspended: Global___TaskSuspended | None = ...,
+        batch: Global___ConnectRequestBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "completed", "failed", "interrupted", "schedule", "chunk", "suspended"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "completed", "failed", "interrupted", "schedule", "chunk", "suspended", "batch"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___ConnectRequest: _TypeAlias = ConnectRequest  # noqa: Y015
+
+@_typing.final
+class ConnectRequestBatch(_message.Message):
+    """ConnectRequestBatch is several worker messages sent as one, which costs
+    less than one message each when many are ready at once. It holds no hello
+    and no batch.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConnectRequest]:
+        """The messages, in the order they were made."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___ConnectRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectRequestBatch: _TypeAlias = ConnectRequestBatch  # noqa: Y015
 
 @_typing.final
 class Welcome(_message.Message):
@@ -448,22 +489,26 @@ class Welcome(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     SERVER_VERSION_FIELD_NUMBER: _builtins.int
     MAX_PAYLOAD_BYTES_FIELD_NUMBER: _builtins.int
+    ACCEPTS_BATCHES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """The worker's id, as given or generated."""
     server_version: _builtins.str
     """The server version."""
     max_payload_bytes: _builtins.int
     """The largest JSON value, in bytes, the server accepts in one message."""
+    accepts_batches: _builtins.bool
+    """The service reads ConnectRequest.batch."""
     def __init__(
         self,
         *,
         worker_id: _builtins.str = ...,
         server_version: _builtins.str = ...,
         max_payload_bytes: _builtins.int = ...,
+        accepts_batches: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_payload_bytes", b"max_payload_bytes", "server_version", b"server_version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_batches", b"accepts_batches", "max_payload_bytes", b"max_payload_bytes", "server_version", b"server_version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -745,6 +790,7 @@ class ConnectResponse(_message.Message):
     CHILD_OUTCOME_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome:
         """Answers the hello."""
@@ -765,6 +811,12 @@ class ConnectResponse(_message.Message):
     def rejected(self) -> Global___Rejection:
         """A message that was not accepted."""
 
+    @_builtins.property
+    def batch(self) -> Global___ConnectResponseBatch:
+        """Several of the messages above, handled in order (only to a worker
+        whose hello accepts batches).
+        """
+
     def __init__(
         self,
         *,
@@ -773,13 +825,40 @@ class ConnectResponse(_message.Message):
         child_outcome: Global___ChildOutcome | None = ...,
         cancel: Global___CancelTask | None = ...,
         rejected: Global___Rejection | None = ...,
+        batch: Global___ConnectResponseBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "child_outcome", b"child_outcome", "kind", b"kind", "rejected", b"rejected", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "batch", b"batch", "cancel", b"cancel", "child_outcome", b"child_outcome", "kind", b"kind", "rejected", b"rejected", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "child_outcome", b"child_outcome", "kind", b"kind", "rejected", b"rejected", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "batch", b"batch", "cancel", b"cancel", "child_outcome", b"child_outcome", "kind", b"kind", "rejected", b"rejected", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["welcome", "assignment", "child_outcome", "cancel", "rejected"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["welcome", "assignment", "child_outcome", "cancel", "rejected", "batch"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___ConnectResponse: _TypeAlias = ConnectResponse  # noqa: Y015
+
+@_typing.final
+class ConnectResponseBatch(_message.Message):
+    """ConnectResponseBatch is several service messages sent as one. It holds no
+    welcome and no batch.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def responses(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConnectResponse]:
+        """The messages, in the order they were made."""
+
+    def __init__(
+        self,
+        *,
+        responses: _abc.Iterable[Global___ConnectResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["responses", b"responses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectResponseBatch: _TypeAlias = ConnectResponseBatch  # noqa: Y015

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/worker_service.proto.
  */
 export const file_cairn_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEijwEKDFJlZ2lzdHJhdGlvbhIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZBIrCgxyZXRyeV9wb2xpY3kYAyABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIiCgVncmFwaBgEIAEoCzITLmNhaXJuLnYxLkdyYXBoU3BlYyLOAQoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJIm4KDVRhc2tDb21wbGV0ZWQSDwoHdGFza19pZBgBIAEoCRImCgZyZXN1bHQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJAoEc2F2ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJBCgpUYXNrRmFpbGVkEg8KB3Rhc2tfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5jYWlybi52MS5UYXNrRXJyb3IiWAoPVGFza0ludGVycnVwdGVkEg8KB3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiIAoNVGFza1N1c3BlbmRlZBIPCgd0YXNrX2lkGAEgASgJIpUCCgxTY2hlZHVsZVRhc2sSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEbmFtZRgDIAEoCRIlCgVpbnB1dBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIrCgxyZXRyeV9wb2xpY3kYBSABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIuCgxsb2NhbF9yZXN1bHQYBiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIqCgtsb2NhbF9lcnJvchgHIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvckgAEhcKDWxvY2FsX3J1bm5pbmcYCCABKAhIAEIHCgVsb2NhbCJsCg9UYXNrU3RyZWFtQ2h1bmsSDwoHdGFza19pZBgBIAEoCRIiCgRtb2RlGAIgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIs4CCg5Db25uZWN0UmVxdWVzdBImCgVoZWxsbxgBIAEoCzIVLmNhaXJuLnYxLldvcmtlckhlbGxvSAASLAoJY29tcGxldGVkGAIgASgLMhcuY2Fpcm4udjEuVGFza0NvbXBsZXRlZEgAEiYKBmZhaWxlZBgDIAEoCzIULmNhaXJuLnYxLlRhc2tGYWlsZWRIABIwCgtpbnRlcnJ1cHRlZBgEIAEoCzIZLmNhaXJuLnYxLlRhc2tJbnRlcnJ1cHRlZEgAEioKCHNjaGVkdWxlGAUgASgLMhYuY2Fpcm4udjEuU2NoZWR1bGVUYXNrSAASKgoFY2h1bmsYBiABKAsyGS5jYWlybi52MS5UYXNrU3RyZWFtQ2h1bmtIABIsCglzdXNwZW5kZWQYByABKAsyFy5jYWlybi52MS5UYXNrU3VzcGVuZGVkSABCBgoEa2luZCJPCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIZChFtYXhfcGF5bG9hZF9ieXRlcxgDIAEoAyJkCgxKb3VybmFsRW50cnkSDQoFaW5kZXgYASABKAUSDAoEbmFtZRgCIAEoCRIPCgd0YXNrX2lkGAMgASgJEiYKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSL+AgoOVGFza0Fzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBGtpbmQYAyABKA4yEi5jYWlybi52MS5UYXNrS2luZBIOCgZydW5faWQYBCABKAkSEQoJdGhyZWFkX2lkGAUgASgJEhUKDWNoZWNrcG9pbnRfaWQYBiABKAkSDwoHYXR0ZW1wdBgHIAEoBRIlCgVpbnB1dBgIIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIoCghwcmV2aW91cxgJIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgdqb3VybmFsGAogAygLMhYuY2Fpcm4udjEuSm91cm5hbEVudHJ5EiYKBnJlc3VtZRgLIAMoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIMCgRwYXRoGAwgAygJEhgKEGZpcnN0X2ZyZXNoX2NhbGwYDSABKAUSFgoOYW5ub3VuY2VfY2FsbHMYDiABKAgiOgoQQ2hpbGRJbnRlcnJ1cHRlZBImCglpbnRlcnJ1cHQYASABKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQi1AEKDENoaWxkT3V0Y29tZRIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIPCgd0YXNrX2lkGAMgASgJEigKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEiQKBWVycm9yGAUgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASMQoLaW50ZXJydXB0ZWQYBiABKAsyGi5jYWlybi52MS5DaGlsZEludGVycnVwdGVkSABCCQoHb3V0Y29tZSItCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkYKCVJlamVjdGlvbhIPCgd0YXNrX2lkGAEgASgJEigKBWVycm9yGAIgASgLMhkuY2Fpcm4udjEuUmVxdWVzdFJlamVjdGVkIvEBCg9Db25uZWN0UmVzcG9uc2USJAoHd2VsY29tZRgBIAEoCzIRLmNhaXJuLnYxLldlbGNvbWVIABIuCgphc3NpZ25tZW50GAIgASgLMhguY2Fpcm4udjEuVGFza0Fzc2lnbm1lbnRIABIvCg1jaGlsZF9vdXRjb21lGAMgASgLMhYuY2Fpcm4udjEuQ2hpbGRPdXRjb21lSAASJgoGY2FuY2VsGAQgASgLMhQuY2Fpcm4udjEuQ2FuY2VsVGFza0gAEicKCHJlamVjdGVkGAUgASgLMhMuY2Fpcm4udjEuUmVqZWN0aW9uSABCBgoEa2luZCpoCghUYXNrS2luZBIZChVUQVNLX0tJTkRfVU5TUEVDSUZJRUQQABISCg5UQVNLX0tJTkRfVEFTSxABEhgKFFRBU0tfS0lORF9FTlRSWVBPSU5UEAISEwoPVEFTS19LSU5EX0dSQVBIEAMyUwoNV29ya2VyU2VydmljZRJCCgdDb25uZWN0EhguY2Fpcm4udjEuQ29ubmVjdFJlcXVlc3QaGS5jYWlybi52MS5Db25uZWN0UmVzcG9uc2UoATABYgZwcm90bzM", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
+  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEijwEKDFJlZ2lzdHJhdGlvbhIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZBIrCgxyZXRyeV9wb2xpY3kYAyABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIiCgVncmFwaBgEIAEoCzITLmNhaXJuLnYxLkdyYXBoU3BlYyLnAQoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJEhcKD2FjY2VwdHNfYmF0Y2hlcxgIIAEoCCJuCg1UYXNrQ29tcGxldGVkEg8KB3Rhc2tfaWQYASABKAkSJgoGcmVzdWx0GAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiQKBHNhdmUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiQQoKVGFza0ZhaWxlZBIPCgd0YXNrX2lkGAEgASgJEiIKBWVycm9yGAIgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9yIlgKD1Rhc2tJbnRlcnJ1cHRlZBIPCgd0YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIiAKDVRhc2tTdXNwZW5kZWQSDwoHdGFza19pZBgBIAEoCSKVAgoMU2NoZWR1bGVUYXNrEhYKDnBhcmVudF90YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEgwKBG5hbWUYAyABKAkSJQoFaW5wdXQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKwoMcmV0cnlfcG9saWN5GAUgASgLMhUuY2Fpcm4udjEuUmV0cnlQb2xpY3kSLgoMbG9jYWxfcmVzdWx0GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKgoLbG9jYWxfZXJyb3IYByABKAsyEy5jYWlybi52MS5UYXNrRXJyb3JIABIXCg1sb2NhbF9ydW5uaW5nGAggASgISABCBwoFbG9jYWwibAoPVGFza1N0cmVhbUNodW5rEg8KB3Rhc2tfaWQYASABKAkSIgoEbW9kZRgCIAEoDjIULmNhaXJuLnYxLlN0cmVhbU1vZGUSJAoEZGF0YRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSL+AgoOQ29ubmVjdFJlcXVlc3QSJgoFaGVsbG8YASABKAsyFS5jYWlybi52MS5Xb3JrZXJIZWxsb0gAEiwKCWNvbXBsZXRlZBgCIAEoCzIXLmNhaXJuLnYxLlRhc2tDb21wbGV0ZWRIABImCgZmYWlsZWQYAyABKAsyFC5jYWlybi52MS5UYXNrRmFpbGVkSAASMAoLaW50ZXJydXB0ZWQYBCABKAsyGS5jYWlybi52MS5UYXNrSW50ZXJydXB0ZWRIABIqCghzY2hlZHVsZRgFIAEoCzIWLmNhaXJuLnYxLlNjaGVkdWxlVGFza0gAEioKBWNodW5rGAYgASgLMhkuY2Fpcm4udjEuVGFza1N0cmVhbUNodW5rSAASLAoJc3VzcGVuZGVkGAcgASgLMhcuY2Fpcm4udjEuVGFza1N1c3BlbmRlZEgAEi4KBWJhdGNoGAggASgLMh0uY2Fpcm4udjEuQ29ubmVjdFJlcXVlc3RCYXRjaEgAQgYKBGtpbmQiQQoTQ29ubmVjdFJlcXVlc3RCYXRjaBIqCghyZXF1ZXN0cxgBIAMoCzIYLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0ImgKB1dlbGNvbWUSEQoJd29ya2VyX2lkGAEgASgJEhYKDnNlcnZlcl92ZXJzaW9uGAIgASgJEhkKEW1heF9wYXlsb2FkX2J5dGVzGAMgASgDEhcKD2FjY2VwdHNfYmF0Y2hlcxgEIAEoCCJkCgxKb3VybmFsRW50cnkSDQoFaW5kZXgYASABKAUSDAoEbmFtZRgCIAEoCRIPCgd0YXNrX2lkGAMgASgJEiYKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSL+AgoOVGFza0Fzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBGtpbmQYAyABKA4yEi5jYWlybi52MS5UYXNrS2luZBIOCgZydW5faWQYBCABKAkSEQoJdGhyZWFkX2lkGAUgASgJEhUKDWNoZWNrcG9pbnRfaWQYBiABKAkSDwoHYXR0ZW1wdBgHIAEoBRIlCgVpbnB1dBgIIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIoCghwcmV2aW91cxgJIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgdqb3VybmFsGAogAygLMhYuY2Fpcm4udjEuSm91cm5hbEVudHJ5EiYKBnJlc3VtZRgLIAMoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIMCgRwYXRoGAwgAygJEhgKEGZpcnN0X2ZyZXNoX2NhbGwYDSABKAUSFgoOYW5ub3VuY2VfY2FsbHMYDiABKAgiOgoQQ2hpbGRJbnRlcnJ1cHRlZBImCglpbnRlcnJ1cHQYASABKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQi1AEKDENoaWxkT3V0Y29tZRIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIPCgd0YXNrX2lkGAMgASgJEigKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEiQKBWVycm9yGAUgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASMQoLaW50ZXJydXB0ZWQYBiABKAsyGi5jYWlybi52MS5DaGlsZEludGVycnVwdGVkSABCCQoHb3V0Y29tZSItCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkYKCVJlamVjdGlvbhIPCgd0YXNrX2lkGAEgASgJEigKBWVycm9yGAIgASgLMhkuY2Fpcm4udjEuUmVxdWVzdFJlamVjdGVkIqICCg9Db25uZWN0UmVzcG9uc2USJAoHd2VsY29tZRgBIAEoCzIRLmNhaXJuLnYxLldlbGNvbWVIABIuCgphc3NpZ25tZW50GAIgASgLMhguY2Fpcm4udjEuVGFza0Fzc2lnbm1lbnRIABIvCg1jaGlsZF9vdXRjb21lGAMgASgLMhYuY2Fpcm4udjEuQ2hpbGRPdXRjb21lSAASJgoGY2FuY2VsGAQgASgLMhQuY2Fpcm4udjEuQ2FuY2VsVGFza0gAEicKCHJlamVjdGVkGAUgASgLMhMuY2Fpcm4udjEuUmVqZWN0aW9uSAASLwoFYmF0Y2gYBiABKAsyHi5jYWlybi52MS5Db25uZWN0UmVzcG9uc2VCYXRjaEgAQgYKBGtpbmQiRAoUQ29ubmVjdFJlc3BvbnNlQmF0Y2gSLAoJcmVzcG9uc2VzGAEgAygLMhkuY2Fpcm4udjEuQ29ubmVjdFJlc3BvbnNlKmgKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhIKDlRBU0tfS0lORF9UQVNLEAESGAoUVEFTS19LSU5EX0VOVFJZUE9JTlQQAhITCg9UQVNLX0tJTkRfR1JBUEgQAzJTCg1Xb3JrZXJTZXJ2aWNlEkIKB0Nvbm5lY3QSGC5jYWlybi52MS5Db25uZWN0UmVxdWVzdBoZLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZSgBMAFiBnByb3RvMw", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
 
 /**
  * Registration is one task or entrypoint a worker serves.
@@ -118,6 +118,14 @@ export type WorkerHello = Message<"cairn.v1.WorkerHello"> & {
    * @generated from field: string identity = 7;
    */
   identity: string;
+
+  /**
+   * The worker reads ConnectResponse.batch: the service may then send
+   * several messages in one when several are ready at once.
+   *
+   * @generated from field: bool accepts_batches = 8;
+   */
+  acceptsBatches: boolean;
 };
 
 /**
@@ -453,6 +461,15 @@ export type ConnectRequest = Message<"cairn.v1.ConnectRequest"> & {
      */
     value: TaskSuspended;
     case: "suspended";
+  } | {
+    /**
+     * Several of the messages above, handled in order (only once the
+     * Welcome says the service accepts batches).
+     *
+     * @generated from field: cairn.v1.ConnectRequestBatch batch = 8;
+     */
+    value: ConnectRequestBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -462,6 +479,29 @@ export type ConnectRequest = Message<"cairn.v1.ConnectRequest"> & {
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
   messageDesc(file_cairn_v1_worker_service, 8);
+
+/**
+ * ConnectRequestBatch is several worker messages sent as one, which costs
+ * less than one message each when many are ready at once. It holds no hello
+ * and no batch.
+ *
+ * @generated from message cairn.v1.ConnectRequestBatch
+ */
+export type ConnectRequestBatch = Message<"cairn.v1.ConnectRequestBatch"> & {
+  /**
+   * The messages, in the order they were made.
+   *
+   * @generated from field: repeated cairn.v1.ConnectRequest requests = 1;
+   */
+  requests: ConnectRequest[];
+};
+
+/**
+ * Describes the message cairn.v1.ConnectRequestBatch.
+ * Use `create(ConnectRequestBatchSchema)` to create a new message.
+ */
+export const ConnectRequestBatchSchema: GenMessage<ConnectRequestBatch> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 9);
 
 /**
  * Welcome answers the hello.
@@ -489,6 +529,13 @@ export type Welcome = Message<"cairn.v1.Welcome"> & {
    * @generated from field: int64 max_payload_bytes = 3;
    */
   maxPayloadBytes: bigint;
+
+  /**
+   * The service reads ConnectRequest.batch.
+   *
+   * @generated from field: bool accepts_batches = 4;
+   */
+  acceptsBatches: boolean;
 };
 
 /**
@@ -496,7 +543,7 @@ export type Welcome = Message<"cairn.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 9);
+  messageDesc(file_cairn_v1_worker_service, 10);
 
 /**
  * JournalEntry is one recorded child call of a task, replayed without a round
@@ -540,7 +587,7 @@ export type JournalEntry = Message<"cairn.v1.JournalEntry"> & {
  * Use `create(JournalEntrySchema)` to create a new message.
  */
 export const JournalEntrySchema: GenMessage<JournalEntry> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 10);
+  messageDesc(file_cairn_v1_worker_service, 11);
 
 /**
  * TaskAssignment hands a task or an entrypoint to a worker.
@@ -657,7 +704,7 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
  * Use `create(TaskAssignmentSchema)` to create a new message.
  */
 export const TaskAssignmentSchema: GenMessage<TaskAssignment> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 11);
+  messageDesc(file_cairn_v1_worker_service, 12);
 
 /**
  * ChildInterrupted tells a parent that its child stopped at an interrupt.
@@ -678,7 +725,7 @@ export type ChildInterrupted = Message<"cairn.v1.ChildInterrupted"> & {
  * Use `create(ChildInterruptedSchema)` to create a new message.
  */
 export const ChildInterruptedSchema: GenMessage<ChildInterrupted> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 12);
+  messageDesc(file_cairn_v1_worker_service, 13);
 
 /**
  * ChildOutcome delivers the outcome of a child call to the worker holding
@@ -746,7 +793,7 @@ export type ChildOutcome = Message<"cairn.v1.ChildOutcome"> & {
  * Use `create(ChildOutcomeSchema)` to create a new message.
  */
 export const ChildOutcomeSchema: GenMessage<ChildOutcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 13);
+  messageDesc(file_cairn_v1_worker_service, 14);
 
 /**
  * CancelTask withdraws a held task; the worker stops it and reports nothing.
@@ -774,7 +821,7 @@ export type CancelTask = Message<"cairn.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 14);
+  messageDesc(file_cairn_v1_worker_service, 15);
 
 /**
  * Rejection answers a worker message the service could not accept.
@@ -802,7 +849,7 @@ export type Rejection = Message<"cairn.v1.Rejection"> & {
  * Use `create(RejectionSchema)` to create a new message.
  */
 export const RejectionSchema: GenMessage<Rejection> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 15);
+  messageDesc(file_cairn_v1_worker_service, 16);
 
 /**
  * One message from the service.
@@ -855,6 +902,15 @@ export type ConnectResponse = Message<"cairn.v1.ConnectResponse"> & {
      */
     value: Rejection;
     case: "rejected";
+  } | {
+    /**
+     * Several of the messages above, handled in order (only to a worker
+     * whose hello accepts batches).
+     *
+     * @generated from field: cairn.v1.ConnectResponseBatch batch = 6;
+     */
+    value: ConnectResponseBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -863,7 +919,29 @@ export type ConnectResponse = Message<"cairn.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 16);
+  messageDesc(file_cairn_v1_worker_service, 17);
+
+/**
+ * ConnectResponseBatch is several service messages sent as one. It holds no
+ * welcome and no batch.
+ *
+ * @generated from message cairn.v1.ConnectResponseBatch
+ */
+export type ConnectResponseBatch = Message<"cairn.v1.ConnectResponseBatch"> & {
+  /**
+   * The messages, in the order they were made.
+   *
+   * @generated from field: repeated cairn.v1.ConnectResponse responses = 1;
+   */
+  responses: ConnectResponse[];
+};
+
+/**
+ * Describes the message cairn.v1.ConnectResponseBatch.
+ * Use `create(ConnectResponseBatchSchema)` to create a new message.
+ */
+export const ConnectResponseBatchSchema: GenMessage<ConnectResponseBatch> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 18);
 
 /**
  * TaskKind tells a plain task from an entrypoint.
