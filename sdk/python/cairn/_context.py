@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
 from cairn._errors import NonDeterministicError, TaskFailedError
+from cairn._ids import child_task_id
 from cairn._types import Interrupt, RetryPolicy
 from cairn._values import to_json, to_value
 from cairn.v1 import run_pb2, worker_service_pb2
@@ -130,6 +131,26 @@ class Execution:
     def send(self, message: pb.ConnectRequest) -> None:
         """Queue a message on the event loop; callable from any thread."""
         self._loop.call_soon_threadsafe(self._send, message)
+
+    def on_loop(self, fn: Callable[[Execution], None], execution: Execution) -> None:
+        """Call `fn(execution)` on the event loop; callable from any thread."""
+        self._loop.call_soon_threadsafe(fn, execution)
+
+    def local_call(self, schedule: pb.ScheduleTask) -> Execution:
+        """The execution of call `schedule` of this task run here, detached:
+        attempt 1 of the child id the service derives, with no journal."""
+        source = self.assignment
+        assignment = pb.TaskAssignment(
+            task_id=child_task_id(self.task_id, schedule.index),
+            name=schedule.name,
+            kind=pb.TASK_KIND_TASK,
+            run_id=source.run_id,
+            thread_id=source.thread_id,
+            checkpoint_id=source.checkpoint_id,
+            attempt=1,
+            input=schedule.input,
+        )
+        return Execution(assignment, loop=self._loop, send=self._send, detached=schedule)
 
     def attach(self) -> None:
         """A detached local call needs the service: announce it as running

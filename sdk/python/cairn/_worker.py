@@ -28,7 +28,6 @@ from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrup
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint
 from cairn._graph import CompiledStateGraph, GraphTask
-from cairn._ids import child_task_id
 from cairn._types import RetryPolicy
 from cairn._values import InvalidValueError, to_json, to_value
 from cairn._version import __version__
@@ -272,22 +271,10 @@ class Worker:
     def start(self, parent: Execution, schedule: pb.ScheduleTask) -> Execution:
         """Run call `schedule` of `parent` here, detached: the service hears of
         it when it finishes, or earlier if it needs the service."""
-        source = parent.assignment
-        assignment = pb.TaskAssignment(
-            task_id=child_task_id(parent.task_id, schedule.index),
-            name=schedule.name,
-            kind=pb.TASK_KIND_TASK,
-            run_id=source.run_id,
-            thread_id=source.thread_id,
-            checkpoint_id=source.checkpoint_id,
-            attempt=1,
-            input=schedule.input,
-        )
-        loop = parent._loop
-        child = Execution(assignment, loop=loop, send=parent._send, detached=schedule)
-        if source.announce_calls:
+        child = parent.local_call(schedule)
+        if parent.assignment.announce_calls:
             child.attach()  # the run streams task starts
-        loop.call_soon_threadsafe(self._run, child)
+        child.on_loop(self._run, child)
         return child
 
     def _forget(self, task_id: str, task: asyncio.Task[None]) -> None:
