@@ -33,7 +33,12 @@ _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 def jsonb(value: Json, what: str) -> str:
     """`value` as JSON text for a jsonb column; ValueError when Postgres
     could not store it."""
-    text = dumps(value)
+    return jsonb_text(dumps(value), what)
+
+
+def jsonb_text(text: str, what: str) -> str:
+    """JSON `text` for a jsonb column; ValueError when Postgres could not
+    store it."""
     if _NUL_ESCAPE.search(text):
         raise ValueError(f"{what} cannot hold the character U+0000 in a Postgres store")
     return text

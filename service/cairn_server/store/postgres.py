@@ -623,7 +623,7 @@ class PostgresStore(Store):
             c.parent_checkpoint_id,
             c.type,
             c.data,
-            pg.jsonb(json.loads(c.metadata), "checkpoint metadata"),
+            pg.jsonb_text(c.metadata, "checkpoint metadata"),
             pg.jsonb(dict(c.channel_versions), "channel versions"),
             c.run_id,
             now,

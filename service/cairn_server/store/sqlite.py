@@ -19,7 +19,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,17 +54,15 @@ log = logging.getLogger(__name__)
 _BUSY_TIMEOUT_MS = 5_000
 _MEMORY = ":memory:"
 
-_Apply = Callable[[aiosqlite.Connection], Awaitable[object]]
-_ApplySync = Callable[[sqlite3.Connection], object]
+_Apply = Callable[[sqlite3.Connection], object]
+"""A job's writes, as blocking calls on the writer's own thread: a group of
+jobs is applied in one call there instead of one hop per statement."""
 
 
 @dataclass(slots=True)
 class _Job:
     apply: _Apply
     future: asyncio.Future[object]
-    apply_sync: _ApplySync | None = None
-    """The same writes as blocking calls; a group of such jobs is applied in
-    one call on the connection's thread instead of one hop per statement."""
 
 
 class SqliteStore(Store):
@@ -235,13 +233,11 @@ class SqliteStore(Store):
 
     # --- the writer ---------------------------------------------------------
 
-    def _enqueue(
-        self, apply: _Apply, apply_sync: _ApplySync | None = None
-    ) -> asyncio.Future[object]:
+    def _enqueue(self, apply: _Apply) -> asyncio.Future[object]:
         if self._closing or self._queue is None:
             raise StoreError("store is not open")
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(apply, future, apply_sync))
+        self._queue.put_nowait(_Job(apply, future))
         return future
 
     async def _submit(self, apply: _Apply) -> object:
@@ -270,36 +266,19 @@ class SqliteStore(Store):
         """Apply `jobs` in one transaction, one savepoint each, then resolve them."""
         conn = self._writer
         assert conn is not None
-        # A lone job needs no savepoint: when it fails the transaction rolls back.
         savepoints = len(jobs) > 1
-        outcomes: list[tuple[_Job, Exception | None, object]] = []
         lock = self._shared_lock or contextlib.nullcontext()
         async with lock:
             try:
-                if all(job.apply_sync is not None for job in jobs):
-                    applied = await _in_thread(
-                        conn, lambda raw: _apply_group(raw, jobs, savepoints)
-                    )
-                    outcomes = [(job, *result) for job, result in zip(jobs, applied, strict=True)]
-                else:
-                    await conn.execute("BEGIN IMMEDIATE")
-                    for job in jobs:
-                        error, result = await _apply_job(conn, job, savepoint=savepoints)
-                        outcomes.append((job, error, result))
-                    if savepoints or outcomes[0][1] is None:
-                        await conn.execute("COMMIT")
-                    else:
-                        await conn.execute("ROLLBACK")
+                applied = await _in_thread(conn, lambda raw: _apply_group(raw, jobs, savepoints))
             except Exception as exc:
                 log.exception("sqlite group commit of %d jobs failed", len(jobs))
-                with contextlib.suppress(sqlite3.Error):
-                    await conn.execute("ROLLBACK")
                 failure = _as_store_error(exc)
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(failure)
                 return
-        for job, error, result in outcomes:
+        for job, (error, result) in zip(jobs, applied, strict=True):
             if job.future.done():
                 continue
             if error is not None:
@@ -312,29 +291,23 @@ class SqliteStore(Store):
     def submit(self, batch: WriteBatch) -> asyncio.Future[object]:
         # Encoding first: a value that is not JSON fails here, with nothing queued.
         encoded = q.encode_batch(batch)
-
-        def apply_sync(raw: sqlite3.Connection) -> object:
-            return _apply_batch(raw, encoded)
-
-        return self._enqueue(lambda conn: _in_thread(conn, apply_sync), apply_sync)
+        return self._enqueue(lambda raw: _apply_batch(raw, encoded))
 
     async def create_thread(self, thread: ThreadRecord) -> None:
         params = q.thread_params(thread)
 
-        async def apply(conn: aiosqlite.Connection) -> object:
-            async with conn.execute(q.INSERT_THREAD, params) as cursor:
-                if cursor.rowcount == 0:
-                    raise ThreadAlreadyExists(thread.thread_id)
+        def apply(raw: sqlite3.Connection) -> object:
+            if raw.execute(q.INSERT_THREAD, params).rowcount == 0:
+                raise ThreadAlreadyExists(thread.thread_id)
             return None
 
         await self._submit(apply)
 
     async def delete_thread(self, thread_id: str) -> bool:
-        async def apply(conn: aiosqlite.Connection) -> object:
+        def apply(raw: sqlite3.Connection) -> object:
             for sql in q.DELETE_THREAD:
-                await conn.execute(sql, (thread_id,))
-            async with conn.execute(q.DELETE_THREAD_ROW, (thread_id,)) as cursor:
-                return cursor.rowcount > 0
+                raw.execute(sql, (thread_id,))
+            return raw.execute(q.DELETE_THREAD_ROW, (thread_id,)).rowcount > 0
 
         return bool(await self._submit(apply))
 
@@ -346,16 +319,14 @@ class SqliteStore(Store):
         ids = unique_ids(thread_ids)
         check_keep_latest(keep_latest)
 
-        async def apply(conn: aiosqlite.Connection) -> object:
-            existing = await _column(conn, q.EXISTING_THREADS, (q.dumps(ids),))
+        def apply(raw: sqlite3.Connection) -> object:
+            existing = _column(raw, q.EXISTING_THREADS, (q.dumps(ids),))
             deleted = 0
             for thread_id in ids:
-                await conn.execute(q.PRUNE_WRITES, (thread_id, thread_id, keep_latest))
-                async with conn.execute(
-                    q.PRUNE_CHECKPOINTS, (thread_id, thread_id, keep_latest)
-                ) as cursor:
-                    deleted += cursor.rowcount
-                await conn.execute(q.PRUNE_BLOBS, (thread_id, thread_id))
+                raw.execute(q.PRUNE_WRITES, (thread_id, thread_id, keep_latest))
+                params = (thread_id, thread_id, keep_latest)
+                deleted += raw.execute(q.PRUNE_CHECKPOINTS, params).rowcount
+                raw.execute(q.PRUNE_BLOBS, (thread_id, thread_id))
             return PruneResult([i for i in ids if i in existing], deleted)
 
         return prune_result(await self._submit(apply))
@@ -365,18 +336,16 @@ class SqliteStore(Store):
     ) -> PruneResult:
         ids = unique_ids(thread_ids)
 
-        async def apply(conn: aiosqlite.Connection) -> object:
+        def apply(raw: sqlite3.Connection) -> object:
             if updated_before is None:
-                existing = await _column(conn, q.EXISTING_THREADS, (q.dumps(ids),))
+                existing = _column(raw, q.EXISTING_THREADS, (q.dumps(ids),))
                 doomed = q.dumps(ids)
             else:
-                existing = await _column(
-                    conn, q.EXPIRED_AMONG, (q.dumps(ids), float(updated_before))
-                )
+                existing = _column(raw, q.EXPIRED_AMONG, (q.dumps(ids), float(updated_before)))
                 doomed = q.dumps(sorted(existing))
-            counted = await self._scalar(conn, q.COUNT_CHECKPOINTS, (doomed,))
+            counted = raw.execute(q.COUNT_CHECKPOINTS, (doomed,)).fetchone()[0]
             for sql in q.DELETE_THREADS:
-                await conn.execute(sql, (doomed,))
+                raw.execute(sql, (doomed,))
             return PruneResult([i for i in ids if i in existing], int(counted))
 
         return prune_result(await self._submit(apply))
@@ -621,11 +590,10 @@ class SqliteStore(Store):
             (c.thread_id, c.checkpoint_ns, b.channel, b.version, b.type, b.data) for b in c.blobs
         ]
 
-        async def apply(conn: aiosqlite.Connection) -> object:
-            await conn.execute(q.LG_TOUCH_THREAD, (c.thread_id, now, now))
-            if blobs:
-                await conn.executemany(q.INSERT_BLOB, blobs)
-            await conn.execute(q.LG_UPSERT_CHECKPOINT, row)
+        def apply(raw: sqlite3.Connection) -> object:
+            raw.execute(q.LG_TOUCH_THREAD, (c.thread_id, now, now))
+            raw.executemany(q.INSERT_BLOB, blobs)
+            raw.execute(q.LG_UPSERT_CHECKPOINT, row)
             return None
 
         await self._submit(apply)
@@ -651,8 +619,8 @@ class SqliteStore(Store):
             for w in writes
         ]
 
-        async def apply(conn: aiosqlite.Connection) -> object:
-            await conn.executemany(sql, rows)
+        def apply(raw: sqlite3.Connection) -> object:
+            raw.executemany(sql, rows)
             return None
 
         await self._submit(apply)
@@ -660,9 +628,9 @@ class SqliteStore(Store):
     async def lg_delete_for_runs(self, run_ids: Sequence[str]) -> None:
         ids = q.dumps(list(run_ids))
 
-        async def apply(conn: aiosqlite.Connection) -> object:
+        def apply(raw: sqlite3.Connection) -> object:
             for sql in q.LG_DELETE_FOR_RUNS:
-                await conn.execute(sql, (ids,))
+                raw.execute(sql, (ids,))
             return None
 
         await self._submit(apply)
@@ -671,10 +639,10 @@ class SqliteStore(Store):
         now = time.time()
         thread_row, *statements = q.LG_COPY_THREAD
 
-        async def apply(conn: aiosqlite.Connection) -> object:
-            await conn.execute(thread_row, (target_thread_id, now, now, source_thread_id))
+        def apply(raw: sqlite3.Connection) -> object:
+            raw.execute(thread_row, (target_thread_id, now, now, source_thread_id))
             for sql in statements:
-                await conn.execute(sql, (target_thread_id, source_thread_id))
+                raw.execute(sql, (target_thread_id, source_thread_id))
             return None
 
         await self._submit(apply)
@@ -684,25 +652,7 @@ def _bytes(blob: bytes | None) -> bytes | None:
     return None if blob is None else bytes(blob)
 
 
-async def _apply_job(
-    conn: aiosqlite.Connection, job: _Job, *, savepoint: bool
-) -> tuple[Exception | None, object]:
-    """Run one job; (error, None) when it failed and its writes were undone."""
-    if savepoint:
-        await conn.execute("SAVEPOINT job")
-    try:
-        result = await job.apply(conn)
-    except Exception as exc:
-        if savepoint:
-            await conn.execute("ROLLBACK TO job")
-            await conn.execute("RELEASE job")
-        return _as_store_error(exc), None
-    if savepoint:
-        await conn.execute("RELEASE job")
-    return None, result
-
-
-async def _in_thread(conn: aiosqlite.Connection, fn: _ApplySync) -> Any:
+async def _in_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], Any]) -> Any:
     """Run `fn` with the raw connection on the connection's own thread, in one
     hop. aiosqlite has no public call for this; `_execute` is the one its own
     methods use (the version is pinned in pyproject.toml)."""
@@ -713,17 +663,17 @@ async def _in_thread(conn: aiosqlite.Connection, fn: _ApplySync) -> Any:
 def _apply_group(
     raw: sqlite3.Connection, jobs: list[_Job], savepoints: bool
 ) -> list[tuple[Exception | None, object]]:
-    """A group of jobs in one transaction (on the connection's thread), as
-    `_write_group` applies them."""
+    """A group of jobs in one transaction (on the connection's thread): each
+    job's (error, result), its writes undone when it failed. A lone job needs
+    no savepoint: when it fails the transaction rolls back."""
     outcomes: list[tuple[Exception | None, object]] = []
     raw.execute("BEGIN IMMEDIATE")
     try:
         for job in jobs:
-            assert job.apply_sync is not None
             if savepoints:
                 raw.execute("SAVEPOINT job")
             try:
-                result = job.apply_sync(raw)
+                result = job.apply(raw)
             except Exception as exc:
                 if savepoints:
                     raw.execute("ROLLBACK TO job")
@@ -766,8 +716,8 @@ def _as_store_error(exc: Exception) -> Exception:
     return exc
 
 
-async def _column(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> set[Any]:
-    return {row[0] for row in await conn.execute_fetchall(sql, params)}
+def _column(raw: sqlite3.Connection, sql: str, params: Sequence[object]) -> set[Any]:
+    return {row[0] for row in raw.execute(sql, params).fetchall()}
 
 
 def _check_limit(limit: int) -> None:
