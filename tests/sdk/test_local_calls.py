@@ -154,3 +154,40 @@ async def test_cancelling_a_run_cancels_its_announced_local_call(
     cancelled = await asyncio.wait_for(client.cancel_run(run_id), 10)
     assert cancelled.state.value == "cancelled"
     gate.set()
+
+
+hold_gate = threading.Event()
+
+
+@task
+def hold() -> str:
+    hold_gate.wait(30)
+    return threading.current_thread().name
+
+
+@task
+def thread_name(x: int) -> str:
+    return threading.current_thread().name
+
+
+@entrypoint()
+def wait_beside_a_busy_pool(x: int) -> dict[str, Any]:
+    held = hold()  # takes the pool's only thread
+    quick = thread_name(x).result()  # so this one can only run here
+    hold_gate.set()
+    return {"own": threading.current_thread().name, "quick": quick, "held": held.result()}
+
+
+async def test_a_sync_workflow_runs_the_call_it_waits_for_in_its_own_thread(
+    client: Client, start_worker: Any
+) -> None:
+    """A local call of a plain function that has not started when the
+    workflow waits for it runs in the workflow's thread (no pool thread needs
+    to wake up), while calls it does not wait for run on the pool."""
+    hold_gate.clear()
+    await start_worker([hold, thread_name, wait_beside_a_busy_pool], max_concurrency=1)
+    run = await client.invoke(wait_beside_a_busy_pool, 1, thread_id="own-thread")
+    assert run.output["quick"] == run.output["own"]
+    assert run.output["held"].startswith("cairn-task")
+    history = await client.get_state_history("own-thread")
+    assert history[0].values == run.output

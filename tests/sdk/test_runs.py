@@ -136,10 +136,18 @@ async def test_join_after_disconnect_gets_exactly_the_missed_events(
 unwound = threading.Event()
 
 
+@task
+async def wait_for_release_async(x: int) -> int:
+    # A coroutine task runs on the worker's loop, never in the thread of the
+    # workflow that waits for it (a plain one may: see test_local_calls).
+    await asyncio.to_thread(release.wait, 30)
+    return x
+
+
 @entrypoint()
 def gated_with_cleanup(n: int) -> list:
     try:
-        return [wait_for_release(i).result() for i in range(n)]
+        return [wait_for_release_async(i).result() for i in range(n)]
     finally:
         unwound.set()
 
@@ -147,7 +155,7 @@ def gated_with_cleanup(n: int) -> list:
 async def test_cancel_run_then_retry_from_checkpoint(client: Client, start_worker) -> None:
     release.clear()
     unwound.clear()
-    await start_worker([wait_for_release, gated_with_cleanup, gated])
+    await start_worker([wait_for_release_async, gated_with_cleanup])
     stream = client.stream(gated_with_cleanup, 2, thread_id="cancel", stream_mode="tasks")
     first = await anext(stream)
     await stream.aclose()

@@ -57,20 +57,64 @@ class TaskFuture:
     """The pending result of a task call: `await` it in async code, or call
     `.result()` in sync code, as with LangGraph's task futures."""
 
-    __slots__ = ("_future",)
+    __slots__ = ("_body", "_future")
 
-    def __init__(self, future: concurrent.futures.Future[Any]) -> None:
+    def __init__(
+        self, future: concurrent.futures.Future[Any], body: SyncBody | None = None
+    ) -> None:
         self._future = future
+        self._body = body
 
     def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.wrap_future(self._future).__await__()
 
     def result(self, timeout: float | None = None) -> Any:
-        """Block until the task's result is available (sync code only)."""
+        """Block until the task's result is available (sync code only). A
+        call this worker runs itself and has not started yet runs here, in
+        the calling thread."""
+        if self._body is not None:
+            self._body.claim()
         return self._future.result(timeout)
 
     def done(self) -> bool:
         return self._future.done()
+
+
+class SyncBody:
+    """A plain function's call with an execution current, run once by the
+    first thread that claims it: a thread of the worker's pool, or the thread
+    blocked on its result (`TaskFuture.result`), which then runs it instead
+    of waiting for a pool thread to wake up and finish it."""
+
+    __slots__ = ("_call", "_claimed", "_context", "_lock", "future")
+
+    def __init__(self, execution: Execution, fn: Callable[[], Any]) -> None:
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._call = fn
+        self._context = contextvars.copy_context()
+        self._context.run(_current.set, execution)
+        self._lock = threading.Lock()
+        self._claimed = False
+
+    @property
+    def claimed(self) -> bool:
+        return self._claimed
+
+    def claim(self) -> None:
+        """Run the call here, unless another thread claimed it or its
+        execution was withdrawn first; never raises."""
+        with self._lock:
+            if self._claimed:
+                return
+            self._claimed = True
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self._context.run(self._call)
+        except BaseException as error:  # GraphInterrupt and Abandoned included
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result)
 
 
 class LocalCalls(Protocol):
@@ -125,6 +169,7 @@ class Execution:
         # announces it once it needs the service, or reports its outcome.
         self._detached = detached
         self._local_children: list[Execution] = []
+        self.body: SyncBody | None = None  # a local call's body, bound by its caller
 
     # --- messages to the service ------------------------------------------------
 
@@ -206,9 +251,10 @@ class Execution:
             self._pending[index] = future
         fresh = index >= self.assignment.first_fresh_call
         if fresh and self._local is not None and self._local.serves(self, name):
-            self._local_children.append(self._local.start(self, schedule))
-        else:
-            self.send(pb.ConnectRequest(schedule=schedule))
+            child = self._local.start(self, schedule)
+            self._local_children.append(child)
+            return TaskFuture(future, child.body)
+        self.send(pb.ConnectRequest(schedule=schedule))
         return TaskFuture(future)
 
     def interrupt(self, value: Any) -> Any:
@@ -267,17 +313,26 @@ class Execution:
         threads: concurrent.futures.Executor,
     ) -> Any:
         """Call `fn` with this execution current: coroutines on the loop,
-        plain functions on a thread of `threads`."""
-        token = _current.set(self)
-        try:
-            if asyncio.iscoroutinefunction(fn):
+        plain functions as a SyncBody claimed by a thread of `threads`."""
+        if asyncio.iscoroutinefunction(fn):
+            token = _current.set(self)
+            try:
                 return await fn(*args, **kwargs)
-            context = contextvars.copy_context()
-            return await self._loop.run_in_executor(
-                threads, lambda: context.run(fn, *args, **kwargs)
-            )
-        finally:
-            _current.reset(token)
+            finally:
+                _current.reset(token)
+        self.body = SyncBody(self, lambda: fn(*args, **kwargs))
+        return await self.run_body(threads)
+
+    async def run_body(self, threads: concurrent.futures.Executor) -> Any:
+        """Run `self.body` on a thread of `threads`, unless a thread claimed
+        it already (see SyncBody)."""
+        body = self.body
+        assert body is not None
+        if body.future.done():
+            return body.future.result()
+        if not body.claimed:
+            threads.submit(body.claim)
+        return await asyncio.wrap_future(body.future)
 
 
 def interrupt(value: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -24,7 +25,7 @@ from typing import Any
 
 import grpc
 
-from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt
+from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt, SyncBody
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint
 from cairn._graph import CompiledStateGraph, GraphTask
@@ -274,6 +275,14 @@ class Worker:
         child = parent.local_call(schedule)
         if parent.assignment.announce_calls:
             child.attach()  # the run streams task starts
+        function = self._functions[schedule.name]
+        assert isinstance(function, Task)
+        if not asyncio.iscoroutinefunction(function.fn):
+            # Bound here, so that the caller can claim it (SyncBody). An input
+            # that does not decode fails on the loop instead, as anywhere.
+            with contextlib.suppress(Exception):
+                args, kwargs = function._unpack(to_json(schedule.input))
+                child.body = SyncBody(child, functools.partial(function.fn, *args, **kwargs))
         child.on_loop(self._run, child)
         return child
 
@@ -282,6 +291,23 @@ class Worker:
         if running is not None and running[0] is task:
             del self._running[task_id]
 
+    async def _call(self, execution: Execution, function: Task | entrypoint | GraphTask) -> Any:
+        """The result of `function` called with the assignment's input."""
+        input = to_json(execution.assignment.input)
+        if isinstance(function, entrypoint):
+            assert function.fn is not None
+            kwargs: dict[str, Any] = {}
+            if "previous" in function._params:
+                kwargs["previous"] = execution.previous
+            if "writer" in function._params:
+                kwargs["writer"] = execution.write
+            return await execution.run(function.fn, (input,), kwargs, self._entrypoint_threads)
+        if isinstance(function, GraphTask):
+            output = await execution.run(function.fn, (input,), {}, self._task_threads)
+            return function.encode(output)
+        args, kwargs = function._unpack(input)
+        return await execution.run(function.fn, args, kwargs, self._task_threads)
+
     async def _execute(self, execution: Execution) -> None:
         assignment = execution.assignment
         task_id = assignment.task_id
@@ -289,23 +315,10 @@ class Worker:
         try:
             if function is None:
                 raise LookupError(f"this worker does not serve {assignment.name!r}")
-            input = to_json(assignment.input)
-            if isinstance(function, entrypoint):
-                assert function.fn is not None
-                kwargs: dict[str, Any] = {}
-                if "previous" in function._params:
-                    kwargs["previous"] = execution.previous
-                if "writer" in function._params:
-                    kwargs["writer"] = execution.write
-                result = await execution.run(
-                    function.fn, (input,), kwargs, self._entrypoint_threads
-                )
-            elif isinstance(function, GraphTask):
-                output = await execution.run(function.fn, (input,), {}, self._task_threads)
-                result = function.encode(output)
+            if execution.body is not None:  # a local call, bound by its caller
+                result = await execution.run_body(self._task_threads)
             else:
-                args, kwargs = function._unpack(input)
-                result = await execution.run(function.fn, args, kwargs, self._task_threads)
+                result = await self._call(execution, function)
             completed = pb.TaskCompleted(task_id=task_id)
             if isinstance(result, Final):
                 to_value(result.value, completed.result)

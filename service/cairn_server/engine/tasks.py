@@ -23,7 +23,7 @@ import abc
 import enum
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from cairn_server.domain import (
     ErrorRecord,
@@ -245,7 +245,7 @@ class TaskTree(abc.ABC):
         child.attempt = 1
         if local and not child.resume and not child.children:
             child.status = TaskStatus.RUNNING
-            return [replace(self._dispatch(child), local=True)]
+            return [self._dispatch(child, local=True)]
         return self._start(child)
 
     def completed(self, task_id: str, result: Json, save: Json, has_save: bool) -> list[Decision]:
@@ -407,7 +407,7 @@ class TaskTree(abc.ABC):
         """Run a queued task: on a worker, unless a subclass runs it itself."""
         return [self._dispatch(task)]
 
-    def _dispatch(self, task: TaskNode) -> Dispatch:
+    def _dispatch(self, task: TaskNode, *, local: bool = False) -> Dispatch:
         return Dispatch(
             task_id=task.id,
             name=task.name,
@@ -419,6 +419,7 @@ class TaskTree(abc.ABC):
             path=task.path,
             is_root=task.is_root,
             label=task.label or task.name,
+            local=local,
         )
 
     def _deliver_to_parent(self, task: TaskNode) -> list[Decision]:

@@ -158,21 +158,22 @@ class RunHandle:
         """A call its worker runs itself: recorded as the child's first attempt
         when the engine accepts it; a refused running copy is withdrawn."""
         engine = self.engine
-        child_id = child_task_id(call.parent_id, call.index)
         decisions: list[Decision] = []
         if engine.holds(call.parent_id):
             decisions = engine.schedule(
                 call.parent_id, call.index, call.name, call.input, call.retry_policy, local=True
             )
-        if not any(isinstance(d, Dispatch) and d.local for d in decisions):
+        accepted = next((d for d in decisions if isinstance(d, Dispatch) and d.local), None)
+        if accepted is None:
             if local.running:
+                child_id = child_task_id(call.parent_id, call.index)
                 self._refused_local.add(child_id)
                 self._dispatcher.withdraw([child_id], "the call runs from its history")
             return decisions
         if local.error is not None:
-            return decisions + engine.failed(child_id, local.error, random.random())
+            return decisions + engine.failed(accepted.task_id, local.error, random.random())
         if local.has_result:
-            return decisions + engine.completed(child_id, local.result, None, False)
+            return decisions + engine.completed(accepted.task_id, local.result, None, False)
         return decisions
 
     # --- decisions ------------------------------------------------------------

@@ -1,11 +1,17 @@
-"""The SQLite store, on aiosqlite.
+"""The SQLite store: the standard library's sqlite3, each connection with a
+thread of its own for the calls that should not block the event loop.
 
 One writer connection belongs to a background task that drains a queue of
 jobs (batches, thread creation and deletion). It applies every job queued at
 that moment in one transaction (group commit), each inside its own savepoint,
 so a failing job is rolled back and reported to its caller alone while the
-others commit. Reads use a second connection: in WAL mode they see the last
-committed state and never wait for the writer.
+others commit. A lone job is applied on the event loop itself: in WAL mode
+with synchronous=NORMAL a commit only appends to the WAL, which costs less
+than the two thread hops around it; a group goes to the writer's thread, so
+that the loop keeps serving while it is written. The WAL is checkpointed on
+that thread too, every few hundred commits, never inside a commit on the loop.
+Reads use a second connection: in WAL mode they see the last committed state
+and never wait for the writer.
 
 An in-memory database has a single connection; a lock then keeps reads out of
 the writer's open transaction.
@@ -14,6 +20,7 @@ the writer's open transaction.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -23,8 +30,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from cairn_server.domain import (
     CheckpointRecord,
@@ -54,9 +59,54 @@ log = logging.getLogger(__name__)
 _BUSY_TIMEOUT_MS = 5_000
 _MEMORY = ":memory:"
 
+_CHECKPOINT_EVERY = 256
+"""Commits between two WAL checkpoints (the writer's automatic ones are off)."""
+
 _Apply = Callable[[sqlite3.Connection], object]
-"""A job's writes, as blocking calls on the writer's own thread: a group of
-jobs is applied in one call there instead of one hop per statement."""
+"""A job's writes, as blocking calls on the writer connection: a group of
+jobs is applied in one call instead of one hop per statement."""
+
+
+class _Connection:
+    """A sqlite3 connection and the one thread that runs its blocking calls
+    (`call`); `raw` is for the few calls made on the event loop itself, never
+    while a call of the thread is running."""
+
+    def __init__(self, raw: sqlite3.Connection, thread: concurrent.futures.Executor) -> None:
+        self.raw = raw
+        self._thread = thread
+
+    @classmethod
+    async def open(cls, path: str) -> _Connection:
+        thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cairn-sqlite")
+
+        def connect() -> sqlite3.Connection:
+            # isolation_level=None: no implicit transactions; BEGIN/COMMIT are ours.
+            raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                raw.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                raw.execute("PRAGMA foreign_keys = ON")
+            except BaseException:
+                raw.close()
+                raise
+            return raw
+
+        try:
+            raw = await asyncio.get_running_loop().run_in_executor(thread, connect)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(raw, thread)
+
+    async def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """`fn(raw)` on this connection's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, self.raw)
+
+    async def close(self) -> None:
+        try:
+            await self.call(lambda raw: raw.close())
+        finally:
+            self._thread.shutdown(wait=False)
 
 
 @dataclass(slots=True)
@@ -80,8 +130,9 @@ class SqliteStore(Store):
 
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._writer: _Connection | None = None
+        self._reader: _Connection | None = None
+        self._commits = 0  # since the last WAL checkpoint
         self._shared_lock: asyncio.Lock | None = None
         self._queue: asyncio.Queue[_Job | None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -121,23 +172,23 @@ class SqliteStore(Store):
 
     async def _connect_all(self) -> None:
         if self.in_memory:
-            writer = await self._connect(_MEMORY)
+            writer = await _Connection.open(_MEMORY)
             self._writer = writer
-            await self._migrate(writer)
+            await writer.call(self._migrate)
             self._reader = writer
             self._shared_lock = asyncio.Lock()
         else:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            writer = await self._connect(self._path)
+            writer = await _Connection.open(self._path)
             self._writer = writer
-            mode = await self._enable_wal(writer)
+            mode = await writer.call(_enable_wal)
             if str(mode).lower() != "wal":
                 log.warning("sqlite journal mode is %s, not wal, for %s", mode, self._path)
-            await writer.execute("PRAGMA synchronous = NORMAL")
-            await self._migrate(writer)
-            reader = await self._connect(self._path)
+            await writer.call(_configure_writer)
+            await writer.call(self._migrate)
+            reader = await _Connection.open(self._path)
             self._reader = reader
-            await reader.execute("PRAGMA query_only = ON")
+            await reader.call(lambda raw: raw.execute("PRAGMA query_only = ON"))
 
     async def close(self) -> None:
         """Apply every batch already submitted, then disconnect."""
@@ -157,53 +208,16 @@ class SqliteStore(Store):
         if writer is not None:
             await writer.close()
 
-    @staticmethod
-    async def _connect(path: str) -> aiosqlite.Connection:
-        # isolation_level=None: no implicit transactions; BEGIN/COMMIT are ours.
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA foreign_keys = ON")
-        except BaseException:
-            await conn.close()
-            raise
-        return conn
-
-    @classmethod
-    async def _enable_wal(cls, conn: aiosqlite.Connection) -> str:
-        """Switch to WAL. The switch needs a lock SQLite does not wait for
-        with the busy timeout, so while another opener holds it (servers
-        starting at once on one file) try again, within the same timeout."""
-        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                return str(await cls._scalar(conn, "PRAGMA journal_mode = WAL"))
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(0.01)
-
-    @staticmethod
-    async def _scalar(conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
-        async with conn.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else row[0]
-
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+    def _migrate(self, raw: sqlite3.Connection) -> None:
         """Apply the pending numbered migrations in one transaction."""
         migrations = q.load_migrations()
-        await conn.execute("BEGIN IMMEDIATE")
+        raw.execute("BEGIN IMMEDIATE")
         try:
-            await conn.execute(
+            raw.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            applied = {
-                row[0]: row[1]
-                for row in await conn.execute_fetchall(
-                    "SELECT version, name FROM schema_migrations"
-                )
-            }
+            applied = dict(raw.execute("SELECT version, name FROM schema_migrations").fetchall())
             known = {m.version: m.name for m in migrations}
             for version, name in applied.items():
                 if version not in known:
@@ -221,14 +235,14 @@ class SqliteStore(Store):
                     continue
                 log.info("applying sqlite migration %s", migration.name)
                 for statement in migration.statements:
-                    await conn.execute(statement)
-                await conn.execute(
+                    raw.execute(statement)
+                raw.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, time.time()),
                 )
-            await conn.execute("COMMIT")
+            raw.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            raw.execute("ROLLBACK")
             raise
 
     # --- the writer ---------------------------------------------------------
@@ -261,16 +275,33 @@ class SqliteStore(Store):
                     break
             if jobs:
                 await self._write_group(jobs)
+                self._commits += 1
+            if self._commits >= _CHECKPOINT_EVERY or (stop and self._commits):
+                await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL back into the database, on the writer's thread."""
+        conn = self._writer
+        assert conn is not None
+        self._commits = 0
+        if self.in_memory:
+            return
+        try:
+            await conn.call(lambda raw: raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+        except sqlite3.Error:
+            log.warning("sqlite WAL checkpoint failed; the next one tries again", exc_info=True)
 
     async def _write_group(self, jobs: list[_Job]) -> None:
         """Apply `jobs` in one transaction, one savepoint each, then resolve them."""
         conn = self._writer
         assert conn is not None
-        savepoints = len(jobs) > 1
         lock = self._shared_lock or contextlib.nullcontext()
         async with lock:
             try:
-                applied = await _in_thread(conn, lambda raw: _apply_group(raw, jobs, savepoints))
+                if len(jobs) == 1:  # on the loop: see the module's docstring
+                    applied = _apply_group(conn.raw, jobs, savepoints=False)
+                else:
+                    applied = await conn.call(lambda raw: _apply_group(raw, jobs, savepoints=True))
             except Exception as exc:
                 log.exception("sqlite group commit of %d jobs failed", len(jobs))
                 failure = _as_store_error(exc)
@@ -363,7 +394,7 @@ class SqliteStore(Store):
             raise StoreError("store is not open")
         lock = self._shared_lock or contextlib.nullcontext()
         async with lock:
-            return list(await conn.execute_fetchall(sql, params))
+            return list(await conn.call(lambda raw: raw.execute(sql, params).fetchall()))
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         rows = await self._fetch(
@@ -652,18 +683,31 @@ def _bytes(blob: bytes | None) -> bytes | None:
     return None if blob is None else bytes(blob)
 
 
-async def _in_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-    """Run `fn` with the raw connection on the connection's own thread, in one
-    hop. aiosqlite has no public call for this; `_execute` is the one its own
-    methods use (the version is pinned in pyproject.toml)."""
-    raw = conn._conn
-    return await conn._execute(fn, raw)  # type: ignore[no-untyped-call]
+def _enable_wal(raw: sqlite3.Connection) -> str:
+    """Switch to WAL. The switch needs a lock SQLite does not wait for with
+    the busy timeout, so while another opener holds it (servers starting at
+    once on one file) try again, within the same timeout."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(raw.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
+
+
+def _configure_writer(raw: sqlite3.Connection) -> None:
+    # NORMAL: a commit appends to the WAL and survives a crash of this
+    # process; only a power loss may take the last commits back.
+    raw.execute("PRAGMA synchronous = NORMAL")
+    raw.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint
 
 
 def _apply_group(
-    raw: sqlite3.Connection, jobs: list[_Job], savepoints: bool
+    raw: sqlite3.Connection, jobs: list[_Job], *, savepoints: bool
 ) -> list[tuple[Exception | None, object]]:
-    """A group of jobs in one transaction (on the connection's thread): each
+    """A group of jobs in one transaction on the writer connection: each
     job's (error, result), its writes undone when it failed. A lone job needs
     no savepoint: when it fails the transaction rolls back."""
     outcomes: list[tuple[Exception | None, object]] = []
