@@ -5,8 +5,10 @@ task applies them to the engine in order and executes the engine's decisions:
 dispatching tasks, delivering child outcomes, appending events and storing
 writes per the run's durability:
 
-- sync: a Record decision is committed before any later decision runs, so a
-  result is durable before its parent sees it.
+- sync: what the decisions wrote is committed before a task is dispatched or
+  an outcome delivered, and before the next message is applied, so a result
+  is durable before its parent sees it (the writes of one message and the
+  run's end go in one commit).
 - async: writes and events are submitted to the store's ordered queue without
   waiting; the final commit waits for all of them.
 - exit: everything is kept in memory and committed when the run ends.
@@ -179,7 +181,12 @@ class RunHandle:
     # --- decisions ------------------------------------------------------------
 
     async def _execute(self, decisions: list[Decision]) -> None:
+        sync = self.run.durability is Durability.SYNC
         for decision in decisions:
+            if sync and self._batch and isinstance(decision, Dispatch | Deliver):
+                # Durable before anyone sees it: the parent that gets a
+                # result, or the task that runs after it.
+                await self._commit()
             match decision:
                 case Dispatch():
                     self._dispatch(decision)
@@ -196,8 +203,6 @@ class RunHandle:
                             list(writes),
                         )
                     )
-                    if self.run.durability is Durability.SYNC:
-                        await self._commit()
                 case Emit(mode, data, namespace):
                     self.emit_chunk(mode, data, namespace)
                 case RetryLater(task_id, delay):
@@ -209,12 +214,12 @@ class RunHandle:
                     if not checkpoint.checkpoint_ns:  # not a subgraph's
                         self.checkpoint = checkpoint
                     self._batch.checkpoints.append(checkpoint)
-                    if self.run.durability is Durability.SYNC:
-                        await self._commit()
                 case Finish():
-                    await self._finish(decision)
+                    await self._finish(decision)  # commits everything with the run's end
                     return
-        if self.run.durability is not Durability.EXIT and self._batch:
+        if sync and self._batch:
+            await self._commit()
+        elif self.run.durability is not Durability.EXIT and self._batch:
             self._commit_in_background()
 
     def _dispatch(self, decision: Dispatch) -> None:

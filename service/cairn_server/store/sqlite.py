@@ -1,14 +1,15 @@
 """The SQLite store: the standard library's sqlite3, each connection with a
 thread of its own for the calls that should not block the event loop.
 
-One writer connection belongs to a background task that drains a queue of
-jobs (batches, thread creation and deletion). It applies every job queued at
-that moment in one transaction (group commit), each inside its own savepoint,
-so a failing job is rolled back and reported to its caller alone while the
-others commit. A lone job is applied on the event loop itself: in WAL mode
-with synchronous=NORMAL a commit only appends to the WAL, which costs less
-than the two thread hops around it; a group goes to the writer's thread, so
-that the loop keeps serving while it is written. The WAL is checkpointed on
+One writer connection applies jobs (batches, thread creation and deletion).
+A job submitted while the writer is idle is applied at once, on the event
+loop: in WAL mode with synchronous=NORMAL a commit only appends to the WAL,
+which costs less than the hops to a thread and back. Otherwise it waits in a
+queue that a background task drains: every job queued at that moment goes in
+one transaction (group commit), each inside its own savepoint, so a failing
+job is rolled back and reported to its caller alone while the others commit;
+such a group is written on the writer's thread, so that the loop keeps
+serving meanwhile. The WAL is checkpointed on
 that thread too, every few hundred commits, never inside a commit on the loop.
 Reads use a second connection: in WAL mode they see the last committed state
 and never wait for the writer.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import enum
 import json
 import logging
 import sqlite3
@@ -109,6 +111,13 @@ class _Connection:
             self._thread.shutdown(wait=False)
 
 
+class _Wake(enum.Enum):
+    """What the write loop is woken for besides jobs."""
+
+    CHECKPOINT = "checkpoint"
+    STOP = "stop"
+
+
 @dataclass(slots=True)
 class _Job:
     apply: _Apply
@@ -133,8 +142,9 @@ class SqliteStore(Store):
         self._writer: _Connection | None = None
         self._reader: _Connection | None = None
         self._commits = 0  # since the last WAL checkpoint
+        self._writing = False  # the write loop is applying a group or checkpointing
         self._shared_lock: asyncio.Lock | None = None
-        self._queue: asyncio.Queue[_Job | None] | None = None
+        self._queue: asyncio.Queue[_Job | _Wake] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -196,7 +206,7 @@ class SqliteStore(Store):
             return
         self._closing = True
         if self._queue is not None and self._writer_task is not None:
-            self._queue.put_nowait(None)
+            self._queue.put_nowait(_Wake.STOP)
             await self._writer_task
         await self._disconnect()
 
@@ -250,34 +260,41 @@ class SqliteStore(Store):
     def _enqueue(self, apply: _Apply) -> asyncio.Future[object]:
         if self._closing or self._queue is None:
             raise StoreError("store is not open")
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(apply, future))
-        return future
+        job = _Job(apply, asyncio.get_running_loop().create_future())
+        lock = self._shared_lock
+        if not self._writing and self._queue.empty() and not (lock and lock.locked()):
+            self._write_now([job])  # the writer is idle: no reason to queue
+        else:
+            self._queue.put_nowait(job)
+        return job.future
 
     async def _submit(self, apply: _Apply) -> object:
         # A cancelled caller does not withdraw its job: it was submitted, so it
         # is applied in order all the same.
         return await asyncio.shield(self._enqueue(apply))
 
-    async def _write_loop(self, queue: asyncio.Queue[_Job | None]) -> None:
+    async def _write_loop(self, queue: asyncio.Queue[_Job | _Wake]) -> None:
         stop = False
         while not stop:
             item = await queue.get()
             jobs: list[_Job] = []
             while True:
-                if item is None:
-                    stop = True
-                else:
+                if isinstance(item, _Job):
                     jobs.append(item)
+                elif item is _Wake.STOP:
+                    stop = True
                 try:
                     item = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
-            if jobs:
-                await self._write_group(jobs)
-                self._commits += 1
-            if self._commits >= _CHECKPOINT_EVERY or (stop and self._commits):
-                await self._checkpoint()
+            self._writing = True
+            try:
+                if jobs:
+                    await self._write_group(jobs)
+                if self._commits >= _CHECKPOINT_EVERY or (stop and self._commits):
+                    await self._checkpoint()
+            finally:
+                self._writing = False
 
     async def _checkpoint(self) -> None:
         """Copy the WAL back into the database, on the writer's thread."""
@@ -297,18 +314,35 @@ class SqliteStore(Store):
         assert conn is not None
         lock = self._shared_lock or contextlib.nullcontext()
         async with lock:
-            try:
-                if len(jobs) == 1:  # on the loop: see the module's docstring
-                    applied = _apply_group(conn.raw, jobs, savepoints=False)
-                else:
-                    applied = await conn.call(lambda raw: _apply_group(raw, jobs, savepoints=True))
-            except Exception as exc:
-                log.exception("sqlite group commit of %d jobs failed", len(jobs))
-                failure = _as_store_error(exc)
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(failure)
+            if len(jobs) == 1:  # on the loop: see the module's docstring
+                self._write_now(jobs)
                 return
+            try:
+                applied = await conn.call(lambda raw: _apply_group(raw, jobs, savepoints=True))
+            except Exception as exc:
+                self._failed(jobs, exc)
+            else:
+                self._applied(jobs, applied)
+
+    def _write_now(self, jobs: list[_Job]) -> None:
+        """Apply `jobs` on the loop, now, and resolve them."""
+        conn = self._writer
+        assert conn is not None
+        try:
+            applied = _apply_group(conn.raw, jobs, savepoints=len(jobs) > 1)
+        except Exception as exc:
+            self._failed(jobs, exc)
+        else:
+            self._applied(jobs, applied)
+
+    def _failed(self, jobs: list[_Job], exc: Exception) -> None:
+        log.error("sqlite group commit of %d jobs failed", len(jobs), exc_info=exc)
+        failure = _as_store_error(exc)
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(failure)
+
+    def _applied(self, jobs: list[_Job], applied: list[tuple[Exception | None, object]]) -> None:
         for job, (error, result) in zip(jobs, applied, strict=True):
             if job.future.done():
                 continue
@@ -316,6 +350,9 @@ class SqliteStore(Store):
                 job.future.set_exception(error)
             else:
                 job.future.set_result(result)
+        self._commits += 1
+        if self._commits == _CHECKPOINT_EVERY and self._queue is not None:
+            self._queue.put_nowait(_Wake.CHECKPOINT)  # the write loop may be asleep
 
     # --- writes -------------------------------------------------------------
 
