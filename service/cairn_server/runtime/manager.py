@@ -221,14 +221,17 @@ class RunManager:
         now = self.clock()
         thread_id = request.thread_id
         batch = WriteBatch()
-        thread = await self.store.get_thread(thread_id)
+        # Read at once: the second read overlaps the first one's round trip.
+        thread, latest = await asyncio.gather(
+            self.store.get_thread(thread_id),
+            self.store.get_checkpoint(thread_id, "", request.checkpoint_id or None),
+        )
         if thread is None:
             if not request.create_thread:
                 raise error_for(
                     "THREAD_NOT_FOUND", f"thread {thread_id!r} does not exist", thread_id=thread_id
                 )
             batch.threads.append(ThreadRecord(thread_id, now, now, {}, ThreadStatus.BUSY))
-        latest = await self.store.get_checkpoint(thread_id, "", request.checkpoint_id or None)
         if latest is None and request.checkpoint_id:
             raise error_for(
                 "CHECKPOINT_NOT_FOUND",
