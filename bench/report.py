@@ -84,10 +84,16 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def _find(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
-    for row in rows:
-        if row.get("status") == "ok" and all(row.get(k) == v for k, v in match.items()):
-            return row
-    return None
+    found = _all(rows, **match)
+    return found[0] if found else None
+
+
+def _all(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    return [
+        row
+        for row in rows
+        if row.get("status") == "ok" and all(row.get(k) == v for k, v in match.items())
+    ]
 
 
 def ratios(rows: list[dict[str, Any]], history: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -95,21 +101,31 @@ def ratios(rows: list[dict[str, Any]], history: dict[str, Any] | None) -> list[d
     out: list[dict[str, Any]] = []
 
     def throughput(name: str, store: str, base: dict[str, Any], target: float | None) -> None:
-        cairn = _find(rows, system="cairn", store=store, durability="sync", **base)
-        peer = _find(rows, system="langgraph-functional", store=store, **base)
-        value = None
-        if cairn and peer and peer["steps_per_second"]:
-            value = round(cairn["steps_per_second"] / peer["steps_per_second"], 2)
-        if value is None and target is None:
+        # Paired by trial: each pair ran back to back (bench/run.py's plan).
+        peer_rows = _all(rows, system="langgraph-functional", store=store, **base)
+        peers = {r.get("trial", 1): r for r in peer_rows}
+        pairs = [
+            (r, peers[r.get("trial", 1)])
+            for r in _all(rows, system="cairn", store=store, durability="sync", **base)
+            if r.get("trial", 1) in peers and peers[r.get("trial", 1)]["steps_per_second"]
+        ]
+        if not pairs and target is None:
             return
+        each = [c["steps_per_second"] / p["steps_per_second"] for c, p in pairs]
+        value = round(statistics.median(each), 2) if each else None
+        detail = ", ".join(
+            f"{_fmt(c['steps_per_second'])} / {_fmt(p['steps_per_second'])}" for c, p in pairs
+        )
+        if len(pairs) > 1:
+            listed = ", ".join(f"{r:.2f}" for r in each)
+            detail = f"median of {len(pairs)} paired trials ({listed}): {detail}"
         out.append(
             {
                 "name": name,
                 "value": value,
                 "target": "(context)" if target is None else f">= {target:g}x",
                 "met": None if value is None or target is None else value >= target,
-                "detail": f"{_fmt(cairn and cairn['steps_per_second'])} / "
-                f"{_fmt(peer and peer['steps_per_second'])} steps/s",
+                "detail": f"{detail or '-'} steps/s",
             }
         )
 
@@ -180,11 +196,29 @@ def _order(row: dict[str, Any]) -> tuple[Any, ...]:
     system = row.get("system", "")
     rank = SYSTEM_ORDER.index(system) if system in SYSTEM_ORDER else len(SYSTEM_ORDER)
     durability = {"sync": 0, "async": 1, "exit": 2}.get(row.get("durability") or "", 3)
-    return (row.get("store") != "sqlite", row.get("steps") or 0, rank, durability)
+    store = row.get("store") != "sqlite"
+    return (store, row.get("steps") or 0, rank, durability, row.get("trial", 1))
 
 
 def _cells(row: dict[str, Any], *keys: str) -> list[Any]:
-    return [row.get(key) for key in keys]
+    cells = [row.get(key) for key in keys]
+    if keys[0] == "system" and row.get("trial", 1) > 1:
+        cells[0] = f"{cells[0]} (trial {row['trial']})"
+    return cells
+
+
+def _median_trials(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per measurement: of repeated trials, the one with the median
+    throughput."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        key = tuple(row.get(k) for k in ("system", "store", "workload", "steps", "concurrency"))
+        groups.setdefault((*key, row.get("durability")), []).append(row)
+    picked = []
+    for group in groups.values():
+        group.sort(key=lambda r: r.get("steps_per_second") or 0)
+        picked.append(group[(len(group) - 1) // 2])
+    return picked
 
 
 def _sequential(rows: list[dict[str, Any]]) -> list[str]:
@@ -314,7 +348,7 @@ def plot(report: dict[str, Any], path: pathlib.Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in report["rows"] if r["status"] == "ok"]
+    rows = _median_trials([r for r in report["rows"] if r["status"] == "ok"])
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
 
     def bars(ax: Any, picked: list[dict[str, Any]], value: str, label: Any, title: str) -> None:

@@ -54,7 +54,8 @@ PEER_RUNNERS = {
 SYSTEMS = ("cairn", "cairn-graph", *PEER_RUNNERS)
 FUNCTIONAL = ("cairn", "langgraph-functional", "dbos")
 GRAPH = ("cairn-graph", "langgraph-graph")
-RATIO_JOBS = 6  # the first jobs of the full plan: those the ratios need
+TRIALS = 3  # paired trials of each throughput ratio (see plan)
+RATIO_JOBS = 4 * TRIALS + 2  # the first jobs of the full plan: those the ratios need
 JOB_LIMIT = 150.0  # seconds, for any one measurement
 REPORT_RESERVE = 15.0  # seconds kept for the tables and plots
 README_START = "<!-- bench:start -->"
@@ -71,6 +72,7 @@ class Job:
     concurrency: int | None = None
     durability: str = "sync"
     extra: list[str] = field(default_factory=list)
+    trial: int = 1  # of a measurement repeated for a paired ratio
 
     @property
     def name(self) -> str:
@@ -79,6 +81,8 @@ class Job:
             parts.append(f"c{self.concurrency}")
         if self.durability != "sync":
             parts.append(self.durability)
+        if self.trial > 1:
+            parts.append(f"t{self.trial}")
         return "-".join(parts)
 
     def argv(self, peers_python: pathlib.Path | None, pg_url: str, out: pathlib.Path) -> list[str]:
@@ -104,12 +108,21 @@ def plan(quick: bool) -> list[Job]:
             *(Job(s, "crash", 4, 1) for s in FUNCTIONAL),
             *(Job(s, "memory", 1, 20, concurrency=8) for s in FUNCTIONAL),
         ]
+    # The ratios: Cairn against LangGraph's functional API on SQLite. This
+    # machine's speed drifts by tens of percent within minutes, so each
+    # throughput pair runs back to back, TRIALS times, and the report takes
+    # the median of the paired ratios.
     jobs = [
-        # The ratios: Cairn against LangGraph's functional API on SQLite.
-        Job("cairn", "sequential", 10, 200),
-        Job("langgraph-functional", "sequential", 10, 200),
-        Job("cairn", "concurrent", 10, 256, concurrency=32),
-        Job("langgraph-functional", "concurrent", 10, 256, concurrency=32),
+        job
+        for trial in range(1, TRIALS + 1)
+        for job in (
+            Job("cairn", "sequential", 10, 200, trial=trial),
+            Job("langgraph-functional", "sequential", 10, 200, trial=trial),
+            Job("cairn", "concurrent", 10, 256, concurrency=32, trial=trial),
+            Job("langgraph-functional", "concurrent", 10, 256, concurrency=32, trial=trial),
+        )
+    ]
+    jobs += [
         Job("cairn", "crash", 20, 3),
         Job("langgraph-functional", "crash", 20, 3),
         # The rest on SQLite.
@@ -395,6 +408,7 @@ def main() -> int:
         row.setdefault("store", job.store)
         row.setdefault("workload", job.workload)
         row["job"] = job.name
+        row["trial"] = job.trial
         print(f"    {row['status']} {row.get('seconds', '')}", file=sys.stderr)
         rows.append(row)
     if len(jobs) <= RATIO_JOBS and "cairn" in systems:

@@ -52,3 +52,37 @@ def test_quick_run_writes_the_tables_and_the_plot(tmp_path: pathlib.Path) -> Non
     assert "### Crash" in markdown and "### History growth" in markdown
     if importlib.util.find_spec("matplotlib") is not None:
         assert (folder / "bench.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_throughput_ratio_is_the_median_of_its_paired_trials() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    shape = {"store": "sqlite", "workload": "sequential", "steps": 10, "concurrency": 1}
+
+    def row(system: str, trial: int, steps_per_second: float) -> dict[str, object]:
+        return {
+            **shape,
+            "system": system,
+            "durability": "sync",
+            "trial": trial,
+            "steps_per_second": steps_per_second,
+            "status": "ok",
+        }
+
+    # Trial 2 ran while the machine was slow for both: pairing keeps that
+    # out of the ratio (the medians of each side alone would give 700/350).
+    rows = [
+        row("cairn", 1, 800.0),
+        row("langgraph-functional", 1, 400.0),
+        row("cairn", 2, 300.0),
+        row("langgraph-functional", 2, 100.0),
+        row("cairn", 3, 700.0),
+        row("langgraph-functional", 3, 500.0),
+    ]
+    (ratio,) = [r for r in report.ratios(rows, None) if "sequential" in r["name"]]
+    assert ratio["value"] == 2.0  # the paired ratios are 2.0, 3.0 and 1.4
+    assert ratio["met"] is True
+    assert "median of 3 paired trials (2.00, 3.00, 1.40)" in ratio["detail"]
