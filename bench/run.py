@@ -55,7 +55,7 @@ SYSTEMS = ("cairn", "cairn-graph", *PEER_RUNNERS)
 FUNCTIONAL = ("cairn", "langgraph-functional", "dbos")
 GRAPH = ("cairn-graph", "langgraph-graph")
 TRIALS = 3  # paired trials of each throughput ratio (see plan)
-RATIO_JOBS = 4 * TRIALS + 2  # the first jobs of the full plan: those the ratios need
+RATIO_JOBS = 6 * TRIALS + 2  # the first jobs of the full plan: those the ratios need
 JOB_LIMIT = 150.0  # seconds, for any one measurement
 REPORT_RESERVE = 15.0  # seconds kept for the tables and plots
 README_START = "<!-- bench:start -->"
@@ -118,6 +118,8 @@ def plan(quick: bool) -> list[Job]:
         for job in (
             Job("cairn", "sequential", 10, 200, trial=trial),
             Job("langgraph-functional", "sequential", 10, 200, trial=trial),
+            Job("cairn", "sequential", 100, 20, trial=trial),
+            Job("langgraph-functional", "sequential", 100, 20, trial=trial),
             Job("cairn", "concurrent", 10, 256, concurrency=32, trial=trial),
             Job("langgraph-functional", "concurrent", 10, 256, concurrency=32, trial=trial),
         )
@@ -129,7 +131,7 @@ def plan(quick: bool) -> list[Job]:
         Job("dbos", "sequential", 10, 200),
         Job("cairn", "sequential", 10, 200, durability="async"),
         Job("cairn", "sequential", 10, 200, durability="exit"),
-        *(Job(s, "sequential", 100, 20) for s in FUNCTIONAL),
+        Job("dbos", "sequential", 100, 20),
         Job("cairn", "sequential", 100, 20, durability="async"),
         Job("cairn", "sequential", 100, 20, durability="exit"),
         *(Job(s, "sequential", 10, 100) for s in GRAPH),

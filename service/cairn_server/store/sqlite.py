@@ -9,10 +9,10 @@ queue that a background task drains: every job queued at that moment goes in
 one transaction (group commit), each inside its own savepoint, so a failing
 job is rolled back and reported to its caller alone while the others commit;
 such a group is written on the writer's thread, so that the loop keeps
-serving meanwhile. The WAL is checkpointed on
-that thread too, every few hundred commits, never inside a commit on the loop.
-Reads use a second connection: in WAL mode they see the last committed state
-and never wait for the writer.
+serving meanwhile. The WAL is checkpointed on that thread too, every few
+hundred commits, never inside a commit on the loop. Reads use a second
+connection: in WAL mode they see the last committed state and never wait for
+the writer.
 
 An in-memory database has a single connection; a lock then keeps reads out of
 the writer's open transaction.
