@@ -182,11 +182,13 @@ class RunHandle:
 
     async def _execute(self, decisions: list[Decision]) -> None:
         sync = self.run.durability is Durability.SYNC
+        unsaved = False  # writes or checkpoints that sync durability must commit
         for decision in decisions:
-            if sync and self._batch and isinstance(decision, Dispatch | Deliver):
+            if unsaved and isinstance(decision, Dispatch | Deliver):
                 # Durable before anyone sees it: the parent that gets a
                 # result, or the task that runs after it.
                 await self._commit()
+                unsaved = False
             match decision:
                 case Dispatch():
                     self._dispatch(decision)
@@ -203,6 +205,7 @@ class RunHandle:
                             list(writes),
                         )
                     )
+                    unsaved = sync
                 case Emit(mode, data, namespace):
                     self.emit_chunk(mode, data, namespace)
                 case RetryLater(task_id, delay):
@@ -214,13 +217,14 @@ class RunHandle:
                     if not checkpoint.checkpoint_ns:  # not a subgraph's
                         self.checkpoint = checkpoint
                     self._batch.checkpoints.append(checkpoint)
+                    unsaved = sync
                 case Finish():
                     await self._finish(decision)  # commits everything with the run's end
                     return
-        if sync and self._batch:
+        if unsaved:
             await self._commit()
         elif self.run.durability is not Durability.EXIT and self._batch:
-            self._commit_in_background()
+            self._commit_in_background()  # events alone need not wait
 
     def _dispatch(self, decision: Dispatch) -> None:
         has_previous, previous = self.previous if decision.is_root else (False, None)
