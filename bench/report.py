@@ -212,8 +212,8 @@ def _median_trials(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     throughput."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        key = tuple(row.get(k) for k in ("system", "store", "workload", "steps", "concurrency"))
-        groups.setdefault((*key, row.get("durability")), []).append(row)
+        shape = ("system", "store", "workload", "steps", "concurrency", "durability")
+        groups.setdefault(tuple(row.get(k) for k in shape), []).append(row)
     picked = []
     for group in groups.values():
         group.sort(key=lambda r: r.get("steps_per_second") or 0)

@@ -5,6 +5,7 @@ Every process listens on 127.0.0.1 only and is stopped by its own PID.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import pathlib
@@ -15,6 +16,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+from cairn import Client, Run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -163,3 +167,43 @@ def stopping(*processes: Process) -> Iterator[None]:
     finally:
         for process in processes:
             process.stop()
+
+
+# --- what a worker_app did, and a run followed across a server restart -------------------------
+
+
+def started_task_ids(log: pathlib.Path) -> collections.Counter[str]:
+    """Executions started per task id, from a worker_app log."""
+    lines = [line.split() for line in log.read_text().splitlines()]
+    return collections.Counter(task_id for event, _name, task_id, _pid in lines if event == "start")
+
+
+async def updates_until(
+    client: Client, target: str, input: Any, *, thread_id: str, count: int, subgraphs: bool = False
+) -> tuple[str, list[str]]:
+    """Start a sync run and read its updates until `count` nodes finished
+    (nodes inside a subgraph, with `subgraphs`); the run goes on without the
+    client. Returns the run id and those nodes."""
+    events = client.stream(
+        target,
+        input,
+        thread_id=thread_id,
+        durability="sync",
+        stream_mode="updates",
+        subgraphs=subgraphs,
+    )
+    run_id, finished = "", []
+    async for event in events:
+        if event.run is not None:
+            run_id = event.run.run_id
+        elif event.mode == "updates" and (event.namespace or not subgraphs):
+            finished.extend(event.data)
+            if len(finished) == count:
+                break
+    await events.aclose()
+    return run_id, finished
+
+
+async def final_run(client: Client, run_id: str) -> Run:
+    """The run as it ended, joined from wherever its events stand."""
+    return [e.run async for e in client.join(run_id) if e.run is not None][-1]

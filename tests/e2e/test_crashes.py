@@ -7,7 +7,15 @@ import collections
 import pathlib
 
 from cairn import Client, RunState
-from tests.e2e.processes import free_port, start_server, start_worker, stopping
+from tests.e2e.processes import (
+    final_run,
+    free_port,
+    start_server,
+    start_worker,
+    started_task_ids,
+    stopping,
+    updates_until,
+)
 
 
 def executions(log: pathlib.Path) -> list[tuple[str, str, str, str]]:
@@ -93,36 +101,20 @@ async def test_server_sigkill_mid_graph_resumes_without_rerunning_finished_nodes
     server = start_server(db, port)
     worker = start_worker(address, log)
     with stopping(worker, server):
-        finished_before_kill: list[str] = []
         async with Client(address) as client:
-            events = client.stream(
-                "ten_nodes",
-                {"count": 0, "visited": []},
-                thread_id="graph-crash",
-                durability="sync",
-                stream_mode="updates",
+            run_id, finished_before_kill = await updates_until(
+                client, "ten_nodes", {"count": 0, "visited": []}, thread_id="graph-crash", count=5
             )
-            run_id = ""
-            async for event in events:
-                if event.run is not None:
-                    run_id = event.run.run_id
-                elif event.mode == "updates":
-                    finished_before_kill.extend(event.data)
-                    if len(finished_before_kill) == 5:
-                        break
-            await events.aclose()
         server.kill()
 
         server = start_server(db, port)
         with stopping(server):
             async with Client(address) as client:
-                final = [e.run async for e in client.join(run_id) if e.run is not None][-1]
+                final = await final_run(client, run_id)
                 assert final.state is RunState.SUCCEEDED
                 assert final.output == {"count": 10, "visited": list(range(10))}
 
-    starts = collections.Counter(
-        task_id for event, _, task_id, _ in executions(log) if event == "start"
-    )
+    starts = started_task_ids(log)
     # Ten node tasks finished; at most the one in flight at the kill ran twice.
     assert len(starts) == 10
     assert sum(starts.values()) <= 11
@@ -137,38 +129,26 @@ async def test_server_sigkill_inside_a_subgraph_resumes_it_without_rerunning_fin
     server = start_server(db, port)
     worker = start_worker(address, log)
     with stopping(worker, server):
-        inside_before_kill: list[str] = []
         async with Client(address) as client:
-            events = client.stream(
+            run_id, inside_before_kill = await updates_until(
+                client,
                 "nested_nodes",
                 {"count": 0, "visited": []},
                 thread_id="subgraph-crash",
-                durability="sync",
-                stream_mode="updates",
+                count=3,
                 subgraphs=True,
             )
-            run_id = ""
-            async for event in events:
-                if event.run is not None:
-                    run_id = event.run.run_id
-                elif event.mode == "updates" and event.namespace:
-                    inside_before_kill.extend(event.data)
-                    if len(inside_before_kill) == 3:
-                        break
-            await events.aclose()
         server.kill()
 
         server = start_server(db, port)
         with stopping(server):
             async with Client(address) as client:
-                final = [e.run async for e in client.join(run_id) if e.run is not None][-1]
+                final = await final_run(client, run_id)
                 assert final.state is RunState.SUCCEEDED
                 # p0 saw count 0, the subgraph's six nodes counted to 7, p1 saw 7.
                 assert final.output == {"count": 8, "visited": [0, 7]}
 
-    starts = collections.Counter(
-        task_id for event, _, task_id, _ in executions(log) if event == "start"
-    )
+    starts = started_task_ids(log)
     # Eight node tasks (two outside, six inside); at most the one in flight
     # at the kill ran twice.
     assert len(starts) == 8

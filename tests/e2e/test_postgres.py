@@ -5,7 +5,6 @@ server (dropped afterwards)."""
 
 from __future__ import annotations
 
-import collections
 import pathlib
 from collections.abc import Iterator
 
@@ -13,7 +12,16 @@ import pytest
 
 from cairn import Client, Command, RunState
 from tests import postgres
-from tests.e2e.processes import BIN, Process, free_port, start_worker, stopping
+from tests.e2e.processes import (
+    BIN,
+    Process,
+    final_run,
+    free_port,
+    start_worker,
+    started_task_ids,
+    stopping,
+    updates_until,
+)
 
 ESSAY = "An essay about topic: cats"
 
@@ -41,12 +49,6 @@ def start_server(store_url: str, port: int) -> Process:
     ).start()
     process.wait_for_line("cairn serving on")
     return process
-
-
-def starts(log: pathlib.Path) -> collections.Counter[str]:
-    """Executions started per task id, from the worker_app log."""
-    lines = [line.split() for line in log.read_text().splitlines()]
-    return collections.Counter(task_id for event, _name, task_id, _pid in lines if event == "start")
 
 
 async def test_interrupt_resume_and_graph_runs_on_postgres_survive_a_restart(
@@ -100,34 +102,20 @@ async def test_server_sigkill_mid_graph_on_postgres_resumes_without_rerunning_no
     server = start_server(store_url, port)
     worker = start_worker(address, log)
     with stopping(worker, server):
-        finished_before_kill: list[str] = []
         async with Client(address) as client:
-            events = client.stream(
-                "ten_nodes",
-                {"count": 0, "visited": []},
-                thread_id="graph-crash",
-                durability="sync",
-                stream_mode="updates",
+            run_id, finished_before_kill = await updates_until(
+                client, "ten_nodes", {"count": 0, "visited": []}, thread_id="graph-crash", count=5
             )
-            run_id = ""
-            async for event in events:
-                if event.run is not None:
-                    run_id = event.run.run_id
-                elif event.mode == "updates":
-                    finished_before_kill.extend(event.data)
-                    if len(finished_before_kill) == 5:
-                        break
-            await events.aclose()
         server.kill()
 
         server = start_server(store_url, port)  # same schema: recovers the run
         with stopping(server):
             async with Client(address) as client:
-                final = [e.run async for e in client.join(run_id) if e.run is not None][-1]
+                final = await final_run(client, run_id)
                 assert final.state is RunState.SUCCEEDED
                 assert final.output == {"count": 10, "visited": list(range(10))}
 
-    started = starts(log)
+    started = started_task_ids(log)
     assert len(started) == 10
     assert sum(started.values()) <= 11  # at most the node in flight at the kill ran twice
     assert finished_before_kill == ["n0", "n1", "n2", "n3", "n4"]

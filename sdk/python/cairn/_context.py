@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import threading
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
@@ -320,7 +321,7 @@ class Execution:
                 return await fn(*args, **kwargs)
             finally:
                 _current.reset(token)
-        self.body = SyncBody(self, lambda: fn(*args, **kwargs))
+        self.body = SyncBody(self, functools.partial(fn, *args, **kwargs))
         return await self.run_body(threads)
 
     async def run_body(self, threads: concurrent.futures.Executor) -> Any:
