@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from cairn_server.store._sqlite_sql import decode_token, encode_token
 from cairn_server.store.base import (
+    Lease,
+    LeaseLost,
     PruneResult,
     Store,
     StoreError,
     ThreadAlreadyExists,
+    ThreadBusy,
     ThreadStatusChange,
     WriteBatch,
     WriteSet,
@@ -32,10 +35,13 @@ def open_store(url: str) -> Store:
 
 
 __all__ = [
+    "Lease",
+    "LeaseLost",
     "PruneResult",
     "Store",
     "StoreError",
     "ThreadAlreadyExists",
+    "ThreadBusy",
     "ThreadStatusChange",
     "WriteBatch",
     "WriteSet",

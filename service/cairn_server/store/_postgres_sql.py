@@ -22,7 +22,7 @@ from cairn_server.domain import (
     ThreadStatus,
 )
 from cairn_server.store._sqlite_sql import Params, dumps
-from cairn_server.store.base import WriteBatch
+from cairn_server.store.base import Lease, WriteBatch
 from cairn_server.store.typed_values import JSON as JSON_BLOB
 
 # jsonb cannot hold the character U+0000: a "\u0000" escape preceded by an
@@ -57,6 +57,12 @@ def metadata_filter(
         conditions.append(f"{column} -> ${n}::text = ${n + 1}::jsonb")
         params.extend((key, jsonb(value, "a metadata filter")))
     return conditions, params
+
+
+def numbered(sql: str) -> str:
+    """A query written with `?` placeholders (shared with SQLite) as $1, $2, ..."""
+    counter = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
 # --- migrations ---------------------------------------------------------------
@@ -332,6 +338,8 @@ class EncodedBatch:
 
     steps: list[tuple[str, list[Params]]] = field(default_factory=list)
     blob_checks: list[BlobCheck] = field(default_factory=list)
+    lease: Lease | None = None
+    claim_thread: str = ""
 
     def add(self, sql: str, rows: list[Params]) -> None:
         if rows:
@@ -341,7 +349,7 @@ class EncodedBatch:
 def encode_batch(batch: WriteBatch) -> EncodedBatch:
     """Encode every value of `batch`; raises TypeError or ValueError for a value
     that is not JSON (a set, NaN, ...) before anything is written."""
-    encoded = EncodedBatch()
+    encoded = EncodedBatch(lease=batch.lease, claim_thread=batch.claim_thread)
     encoded.add(UPSERT_THREAD, [thread_params(t) for t in batch.threads])
     encoded.add(
         UPDATE_THREAD_STATUS,

@@ -33,7 +33,7 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
-from cairn_server.store.base import StoreError, WriteBatch
+from cairn_server.store.base import Lease, StoreError, WriteBatch
 from cairn_server.store.typed_values import JSON as JSON_BLOB
 from cairn_server.store.typed_values import NO_VALUE, decode_typed
 
@@ -422,6 +422,8 @@ class EncodedBatch:
 
     steps: list[tuple[str, list[Params]]] = field(default_factory=list)
     blob_checks: list[BlobCheck] = field(default_factory=list)
+    lease: Lease | None = None
+    claim_thread: str = ""
 
     def add(self, sql: str, rows: list[Params]) -> None:
         if rows:
@@ -431,7 +433,7 @@ class EncodedBatch:
 def encode_batch(batch: WriteBatch) -> EncodedBatch:
     """Encode every value of `batch`; raises TypeError or ValueError for a value
     that is not JSON (a set, NaN, ...) before anything is written."""
-    encoded = EncodedBatch()
+    encoded = EncodedBatch(lease=batch.lease, claim_thread=batch.claim_thread)
     encoded.add(UPSERT_THREAD, [thread_params(t) for t in batch.threads])
     encoded.add(
         UPDATE_THREAD_STATUS,

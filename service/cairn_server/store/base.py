@@ -35,6 +35,31 @@ class ThreadAlreadyExists(StoreError):
         self.thread_id = thread_id
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right of `owner` to write run `run_id` while its token is `token`."""
+
+    run_id: str
+    owner: str
+    token: int
+
+
+class LeaseLost(StoreError):
+    """The run was taken over: its writes under this lease are refused."""
+
+    def __init__(self, lease: Lease) -> None:
+        super().__init__(f"replica {lease.owner!r} no longer holds run {lease.run_id!r}")
+        self.lease = lease
+
+
+class ThreadBusy(StoreError):
+    """A run could not start: another run holds the thread."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} has an active run")
+        self.thread_id = thread_id
+
+
 @dataclass(slots=True)
 class ThreadStatusChange:
     thread_id: str
@@ -67,6 +92,8 @@ class WriteBatch:
     - events: appended (insert-or-ignore per (run_id, event_id)).
     - targets: entrypoint and graph names that workers registered.
     - graphs: (name, spec as JSON) of registered graphs, upserted.
+
+    `lease` and `claim_thread` are conditions checked first, not writes.
     """
 
     threads: list[ThreadRecord] = field(default_factory=list)
@@ -77,6 +104,12 @@ class WriteBatch:
     events: list[EventRecord] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     graphs: list[tuple[str, Json]] = field(default_factory=list)
+    lease: Lease | None = None
+    """Fences the batch: applied only while its run's token is this one
+    (else LeaseLost); a batch that inserts the run gives it this lease."""
+    claim_thread: str = ""
+    """A run start: applied only when this thread is not busy (else
+    ThreadBusy); the batch itself marks it busy."""
 
     def __bool__(self) -> bool:
         return any(
@@ -101,6 +134,8 @@ class WriteBatch:
         self.events.extend(other.events)
         self.targets.extend(other.targets)
         self.graphs.extend(other.graphs)
+        self.lease = self.lease or other.lease
+        self.claim_thread = self.claim_thread or other.claim_thread
 
 
 @dataclass(slots=True)
@@ -213,6 +248,43 @@ class Store(abc.ABC):
     async def expired_threads(self, updated_before: float, *, limit: int) -> list[str]:
         """Ids of up to `limit` threads last updated before `updated_before`
         whose status is not busy, least recently updated first."""
+
+    # --- leases (see store/leases.py) ------------------------------------
+
+    @abc.abstractmethod
+    async def renew_replica(
+        self, replica_id: str, *, address: str, now: float, expires_at: float
+    ) -> None:
+        """Create or extend the replica's row until `expires_at`."""
+
+    @abc.abstractmethod
+    async def remove_replica(self, replica_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def claim_runs(
+        self, replica_id: str, *, now: float, own: bool
+    ) -> list[tuple[RunRecord, Lease]]:
+        """Take over the active runs of replicas whose row expired at `now`
+        (and with `own`, those an earlier life of `replica_id` held), oldest
+        first, each with its new lease."""
+
+    @abc.abstractmethod
+    async def release_runs(self, replica_id: str) -> list[str]:
+        """Give up every active run of the replica, so that any replica may
+        claim them at once; returns their ids."""
+
+    @abc.abstractmethod
+    async def owned_runs(self, replica_id: str) -> dict[str, int]:
+        """The active runs the replica owns, with their current tokens."""
+
+    @abc.abstractmethod
+    async def request_stop(self, run_id: str, kind: str) -> bool:
+        """Ask the owner of an active run to stop it (kind: "cancel");
+        False when the run is not active."""
+
+    @abc.abstractmethod
+    async def stop_requests(self, replica_id: str) -> list[tuple[str, str]]:
+        """(run_id, kind) of the stops asked of the replica's active runs."""
 
     # --- threads --------------------------------------------------------
 

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -38,8 +38,10 @@ from cairn_server.domain import (
 )
 from cairn_server.store import _postgres_sql as pg
 from cairn_server.store import _sqlite_sql as codec
+from cairn_server.store import leases
 from cairn_server.store._retention import check_keep_latest, prune_result, unique_ids
 from cairn_server.store.base import (
+    LeaseLost,
     LgBlob,
     LgCheckpoint,
     LgWrite,
@@ -47,8 +49,10 @@ from cairn_server.store.base import (
     Store,
     StoreError,
     ThreadAlreadyExists,
+    ThreadBusy,
     WriteBatch,
 )
+from cairn_server.store.leases import LeaseQueries
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,11 @@ _Apply = Callable[[_Conn], Awaitable[object]]
 _POOL_MIN = "pool_min_size"
 _POOL_MAX = "pool_max_size"
 
+
+# Row locks until the commit: a takeover or a second run start waits for it.
+_FENCE = pg.numbered(leases.FENCE) + " FOR UPDATE"
+_THREAD_STATUS = pg.numbered(leases.THREAD_STATUS) + " FOR UPDATE"
+_SET_LEASE = pg.numbered(leases.SET_LEASE)
 
 _ATTEMPTS = 3
 _RETRY_DELAY = 0.05
@@ -95,7 +104,7 @@ class _Job:
     """Threads to lock shared for the whole group (see pg.LOCK_THREADS_SHARED)."""
 
 
-class PostgresStore(Store):
+class PostgresStore(LeaseQueries, Store):
     """A Store in a Postgres database.
 
     Example::
@@ -390,6 +399,13 @@ class PostgresStore(Store):
             except asyncpg.PostgresError as exc:
                 raise _as_store_error(exc) from exc
         raise AssertionError("unreachable")
+
+    async def _lease_rows(self, sql: str, params: Sequence[object], *, write: bool) -> list[Any]:
+        query = pg.numbered(sql)
+        if write:
+            rows = await self._submit(lambda conn: conn.fetch(query, *params))
+            return list(cast(list[Any], rows))
+        return list(await self._fetch(query, *params))
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         rows = await self._fetch(
@@ -716,8 +732,18 @@ async def _apply_job(conn: _Conn, job: _Job, *, savepoint: bool) -> tuple[Except
 
 
 async def _apply_batch(conn: _Conn, batch: pg.EncodedBatch) -> object:
+    if batch.claim_thread:
+        status = await conn.fetchval(_THREAD_STATUS, batch.claim_thread)
+        if status == ThreadStatus.BUSY.value:
+            raise ThreadBusy(batch.claim_thread)
+    lease = batch.lease
+    fence = await conn.fetchval(_FENCE, lease.run_id) if lease else None
+    if lease is not None and fence is not None and int(fence) != lease.token:
+        raise LeaseLost(lease)
     for sql, rows in batch.steps:
         await conn.executemany(sql, rows)
+    if lease is not None and fence is None:  # the batch inserted the run
+        await conn.execute(_SET_LEASE, lease.owner, lease.token, lease.run_id)
     for check in batch.blob_checks:
         missing = await conn.fetch(
             pg.MISSING_BLOBS, check.versions, check.thread_id, check.checkpoint_ns

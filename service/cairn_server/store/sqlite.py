@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cairn_server.domain import (
     CheckpointRecord,
@@ -44,8 +44,10 @@ from cairn_server.domain import (
     ThreadStatus,
 )
 from cairn_server.store import _sqlite_sql as q
+from cairn_server.store import leases
 from cairn_server.store._retention import check_keep_latest, prune_result, unique_ids
 from cairn_server.store.base import (
+    LeaseLost,
     LgBlob,
     LgCheckpoint,
     LgWrite,
@@ -53,8 +55,10 @@ from cairn_server.store.base import (
     Store,
     StoreError,
     ThreadAlreadyExists,
+    ThreadBusy,
     WriteBatch,
 )
+from cairn_server.store.leases import LeaseQueries
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +128,7 @@ class _Job:
     future: asyncio.Future[object]
 
 
-class SqliteStore(Store):
+class SqliteStore(LeaseQueries, Store):
     """A Store in one SQLite file (or in memory).
 
     Example::
@@ -250,6 +254,9 @@ class SqliteStore(Store):
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, time.time()),
                 )
+            # A file serves one server at a time: rows of earlier lives are
+            # stale, so the runs they held are claimed at once.
+            raw.execute(leases.FORGET_REPLICAS)
             raw.execute("COMMIT")
         except BaseException:
             raw.execute("ROLLBACK")
@@ -432,6 +439,12 @@ class SqliteStore(Store):
         lock = self._shared_lock or contextlib.nullcontext()
         async with lock:
             return list(await conn.call(lambda raw: raw.execute(sql, params).fetchall()))
+
+    async def _lease_rows(self, sql: str, params: Sequence[object], *, write: bool) -> list[Any]:
+        if write:
+            rows = await self._submit(lambda raw: raw.execute(sql, params).fetchall())
+            return list(cast(list[Any], rows))
+        return list(await self._fetch(sql, params))
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         rows = await self._fetch(
@@ -773,8 +786,18 @@ def _apply_group(
 
 
 def _apply_batch(raw: sqlite3.Connection, batch: q.EncodedBatch) -> object:
+    if batch.claim_thread:
+        row = raw.execute(leases.THREAD_STATUS, (batch.claim_thread,)).fetchone()
+        if row is not None and row[0] == ThreadStatus.BUSY.value:
+            raise ThreadBusy(batch.claim_thread)
+    lease = batch.lease
+    fence = raw.execute(leases.FENCE, (lease.run_id,)).fetchone() if lease else None
+    if lease is not None and fence is not None and int(fence[0]) != lease.token:
+        raise LeaseLost(lease)
     for sql, rows in batch.steps:
         raw.executemany(sql, rows)
+    if lease is not None and fence is None:  # the batch inserted the run
+        raw.execute(leases.SET_LEASE, (lease.owner, lease.token, lease.run_id))
     for check in batch.blob_checks:
         missing = raw.execute(
             q.MISSING_BLOBS, (check.versions, check.thread_id, check.checkpoint_ns)

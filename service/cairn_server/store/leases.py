@@ -1,0 +1,110 @@
+"""Run leases and the replicas that hold them (DESIGN.md section 7).
+
+Each replica renews a row in `replicas` while it lives. Each active run names
+its owner and a fencing token; the owner attaches its `Lease` to every batch it
+commits, and the store applies the batch only while the run still carries that
+token. Taking a run over bumps the token, so a replica that lost a run (paused
+past its lease, cut off from the database) cannot write to it again.
+
+The queries are written once with `?` placeholders; each backend runs them
+through `_lease_rows`, which applies writes in order with its other commits.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from cairn_server.domain import RunRecord
+from cairn_server.store import _sqlite_sql as codec
+from cairn_server.store.base import Lease
+
+STOP_CANCEL = "cancel"
+
+_ACTIVE = "state IN ('pending', 'running')"
+
+UPSERT_REPLICA = """
+INSERT INTO replicas (replica_id, address, started_at, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (replica_id) DO UPDATE SET address = excluded.address, expires_at = excluded.expires_at
+"""
+
+DELETE_REPLICA = "DELETE FROM replicas WHERE replica_id = ?"
+FORGET_REPLICAS = "DELETE FROM replicas"
+
+# Active runs owned by `?` (when taking back one's own runs at start; '' else)
+# or by a replica without a live row. Replicas claim concurrently: the owner
+# test is on the updated row, so a run another replica took is skipped.
+CLAIM_RUNS = f"""
+UPDATE runs SET owner_id = ?, lease_token = lease_token + 1
+WHERE {_ACTIVE} AND (owner_id = ? OR owner_id NOT IN
+    (SELECT replica_id FROM replicas WHERE expires_at >= ?))
+RETURNING {codec.RUN_COLUMNS}, lease_token
+"""
+
+# Given up (graceful shutdown): any replica may claim them at once.
+RELEASE_RUNS = f"""
+UPDATE runs SET owner_id = '', lease_token = lease_token + 1
+WHERE owner_id = ? AND {_ACTIVE}
+RETURNING run_id
+"""
+
+OWNED_RUNS = f"SELECT run_id, lease_token FROM runs WHERE owner_id = ? AND {_ACTIVE}"
+
+REQUEST_STOP = f"UPDATE runs SET stop_request = ? WHERE run_id = ? AND {_ACTIVE} RETURNING run_id"
+
+STOP_REQUESTS = (
+    f"SELECT run_id, stop_request FROM runs WHERE owner_id = ? AND stop_request <> '' AND {_ACTIVE}"
+)
+
+# Inside a batch's transaction: the run's current token (Postgres locks the row
+# until the commit, so a takeover waits for the batch).
+FENCE = "SELECT lease_token FROM runs WHERE run_id = ?"
+SET_LEASE = "UPDATE runs SET owner_id = ?, lease_token = ? WHERE run_id = ?"
+# Inside a run start's transaction: the thread's status, locked likewise.
+THREAD_STATUS = "SELECT status FROM threads WHERE thread_id = ?"
+
+
+class LeaseQueries(abc.ABC):
+    """The Store's lease methods (documented there), for any backend that
+    runs `?` queries."""
+
+    @abc.abstractmethod
+    async def _lease_rows(self, sql: str, params: Sequence[object], *, write: bool) -> list[Any]:
+        """Run one statement; writes go through the ordered commit queue."""
+
+    async def renew_replica(
+        self, replica_id: str, *, address: str, now: float, expires_at: float
+    ) -> None:
+        await self._lease_rows(UPSERT_REPLICA, (replica_id, address, now, expires_at), write=True)
+
+    async def remove_replica(self, replica_id: str) -> None:
+        await self._lease_rows(DELETE_REPLICA, (replica_id,), write=True)
+
+    async def claim_runs(
+        self, replica_id: str, *, now: float, own: bool
+    ) -> list[tuple[RunRecord, Lease]]:
+        rows = await self._lease_rows(
+            CLAIM_RUNS, (replica_id, replica_id if own else "", now), write=True
+        )
+        claimed = []
+        for row in rows:
+            run = codec.run_from_row(row)
+            claimed.append((run, Lease(run.run_id, replica_id, int(str(row[-1])))))
+        claimed.sort(key=lambda pair: (pair[0].created_at, pair[0].run_id))
+        return claimed
+
+    async def release_runs(self, replica_id: str) -> list[str]:
+        rows = await self._lease_rows(RELEASE_RUNS, (replica_id,), write=True)
+        return [str(row[0]) for row in rows]
+
+    async def owned_runs(self, replica_id: str) -> dict[str, int]:
+        rows = await self._lease_rows(OWNED_RUNS, (replica_id,), write=False)
+        return {str(row[0]): int(str(row[1])) for row in rows}
+
+    async def request_stop(self, run_id: str, kind: str) -> bool:
+        return bool(await self._lease_rows(REQUEST_STOP, (kind, run_id), write=True))
+
+    async def stop_requests(self, replica_id: str) -> list[tuple[str, str]]:
+        rows = await self._lease_rows(STOP_REQUESTS, (replica_id,), write=False)
+        return [(str(row[0]), str(row[1])) for row in rows]

@@ -1,0 +1,144 @@
+"""Run leases and fencing, on every backend (store/leases.py).
+
+Replicas are simulated by ids: the store does not care which process asks.
+Times are passed in, so expiry needs no waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import pytest
+
+from cairn_server.domain import EventRecord, RunState, ThreadStatus
+from cairn_server.store import Lease, LeaseLost, Store, ThreadBusy, ThreadStatusChange, WriteBatch
+from tests.store.test_conformance import make_run, make_thread
+
+if TYPE_CHECKING:
+    from conftest import Backend
+
+
+async def start_run(store: Store, owner: str, *, now: float = 100.0) -> Lease:
+    """A running run on a new busy thread, as a replica starts one."""
+    thread = make_thread(status=ThreadStatus.BUSY)
+    run = make_run(thread.thread_id, state=RunState.RUNNING)
+    lease = Lease(run.run_id, owner, 1)
+    await store.commit(WriteBatch(threads=[thread], runs=[run], lease=lease))
+    await store.renew_replica(owner, address="a", now=now, expires_at=now + 5)
+    return lease
+
+
+def event(lease: Lease, event_id: int) -> EventRecord:
+    return EventRecord(lease.run_id, event_id, 1.0, "chunk", {"n": event_id})
+
+
+async def test_a_started_run_belongs_to_its_replica(store: Store) -> None:
+    lease = await start_run(store, "r1")
+    assert await store.owned_runs("r1") == {lease.run_id: 1}
+    assert await store.owned_runs("r2") == {}
+
+
+async def test_a_live_replica_keeps_its_runs(store: Store) -> None:
+    await start_run(store, "r1", now=100.0)
+    await store.renew_replica("r2", address="b", now=101.0, expires_at=106.0)
+    assert await store.claim_runs("r2", now=104.9, own=False) == []
+
+
+async def test_an_expired_replica_loses_its_runs_with_a_new_token(store: Store) -> None:
+    lease = await start_run(store, "r1", now=100.0)
+    await store.renew_replica("r2", address="b", now=105.0, expires_at=110.0)
+    claimed = await store.claim_runs("r2", now=105.5, own=False)
+    assert [(run.run_id, new) for run, new in claimed] == [
+        (lease.run_id, Lease(lease.run_id, "r2", 2))
+    ]
+    assert claimed[0][0].state is RunState.RUNNING
+    assert await store.owned_runs("r1") == {}
+    assert await store.owned_runs("r2") == {lease.run_id: 2}
+    # A second claimer finds nothing left: r2 is alive.
+    assert await store.claim_runs("r3", now=105.5, own=False) == []
+
+
+async def test_the_old_owner_cannot_write_after_a_takeover(store: Store, backend: Backend) -> None:
+    old = await start_run(store, "r1")
+    await store.commit(WriteBatch(events=[event(old, 1)], lease=old))
+    [(_, new)] = await store.claim_runs("r2", now=200.0, own=False)
+    with pytest.raises(LeaseLost) as lost:
+        await store.commit(WriteBatch(events=[event(old, 2)], lease=old))
+    assert lost.value.lease == old
+    await store.commit(WriteBatch(events=[event(new, 2)], lease=new))
+    events = await store.read_events(old.run_id)
+    assert [(e.event_id, e.payload) for e in events] == [(1, {"n": 1}), (2, {"n": 2})]
+
+
+async def test_a_refused_batch_does_not_fail_the_others_committed_with_it(store: Store) -> None:
+    old = await start_run(store, "r1")
+    other = await start_run(store, "r3")
+    await store.renew_replica("r3", address="c", now=150.0, expires_at=300.0)
+    await store.claim_runs("r2", now=200.0, own=False)
+    refused = store.submit(WriteBatch(events=[event(old, 1)], lease=old))
+    kept = store.submit(WriteBatch(events=[event(other, 1)], lease=other))
+    results = await asyncio.gather(refused, kept, return_exceptions=True)
+    assert isinstance(results[0], LeaseLost)
+    assert results[1] is None
+    assert [e.event_id for e in await store.read_events(other.run_id)] == [1]
+    assert await store.read_events(old.run_id) == []
+
+
+async def test_a_restarted_replica_takes_back_its_own_runs_at_once(store: Store) -> None:
+    lease = await start_run(store, "r1", now=100.0)
+    # Its row is still live, so others may not take the run, but it may.
+    assert await store.claim_runs("r2", now=101.0, own=False) == []
+    claimed = await store.claim_runs("r1", now=101.0, own=True)
+    assert [new for _, new in claimed] == [Lease(lease.run_id, "r1", 2)]
+
+
+async def test_released_runs_are_claimed_at_once(store: Store) -> None:
+    lease = await start_run(store, "r1", now=100.0)
+    assert await store.release_runs("r1") == [lease.run_id]
+    await store.remove_replica("r1")
+    with pytest.raises(LeaseLost):
+        await store.commit(WriteBatch(events=[event(lease, 1)], lease=lease))
+    claimed = await store.claim_runs("r2", now=100.5, own=False)
+    assert [new for _, new in claimed] == [Lease(lease.run_id, "r2", 3)]
+
+
+async def test_finished_runs_are_never_claimed(store: Store) -> None:
+    lease = await start_run(store, "r1", now=100.0)
+    run = make_run("t", run_id=lease.run_id, state=RunState.SUCCEEDED)
+    run.thread_id = (await store.get_run(lease.run_id)).thread_id  # type: ignore[union-attr]
+    await store.commit(WriteBatch(runs=[run], lease=lease))
+    assert await store.claim_runs("r2", now=500.0, own=False) == []
+    assert await store.owned_runs("r1") == {}
+
+
+async def test_a_stop_request_reaches_the_owner(store: Store) -> None:
+    lease = await start_run(store, "r1")
+    assert await store.stop_requests("r1") == []
+    assert await store.request_stop(lease.run_id, "cancel")
+    assert await store.stop_requests("r1") == [(lease.run_id, "cancel")]
+    # Asking about a run that is not active does nothing.
+    assert not await store.request_stop("no-such-run", "cancel")
+
+
+async def test_a_busy_thread_refuses_a_second_run(store: Store) -> None:
+    thread = make_thread(status=ThreadStatus.IDLE)
+    await store.commit(WriteBatch(threads=[thread]))
+
+    def start(owner: str) -> WriteBatch:
+        run = make_run(thread.thread_id, state=RunState.RUNNING)
+        return WriteBatch(
+            runs=[run],
+            thread_statuses=[ThreadStatusChange(thread.thread_id, ThreadStatus.BUSY, 2.0)],
+            lease=Lease(run.run_id, owner, 1),
+            claim_thread=thread.thread_id,
+        )
+
+    first, second = start("r1"), start("r2")
+    results = await asyncio.gather(
+        store.submit(first), store.submit(second), return_exceptions=True
+    )
+    assert results[0] is None
+    assert isinstance(results[1], ThreadBusy)
+    assert await store.get_run(second.runs[0].run_id) is None
+    assert (await store.get_thread(thread.thread_id)).status is ThreadStatus.BUSY  # type: ignore[union-attr]
