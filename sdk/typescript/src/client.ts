@@ -8,11 +8,24 @@
  *     }
  *     console.log(run.output);
  *     client.close();
+ *
+ * Several replicas of the service: `new Client({ address: ["10.0.0.1:50051",
+ * "10.0.0.2:50051"] })` (or "10.0.0.1:50051,10.0.0.2:50051"); a call whose
+ * server is gone fails over to the next one.
  */
 
+import { randomUUID } from "node:crypto";
 import { createClient, type Client as RpcClient } from "@connectrpc/connect";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
-import { RunFailedError, fromRpcError } from "./errors.js";
+import { FailedPreconditionError, RunFailedError, fromRpcError } from "./errors.js";
+import {
+  ESTABLISHED_MS,
+  Failover,
+  connectionLoss,
+  parseAddresses,
+  unavailable,
+  type Addresses,
+} from "./failover.js";
 import { RunState as RunStatePb } from "./gen/cairn/v1/run_pb.js";
 import { ThreadStatus as ThreadStatusPb } from "./gen/cairn/v1/thread_pb.js";
 import {
@@ -52,7 +65,9 @@ export interface RunOptions {
   threadId: string;
   durability?: Durability;
   metadata?: JsonObject;
-  /** Makes a retried request attach to the run the first one started. */
+  /** Makes a retried request attach to the run the first one started. When
+   * unset, `invoke` and `stream` use a random one, so that sending the
+   * request again to another address cannot start the run twice. */
   requestId?: string;
   /** Create the thread when it does not exist. Default true. */
   createThread?: boolean;
@@ -69,10 +84,20 @@ export interface StreamOptions extends RunOptions {
 }
 
 export interface ClientOptions {
-  /** host:port of the service. Default 127.0.0.1:50051. */
-  address?: string;
-  /** Deadline of unary calls, ms. */
+  /**
+   * host:port of the service, or of several replicas of it: a comma-separated
+   * string or an array. Default 127.0.0.1:50051.
+   */
+  address?: Addresses;
+  /** Deadline of unary calls, ms (of each attempt). */
   timeoutMs?: number;
+  /**
+   * How long a call keeps trying the service's addresses, round robin with a
+   * short backoff, after its server became unreachable (UNAVAILABLE), ms;
+   * every address is tried at least once. Then the call throws
+   * UnavailableError. Default 30000.
+   */
+  failoverTimeoutMs?: number;
 }
 
 type StartFields = MessageInitShape<typeof StreamRequestSchema>;
@@ -120,6 +145,12 @@ async function* events(
  * An interactive run on one bidirectional stream: iterate its events; when a
  * run stops at an interrupt, answer with `session.resume(value)` and keep
  * iterating. The iteration ends when a run ends without an interrupt.
+ *
+ * A session talks to one address (the one the client's calls last reached)
+ * and does not fail over: when that server goes away, iterating throws
+ * UnavailableError or CairnError. Continue with `client.join(runId,
+ * { afterEventId })` (which fails over) and `client.invoke(target, new
+ * Command({ resume }), ...)`.
  */
 export class Session implements AsyncIterable<RunEvent> {
   /** The interrupts of the latest run that stopped at one. */
@@ -155,32 +186,132 @@ export class Session implements AsyncIterable<RunEvent> {
 
 const PAGE = 200;
 
-/** Client of the Cairn service. Call `close()` when done. */
-export class Client {
+/** The RPC clients of one address. */
+interface Endpoint {
   readonly address: string;
-  private readonly connection: Connection;
-  private readonly runs: RpcClient<typeof RunService>;
-  private readonly threads: RpcClient<typeof ThreadService>;
-  private readonly timeoutMs: number | undefined;
+  readonly connection: Connection;
+  readonly runs: RpcClient<typeof RunService>;
+  readonly threads: RpcClient<typeof ThreadService>;
+}
 
-  constructor(options: ClientOptions | string = {}) {
-    const opts = typeof options === "string" ? { address: options } : options;
-    this.address = opts.address ?? "127.0.0.1:50051";
+type EventResponses = AsyncIterable<{ event?: Parameters<typeof runEventFromPb>[0] }>;
+
+interface CallOptions {
+  /** Send the call again after a connection broke during it (it may have
+   * run). Default true; false for calls that are not safe to repeat. */
+  repeatable?: boolean;
+  /** Told when the call is sent again after such a break. */
+  onRepeat?: () => void;
+}
+
+/**
+ * Client of the Cairn service. Call `close()` when done.
+ *
+ * Given several addresses (replicas of one service), a call whose server is
+ * unreachable goes to the next address (see `ClientOptions.failoverTimeoutMs`);
+ * the others throw as they are. Reads, `invoke`, `createThread` and
+ * `cancelRun` are sent again even when the connection broke during the call
+ * (a run start carries a request id, so it cannot start twice);
+ * `deleteThread` and `updateState` only when the request surely did not run,
+ * else they throw UnavailableError. `stream` and `join` continue after a
+ * break with the events after the last one they yielded, so every event is
+ * seen once, in order. `session` stays on one address.
+ */
+export class Client {
+  /** The service's addresses, in the order given. */
+  readonly addresses: readonly string[];
+  private readonly endpoints: Endpoint[];
+  private readonly failover: Failover;
+  private readonly timeoutMs: number | undefined;
+  private closed = false;
+
+  constructor(options: ClientOptions | Addresses = {}) {
+    const opts: ClientOptions = typeof options === "string" || Array.isArray(options)
+      ? { address: options as Addresses }
+      : (options as ClientOptions);
+    this.addresses = parseAddresses(opts.address);
     this.timeoutMs = opts.timeoutMs;
-    this.connection = connect(this.address);
-    this.runs = createClient(RunService, this.connection.transport);
-    this.threads = createClient(ThreadService, this.connection.transport);
+    this.failover = new Failover(this.addresses.length, opts.failoverTimeoutMs ?? 30_000);
+    this.endpoints = this.addresses.map((address) => {
+      // A connection opens at its first call.
+      const connection = connect(address);
+      return {
+        address,
+        connection,
+        runs: createClient(RunService, connection.transport),
+        threads: createClient(ThreadService, connection.transport),
+      };
+    });
+  }
+
+  /** The address calls go to now: the last one that answered. */
+  get address(): string {
+    return this.addresses[this.failover.current];
   }
 
   close(): void {
-    this.connection.close();
+    this.closed = true;
+    for (const endpoint of this.endpoints) endpoint.connection.close();
   }
 
-  private async call<T>(promise: () => Promise<T>): Promise<T> {
-    try {
-      return await promise();
-    } catch (error) {
-      throw fromRpcError(error);
+  /** A unary call, sent to the next address while its server is unreachable. */
+  private async call<T>(rpc: (endpoint: Endpoint) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    const attempts = this.failover.attempts();
+    for (;;) {
+      const endpoint = this.endpoints[attempts.index];
+      try {
+        return await rpc(endpoint);
+      } catch (error) {
+        const loss = connectionLoss(error);
+        if (loss === undefined || this.closed) throw fromRpcError(error);
+        const gone = unavailable(error, endpoint.address);
+        if (loss === "lost" && options.repeatable === false) throw gone;
+        await attempts.failed(gone);
+        if (loss === "lost") options.onRepeat?.();
+      }
+    }
+  }
+
+  /**
+   * A run's events from a stream that `open` starts, continued after a broken
+   * connection with JoinRun on the next address after the last event seen.
+   * Chunks from subgraphs and nested workflows (a non-empty namespace) are
+   * dropped unless `subgraphs`, as in LangGraph.
+   */
+  private async *follow(
+    open: ((endpoint: Endpoint) => EventResponses) | undefined,
+    runId: string,
+    afterEventId: number,
+    subgraphs: boolean,
+  ): AsyncGenerator<RunEvent> {
+    const attempts = this.failover.attempts();
+    let last = afterEventId;
+    for (;;) {
+      const endpoint = this.endpoints[attempts.index];
+      const responses =
+        open !== undefined && runId === ""
+          ? open(endpoint)
+          : endpoint.runs.joinRun({ runId, afterEventId: BigInt(last) });
+      const opened = Date.now();
+      try {
+        for await (const response of responses) {
+          attempts.succeeded();
+          if (!response.event) continue;
+          const event = runEventFromPb(response.event);
+          if (event.eventId <= last) continue;
+          runId = event.runId;
+          last = event.eventId;
+          if (subgraphs || event.namespace.length === 0) yield event;
+        }
+        return;
+      } catch (error) {
+        const loss = connectionLoss(error);
+        if (loss === undefined || this.closed) throw fromRpcError(error);
+        // A quiet stream (a run waiting for a worker) that broke after a
+        // while had reached its server: this is a new outage, with a new budget.
+        if (loss === "lost" && Date.now() - opened >= ESTABLISHED_MS) attempts.succeeded();
+        await attempts.failed(unavailable(error, endpoint.address));
+      }
     }
   }
 
@@ -194,10 +325,14 @@ export class Client {
    */
   async invoke(target: Target | undefined, input: unknown, options: RunOptions): Promise<Run> {
     const { streamModes: _, ...request } = startFields(target, input, options);
-    const response = await this.call(() =>
-      this.runs.invoke(request, { timeoutMs: this.timeoutMs }),
-    );
-    const run = runFromPb(response.run!);
+    request.requestId ||= randomUUID();
+    const response = await this.call(({ runs }) => runs.invoke(request, { timeoutMs: this.timeoutMs }));
+    let run = runFromPb(response.run!);
+    if (run.state === "pending" || run.state === "running") {
+      // A retry found the run the first attempt started, still going on
+      // elsewhere: wait for its end as the first attempt would have.
+      for await (const event of this.join(run.runId)) if (event.run) run = event.run;
+    }
     if (run.state === "failed") throw new RunFailedError(run);
     return run;
   }
@@ -209,7 +344,8 @@ export class Client {
    */
   stream(target: Target | undefined, input: unknown, options: StreamOptions): AsyncGenerator<RunEvent> {
     const request = startFields(target, input, options);
-    return events(this.runs.stream(request), options.subgraphs);
+    request.requestId ||= randomUUID();
+    return this.follow(({ runs }) => runs.stream(request), "", 0, options.subgraphs ?? false);
   }
 
   /** Yield a run's events after `afterEventId`, live while it runs. */
@@ -217,19 +353,21 @@ export class Client {
     runId: string,
     { afterEventId = 0, subgraphs = false }: { afterEventId?: number; subgraphs?: boolean } = {},
   ): AsyncGenerator<RunEvent> {
-    return events(this.runs.joinRun({ runId, afterEventId: BigInt(afterEventId) }), subgraphs);
+    return this.follow(undefined, runId, afterEventId, subgraphs);
   }
 
-  /** Start an interactive session (see `Session`). */
+  /** Start an interactive session (see `Session`) on the address the
+   * client's calls last reached; it does not fail over. */
   session(target: Target | undefined, input: unknown, options: StreamOptions): Session {
     const { requestId: _, ...start } = options;
     const requests = new AsyncQueue<MessageInitShape<typeof SessionRequestSchema>>();
     requests.push({ kind: { case: "start", value: startFields(target, input, start) } });
-    return new Session(this.runs.session(requests), requests, options.subgraphs);
+    const { runs } = this.endpoints[this.failover.current];
+    return new Session(runs.session(requests), requests, options.subgraphs);
   }
 
   async getRun(runId: string): Promise<Run> {
-    const response = await this.call(() => this.runs.getRun({ runId }, { timeoutMs: this.timeoutMs }));
+    const response = await this.call(({ runs }) => runs.getRun({ runId }, { timeoutMs: this.timeoutMs }));
     return runFromPb(response.run!);
   }
 
@@ -238,8 +376,8 @@ export class Client {
     const runs: Run[] = [];
     let pageToken = "";
     while (runs.length < limit) {
-      const response = await this.call(() =>
-        this.runs.listRuns({
+      const response = await this.call((endpoint) =>
+        endpoint.runs.listRuns({
           threadId,
           pageSize: Math.min(PAGE, limit - runs.length),
           pageToken,
@@ -254,19 +392,38 @@ export class Client {
   }
 
   async cancelRun(runId: string): Promise<Run> {
-    const response = await this.call(() => this.runs.cancelRun({ runId }));
-    return runFromPb(response.run!);
+    let repeated = false;
+    try {
+      const response = await this.call(({ runs }) => runs.cancelRun({ runId }), {
+        onRepeat: () => (repeated = true),
+      });
+      return runFromPb(response.run!);
+    } catch (error) {
+      // Sent again after a broken connection: the first attempt may have
+      // cancelled the run already.
+      if (repeated && error instanceof FailedPreconditionError && error.reason === "RUN_FINISHED") {
+        const run = await this.getRun(runId);
+        if (run.state === "cancelled") return run;
+      }
+      throw error;
+    }
   }
 
   // --- threads ------------------------------------------------------------------------
 
-  async createThread(threadId = "", { metadata }: { metadata?: JsonObject } = {}): Promise<Thread> {
-    const response = await this.call(() => this.threads.createThread({ threadId, metadata }));
+  /** Create a thread (with a generated id when `threadId` is empty). A
+   * `requestId` makes a retry return the thread the first request created;
+   * a random one is used when unset. */
+  async createThread(
+    threadId = "",
+    { metadata, requestId = randomUUID() }: { metadata?: JsonObject; requestId?: string } = {},
+  ): Promise<Thread> {
+    const response = await this.call(({ threads }) => threads.createThread({ threadId, metadata, requestId }));
     return threadFromPb(response.thread!);
   }
 
   async getThread(threadId: string): Promise<Thread> {
-    const response = await this.call(() => this.threads.getThread({ threadId }));
+    const response = await this.call(({ threads }) => threads.getThread({ threadId }));
     return threadFromPb(response.thread!);
   }
 
@@ -277,8 +434,8 @@ export class Client {
     const threads: Thread[] = [];
     let pageToken = "";
     while (threads.length < limit) {
-      const response = await this.call(() =>
-        this.threads.listThreads({
+      const response = await this.call((endpoint) =>
+        endpoint.threads.listThreads({
           pageSize: Math.min(PAGE, limit - threads.length),
           pageToken,
           metadata,
@@ -293,12 +450,12 @@ export class Client {
   }
 
   async deleteThread(threadId: string): Promise<void> {
-    await this.call(() => this.threads.deleteThread({ threadId }));
+    await this.call(({ threads }) => threads.deleteThread({ threadId }), { repeatable: false });
   }
 
   /** The thread's state at its latest checkpoint (or at `checkpointId`). */
   async getState(threadId: string, { checkpointId = "" } = {}): Promise<StateSnapshot> {
-    const response = await this.call(() => this.threads.getState({ threadId, checkpointId }));
+    const response = await this.call(({ threads }) => threads.getState({ threadId, checkpointId }));
     return stateFromPb(response.state!);
   }
 
@@ -312,9 +469,10 @@ export class Client {
     values: JsonObject,
     { asNode = "", checkpointId = "" }: { asNode?: string; checkpointId?: string } = {},
   ): Promise<StateSnapshot> {
-    const response = await this.call(() =>
-      this.threads.updateState({ threadId, values: toValue(values, "values"), asNode, checkpointId }),
-    );
+    const request = { threadId, values: toValue(values, "values"), asNode, checkpointId };
+    // Sent again only when it surely did not run: a second fork would apply
+    // the values twice.
+    const response = await this.call(({ threads }) => threads.updateState(request), { repeatable: false });
     return stateFromPb(response.state!);
   }
 
@@ -323,8 +481,8 @@ export class Client {
     threadId: string,
     { limit = 0, before = "", filter }: { limit?: number; before?: string; filter?: JsonObject } = {},
   ): Promise<StateSnapshot[]> {
-    const response = await this.call(() =>
-      this.threads.getStateHistory({ threadId, limit, before, filter }),
+    const response = await this.call(({ threads }) =>
+      threads.getStateHistory({ threadId, limit, before, filter }),
     );
     return response.states.map(stateFromPb);
   }

@@ -16,7 +16,12 @@ export function connect(address: string, options: { keepaliveMs?: number } = {})
   const sessionManager = new Http2SessionManager(baseUrl, {
     pingIntervalMs,
     pingTimeoutMs: 5_000,
-    pingIdleConnection: true,
+    // Open streams are pinged; an idle connection is checked with a PING
+    // before its next request. Pinging idle connections too made connect-node
+    // 2.1 schedule a PING on a session that close() had destroyed (when a
+    // stream closed afterwards), which threw an uncaught exception
+    // ERR_HTTP2_INVALID_SESSION one interval later.
+    pingIdleConnection: false,
   });
   const transport = createGrpcTransport({ baseUrl, sessionManager });
   return { transport, close: () => sessionManager.abort() };

@@ -4,10 +4,15 @@
  *     const worker = new Worker({ address: "127.0.0.1:50051", functions: [writeEssay, workflow] });
  *     await worker.run();   // until worker.stop()
  *
- * The worker keeps one WorkerService.Connect stream open and reconnects with
- * exponential backoff when it drops. The service hands it at most
- * `maxConcurrency` tasks (and `maxEntrypoints` entrypoints) at once, and
- * re-dispatches whatever it held when the stream broke.
+ * The worker keeps one WorkerService.Connect stream open to every address it
+ * is given (replicas of one service, or separate services: `address:
+ * ["10.0.0.1:50051", "10.0.0.2:50051"]` or a comma-separated string), each
+ * reconnecting on its own with exponential backoff when it drops. Each
+ * service hands it at most `maxConcurrency` tasks (and `maxEntrypoints`
+ * entrypoints) at once, and re-dispatches whatever it held when the stream
+ * broke. The limits hold over all connections together: an assignment beyond
+ * them waits in the worker until a body finishes. Every execution answers on
+ * the stream it came from.
  */
 
 import { hostname } from "node:os";
@@ -15,6 +20,7 @@ import { createClient } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Abandoned, ChildInterrupted, Execution, GraphInterrupt, type Outgoing } from "./context.js";
 import { InvalidValueError, TaskFailedError } from "./errors.js";
+import { parseAddresses, type Addresses } from "./failover.js";
 import { EntrypointFinal, registrationOf, type Registration, type Servable } from "./functional.js";
 import type { TaskErrorSchema } from "./gen/cairn/v1/errors_pb.js";
 import {
@@ -25,6 +31,7 @@ import {
   type TaskAssignment,
 } from "./gen/cairn/v1/worker_service_pb.js";
 import { AsyncQueue } from "./queue.js";
+import { Slots } from "./slots.js";
 import { connect } from "./transport.js";
 import { retries, retryPolicyPb } from "./types.js";
 import { fromValue, toValue } from "./values.js";
@@ -33,15 +40,21 @@ import { VERSION } from "./version.js";
 type Request = MessageInitShape<typeof ConnectRequestSchema>;
 
 export interface WorkerOptions {
-  /** host:port of the service. Default 127.0.0.1:50051. */
-  address?: string;
+  /**
+   * host:port of the service, or several (replicas of one service, or
+   * separate services): a comma-separated string or an array. The worker
+   * connects to all of them. Default 127.0.0.1:50051.
+   */
+  address?: Addresses;
   /** The tasks and entrypoints to serve. */
   functions?: Servable[];
-  /** Tasks run at once. Default 16. */
+  /** Tasks run at once, over all connections. Default 16. */
   maxConcurrency?: number;
-  /** Entrypoint executions held at once (they mostly wait). Default 256. */
+  /** Entrypoint executions held at once (they mostly wait), over all
+   * connections. Default 256. */
   maxEntrypoints?: number;
-  /** A stable id; the service generates one when empty. */
+  /** A stable id; when empty, the service generates one (the first one a
+   * service welcomed it with becomes `workerId`). */
   workerId?: string;
   /** Upper bound of the reconnect backoff, ms. Default 5000. */
   reconnectMaxIntervalMs?: number;
@@ -49,29 +62,65 @@ export interface WorkerOptions {
   log?: (message: string) => void;
 }
 
-export class Worker {
+/** An assignment held on one connection: running, or waiting for a slot. */
+interface Held {
+  readonly execution: Execution;
+  /** Settles when the body is done; unset while it waits for a slot. */
+  done?: Promise<void>;
+  /** Gives up the wait for a slot (a no-op once started). */
+  withdraw: () => void;
+  /** Frees the slot of a started body (once). */
+  release: () => void;
+}
+
+/** The Connect stream to one address. */
+interface Link {
   readonly address: string;
+  /** The id the service at this address knows the worker by. */
+  workerId: string;
+  connected: boolean;
+  outbox: AsyncQueue<Request> | undefined;
+  close: (() => void) | undefined;
+  wakeBackoff: (() => void) | undefined;
+  /** Assignments of the current stream, by task id. */
+  readonly held: Map<string, Held>;
+}
+
+export class Worker {
+  /** The addresses, comma-separated. */
+  readonly address: string;
+  readonly addresses: readonly string[];
   readonly maxConcurrency: number;
   readonly maxEntrypoints: number;
   workerId: string;
   private readonly functions = new Map<string, Registration>();
   private readonly reconnectMaxIntervalMs: number;
   private readonly log: (message: string) => void;
-  private readonly running = new Map<string, { execution: Execution; done: Promise<void> }>();
-  private connectedNow = false;
-  private connectedWaiters: (() => void)[] = [];
+  private readonly links: Link[];
+  private readonly taskSlots: Slots;
+  private readonly entrypointSlots: Slots;
+  private connectedWaiters: { all: boolean; wake: () => void }[] = [];
   private stopping = false;
-  private wakeBackoff: (() => void) | undefined;
-  private outbox: AsyncQueue<Request> | undefined;
-  private closeConnection: (() => void) | undefined;
 
   constructor(options: WorkerOptions = {}) {
-    this.address = options.address ?? "127.0.0.1:50051";
+    this.addresses = parseAddresses(options.address);
+    this.address = this.addresses.join(",");
     this.maxConcurrency = options.maxConcurrency ?? 16;
     this.maxEntrypoints = options.maxEntrypoints ?? 256;
     this.workerId = options.workerId ?? "";
     this.reconnectMaxIntervalMs = options.reconnectMaxIntervalMs ?? 5_000;
     this.log = options.log ?? ((message) => console.warn(`cairn worker: ${message}`));
+    this.taskSlots = new Slots(this.maxConcurrency);
+    this.entrypointSlots = new Slots(this.maxEntrypoints);
+    this.links = this.addresses.map((address) => ({
+      address,
+      workerId: "",
+      connected: false,
+      outbox: undefined,
+      close: undefined,
+      wakeBackoff: undefined,
+      held: new Map(),
+    }));
     for (const fn of options.functions ?? []) this.register(fn);
   }
 
@@ -82,71 +131,100 @@ export class Worker {
     return servable;
   }
 
-  /** Whether the stream is open and welcomed. */
+  /** Whether a stream (to any address) is open and welcomed. */
   get connected(): boolean {
-    return this.connectedNow;
+    return this.links.some((link) => link.connected);
   }
 
-  /** Resolves once the worker is connected (at once if it is). */
-  waitConnected(): Promise<void> {
-    if (this.connectedNow) return Promise.resolve();
-    return new Promise((resolve) => this.connectedWaiters.push(resolve));
+  /** The addresses whose stream is open and welcomed. */
+  get connectedAddresses(): string[] {
+    return this.links.filter((link) => link.connected).map((link) => link.address);
+  }
+
+  /**
+   * Resolves once the worker is connected to any address, or to every
+   * address with `{ all: true }` (at once if it is).
+   */
+  waitConnected({ all = false }: { all?: boolean } = {}): Promise<void> {
+    if (this.isConnected(all)) return Promise.resolve();
+    return new Promise((wake) => this.connectedWaiters.push({ all, wake }));
+  }
+
+  private isConnected(all: boolean): boolean {
+    return all ? this.links.every((link) => link.connected) : this.connected;
   }
 
   // --- lifecycle --------------------------------------------------------------------
 
-  /** Serve until `stop()`; reconnects with exponential backoff. */
+  /** Serve until `stop()`; each connection reconnects with exponential backoff. */
   async run(): Promise<void> {
-    let delay = 50;
-    while (!this.stopping) {
-      let welcomed = false;
-      try {
-        welcomed = await this.session();
-      } catch (error) {
-        if (this.stopping) break;
-        this.log(`connection to ${this.address} lost: ${(error as Error).message}`);
-      }
-      this.connectedNow = false;
-      if (this.stopping) break;
-      if (welcomed) delay = 50;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay * (1 + Math.random()));
-        this.wakeBackoff = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeBackoff = undefined;
-      delay = Math.min(delay * 2, this.reconnectMaxIntervalMs);
-    }
+    await Promise.all(this.links.map((link) => this.serve(link)));
   }
 
   /**
    * Finish the tasks in progress (up to `graceMs`), then disconnect; anything
-   * unfinished is re-dispatched by the service.
+   * unfinished, or not started, is re-dispatched by the service.
    */
   async stop({ graceMs = 10_000 }: { graceMs?: number } = {}): Promise<void> {
     this.stopping = true;
-    this.wakeBackoff?.();
-    const inFlight = [...this.running.values()].map((r) => r.done);
+    const inFlight: Promise<void>[] = [];
+    for (const link of this.links) {
+      link.wakeBackoff?.();
+      for (const [taskId, held] of link.held) {
+        if (held.done === undefined) {
+          held.withdraw();
+          link.held.delete(taskId);
+        } else {
+          inFlight.push(held.done);
+        }
+      }
+    }
     if (inFlight.length > 0 && graceMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
       await Promise.race([Promise.all(inFlight), timeout]);
       clearTimeout(timer);
     }
-    this.outbox?.close();
-    this.closeConnection?.();
+    for (const link of this.links) {
+      link.outbox?.close();
+      link.close?.();
+    }
+  }
+
+  /** One address: connect, serve, and reconnect after a backoff until stopped. */
+  private async serve(link: Link): Promise<void> {
+    let delay = 50;
+    while (!this.stopping) {
+      let welcomed = false;
+      try {
+        welcomed = await this.session(link);
+      } catch (error) {
+        if (this.stopping) break;
+        this.log(`connection to ${link.address} lost: ${(error as Error).message}`);
+      }
+      link.connected = false;
+      if (this.stopping) break;
+      if (welcomed) delay = 50;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay * (1 + Math.random()));
+        link.wakeBackoff = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      link.wakeBackoff = undefined;
+      delay = Math.min(delay * 2, this.reconnectMaxIntervalMs);
+    }
   }
 
   // --- one connection --------------------------------------------------------------
 
-  private hello(): Request {
+  private hello(link: Link): Request {
     return {
       kind: {
         case: "hello",
         value: {
-          workerId: this.workerId,
+          workerId: link.workerId || this.workerId,
           maxConcurrentTasks: this.maxConcurrency,
           maxConcurrentEntrypoints: this.maxEntrypoints,
           sdkLanguage: "typescript",
@@ -163,68 +241,102 @@ export class Worker {
   }
 
   /** One Connect stream; resolves whether it was welcomed. */
-  private async session(): Promise<boolean> {
+  private async session(link: Link): Promise<boolean> {
     const outbox = new AsyncQueue<Request>();
-    const connection = connect(this.address);
-    this.outbox = outbox;
-    this.closeConnection = connection.close;
-    outbox.push(this.hello());
+    const connection = connect(link.address);
+    link.outbox = outbox;
+    link.close = connection.close;
+    outbox.push(this.hello(link));
     let welcomed = false;
     try {
       const service = createClient(WorkerService, connection.transport);
       for await (const response of service.connect(outbox)) {
         welcomed ||= response.kind.case === "welcome";
-        this.handle(response, outbox);
+        this.handle(link, response, outbox);
       }
       return welcomed;
     } finally {
       outbox.close();
       connection.close();
-      for (const { execution } of this.running.values()) execution.abandon();
-      this.running.clear();
+      // The service re-dispatches all of them.
+      for (const held of link.held.values()) this.drop(held);
+      link.held.clear();
     }
   }
 
-  private handle(response: ConnectResponse, outbox: AsyncQueue<Request>): void {
+  private handle(link: Link, response: ConnectResponse, outbox: AsyncQueue<Request>): void {
     const message = response.kind;
     switch (message.case) {
       case "welcome":
-        this.workerId = message.value.workerId;
-        this.connectedNow = true;
-        for (const wake of this.connectedWaiters.splice(0)) wake();
+        link.workerId = message.value.workerId;
+        this.workerId ||= link.workerId;
+        link.connected = true;
+        this.connectedWaiters = this.connectedWaiters.filter(({ all, wake }) => {
+          if (!this.isConnected(all)) return true;
+          wake();
+          return false;
+        });
         break;
       case "assignment":
         // While stopping, new assignments stay unstarted; the service
         // re-dispatches them when this stream closes.
-        if (!this.stopping) this.start(message.value, outbox);
+        if (!this.stopping) this.accept(link, message.value, outbox);
         break;
       case "childOutcome":
-        this.running.get(message.value.parentTaskId)?.execution.deliver(message.value);
+        link.held.get(message.value.parentTaskId)?.execution.deliver(message.value);
         break;
       case "cancel": {
-        const running = this.running.get(message.value.taskId);
-        this.running.delete(message.value.taskId);
-        running?.execution.abandon();
+        const held = link.held.get(message.value.taskId);
+        link.held.delete(message.value.taskId);
+        if (held) this.drop(held);
         break;
       }
       case "rejected":
         this.log(
-          `service rejected a message about task ${message.value.taskId}: ` +
+          `service at ${link.address} rejected a message about task ${message.value.taskId}: ` +
             `${message.value.error?.message} (${message.value.error?.reason})`,
         );
         break;
     }
   }
 
-  private start(assignment: TaskAssignment, outbox: AsyncQueue<Request>): void {
+  /** Withdraws an assignment: a waiting one never starts; a running body is
+   * abandoned and its slot freed at once (its result would not be sent). */
+  private drop(held: Held): void {
+    held.withdraw();
+    held.execution.abandon();
+    held.release();
+  }
+
+  /** Starts an assignment when the shared limit lets it, answering on `outbox`. */
+  private accept(link: Link, assignment: TaskAssignment, outbox: AsyncQueue<Request>): void {
     const send = (kind: Outgoing) => outbox.push({ kind });
     const execution = new Execution(assignment, send);
-    const done = this.execute(execution, send).finally(() => {
-      if (this.running.get(assignment.taskId)?.execution === execution) {
-        this.running.delete(assignment.taskId);
+    const slots = assignment.kind === TaskKind.ENTRYPOINT ? this.entrypointSlots : this.taskSlots;
+    let started = false;
+    let released = false;
+    const held: Held = {
+      execution,
+      withdraw: () => undefined,
+      release: () => {
+        if (started && !released) {
+          released = true;
+          slots.release();
+        }
+      },
+    };
+    link.held.set(assignment.taskId, held);
+    held.withdraw = slots.take(() => {
+      started = true;
+      if (this.stopping || execution.abandoned) {
+        held.release();
+        return;
       }
+      held.done = this.execute(execution, send).finally(() => {
+        held.release();
+        if (link.held.get(assignment.taskId) === held) link.held.delete(assignment.taskId);
+      });
     });
-    this.running.set(assignment.taskId, { execution, done });
   }
 
   private async execute(execution: Execution, send: (kind: Outgoing) => void): Promise<void> {

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -78,4 +79,18 @@ export async function stopProcess(child: ChildProcess, timeoutMs = 10_000): Prom
     await exited;
   }
   clearTimeout(timer);
+}
+
+/** A port free on 127.0.0.1 right now: for a server started later, or an
+ * address nothing listens on. */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolveListen, reject) => {
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", resolveListen);
+  });
+  const address = probe.address();
+  await new Promise<void>((resolveClose) => probe.close(() => resolveClose()));
+  if (address === null || typeof address === "string") throw new Error("no TCP port");
+  return address.port;
 }
