@@ -510,8 +510,9 @@ async def crash(app: App, args: argparse.Namespace, stack: Stack) -> dict[str, A
                 await asyncio.to_thread(watch.wait_for, f"{key} {kill_after}")
                 killed = time.perf_counter()
                 stack.kill_server()
-                with contextlib.suppress(Exception):
-                    await first  # fails: the server is gone
+                first.cancel()  # its server is gone; the run is joined below
+                with contextlib.suppress(BaseException):
+                    await first
             before = [int(line.split()[1]) for line in watch.lines() if line.startswith(key)]
             stack.start_server()
             async with Client(stack.address) as client:

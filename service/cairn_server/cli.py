@@ -1,7 +1,8 @@
 """The `cairn` command line.
 
 cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql://...]
-            [--thread-ttl SECONDS] [--log-level info]
+            [--thread-ttl SECONDS] [--replica-id ID] [--lease-ttl SECONDS]
+            [--shutdown-grace SECONDS] [--log-level info]
 cairn health [--address 127.0.0.1:50051]
 cairn threads [--status S] | state THREAD [--checkpoint ID] | history THREAD | runs THREAD
       [--address 127.0.0.1:50051] [--limit N] [--json]
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Callable
 
 from cairn_server import inspection
+from cairn_server.runtime.manager import DEFAULT_LEASE_TTL
 from cairn_server.server import ServerConfig, create_server, redact_url
 
 
@@ -30,7 +32,7 @@ async def serve(config: ServerConfig) -> None:
     print(f"cairn serving on {config.address} (port {port}), store {store}", flush=True)
     await stop.wait()
     logging.getLogger(__name__).info("shutting down")
-    await server.stop(grace=5.0)
+    await server.stop(grace=config.shutdown_grace)
 
 
 def health(address: str, timeout: float) -> int:
@@ -67,6 +69,28 @@ def main(argv: list[str] | None = None) -> int:
         help="delete threads not updated for this long (default: keep them)",
     )
     serve_cmd.add_argument(
+        "--replica-id",
+        default="",
+        help="this replica's name in the store (default: a new id per start); a replica"
+        " restarted under the same id takes its runs back at once",
+    )
+    serve_cmd.add_argument(
+        "--lease-ttl",
+        type=_positive_seconds,
+        default=DEFAULT_LEASE_TTL,
+        metavar="SECONDS",
+        help="how long the runs of a silent replica wait before another replica takes"
+        f" them over (default {DEFAULT_LEASE_TTL:g})",
+    )
+    serve_cmd.add_argument(
+        "--shutdown-grace",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long tasks in flight may take to finish before the runs"
+        " are handed to other replicas (default 10)",
+    )
+    serve_cmd.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     serve_cmd.add_argument(
@@ -89,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         store_url=args.store,
         max_payload_bytes=args.max_payload_bytes,
         thread_ttl=args.thread_ttl,
+        replica_id=args.replica_id,
+        lease_ttl=args.lease_ttl,
+        shutdown_grace=args.shutdown_grace,
     )
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(config))

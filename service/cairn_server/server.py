@@ -26,7 +26,7 @@ from cairn_server.api.checkpoints import CheckpointServicer
 from cairn_server.api.runs import RunServicer
 from cairn_server.api.threads import ThreadServicer
 from cairn_server.api.workers import WorkerServicer
-from cairn_server.runtime.manager import RunManager
+from cairn_server.runtime.manager import DEFAULT_LEASE_TTL, RunManager
 from cairn_server.store import Store, open_store
 from cairn_server.store.retention import ThreadTtlSweeper
 
@@ -47,6 +47,12 @@ class ServerConfig:
     max_payload_bytes: int = 4 * 1024 * 1024
     thread_ttl: float | None = None
     """Delete threads not updated for this many seconds (None: keep them)."""
+    replica_id: str = ""
+    """This replica's name in the store ('': a new id per start)."""
+    lease_ttl: float = DEFAULT_LEASE_TTL
+    """Seconds after which another replica takes over a silent replica's runs."""
+    shutdown_grace: float = 10.0
+    """On SIGTERM: seconds tasks in flight may take before the runs move."""
 
 
 class CairnServer:
@@ -57,21 +63,28 @@ class CairnServer:
         server: grpc.aio.Server,
         store: Store,
         runs: RunManager,
+        health: health.aio.HealthServicer,
         sweeper: ThreadTtlSweeper | None = None,
     ) -> None:
         self.grpc = server
+        self.health = health
         self.store = store
         self.runs = runs
         self.sweeper = sweeper
         self._sweeping = asyncio.create_task(sweeper.run()) if sweeper is not None else None
 
-    async def stop(self, grace: float | None = 5.0) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Graceful shutdown: report NOT_SERVING and take no new run; give
+        tasks in flight up to `grace` seconds to finish while workers can
+        still report; then stop, releasing every run to the other replicas."""
         if self._sweeping is not None:
             self._sweeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeping
-        await self.grpc.stop(grace)
+        await self.health.enter_graceful_shutdown()
+        await self.runs.drain(grace)
         await self.runs.close()
+        await self.grpc.stop(grace)
         await self.store.close()
 
     async def wait_for_termination(self) -> None:
@@ -85,7 +98,12 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         raise ValueError(f"thread_ttl must be positive, got {config.thread_ttl}")
     store = open_store(config.store_url)
     await store.open()
-    runs = RunManager(store)
+    runs = RunManager(
+        store,
+        replica_id=config.replica_id,
+        address=config.address,
+        lease_ttl=config.lease_ttl,
+    )
     limit = config.max_payload_bytes
     # Room for a payload at the limit plus the message around it, so that
     # oversized values get PAYLOAD_TOO_LARGE rather than a transport error.
@@ -135,7 +153,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
             store, ttl=config.thread_ttl, is_busy=runs.thread_is_busy, clock=runs.clock
         )
     log.info("cairn serving on %s with %s", config.address, redact_url(config.store_url))
-    return CairnServer(server, store, runs, sweeper), port
+    return CairnServer(server, store, runs, health_servicer, sweeper), port
 
 
 def redact_url(url: str) -> str:

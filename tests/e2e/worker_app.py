@@ -13,7 +13,7 @@ import operator
 import os
 import pathlib
 import time
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from cairn import (
     START,
@@ -138,7 +138,47 @@ def build_nested_nodes() -> CompiledStateGraph:
     return builder.compile(name="nested_nodes")
 
 
+def count(event: str, key: str, index: int) -> None:
+    """`<event> <key> <index> <pid>` in the .steps file beside the log."""
+    with LOG.with_suffix(".steps").open("a") as handle:
+        handle.write(f"{event} {key} {index} {os.getpid()}\n")
+
+
+@task
+def counted(key: str, index: int) -> str:
+    count("start", key, index)
+    time.sleep(0.01)
+    count("end", key, index)
+    return f"{key}:{index}"
+
+
+@task
+def gated(key: str, index: int) -> str:
+    """Logs its start, then waits until the test creates `<log>.<key>.go`."""
+    count("start", key, index)
+    gate = LOG.with_suffix(f".{key}.go")
+    deadline = time.monotonic() + 120
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    count("end", key, index)
+    return f"{key}:{index}"
+
+
+@entrypoint()
+def counted_steps(job: dict[str, Any]) -> list[str]:
+    """`job["steps"]` counted tasks in a row; the one at `job.get("gate")`
+    waits for the test."""
+    key, gate = job["key"], job.get("gate", -1)
+    return [
+        (gated if index == gate else counted)(key, index).result()
+        for index in range(job["steps"])
+    ]
+
+
 FUNCTIONS = [
+    counted,
+    gated,
+    counted_steps,
     step,
     twenty_steps,
     stall_once,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -104,10 +103,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     @unary
     async def Invoke(self, request: pb.InvokeRequest, context: Any) -> pb.InvokeResponse:
         started = await self._runs.start(self._start_run(request, []))
-        if isinstance(started, RunHandle):
-            run = await asyncio.shield(started.done)
-        else:
-            run = started
+        run = await self._runs.outcome(started.run_id)
         return pb.InvokeResponse(run=convert.run_pb(run))
 
     @streaming

@@ -76,6 +76,8 @@ class Dispatcher:
         self._queues: dict[str, OrderedDict[str, Assignment]] = {}
         self._workers: dict[int, WorkerConnection] = {}
         self._holders: dict[str, WorkerConnection] = {}
+        self.released = asyncio.Event()
+        """Set whenever a worker gives a task back (done or lost)."""
 
     # --- workers --------------------------------------------------------------
 
@@ -91,6 +93,7 @@ class Dispatcher:
         for assignment in lost:
             self._holders.pop(assignment.task_id, None)
             self._on_lost(assignment)
+        self.released.set()
         return lost
 
     def workers(self) -> list[WorkerConnection]:
@@ -138,6 +141,7 @@ class Dispatcher:
             return None
         self._holders.pop(task_id, None)
         worker.running[assignment.kind] -= 1
+        self.released.set()
         self._fill(worker)
         return assignment
 
@@ -150,6 +154,27 @@ class Dispatcher:
             worker = self._holders.get(task_id)
             if worker is not None and self.release(worker, task_id) is not None:
                 worker.outbox.put_nowait(CancelNotice(task_id, reason))
+
+    def withdraw_run(self, run_id: str, reason: str) -> None:
+        """Withdraw every task of a run, queued or held."""
+        held = [t for t, worker in self._holders.items() if worker.held[t].run_id == run_id]
+        queued = [t for q in self._queues.values() for t, a in q.items() if a.run_id == run_id]
+        self.withdraw([*queued, *held], reason)
+
+    def withdraw_queued(self, run_id: str) -> None:
+        """Forget a run's tasks that no worker has received yet."""
+        for queue in self._queues.values():
+            for task_id in [t for t, a in queue.items() if a.run_id == run_id]:
+                del queue[task_id]
+
+    def tasks_in_flight(self, run_ids: set[str]) -> int:
+        """Tasks (not entrypoints, which wait on their tasks) of these runs
+        that workers hold."""
+        return sum(
+            1
+            for task_id, worker in self._holders.items()
+            if worker.held[task_id].run_id in run_ids and worker.held[task_id].kind is TaskKind.TASK
+        )
 
     # --- internals ------------------------------------------------------------
 

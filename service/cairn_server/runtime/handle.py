@@ -12,6 +12,10 @@ writes per the run's durability:
 - async: writes and events are submitted to the store's ordered queue without
   waiting; the final commit waits for all of them.
 - exit: everything is kept in memory and committed when the run ends.
+
+Every batch carries the run's lease: once another replica has taken the run
+over, the store refuses it and the handle stops without writing (abandons
+the run), leaving its followers to read the run from the store.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from cairn_server.engine.graph import GraphRun
 from cairn_server.engine.tasks import child_task_id
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import EventLog
-from cairn_server.store import Store, ThreadStatusChange, WriteBatch, WriteSet
+from cairn_server.store import Lease, LeaseLost, Store, ThreadStatusChange, WriteBatch, WriteSet
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,11 @@ _THREAD_STATUS = {
     RunState.INTERRUPTED: ThreadStatus.INTERRUPTED,
     RunState.FAILED: ThreadStatus.ERROR,
 }
+
+
+class RunAbandoned(Exception):
+    """The run's `done` when this replica stopped driving it before it ended:
+    another replica took it over, or this one is shutting down."""
 
 
 class RunHandle:
@@ -75,8 +84,10 @@ class RunHandle:
         first_event_id: int,
         clock: Callable[[], float],
         pending: WriteBatch,
+        lease: Lease,
     ) -> None:
         self.run = run
+        self.lease = lease
         self.engine = engine
         self.checkpoint = checkpoint
         self.previous = previous
@@ -93,6 +104,7 @@ class RunHandle:
         self._timers: list[asyncio.TimerHandle] = []
         self._started: set[str] = set()  # tasks whose start chunk was emitted
         self._refused_local: set[str] = set()  # local calls refused (see FromLocalCopy)
+        self._draining = False  # graceful shutdown: send no new task
 
     @property
     def run_id(self) -> str:
@@ -108,9 +120,13 @@ class RunHandle:
             await self._execute(first)
             while not self.done.done():
                 message = await self._inbox.get()
+                if isinstance(message, inbox.LeaseLost):
+                    raise LeaseLost(self.lease)
                 await self._execute(self._apply(message))
         except asyncio.CancelledError:
             raise  # server shutdown: the run stays RUNNING and is recovered
+        except LeaseLost:
+            self._abandon()
         except Exception as exc:
             log.exception("run %s crashed", self.run_id)
             if not self.done.done():
@@ -118,7 +134,31 @@ class RunHandle:
         finally:
             for timer in self._timers:
                 timer.cancel()
+            if not self.done.done():  # shutdown or takeover: the run goes on elsewhere
+                self.done.set_exception(RunAbandoned(self.run_id))
+                self.done.exception()  # retrieved: followers read the run from the store
             self.log.close()
+
+    def _abandon(self) -> None:
+        log.warning("run %s was taken over by another replica; stopped here", self.run_id)
+        self._dispatcher.withdraw_run(self.run_id, "the run moved to another replica")
+
+    @property
+    def abandoned(self) -> bool:
+        """This replica stopped driving the run before it ended."""
+        return self.done.done() and isinstance(self.done.exception(), RunAbandoned)
+
+    def drain(self) -> None:
+        """Graceful shutdown: tasks not yet sent stay here for the replica
+        that takes the run over; tasks in flight may still finish."""
+        self._draining = True
+        self._dispatcher.withdraw_queued(self.run_id)
+
+    async def flush(self) -> None:
+        """Commit what the run holds in memory (durability exit included), so
+        the replica that takes it over continues from there."""
+        if self._batch and not self.done.done():
+            await self._commit()
 
     # --- messages -------------------------------------------------------------
 
@@ -165,6 +205,9 @@ class RunHandle:
             decisions = engine.schedule(
                 call.parent_id, call.index, call.name, call.input, call.retry_policy, local=True
             )
+        if self._draining and not (local.has_result or local.error is not None):
+            # Left to the next owner, which runs it from the entrypoint's replay.
+            decisions = []
         accepted = next((d for d in decisions if isinstance(d, Dispatch) and d.local), None)
         if accepted is None:
             if local.running:
@@ -233,6 +276,8 @@ class RunHandle:
             self.emit_task_started(decision)
         if decision.local:
             return  # its worker holds it already
+        if self._draining:
+            return  # the replica that takes the run over dispatches it again
         self._dispatcher.submit(
             Assignment(
                 task_id=decision.task_id,
@@ -314,6 +359,7 @@ class RunHandle:
 
     def _take_batch(self) -> WriteBatch:
         batch, self._batch = self._batch, WriteBatch()
+        batch.lease = self.lease
         return batch
 
     async def _commit(self) -> None:
@@ -327,6 +373,9 @@ class RunHandle:
         future.add_done_callback(lambda done: self._committed(done, last_event))
 
     def _committed(self, future: asyncio.Future[object], last_event: int) -> None:
+        if not future.cancelled() and isinstance(future.exception(), LeaseLost):
+            self.post(inbox.LeaseLost())
+            return
         if future.cancelled() or future.exception() is not None:
             log.error("run %s: storing progress failed", self.run_id, exc_info=future.exception())
             return

@@ -94,6 +94,11 @@ class CancelRequested:
     pass
 
 
+@dataclass(slots=True, frozen=True)
+class LeaseLost:
+    """Another replica took the run over: stop driving it, write nothing."""
+
+
 Message = (
     Assigned
     | Lost
@@ -106,4 +111,5 @@ Message = (
     | FromLocalCopy
     | RetryDue
     | CancelRequested
+    | LeaseLost
 )

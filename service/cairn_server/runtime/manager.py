@@ -1,8 +1,18 @@
-"""RunManager: starts, resumes, recovers, cancels and follows runs."""
+"""RunManager: starts, resumes, recovers, cancels and follows runs.
+
+Several replicas may share one store (DESIGN.md section 7). Each drives the
+runs it holds a lease on and renews its lease every `lease_ttl / 5` seconds;
+on the same beat it claims the runs of replicas whose lease expired (or that
+released theirs when shutting down) and resumes them from their last
+checkpoint, drops the runs another replica took from it, and passes on the
+stops other replicas asked for. A run driven elsewhere is followed, awaited
+and cancelled through the store.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,12 +48,19 @@ from cairn_server.engine.state import StateView, functional_state_view, graph_st
 from cairn_server.errors import error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
-from cairn_server.runtime.handle import RunHandle
-from cairn_server.store import Store, ThreadStatusChange, WriteBatch
+from cairn_server.runtime.handle import RunAbandoned, RunHandle
+from cairn_server.store import Lease, Store, ThreadBusy, ThreadStatusChange, WriteBatch
+from cairn_server.store.leases import STOP_CANCEL
 
 log = logging.getLogger(__name__)
 
 TaskTreeEngine = FunctionalRun | GraphRun
+
+DEFAULT_LEASE_TTL = 5.0
+_ACTIVE = (RunState.PENDING, RunState.RUNNING)
+# Reading a run driven by another replica: the wait between polls of the
+# store grows from the first value to the second while nothing changes.
+_POLL_FIRST, _POLL_MAX = 0.02, 0.5
 
 
 @dataclass(slots=True)
@@ -87,9 +104,24 @@ class StartRun:
 
 
 class RunManager:
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        replica_id: str = "",
+        address: str = "",
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+    ) -> None:
+        if not lease_ttl > 0:
+            raise ValueError(f"lease_ttl must be positive, got {lease_ttl}")
         self.store = store
         self.clock = clock
+        self.replica_id = replica_id or new_id()
+        self.address = address
+        self.lease_ttl = lease_ttl
+        self._leasing: asyncio.Task[None] | None = None
+        self._stops_posted: set[str] = set()
         self.dispatcher = Dispatcher(on_assigned=self._assigned, on_lost=self._lost)
         self._active: dict[str, RunHandle] = {}
         self._by_thread: dict[str, RunHandle] = {}
@@ -100,19 +132,112 @@ class RunManager:
         self._closing = False
 
     async def open(self) -> None:
+        """Load the registrations, take back the runs an earlier life of this
+        replica held and those of expired replicas, and start renewing."""
+        await self._load_targets()
+        now = self.clock()
+        claimed = await self.store.claim_runs(self.replica_id, now=now, own=True)
+        await self._renew(now)
+        for run, lease in claimed:
+            await self._resume(run, lease)
+        self._leasing = asyncio.create_task(self._keep_leases())
+
+    async def _load_targets(self) -> None:
         self._targets = await self.store.known_targets()
         self._graphs = {
             name: graph_from_json(spec) for name, spec in (await self.store.known_graphs()).items()
         }
-        await self._recover()
+
+    async def drain(self, grace: float) -> None:
+        """Graceful shutdown, first half: take no new run, send no new task,
+        give the tasks in flight up to `grace` seconds to finish and be
+        recorded, then store what runs hold in memory."""
+        self._closing = True
+        handles = list(self._active.values())
+        for handle in handles:
+            handle.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        run_ids = {handle.run_id for handle in handles}
+        while self.dispatcher.tasks_in_flight(run_ids) and loop.time() < deadline:
+            released = self.dispatcher.released
+            released.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), deadline - loop.time())
+        for handle in handles:
+            try:
+                await handle.flush()
+            except Exception:
+                log.warning("run %s: storing its progress at shutdown failed", handle.run_id)
 
     async def close(self) -> None:
-        """Stop driving runs; active runs stay RUNNING and are recovered at the
-        next start."""
+        """Stop driving runs and release their leases: they stay RUNNING and
+        another replica (or this one's next start) resumes them."""
         self._closing = True
+        if self._leasing is not None:
+            self._leasing.cancel()
+            await asyncio.gather(self._leasing, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            released = await self.store.release_runs(self.replica_id)
+            await self.store.remove_replica(self.replica_id)
+        except Exception:
+            log.warning("releasing the leases of replica %s failed", self.replica_id)
+        else:
+            if released:
+                log.info("released %d runs for other replicas", len(released))
+
+    # --- leases ---------------------------------------------------------------------
+
+    async def _renew(self, now: float) -> None:
+        await self.store.renew_replica(
+            self.replica_id, address=self.address, now=now, expires_at=now + self.lease_ttl
+        )
+
+    async def _keep_leases(self) -> None:
+        """Renew on its own beat, so that nothing this replica is busy with
+        (resuming runs it took over, say) lets its lease expire."""
+        watching = asyncio.create_task(self._watch_leases())
+        try:
+            while True:
+                await asyncio.sleep(self.lease_ttl / 5)
+                try:
+                    await self._renew(self.clock())
+                except Exception:
+                    log.warning("renewing the lease failed; trying again", exc_info=True)
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+
+    async def _watch_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl / 5)
+            try:
+                await self._watch_once()
+            except Exception:
+                log.warning("watching the leases failed; trying again", exc_info=True)
+
+    async def _watch_once(self) -> None:
+        """Drop the runs another replica took, pass on the stops other
+        replicas asked for, and claim the runs of expired replicas."""
+        handles = dict(self._active)
+        owned = await self.store.owned_runs(self.replica_id)
+        for run_id, handle in handles.items():
+            if owned.get(run_id) != handle.lease.token:
+                handle.post(inbox.LeaseLost())
+        for run_id, _kind in await self.store.stop_requests(self.replica_id):
+            stopping = self._active.get(run_id)
+            if stopping is not None and run_id not in self._stops_posted:
+                self._stops_posted.add(run_id)
+                stopping.post(inbox.CancelRequested())
+        if self._closing:
+            return
+        claimed = await self.store.claim_runs(self.replica_id, now=self.clock(), own=False)
+        if claimed:
+            log.info("taking over %d runs", len(claimed))
+        await asyncio.gather(*(self._resume(run, lease) for run, lease in claimed))
 
     # --- registration -----------------------------------------------------------
 
@@ -149,6 +274,11 @@ class RunManager:
             )
         self._starting.add(thread_id)
         try:
+            thread = await self.store.get_thread(thread_id)
+            if thread is not None and thread.status is ThreadStatus.BUSY:
+                raise error_for(
+                    "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
+                )
             base = await self.store.get_checkpoint(thread_id, "", checkpoint_id or None)
             if base is None:
                 raise error_for(
@@ -191,8 +321,7 @@ class RunManager:
     async def start(self, request: StartRun) -> RunHandle | RunRecord:
         """Start a run; returns its handle, or the finished run when a retried
         request_id names one."""
-        if self._closing:
-            raise error_for("SHUTTING_DOWN", "the server is shutting down")
+        self._check_open()
         thread_id = request.thread_id
         if request.request_id:
             earlier = await self.store.find_run_by_request_id(thread_id, request.request_id)
@@ -212,6 +341,10 @@ class RunManager:
         self._starting.add(thread_id)
         try:
             handle, first = await self._prepare(request)
+        except ThreadBusy:
+            raise error_for(
+                "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
+            ) from None
         finally:
             self._starting.discard(thread_id)
         self._launch(handle, first)
@@ -247,6 +380,8 @@ class RunManager:
             target = request.target
             if not target:
                 raise error_for("INVALID_ARGUMENT", "target is required to start a run")
+            if target not in self._targets:
+                await self._load_targets()  # registered with another replica?
             if target not in self._targets:
                 raise error_for(
                     "TARGET_NOT_FOUND", f"no worker serves entrypoint {target!r}", target=target
@@ -317,6 +452,9 @@ class RunManager:
             first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
         batch.runs.append(run)
         batch.thread_statuses.append(ThreadStatusChange(thread_id, ThreadStatus.BUSY, now))
+        batch.lease = Lease(run_id, self.replica_id, 1)
+        if thread is not None:
+            batch.claim_thread = thread_id  # atomically: no other replica started one
         deferred = WriteBatch()
         if request.has_input:
             (deferred if request.durability is Durability.EXIT else batch).checkpoints.append(
@@ -333,6 +471,7 @@ class RunManager:
             first_event_id=1,
             clock=self.clock,
             pending=deferred,
+            lease=batch.lease,
         )
         return handle, first + engine.start()
 
@@ -407,21 +546,46 @@ class RunManager:
 
         def forget(_: asyncio.Task[None]) -> None:
             self._tasks.discard(task)
-            self._active.pop(handle.run_id, None)
+            self._stops_posted.discard(handle.run_id)
+            if self._active.get(handle.run_id) is handle:
+                del self._active[handle.run_id]
             if self._by_thread.get(handle.run.thread_id) is handle:
                 del self._by_thread[handle.run.thread_id]
 
         task.add_done_callback(forget)
 
     async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel an active run, wherever it runs, and return it once stopped."""
         handle = self._active.get(run_id)
-        if handle is None:
+        if handle is not None:
+            handle.post(inbox.CancelRequested())
+            return await self.outcome(run_id)
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
+        if run.state not in _ACTIVE or not await self.store.request_stop(run_id, STOP_CANCEL):
+            raise error_for("RUN_FINISHED", f"run {run_id!r} is {run.state.value}", run_id=run_id)
+        return await self.outcome(run_id)
+
+    async def outcome(self, run_id: str) -> RunRecord:
+        """The run once it is no longer active (finished or interrupted),
+        wherever it runs."""
+        delay = _POLL_FIRST
+        while True:
+            handle = self._active.get(run_id)
+            if handle is not None:
+                try:
+                    return await asyncio.shield(handle.done)
+                except RunAbandoned:
+                    pass  # another replica continues it
             run = await self.store.get_run(run_id)
             if run is None:
                 raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
-            raise error_for("RUN_FINISHED", f"run {run_id!r} is {run.state.value}", run_id=run_id)
-        handle.post(inbox.CancelRequested())
-        return await asyncio.shield(handle.done)
+            if run.state not in _ACTIVE:
+                return run
+            self._check_open()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
 
     async def get_run(self, run_id: str) -> RunRecord:
         handle = self._active.get(run_id)
@@ -432,22 +596,36 @@ class RunManager:
             raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
         return run
 
+    def _check_open(self) -> None:
+        """A client waiting on an unfinished run is sent to another replica
+        (UNAVAILABLE) when this one shuts down."""
+        if self._closing:
+            raise error_for("SHUTTING_DOWN", "the server is shutting down")
+
     def thread_is_busy(self, thread_id: str) -> bool:
         return thread_id in self._by_thread or thread_id in self._starting
 
     async def follow(self, run_id: str, after_id: int = 0) -> AsyncIterator[EventRecord]:
-        """The run's events after `after_id`: stored ones, then live ones until
-        the run ends or stops at an interrupt."""
+        """The run's events after `after_id` until it ends or stops at an
+        interrupt: from its handle when this replica drives it, else (or once
+        another replica took it over) from the store."""
         handle = self._active.get(run_id)
         if handle is None:
             if await self.store.get_run(run_id) is None:
                 raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
-            for event in await self.store.read_events(run_id, after_id):
+        else:
+            async for event in self._follow_handle(handle, after_id):
                 yield event
-            return
+                after_id = event.event_id
+            if not handle.abandoned:
+                return
+        async for event in self._follow_store(run_id, after_id):
+            yield event
+
+    async def _follow_handle(self, handle: RunHandle, after_id: int) -> AsyncIterator[EventRecord]:
         event_log = handle.log
         if after_id < event_log.first_id - 1:
-            for event in await self.store.read_events(run_id, after_id):
+            for event in await self.store.read_events(handle.run_id, after_id):
                 if event.event_id >= event_log.first_id:
                     break
                 yield event
@@ -464,21 +642,47 @@ class RunManager:
                 return
             await event_log.wait()
 
+    async def _follow_store(self, run_id: str, after_id: int) -> AsyncIterator[EventRecord]:
+        delay = _POLL_FIRST
+        while True:
+            events = await self.store.read_events(run_id, after_id)
+            for event in events:
+                yield event
+                after_id = event.event_id
+            if events:
+                delay = _POLL_FIRST
+                continue
+            if run_id in self._active:  # this replica took it over meanwhile
+                async for event in self.follow(run_id, after_id):
+                    yield event
+                return
+            run = await self.store.get_run(run_id)
+            if run is None or run.state not in _ACTIVE:
+                # A run's last events are stored with its end.
+                for event in await self.store.read_events(run_id, after_id):
+                    yield event
+                return
+            self._check_open()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
     # --- recovery ------------------------------------------------------------------------
 
-    async def _recover(self) -> None:
-        """Resume the runs that were active when the server last stopped."""
-        for run in await self.store.list_active_runs():
+    async def _resume(self, run: RunRecord, lease: Lease) -> None:
+        """Drive a run this replica just claimed, from its last checkpoint."""
+        try:
+            if run.target not in self._targets:
+                await self._load_targets()
             if await self.store.get_checkpoint(run.thread_id, "", run.checkpoint_id) is None:
-                await self._lose(run)
-                continue
+                await self._lose(run, lease)
+                return
             # The thread was busy with this run, so its newest checkpoint is
             # the run's progress (a graph run writes one per step).
             checkpoint = await self.store.get_checkpoint(run.thread_id)
             assert checkpoint is not None
             if not checkpoints.is_unfinished(checkpoint):
-                await self._complete(run, checkpoint)
-                continue
+                await self._complete(run, checkpoint, lease)
+                return
             writes = await self.store.get_writes(run.thread_id, "", checkpoint.checkpoint_id)
             engine = self._engine(checkpoint, run, writes)
             await self._load_subgraphs(run.thread_id, engine)
@@ -492,11 +696,16 @@ class RunManager:
                 first_event_id=await self.store.last_event_id(run.run_id) + 1,
                 clock=self.clock,
                 pending=WriteBatch(),
+                lease=lease,
             )
-            log.info("recovering run %s on thread %s", run.run_id, run.thread_id)
-            self._launch(handle, engine.start())
+        except Exception:
+            # Left RUNNING: this replica's next start claims it again.
+            log.exception("cannot resume run %s", run.run_id)
+            return
+        log.info("resuming run %s on thread %s", run.run_id, run.thread_id)
+        self._launch(handle, engine.start())
 
-    async def _complete(self, run: RunRecord, final: CheckpointRecord) -> None:
+    async def _complete(self, run: RunRecord, final: CheckpointRecord, lease: Lease) -> None:
         """A run whose final checkpoint was stored just before the server stopped."""
         graph = self._graphs.get(run.target)
         output: Json = final.channel_values.get(checkpoints.END)
@@ -509,10 +718,11 @@ class RunManager:
             WriteBatch(
                 runs=[run],
                 thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.IDLE, now)],
+                lease=lease,
             )
         )
 
-    async def _lose(self, run: RunRecord) -> None:
+    async def _lose(self, run: RunRecord, lease: Lease) -> None:
         """A run whose input checkpoint was never stored (durability exit)."""
         now = self.clock()
         run.state = RunState.FAILED
@@ -524,6 +734,7 @@ class RunManager:
             WriteBatch(
                 runs=[run],
                 thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.ERROR, now)],
+                lease=lease,
             )
         )
 

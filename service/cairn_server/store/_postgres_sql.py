@@ -192,6 +192,12 @@ LOCK_THREADS_SHARED = (
     "SELECT pg_advisory_xact_lock_shared(hashtextextended('cairn.thread.' || t, 0))"
     " FROM unnest($1::text[]) AS t ORDER BY t"
 )
+# The rows a group's run starts claim and its leases fence, locked up front in
+# id order (see PostgresStore._lock_rows).
+LOCK_THREAD_ROWS = (
+    "SELECT 1 FROM threads WHERE thread_id = ANY($1::text[]) ORDER BY thread_id FOR UPDATE"
+)
+LOCK_RUN_ROWS = "SELECT 1 FROM runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR UPDATE"
 LOCK_THREADS = (
     "SELECT pg_advisory_xact_lock(hashtextextended('cairn.thread.' || t, 0))"
     " FROM unnest($1::text[]) AS t ORDER BY t"

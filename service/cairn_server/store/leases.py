@@ -35,10 +35,15 @@ FORGET_REPLICAS = "DELETE FROM replicas"
 # Active runs owned by `?` (when taking back one's own runs at start; '' else)
 # or by a replica without a live row. Replicas claim concurrently: the owner
 # test is on the updated row, so a run another replica took is skipped.
+# `{lock}` is the backend's row lock clause: Postgres skips the rows another
+# replica is claiming or writing instead of waiting on them (and deadlocking).
 CLAIM_RUNS = f"""
 UPDATE runs SET owner_id = ?, lease_token = lease_token + 1
-WHERE {_ACTIVE} AND (owner_id = ? OR owner_id NOT IN
-    (SELECT replica_id FROM replicas WHERE expires_at >= ?))
+WHERE run_id IN (
+    SELECT run_id FROM runs
+    WHERE {_ACTIVE} AND (owner_id = ? OR owner_id NOT IN
+        (SELECT replica_id FROM replicas WHERE expires_at >= ?))
+    ORDER BY run_id {{lock}})
 RETURNING {codec.RUN_COLUMNS}, lease_token
 """
 
@@ -69,6 +74,9 @@ class LeaseQueries(abc.ABC):
     """The Store's lease methods (documented there), for any backend that
     runs `?` queries."""
 
+    _row_lock = ""
+    """The lock clause of CLAIM_RUNS's row selection."""
+
     @abc.abstractmethod
     async def _lease_rows(self, sql: str, params: Sequence[object], *, write: bool) -> list[Any]:
         """Run one statement; writes go through the ordered commit queue."""
@@ -85,7 +93,9 @@ class LeaseQueries(abc.ABC):
         self, replica_id: str, *, now: float, own: bool
     ) -> list[tuple[RunRecord, Lease]]:
         rows = await self._lease_rows(
-            CLAIM_RUNS, (replica_id, replica_id if own else "", now), write=True
+            CLAIM_RUNS.format(lock=self._row_lock),
+            (replica_id, replica_id if own else "", now),
+            write=True,
         )
         claimed = []
         for row in rows:

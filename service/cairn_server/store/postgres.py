@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -102,6 +102,10 @@ class _Job:
     future: asyncio.Future[object]
     shared_locks: list[str] = field(default_factory=list)
     """Threads to lock shared for the whole group (see pg.LOCK_THREADS_SHARED)."""
+    fenced_run: str = ""
+    claimed_thread: str = ""
+    """The run and thread rows the job locks; the group locks them all first,
+    in id order, so that two replicas' groups cannot deadlock."""
 
 
 class PostgresStore(LeaseQueries, Store):
@@ -116,6 +120,8 @@ class PostgresStore(LeaseQueries, Store):
         finally:
             await store.close()
     """
+
+    _row_lock = "FOR UPDATE SKIP LOCKED"
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self._dsn = dsn
@@ -220,13 +226,11 @@ class PostgresStore(LeaseQueries, Store):
 
     # --- the writer ---------------------------------------------------------
 
-    def _enqueue(
-        self, apply: _Apply, shared_locks: list[str] | None = None
-    ) -> asyncio.Future[object]:
+    def _enqueue(self, apply: _Apply, **locks: Any) -> asyncio.Future[object]:
         if self._closing or self._queue is None:
             raise StoreError("store is not open")
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(apply, future, shared_locks or []))
+        self._queue.put_nowait(_Job(apply, future, **locks))
         return future
 
     async def _submit(self, apply: _Apply) -> object:
@@ -296,6 +300,7 @@ class PostgresStore(LeaseQueries, Store):
                     await transaction.start()
                     if locks:
                         await conn.execute(pg.LOCK_THREADS_SHARED, locks)
+                    await _lock_rows(conn, jobs)
                     for job in jobs:
                         error, result = await _apply_job(conn, job, savepoint=savepoints)
                         outcomes.append((job, error, result))
@@ -320,7 +325,12 @@ class PostgresStore(LeaseQueries, Store):
         # Encoding first: a value that is not JSON fails here, with nothing queued.
         encoded = pg.encode_batch(batch)
         threads = sorted({check.thread_id for check in encoded.blob_checks})
-        return self._enqueue(lambda conn: _apply_batch(conn, encoded), threads)
+        return self._enqueue(
+            lambda conn: _apply_batch(conn, encoded),
+            shared_locks=threads,
+            fenced_run=batch.lease.run_id if batch.lease else "",
+            claimed_thread=batch.claim_thread,
+        )
 
     async def create_thread(self, thread: ThreadRecord) -> None:
         params = pg.thread_params(thread)
@@ -401,11 +411,9 @@ class PostgresStore(LeaseQueries, Store):
         raise AssertionError("unreachable")
 
     async def _lease_rows(self, sql: str, params: Sequence[object], *, write: bool) -> list[Any]:
-        query = pg.numbered(sql)
-        if write:
-            rows = await self._submit(lambda conn: conn.fetch(query, *params))
-            return list(cast(list[Any], rows))
-        return list(await self._fetch(query, *params))
+        # Not through the write queue: a lease must not wait behind a busy
+        # replica's commits, and none of these need their order.
+        return list(await self._fetch(pg.numbered(sql), *params))
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         rows = await self._fetch(
@@ -657,7 +665,7 @@ class PostgresStore(LeaseQueries, Store):
 
         # Shared with group commits, exclusive for prunes: a checkpoint that
         # points at earlier values never interleaves with a prune of them.
-        await asyncio.shield(self._enqueue(apply, [c.thread_id]))
+        await asyncio.shield(self._enqueue(apply, shared_locks=[c.thread_id]))
 
     async def lg_put_writes(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[LgWrite]
@@ -706,7 +714,9 @@ class PostgresStore(LeaseQueries, Store):
                 await conn.execute(sql, target_thread_id, source_thread_id)
             return None
 
-        await asyncio.shield(self._enqueue(apply, [source_thread_id, target_thread_id]))
+        await asyncio.shield(
+            self._enqueue(apply, shared_locks=[source_thread_id, target_thread_id])
+        )
 
 
 async def _apply_job(conn: _Conn, job: _Job, *, savepoint: bool) -> tuple[Exception | None, object]:
@@ -729,6 +739,15 @@ async def _apply_job(conn: _Conn, job: _Job, *, savepoint: bool) -> tuple[Except
         return _as_store_error(exc), None
     await nested.commit()
     return None, result
+
+
+async def _lock_rows(conn: _Conn, jobs: list[_Job]) -> None:
+    threads = sorted({job.claimed_thread for job in jobs if job.claimed_thread})
+    runs = sorted({job.fenced_run for job in jobs if job.fenced_run})
+    if threads:
+        await conn.execute(pg.LOCK_THREAD_ROWS, threads)
+    if runs:
+        await conn.execute(pg.LOCK_RUN_ROWS, runs)
 
 
 async def _apply_batch(conn: _Conn, batch: pg.EncodedBatch) -> object:
