@@ -544,7 +544,8 @@ async def worker() -> AsyncIterator[Worker]:
     instance = Worker(functions=[serving_graph(), shout])
     yield instance
     # As when its connection closes: release bodies still waiting on a task.
-    pending = [running for running, _ in instance._running.values()]
+    connection = instance._connections[0]
+    pending = [running for running, _ in connection.running.values()]
     for running in pending:
         running.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
@@ -565,7 +566,8 @@ async def execute(
         task_id=task_id, name=name, kind=pb.TASK_KIND_TASK, input=to_value(input), **fields
     )
     outbox: asyncio.Queue[pb.ConnectRequest | None] = asyncio.Queue()
-    worker._start(assignment, outbox)
+    connection = worker._connections[0]
+    connection._start(assignment, outbox)
     messages = []
     while True:
         message = await asyncio.wait_for(outbox.get(), 5)
@@ -574,7 +576,7 @@ async def execute(
         kind = message.WhichOneof("kind")
         if kind == until:
             cancel = pb.ConnectResponse(cancel=pb.CancelTask(task_id=task_id))
-            worker._handle(cancel, outbox)
+            connection._handle(cancel, outbox)
             return messages
         if kind in OUTCOMES:
             return messages

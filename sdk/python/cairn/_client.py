@@ -6,17 +6,31 @@
             run = await client.invoke("workflow", Command(resume=True), thread_id="t1")
         print(run.output)
 
+Given several addresses (the replicas of one service), the client fails
+over: a call that finds its server gone (UNAVAILABLE) is retried on the next
+address, and a stream that loses its server continues on the next one from
+the last event it delivered, so every event arrives once and in order.
+
+    client = Client(["10.0.0.1:50051", "10.0.0.2:50051"])
+    client = Client("10.0.0.1:50051,10.0.0.2:50051")  # the same
+
 `SyncClient` offers the same methods for scripts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import grpc
 
+from cairn._addresses import Addresses, parse_addresses
 from cairn._errors import RunFailedError, from_rpc_error
 from cairn._types import (
     _DURABILITY_PB,
@@ -53,6 +67,22 @@ class Named(Protocol):
 
 Target = str | Named
 _PAGE = 200
+log = logging.getLogger("cairn.client")
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    # A channel whose server went away fails calls at once until it tries
+    # again; keep that short, so that a restarted server is found quickly.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+_FIRST_PAUSE = 0.05
+_MAX_PAUSE = 1.0
+_WAITING = frozenset({RunState.PENDING, RunState.RUNNING})
+# How gRPC reports a call that never left the client: no connection was made.
+_NOT_CONNECTED = "failed to connect to all addresses"
 
 
 def _target_name(target: Target | None) -> str:
@@ -81,7 +111,12 @@ async def _events(call: Any, subgraphs: bool) -> AsyncIterator[RunEvent]:
 
 class Session:
     """An interactive run: iterate its events; when it stops at an interrupt,
-    answer with `await session.resume(value)` and keep iterating."""
+    answer with `await session.resume(value)` and keep iterating.
+
+    A session talks to one server and does not fail over: if that server
+    goes away, iteration raises `UnavailableError`. The run goes on in the
+    service; follow it with `Client.join(run_id, after_event_id=...)` and
+    answer its interrupts with `Client.invoke(..., Command(resume=...))`."""
 
     def __init__(
         self,
@@ -112,21 +147,83 @@ class Session:
         self._requests.put_nowait(None)
 
 
-class Client:
-    """Async client of the Cairn service."""
+class _Failover:
+    """The retries of one call whose server is unavailable: each other address
+    at once, then a pause that doubles (up to a second) before every further
+    round; gives up `failover_timeout` seconds after the first failure."""
 
-    def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float | None = None) -> None:
-        self.address = address
-        self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ],
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._deadline = time.monotonic() + client.failover_timeout
+        self._tries = 0
+        self._pause = _FIRST_PAUSE
+
+    async def next(self, error: grpc.aio.AioRpcError, index: int) -> None:
+        """Move on from address `index` after `error`, or raise it as a
+        CairnError when time is up."""
+        client = self._client
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise from_rpc_error(error) from None
+        client._move_on(index)
+        log.info(
+            "server %s unavailable (%s); trying %s",
+            client.addresses[index],
+            error.details(),
+            client.address,
         )
-        self._runs = run_service_pb2_grpc.RunServiceStub(self._channel)
-        self._threads = thread_service_pb2_grpc.ThreadServiceStub(self._channel)
+        self._tries += 1
+        if self._tries % len(client.addresses) == 0:
+            await asyncio.sleep(min(self._pause * (0.5 + random.random()), remaining))
+            self._pause = min(self._pause * 2, _MAX_PAUSE)
+
+
+class Client:
+    """Async client of the Cairn service.
+
+    `address` is one server, or several replicas of one service as a
+    sequence or a comma-separated string:
+
+        async with Client(["10.0.0.1:50051", "10.0.0.2:50051"]) as client:
+            run = await client.invoke("workflow", "cats", thread_id="t1")
+
+    A call that fails with UNAVAILABLE (the server is gone or refuses the
+    connection) is retried on the next address in turn, with a short pause
+    after each round, for up to `failover_timeout` seconds; then it raises
+    `UnavailableError`. With one address, the call is retried on that one,
+    which rides out a restart. Other errors are raised at once. Runs started
+    without a `request_id` get a generated one, so that a retried start
+    returns the run the first attempt started instead of starting another;
+    `stream` and `join` resume from the last event they delivered. `timeout`
+    is the deadline of each attempt. `session` stays on one server.
+
+    A retried call whose first attempt was applied before its server went
+    away reports what the second attempt found: `cancel_run` may raise
+    RUN_FINISHED and `delete_thread` NOT_FOUND. `update_state`, which
+    would apply twice, is retried only when no server was reached.
+    """
+
+    def __init__(
+        self,
+        address: Addresses = "127.0.0.1:50051",
+        *,
+        timeout: float | None = None,
+        failover_timeout: float = 30.0,
+    ) -> None:
+        self.addresses = parse_addresses(address)
+        self.timeout = timeout
+        self.failover_timeout = failover_timeout
+        self._current = 0
+        self._channels = [
+            grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) for target in self.addresses
+        ]
+        self._run_stubs = [run_service_pb2_grpc.RunServiceStub(c) for c in self._channels]
+        self._thread_stubs = [thread_service_pb2_grpc.ThreadServiceStub(c) for c in self._channels]
+
+    @property
+    def address(self) -> str:
+        """The address calls go to now: the last one that answered."""
+        return self.addresses[self._current]
 
     async def __aenter__(self) -> Client:
         return self
@@ -135,13 +232,75 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close()
+        await asyncio.gather(*(channel.close() for channel in self._channels))
 
-    async def _call(self, rpc: Any, request: Any) -> Any:
-        try:
-            return await rpc(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
+    def _move_on(self, index: int) -> None:
+        # Concurrent calls that failed on the same address move on once.
+        if self._current == index:
+            self._current = (index + 1) % len(self.addresses)
+
+    async def _call(
+        self, rpc: str, request: Any, *, threads: bool = False, repeatable: bool = True
+    ) -> Any:
+        """Call unary `rpc` of the run (or thread) service, failing over. A
+        call that is not `repeatable` (applying it twice would do it twice)
+        moves on only when it never reached a server."""
+        failover: _Failover | None = None
+        while True:
+            index = self._current
+            stub = (self._thread_stubs if threads else self._run_stubs)[index]
+            try:
+                return await getattr(stub, rpc)(request, timeout=self.timeout)
+            except grpc.aio.AioRpcError as error:
+                if error.code() is not grpc.StatusCode.UNAVAILABLE or not (
+                    repeatable or _NOT_CONNECTED in (error.details() or "")
+                ):
+                    raise from_rpc_error(error) from None
+                failover = failover or _Failover(self)
+                await failover.next(error, index)
+
+    async def _follow(
+        self,
+        start: Callable[[run_service_pb2_grpc.RunServiceStub], Any] | None,
+        *,
+        run_id: str = "",
+        after_event_id: int = 0,
+        subgraphs: bool,
+    ) -> AsyncGenerator[RunEvent, None]:
+        """A run's events, failing over: `start(stub)` opens the stream
+        that starts the run; once an event named the run (or with `run_id`
+        from the outset), a lost stream continues with JoinRun after the last
+        event received. Chunks from subgraphs and nested tasks (a non-empty
+        namespace) are dropped unless `subgraphs`, as LangGraph's
+        `stream(subgraphs=False)`."""
+        last = after_event_id
+        failover: _Failover | None = None
+        while True:
+            index = self._current
+            stub = self._run_stubs[index]
+            if run_id or start is None:
+                request = run_service_pb2.JoinRunRequest(run_id=run_id, after_event_id=last)
+                call = stub.JoinRun(request, timeout=self.timeout)
+            else:
+                call = start(stub)
+            try:
+                async for response in call:
+                    failover = None  # progress: a later loss gets a fresh budget
+                    message = response.event
+                    if message.event_id <= last:
+                        continue
+                    run_id, last = message.run_id, message.event_id
+                    event = RunEvent._from_proto(message)
+                    if subgraphs or not event.namespace:
+                        yield event
+                return
+            except grpc.aio.AioRpcError as error:
+                if error.code() is not grpc.StatusCode.UNAVAILABLE:
+                    raise from_rpc_error(error) from None
+                failover = failover or _Failover(self)
+                await failover.next(error, index)
+            finally:
+                call.cancel()
 
     @staticmethod
     def _start_fields(
@@ -160,7 +319,9 @@ class Client:
             "thread_id": thread_id,
             "target": _target_name(target),
             "metadata": to_struct(metadata),
-            "request_id": request_id or "",
+            # Generated when not given: a start retried on another server
+            # then returns the run the first attempt started.
+            "request_id": request_id or uuid.uuid4().hex,
             "create_thread": create_thread,
             "checkpoint_id": checkpoint_id or "",
             "recursion_limit": recursion_limit or 0,
@@ -207,8 +368,14 @@ class Client:
                 recursion_limit=recursion_limit,
             )
         )
-        response = await self._call(self._runs.Invoke, request)
+        response = await self._call("Invoke", request)
         run = Run._from_proto(response.run)
+        if run.state in _WAITING:
+            # A retry found the run the first attempt started, still going
+            # on: wait for its end as the first attempt would have.
+            async for event in self.join(run.run_id):
+                if event.run is not None:
+                    run = event.run
         if run.state is RunState.FAILED:
             raise RunFailedError(run)
         return run
@@ -247,17 +414,28 @@ class Client:
                 recursion_limit=recursion_limit,
             ),
         )
-        async for event in _events(self._runs.Stream(request, timeout=self.timeout), subgraphs):
-            yield event
+        events = self._follow(
+            lambda stub: stub.Stream(request, timeout=self.timeout), subgraphs=subgraphs
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     async def join(
         self, run_id: str, *, after_event_id: int = 0, subgraphs: bool = False
     ) -> AsyncIterator[RunEvent]:
-        """Yield a run's events after `after_event_id`, live while it runs."""
-        request = run_service_pb2.JoinRunRequest(run_id=run_id, after_event_id=after_event_id)
-        call = self._runs.JoinRun(request, timeout=self.timeout)
-        async for event in _events(call, subgraphs):
-            yield event
+        """Yield a run's events after `after_event_id`, live while it runs;
+        fails over as `stream` does.
+
+            async for event in client.join(run_id, after_event_id=last_seen):
+                ...
+        """
+        events = self._follow(
+            None, run_id=run_id, after_event_id=after_event_id, subgraphs=subgraphs
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     def session(
         self,
@@ -272,7 +450,8 @@ class Client:
         recursion_limit: int | None = None,
         subgraphs: bool = False,
     ) -> Session:
-        """Start an interactive session (see `Session`)."""
+        """Start an interactive session (see `Session`) on the address in
+        use; a session does not fail over to another address."""
         start = run_service_pb2.StreamRequest(
             stream_modes=_modes(stream_mode),
             **self._start_fields(
@@ -293,11 +472,11 @@ class Client:
             while (message := await requests.get()) is not None:
                 yield message
 
-        call = self._runs.Session(outgoing(), timeout=self.timeout)
+        call = self._run_stubs[self._current].Session(outgoing(), timeout=self.timeout)
         return Session(call, requests, subgraphs)
 
     async def get_run(self, run_id: str) -> Run:
-        response = await self._call(self._runs.GetRun, run_service_pb2.GetRunRequest(run_id=run_id))
+        response = await self._call("GetRun", run_service_pb2.GetRunRequest(run_id=run_id))
         return Run._from_proto(response.run)
 
     async def list_runs(
@@ -313,7 +492,7 @@ class Client:
                 page_token=token,
                 state=_RUN_STATE_PB[RunState(state)] if state else run_pb2.RUN_STATE_UNSPECIFIED,
             )
-            response = await self._call(self._runs.ListRuns, request)
+            response = await self._call("ListRuns", request)
             runs.extend(Run._from_proto(r) for r in response.runs)
             token = response.next_page_token
             if not token:
@@ -322,21 +501,30 @@ class Client:
 
     async def cancel_run(self, run_id: str) -> Run:
         request = run_service_pb2.CancelRunRequest(run_id=run_id)
-        return Run._from_proto((await self._call(self._runs.CancelRun, request)).run)
+        return Run._from_proto((await self._call("CancelRun", request)).run)
 
     # --- threads ----------------------------------------------------------------------------
 
     async def create_thread(
-        self, thread_id: str = "", *, metadata: dict[str, Any] | None = None
+        self,
+        thread_id: str = "",
+        *,
+        metadata: dict[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> Thread:
+        """Create a thread (with a generated id when `thread_id` is empty). A
+        `request_id` (generated when not given) makes a retry return the
+        thread the first attempt created."""
         request = thread_service_pb2.CreateThreadRequest(
-            thread_id=thread_id, metadata=to_struct(metadata)
+            thread_id=thread_id,
+            metadata=to_struct(metadata),
+            request_id=request_id or uuid.uuid4().hex,
         )
-        return Thread._from_proto((await self._call(self._threads.CreateThread, request)).thread)
+        return Thread._from_proto((await self._call("CreateThread", request, threads=True)).thread)
 
     async def get_thread(self, thread_id: str) -> Thread:
         request = thread_service_pb2.GetThreadRequest(thread_id=thread_id)
-        return Thread._from_proto((await self._call(self._threads.GetThread, request)).thread)
+        return Thread._from_proto((await self._call("GetThread", request, threads=True)).thread)
 
     async def list_threads(
         self,
@@ -357,7 +545,7 @@ class Client:
                 if status
                 else thread_pb2.THREAD_STATUS_UNSPECIFIED,
             )
-            response = await self._call(self._threads.ListThreads, request)
+            response = await self._call("ListThreads", request, threads=True)
             threads.extend(Thread._from_proto(t) for t in response.threads)
             token = response.next_page_token
             if not token:
@@ -366,7 +554,7 @@ class Client:
 
     async def delete_thread(self, thread_id: str) -> None:
         request = thread_service_pb2.DeleteThreadRequest(thread_id=thread_id)
-        await self._call(self._threads.DeleteThread, request)
+        await self._call("DeleteThread", request, threads=True)
 
     async def prune_threads(
         self, thread_ids: Sequence[str], *, keep_latest: int | None = None, delete: bool = False
@@ -387,7 +575,7 @@ class Client:
                 strategy=pb.PRUNE_STRATEGY_KEEP_LATEST,
                 keep_latest=keep_latest or 0,
             )
-        response = await self._call(self._threads.PruneThreads, request)
+        response = await self._call("PruneThreads", request, threads=True)
         return list(response.thread_ids)
 
     async def get_state(self, thread_id: str, *, checkpoint_id: str = "") -> StateSnapshot:
@@ -395,7 +583,8 @@ class Client:
         request = thread_service_pb2.GetStateRequest(
             thread_id=thread_id, checkpoint_id=checkpoint_id
         )
-        return StateSnapshot._from_proto((await self._call(self._threads.GetState, request)).state)
+        response = await self._call("GetState", request, threads=True)
+        return StateSnapshot._from_proto(response.state)
 
     async def update_state(
         self,
@@ -407,14 +596,19 @@ class Client:
     ) -> StateSnapshot:
         """Write `values` into a graph thread's state as if `as_node` returned
         them (LangGraph's `update_state`). From an older `checkpoint_id`, this
-        forks a new branch; `invoke(graph, None, thread_id=...)` continues it."""
+        forks a new branch; `invoke(graph, None, thread_id=...)` continues it.
+
+        UpdateState has no request_id, so this moves on to another address
+        only when its server could not be reached at all: if the server went
+        away mid-call, `UnavailableError` is raised, and the update may or
+        may not have been applied (read the state before trying again)."""
         request = thread_service_pb2.UpdateStateRequest(
             thread_id=thread_id,
             checkpoint_id=checkpoint_id,
             values=to_value(values),
             as_node=as_node,
         )
-        response = await self._call(self._threads.UpdateState, request)
+        response = await self._call("UpdateState", request, threads=True, repeatable=False)
         return StateSnapshot._from_proto(response.state)
 
     async def get_state_history(
@@ -429,5 +623,5 @@ class Client:
         request = thread_service_pb2.GetStateHistoryRequest(
             thread_id=thread_id, limit=limit or 0, before=before or "", filter=to_struct(filter)
         )
-        response = await self._call(self._threads.GetStateHistory, request)
+        response = await self._call("GetStateHistory", request, threads=True)
         return [StateSnapshot._from_proto(s) for s in response.states]

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
+from cairn._addresses import Addresses
 from cairn._client import Client
 
 
@@ -17,18 +18,27 @@ class SyncClient:
 
         client = SyncClient("127.0.0.1:50051")
         run = client.invoke("workflow", {"topic": "cats"}, thread_id="t1")
+
+    It takes the addresses and options of `Client` and fails over the same
+    way: `SyncClient(["10.0.0.1:50051", "10.0.0.2:50051"])`.
     """
 
-    def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        address: Addresses = "127.0.0.1:50051",
+        *,
+        timeout: float | None = None,
+        failover_timeout: float = 30.0,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._client = self._run(self._make(address, deadline=timeout))
+        self._client = self._run(self._make(address, timeout, failover_timeout))
 
     @staticmethod
-    async def _make(address: str, *, deadline: float | None) -> Client:
-        # The channel must be created on the loop that will use it.
-        return Client(address, timeout=deadline)
+    async def _make(address: Addresses, deadline: float | None, failover: float) -> Client:
+        # The channels must be created on the loop that will use them.
+        return Client(address, timeout=deadline, failover_timeout=failover)
 
     def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()

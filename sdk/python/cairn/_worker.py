@@ -3,9 +3,13 @@
     worker = Worker("127.0.0.1:50051", functions=[write_essay, workflow, graph])
     await worker.run()          # or worker.run_sync() in a script
 
-The worker keeps one Connect stream open, reconnecting with backoff when it
-drops; the service bounds how many tasks it runs at once (max_concurrency)
-and re-dispatches whatever it held when the stream broke.
+    # several replicas of one service: a stream to each
+    worker = Worker("10.0.0.1:50051,10.0.0.2:50051", functions=[...])
+
+The worker keeps one Connect stream open to each address, each reconnecting
+with backoff when it drops; a service re-dispatches whatever the worker held
+when its stream broke. Each service bounds what it sends on one stream
+(max_concurrency), and the worker bounds all of them together.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ import random
 import signal
 import socket
 import traceback
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any
 
 import grpc
 
+from cairn._addresses import Addresses, parse_addresses
 from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt, SyncBody
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint
@@ -52,11 +57,28 @@ CHANNEL_OPTIONS = [
 
 class Worker:
     """Runs the tasks, entrypoints and graph nodes it registers when the
-    service assigns them."""
+    service assigns them.
+
+    `address` is one server, or several replicas of one service as a
+    sequence or a comma-separated string. The worker keeps a Connect stream
+    open to every address at once, so that work of a run owned by any
+    replica reaches it; each stream reconnects on its own with backoff (up to
+    `reconnect_max_interval` seconds) when it drops:
+
+        worker = Worker(["10.0.0.1:50051", "10.0.0.2:50051"], functions=[essay])
+        await worker.run()
+
+    `max_concurrency` (tasks and graph nodes) and `max_entrypoints` bound
+    what runs at once over all streams together: each service is told the
+    whole limit, and an assignment beyond it waits in the worker until a
+    slot frees. Every execution answers on the stream it came from.
+    `connected` is set while at least one stream is up, `all_connected`
+    while every one is.
+    """
 
     def __init__(
         self,
-        address: str = "127.0.0.1:50051",
+        address: Addresses = "127.0.0.1:50051",
         *,
         functions: Iterable[Function] = (),
         max_concurrency: int = 16,
@@ -65,20 +87,22 @@ class Worker:
         reconnect_max_interval: float = 5.0,
         local_calls: bool = True,
     ) -> None:
-        self.address = address
+        self.addresses = parse_addresses(address)
+        self.address = ",".join(self.addresses)
         self.local_calls = local_calls
         self.worker_id = worker_id
         self.max_concurrency = max_concurrency
         self.max_entrypoints = max_entrypoints
         self.reconnect_max_interval = reconnect_max_interval
         self.connected = asyncio.Event()
+        self.all_connected = asyncio.Event()
         self._functions: dict[str, Task | entrypoint | GraphTask] = {}
         self._graphs: dict[str, CompiledStateGraph] = {}
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
-        self._outbox: asyncio.Queue[pb.ConnectRequest | None] | None = None
-        self._batches = False  # whether the service reads ConnectRequest.batch
-        self._running: dict[str, tuple[asyncio.Task[None], Execution]] = {}
+        self._connections = [_Connection(self, target) for target in self.addresses]
+        self._task_slots = asyncio.Semaphore(max_concurrency)
+        self._entrypoint_slots = asyncio.Semaphore(max_entrypoints)
         self._task_threads = concurrent.futures.ThreadPoolExecutor(
             max_concurrency, thread_name_prefix="cairn-task"
         )
@@ -105,37 +129,30 @@ class Worker:
     # --- lifecycle --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until `stop()`; reconnects with exponential backoff."""
+        """Serve on every address until `stop()`."""
         self._stop_requested = asyncio.Event()
-        delay = 0.05
-        while not self._stopping:
-            try:
-                await self._session()
-                delay = 0.05
-            except grpc.aio.AioRpcError as error:
-                if self._stopping:
-                    break
-                log.warning("connection to %s lost: %s", self.address, error.code().name)
-            self.connected.clear()
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_requested.wait(), delay * (1 + random.random()))
-            delay = min(delay * 2, self.reconnect_max_interval)
-        self._task_threads.shutdown(wait=False, cancel_futures=True)
-        self._entrypoint_threads.shutdown(wait=False, cancel_futures=True)
+        streams = [asyncio.ensure_future(c.run()) for c in self._connections]
+        try:
+            await asyncio.gather(*streams)
+        finally:
+            for stream in streams:
+                stream.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
+            self._task_threads.shutdown(wait=False, cancel_futures=True)
+            self._entrypoint_threads.shutdown(wait=False, cancel_futures=True)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Finish the tasks in progress (up to `grace` seconds), then
-        disconnect; anything unfinished is re-dispatched by the service."""
+        disconnect from every address; anything unfinished is re-dispatched
+        by the service."""
         self._stopping = True
         if self._stop_requested is not None:
             self._stop_requested.set()
-        running = [t for t, _ in self._running.values()]
+        running = [task for c in self._connections for task, _ in c.running.values()]
         if running:
             await asyncio.wait(running, timeout=grace)
-        if self._outbox is not None:
-            self._outbox.put_nowait(None)
+        for connection in self._connections:
+            connection.close()
 
     def run_sync(self) -> None:
         """Run in a script until SIGINT or SIGTERM (on uvloop when installed)."""
@@ -153,11 +170,23 @@ class Worker:
         else:
             uvloop.run(main())
 
-    # --- one connection ------------------------------------------------------------------
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less if `stop()` is called meanwhile."""
+        assert self._stop_requested is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)
 
-    def _hello(self) -> pb.ConnectRequest:
+    def _connections_changed(self) -> None:
+        up = [c.connected for c in self._connections]
+        for event, value in ((self.connected, any(up)), (self.all_connected, all(up))):
+            if value:
+                event.set()
+            else:
+                event.clear()
+
+    def _hello(self, worker_id: str = "") -> pb.ConnectRequest:
         hello = pb.WorkerHello(
-            worker_id=self.worker_id,
+            worker_id=worker_id or self.worker_id,
             max_concurrent_tasks=self.max_concurrency,
             max_concurrent_entrypoints=self.max_entrypoints,
             sdk_language="python",
@@ -176,88 +205,7 @@ class Worker:
                 registration.retry_policy.CopyFrom(function.retry_policy._to_proto())
         return pb.ConnectRequest(hello=hello)
 
-    async def _session(self) -> None:
-        outbox: asyncio.Queue[pb.ConnectRequest | None] = asyncio.Queue()
-        self._outbox = outbox
-        self._batches = False  # until this service's welcome says otherwise
-        outbox.put_nowait(self._hello())
-
-        async def requests() -> AsyncIterator[pb.ConnectRequest]:
-            # Messages ready at once go as one batch once the service said
-            # it reads them (a long run of small messages costs far less).
-            ended = False
-            while not ended:
-                batch: list[pb.ConnectRequest] = []
-                message = await outbox.get()
-                while message is not None:
-                    batch.append(message)
-                    if not self._batches or len(batch) >= MAX_BATCH or outbox.empty():
-                        break
-                    message = outbox.get_nowait()
-                ended = message is None
-                if len(batch) == 1:
-                    yield batch[0]
-                elif batch:
-                    yield pb.ConnectRequest(batch=pb.ConnectRequestBatch(requests=batch))
-
-        async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
-            call = worker_service_pb2_grpc.WorkerServiceStub(channel).Connect(requests())
-            try:
-                async for response in call:
-                    self._handle(response, outbox)
-            finally:
-                self._outbox = None
-                for task, _ in list(self._running.values()):
-                    task.cancel()
-                self._running.clear()
-
-    def _handle(
-        self, response: pb.ConnectResponse, outbox: asyncio.Queue[pb.ConnectRequest | None]
-    ) -> None:
-        kind = response.WhichOneof("kind")
-        if kind == "batch":
-            for item in response.batch.responses:
-                self._handle(item, outbox)
-        elif kind == "welcome":
-            self.worker_id = response.welcome.worker_id
-            self._batches = response.welcome.accepts_batches
-            self.connected.set()
-            log.info("worker %s connected to %s", self.worker_id, self.address)
-        elif kind == "assignment" and not self._stopping:
-            # While stopping, new assignments stay unstarted; the service
-            # re-dispatches them when this stream closes.
-            self._start(response.assignment, outbox)
-        elif kind == "child_outcome":
-            running = self._running.get(response.child_outcome.parent_task_id)
-            if running is not None:
-                running[1].deliver(response.child_outcome)
-        elif kind == "cancel":
-            running = self._running.pop(response.cancel.task_id, None)
-            if running is not None:
-                running[0].cancel()
-        elif kind == "rejected":
-            error = response.rejected.error
-            log.warning(
-                "service rejected a message about task %s: %s (%s)",
-                response.rejected.task_id,
-                error.message,
-                error.reason,
-            )
-
-    def _start(
-        self, assignment: pb.TaskAssignment, outbox: asyncio.Queue[pb.ConnectRequest | None]
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        local = self if self.local_calls else None
-        self._run(Execution(assignment, loop=loop, send=outbox.put_nowait, local=local))
-
-    def _run(self, execution: Execution) -> None:
-        task_id = execution.task_id
-        task = asyncio.ensure_future(self._execute(execution))
-        self._running[task_id] = (task, execution)
-        task.add_done_callback(lambda _: self._forget(task_id, task))
-
-    # --- local calls (LocalCalls) ---------------------------------------------------
+    # --- local calls (LocalCalls, through the caller's connection) --------------------
 
     def serves(self, parent: Execution, name: str) -> bool:
         """An entrypoint's calls of a plain task this worker serves run here
@@ -269,9 +217,10 @@ class Worker:
             and not self._stopping
         )
 
-    def start(self, parent: Execution, schedule: pb.ScheduleTask) -> Execution:
-        """Run call `schedule` of `parent` here, detached: the service hears of
-        it when it finishes, or earlier if it needs the service."""
+    def _local_call(self, parent: Execution, schedule: pb.ScheduleTask) -> Execution:
+        """The execution of call `schedule` of `parent`, detached: the service
+        hears of it when it finishes, or earlier if it needs the service. The
+        caller starts it on the loop."""
         child = parent.local_call(schedule)
         if parent.assignment.announce_calls:
             child.attach()  # the run streams task starts
@@ -283,13 +232,27 @@ class Worker:
             with contextlib.suppress(Exception):
                 args, kwargs = function._unpack(to_json(schedule.input))
                 child.body = SyncBody(child, functools.partial(function.fn, *args, **kwargs))
-        child.on_loop(self._run, child)
         return child
 
-    def _forget(self, task_id: str, task: asyncio.Task[None]) -> None:
-        running = self._running.get(task_id)
-        if running is not None and running[0] is task:
-            del self._running[task_id]
+    # --- executions -------------------------------------------------------------------
+
+    async def _admit(self, execution: Execution) -> None:
+        """Run an assignment once a slot of its kind is free: the service
+        bounds each stream, this bounds them all together."""
+        entrypoint_ = execution.assignment.kind == pb.TASK_KIND_ENTRYPOINT
+        slots = self._entrypoint_slots if entrypoint_ else self._task_slots
+        if slots.locked():
+            log.debug(
+                "%s %s waits for a free slot (%s=%d reached over all connections)",
+                execution.assignment.name,
+                execution.task_id,
+                "max_entrypoints" if entrypoint_ else "max_concurrency",
+                self.max_entrypoints if entrypoint_ else self.max_concurrency,
+            )
+        async with slots:
+            if self._stopping:
+                return  # never started: re-dispatched when the stream closes
+            await self._execute(execution)
 
     async def _call(self, execution: Execution, function: Task | entrypoint | GraphTask) -> Any:
         """The result of `function` called with the assignment's input."""
@@ -351,6 +314,154 @@ class Worker:
                 execution.send(
                     pb.ConnectRequest(failed=pb.TaskFailed(task_id=task_id, error=failure))
                 )
+
+
+class _Connection:
+    """The Connect stream to one address, reconnecting with backoff when it
+    drops. The executions it starts answer on it and nowhere else."""
+
+    def __init__(self, worker: Worker, address: str) -> None:
+        self.worker = worker
+        self.address = address
+        self.worker_id = ""  # as the service at this address knows this worker
+        self.connected = False
+        self.running: dict[str, tuple[asyncio.Task[None], Execution]] = {}
+        self._outbox: asyncio.Queue[pb.ConnectRequest | None] | None = None
+        self._batches = False  # whether the service reads ConnectRequest.batch
+
+    async def run(self) -> None:
+        worker = self.worker
+        delay = 0.05
+        reported = False  # this outage was logged as a warning already
+        while not worker._stopping:
+            try:
+                await self._session()
+            except grpc.aio.AioRpcError as error:
+                if worker._stopping:
+                    break
+                # A server that stays down is reported once, not at every try.
+                level = logging.DEBUG if reported and not self.connected else logging.WARNING
+                log.log(level, "connection to %s lost: %s", self.address, error.code().name)
+                reported = True
+            if self.connected:
+                delay = 0.05  # it was up: try again soon
+                self.connected = False
+                worker._connections_changed()
+            if worker._stopping:
+                break
+            await worker._pause(delay * (1 + random.random()))
+            delay = min(delay * 2, worker.reconnect_max_interval)
+
+    def close(self) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(None)
+
+    async def _session(self) -> None:
+        outbox: asyncio.Queue[pb.ConnectRequest | None] = asyncio.Queue()
+        self._outbox = outbox
+        self._batches = False  # until this service's welcome says otherwise
+        outbox.put_nowait(self.worker._hello(self.worker_id))
+
+        async def requests() -> AsyncIterator[pb.ConnectRequest]:
+            # Messages ready at once go as one batch once the service said
+            # it reads them (a long run of small messages costs far less).
+            ended = False
+            while not ended:
+                batch: list[pb.ConnectRequest] = []
+                message = await outbox.get()
+                while message is not None:
+                    batch.append(message)
+                    if not self._batches or len(batch) >= MAX_BATCH or outbox.empty():
+                        break
+                    message = outbox.get_nowait()
+                ended = message is None
+                if len(batch) == 1:
+                    yield batch[0]
+                elif batch:
+                    yield pb.ConnectRequest(batch=pb.ConnectRequestBatch(requests=batch))
+
+        async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
+            call = worker_service_pb2_grpc.WorkerServiceStub(channel).Connect(requests())
+            try:
+                async for response in call:
+                    self._handle(response, outbox)
+            finally:
+                self._outbox = None
+                for task, _ in list(self.running.values()):
+                    task.cancel()
+                self.running.clear()
+
+    def _handle(
+        self, response: pb.ConnectResponse, outbox: asyncio.Queue[pb.ConnectRequest | None]
+    ) -> None:
+        worker = self.worker
+        kind = response.WhichOneof("kind")
+        if kind == "batch":
+            for item in response.batch.responses:
+                self._handle(item, outbox)
+        elif kind == "welcome":
+            self.worker_id = response.welcome.worker_id
+            # One name on every replica: later hellos reuse the first one.
+            worker.worker_id = worker.worker_id or self.worker_id
+            self._batches = response.welcome.accepts_batches
+            self.connected = True
+            worker._connections_changed()
+            log.info("worker %s connected to %s", self.worker_id, self.address)
+        elif kind == "assignment" and not worker._stopping:
+            # While stopping, new assignments stay unstarted; the service
+            # re-dispatches them when this stream closes.
+            self._start(response.assignment, outbox)
+        elif kind == "child_outcome":
+            running = self.running.get(response.child_outcome.parent_task_id)
+            if running is not None:
+                running[1].deliver(response.child_outcome)
+        elif kind == "cancel":
+            running = self.running.pop(response.cancel.task_id, None)
+            if running is not None:
+                running[0].cancel()
+        elif kind == "rejected":
+            error = response.rejected.error
+            log.warning(
+                "service at %s rejected a message about task %s: %s (%s)",
+                self.address,
+                response.rejected.task_id,
+                error.message,
+                error.reason,
+            )
+
+    def _start(
+        self, assignment: pb.TaskAssignment, outbox: asyncio.Queue[pb.ConnectRequest | None]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        local = self if self.worker.local_calls else None
+        execution = Execution(assignment, loop=loop, send=outbox.put_nowait, local=local)
+        self._run(execution, self.worker._admit(execution))
+
+    def _run(self, execution: Execution, body: Coroutine[Any, Any, None]) -> None:
+        task_id = execution.task_id
+        task = asyncio.ensure_future(body)
+        self.running[task_id] = (task, execution)
+        task.add_done_callback(lambda _: self._forget(task_id, task))
+
+    def _forget(self, task_id: str, task: asyncio.Task[None]) -> None:
+        running = self.running.get(task_id)
+        if running is not None and running[0] is task:
+            del self.running[task_id]
+
+    # --- LocalCalls: an entrypoint's calls run here, answering on this stream -----------
+
+    def serves(self, parent: Execution, name: str) -> bool:
+        return self.worker.serves(parent, name)
+
+    def start(self, parent: Execution, schedule: pb.ScheduleTask) -> Execution:
+        """Start call `schedule` of `parent` here; callable from any thread.
+        A local call takes no slot: it runs on behalf of its caller."""
+        child = self.worker._local_call(parent, schedule)
+        child.on_loop(self._run_local, child)
+        return child
+
+    def _run_local(self, child: Execution) -> None:
+        self._run(child, self.worker._execute(child))
 
 
 def _task_error(error: Exception, policy: RetryPolicy | None) -> errors_pb2.TaskError:
