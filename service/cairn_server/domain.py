@@ -43,6 +43,15 @@ class Durability(enum.StrEnum):
     EXIT = "exit"
 
 
+class MultitaskStrategy(enum.StrEnum):
+    """What a run start does when its thread has an active run."""
+
+    REJECT = "reject"
+    ENQUEUE = "enqueue"
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"
+
+
 class StreamMode(enum.StrEnum):
     VALUES = "values"
     UPDATES = "updates"

@@ -15,6 +15,7 @@ from cairn_server.domain import (
     ErrorRecord,
     EventRecord,
     InterruptRecord,
+    MultitaskStrategy,
     RetryPolicy,
     RunRecord,
     RunState,
@@ -28,6 +29,7 @@ from cairn_server.errors import error_for
 
 DURABILITY = enum_table(run_pb2.Durability, Durability)
 DURABILITY_PB = {v: k for k, v in DURABILITY.items()}
+MULTITASK_STRATEGY = enum_table(run_pb2.MultitaskStrategy, MultitaskStrategy)
 RUN_STATE = enum_table(run_pb2.RunState, RunState)
 RUN_STATE_PB = {v: k for k, v in RUN_STATE.items()}
 STREAM_MODE = enum_table(run_pb2.StreamMode, StreamMode)

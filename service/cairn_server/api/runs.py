@@ -13,6 +13,7 @@ from cairn_server.api.values import check_size, struct_to_json, to_json
 from cairn_server.domain import (
     DEFAULT_RECURSION_LIMIT,
     Durability,
+    MultitaskStrategy,
     RunRecord,
     RunState,
     StreamMode,
@@ -54,6 +55,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             create_thread=request.create_thread,
             checkpoint_id=request.checkpoint_id,
             recursion_limit=request.recursion_limit or DEFAULT_RECURSION_LIMIT,
+            multitask_strategy=convert.enum_value(
+                convert.MULTITASK_STRATEGY, request.multitask_strategy, "multitask_strategy"
+            )
+            if request.multitask_strategy
+            else MultitaskStrategy.REJECT,
         )
         if request.recursion_limit < 0:
             raise error_for(
@@ -150,6 +156,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                     metadata=template.metadata,
                     stream_modes=template.stream_modes,
                     recursion_limit=template.recursion_limit,
+                    multitask_strategy=template.multitask_strategy,
                 ),
                 self._modes(template),
             )

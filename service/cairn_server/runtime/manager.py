@@ -29,6 +29,7 @@ from cairn_server.domain import (
     ErrorRecord,
     EventRecord,
     Json,
+    MultitaskStrategy,
     PendingWrite,
     RunRecord,
     RunState,
@@ -45,7 +46,7 @@ from cairn_server.engine.graph_model import GraphModel, graph_from_json, graph_t
 from cairn_server.engine.langgraph_state import langgraph_state_view
 from cairn_server.engine.nesting import NestedRuns
 from cairn_server.engine.state import StateView, functional_state_view, graph_state_view
-from cairn_server.errors import error_for
+from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
 from cairn_server.runtime.handle import RunAbandoned, RunHandle
@@ -81,6 +82,7 @@ class StartRun:
     create_thread: bool = False
     checkpoint_id: str = ""
     recursion_limit: int = DEFAULT_RECURSION_LIMIT
+    multitask_strategy: MultitaskStrategy = MultitaskStrategy.REJECT
 
     def fingerprint(self) -> str:
         """A hash of what the request asks for, to recognise its retries."""
@@ -99,6 +101,8 @@ class StartRun:
             self.checkpoint_id,
             self.recursion_limit,
         ]
+        if self.multitask_strategy is not MultitaskStrategy.REJECT:
+            data.append(self.multitask_strategy.value)
         encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -334,21 +338,53 @@ class RunManager:
                         run_id=earlier.run_id,
                     )
                 return self._active.get(earlier.run_id) or earlier
-        if thread_id in self._by_thread or thread_id in self._starting:
-            raise error_for(
-                "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
-            )
-        self._starting.add(thread_id)
+        while True:
+            active = self._busy_with(thread_id)
+            if active is None:
+                self._starting.add(thread_id)
+                try:
+                    handle, first = await self._prepare(request)
+                except ThreadBusy:
+                    active = ""  # a run that another replica drives
+                else:
+                    self._launch(handle, first)
+                    return handle
+                finally:
+                    self._starting.discard(thread_id)
+            if request.multitask_strategy is MultitaskStrategy.REJECT:
+                raise error_for(
+                    "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
+                )
+            await self._make_way(thread_id, active, request.multitask_strategy)
+            self._check_open()
+
+    def _busy_with(self, thread_id: str) -> str | None:
+        """The id of the thread's run driven here, '' while one starts here,
+        None when this replica knows of none."""
+        handle = self._by_thread.get(thread_id)
+        if handle is not None:
+            return handle.run_id
+        return "" if thread_id in self._starting else None
+
+    async def _make_way(self, thread_id: str, run_id: str, strategy: MultitaskStrategy) -> None:
+        """Wait for the thread's active run to end (enqueue), or stop it
+        (interrupt) and delete it (rollback)."""
+        if not run_id:
+            runs, _ = await self.store.list_runs(thread_id, limit=1, state=RunState.RUNNING)
+            if not runs:  # still starting: its run is not stored yet
+                await asyncio.sleep(_POLL_FIRST)
+                return
+            run_id = runs[0].run_id
+        if strategy is MultitaskStrategy.ENQUEUE:
+            await self.outcome(run_id)
+            return
         try:
-            handle, first = await self._prepare(request)
-        except ThreadBusy:
-            raise error_for(
-                "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
-            ) from None
-        finally:
-            self._starting.discard(thread_id)
-        self._launch(handle, first)
-        return handle
+            await self.cancel(run_id)
+        except ServiceError as error:
+            if error.reason != "RUN_FINISHED":
+                raise
+        if strategy is MultitaskStrategy.ROLLBACK:
+            await self.store.delete_run(thread_id, run_id)
 
     async def _prepare(self, request: StartRun) -> tuple[RunHandle, list[Decision]]:
         now = self.clock()

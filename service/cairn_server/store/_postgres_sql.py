@@ -300,6 +300,17 @@ WHERE c.thread_id = p.thread_id AND c.checkpoint_ns = p.checkpoint_ns
     AND c.checkpoint_id = p.checkpoint_id
 """
 
+# Parameters: thread_id, run_id (each statement).
+DELETE_RUN = (
+    "DELETE FROM checkpoint_writes WHERE thread_id = $1 AND checkpoint_id IN"
+    " (SELECT checkpoint_id FROM checkpoints WHERE thread_id = $1"
+    " AND metadata->>'run_id' = $2)",
+    "DELETE FROM checkpoints WHERE thread_id = $1 AND metadata->>'run_id' = $2",
+    "DELETE FROM run_events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id = $1"
+    " AND run_id = $2)",
+    "DELETE FROM runs WHERE thread_id = $1 AND run_id = $2",
+)
+
 # Values that no remaining checkpoint of the threads points at.
 PRUNE_BLOBS = """
 DELETE FROM checkpoint_blobs

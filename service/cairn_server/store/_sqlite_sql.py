@@ -534,6 +534,17 @@ WHERE thread_id = ? AND (checkpoint_ns, channel, version) NOT IN (
 )
 """
 
+# Parameters: thread_id, run_id (each statement).
+DELETE_RUN = (
+    "DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_id IN"
+    " (SELECT checkpoint_id FROM checkpoints WHERE thread_id = checkpoint_writes.thread_id"
+    " AND json_extract(metadata, '$.run_id') = ?)",
+    "DELETE FROM checkpoints WHERE thread_id = ? AND json_extract(metadata, '$.run_id') = ?",
+    "DELETE FROM run_events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id = ?"
+    " AND run_id = ?)",
+    "DELETE FROM runs WHERE thread_id = ? AND run_id = ?",
+)
+
 # `?` is a JSON array of thread ids.
 _IDS = "(SELECT value FROM json_each(?))"
 

@@ -249,6 +249,12 @@ class Store(abc.ABC):
         """Ids of up to `limit` threads last updated before `updated_before`
         whose status is not busy, least recently updated first."""
 
+    @abc.abstractmethod
+    async def delete_run(self, thread_id: str, run_id: str) -> None:
+        """Delete a run with its events and the checkpoints it made (their
+        writes and the values no other checkpoint points at), in one
+        transaction: the rollback of a run that has ended."""
+
     # --- leases (see store/leases.py) ------------------------------------
 
     @abc.abstractmethod

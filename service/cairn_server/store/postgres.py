@@ -351,6 +351,16 @@ class PostgresStore(LeaseQueries, Store):
 
         return bool(await self._submit(apply))
 
+    async def delete_run(self, thread_id: str, run_id: str) -> None:
+        async def apply(conn: _Conn) -> object:
+            await conn.execute(pg.LOCK_THREADS, [thread_id])  # as a prune: see LOCK_THREADS
+            for sql in pg.DELETE_RUN:
+                await conn.execute(sql, thread_id, run_id)
+            await conn.execute(pg.PRUNE_BLOBS, [thread_id])
+            return None
+
+        await self._submit(apply)
+
     # --- retention ----------------------------------------------------------
 
     async def prune_checkpoints(

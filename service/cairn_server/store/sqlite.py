@@ -386,6 +386,15 @@ class SqliteStore(LeaseQueries, Store):
 
         return bool(await self._submit(apply))
 
+    async def delete_run(self, thread_id: str, run_id: str) -> None:
+        def apply(raw: sqlite3.Connection) -> object:
+            for sql in q.DELETE_RUN:
+                raw.execute(sql, (thread_id, run_id))
+            raw.execute(q.PRUNE_BLOBS, (thread_id, thread_id))
+            return None
+
+        await self._submit(apply)
+
     # --- retention ----------------------------------------------------------
 
     async def prune_checkpoints(

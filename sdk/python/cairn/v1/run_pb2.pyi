@@ -23,6 +23,55 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _MultitaskStrategy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MultitaskStrategyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MultitaskStrategy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MULTITASK_STRATEGY_UNSPECIFIED: _MultitaskStrategy.ValueType  # 0
+    """The server default, MULTITASK_STRATEGY_REJECT."""
+    MULTITASK_STRATEGY_REJECT: _MultitaskStrategy.ValueType  # 1
+    """Fail with FAILED_PRECONDITION (THREAD_BUSY)."""
+    MULTITASK_STRATEGY_ENQUEUE: _MultitaskStrategy.ValueType  # 2
+    """Wait until the active run ends (or stops at an interrupt), then start.
+    The wait is held by the call: a client that goes away before the run
+    starts withdraws it.
+    """
+    MULTITASK_STRATEGY_INTERRUPT: _MultitaskStrategy.ValueType  # 3
+    """Stop the active run where it is, keeping what it stored (it ends
+    CANCELLED), then start from the thread's latest checkpoint.
+    """
+    MULTITASK_STRATEGY_ROLLBACK: _MultitaskStrategy.ValueType  # 4
+    """Stop the active run and delete it with its checkpoints, writes and
+    events, as if it had never run, then start.
+    """
+
+class MultitaskStrategy(_MultitaskStrategy, metaclass=_MultitaskStrategyEnumTypeWrapper):
+    """Durability says when a run's checkpoints and task results reach the store.
+    What a run start does when its thread already has an active run (as in
+    LangGraph Platform).
+    """
+
+MULTITASK_STRATEGY_UNSPECIFIED: MultitaskStrategy.ValueType  # 0
+"""The server default, MULTITASK_STRATEGY_REJECT."""
+MULTITASK_STRATEGY_REJECT: MultitaskStrategy.ValueType  # 1
+"""Fail with FAILED_PRECONDITION (THREAD_BUSY)."""
+MULTITASK_STRATEGY_ENQUEUE: MultitaskStrategy.ValueType  # 2
+"""Wait until the active run ends (or stops at an interrupt), then start.
+The wait is held by the call: a client that goes away before the run
+starts withdraws it.
+"""
+MULTITASK_STRATEGY_INTERRUPT: MultitaskStrategy.ValueType  # 3
+"""Stop the active run where it is, keeping what it stored (it ends
+CANCELLED), then start from the thread's latest checkpoint.
+"""
+MULTITASK_STRATEGY_ROLLBACK: MultitaskStrategy.ValueType  # 4
+"""Stop the active run and delete it with its checkpoints, writes and
+events, as if it had never run, then start.
+"""
+Global___MultitaskStrategy: _TypeAlias = MultitaskStrategy  # noqa: Y015
+
 class _Durability:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -44,8 +93,7 @@ class _DurabilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Durability
     error or interrupt). A crash loses the run's progress since its start.
     """
 
-class Durability(_Durability, metaclass=_DurabilityEnumTypeWrapper):
-    """Durability says when a run's checkpoints and task results reach the store."""
+class Durability(_Durability, metaclass=_DurabilityEnumTypeWrapper): ...
 
 DURABILITY_UNSPECIFIED: Durability.ValueType  # 0
 """The server default, DURABILITY_ASYNC (as in LangGraph)."""

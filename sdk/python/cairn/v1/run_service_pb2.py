@@ -26,7 +26,7 @@ from cairn.v1 import run_pb2 as cairn_dot_v1_dot_run__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61irn/v1/run_service.proto\x12\x08\x63\x61irn.v1\x1a\x12\x63\x61irn/v1/run.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x9c\x03\n\rInvokeRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12,\n\x05input\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12+\n\x07\x63ommand\x18\x04 \x01(\x0b\x32\x11.cairn.v1.CommandR\x07\x63ommand\x12\x34\n\ndurability\x18\x05 \x01(\x0e\x32\x14.cairn.v1.DurabilityR\ndurability\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x1d\n\nrequest_id\x18\x07 \x01(\tR\trequestId\x12#\n\rcreate_thread\x18\x08 \x01(\x08R\x0c\x63reateThread\x12#\n\rcheckpoint_id\x18\t \x01(\tR\x0c\x63heckpointId\x12\'\n\x0frecursion_limit\x18\n \x01(\x05R\x0erecursionLimit\"1\n\x0eInvokeResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\r.cairn.v1.RunR\x03run\"\xd5\x03\n\rStreamRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12,\n\x05input\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12+\n\x07\x63ommand\x18\x04 \x01(\x0b\x32\x11.cairn.v1.CommandR\x07\x63ommand\x12\x34\n\ndurability\x18\x05 \x01(\x0e\x32\x14.cairn.v1.DurabilityR\ndurability\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x1d\n\nrequest_id\x18\x07 \x01(\tR\trequestId\x12#\n\rcreate_thread\x18\x08 \x01(\x08R\x0c\x63reateThread\x12\x37\n\x0cstream_modes\x18\t \x03(\x0e\x32\x14.cairn.v1.StreamModeR\x0bstreamModes\x12#\n\rcheckpoint_id\x18\n \x01(\tR\x0c\x63heckpointId\x12\'\n\x0frecursion_limit\x18\x0b \x01(\x05R\x0erecursionLimit\":\n\x0eStreamResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.cairn.v1.RunEventR\x05\x65vent\"v\n\x0eSessionRequest\x12/\n\x05start\x18\x01 \x01(\x0b\x32\x17.cairn.v1.StreamRequestH\x00R\x05start\x12+\n\x06resume\x18\x02 \x01(\x0b\x32\x11.cairn.v1.CommandH\x00R\x06resumeB\x06\n\x04kind\";\n\x0fSessionResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.cairn.v1.RunEventR\x05\x65vent\"M\n\x0eJoinRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12$\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x03R\x0c\x61\x66terEventId\";\n\x0fJoinRunResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.cairn.v1.RunEventR\x05\x65vent\"&\n\rGetRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\"1\n\x0eGetRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\r.cairn.v1.RunR\x03run\"\x94\x01\n\x0fListRunsRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x12.cairn.v1.RunStateR\x05state\"]\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\r.cairn.v1.RunR\x04runs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n\x10\x43\x61ncelRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\"4\n\x11\x43\x61ncelRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\r.cairn.v1.RunR\x03run2\xd4\x03\n\nRunService\x12;\n\x06Invoke\x12\x17.cairn.v1.InvokeRequest\x1a\x18.cairn.v1.InvokeResponse\x12=\n\x06Stream\x12\x17.cairn.v1.StreamRequest\x1a\x18.cairn.v1.StreamResponse0\x01\x12\x42\n\x07Session\x12\x18.cairn.v1.SessionRequest\x1a\x19.cairn.v1.SessionResponse(\x01\x30\x01\x12@\n\x07JoinRun\x12\x18.cairn.v1.JoinRunRequest\x1a\x19.cairn.v1.JoinRunResponse0\x01\x12;\n\x06GetRun\x12\x17.cairn.v1.GetRunRequest\x1a\x18.cairn.v1.GetRunResponse\x12\x41\n\x08ListRuns\x12\x19.cairn.v1.ListRunsRequest\x1a\x1a.cairn.v1.ListRunsResponse\x12\x44\n\tCancelRun\x12\x1a.cairn.v1.CancelRunRequest\x1a\x1b.cairn.v1.CancelRunResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61irn/v1/run_service.proto\x12\x08\x63\x61irn.v1\x1a\x12\x63\x61irn/v1/run.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe8\x03\n\rInvokeRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12,\n\x05input\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12+\n\x07\x63ommand\x18\x04 \x01(\x0b\x32\x11.cairn.v1.CommandR\x07\x63ommand\x12\x34\n\ndurability\x18\x05 \x01(\x0e\x32\x14.cairn.v1.DurabilityR\ndurability\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x1d\n\nrequest_id\x18\x07 \x01(\tR\trequestId\x12#\n\rcreate_thread\x18\x08 \x01(\x08R\x0c\x63reateThread\x12#\n\rcheckpoint_id\x18\t \x01(\tR\x0c\x63heckpointId\x12\'\n\x0frecursion_limit\x18\n \x01(\x05R\x0erecursionLimit\x12J\n\x12multitask_strategy\x18\x0b \x01(\x0e\x32\x1b.cairn.v1.MultitaskStrategyR\x11multitaskStrategy\"1\n\x0eInvokeResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\r.cairn.v1.RunR\x03run\"\xa1\x04\n\rStreamRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12,\n\x05input\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12+\n\x07\x63ommand\x18\x04 \x01(\x0b\x32\x11.cairn.v1.CommandR\x07\x63ommand\x12\x34\n\ndurability\x18\x05 \x01(\x0e\x32\x14.cairn.v1.DurabilityR\ndurability\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x1d\n\nrequest_id\x18\x07 \x01(\tR\trequestId\x12#\n\rcreate_thread\x18\x08 \x01(\x08R\x0c\x63reateThread\x12\x37\n\x0cstream_modes\x18\t \x03(\x0e\x32\x14.cairn.v1.StreamModeR\x0bstreamModes\x12#\n\rcheckpoint_id\x18\n \x01(\tR\x0c\x63heckpointId\x12\'\n\x0frecursion_limit\x18\x0b \x01(\x05R\x0erecursionLimit\x12J\n\x12multitask_strategy\x18\x0c \x01(\x0e\x32\x1b.cairn.v1.MultitaskStrategyR\x11multitaskStrategy\":\n\x0eStreamResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.cairn.v1.RunEventR\x05\x65vent\"v\n\x0eSessionRequest\x12/\n\x05start\x18\x01 \x01(\x0b\x32\x17.cairn.v1.StreamRequestH\x00R\x05start\x12+\n\x06resume\x18\x02 \x01(\x0b\x32\x11.cairn.v1.CommandH\x00R\x06resumeB\x06\n\x04kind\";\n\x0fSessionResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.cairn.v1.RunEventR\x05\x65vent\"M\n\x0eJoinRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12$\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x03R\x0c\x61\x66terEventId\";\n\x0fJoinRunResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.cairn.v1.RunEventR\x05\x65vent\"&\n\rGetRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\"1\n\x0eGetRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\r.cairn.v1.RunR\x03run\"\x94\x01\n\x0fListRunsRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x12.cairn.v1.RunStateR\x05state\"]\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\r.cairn.v1.RunR\x04runs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n\x10\x43\x61ncelRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\"4\n\x11\x43\x61ncelRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\r.cairn.v1.RunR\x03run2\xd4\x03\n\nRunService\x12;\n\x06Invoke\x12\x17.cairn.v1.InvokeRequest\x1a\x18.cairn.v1.InvokeResponse\x12=\n\x06Stream\x12\x17.cairn.v1.StreamRequest\x1a\x18.cairn.v1.StreamResponse0\x01\x12\x42\n\x07Session\x12\x18.cairn.v1.SessionRequest\x1a\x19.cairn.v1.SessionResponse(\x01\x30\x01\x12@\n\x07JoinRun\x12\x18.cairn.v1.JoinRunRequest\x1a\x19.cairn.v1.JoinRunResponse0\x01\x12;\n\x06GetRun\x12\x17.cairn.v1.GetRunRequest\x1a\x18.cairn.v1.GetRunResponse\x12\x41\n\x08ListRuns\x12\x19.cairn.v1.ListRunsRequest\x1a\x1a.cairn.v1.ListRunsResponse\x12\x44\n\tCancelRun\x12\x1a.cairn.v1.CancelRunRequest\x1a\x1b.cairn.v1.CancelRunResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,33 +34,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cairn.v1.run_service_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INVOKEREQUEST']._serialized_start=91
-  _globals['_INVOKEREQUEST']._serialized_end=503
-  _globals['_INVOKERESPONSE']._serialized_start=505
-  _globals['_INVOKERESPONSE']._serialized_end=554
-  _globals['_STREAMREQUEST']._serialized_start=557
-  _globals['_STREAMREQUEST']._serialized_end=1026
-  _globals['_STREAMRESPONSE']._serialized_start=1028
-  _globals['_STREAMRESPONSE']._serialized_end=1086
-  _globals['_SESSIONREQUEST']._serialized_start=1088
-  _globals['_SESSIONREQUEST']._serialized_end=1206
-  _globals['_SESSIONRESPONSE']._serialized_start=1208
-  _globals['_SESSIONRESPONSE']._serialized_end=1267
-  _globals['_JOINRUNREQUEST']._serialized_start=1269
-  _globals['_JOINRUNREQUEST']._serialized_end=1346
-  _globals['_JOINRUNRESPONSE']._serialized_start=1348
-  _globals['_JOINRUNRESPONSE']._serialized_end=1407
-  _globals['_GETRUNREQUEST']._serialized_start=1409
-  _globals['_GETRUNREQUEST']._serialized_end=1447
-  _globals['_GETRUNRESPONSE']._serialized_start=1449
-  _globals['_GETRUNRESPONSE']._serialized_end=1498
-  _globals['_LISTRUNSREQUEST']._serialized_start=1501
-  _globals['_LISTRUNSREQUEST']._serialized_end=1649
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1651
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1744
-  _globals['_CANCELRUNREQUEST']._serialized_start=1746
-  _globals['_CANCELRUNREQUEST']._serialized_end=1787
-  _globals['_CANCELRUNRESPONSE']._serialized_start=1789
-  _globals['_CANCELRUNRESPONSE']._serialized_end=1841
-  _globals['_RUNSERVICE']._serialized_start=1844
-  _globals['_RUNSERVICE']._serialized_end=2312
+  _globals['_INVOKEREQUEST']._serialized_end=579
+  _globals['_INVOKERESPONSE']._serialized_start=581
+  _globals['_INVOKERESPONSE']._serialized_end=630
+  _globals['_STREAMREQUEST']._serialized_start=633
+  _globals['_STREAMREQUEST']._serialized_end=1178
+  _globals['_STREAMRESPONSE']._serialized_start=1180
+  _globals['_STREAMRESPONSE']._serialized_end=1238
+  _globals['_SESSIONREQUEST']._serialized_start=1240
+  _globals['_SESSIONREQUEST']._serialized_end=1358
+  _globals['_SESSIONRESPONSE']._serialized_start=1360
+  _globals['_SESSIONRESPONSE']._serialized_end=1419
+  _globals['_JOINRUNREQUEST']._serialized_start=1421
+  _globals['_JOINRUNREQUEST']._serialized_end=1498
+  _globals['_JOINRUNRESPONSE']._serialized_start=1500
+  _globals['_JOINRUNRESPONSE']._serialized_end=1559
+  _globals['_GETRUNREQUEST']._serialized_start=1561
+  _globals['_GETRUNREQUEST']._serialized_end=1599
+  _globals['_GETRUNRESPONSE']._serialized_start=1601
+  _globals['_GETRUNRESPONSE']._serialized_end=1650
+  _globals['_LISTRUNSREQUEST']._serialized_start=1653
+  _globals['_LISTRUNSREQUEST']._serialized_end=1801
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1803
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1896
+  _globals['_CANCELRUNREQUEST']._serialized_start=1898
+  _globals['_CANCELRUNREQUEST']._serialized_end=1939
+  _globals['_CANCELRUNRESPONSE']._serialized_start=1941
+  _globals['_CANCELRUNRESPONSE']._serialized_end=1993
+  _globals['_RUNSERVICE']._serialized_start=1996
+  _globals['_RUNSERVICE']._serialized_end=2464
 # @@protoc_insertion_point(module_scope)

@@ -36,6 +36,7 @@ class InvokeRequest(_message.Message):
     CREATE_THREAD_FIELD_NUMBER: _builtins.int
     CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
     RECURSION_LIMIT_FIELD_NUMBER: _builtins.int
+    MULTITASK_STRATEGY_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """The thread to run on."""
     target: _builtins.str
@@ -58,6 +59,8 @@ class InvokeRequest(_message.Message):
     """The most supersteps a graph run may take before it fails with
     GraphRecursionError; 25 when 0 (LangGraph's default).
     """
+    multitask_strategy: _run_pb2.MultitaskStrategy.ValueType
+    """What to do when the thread has an active run; REJECT when unset."""
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
         """The entrypoint's input, any JSON value. Mutually exclusive with command."""
@@ -83,10 +86,11 @@ class InvokeRequest(_message.Message):
         create_thread: _builtins.bool = ...,
         checkpoint_id: _builtins.str = ...,
         recursion_limit: _builtins.int = ...,
+        multitask_strategy: _run_pb2.MultitaskStrategy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "input", b"input", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "recursion_limit", b"recursion_limit", "request_id", b"request_id", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "multitask_strategy", b"multitask_strategy", "recursion_limit", b"recursion_limit", "request_id", b"request_id", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -133,6 +137,7 @@ class StreamRequest(_message.Message):
     STREAM_MODES_FIELD_NUMBER: _builtins.int
     CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
     RECURSION_LIMIT_FIELD_NUMBER: _builtins.int
+    MULTITASK_STRATEGY_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """The thread to run on."""
     target: _builtins.str
@@ -153,6 +158,8 @@ class StreamRequest(_message.Message):
     """The most supersteps a graph run may take before it fails with
     GraphRecursionError; 25 when 0 (LangGraph's default).
     """
+    multitask_strategy: _run_pb2.MultitaskStrategy.ValueType
+    """What to do when the thread has an active run; REJECT when unset."""
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
         """The entrypoint's input. Mutually exclusive with command."""
@@ -185,10 +192,11 @@ class StreamRequest(_message.Message):
         stream_modes: _abc.Iterable[_run_pb2.StreamMode.ValueType] | None = ...,
         checkpoint_id: _builtins.str = ...,
         recursion_limit: _builtins.int = ...,
+        multitask_strategy: _run_pb2.MultitaskStrategy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "input", b"input", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "recursion_limit", b"recursion_limit", "request_id", b"request_id", "stream_modes", b"stream_modes", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "command", b"command", "create_thread", b"create_thread", "durability", b"durability", "input", b"input", "metadata", b"metadata", "multitask_strategy", b"multitask_strategy", "recursion_limit", b"recursion_limit", "request_id", b"request_id", "stream_modes", b"stream_modes", "target", b"target", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/run.proto.
  */
 export const file_cairn_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChJjYWlybi92MS9ydW4ucHJvdG8SCGNhaXJuLnYxIrEBCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDmJhY2tvZmZfZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSDgoGaml0dGVyGAUgASgIInEKCUludGVycnVwdBIKCgJpZBgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgd0YXNrX2lkGAMgASgJEhEKCXRhc2tfbmFtZRgEIAEoCRINCgVpbmRleBgFIAEoBSKDAQoJUmVzdW1lTWFwEi8KBnZhbHVlcxgBIAMoCzIfLmNhaXJuLnYxLlJlc3VtZU1hcC5WYWx1ZXNFbnRyeRpFCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBIm0KB0NvbW1hbmQSKAoGcmVzdW1lGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKQoKcmVzdW1lX21hcBgCIAEoCzITLmNhaXJuLnYxLlJlc3VtZU1hcEgAQg0KC3Jlc3VtZV9raW5kIlAKDUNoZWNrcG9pbnRSZWYSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfbnMYAiABKAkSFQoNY2hlY2twb2ludF9pZBgDIAEoCSLgAwoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSDgoGdGFyZ2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuY2Fpcm4udjEuUnVuU3RhdGUSKAoKZHVyYWJpbGl0eRgFIAEoDjIULmNhaXJuLnYxLkR1cmFiaWxpdHkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoGb3V0cHV0GAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKCmludGVycnVwdHMYCiADKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQSIgoFZXJyb3IYCyABKAsyEy5jYWlybi52MS5UYXNrRXJyb3ISKwoKY2hlY2twb2ludBgMIAEoCzIXLmNhaXJuLnYxLkNoZWNrcG9pbnRSZWYSKgoMc3RyZWFtX21vZGVzGA0gAygOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZSKrAQoIUnVuRXZlbnQSEAoIZXZlbnRfaWQYASABKAMSDgoGcnVuX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgVjaHVuaxgEIAEoCzIVLmNhaXJuLnYxLlN0cmVhbUNodW5rSAASHAoDcnVuGAUgASgLMg0uY2Fpcm4udjEuUnVuSABCBgoEa2luZCJqCgtTdHJlYW1DaHVuaxIiCgRtb2RlGAEgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCW5hbWVzcGFjZRgDIAMoCSpoCgpEdXJhYmlsaXR5EhoKFkRVUkFCSUxJVFlfVU5TUEVDSUZJRUQQABITCg9EVVJBQklMSVRZX1NZTkMQARIUChBEVVJBQklMSVRZX0FTWU5DEAISEwoPRFVSQUJJTElUWV9FWElUEAMqtgEKCFJ1blN0YXRlEhkKFVJVTl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVJVTl9TVEFURV9QRU5ESU5HEAESFQoRUlVOX1NUQVRFX1JVTk5JTkcQAhIZChVSVU5fU1RBVEVfSU5URVJSVVBURUQQAxIXChNSVU5fU1RBVEVfU1VDQ0VFREVEEAQSFAoQUlVOX1NUQVRFX0ZBSUxFRBAFEhcKE1JVTl9TVEFURV9DQU5DRUxMRUQQBirXAQoKU3RyZWFtTW9kZRIbChdTVFJFQU1fTU9ERV9VTlNQRUNJRklFRBAAEhYKElNUUkVBTV9NT0RFX1ZBTFVFUxABEhcKE1NUUkVBTV9NT0RFX1VQREFURVMQAhIWChJTVFJFQU1fTU9ERV9DVVNUT00QAxIYChRTVFJFQU1fTU9ERV9NRVNTQUdFUxAEEhUKEVNUUkVBTV9NT0RFX1RBU0tTEAUSGwoXU1RSRUFNX01PREVfQ0hFQ0tQT0lOVFMQBhIVChFTVFJFQU1fTU9ERV9ERUJVRxAHYgZwcm90bzM", [file_cairn_v1_errors, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChJjYWlybi92MS9ydW4ucHJvdG8SCGNhaXJuLnYxIrEBCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDmJhY2tvZmZfZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSDgoGaml0dGVyGAUgASgIInEKCUludGVycnVwdBIKCgJpZBgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgd0YXNrX2lkGAMgASgJEhEKCXRhc2tfbmFtZRgEIAEoCRINCgVpbmRleBgFIAEoBSKDAQoJUmVzdW1lTWFwEi8KBnZhbHVlcxgBIAMoCzIfLmNhaXJuLnYxLlJlc3VtZU1hcC5WYWx1ZXNFbnRyeRpFCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBIm0KB0NvbW1hbmQSKAoGcmVzdW1lGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKQoKcmVzdW1lX21hcBgCIAEoCzITLmNhaXJuLnYxLlJlc3VtZU1hcEgAQg0KC3Jlc3VtZV9raW5kIlAKDUNoZWNrcG9pbnRSZWYSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfbnMYAiABKAkSFQoNY2hlY2twb2ludF9pZBgDIAEoCSLgAwoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSDgoGdGFyZ2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuY2Fpcm4udjEuUnVuU3RhdGUSKAoKZHVyYWJpbGl0eRgFIAEoDjIULmNhaXJuLnYxLkR1cmFiaWxpdHkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoGb3V0cHV0GAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKCmludGVycnVwdHMYCiADKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQSIgoFZXJyb3IYCyABKAsyEy5jYWlybi52MS5UYXNrRXJyb3ISKwoKY2hlY2twb2ludBgMIAEoCzIXLmNhaXJuLnYxLkNoZWNrcG9pbnRSZWYSKgoMc3RyZWFtX21vZGVzGA0gAygOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZSKrAQoIUnVuRXZlbnQSEAoIZXZlbnRfaWQYASABKAMSDgoGcnVuX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgVjaHVuaxgEIAEoCzIVLmNhaXJuLnYxLlN0cmVhbUNodW5rSAASHAoDcnVuGAUgASgLMg0uY2Fpcm4udjEuUnVuSABCBgoEa2luZCJqCgtTdHJlYW1DaHVuaxIiCgRtb2RlGAEgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCW5hbWVzcGFjZRgDIAMoCSq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEh4KGk1VTFRJVEFTS19TVFJBVEVHWV9FTlFVRVVFEAISIAocTVVMVElUQVNLX1NUUkFURUdZX0lOVEVSUlVQVBADEh8KG01VTFRJVEFTS19TVFJBVEVHWV9ST0xMQkFDSxAEKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQAyq2AQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1BFTkRJTkcQARIVChFSVU5fU1RBVEVfUlVOTklORxACEhkKFVJVTl9TVEFURV9JTlRFUlJVUFRFRBADEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQBBIUChBSVU5fU1RBVEVfRkFJTEVEEAUSFwoTUlVOX1NUQVRFX0NBTkNFTExFRBAGKtcBCgpTdHJlYW1Nb2RlEhsKF1NUUkVBTV9NT0RFX1VOU1BFQ0lGSUVEEAASFgoSU1RSRUFNX01PREVfVkFMVUVTEAESFwoTU1RSRUFNX01PREVfVVBEQVRFUxACEhYKElNUUkVBTV9NT0RFX0NVU1RPTRADEhgKFFNUUkVBTV9NT0RFX01FU1NBR0VTEAQSFQoRU1RSRUFNX01PREVfVEFTS1MQBRIbChdTVFJFQU1fTU9ERV9DSEVDS1BPSU5UUxAGEhUKEVNUUkVBTV9NT0RFX0RFQlVHEAdiBnByb3RvMw", [file_cairn_v1_errors, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * RetryPolicy says how often and how fast a failed task is attempted again.
@@ -418,7 +418,59 @@ export const StreamChunkSchema: GenMessage<StreamChunk> = /*@__PURE__*/
 
 /**
  * Durability says when a run's checkpoints and task results reach the store.
+ * What a run start does when its thread already has an active run (as in
+ * LangGraph Platform).
  *
+ * @generated from enum cairn.v1.MultitaskStrategy
+ */
+export enum MultitaskStrategy {
+  /**
+   * The server default, MULTITASK_STRATEGY_REJECT.
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Fail with FAILED_PRECONDITION (THREAD_BUSY).
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_REJECT = 1;
+   */
+  REJECT = 1,
+
+  /**
+   * Wait until the active run ends (or stops at an interrupt), then start.
+   * The wait is held by the call: a client that goes away before the run
+   * starts withdraws it.
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_ENQUEUE = 2;
+   */
+  ENQUEUE = 2,
+
+  /**
+   * Stop the active run where it is, keeping what it stored (it ends
+   * CANCELLED), then start from the thread's latest checkpoint.
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_INTERRUPT = 3;
+   */
+  INTERRUPT = 3,
+
+  /**
+   * Stop the active run and delete it with its checkpoints, writes and
+   * events, as if it had never run, then start.
+   *
+   * @generated from enum value: MULTITASK_STRATEGY_ROLLBACK = 4;
+   */
+  ROLLBACK = 4,
+}
+
+/**
+ * Describes the enum cairn.v1.MultitaskStrategy.
+ */
+export const MultitaskStrategySchema: GenEnum<MultitaskStrategy> = /*@__PURE__*/
+  enumDesc(file_cairn_v1_run, 0);
+
+/**
  * @generated from enum cairn.v1.Durability
  */
 export enum Durability {
@@ -458,7 +510,7 @@ export enum Durability {
  * Describes the enum cairn.v1.Durability.
  */
 export const DurabilitySchema: GenEnum<Durability> = /*@__PURE__*/
-  enumDesc(file_cairn_v1_run, 0);
+  enumDesc(file_cairn_v1_run, 1);
 
 /**
  * RunState is the lifecycle of one run.
@@ -520,7 +572,7 @@ export enum RunState {
  * Describes the enum cairn.v1.RunState.
  */
 export const RunStateSchema: GenEnum<RunState> = /*@__PURE__*/
-  enumDesc(file_cairn_v1_run, 1);
+  enumDesc(file_cairn_v1_run, 2);
 
 /**
  * StreamMode selects which kinds of events a run records and streams. The
@@ -591,5 +643,5 @@ export enum StreamMode {
  * Describes the enum cairn.v1.StreamMode.
  */
 export const StreamModeSchema: GenEnum<StreamMode> = /*@__PURE__*/
-  enumDesc(file_cairn_v1_run, 2);
+  enumDesc(file_cairn_v1_run, 3);
 
