@@ -34,11 +34,13 @@ from cairn._addresses import Addresses, parse_addresses
 from cairn._errors import RunFailedError, from_rpc_error
 from cairn._types import (
     _DURABILITY_PB,
+    _MULTITASK_PB,
     _RUN_STATE_PB,
     _STREAM_MODE_PB,
     _THREAD_STATUS_PB,
     Command,
     Durability,
+    MultitaskStrategy,
     Run,
     RunEvent,
     RunState,
@@ -314,6 +316,7 @@ class Client:
         create_thread: bool,
         checkpoint_id: str | None = None,
         recursion_limit: int | None = None,
+        multitask_strategy: MultitaskStrategy | str | None = None,
     ) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "thread_id": thread_id,
@@ -328,6 +331,8 @@ class Client:
         }
         if durability is not None:
             fields["durability"] = _DURABILITY_PB[Durability(durability)]
+        if multitask_strategy is not None:
+            fields["multitask_strategy"] = _MULTITASK_PB[MultitaskStrategy(multitask_strategy)]
         if isinstance(input, Command):
             fields["command"] = input._to_proto()
         elif input is not None:
@@ -348,13 +353,17 @@ class Client:
         create_thread: bool = True,
         checkpoint_id: str | None = None,
         recursion_limit: int | None = None,
+        multitask_strategy: MultitaskStrategy | str | None = None,
     ) -> Run:
         """Run `target` on a thread and wait until it finishes or stops at an
         interrupt. `input` may be a `Command` to resume, or None to retry the
         thread's unfinished run (as in LangGraph). `checkpoint_id` starts from
         an older checkpoint instead of the latest, forking a new branch (time
         travel). `recursion_limit` caps a graph run's supersteps (default 25).
-        Raises RunFailedError when the run fails."""
+        `multitask_strategy` says what to do when the thread has an active
+        run: "reject" (ThreadBusyError, the default), "enqueue", "interrupt"
+        or "rollback" (see MultitaskStrategy). Raises RunFailedError when the
+        run fails."""
         request = run_service_pb2.InvokeRequest(
             **self._start_fields(
                 target,
@@ -366,6 +375,7 @@ class Client:
                 create_thread=create_thread,
                 checkpoint_id=checkpoint_id,
                 recursion_limit=recursion_limit,
+                multitask_strategy=multitask_strategy,
             )
         )
         response = await self._call("Invoke", request)
@@ -393,6 +403,7 @@ class Client:
         create_thread: bool = True,
         checkpoint_id: str | None = None,
         recursion_limit: int | None = None,
+        multitask_strategy: MultitaskStrategy | str | None = None,
         subgraphs: bool = False,
     ) -> AsyncIterator[RunEvent]:
         """Run `target` and yield its events: chunks of the chosen stream
@@ -412,6 +423,7 @@ class Client:
                 create_thread=create_thread,
                 checkpoint_id=checkpoint_id,
                 recursion_limit=recursion_limit,
+                multitask_strategy=multitask_strategy,
             ),
         )
         events = self._follow(
@@ -448,6 +460,7 @@ class Client:
         metadata: dict[str, Any] | None = None,
         create_thread: bool = True,
         recursion_limit: int | None = None,
+        multitask_strategy: MultitaskStrategy | str | None = None,
         subgraphs: bool = False,
     ) -> Session:
         """Start an interactive session (see `Session`) on the address in
@@ -463,6 +476,7 @@ class Client:
                 request_id=None,
                 create_thread=create_thread,
                 recursion_limit=recursion_limit,
+                multitask_strategy=multitask_strategy,
             ),
         )
         requests: asyncio.Queue[run_service_pb2.SessionRequest | None] = asyncio.Queue()

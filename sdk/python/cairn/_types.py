@@ -24,6 +24,19 @@ class Durability(enum.StrEnum):
     EXIT = "exit"
 
 
+class MultitaskStrategy(enum.StrEnum):
+    """What a run start does when its thread has an active run."""
+
+    REJECT = "reject"
+    """Raise ThreadBusyError (the default)."""
+    ENQUEUE = "enqueue"
+    """Wait until the active run ends or stops at an interrupt, then start."""
+    INTERRUPT = "interrupt"
+    """Stop the active run, keeping what it stored, then start."""
+    ROLLBACK = "rollback"
+    """Stop the active run and delete it with its checkpoints, then start."""
+
+
 class RunState(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -52,6 +65,7 @@ class StreamMode(enum.StrEnum):
 
 _DURABILITY = enum_table(run_pb2.Durability, Durability)
 _DURABILITY_PB = {v: k for k, v in _DURABILITY.items()}
+_MULTITASK_PB = {v: k for k, v in enum_table(run_pb2.MultitaskStrategy, MultitaskStrategy).items()}
 _RUN_STATE = enum_table(run_pb2.RunState, RunState)
 _RUN_STATE_PB = {v: k for k, v in _RUN_STATE.items()}
 _THREAD_STATUS = enum_table(thread_pb2.ThreadStatus, ThreadStatus)
