@@ -170,8 +170,7 @@ def counted_steps(job: dict[str, Any]) -> list[str]:
     waits for the test."""
     key, gate = job["key"], job.get("gate", -1)
     return [
-        (gated if index == gate else counted)(key, index).result()
-        for index in range(job["steps"])
+        (gated if index == gate else counted)(key, index).result() for index in range(job["steps"])
     ]
 
 
