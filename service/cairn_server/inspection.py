@@ -45,7 +45,7 @@ def add_commands(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run an inspection command; 1 with the error's reason when it fails."""
     try:
-        with SyncClient(args.address, timeout=10.0) as client:
+        with SyncClient(args.address, timeout=10.0, failover_timeout=5.0) as client:
             found = args.inspect(client, args)
     except CairnError as error:
         print(f"{type(error).__name__}: {error.reason}: {error}")

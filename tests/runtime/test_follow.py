@@ -16,7 +16,7 @@ async def test_a_follower_suspended_while_the_run_ends_still_gets_every_event() 
     Resumed, the follower must hand out those events before it stops."""
     manager = RunManager(cast(Store, None))
     log = EventLog("run-1", 1)
-    manager._active["run-1"] = cast(Any, SimpleNamespace(log=log))
+    manager._active["run-1"] = cast(Any, SimpleNamespace(log=log, abandoned=False))
     log.append("chunk", {"n": 1}, 0.0)
 
     follower = manager.follow("run-1")

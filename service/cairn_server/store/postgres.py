@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -76,8 +76,20 @@ _FENCE = pg.numbered(leases.FENCE) + " FOR UPDATE"
 _THREAD_STATUS = pg.numbered(leases.THREAD_STATUS) + " FOR UPDATE"
 _SET_LEASE = pg.numbered(leases.SET_LEASE)
 
-_ATTEMPTS = 3
-_RETRY_DELAY = 0.05
+# A lost connection (the server restarting, a failover) is retried with a
+# doubling pause up to _RETRY_MAX for this long before callers see an error.
+_OUTAGE_SECONDS = 30.0
+_RETRY_FIRST, _RETRY_MAX = 0.05, 1.0
+
+
+def _retry_pauses() -> Iterator[float]:
+    """Pauses between attempts while within the outage window; ends after it."""
+    deadline = time.monotonic() + _OUTAGE_SECONDS
+    pause = _RETRY_FIRST
+    while time.monotonic() + pause < deadline:
+        yield pause
+        pause = min(pause * 2, _RETRY_MAX)
+
 
 # The connection, not the statement, failed: nothing was committed.
 _DISCONNECTS = (
@@ -260,14 +272,16 @@ class PostgresStore(LeaseQueries, Store):
         them. A connection lost before the commit was sent rolled everything
         back, so the group is tried again on another connection."""
         outcomes: list[tuple[_Job, Exception | None, object]] = []
-        for attempt in range(_ATTEMPTS):
+        pauses = _retry_pauses()
+        while True:
             try:
                 outcomes = await self._try_group(jobs)
                 break
             except _Disconnected as lost:
-                if attempt + 1 < _ATTEMPTS:
+                pause = next(pauses, None)
+                if pause is not None:
                     log.warning("postgres connection lost (%s); retrying the group", lost)
-                    await asyncio.sleep(_RETRY_DELAY * 4**attempt)
+                    await asyncio.sleep(pause)
                     continue
                 failure: Exception = _as_store_error(lost.error)
             except Exception as exc:
@@ -409,16 +423,17 @@ class PostgresStore(LeaseQueries, Store):
         pool = self._pool
         if pool is None:
             raise StoreError("store is not open")
-        for attempt in range(_ATTEMPTS):
+        pauses = _retry_pauses()
+        while True:
             try:
                 return list(await pool.fetch(sql, *params))
             except _DISCONNECTS as exc:
-                if attempt + 1 == _ATTEMPTS:
+                pause = next(pauses, None)
+                if pause is None:
                     raise _as_store_error(exc) from exc
-                await asyncio.sleep(_RETRY_DELAY * 4**attempt)
+                await asyncio.sleep(pause)
             except asyncpg.PostgresError as exc:
                 raise _as_store_error(exc) from exc
-        raise AssertionError("unreachable")
 
     async def _lease_rows(self, sql: str, params: Sequence[object], *, write: bool) -> list[Any]:
         # Not through the write queue: a lease must not wait behind a busy
