@@ -39,6 +39,7 @@ import { connect, type Connection } from "./transport.js";
 import {
   Command,
   durabilityPb,
+  multitaskStrategyPb,
   runEventFromPb,
   runFromPb,
   runStatePb,
@@ -47,6 +48,7 @@ import {
   threadFromPb,
   threadStatusPb,
   type Durability,
+  type MultitaskStrategy,
   type Interrupt,
   type Run,
   type RunEvent,
@@ -73,6 +75,8 @@ export interface RunOptions {
   createThread?: boolean;
   /** Start from this older checkpoint instead of the latest (time travel). */
   checkpointId?: string;
+  /** What to do when the thread has an active run. Default "reject". */
+  multitaskStrategy?: MultitaskStrategy;
 }
 
 export interface StreamOptions extends RunOptions {
@@ -112,6 +116,9 @@ function startFields(target: Target | undefined, input: unknown, options: Stream
     checkpointId: options.checkpointId ?? "",
   };
   if (options.durability !== undefined) fields.durability = durabilityPb(options.durability);
+  if (options.multitaskStrategy !== undefined) {
+    fields.multitaskStrategy = multitaskStrategyPb(options.multitaskStrategy);
+  }
   if (input instanceof Command) fields.command = input.toProto();
   else if (input !== undefined && input !== null) fields.input = toValue(input, "input");
   if (options.streamMode !== undefined) {

@@ -48,6 +48,7 @@ export { Command, defaultRetryOn } from "./types.js";
 export type {
   CheckpointConfig,
   Durability,
+  MultitaskStrategy,
   ErrorDetails,
   Interrupt,
   PregelTask,

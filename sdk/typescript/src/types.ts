@@ -10,6 +10,7 @@ import type { TaskError } from "./gen/cairn/v1/errors_pb.js";
 import {
   CommandSchema,
   Durability as DurabilityPb,
+  MultitaskStrategy as MultitaskStrategyPb,
   ResumeMapSchema,
   RetryPolicySchema,
   RunState as RunStatePb,
@@ -29,6 +30,10 @@ import {
 import { fromValue, toValue } from "./values.js";
 
 export type Durability = "sync" | "async" | "exit";
+/** What a run start does when its thread has an active run: throw
+ * ThreadBusyError (reject, the default), wait for it to end (enqueue), stop
+ * it keeping what it stored (interrupt), or stop and delete it (rollback). */
+export type MultitaskStrategy = "reject" | "enqueue" | "interrupt" | "rollback";
 export type RunState =
   | "pending"
   | "running"
@@ -65,6 +70,7 @@ function enumTable<T extends string>(
 }
 
 const DURABILITY = enumTable<Durability>(DurabilityPb);
+const MULTITASK_STRATEGY = enumTable<MultitaskStrategy>(MultitaskStrategyPb);
 const RUN_STATE = enumTable<RunState>(RunStatePb);
 const THREAD_STATUS = enumTable<ThreadStatus>(ThreadStatusPb);
 const STREAM_MODE = enumTable<StreamMode>(StreamModePb);
@@ -79,6 +85,8 @@ function toEnum<T extends string>(table: { byName: Map<T, number> }, name: T, wh
 
 export const durabilityPb = (d: Durability): DurabilityPb =>
   toEnum(DURABILITY, d, "durability");
+export const multitaskStrategyPb = (m: MultitaskStrategy): MultitaskStrategyPb =>
+  toEnum(MULTITASK_STRATEGY, m, "multitask strategy");
 export const streamModePb = (m: StreamMode): StreamModePb =>
   toEnum(STREAM_MODE, m, "stream mode");
 export const runStatePb = (s: RunState): RunStatePb => toEnum(RUN_STATE, s, "run state");

@@ -69,6 +69,14 @@ const blocking = entrypoint({ name: "blocking" }, async (x: string) => waitForGa
 
 const echo = entrypoint({ name: "echo" }, async (x: unknown) => ({ echoed: x }));
 
+let openHold: () => void = () => undefined;
+const hold = new Promise<void>((resolve) => (openHold = resolve));
+const waitForHold = task("waitForHold", async (x: string) => {
+  await hold;
+  return x;
+});
+const holding = entrypoint({ name: "holding" }, async (x: string) => waitForHold(x));
+
 const inner = entrypoint({ name: "inner" }, async (x: string) => x.length);
 const outer = entrypoint({ name: "outer" }, async (x: string) => ({ length: await inner.invoke(x) }));
 
@@ -82,7 +90,10 @@ describe("client and worker", () => {
     server = await startServer();
     worker = new Worker({
       address: server.address,
-      functions: [draft, review, held, fanOut, waitForGate, blocking, echo, inner, outer],
+      functions: [
+        ...[draft, review, held, fanOut, waitForGate, blocking, echo, inner, outer],
+        ...[waitForHold, holding],
+      ],
       maxConcurrency: limit.max,
     });
     running = worker.run();
@@ -92,6 +103,7 @@ describe("client and worker", () => {
 
   after(async () => {
     openGate();
+    openHold();
     client?.close();
     await worker?.stop({ graceMs: 1000 });
     await running;
@@ -142,6 +154,23 @@ describe("client and worker", () => {
     let last;
     for await (const event of first) if (event.run) last = event.run;
     assert.equal(last?.state, "succeeded");
+  });
+
+  test("multitaskStrategy interrupt stops the thread's active run, then runs", async () => {
+    const first = client.stream(holding, "x", { threadId: "multitask", streamMode: "updates" });
+    const started = await first.next();
+    const firstId = started.value?.run?.runId ?? "";
+    assert.ok(firstId);
+    const second = await client.invoke(echo, 2, {
+      threadId: "multitask",
+      multitaskStrategy: "interrupt",
+    });
+    assert.deepEqual(second.output, { echoed: 2 });
+    assert.equal((await client.getRun(firstId)).state, "cancelled");
+    openHold();
+    let last;
+    for await (const event of first) if (event.run) last = event.run;
+    assert.equal(last?.state, "cancelled");
   });
 
   test("an entrypoint runs another entrypoint as a nested workflow", async () => {
