@@ -84,7 +84,9 @@ class CairnServer:
         await self.health.enter_graceful_shutdown()
         await self.runs.drain(grace)
         await self.runs.close()
-        await self.grpc.stop(grace)
+        # What is left are workers' streams and clients waiting on runs that
+        # moved: they reconnect to another replica, so they get a moment only.
+        await self.grpc.stop(min(grace, 1.0))
         await self.store.close()
 
     async def wait_for_termination(self) -> None:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import pytest
+
 from cairn import Client, Command, RunState, ThreadStatus, entrypoint, interrupt
 from cairn_server.server import CairnServer
 
@@ -56,6 +58,8 @@ def assert_nothing_held(instance: CairnServer) -> None:
         assert worker.load() == 0
 
 
+# A thousand runs take two minutes or more on a busy 2-core machine.
+@pytest.mark.timeout(400)
 async def test_a_thousand_interrupted_runs_hold_nothing_and_all_resume(
     server: tuple[CairnServer, str], client: Client, start_worker
 ) -> None:
