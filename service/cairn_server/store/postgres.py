@@ -769,6 +769,8 @@ async def _apply_job(conn: _Conn, job: _Job, *, savepoint: bool) -> tuple[Except
 async def _lock_rows(conn: _Conn, jobs: list[_Job]) -> None:
     threads = sorted({job.claimed_thread for job in jobs if job.claimed_thread})
     runs = sorted({job.fenced_run for job in jobs if job.fenced_run})
+    if len(threads) + len(runs) < 2:
+        return  # one row has no order: the job's own FOR UPDATE locks it (one round trip less)
     if threads:
         await conn.execute(pg.LOCK_THREAD_ROWS, threads)
     if runs:
