@@ -13,6 +13,9 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import pathlib
+import subprocess
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -110,3 +113,21 @@ def fresh_schema() -> Iterator[str]:
         yield url
     finally:
         drop_schema(url)
+
+
+def restart_server(down_for: float) -> None:
+    """Stop the local Postgres cluster (`pg_ctlcluster`), keep it down for
+    `down_for` seconds, start it and wait until it accepts connections again.
+    Every connection to it is lost."""
+    (version,) = [p.name for p in pathlib.Path("/etc/postgresql").iterdir()]
+
+    def cluster(action: str) -> None:
+        command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action]
+        subprocess.run(command, check=True, timeout=120)
+
+    cluster("stop")
+    try:
+        time.sleep(down_for)  # an outage of this length, not a wait for an event
+    finally:
+        cluster("start")
+    subprocess.run(["pg_isready", "-q", "-t", "60", "-h", "127.0.0.1", "-p", "5432"], check=True)

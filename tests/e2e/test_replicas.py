@@ -254,3 +254,46 @@ async def test_a_paused_replica_cannot_write_to_a_run_it_lost(
     assert starts[("run0", 0)] == 1  # recorded before the pause: never again
     assert starts[("run0", 1)] == 2
     assert starts[("run0", 2)] == starts[("run0", 3)] == 1
+
+
+@pytest.mark.timeout(300)
+async def test_runs_in_flight_survive_a_postgres_restart(
+    store_url: str, tmp_path: pathlib.Path
+) -> None:
+    runs, count = 40, 4
+    ports = [free_port() for _ in range(2)]
+    addresses = [f"127.0.0.1:{port}" for port in ports]
+    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    log = tmp_path / "tasks.log"
+    steps = Steps(log)
+    worker = start_worker(",".join(addresses), log, "--max-concurrency", str(runs))
+    with stopping(worker, *replicas):
+        clients = clients_for(addresses)
+
+        async def one(r: int) -> object:
+            job = {"key": f"run{r}", "steps": count, "gate": 1}
+            return await clients[r % 2].invoke(
+                "counted_steps", job, thread_id=f"thread{r}", durability="sync"
+            )
+
+        everything = asyncio.ensure_future(asyncio.gather(*(one(r) for r in range(runs))))
+        gated = {(f"run{r}", 1) for r in range(runs)}
+        await wait_until(lambda: gated <= set(steps.starts()), 120, "every run at its gate")
+        # Every run has a recorded step and one in flight. The database goes
+        # away for longer than a lease, so the replicas' leases lapse too.
+        await asyncio.to_thread(postgres.restart_server, LEASE_TTL + 1)
+        for r in range(runs):
+            log.with_suffix(f".run{r}.go").touch()
+        try:
+            results = await asyncio.wait_for(everything, 240)
+        except Exception as exc:
+            raise AssertionError(server_errors(replicas)) from exc
+        for client in clients:
+            await client.close()
+
+    for r, run in enumerate(results):
+        assert run.state is RunState.SUCCEEDED, run  # type: ignore[attr-defined]
+        assert run.output == [f"run{r}:{i}" for i in range(count)]  # type: ignore[attr-defined]
+    check_no_finished_step_reran(steps, runs, count)
+    rows = postgres.query(store_url, "SELECT count(*) FROM runs WHERE state <> 'succeeded'")
+    assert rows == [(0,)]

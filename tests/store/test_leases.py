@@ -59,6 +59,18 @@ async def test_an_expired_replica_loses_its_runs_with_a_new_token(store: Store) 
     assert await store.claim_runs("r3", now=105.5, own=False) == []
 
 
+async def test_a_replica_whose_own_row_lapsed_does_not_claim_its_own_runs(store: Store) -> None:
+    # Cut off from the database past its lease, r1 is back: its runs are
+    # still in its hands, and r2's (expired too) are the only ones it takes.
+    mine = await start_run(store, "r1", now=100.0)
+    theirs = await start_run(store, "r2", now=100.0)
+    claimed = await store.claim_runs("r1", now=200.0, own=False)
+    assert [(run.run_id, lease) for run, lease in claimed] == [
+        (theirs.run_id, Lease(theirs.run_id, "r1", 2))
+    ]
+    assert await store.owned_runs("r1") == {mine.run_id: 1, theirs.run_id: 2}
+
+
 async def test_the_old_owner_cannot_write_after_a_takeover(store: Store, backend: Backend) -> None:
     old = await start_run(store, "r1")
     await store.commit(WriteBatch(events=[event(old, 1)], lease=old))

@@ -125,6 +125,9 @@ class RunManager:
         self.address = address
         self.lease_ttl = lease_ttl
         self._leasing: asyncio.Task[None] | None = None
+        self._renewed_since: float | None = None
+        """Since when this replica's row has been live without a gap."""
+        self._live_until = 0.0
         self._stops_posted: set[str] = set()
         self.dispatcher = Dispatcher(on_assigned=self._assigned, on_lost=self._lost)
         self._active: dict[str, RunHandle] = {}
@@ -196,9 +199,28 @@ class RunManager:
     # --- leases ---------------------------------------------------------------------
 
     async def _renew(self, now: float) -> None:
-        await self.store.renew_replica(
-            self.replica_id, address=self.address, now=now, expires_at=now + self.lease_ttl
-        )
+        expires_at = now + self.lease_ttl
+        try:
+            await self.store.renew_replica(
+                self.replica_id, address=self.address, now=now, expires_at=expires_at
+            )
+        except BaseException:
+            self._renewed_since = None
+            raise
+        # The store retries through an outage: a renewal that lands after the
+        # row expired (or after its own expiry) means the row lapsed meanwhile.
+        landed = self.clock()
+        live_until, self._live_until = self._live_until, expires_at
+        if self._renewed_since is None or landed > min(live_until, expires_at):
+            self._renewed_since = landed
+
+    def _may_claim(self, now: float) -> bool:
+        """Whether expired replicas are dead, as far as this one can tell: it
+        has renewed its own row for a whole lease. A replica that was itself
+        cut off from the database (or just started) gives the others that
+        long to renew theirs: they were most likely cut off too."""
+        since = self._renewed_since
+        return since is not None and now - since >= self.lease_ttl
 
     async def _keep_leases(self) -> None:
         """Renew on its own beat, so that nothing this replica is busy with
@@ -236,9 +258,10 @@ class RunManager:
             if stopping is not None and run_id not in self._stops_posted:
                 self._stops_posted.add(run_id)
                 stopping.post(inbox.CancelRequested())
-        if self._closing:
+        now = self.clock()
+        if self._closing or not self._may_claim(now):
             return
-        claimed = await self.store.claim_runs(self.replica_id, now=self.clock(), own=False)
+        claimed = await self.store.claim_runs(self.replica_id, now=now, own=False)
         if claimed:
             log.info("taking over %d runs", len(claimed))
         await asyncio.gather(*(self._resume(run, lease) for run, lease in claimed))
@@ -706,6 +729,12 @@ class RunManager:
 
     async def _resume(self, run: RunRecord, lease: Lease) -> None:
         """Drive a run this replica just claimed, from its last checkpoint."""
+        stale = self._active.get(run.run_id)
+        if stale is not None:
+            # This replica lost the run and won it back before it noticed:
+            # the old drive withdraws its tasks first, then the new one starts.
+            stale.post(inbox.LeaseLost())
+            await asyncio.gather(asyncio.shield(stale.done), return_exceptions=True)
         try:
             if run.target not in self._targets:
                 await self._load_targets()

@@ -270,9 +270,9 @@ class Store(abc.ABC):
     async def claim_runs(
         self, replica_id: str, *, now: float, own: bool
     ) -> list[tuple[RunRecord, Lease]]:
-        """Take over the active runs of replicas whose row expired at `now`
-        (and with `own`, those an earlier life of `replica_id` held), oldest
-        first, each with its new lease."""
+        """Take over the active runs of other replicas whose row expired at
+        `now` (and with `own`, those an earlier life of `replica_id` held),
+        oldest first, each with its new lease."""
 
     @abc.abstractmethod
     async def release_runs(self, replica_id: str) -> list[str]:

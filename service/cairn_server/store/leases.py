@@ -33,16 +33,18 @@ DELETE_REPLICA = "DELETE FROM replicas WHERE replica_id = ?"
 FORGET_REPLICAS = "DELETE FROM replicas"
 
 # Active runs owned by `?` (when taking back one's own runs at start; '' else)
-# or by a replica without a live row. Replicas claim concurrently: the owner
-# test is on the updated row, so a run another replica took is skipped.
-# `{lock}` is the backend's row lock clause: Postgres skips the rows another
-# replica is claiming or writing instead of waiting on them (and deadlocking).
+# or by another replica without a live row: a replica never claims the runs it
+# drives, even when its own row lapsed while the database was away. Replicas
+# claim concurrently: the owner test is on the updated row, so a run another
+# replica took is skipped. `{lock}` is the backend's row lock clause: Postgres
+# skips the rows another replica is claiming or writing instead of waiting on
+# them (and deadlocking).
 CLAIM_RUNS = f"""
 UPDATE runs SET owner_id = ?, lease_token = lease_token + 1
 WHERE run_id IN (
     SELECT run_id FROM runs
-    WHERE {_ACTIVE} AND (owner_id = ? OR owner_id NOT IN
-        (SELECT replica_id FROM replicas WHERE expires_at >= ?))
+    WHERE {_ACTIVE} AND (owner_id = ? OR (owner_id <> ? AND owner_id NOT IN
+        (SELECT replica_id FROM replicas WHERE expires_at >= ?)))
     ORDER BY run_id {{lock}})
 RETURNING {codec.RUN_COLUMNS}, lease_token
 """
@@ -94,7 +96,7 @@ class LeaseQueries(abc.ABC):
     ) -> list[tuple[RunRecord, Lease]]:
         rows = await self._lease_rows(
             CLAIM_RUNS.format(lock=self._row_lock),
-            (replica_id, replica_id if own else "", now),
+            (replica_id, replica_id if own else "", replica_id, now),
             write=True,
         )
         claimed = []
