@@ -2,7 +2,7 @@
 
 cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql://...]
             [--thread-ttl SECONDS] [--replica-id ID] [--lease-ttl SECONDS]
-            [--shutdown-grace SECONDS] [--log-level info]
+            [--shutdown-grace SECONDS] [--advertise-address HOST:PORT] [--log-level info]
 cairn health [--address 127.0.0.1:50051]
 cairn threads [--status S] | state THREAD [--checkpoint ID] | history THREAD | runs THREAD
       [--address 127.0.0.1:50051] [--limit N] [--json]
@@ -56,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the gRPC server")
     serve_cmd.add_argument("--address", default="127.0.0.1:50051", help="host:port to listen on")
+    serve_cmd.add_argument(
+        "--advertise-address",
+        default="",
+        metavar="HOST:PORT",
+        help="where the other replicas reach this one, to relay tasks to its workers"
+        " (default: --address; set it when listening on 0.0.0.0)",
+    )
     serve_cmd.add_argument(
         "--store",
         default="sqlite:///cairn.db",
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         replica_id=args.replica_id,
         lease_ttl=args.lease_ttl,
         shutdown_grace=args.shutdown_grace,
+        advertise_address=args.advertise_address,
     )
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(config))

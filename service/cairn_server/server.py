@@ -23,6 +23,7 @@ from cairn.v1 import (
     worker_service_pb2_grpc,
 )
 from cairn_server.api.checkpoints import CheckpointServicer
+from cairn_server.api.relay import Relays
 from cairn_server.api.runs import RunServicer
 from cairn_server.api.threads import ThreadServicer
 from cairn_server.api.workers import WorkerServicer
@@ -53,6 +54,8 @@ class ServerConfig:
     """Seconds after which another replica takes over a silent replica's runs."""
     shutdown_grace: float = 10.0
     """On SIGTERM: seconds tasks in flight may take before the runs move."""
+    advertise_address: str = ""
+    """host:port other replicas reach this one at ('': the listening address)."""
 
 
 class CairnServer:
@@ -64,12 +67,14 @@ class CairnServer:
         store: Store,
         runs: RunManager,
         health: health.aio.HealthServicer,
+        relays: Relays,
         sweeper: ThreadTtlSweeper | None = None,
     ) -> None:
         self.grpc = server
         self.health = health
         self.store = store
         self.runs = runs
+        self.relays = relays
         self.sweeper = sweeper
         self._sweeping = asyncio.create_task(sweeper.run()) if sweeper is not None else None
 
@@ -83,6 +88,7 @@ class CairnServer:
                 await self._sweeping
         await self.health.enter_graceful_shutdown()
         await self.runs.drain(grace)
+        await self.relays.close()
         await self.runs.close()
         # What is left are workers' streams and clients waiting on runs that
         # moved: they reconnect to another replica, so they get a moment only.
@@ -100,11 +106,13 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         raise ValueError(f"thread_ttl must be positive, got {config.thread_ttl}")
     store = open_store(config.store_url)
     await store.open()
-    runs = RunManager(
+    runs = RunManager(store, replica_id=config.replica_id, lease_ttl=config.lease_ttl)
+    relays = Relays(
+        runs.dispatcher,
         store,
-        replica_id=config.replica_id,
-        address=config.address,
-        lease_ttl=config.lease_ttl,
+        replica_id=runs.replica_id,
+        every=config.lease_ttl / 5,
+        clock=runs.clock,
     )
     limit = config.max_payload_bytes
     # Room for a payload at the limit plus the message around it, so that
@@ -127,7 +135,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         RunServicer(runs, max_payload_bytes=limit), server
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
-        WorkerServicer(runs, max_payload_bytes=limit), server
+        WorkerServicer(runs, relays, max_payload_bytes=limit), server
     )
     checkpoint_service_pb2_grpc.add_CheckpointServiceServicer_to_server(
         CheckpointServicer(runs), server
@@ -145,8 +153,10 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     port = server.add_insecure_port(config.address)
     if port == 0:
         raise OSError(f"cannot listen on {config.address}")
+    runs.address = config.advertise_address or f"{config.address.rpartition(':')[0]}:{port}"
     await runs.open()
     await server.start()
+    relays.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     sweeper = None
@@ -155,7 +165,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
             store, ttl=config.thread_ttl, is_busy=runs.thread_is_busy, clock=runs.clock
         )
     log.info("cairn serving on %s with %s", config.address, redact_url(config.store_url))
-    return CairnServer(server, store, runs, health_servicer, sweeper), port
+    return CairnServer(server, store, runs, health_servicer, relays, sweeper), port
 
 
 def redact_url(url: str) -> str:

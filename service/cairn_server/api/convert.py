@@ -72,6 +72,15 @@ def retry_policy(message: run_pb2.RetryPolicy) -> RetryPolicy:
     )
 
 
+def retry_policy_pb(policy: RetryPolicy) -> run_pb2.RetryPolicy:
+    message = run_pb2.RetryPolicy(
+        backoff_factor=policy.backoff_factor, max_attempts=policy.max_attempts, jitter=policy.jitter
+    )
+    message.initial_interval.FromNanoseconds(round(policy.initial_interval * 1e9))
+    message.max_interval.FromNanoseconds(round(policy.max_interval * 1e9))
+    return message
+
+
 def error_pb(error: ErrorRecord) -> errors_pb2.TaskError:
     message = errors_pb2.TaskError(
         type=error.type,

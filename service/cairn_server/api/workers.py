@@ -11,11 +11,13 @@ from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2, worker_service_pb2
 from cairn_server.api import convert
 from cairn_server.api.errors import streaming
 from cairn_server.api.graphs import graph_model
+from cairn_server.api.relay import Relays
 from cairn_server.api.values import check_size, to_json, to_value
 from cairn_server.dispatch.dispatcher import WorkerConnection
 from cairn_server.dispatch.messages import (
     Assignment,
     CancelNotice,
+    Forwarded,
     Outgoing,
     Registration,
     Rejected,
@@ -57,8 +59,13 @@ async def _ready(outbox: asyncio.Queue[Outgoing], limit: int) -> tuple[list[Any]
     return items, True
 
 
-def outgoing_pb(item: Assignment | Deliver | CancelNotice | Rejected) -> pb.ConnectResponse:
+def outgoing_pb(
+    item: Assignment | Deliver | CancelNotice | Rejected | Forwarded,
+) -> pb.ConnectResponse:
     match item:
+        case Forwarded(message):
+            assert isinstance(message, pb.ConnectResponse)
+            return message
         case Assignment():
             message = pb.TaskAssignment(
                 task_id=item.task_id,
@@ -107,8 +114,9 @@ def outgoing_pb(item: Assignment | Deliver | CancelNotice | Rejected) -> pb.Conn
 
 
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, runs: RunManager, *, max_payload_bytes: int) -> None:
+    def __init__(self, runs: RunManager, relays: Relays, *, max_payload_bytes: int) -> None:
         self._runs = runs
+        self._relays = relays
         self._limit = max_payload_bytes
 
     @streaming
@@ -178,6 +186,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             sdk_language=hello.sdk_language,
             sdk_version=hello.sdk_version,
             accepts_batches=hello.accepts_batches,
+            relay=bool(hello.relay_replica_id),
         )
 
     async def _read(
@@ -197,6 +206,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         worker.outbox.put_nowait(None)
 
     def _accept(self, worker: WorkerConnection, request: pb.ConnectRequest) -> None:
+        if self._relays.forward(worker, request):
+            return  # about a task of another replica's run: its owner checks it
         try:
             self._handle(worker, request)
         except ServiceError as error:

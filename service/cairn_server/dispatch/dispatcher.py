@@ -5,6 +5,10 @@ worker that serves its name and has a free slot (entrypoints and tasks have
 separate slots, so entrypoints waiting on their tasks cannot starve them). A
 worker whose stream drops loses its tasks, which are handed back to their runs
 for re-dispatch.
+
+Another replica may connect as a relay for its own workers (api/relay.py). A
+relay gets only the tasks of names that no worker connected here serves, and a
+task relayed here goes only to a worker connected here, never to a relay.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from cairn_server.dispatch.messages import (
     CancelNotice,
     Outgoing,
     Registration,
+    Relayed,
 )
 from cairn_server.domain import RetryPolicy, TaskKind
 
@@ -38,6 +43,8 @@ class WorkerConnection:
     sdk_language: str = ""
     sdk_version: str = ""
     accepts_batches: bool = False
+    relay: bool = False
+    """Another replica, relaying the tasks sent to it to its own workers."""
     held: dict[str, Assignment] = field(default_factory=dict)
     running: dict[TaskKind, int] = field(
         default_factory=lambda: {TaskKind.TASK: 0, TaskKind.ENTRYPOINT: 0}
@@ -78,11 +85,18 @@ class Dispatcher:
         self._holders: dict[str, WorkerConnection] = {}
         self.released = asyncio.Event()
         """Set whenever a worker gives a task back (done or lost)."""
+        self.workers_changed = asyncio.Event()
+        """Set whenever a worker (not a relay) connects or goes away."""
 
     # --- workers --------------------------------------------------------------
 
     def add(self, worker: WorkerConnection) -> None:
         self._workers[worker.serial] = worker
+        if not worker.relay:
+            self.workers_changed.set()
+            # Names a relay served may now be served here: those wait here.
+            for relay in [w for w in self._workers.values() if w.relay]:
+                self._fill(relay)
         self._fill(worker)
 
     def remove(self, worker: WorkerConnection) -> list[Assignment]:
@@ -92,12 +106,21 @@ class Dispatcher:
         worker.held.clear()
         for assignment in lost:
             self._holders.pop(assignment.task_id, None)
-            self._on_lost(assignment)
+            if assignment.relay is not None:
+                assignment.relay.lost(assignment)
+            else:
+                self._on_lost(assignment)
         self.released.set()
+        if not worker.relay:
+            self.workers_changed.set()
         return lost
 
     def workers(self) -> list[WorkerConnection]:
         return list(self._workers.values())
+
+    def direct_workers(self) -> list[WorkerConnection]:
+        """The workers connected here, without the relays of other replicas."""
+        return [w for w in self._workers.values() if not w.relay]
 
     def retry_policy(self, name: str) -> RetryPolicy | None:
         for worker in self._workers.values():
@@ -109,7 +132,7 @@ class Dispatcher:
     # --- tasks ----------------------------------------------------------------
 
     def submit(self, assignment: Assignment) -> None:
-        worker = self._pick(assignment.name)
+        worker = self._pick(assignment)
         if worker is None:
             self._queues.setdefault(assignment.name, OrderedDict())[assignment.task_id] = assignment
         else:
@@ -156,15 +179,19 @@ class Dispatcher:
                 worker.outbox.put_nowait(CancelNotice(task_id, reason))
 
     def withdraw_run(self, run_id: str, reason: str) -> None:
-        """Withdraw every task of a run, queued or held."""
-        held = [t for t, worker in self._holders.items() if worker.held[t].run_id == run_id]
-        queued = [t for q in self._queues.values() for t, a in q.items() if a.run_id == run_id]
-        self.withdraw([*queued, *held], reason)
+        """Withdraw every task of a run this replica drives, queued or held."""
+        self.withdraw(self._task_ids(lambda a: a.run_id == run_id and a.relay is None), reason)
+
+    def withdraw_relayed(self, relay: Relayed, reason: str, task_id: str | None = None) -> None:
+        """Withdraw the task `task_id` (else every task) that came through `relay`."""
+        self.withdraw(
+            self._task_ids(lambda a: a.relay is relay and task_id in (None, a.task_id)), reason
+        )
 
     def withdraw_queued(self, run_id: str) -> None:
         """Forget a run's tasks that no worker has received yet."""
         for queue in self._queues.values():
-            for task_id in [t for t, a in queue.items() if a.run_id == run_id]:
+            for task_id in [t for t, a in queue.items() if a.run_id == run_id and a.relay is None]:
                 del queue[task_id]
 
     def tasks_in_flight(self, run_ids: set[str]) -> int:
@@ -173,14 +200,34 @@ class Dispatcher:
         return sum(
             1
             for task_id, worker in self._holders.items()
-            if worker.held[task_id].run_id in run_ids and worker.held[task_id].kind is TaskKind.TASK
+            if worker.held[task_id].run_id in run_ids
+            and worker.held[task_id].kind is TaskKind.TASK
+            and worker.held[task_id].relay is None
         )
 
     # --- internals ------------------------------------------------------------
 
-    def _pick(self, name: str) -> WorkerConnection | None:
+    def _task_ids(self, which: Callable[[Assignment], bool]) -> list[str]:
+        queued = [t for q in self._queues.values() for t, a in q.items() if which(a)]
+        held = [t for t, worker in self._holders.items() if which(worker.held[t])]
+        return [*queued, *held]
+
+    def _served_here(self, name: str) -> bool:
+        return any(name in w.registrations for w in self._workers.values() if not w.relay)
+
+    def _may_take(self, worker: WorkerConnection, assignment: Assignment) -> bool:
+        """A relay takes only tasks of this replica's runs whose name no
+        worker connected here serves."""
+        if not worker.relay:
+            return True
+        return assignment.relay is None and not self._served_here(assignment.name)
+
+    def _pick(self, assignment: Assignment) -> WorkerConnection | None:
+        name = assignment.name
         candidates = [
-            w for w in self._workers.values() if name in w.registrations and w.has_slot(name)
+            w
+            for w in self._workers.values()
+            if name in w.registrations and w.has_slot(name) and self._may_take(w, assignment)
         ]
         return min(candidates, key=WorkerConnection.load, default=None)
 
@@ -189,12 +236,23 @@ class Dispatcher:
         worker.held[assignment.task_id] = assignment
         worker.running[assignment.kind] += 1
         self._holders[assignment.task_id] = worker
-        self._on_assigned(assignment)
+        if assignment.relay is None:
+            self._on_assigned(assignment)
         worker.outbox.put_nowait(assignment)
 
     def _fill(self, worker: WorkerConnection) -> None:
         for name in worker.registrations:
             queue = self._queues.get(name)
-            while queue and worker.has_slot(name):
-                _, assignment = queue.popitem(last=False)
-                self._assign(worker, assignment)
+            if not queue:
+                continue
+            if not worker.relay:
+                while queue and worker.has_slot(name):
+                    _, assignment = queue.popitem(last=False)
+                    self._assign(worker, assignment)
+            elif not self._served_here(name):
+                for task_id, assignment in list(queue.items()):
+                    if not worker.has_slot(name):
+                        break
+                    if assignment.relay is None:
+                        del queue[task_id]
+                        self._assign(worker, assignment)

@@ -4,6 +4,7 @@ into ConnectResponse messages."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from cairn_server.domain import Json, RetryPolicy, TaskKind
 from cairn_server.engine.decisions import Deliver, JournalEntry
@@ -15,6 +16,14 @@ class Registration:
     name: str
     kind: TaskKind
     retry_policy: RetryPolicy | None = None
+
+
+class Relayed(Protocol):
+    """Where the worker messages of a task that another replica's run sent
+    here go (api/relay.py)."""
+
+    def lost(self, assignment: Assignment) -> None:
+        """The worker holding `assignment` went away."""
 
 
 @dataclass(slots=True)
@@ -38,6 +47,7 @@ class Assignment:
     first_fresh_call: int = 0
     announce_calls: bool = False
     local: bool = False  # a call its worker runs itself (ScheduleTask.local_running)
+    relay: Relayed | None = None  # the task of a run another replica drives
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,5 +63,13 @@ class Rejected:
     error: ServiceError
 
 
-Outgoing = Assignment | Deliver | CancelNotice | Rejected | None
+@dataclass(slots=True, frozen=True)
+class Forwarded:
+    """A message from the replica that owns a relayed task, passed on to
+    the worker as it came (api/relay.py)."""
+
+    message: object
+
+
+Outgoing = Assignment | Deliver | CancelNotice | Rejected | Forwarded | None
 """None closes the worker's stream."""

@@ -267,6 +267,10 @@ class Store(abc.ABC):
     async def remove_replica(self, replica_id: str) -> None: ...
 
     @abc.abstractmethod
+    async def live_replicas(self, now: float) -> dict[str, str]:
+        """The replicas whose row is live at `now`: id -> advertised address."""
+
+    @abc.abstractmethod
     async def claim_runs(
         self, replica_id: str, *, now: float, own: bool
     ) -> list[tuple[RunRecord, Lease]]:

@@ -30,6 +30,7 @@ ON CONFLICT (replica_id) DO UPDATE SET address = excluded.address, expires_at = 
 """
 
 DELETE_REPLICA = "DELETE FROM replicas WHERE replica_id = ?"
+LIVE_REPLICAS = "SELECT replica_id, address FROM replicas WHERE expires_at >= ? ORDER BY replica_id"
 FORGET_REPLICAS = "DELETE FROM replicas"
 
 # Active runs owned by `?` (when taking back one's own runs at start; '' else)
@@ -90,6 +91,10 @@ class LeaseQueries(abc.ABC):
 
     async def remove_replica(self, replica_id: str) -> None:
         await self._lease_rows(DELETE_REPLICA, (replica_id,), write=True)
+
+    async def live_replicas(self, now: float) -> dict[str, str]:
+        rows = await self._lease_rows(LIVE_REPLICAS, (now,), write=False)
+        return {str(row[0]): str(row[1]) for row in rows}
 
     async def claim_runs(
         self, replica_id: str, *, now: float, own: bool

@@ -109,6 +109,7 @@ class WorkerHello(_message.Message):
     SDK_VERSION_FIELD_NUMBER: _builtins.int
     IDENTITY_FIELD_NUMBER: _builtins.int
     ACCEPTS_BATCHES_FIELD_NUMBER: _builtins.int
+    RELAY_REPLICA_ID_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """A stable id for the worker process; the service generates one when empty."""
     max_concurrent_tasks: _builtins.int
@@ -127,6 +128,12 @@ class WorkerHello(_message.Message):
     """The worker reads ConnectResponse.batch: the service may then send
     several messages in one when several are ready at once.
     """
+    relay_replica_id: _builtins.str
+    """Set only by another Cairn replica that relays tasks to the workers
+    connected to it: its replica id. The service sends a relay only the
+    tasks that none of its own workers serves, so a worker connected to one
+    replica serves the runs of every replica.
+    """
     @_builtins.property
     def registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Registration]:
         """What the worker serves."""
@@ -142,10 +149,11 @@ class WorkerHello(_message.Message):
         sdk_version: _builtins.str = ...,
         identity: _builtins.str = ...,
         accepts_batches: _builtins.bool = ...,
+        relay_replica_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_batches", b"accepts_batches", "identity", b"identity", "max_concurrent_entrypoints", b"max_concurrent_entrypoints", "max_concurrent_tasks", b"max_concurrent_tasks", "registrations", b"registrations", "sdk_language", b"sdk_language", "sdk_version", b"sdk_version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_batches", b"accepts_batches", "identity", b"identity", "max_concurrent_entrypoints", b"max_concurrent_entrypoints", "max_concurrent_tasks", b"max_concurrent_tasks", "registrations", b"registrations", "relay_replica_id", b"relay_replica_id", "sdk_language", b"sdk_language", "sdk_version", b"sdk_version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
