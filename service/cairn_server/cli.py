@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 
 from cairn_server import inspection
-from cairn_server.runtime.manager import DEFAULT_LEASE_TTL
+from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
 from cairn_server.server import ServerConfig, create_server, redact_url
 
 

@@ -27,7 +27,8 @@ from cairn_server.api.relay import Relays
 from cairn_server.api.runs import RunServicer
 from cairn_server.api.threads import ThreadServicer
 from cairn_server.api.workers import WorkerServicer
-from cairn_server.runtime.manager import DEFAULT_LEASE_TTL, RunManager
+from cairn_server.runtime.manager import RunManager
+from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
 from cairn_server.store import Store, open_store
 from cairn_server.store.retention import ThreadTtlSweeper
 
@@ -153,7 +154,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     port = server.add_insecure_port(config.address)
     if port == 0:
         raise OSError(f"cannot listen on {config.address}")
-    runs.address = config.advertise_address or f"{config.address.rpartition(':')[0]}:{port}"
+    runs.leases.address = config.advertise_address or f"{config.address.rpartition(':')[0]}:{port}"
     await runs.open()
     await server.start()
     relays.start()

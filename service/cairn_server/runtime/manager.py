@@ -1,12 +1,10 @@
 """RunManager: starts, resumes, recovers, cancels and follows runs.
 
 Several replicas may share one store (DESIGN.md section 7). Each drives the
-runs it holds a lease on and renews its lease every `lease_ttl / 5` seconds;
-on the same beat it claims the runs of replicas whose lease expired (or that
-released theirs when shutting down) and resumes them from their last
-checkpoint, drops the runs another replica took from it, and passes on the
-stops other replicas asked for. A run driven elsewhere is followed, awaited
-and cancelled through the store.
+runs it holds a lease on (runtime/replica.py keeps the leases and claims the
+runs of replicas that died, which are resumed here from their last
+checkpoint). A run driven elsewhere is followed, awaited and cancelled
+through the store.
 """
 
 from __future__ import annotations
@@ -50,14 +48,13 @@ from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
 from cairn_server.runtime.handle import RunAbandoned, RunHandle
+from cairn_server.runtime.replica import DEFAULT_LEASE_TTL, ReplicaLeases
 from cairn_server.store import Lease, Store, ThreadBusy, ThreadStatusChange, WriteBatch
 from cairn_server.store.leases import STOP_CANCEL
 
 log = logging.getLogger(__name__)
 
 TaskTreeEngine = FunctionalRun | GraphRun
-
-DEFAULT_LEASE_TTL = 5.0
 _ACTIVE = (RunState.PENDING, RunState.RUNNING)
 # Reading a run driven by another replica: the wait between polls of the
 # store grows from the first value to the second while nothing changes.
@@ -114,21 +111,18 @@ class RunManager:
         *,
         clock: Callable[[], float] = time.time,
         replica_id: str = "",
-        address: str = "",
         lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> None:
-        if not lease_ttl > 0:
-            raise ValueError(f"lease_ttl must be positive, got {lease_ttl}")
         self.store = store
         self.clock = clock
-        self.replica_id = replica_id or new_id()
-        self.address = address
-        self.lease_ttl = lease_ttl
-        self._leasing: asyncio.Task[None] | None = None
-        self._renewed_since: float | None = None
-        """Since when this replica's row has been live without a gap."""
-        self._live_until = 0.0
-        self._stops_posted: set[str] = set()
+        self.leases = ReplicaLeases(
+            store,
+            replica_id=replica_id or new_id(),
+            lease_ttl=lease_ttl,
+            clock=clock,
+            driven=lambda: self._active,
+            resume=self._resume,
+        )
         self.dispatcher = Dispatcher(on_assigned=self._assigned, on_lost=self._lost)
         self._active: dict[str, RunHandle] = {}
         self._by_thread: dict[str, RunHandle] = {}
@@ -138,16 +132,17 @@ class RunManager:
         self._graphs: dict[str, GraphModel] = {}
         self._closing = False
 
+    @property
+    def replica_id(self) -> str:
+        return self.leases.replica_id
+
     async def open(self) -> None:
         """Load the registrations, take back the runs an earlier life of this
-        replica held and those of expired replicas, and start renewing."""
+        replica held, and start renewing."""
         await self._load_targets()
-        now = self.clock()
-        claimed = await self.store.claim_runs(self.replica_id, now=now, own=True)
-        await self._renew(now)
-        for run, lease in claimed:
+        for run, lease in await self.leases.open():
             await self._resume(run, lease)
-        self._leasing = asyncio.create_task(self._keep_leases())
+        self.leases.start()
 
     async def _load_targets(self) -> None:
         self._targets = await self.store.known_targets()
@@ -160,6 +155,7 @@ class RunManager:
         give the tasks in flight up to `grace` seconds to finish and be
         recorded, then store what runs hold in memory."""
         self._closing = True
+        self.leases.claiming = False
         handles = list(self._active.values())
         for handle in handles:
             handle.drain()
@@ -181,90 +177,11 @@ class RunManager:
         """Stop driving runs and release their leases: they stay RUNNING and
         another replica (or this one's next start) resumes them."""
         self._closing = True
-        if self._leasing is not None:
-            self._leasing.cancel()
-            await asyncio.gather(self._leasing, return_exceptions=True)
+        self.leases.claiming = False
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        try:
-            released = await self.store.release_runs(self.replica_id)
-            await self.store.remove_replica(self.replica_id)
-        except Exception:
-            log.warning("releasing the leases of replica %s failed", self.replica_id)
-        else:
-            if released:
-                log.info("released %d runs for other replicas", len(released))
-
-    # --- leases ---------------------------------------------------------------------
-
-    async def _renew(self, now: float) -> None:
-        expires_at = now + self.lease_ttl
-        try:
-            await self.store.renew_replica(
-                self.replica_id, address=self.address, now=now, expires_at=expires_at
-            )
-        except BaseException:
-            self._renewed_since = None
-            raise
-        # The store retries through an outage: a renewal that lands after the
-        # row expired (or after its own expiry) means the row lapsed meanwhile.
-        landed = self.clock()
-        live_until, self._live_until = self._live_until, expires_at
-        if self._renewed_since is None or landed > min(live_until, expires_at):
-            self._renewed_since = landed
-
-    def _may_claim(self, now: float) -> bool:
-        """Whether expired replicas are dead, as far as this one can tell: it
-        has renewed its own row for a whole lease. A replica that was itself
-        cut off from the database (or just started) gives the others that
-        long to renew theirs: they were most likely cut off too."""
-        since = self._renewed_since
-        return since is not None and now - since >= self.lease_ttl
-
-    async def _keep_leases(self) -> None:
-        """Renew on its own beat, so that nothing this replica is busy with
-        (resuming runs it took over, say) lets its lease expire."""
-        watching = asyncio.create_task(self._watch_leases())
-        try:
-            while True:
-                await asyncio.sleep(self.lease_ttl / 5)
-                try:
-                    await self._renew(self.clock())
-                except Exception:
-                    log.warning("renewing the lease failed; trying again", exc_info=True)
-        finally:
-            watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
-
-    async def _watch_leases(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_ttl / 5)
-            try:
-                await self._watch_once()
-            except Exception:
-                log.warning("watching the leases failed; trying again", exc_info=True)
-
-    async def _watch_once(self) -> None:
-        """Drop the runs another replica took, pass on the stops other
-        replicas asked for, and claim the runs of expired replicas."""
-        handles = dict(self._active)
-        owned = await self.store.owned_runs(self.replica_id)
-        for run_id, handle in handles.items():
-            if owned.get(run_id) != handle.lease.token:
-                handle.post(inbox.LeaseLost())
-        for run_id, _kind in await self.store.stop_requests(self.replica_id):
-            stopping = self._active.get(run_id)
-            if stopping is not None and run_id not in self._stops_posted:
-                self._stops_posted.add(run_id)
-                stopping.post(inbox.CancelRequested())
-        now = self.clock()
-        if self._closing or not self._may_claim(now):
-            return
-        claimed = await self.store.claim_runs(self.replica_id, now=now, own=False)
-        if claimed:
-            log.info("taking over %d runs", len(claimed))
-        await asyncio.gather(*(self._resume(run, lease) for run, lease in claimed))
+        await self.leases.close()
 
     # --- registration -----------------------------------------------------------
 
@@ -605,7 +522,6 @@ class RunManager:
 
         def forget(_: asyncio.Task[None]) -> None:
             self._tasks.discard(task)
-            self._stops_posted.discard(handle.run_id)
             if self._active.get(handle.run_id) is handle:
                 del self._active[handle.run_id]
             if self._by_thread.get(handle.run.thread_id) is handle:
