@@ -109,3 +109,17 @@ async def test_withdrawing_a_run_leaves_the_tasks_relayed_here_alone() -> None:
     assert list(here.held) == ["t1"]
     tasks.withdraw_relayed(link, "relay closed")
     assert here.held == {}
+
+
+async def test_queued_tasks_go_to_a_relay_once_the_last_worker_here_leaves() -> None:
+    tasks, _, lost = dispatcher()
+    here, relay = worker("a"), worker("a", relay=True)
+    here.max_tasks = 1
+    tasks.add(here)
+    tasks.add(relay)
+    tasks.submit(task("t1", "a"))
+    tasks.submit(task("t2", "a"))
+    assert relay.held == {}
+    tasks.remove(here)
+    assert lost == ["t1"]  # back to its run, which submits it again
+    assert list(relay.held) == ["t2"]

@@ -94,9 +94,6 @@ class Dispatcher:
         self._workers[worker.serial] = worker
         if not worker.relay:
             self.workers_changed.set()
-            # Names a relay served may now be served here: those wait here.
-            for relay in [w for w in self._workers.values() if w.relay]:
-                self._fill(relay)
         self._fill(worker)
 
     def remove(self, worker: WorkerConnection) -> list[Assignment]:
@@ -113,6 +110,9 @@ class Dispatcher:
         self.released.set()
         if not worker.relay:
             self.workers_changed.set()
+            # Names no worker here serves any more go to relays now.
+            for relay in [w for w in self._workers.values() if w.relay]:
+                self._fill(relay)
         return lost
 
     def workers(self) -> list[WorkerConnection]:
