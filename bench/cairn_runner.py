@@ -302,7 +302,10 @@ class Stack:
         self.pids.write_text("".join(f"{pid}\n" for pid in alive))
 
     def start_server(self) -> None:
+        # A restart keeps its replica id, as the README advises, so that it
+        # takes its runs back at once instead of after their lease expires.
         serve = ["serve", "--address", self.address, "--store", self.store_url]
+        serve += ["--replica-id", "bench"]
         self.server = Process([str(BIN / "cairn"), *serve, "--log-level", "warning"]).start()
         self._record_pids()
         self.server.wait_for_line("cairn serving on")
