@@ -138,7 +138,7 @@ class RunManager:
 
     async def open(self) -> None:
         """Load the registrations, take back the runs an earlier life of this
-        replica held, and start renewing."""
+        replica held and those of expired replicas, and start renewing."""
         await self._load_targets()
         for run, lease in await self.leases.open():
             await self._resume(run, lease)

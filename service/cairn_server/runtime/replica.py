@@ -65,8 +65,9 @@ class ReplicaLeases:
         """False once shutting down: the runs of others are left to others."""
 
     async def open(self) -> list[tuple[RunRecord, Lease]]:
-        """Take back the runs an earlier life of this replica held (a SQLite
-        store: every run) and renew the row; returns the runs to resume."""
+        """Take back the runs an earlier life of this replica held, and those
+        of replicas whose row expired (a SQLite store: every run), and renew
+        the row; returns the runs to resume."""
         now = self._clock()
         claimed = await self.store.claim_runs(self.replica_id, now=now, own=True)
         await self._renew(now)
