@@ -5,7 +5,22 @@ from __future__ import annotations
 
 import asyncio
 
-from cairn_server.domain import EventRecord, Json
+from cairn_server.domain import Durability, EventRecord, Json
+
+LEASE_EVENT_RANGE = 2**32
+"""Event ids each lease of a run may use, when followers see events before
+the store does."""
+
+
+def first_event_id(last_stored: int, lease_token: int, durability: Durability) -> int:
+    """Where a resumed run numbers its events. With sync durability an event
+    is published only once stored, so numbering goes on after the last one
+    stored. Otherwise the previous owner may have published ids it never
+    stored, and a client that saw them skips ids it has seen: each lease then
+    numbers from its own range, above any id an earlier lease could use."""
+    if durability is Durability.SYNC:
+        return last_stored + 1
+    return max(last_stored + 1, (lease_token - 1) * LEASE_EVENT_RANGE + 1)
 
 
 class EventLog:

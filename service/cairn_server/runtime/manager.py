@@ -47,6 +47,7 @@ from cairn_server.engine.state import StateView, functional_state_view, graph_st
 from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
+from cairn_server.runtime.events import first_event_id
 from cairn_server.runtime.handle import RunAbandoned, RunHandle
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL, ReplicaLeases
 from cairn_server.store import Lease, Store, ThreadBusy, ThreadStatusChange, WriteBatch
@@ -674,7 +675,9 @@ class RunManager:
                 previous=checkpoints.previous_value(checkpoint),
                 store=self.store,
                 dispatcher=self.dispatcher,
-                first_event_id=await self.store.last_event_id(run.run_id) + 1,
+                first_event_id=first_event_id(
+                    await self.store.last_event_id(run.run_id), lease.token, run.durability
+                ),
                 clock=self.clock,
                 pending=WriteBatch(),
                 lease=lease,
