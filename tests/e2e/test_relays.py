@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from cairn import Client, RunState
+from cairn import Client, Command, RunState
 from tests import postgres
-from tests.e2e.processes import free_port, start_worker, stopping
+from tests.e2e.processes import free_port, start_worker, started_task_ids, stopping
 from tests.e2e.test_replicas import Steps, server_errors, start_replica, wait_until
 
 
@@ -95,3 +95,37 @@ async def test_a_relayed_task_whose_worker_dies_runs_again_on_another(
     assert starts[("run0", 0)] == 1  # recorded before the worker died
     assert starts[("run0", 1)] == 2  # in flight when it died: run again
     assert starts[("run0", 2)] == 1
+
+
+@pytest.mark.timeout(120)
+async def test_interrupts_resumes_and_graph_nodes_go_through_a_relay(
+    store_url: str, tmp_path: pathlib.Path
+) -> None:
+    ports = [free_port() for _ in range(2)]
+    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    log = tmp_path / "tasks.log"
+    worker = start_worker(f"127.0.0.1:{ports[1]}", log)  # to r1 only
+    with stopping(worker, *replicas):
+        async with Client(f"127.0.0.1:{ports[0]}") as client:  # to r0 only
+            paused = await client.invoke(
+                "essay", {"topic": "cats"}, thread_id="essay", durability="sync"
+            )
+            assert paused.state is RunState.INTERRUPTED
+            assert paused.interrupts[0].value["essay"] == "An essay about topic: cats"
+            done = await client.invoke("essay", Command(resume=True), thread_id="essay")
+            assert done.state is RunState.SUCCEEDED
+            assert done.output == {"essay": "An essay about topic: cats", "is_approved": True}
+
+            graph = await client.invoke(
+                "ten_nodes", {"count": 0, "visited": []}, thread_id="graph", durability="sync"
+            )
+            assert graph.state is RunState.SUCCEEDED
+            assert graph.output == {"count": 10, "visited": list(range(10))}
+            owners = postgres.query(store_url, "SELECT DISTINCT owner_id FROM runs")
+
+    assert owners == [("r0",)]
+    # r1's worker ran write_essay and the ten nodes, each once: the resume
+    # replayed write_essay's recorded result.
+    names = [line.split()[1] for line in log.read_text().splitlines() if line.startswith("start")]
+    assert sorted(names) == [f"ten_nodes:n{i}" for i in range(10)] + ["write_essay"]
+    assert set(started_task_ids(log).values()) == {1}
