@@ -29,10 +29,9 @@ from cairn.v1 import worker_service_pb2, worker_service_pb2_grpc
 from cairn_server.api import convert
 from cairn_server.api.values import to_json
 from cairn_server.dispatch.dispatcher import Dispatcher, WorkerConnection
-from cairn_server.dispatch.messages import Assignment, CancelNotice, Forwarded, Registration
+from cairn_server.dispatch.messages import Assignment, Forwarded, Registration
 from cairn_server.domain import TaskKind
 from cairn_server.engine.decisions import JournalEntry
-from cairn_server.engine.tasks import child_task_id
 from cairn_server.store import Store
 
 log = logging.getLogger(__name__)
@@ -123,23 +122,8 @@ class RelayLink:
         When that copy cannot be held here, the worker drops it and the
         owner is told a plain call."""
         parent = self._dispatcher.held_by(worker, message.parent_task_id)
-        assert parent is not None
-        child = Assignment(
-            task_id=child_task_id(message.parent_task_id, message.index),
-            name=message.name,
-            run_id=parent.run_id,
-            thread_id=parent.thread_id,
-            checkpoint_id=parent.checkpoint_id,
-            attempt=1,
-            input=None,
-            journal=(),
-            resume=(),
-            path=(),
-            is_root=False,
-            relay=self,
-        )
-        if not self._dispatcher.hold_local(worker, child):
-            worker.outbox.put_nowait(CancelNotice(child.task_id, "another worker runs this call"))
+        assert parent is not None and parent.relay is self
+        if not self._dispatcher.hold_local_call(worker, parent, message.index, message.name):
             message.ClearField("local_running")
 
     # --- down: what the owner sends ----------------------------------------------------

@@ -24,7 +24,6 @@ from cairn_server.dispatch.messages import (
 )
 from cairn_server.domain import StreamMode, TaskKind
 from cairn_server.engine.decisions import Deliver
-from cairn_server.engine.tasks import child_task_id
 from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
@@ -315,22 +314,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             return inbox.LocalRun(has_result=True, result=result)
         if kind == "local_error":
             return inbox.LocalRun(error=convert.error_record(message.local_error))
-        child_id = child_task_id(message.parent_task_id, message.index)
-        child = Assignment(
-            task_id=child_id,
-            name=message.name,
-            run_id=parent.run_id,
-            thread_id=parent.thread_id,
-            checkpoint_id=parent.checkpoint_id,
-            attempt=1,
-            input=None,
-            journal=(),
-            resume=(),
-            path=(),
-            is_root=False,
-        )
-        if not self._runs.dispatcher.hold_local(worker, child):
-            worker.outbox.put_nowait(CancelNotice(child_id, "another worker runs this call"))
+        if not self._runs.dispatcher.hold_local_call(worker, parent, message.index, message.name):
             return None
         return inbox.LocalRun()
 

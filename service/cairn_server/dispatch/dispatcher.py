@@ -27,6 +27,7 @@ from cairn_server.dispatch.messages import (
     Relayed,
 )
 from cairn_server.domain import RetryPolicy, TaskKind
+from cairn_server.engine.tasks import child_task_id
 
 _ids = itertools.count(1)
 
@@ -138,17 +139,35 @@ class Dispatcher:
         else:
             self._assign(worker, assignment)
 
-    def hold_local(self, worker: WorkerConnection, assignment: Assignment) -> bool:
-        """The worker runs `assignment` itself (a local call): hold it as if
-        it had been assigned, without sending it. False, holding nothing,
-        when another worker holds that task already."""
-        if assignment.task_id in self._holders:
+    def hold_local_call(
+        self, worker: WorkerConnection, parent: Assignment, index: int, name: str
+    ) -> bool:
+        """The worker holding `parent` runs its call at `index` itself: hold
+        that call for it as if it had been assigned, without sending it (a
+        call of a relayed task is relayed too). False, holding nothing, when
+        another worker holds that call already: the worker is told to drop
+        its copy."""
+        child = Assignment(
+            task_id=child_task_id(parent.task_id, index),
+            name=name,
+            run_id=parent.run_id,
+            thread_id=parent.thread_id,
+            checkpoint_id=parent.checkpoint_id,
+            attempt=1,
+            input=None,
+            journal=(),
+            resume=(),
+            path=(),
+            is_root=False,
+            local=True,
+            relay=parent.relay,
+        )
+        if child.task_id in self._holders:
+            worker.outbox.put_nowait(CancelNotice(child.task_id, "another worker runs this call"))
             return False
-        assignment.kind = TaskKind.TASK
-        assignment.local = True
-        worker.held[assignment.task_id] = assignment
+        worker.held[child.task_id] = child
         worker.running[TaskKind.TASK] += 1
-        self._holders[assignment.task_id] = worker
+        self._holders[child.task_id] = worker
         return True
 
     def held_by(self, worker: WorkerConnection, task_id: str) -> Assignment | None:
