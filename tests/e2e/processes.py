@@ -106,25 +106,18 @@ class Process:
         return self.popen.returncode
 
 
-def server_process(db: pathlib.Path, port: int) -> Process:
-    return Process(
-        [
-            str(BIN / "cairn"),
-            "serve",
-            "--address",
-            f"127.0.0.1:{port}",
-            "--store",
-            f"sqlite:///{db}",
-            "--log-level",
-            "info",
-        ]
-    )
+def serve(store_url: str, port: int, *options: str) -> Process:
+    """`cairn serve` on 127.0.0.1:`port` with `options`, once it serves."""
+    address = f"127.0.0.1:{port}"
+    command = [str(BIN / "cairn"), "serve", "--address", address, "--store", store_url]
+    process = Process([*command, *options, "--log-level", "info"]).start()
+    process.wait_for_line("cairn serving on")
+    return process
 
 
 def start_server(db: pathlib.Path, port: int) -> Process:
-    process = server_process(db, port).start()
-    process.wait_for_line("cairn serving on")
-    return process
+    """`cairn serve` on a SQLite file."""
+    return serve(f"sqlite:///{db}", port)
 
 
 def start_worker(address: str, log: pathlib.Path, *extra: str) -> Process:

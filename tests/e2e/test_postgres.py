@@ -13,10 +13,10 @@ import pytest
 from cairn import Client, Command, RunState
 from tests import postgres
 from tests.e2e.processes import (
-    BIN,
     Process,
     final_run,
     free_port,
+    serve,
     start_worker,
     started_task_ids,
     stopping,
@@ -33,22 +33,7 @@ def store_url() -> Iterator[str]:
 
 
 def start_server(store_url: str, port: int) -> Process:
-    process = Process(
-        [
-            str(BIN / "cairn"),
-            "serve",
-            "--address",
-            f"127.0.0.1:{port}",
-            "--store",
-            store_url,
-            "--thread-ttl",
-            "86400",
-            "--log-level",
-            "info",
-        ]
-    ).start()
-    process.wait_for_line("cairn serving on")
-    return process
+    return serve(store_url, port, "--thread-ttl", "86400")
 
 
 async def test_interrupt_resume_and_graph_runs_on_postgres_survive_a_restart(

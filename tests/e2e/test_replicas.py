@@ -22,7 +22,7 @@ import pytest
 
 from cairn import Client, RunState
 from tests import postgres
-from tests.e2e.processes import BIN, Process, free_port, start_worker, stopping
+from tests.e2e.processes import Process, free_port, serve, start_worker, stopping
 
 LEASE_TTL = 5.0
 TAKING_OVER = re.compile(r"taking over (\d+) runs")
@@ -35,26 +35,8 @@ def store_url() -> Iterator[str]:
 
 
 def start_replica(store_url: str, port: int, replica_id: str) -> Process:
-    process = Process(
-        [
-            str(BIN / "cairn"),
-            "serve",
-            "--address",
-            f"127.0.0.1:{port}",
-            "--store",
-            store_url,
-            "--replica-id",
-            replica_id,
-            "--lease-ttl",
-            str(LEASE_TTL),
-            "--shutdown-grace",
-            "5",
-            "--log-level",
-            "info",
-        ]
-    ).start()
-    process.wait_for_line("cairn serving on")
-    return process
+    options = ["--replica-id", replica_id, "--lease-ttl", str(LEASE_TTL), "--shutdown-grace", "5"]
+    return serve(store_url, port, *options)
 
 
 class Steps:
