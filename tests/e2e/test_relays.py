@@ -13,8 +13,8 @@ import pytest
 
 from cairn import Client, Command, RunState
 from tests import postgres
-from tests.e2e.processes import free_port, start_worker, started_task_ids, stopping
-from tests.e2e.test_replicas import Steps, server_errors, start_replica, wait_until
+from tests.e2e.processes import start_worker, started_task_ids, stopping
+from tests.e2e.test_replicas import Steps, server_errors, start_replicas, wait_until
 
 
 @pytest.fixture
@@ -28,13 +28,12 @@ async def test_a_worker_on_one_replica_runs_the_tasks_of_another(
     store_url: str, tmp_path: pathlib.Path
 ) -> None:
     runs, count = 20, 5
-    ports = [free_port() for _ in range(2)]
-    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    addresses, replicas = start_replicas(store_url, 2)
     log = tmp_path / "tasks.log"
     steps = Steps(log)
-    worker = start_worker(f"127.0.0.1:{ports[1]}", log)  # to r1 only
+    worker = start_worker(addresses[1], log)  # to r1 only
     with stopping(worker, *replicas):
-        async with Client(f"127.0.0.1:{ports[0]}") as client:  # to r0 only
+        async with Client(addresses[0]) as client:  # to r0 only
             jobs = [
                 client.invoke(
                     "counted_steps",
@@ -65,15 +64,14 @@ async def test_a_worker_on_one_replica_runs_the_tasks_of_another(
 async def test_a_relayed_task_whose_worker_dies_runs_again_on_another(
     store_url: str, tmp_path: pathlib.Path
 ) -> None:
-    ports = [free_port() for _ in range(2)]
-    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    addresses, replicas = start_replicas(store_url, 2)
     log = tmp_path / "tasks.log"
     steps = Steps(log)
-    r1 = f"127.0.0.1:{ports[1]}"
+    r1 = addresses[1]
     first = start_worker(r1, log)
     second = None
     with stopping(first, *replicas):
-        async with Client(f"127.0.0.1:{ports[0]}") as client:
+        async with Client(addresses[0]) as client:
             job = {"key": "run0", "steps": 3, "gate": 1}
             invoked = asyncio.ensure_future(
                 client.invoke("counted_steps", job, thread_id="t", durability="sync")
@@ -101,12 +99,11 @@ async def test_a_relayed_task_whose_worker_dies_runs_again_on_another(
 async def test_interrupts_resumes_and_graph_nodes_go_through_a_relay(
     store_url: str, tmp_path: pathlib.Path
 ) -> None:
-    ports = [free_port() for _ in range(2)]
-    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    addresses, replicas = start_replicas(store_url, 2)
     log = tmp_path / "tasks.log"
-    worker = start_worker(f"127.0.0.1:{ports[1]}", log)  # to r1 only
+    worker = start_worker(addresses[1], log)  # to r1 only
     with stopping(worker, *replicas):
-        async with Client(f"127.0.0.1:{ports[0]}") as client:  # to r0 only
+        async with Client(addresses[0]) as client:  # to r0 only
             paused = await client.invoke(
                 "essay", {"topic": "cats"}, thread_id="essay", durability="sync"
             )

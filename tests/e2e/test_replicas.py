@@ -39,6 +39,13 @@ def start_replica(store_url: str, port: int, replica_id: str) -> Process:
     return serve(store_url, port, *options)
 
 
+def start_replicas(store_url: str, count: int) -> tuple[list[str], list[Process]]:
+    """Replicas r0, r1, ... on free ports; returns their addresses and processes."""
+    ports = [free_port() for _ in range(count)]
+    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    return [f"127.0.0.1:{port}" for port in ports], replicas
+
+
 class Steps:
     """The .steps file the workers write."""
 
@@ -128,9 +135,7 @@ async def test_sigkill_of_a_replica_under_load_loses_nothing(
     store_url: str, tmp_path: pathlib.Path, connected: str
 ) -> None:
     runs, count = 200, 10
-    ports = [free_port() for _ in range(3)]
-    addresses = [f"127.0.0.1:{port}" for port in ports]
-    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    addresses, replicas = start_replicas(store_url, 3)
     log = tmp_path / "tasks.log"
     steps = Steps(log)
     # Connected to one replica each, the workers are on r1 and r2: every task
@@ -177,9 +182,7 @@ async def test_sigterm_hands_a_replicas_runs_over_without_failing_any(
     store_url: str, tmp_path: pathlib.Path
 ) -> None:
     runs, count = 60, 10
-    ports = [free_port() for _ in range(2)]
-    addresses = [f"127.0.0.1:{port}" for port in ports]
-    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    addresses, replicas = start_replicas(store_url, 2)
     log = tmp_path / "tasks.log"
     steps = Steps(log)
     workers = [start_worker(",".join(addresses), log) for _ in range(2)]
@@ -203,9 +206,7 @@ async def test_sigterm_hands_a_replicas_runs_over_without_failing_any(
 async def test_a_paused_replica_cannot_write_to_a_run_it_lost(
     store_url: str, tmp_path: pathlib.Path
 ) -> None:
-    ports = [free_port() for _ in range(2)]
-    addresses = [f"127.0.0.1:{port}" for port in ports]
-    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    addresses, replicas = start_replicas(store_url, 2)
     log = tmp_path / "tasks.log"
     steps = Steps(log)
     worker = start_worker(",".join(addresses), log)
@@ -249,9 +250,7 @@ async def test_runs_in_flight_survive_a_postgres_restart(
     store_url: str, tmp_path: pathlib.Path
 ) -> None:
     runs, count = 40, 4
-    ports = [free_port() for _ in range(2)]
-    addresses = [f"127.0.0.1:{port}" for port in ports]
-    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    addresses, replicas = start_replicas(store_url, 2)
     log = tmp_path / "tasks.log"
     steps = Steps(log)
     worker = start_worker(",".join(addresses), log, "--max-concurrency", str(runs))
