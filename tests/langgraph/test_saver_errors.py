@@ -76,7 +76,7 @@ async def test_missing_checkpoint_id_in_put_writes_then_the_saver_keeps_working(
 
 def test_server_down_is_a_typed_unavailable_error() -> None:
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    with CairnSaver(address) as saver:
+    with CairnSaver(address, failover_timeout=0.3) as saver:
         with pytest.raises(UnavailableError) as error:
             saver.get_tuple(config("t"))
         assert error.value.code == grpc.StatusCode.UNAVAILABLE
@@ -86,7 +86,7 @@ def test_server_down_is_a_typed_unavailable_error() -> None:
 
 async def test_server_down_is_a_typed_unavailable_error_async() -> None:
     address = f"127.0.0.1:{free_port()}"
-    async with CairnSaver(address) as saver:
+    async with CairnSaver(address, failover_timeout=0.3) as saver:
         with pytest.raises(UnavailableError) as error:
             await saver.aput(config("t"), empty_checkpoint(), {"step": -1}, {})
         assert error.value.code == grpc.StatusCode.UNAVAILABLE

@@ -22,15 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import grpc
 
-from cairn._addresses import Addresses, parse_addresses
+from cairn._addresses import (
+    NOT_CONNECTED,
+    RECONNECT_OPTIONS,
+    Addresses,
+    Attempts,
+    Failover,
+    parse_addresses,
+)
 from cairn._errors import RunFailedError, from_rpc_error
 from cairn._types import (
     _DURABILITY_PB,
@@ -74,17 +79,9 @@ log = logging.getLogger("cairn.client")
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    # A channel whose server went away fails calls at once until it tries
-    # again; keep that short, so that a restarted server is found quickly.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2_000),
+    *RECONNECT_OPTIONS,
 ]
-_FIRST_PAUSE = 0.05
-_MAX_PAUSE = 1.0
 _WAITING = frozenset({RunState.PENDING, RunState.RUNNING})
-# How gRPC reports a call that never left the client: no connection was made.
-_NOT_CONNECTED = "failed to connect to all addresses"
 
 
 def _target_name(target: Target | None) -> str:
@@ -149,37 +146,6 @@ class Session:
         self._requests.put_nowait(None)
 
 
-class _Failover:
-    """The retries of one call whose server is unavailable: each other address
-    at once, then a pause that doubles (up to a second) before every further
-    round; gives up `failover_timeout` seconds after the first failure."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._deadline = time.monotonic() + client.failover_timeout
-        self._tries = 0
-        self._pause = _FIRST_PAUSE
-
-    async def next(self, error: grpc.aio.AioRpcError, index: int) -> None:
-        """Move on from address `index` after `error`, or raise it as a
-        CairnError when time is up."""
-        client = self._client
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise from_rpc_error(error) from None
-        client._move_on(index)
-        log.info(
-            "server %s unavailable (%s); trying %s",
-            client.addresses[index],
-            error.details(),
-            client.address,
-        )
-        self._tries += 1
-        if self._tries % len(client.addresses) == 0:
-            await asyncio.sleep(min(self._pause * (0.5 + random.random()), remaining))
-            self._pause = min(self._pause * 2, _MAX_PAUSE)
-
-
 class Client:
     """Async client of the Cairn service.
 
@@ -215,7 +181,7 @@ class Client:
         self.addresses = parse_addresses(address)
         self.timeout = timeout
         self.failover_timeout = failover_timeout
-        self._current = 0
+        self._failover = Failover(self.addresses, failover_timeout, log)
         self._channels = [
             grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) for target in self.addresses
         ]
@@ -225,7 +191,7 @@ class Client:
     @property
     def address(self) -> str:
         """The address calls go to now: the last one that answered."""
-        return self.addresses[self._current]
+        return self.addresses[self._failover.current]
 
     async def __aenter__(self) -> Client:
         return self
@@ -236,10 +202,18 @@ class Client:
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self._channels))
 
-    def _move_on(self, index: int) -> None:
-        # Concurrent calls that failed on the same address move on once.
-        if self._current == index:
-            self._current = (index + 1) % len(self.addresses)
+    async def _failed(
+        self, attempts: Attempts | None, error: grpc.aio.AioRpcError, index: int
+    ) -> Attempts:
+        """Move on from address `index` after `error` (UNAVAILABLE), waiting
+        as `Attempts` says, or raise it as a CairnError when time is up."""
+        attempts = attempts or self._failover.attempts()
+        pause = attempts.failed(index, error.details() or error.code().name)
+        if pause is None:
+            raise from_rpc_error(error) from None
+        if pause:
+            await asyncio.sleep(pause)
+        return attempts
 
     async def _call(
         self, rpc: str, request: Any, *, threads: bool = False, repeatable: bool = True
@@ -247,19 +221,22 @@ class Client:
         """Call unary `rpc` of the run (or thread) service, failing over. A
         call that is not `repeatable` (applying it twice would do it twice)
         moves on only when it never reached a server."""
-        failover: _Failover | None = None
+        attempts: Attempts | None = None
         while True:
-            index = self._current
+            index = self._failover.current
             stub = (self._thread_stubs if threads else self._run_stubs)[index]
             try:
-                return await getattr(stub, rpc)(request, timeout=self.timeout)
+                response = await getattr(stub, rpc)(request, timeout=self.timeout)
             except grpc.aio.AioRpcError as error:
                 if error.code() is not grpc.StatusCode.UNAVAILABLE or not (
-                    repeatable or _NOT_CONNECTED in (error.details() or "")
+                    repeatable or NOT_CONNECTED in (error.details() or "")
                 ):
                     raise from_rpc_error(error) from None
-                failover = failover or _Failover(self)
-                await failover.next(error, index)
+                attempts = await self._failed(attempts, error, index)
+            else:
+                if attempts is not None:
+                    self._failover.reached()
+                return response
 
     async def _follow(
         self,
@@ -276,9 +253,9 @@ class Client:
         namespace) are dropped unless `subgraphs`, as LangGraph's
         `stream(subgraphs=False)`."""
         last = after_event_id
-        failover: _Failover | None = None
+        attempts: Attempts | None = None
         while True:
-            index = self._current
+            index = self._failover.current
             stub = self._run_stubs[index]
             if run_id or start is None:
                 request = run_service_pb2.JoinRunRequest(run_id=run_id, after_event_id=last)
@@ -287,7 +264,9 @@ class Client:
                 call = start(stub)
             try:
                 async for response in call:
-                    failover = None  # progress: a later loss gets a fresh budget
+                    if attempts is not None:
+                        attempts = None  # progress: a later loss gets a fresh budget
+                        self._failover.reached()
                     message = response.event
                     if message.event_id <= last:
                         continue
@@ -299,8 +278,7 @@ class Client:
             except grpc.aio.AioRpcError as error:
                 if error.code() is not grpc.StatusCode.UNAVAILABLE:
                     raise from_rpc_error(error) from None
-                failover = failover or _Failover(self)
-                await failover.next(error, index)
+                attempts = await self._failed(attempts, error, index)
             finally:
                 call.cancel()
 
@@ -486,7 +464,7 @@ class Client:
             while (message := await requests.get()) is not None:
                 yield message
 
-        call = self._run_stubs[self._current].Session(outgoing(), timeout=self.timeout)
+        call = self._run_stubs[self._failover.current].Session(outgoing(), timeout=self.timeout)
         return Session(call, requests, subgraphs)
 
     async def get_run(self, run_id: str) -> Run:

@@ -9,6 +9,12 @@ A failed call raises the SDK's typed errors, not `grpc.RpcError`:
 `metadata` (e.g. `cairn.InvalidArgumentError` for an empty thread_id),
 `cairn.UnavailableError` when the server cannot be reached.
 
+A call whose server is unavailable (restarting, or one replica of several
+gone) is tried again as the Client does: on the next address, with a short
+pause after each round, for up to `failover_timeout` seconds. Every
+CheckpointService call is safe to send twice (writes keep the first value
+stored, deletes and prunes are idempotent), so each is retried.
+
 Example::
 
     from cairn.langgraph import CairnSaver
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -41,6 +49,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from cairn._addresses import RECONNECT_OPTIONS, Addresses, Attempts, Failover, parse_addresses
 from cairn._errors import from_rpc_error
 from cairn.v1 import checkpoint_service_pb2 as pb
 from cairn.v1 import checkpoint_service_pb2_grpc, thread_service_pb2
@@ -53,24 +62,21 @@ _EMPTY = "empty"
 _MAX_PAGE_SIZE = 1000
 """The largest page ListCheckpoints serves."""
 
-_Req = TypeVar("_Req")
+log = logging.getLogger("cairn.langgraph")
+
+_Stub = checkpoint_service_pb2_grpc.CheckpointServiceStub
 _Resp = TypeVar("_Resp")
 
 
-def _call(rpc: Callable[[_Req], _Resp], request: _Req) -> _Resp:
-    """A blocking call, with a failure raised as the SDK's typed error."""
-    try:
-        return rpc(request)
-    except grpc.RpcError as error:
-        raise from_rpc_error(error) from None
+def _unavailable(error: grpc.RpcError) -> bool:
+    # A failed blocking call is a grpc.Call; a failed asyncio one an AioRpcError.
+    call = error if isinstance(error, grpc.Call | grpc.aio.AioRpcError) else None
+    return call is not None and call.code() is grpc.StatusCode.UNAVAILABLE
 
 
-async def _acall(rpc: Callable[[_Req], Awaitable[_Resp]], request: _Req) -> _Resp:
-    """An asyncio call, with a failure raised as the SDK's typed error."""
-    try:
-        return await rpc(request)
-    except grpc.RpcError as error:
-        raise from_rpc_error(error) from None
+def _reason(error: grpc.RpcError) -> str:
+    assert isinstance(error, grpc.Call | grpc.aio.AioRpcError)
+    return str(error.details() or error.code().name)
 
 
 class CairnSaver(BaseCheckpointSaver[str]):
@@ -79,6 +85,11 @@ class CairnSaver(BaseCheckpointSaver[str]):
     Sync methods use a blocking gRPC channel, async methods an asyncio one
     (opened on first use in the running loop). Close with `close()` /
     `aclose()` or use the saver as a (async) context manager.
+
+    `address` is one server or several replicas of one service (a sequence
+    or a comma-separated string). A call whose server is unavailable is
+    retried on the next address for up to `failover_timeout` seconds, as
+    `cairn.Client` does, so a graph rides out a restart of the server.
 
     `list()` / `alist()` fetch `page_size` checkpoints per call (0 for the
     server's default, 100), the next page only when the previous one has been
@@ -91,47 +102,91 @@ class CairnSaver(BaseCheckpointSaver[str]):
 
     def __init__(
         self,
-        address: str = "127.0.0.1:50051",
+        address: Addresses = "127.0.0.1:50051",
         *,
         serde: SerializerProtocol | None = None,
         page_size: int = 0,
+        failover_timeout: float = 30.0,
     ) -> None:
         super().__init__(serde=serde)
         if not 0 <= page_size <= _MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 0 and {_MAX_PAGE_SIZE}, not {page_size}")
-        self.address = address
+        self.addresses = parse_addresses(address)
+        self.address = ",".join(self.addresses)
         self.page_size = page_size
-        self._channel: grpc.Channel | None = None
-        self._stub: checkpoint_service_pb2_grpc.CheckpointServiceStub | None = None
-        self._aio_channel: grpc.aio.Channel | None = None
-        self._aio_stub: checkpoint_service_pb2_grpc.CheckpointServiceStub | None = None
+        self.failover_timeout = failover_timeout
+        self._failover = Failover(self.addresses, failover_timeout, log)
+        self._channels: list[grpc.Channel] = []
+        self._stubs: list[_Stub] = []
+        self._aio_channels: list[grpc.aio.Channel] = []
+        self._aio_stubs: list[_Stub] = []
         self._aio_loop: asyncio.AbstractEventLoop | None = None
 
     # --- connections ------------------------------------------------------
 
-    def _sync(self) -> checkpoint_service_pb2_grpc.CheckpointServiceStub:
-        if self._stub is None:
-            self._channel = grpc.insecure_channel(self.address)
-            self._stub = checkpoint_service_pb2_grpc.CheckpointServiceStub(self._channel)
-        return self._stub
+    def _sync(self) -> list[_Stub]:
+        if not self._stubs:
+            self._channels = [
+                grpc.insecure_channel(a, options=RECONNECT_OPTIONS) for a in self.addresses
+            ]
+            self._stubs = [_Stub(channel) for channel in self._channels]
+        return self._stubs
 
-    def _async(self) -> checkpoint_service_pb2_grpc.CheckpointServiceStub:
+    def _async(self) -> list[_Stub]:
         loop = asyncio.get_running_loop()
-        if self._aio_stub is None or self._aio_loop is not loop:
-            self._aio_channel = grpc.aio.insecure_channel(self.address)
-            self._aio_stub = checkpoint_service_pb2_grpc.CheckpointServiceStub(self._aio_channel)
+        if not self._aio_stubs or self._aio_loop is not loop:
+            self._aio_channels = [
+                grpc.aio.insecure_channel(a, options=RECONNECT_OPTIONS) for a in self.addresses
+            ]
+            self._aio_stubs = [_Stub(channel) for channel in self._aio_channels]
             self._aio_loop = loop
-        return self._aio_stub
+        return self._aio_stubs
+
+    def _call(self, rpc: Callable[[_Stub], _Resp]) -> _Resp:
+        """A blocking call, failing over; a failure raised as a typed error."""
+        attempts: Attempts | None = None
+        while True:
+            index = self._failover.current
+            try:
+                response = rpc(self._sync()[index])
+            except grpc.RpcError as error:
+                attempts = attempts or self._failover.attempts()
+                pause = attempts.failed(index, _reason(error)) if _unavailable(error) else None
+                if pause is None:
+                    raise from_rpc_error(error) from None
+                time.sleep(pause)
+            else:
+                if attempts is not None:
+                    self._failover.reached()
+                return response
+
+    async def _acall(self, rpc: Callable[[_Stub], Awaitable[_Resp]]) -> _Resp:
+        """An asyncio call, failing over; a failure raised as a typed error."""
+        attempts: Attempts | None = None
+        while True:
+            index = self._failover.current
+            try:
+                response = await rpc(self._async()[index])
+            except grpc.RpcError as error:
+                attempts = attempts or self._failover.attempts()
+                pause = attempts.failed(index, _reason(error)) if _unavailable(error) else None
+                if pause is None:
+                    raise from_rpc_error(error) from None
+                await asyncio.sleep(pause)
+            else:
+                if attempts is not None:
+                    self._failover.reached()
+                return response
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-        self._channel = self._stub = None
+        for channel in self._channels:
+            channel.close()
+        self._channels, self._stubs = [], []
 
     async def aclose(self) -> None:
-        if self._aio_channel is not None:
-            await self._aio_channel.close()
-        self._aio_channel = self._aio_stub = self._aio_loop = None
+        for aio_channel in self._aio_channels:
+            await aio_channel.close()
+        self._aio_channels, self._aio_stubs, self._aio_loop = [], [], None
         self.close()
 
     def __enter__(self) -> Self:
@@ -313,7 +368,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
     # --- sync -------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        response = _call(self._sync().GetTuple, self._get_request(config))
+        response = self._call(lambda stub: stub.GetTuple(self._get_request(config)))
         return self._tuple(response.checkpoint) if response.HasField("checkpoint") else None
 
     def list(
@@ -329,7 +384,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         request = self._list_request(config, filter, before, limit)
         left = limit
         while True:
-            response = _call(self._sync().ListCheckpoints, request)
+            response = self._call(lambda stub: stub.ListCheckpoints(request))
             for saved in response.checkpoints:
                 yield self._tuple(saved)
                 if left is not None:
@@ -348,7 +403,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         request, stored = self._put_request(config, checkpoint, metadata, new_versions)
-        _call(self._sync().PutCheckpoint, request)
+        self._call(lambda stub: stub.PutCheckpoint(request))
         return stored
 
     def put_writes(
@@ -358,32 +413,35 @@ class CairnSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        _call(self._sync().PutWrites, self._writes_request(config, writes, task_id, task_path))
+        request = self._writes_request(config, writes, task_id, task_path)
+        self._call(lambda stub: stub.PutWrites(request))
 
     def delete_thread(self, thread_id: str) -> None:
-        _call(
-            self._sync().DeleteThreadCheckpoints,
-            pb.DeleteThreadCheckpointsRequest(thread_id=thread_id),
+        self._call(
+            lambda stub: stub.DeleteThreadCheckpoints(
+                pb.DeleteThreadCheckpointsRequest(thread_id=thread_id)
+            )
         )
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        _call(self._sync().DeleteForRuns, pb.DeleteForRunsRequest(run_ids=list(run_ids)))
+        self._call(lambda stub: stub.DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids))))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        _call(
-            self._sync().CopyThreadCheckpoints,
-            pb.CopyThreadCheckpointsRequest(
-                source_thread_id=source_thread_id, target_thread_id=target_thread_id
-            ),
+        self._call(
+            lambda stub: stub.CopyThreadCheckpoints(
+                pb.CopyThreadCheckpointsRequest(
+                    source_thread_id=source_thread_id, target_thread_id=target_thread_id
+                )
+            )
         )
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        _call(self._sync().PruneCheckpoints, self._prune_request(thread_ids, strategy))
+        self._call(lambda stub: stub.PruneCheckpoints(self._prune_request(thread_ids, strategy)))
 
     # --- async ------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        response = await _acall(self._async().GetTuple, self._get_request(config))
+        response = await self._acall(lambda stub: stub.GetTuple(self._get_request(config)))
         return self._tuple(response.checkpoint) if response.HasField("checkpoint") else None
 
     async def alist(
@@ -399,7 +457,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         request = self._list_request(config, filter, before, limit)
         left = limit
         while True:
-            response = await _acall(self._async().ListCheckpoints, request)
+            response = await self._acall(lambda stub: stub.ListCheckpoints(request))
             for saved in response.checkpoints:
                 yield self._tuple(saved)
                 if left is not None:
@@ -418,7 +476,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         request, stored = self._put_request(config, checkpoint, metadata, new_versions)
-        await _acall(self._async().PutCheckpoint, request)
+        await self._acall(lambda stub: stub.PutCheckpoint(request))
         return stored
 
     async def aput_writes(
@@ -428,29 +486,34 @@ class CairnSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await _acall(
-            self._async().PutWrites, self._writes_request(config, writes, task_id, task_path)
-        )
+        request = self._writes_request(config, writes, task_id, task_path)
+        await self._acall(lambda stub: stub.PutWrites(request))
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await _acall(
-            self._async().DeleteThreadCheckpoints,
-            pb.DeleteThreadCheckpointsRequest(thread_id=thread_id),
+        await self._acall(
+            lambda stub: stub.DeleteThreadCheckpoints(
+                pb.DeleteThreadCheckpointsRequest(thread_id=thread_id)
+            )
         )
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await _acall(self._async().DeleteForRuns, pb.DeleteForRunsRequest(run_ids=list(run_ids)))
+        await self._acall(
+            lambda stub: stub.DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids)))
+        )
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await _acall(
-            self._async().CopyThreadCheckpoints,
-            pb.CopyThreadCheckpointsRequest(
-                source_thread_id=source_thread_id, target_thread_id=target_thread_id
-            ),
+        await self._acall(
+            lambda stub: stub.CopyThreadCheckpoints(
+                pb.CopyThreadCheckpointsRequest(
+                    source_thread_id=source_thread_id, target_thread_id=target_thread_id
+                )
+            )
         )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await _acall(self._async().PruneCheckpoints, self._prune_request(thread_ids, strategy))
+        await self._acall(
+            lambda stub: stub.PruneCheckpoints(self._prune_request(thread_ids, strategy))
+        )
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Versions are text that sorts by age, with a random fraction as in
