@@ -63,10 +63,10 @@ class RecordingSaver(CairnSaver):
         self.exchanges: list[Exchange] = []
 
     def _sync(self) -> Any:
-        return _Recorder(super()._sync(), self.exchanges, aio=False)
+        return [_Recorder(stub, self.exchanges, aio=False) for stub in super()._sync()]
 
     def _async(self) -> Any:
-        return _Recorder(super()._async(), self.exchanges, aio=True)
+        return [_Recorder(stub, self.exchanges, aio=True) for stub in super()._async()]
 
 
 def config(thread_id: str, checkpoint_id: str | None = None) -> Any:
