@@ -531,10 +531,9 @@ class GraphRun(NestedRuns):
                 f"node {self._node_of[task.id]!r} returned {type(update).__name__}; "
                 "a node returns a dict of state updates"
             )
-        for key in update:
-            if key not in self.graph.channels:
-                raise InvalidUpdate(f"node {self._node_of[task.id]!r} wrote unknown key {key!r}")
-        return update, goto
+        # As LangGraph: keys the state does not declare are dropped.
+        known = {key: value for key, value in update.items() if key in self.graph.channels}
+        return known, goto
 
     def _target(
         self,

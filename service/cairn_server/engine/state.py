@@ -36,11 +36,18 @@ def graph_state_view(steps: GraphRun) -> StateView:
     the outcome of the step's tasks (with the interrupts of their subgraphs
     when those are attached)."""
     checkpoint = steps.checkpoint
+    tasks = [_task_view(t, steps.interrupts_of(t)) for t in steps.node_tasks()]
+    upcoming = next_nodes(checkpoint)
+    done = [task.has_result for task in tasks]
+    if any(done) and not all(done):
+        # As LangGraph: in a step that stopped (a node failed or was
+        # interrupted), the nodes that finished do not run again.
+        upcoming = [task.name for task in tasks if not task.has_result]
     return StateView(
         checkpoint,
         values=state_of(steps.graph, checkpoint),
-        next=next_nodes(checkpoint),
-        tasks=[_task_view(t, steps.interrupts_of(t)) for t in steps.node_tasks()],
+        next=upcoming,
+        tasks=tasks,
         interrupts=steps.pending_interrupts(),
     )
 

@@ -29,6 +29,12 @@ class StoreError(Exception):
     """Base of the store's own errors."""
 
 
+class StoreUnavailable(StoreError):
+    """The database could not take the operation now (disk full, I/O error,
+    connection lost past the store's own retries): nothing was applied, or an
+    idempotent retry of the same batch is safe. It passes; callers retry."""
+
+
 class ThreadAlreadyExists(StoreError):
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"thread {thread_id!r} already exists")

@@ -48,6 +48,7 @@ from cairn_server.store.base import (
     PruneResult,
     Store,
     StoreError,
+    StoreUnavailable,
     ThreadAlreadyExists,
     ThreadBusy,
     WriteBatch,
@@ -812,7 +813,10 @@ def _as_store_error(exc: Exception) -> Exception:
     """Database and connection errors reach callers as StoreError; our own
     errors as they are."""
     if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
-        wrapped = StoreError(f"postgres: {exc}")
+        # Lost connections and class 53 (disk full, out of memory or
+        # connections) pass: callers may try again.
+        transient = isinstance(exc, _DISCONNECTS | asyncpg.InsufficientResourcesError)
+        wrapped = (StoreUnavailable if transient else StoreError)(f"postgres: {exc}")
         wrapped.__cause__ = exc
         return wrapped
     return exc

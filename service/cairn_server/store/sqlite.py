@@ -54,6 +54,7 @@ from cairn_server.store.base import (
     PruneResult,
     Store,
     StoreError,
+    StoreUnavailable,
     ThreadAlreadyExists,
     ThreadBusy,
     WriteBatch,
@@ -447,7 +448,10 @@ class SqliteStore(LeaseQueries, Store):
             raise StoreError("store is not open")
         lock = self._shared_lock or contextlib.nullcontext()
         async with lock:
-            return list(await conn.call(lambda raw: raw.execute(sql, params).fetchall()))
+            try:
+                return list(await conn.call(lambda raw: raw.execute(sql, params).fetchall()))
+            except sqlite3.Error as exc:
+                raise _as_store_error(exc) from exc
 
     async def _lease_rows(self, sql: str, params: Sequence[object], *, write: bool) -> list[Any]:
         if write:
@@ -820,10 +824,28 @@ def _apply_batch(raw: sqlite3.Connection, batch: q.EncodedBatch) -> object:
     return None
 
 
+# SQLite's primary result codes for conditions that pass (disk full, I/O,
+# locks held too long, out of memory): the operation may be tried again.
+_TRANSIENT_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
 def _as_store_error(exc: Exception) -> Exception:
-    """Database errors reach callers as StoreError; our own errors as they are."""
+    """Database errors reach callers as StoreError (StoreUnavailable when
+    they pass, such as a full disk); our own errors as they are."""
     if isinstance(exc, sqlite3.Error):
-        wrapped = StoreError(f"sqlite: {exc}")
+        code = getattr(exc, "sqlite_errorcode", None)
+        transient = code is not None and code & 0xFF in _TRANSIENT_CODES
+        wrapped = (StoreUnavailable if transient else StoreError)(f"sqlite: {exc}")
         wrapped.__cause__ = exc
         return wrapped
     return exc
