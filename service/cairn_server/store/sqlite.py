@@ -172,6 +172,11 @@ class SqliteStore(LeaseQueries, Store):
     def in_memory(self) -> bool:
         return self._path == _MEMORY
 
+    @property
+    def location(self) -> str:
+        """Where the data lives, for people: the file's absolute path."""
+        return "in memory" if self.in_memory else str(Path(self._path).resolve())
+
     # --- lifecycle --------------------------------------------------------
 
     async def open(self) -> None:
@@ -344,8 +349,11 @@ class SqliteStore(LeaseQueries, Store):
             self._applied(jobs, applied)
 
     def _failed(self, jobs: list[_Job], exc: Exception) -> None:
-        log.error("sqlite group commit of %d jobs failed", len(jobs), exc_info=exc)
         failure = _as_store_error(exc)
+        if isinstance(failure, StoreUnavailable):
+            log.warning("sqlite group commit of %d jobs failed: %s", len(jobs), exc)
+        else:
+            log.error("sqlite group commit of %d jobs failed", len(jobs), exc_info=exc)
         for job in jobs:
             if not job.future.done():
                 job.future.set_exception(failure)
