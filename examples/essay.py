@@ -3,12 +3,16 @@
     python examples/essay.py worker          # serves the task and the entrypoint
     python examples/essay.py run cats        # starts a run, answers the interrupt
 
-Needs `cairn serve` on 127.0.0.1:50051.
+Needs `cairn serve`; its address is --address HOST:PORT, else the CAIRN_ADDRESS
+environment variable, else 127.0.0.1:50051:
+
+    python examples/essay.py --address 10.0.0.1:50051 worker
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import os
 import time
 
 from cairn import Command, SyncClient, Worker, entrypoint, interrupt, task
@@ -28,11 +32,20 @@ def workflow(topic: str) -> dict:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["worker"]:
-        Worker("127.0.0.1:50051", functions=[write_essay, workflow]).run_sync()
+    parser = argparse.ArgumentParser(description="LangGraph's essay example on Cairn")
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("CAIRN_ADDRESS", "127.0.0.1:50051"),
+        help="the Cairn server (default: $CAIRN_ADDRESS, else 127.0.0.1:50051)",
+    )
+    parser.add_argument("command", choices=["worker", "run"])
+    parser.add_argument("topic", nargs="?", default="cats")
+    args = parser.parse_args()
+    if args.command == "worker":
+        Worker(args.address, functions=[write_essay, workflow]).run_sync()
         return
-    topic = sys.argv[2] if len(sys.argv) > 2 else "cats"
-    with SyncClient("127.0.0.1:50051") as client:
+    topic = args.topic
+    with SyncClient(args.address) as client:
         run = client.invoke(workflow, topic, thread_id=f"essay-{topic}", durability="sync")
         print("interrupted:", run.interrupts[0].value)
         run = client.invoke(workflow, Command(resume=True), thread_id=f"essay-{topic}")

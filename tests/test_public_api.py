@@ -13,6 +13,7 @@ def test_public_names_are_pinned() -> None:
         "Client",
         "Command",
         "CompiledStateGraph",
+        "ConnectedWorker",
         "Durability",
         "END",
         "ErrorDetails",

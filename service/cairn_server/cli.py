@@ -6,6 +6,10 @@ cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql
 cairn health [--address 127.0.0.1:50051]
 cairn threads [--status S] | state THREAD [--checkpoint ID] | history THREAD | runs THREAD
       [--address 127.0.0.1:50051] [--limit N] [--json]
+cairn cancel RUN_ID | workers [--address 127.0.0.1:50051] [--json]
+
+A server that cannot start (a bad --store URL, an unreachable database, an
+address in use) prints one line, `cairn serve: <why>`, and exits with 1.
 """
 
 from __future__ import annotations
@@ -19,16 +23,24 @@ from collections.abc import Callable
 
 from cairn_server import inspection
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
-from cairn_server.server import ServerConfig, create_server, redact_url
+from cairn_server.server import CairnServer, ServerConfig, create_server, redact_url
+from cairn_server.store.sqlite import SqliteStore
+
+
+class StartupError(Exception):
+    """The server could not start; the message says why, in one line."""
 
 
 async def serve(config: ServerConfig) -> None:
-    server, port = await create_server(config)
+    try:
+        server, port = await create_server(config)
+    except Exception as error:
+        raise StartupError(_one_line(error)) from error
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    store = redact_url(config.store_url)
+    store = _store_location(server, config.store_url)
     print(f"cairn serving on {config.address} (port {port}), store {store}", flush=True)
     await stop.wait()
     logging.getLogger(__name__).info("shutting down")
@@ -125,9 +137,25 @@ def main(argv: list[str] | None = None) -> int:
         shutdown_grace=args.shutdown_grace,
         advertise_address=args.advertise_address,
     )
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(config))
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve(config))
+    except StartupError as error:
+        print(f"cairn serve: {error}", file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _store_location(server: CairnServer, url: str) -> str:
+    """The SQLite file's absolute path, or the database URL without its password."""
+    if isinstance(server.store, SqliteStore):
+        return server.store.location
+    return redact_url(url)
 
 
 def _positive_seconds(text: str) -> float:

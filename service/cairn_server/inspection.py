@@ -1,4 +1,5 @@
-"""`cairn threads|state|history|runs`: read a server's threads as tables.
+"""`cairn threads|state|history|runs|workers`: read a server's threads and
+workers as tables; `cairn cancel RUN_ID` stops a run.
 
 They call the public API (the Python SDK's client), so they show what any
 client sees, LangGraph threads stored through CheckpointService included.
@@ -35,17 +36,38 @@ def add_commands(commands: Any) -> None:
     runs = commands.add_parser("runs", help="a thread's runs, newest first")
     runs.add_argument("thread_id")
     runs.add_argument("--limit", type=int, default=20)
-    named = {"threads": threads, "state": state, "history": history, "runs": runs}
+    cancel = commands.add_parser("cancel", help="cancel an active run; prints its final state")
+    cancel.add_argument("run_id")
+    workers = commands.add_parser(
+        "workers", help="the workers connected to the server at --address, with free slots"
+    )
+    named = {
+        "threads": threads,
+        "state": state,
+        "history": history,
+        "runs": runs,
+        "cancel": cancel,
+        "workers": workers,
+    }
     for name, command in named.items():
         command.add_argument("--address", default="127.0.0.1:50051")
         command.add_argument("--json", action="store_true", help="print JSON records")
+        command.add_argument(
+            "--failover-timeout",
+            type=float,
+            default=5.0,
+            metavar="SECONDS",
+            help="how long to keep trying a server that cannot be reached (default 5)",
+        )
         command.set_defaults(inspect=_COMMANDS[name])
 
 
 def run(args: argparse.Namespace) -> int:
     """Run an inspection command; 1 with the error's reason when it fails."""
     try:
-        with SyncClient(args.address, timeout=10.0, failover_timeout=5.0) as client:
+        with SyncClient(
+            args.address, timeout=10.0, failover_timeout=args.failover_timeout
+        ) as client:
             found = args.inspect(client, args)
     except CairnError as error:
         print(f"{type(error).__name__}: {error.reason}: {error}")
@@ -70,11 +92,21 @@ def _runs(client: SyncClient, args: argparse.Namespace) -> Any:
     return client.list_runs(args.thread_id, limit=args.limit)
 
 
+def _cancel(client: SyncClient, args: argparse.Namespace) -> Any:
+    return client.cancel_run(args.run_id)
+
+
+def _workers(client: SyncClient, args: argparse.Namespace) -> Any:
+    return client.list_workers()
+
+
 _COMMANDS: dict[str, Callable[[SyncClient, argparse.Namespace], Any]] = {
     "threads": _threads,
     "state": _state,
     "history": _history,
     "runs": _runs,
+    "cancel": _cancel,
+    "workers": _workers,
 }
 
 
@@ -93,6 +125,10 @@ def _render(args: argparse.Namespace, found: Any) -> str:
                 for r in found
             ],
         )
+    if kind == "cancel":
+        return f"run {found.run_id} {found.state.value}"
+    if kind == "workers":
+        return _render_workers(args, found)
     if kind == "history":
         return table(
             ["CHECKPOINT", "STEP", "SOURCE", "NEXT", "CREATED"],
@@ -108,6 +144,27 @@ def _render(args: argparse.Namespace, found: Any) -> str:
             ],
         )
     return _render_state(found)
+
+
+def _render_workers(args: argparse.Namespace, workers: Sequence[Any]) -> str:
+    """One row per worker, its served names one per line below each other."""
+    if not workers:
+        return f"no workers connected to {args.address}"
+    rows: list[list[Any]] = []
+    for w in workers:
+        names = [f"{n} (entrypoint)" for n in w.entrypoints] + [f"{n} (task)" for n in w.tasks]
+        first = [
+            w.worker_id,
+            w.replica_id,
+            f"{w.sdk_language} {w.sdk_version}".strip(),
+            w.identity,
+            f"{w.free_task_slots} of {w.max_concurrency}",
+            f"{w.free_entrypoint_slots} of {w.max_entrypoints}",
+        ]
+        rows.append([*first, names[0] if names else ""])
+        rows.extend([*([""] * len(first)), name] for name in names[1:])
+    headers = ["WORKER", "REPLICA", "SDK", "IDENTITY", "FREE TASK SLOTS", "FREE ENTRYPOINT SLOTS"]
+    return table([*headers, "SERVES"], rows)
 
 
 def _render_state(state: Any) -> str:

@@ -165,7 +165,8 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         sweeper = ThreadTtlSweeper(
             store, ttl=config.thread_ttl, is_busy=runs.thread_is_busy, clock=runs.clock
         )
-    log.info("cairn serving on %s with %s", config.address, redact_url(config.store_url))
+    # The CLI prints the address and the store once; the log says who started.
+    log.info("replica %s started", runs.replica_id)
     return CairnServer(server, store, runs, health_servicer, relays, sweeper), port
 
 

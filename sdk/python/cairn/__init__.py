@@ -8,7 +8,10 @@ clients run them on threads with `Client.invoke`, `Client.stream` or
 `Client.session`.
 """
 
+# First, before anything imports grpc: quiets the C core's INFO lines.
+from cairn import _grpc_logs  # noqa: F401  # isort: skip
 from cairn._client import Client, Session
+from cairn._connected import ConnectedWorker
 from cairn._context import (
     ChildInterrupted,
     GraphInterrupt,
@@ -73,6 +76,7 @@ __all__ = [
     "Client",
     "Command",
     "CompiledStateGraph",
+    "ConnectedWorker",
     "Durability",
     "ErrorDetails",
     "FailedPreconditionError",

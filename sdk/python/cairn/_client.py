@@ -36,6 +36,7 @@ from cairn._addresses import (
     Failover,
     parse_addresses,
 )
+from cairn._connected import ConnectedWorker
 from cairn._errors import RunFailedError, from_rpc_error
 from cairn._types import (
     _DURABILITY_PB,
@@ -62,6 +63,8 @@ from cairn.v1 import (
     thread_pb2,
     thread_service_pb2,
     thread_service_pb2_grpc,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
 )
 
 
@@ -186,7 +189,11 @@ class Client:
             grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) for target in self.addresses
         ]
         self._run_stubs = [run_service_pb2_grpc.RunServiceStub(c) for c in self._channels]
-        self._thread_stubs = [thread_service_pb2_grpc.ThreadServiceStub(c) for c in self._channels]
+        self._stubs: dict[str, list[Any]] = {
+            "runs": self._run_stubs,
+            "threads": [thread_service_pb2_grpc.ThreadServiceStub(c) for c in self._channels],
+            "workers": [worker_service_pb2_grpc.WorkerServiceStub(c) for c in self._channels],
+        }
 
     @property
     def address(self) -> str:
@@ -216,15 +223,15 @@ class Client:
         return attempts
 
     async def _call(
-        self, rpc: str, request: Any, *, threads: bool = False, repeatable: bool = True
+        self, rpc: str, request: Any, *, service: str = "runs", repeatable: bool = True
     ) -> Any:
-        """Call unary `rpc` of the run (or thread) service, failing over. A
+        """Call unary `rpc` of the run (or "threads", "workers") service, failing over. A
         call that is not `repeatable` (applying it twice would do it twice)
         moves on only when it never reached a server."""
         attempts: Attempts | None = None
         while True:
             index = self._failover.current
-            stub = (self._thread_stubs if threads else self._run_stubs)[index]
+            stub = self._stubs[service][index]
             try:
                 response = await getattr(stub, rpc)(request, timeout=self.timeout)
             except grpc.aio.AioRpcError as error:
@@ -495,6 +502,28 @@ class Client:
         request = run_service_pb2.CancelRunRequest(run_id=run_id)
         return Run._from_proto((await self._call("CancelRun", request)).run)
 
+    # --- workers ----------------------------------------------------------------------------
+
+    async def list_workers(self, *, limit: int = 1000) -> list[ConnectedWorker]:
+        """The workers connected to the server that answers (one replica):
+        what each serves and its free slots, in the order they connected.
+
+            for worker in await client.list_workers():
+                print(worker.identity, worker.tasks, worker.free_task_slots)
+        """
+        workers: list[ConnectedWorker] = []
+        token = ""
+        while len(workers) < limit:
+            request = worker_service_pb2.ListWorkersRequest(
+                page_size=min(_PAGE, limit - len(workers)), page_token=token
+            )
+            response = await self._call("ListWorkers", request, service="workers")
+            workers.extend(ConnectedWorker._from_proto(w) for w in response.workers)
+            token = response.next_page_token
+            if not token:
+                break
+        return workers
+
     # --- threads ----------------------------------------------------------------------------
 
     async def create_thread(
@@ -512,11 +541,15 @@ class Client:
             metadata=to_struct(metadata),
             request_id=request_id or uuid.uuid4().hex,
         )
-        return Thread._from_proto((await self._call("CreateThread", request, threads=True)).thread)
+        return Thread._from_proto(
+            (await self._call("CreateThread", request, service="threads")).thread
+        )
 
     async def get_thread(self, thread_id: str) -> Thread:
         request = thread_service_pb2.GetThreadRequest(thread_id=thread_id)
-        return Thread._from_proto((await self._call("GetThread", request, threads=True)).thread)
+        return Thread._from_proto(
+            (await self._call("GetThread", request, service="threads")).thread
+        )
 
     async def list_threads(
         self,
@@ -537,7 +570,7 @@ class Client:
                 if status
                 else thread_pb2.THREAD_STATUS_UNSPECIFIED,
             )
-            response = await self._call("ListThreads", request, threads=True)
+            response = await self._call("ListThreads", request, service="threads")
             threads.extend(Thread._from_proto(t) for t in response.threads)
             token = response.next_page_token
             if not token:
@@ -546,7 +579,7 @@ class Client:
 
     async def delete_thread(self, thread_id: str) -> None:
         request = thread_service_pb2.DeleteThreadRequest(thread_id=thread_id)
-        await self._call("DeleteThread", request, threads=True)
+        await self._call("DeleteThread", request, service="threads")
 
     async def prune_threads(
         self, thread_ids: Sequence[str], *, keep_latest: int | None = None, delete: bool = False
@@ -567,7 +600,7 @@ class Client:
                 strategy=pb.PRUNE_STRATEGY_KEEP_LATEST,
                 keep_latest=keep_latest or 0,
             )
-        response = await self._call("PruneThreads", request, threads=True)
+        response = await self._call("PruneThreads", request, service="threads")
         return list(response.thread_ids)
 
     async def get_state(self, thread_id: str, *, checkpoint_id: str = "") -> StateSnapshot:
@@ -575,7 +608,7 @@ class Client:
         request = thread_service_pb2.GetStateRequest(
             thread_id=thread_id, checkpoint_id=checkpoint_id
         )
-        response = await self._call("GetState", request, threads=True)
+        response = await self._call("GetState", request, service="threads")
         return StateSnapshot._from_proto(response.state)
 
     async def update_state(
@@ -600,7 +633,7 @@ class Client:
             values=to_value(values),
             as_node=as_node,
         )
-        response = await self._call("UpdateState", request, threads=True, repeatable=False)
+        response = await self._call("UpdateState", request, service="threads", repeatable=False)
         return StateSnapshot._from_proto(response.state)
 
     async def get_state_history(
@@ -615,5 +648,5 @@ class Client:
         request = thread_service_pb2.GetStateHistoryRequest(
             thread_id=thread_id, limit=limit or 0, before=before or "", filter=to_struct(filter)
         )
-        response = await self._call("GetStateHistory", request, threads=True)
+        response = await self._call("GetStateHistory", request, service="threads")
         return [StateSnapshot._from_proto(s) for s in response.states]

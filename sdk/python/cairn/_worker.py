@@ -155,7 +155,12 @@ class Worker:
             connection.close()
 
     def run_sync(self) -> None:
-        """Run in a script until SIGINT or SIGTERM (on uvloop when installed)."""
+        """Run in a script until SIGINT or SIGTERM (on uvloop when installed).
+
+        Unless the application configured logging, the SDK's INFO lines go
+        to stderr, so that the script says when it is connected and what it
+        serves (and when a connection is lost)."""
+        _show_sdk_logs()
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -175,6 +180,18 @@ class Worker:
         assert self._stop_requested is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_requested.wait(), seconds)
+
+    def _serving(self) -> str:
+        """What this worker serves, for its "connected" log line."""
+        kinds: dict[str, list[str]] = {"entrypoints": [], "graphs": list(self._graphs), "tasks": []}
+        for name, function in self._functions.items():
+            if isinstance(function, entrypoint):
+                kinds["entrypoints"].append(name)
+            elif not isinstance(function, GraphTask):  # a graph's nodes: the graph says it
+                kinds["tasks"].append(name)
+        parts = [f"{kind} {', '.join(names)}" for kind, names in kinds.items() if names]
+        limits = f"max_concurrency {self.max_concurrency}"
+        return f"{'; '.join(parts) or 'nothing'} ({limits})"
 
     def _connections_changed(self) -> None:
         up = [c.connected for c in self._connections]
@@ -406,7 +423,12 @@ class _Connection:
             self._batches = response.welcome.accepts_batches
             self.connected = True
             worker._connections_changed()
-            log.info("worker %s connected to %s", self.worker_id, self.address)
+            log.info(
+                "worker %s connected to %s, serving %s",
+                self.worker_id,
+                self.address,
+                worker._serving(),
+            )
         elif kind == "assignment" and not worker._stopping:
             # While stopping, new assignments stay unstarted; the service
             # re-dispatches them when this stream closes.
@@ -462,6 +484,18 @@ class _Connection:
 
     def _run_local(self, child: Execution) -> None:
         self._run(child, self.worker._execute(child))
+
+
+def _show_sdk_logs() -> None:
+    """Print the SDK's INFO log lines to stderr, unless logging is configured
+    (a handler on the root or the `cairn` logger, or a level set on it)."""
+    sdk = logging.getLogger("cairn")
+    if logging.getLogger().handlers or sdk.handlers or sdk.level != logging.NOTSET:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    sdk.addHandler(handler)
+    sdk.setLevel(logging.INFO)
 
 
 def _task_error(error: Exception, policy: RetryPolicy | None) -> errors_pb2.TaskError:

@@ -34,6 +34,11 @@ import {
   type StreamRequestSchema,
 } from "./gen/cairn/v1/run_service_pb.js";
 import { ThreadService } from "./gen/cairn/v1/thread_service_pb.js";
+import {
+  TaskKind,
+  WorkerService,
+  type ConnectedWorker as ConnectedWorkerPb,
+} from "./gen/cairn/v1/worker_service_pb.js";
 import { AsyncQueue } from "./queue.js";
 import { connect, type Connection } from "./transport.js";
 import {
@@ -193,12 +198,51 @@ export class Session implements AsyncIterable<RunEvent> {
 
 const PAGE = 200;
 
+/**
+ * A worker connected to the server that answered `listWorkers()` (one
+ * replica): what it serves and how many of its slots are free there now.
+ */
+export interface ConnectedWorker {
+  workerId: string;
+  /** The replica it is connected to: the one that answered. */
+  replicaId: string;
+  sdkLanguage: string;
+  sdkVersion: string;
+  /** e.g. `pid@host`. */
+  identity: string;
+  tasks: string[];
+  entrypoints: string[];
+  /** Tasks it runs at once (its `maxConcurrency`). */
+  maxConcurrency: number;
+  freeTaskSlots: number;
+  maxEntrypoints: number;
+  freeEntrypointSlots: number;
+}
+
+function connectedWorkerFromPb(w: ConnectedWorkerPb): ConnectedWorker {
+  const named = (kind: TaskKind) => w.names.filter((n) => n.kind === kind).map((n) => n.name);
+  return {
+    workerId: w.workerId,
+    replicaId: w.replicaId,
+    sdkLanguage: w.sdkLanguage,
+    sdkVersion: w.sdkVersion,
+    identity: w.identity,
+    tasks: named(TaskKind.TASK),
+    entrypoints: named(TaskKind.ENTRYPOINT),
+    maxConcurrency: w.maxConcurrentTasks,
+    freeTaskSlots: w.freeTaskSlots,
+    maxEntrypoints: w.maxConcurrentEntrypoints,
+    freeEntrypointSlots: w.freeEntrypointSlots,
+  };
+}
+
 /** The RPC clients of one address. */
 interface Endpoint {
   readonly address: string;
   readonly connection: Connection;
   readonly runs: RpcClient<typeof RunService>;
   readonly threads: RpcClient<typeof ThreadService>;
+  readonly workers: RpcClient<typeof WorkerService>;
 }
 
 type EventResponses = AsyncIterable<{ event?: Parameters<typeof runEventFromPb>[0] }>;
@@ -247,6 +291,7 @@ export class Client {
         connection,
         runs: createClient(RunService, connection.transport),
         threads: createClient(ThreadService, connection.transport),
+        workers: createClient(WorkerService, connection.transport),
       };
     });
   }
@@ -414,6 +459,26 @@ export class Client {
       }
       throw error;
     }
+  }
+
+  // --- workers ------------------------------------------------------------------------
+
+  /**
+   * The workers connected to the server that answers (one replica), in the
+   * order they connected, with what each serves and its free slots.
+   */
+  async listWorkers({ limit = 1000 }: { limit?: number } = {}): Promise<ConnectedWorker[]> {
+    const workers: ConnectedWorker[] = [];
+    let pageToken = "";
+    while (workers.length < limit) {
+      const response = await this.call((endpoint) =>
+        endpoint.workers.listWorkers({ pageSize: Math.min(PAGE, limit - workers.length), pageToken }),
+      );
+      workers.push(...response.workers.map(connectedWorkerFromPb));
+      pageToken = response.nextPageToken;
+      if (!pageToken) break;
+    }
+    return workers;
   }
 
   // --- threads ------------------------------------------------------------------------

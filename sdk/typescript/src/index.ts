@@ -8,7 +8,7 @@
  */
 
 export { Client, Session } from "./client.js";
-export type { ClientOptions, RunOptions, StreamOptions, Target } from "./client.js";
+export type { ClientOptions, ConnectedWorker, RunOptions, StreamOptions, Target } from "./client.js";
 export {
   Abandoned,
   ChildInterrupted,

@@ -14,6 +14,12 @@
  * serialized here by LangGraph's serializer (`this.serde`) and the service
  * stores the `(type, bytes)` pairs as they are. Metadata travels as JSON
  * because the service filters `list` on it.
+ *
+ * A call whose server is unreachable (restarting, or one replica of several
+ * gone) is sent again as the Client does (failover.ts): to the next address,
+ * with a short backoff after each round, for up to `failoverTimeoutMs`. Every
+ * CheckpointService call is safe to send twice (writes keep the first value
+ * stored, deletes and prunes are idempotent), so each one is.
  */
 
 import { randomInt } from "node:crypto";
@@ -36,6 +42,7 @@ import {
 } from "@langchain/langgraph-checkpoint";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import { fromRpcError } from "./errors.js";
+import { Failover, connectionLoss, parseAddresses, unavailable, type Addresses } from "./failover.js";
 import {
   CheckpointService,
   type ListCheckpointsRequestSchema,
@@ -54,14 +61,30 @@ const EMPTY = "empty";
 const MAX_PAGE_SIZE = 1000;
 
 export interface CairnSaverOptions {
-  /** host:port of the Cairn service; default "127.0.0.1:50051". */
-  address?: string;
+  /**
+   * host:port of the Cairn service, or of several replicas of it (a
+   * comma-separated string or an array); default "127.0.0.1:50051".
+   */
+  address?: Addresses;
   /** LangGraph's serializer; default its JsonPlusSerializer. */
   serde?: SerializerProtocol;
   /** Checkpoints per ListCheckpoints page, 1-1000; 0 (default) lets the service pick (100). */
   listPageSize?: number;
   /** Deadline of each call, in milliseconds; none by default. */
   timeoutMs?: number;
+  /**
+   * How long a call keeps trying the service's addresses after its server
+   * became unreachable, ms, as for the Client; then it throws
+   * UnavailableError. Default 30000.
+   */
+  failoverTimeoutMs?: number;
+}
+
+/** The connection to one address. */
+interface Endpoint {
+  readonly address: string;
+  readonly connection: Connection;
+  readonly rpc: RpcClient<typeof CheckpointService>;
 }
 
 type Configurable = Record<string, unknown>;
@@ -88,41 +111,61 @@ function checkpointConfig(threadId: string, ns: string, checkpointId: string): R
 /**
  * A LangGraph checkpoint saver backed by a Cairn server.
  *
- * One HTTP/2 connection per saver, opened on first use; `close()` it when
+ * One HTTP/2 connection per address, opened on first use; `close()` it when
  * done. Several savers (in several processes) may share one server: a graph
- * interrupted through one resumes through another.
+ * interrupted through one resumes through another. A call made while the
+ * server restarts waits for it (see `failoverTimeoutMs`).
  */
 export class CairnSaver extends BaseCheckpointSaver {
+  /** The addresses, comma-separated. */
   readonly address: string;
-  private readonly connection: Connection;
-  private readonly rpc: RpcClient<typeof CheckpointService>;
+  readonly addresses: readonly string[];
+  private readonly endpoints: Endpoint[];
+  private readonly failover: Failover;
   private readonly listPageSize: number;
   private readonly timeoutMs: number | undefined;
+  private closed = false;
 
-  constructor(options: CairnSaverOptions | string = {}) {
-    const opts = typeof options === "string" ? { address: options } : options;
+  constructor(options: CairnSaverOptions | Addresses = {}) {
+    const opts: CairnSaverOptions =
+      typeof options === "string" || Array.isArray(options)
+        ? { address: options as Addresses }
+        : (options as CairnSaverOptions);
     super(opts.serde);
-    this.address = opts.address ?? "127.0.0.1:50051";
+    this.addresses = parseAddresses(opts.address);
+    this.address = this.addresses.join(",");
     const size = opts.listPageSize ?? 0;
     if (!Number.isInteger(size) || size < 0 || size > MAX_PAGE_SIZE) {
       throw new RangeError(`listPageSize must be an integer from 0 to ${MAX_PAGE_SIZE}: ${size}`);
     }
     this.listPageSize = size;
     this.timeoutMs = opts.timeoutMs;
-    this.connection = connect(this.address);
-    this.rpc = createClient(CheckpointService, this.connection.transport);
+    this.failover = new Failover(this.addresses.length, opts.failoverTimeoutMs ?? 30_000);
+    this.endpoints = this.addresses.map((address) => {
+      const connection = connect(address);
+      return { address, connection, rpc: createClient(CheckpointService, connection.transport) };
+    });
   }
 
-  /** Closes the connection; calls after this fail. */
+  /** Closes the connections; calls after this fail. */
   close(): void {
-    this.connection.close();
+    this.closed = true;
+    for (const endpoint of this.endpoints) endpoint.connection.close();
   }
 
-  private async call<T>(request: (options: { timeoutMs?: number }) => Promise<T>): Promise<T> {
-    try {
-      return await request({ timeoutMs: this.timeoutMs });
-    } catch (error) {
-      throw fromRpcError(error);
+  /** A call, sent to the next address while its server is unreachable. */
+  private async call<T>(
+    request: (options: { timeoutMs?: number }, rpc: RpcClient<typeof CheckpointService>) => Promise<T>,
+  ): Promise<T> {
+    const attempts = this.failover.attempts();
+    for (;;) {
+      const endpoint = this.endpoints[attempts.index];
+      try {
+        return await request({ timeoutMs: this.timeoutMs }, endpoint.rpc);
+      } catch (error) {
+        if (connectionLoss(error) === undefined || this.closed) throw fromRpcError(error);
+        await attempts.failed(unavailable(error, endpoint.address));
+      }
     }
   }
 
@@ -178,8 +221,8 @@ export class CairnSaver extends BaseCheckpointSaver {
     ns: string,
     parentId: string,
   ): Promise<void> {
-    const response = await this.call((options) =>
-      this.rpc.getTuple({ threadId, checkpointNs: ns, checkpointId: parentId }, options),
+    const response = await this.call((options, rpc) =>
+      rpc.getTuple({ threadId, checkpointNs: ns, checkpointId: parentId }, options),
     );
     const sends: unknown[] = [];
     for (const write of response.checkpoint?.pendingWrites ?? []) {
@@ -217,7 +260,7 @@ export class CairnSaver extends BaseCheckpointSaver {
     const threadId = threadIdOf(config);
     if (threadId === undefined) return undefined;
     const request = { threadId, checkpointNs: nsOf(config), checkpointId: getCheckpointId(config) };
-    const response = await this.call((options) => this.rpc.getTuple(request, options));
+    const response = await this.call((options, rpc) => rpc.getTuple(request, options));
     return response.checkpoint ? this.tuple(response.checkpoint) : undefined;
   }
 
@@ -253,7 +296,7 @@ export class CairnSaver extends BaseCheckpointSaver {
     let pageToken = "";
     for (;;) {
       const page = { ...request, pageToken };
-      const response = await this.call((opts) => this.rpc.listCheckpoints(page, opts));
+      const response = await this.call((opts, rpc) => rpc.listCheckpoints(page, opts));
       for (const saved of response.checkpoints) {
         yield await this.tuple(saved);
         remaining -= 1;
@@ -312,7 +355,7 @@ export class CairnSaver extends BaseCheckpointSaver {
       channelVersions,
       blobs,
     };
-    await this.call((options) => this.rpc.putCheckpoint(request, options));
+    await this.call((options, rpc) => rpc.putCheckpoint(request, options));
     return checkpointConfig(threadId, ns, checkpoint.id);
   }
 
@@ -349,13 +392,13 @@ export class CairnSaver extends BaseCheckpointSaver {
         })),
       ),
     };
-    await this.call((options) => this.rpc.putWrites(request, options));
+    await this.call((options, rpc) => rpc.putWrites(request, options));
   }
 
   /** Deletes every checkpoint, channel value and write of the thread, in all namespaces. */
   override async deleteThread(threadId: string): Promise<void> {
-    await this.call((options) =>
-      this.rpc.deleteThreadCheckpoints({ threadId: String(threadId) }, options),
+    await this.call((options, rpc) =>
+      rpc.deleteThreadCheckpoints({ threadId: String(threadId) }, options),
     );
   }
 
@@ -363,13 +406,13 @@ export class CairnSaver extends BaseCheckpointSaver {
 
   /** Deletes the checkpoints whose metadata `run_id` is one of `runIds`, with their writes. */
   async deleteForRuns(runIds: string[]): Promise<void> {
-    await this.call((options) => this.rpc.deleteForRuns({ runIds }, options));
+    await this.call((options, rpc) => rpc.deleteForRuns({ runIds }, options));
   }
 
   /** Copies every checkpoint, value and write of one thread to another, keeping ids. */
   async copyThread(sourceThreadId: string, targetThreadId: string): Promise<void> {
-    await this.call((options) =>
-      this.rpc.copyThreadCheckpoints({ sourceThreadId, targetThreadId }, options),
+    await this.call((options, rpc) =>
+      rpc.copyThreadCheckpoints({ sourceThreadId, targetThreadId }, options),
     );
   }
 
@@ -386,6 +429,6 @@ export class CairnSaver extends BaseCheckpointSaver {
     if (strategy === undefined) {
       throw new TypeError(`unknown prune strategy ${options.strategy}; use keep_latest or delete`);
     }
-    await this.call((opts) => this.rpc.pruneCheckpoints({ threadIds, strategy }, opts));
+    await this.call((opts, rpc) => rpc.pruneCheckpoints({ threadIds, strategy }, opts));
   }
 }

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -171,6 +171,18 @@ describe("client and worker", () => {
     let last;
     for await (const event of first) if (event.run) last = event.run;
     assert.equal(last?.state, "cancelled");
+  });
+
+  test("listWorkers shows this worker: its language, names and free slots", async () => {
+    const workers = await client.listWorkers();
+    assert.equal(workers.length, 1);
+    const [listed] = workers;
+    assert.equal(listed.sdkLanguage, "typescript");
+    assert.equal(listed.identity, `${process.pid}@${hostname()}`);
+    assert.ok(listed.entrypoints.includes("review") && listed.tasks.includes("draft"));
+    assert.equal(listed.maxConcurrency, limit.max);
+    assert.ok(listed.freeTaskSlots <= limit.max && listed.freeEntrypointSlots <= listed.maxEntrypoints);
+    assert.ok(listed.replicaId !== "");
   });
 
   test("an entrypoint runs another entrypoint as a nested workflow", async () => {

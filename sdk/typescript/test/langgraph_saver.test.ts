@@ -9,7 +9,8 @@
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -369,10 +370,39 @@ describe("CairnSaver", () => {
     assert.equal(await saver.getTuple({ configurable: { thread_id: source } }), undefined);
   });
 
+  test("a call made while the server restarts waits for it, as the Client does", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "cairn-ts-saver-restart-"));
+    let first: Server | undefined = await startServer({ folder });
+    let second: Server | undefined;
+    const saver = new CairnSaver({ address: first.address });
+    try {
+      const config = await saver.put(
+        { configurable: { thread_id: "restart" } },
+        checkpoint({ topic: "cats" }, { topic: 1 }),
+        { source: "input", step: -1, parents: {} },
+        { topic: 1 },
+      );
+      const exited = new Promise((resolve) => first!.process.once("exit", resolve));
+      process.kill(first.process.pid!, "SIGKILL");
+      await exited;
+      first = undefined;
+      // Sent while nothing listens on the port: it waits for the server below.
+      const read = saver.getTuple(config);
+      second = await startServer({ folder, port: Number(saver.address.split(":")[1]) });
+      const tuple = await read;
+      assert.equal(tuple?.checkpoint.channel_values.topic, "cats");
+    } finally {
+      saver.close();
+      await first?.stop();
+      await second?.stop();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   test("a server that is not there is a typed UnavailableError", async () => {
     const gone = await startServer();
     await gone.stop();
-    const saver = new CairnSaver({ address: gone.address });
+    const saver = new CairnSaver({ address: gone.address, failoverTimeoutMs: 300 });
     try {
       await assert.rejects(saver.getTuple({ configurable: { thread_id: "t" } }), UnavailableError);
     } finally {

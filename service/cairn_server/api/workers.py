@@ -9,10 +9,11 @@ from typing import Any
 
 from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
 from cairn_server.api import convert
-from cairn_server.api.errors import streaming
+from cairn_server.api.errors import streaming, unary
 from cairn_server.api.graphs import graph_model
 from cairn_server.api.relay import Relays
 from cairn_server.api.values import check_size, to_json, to_value
+from cairn_server.api.worker_list import list_workers
 from cairn_server.dispatch.dispatcher import WorkerConnection
 from cairn_server.dispatch.messages import (
     Assignment,
@@ -162,6 +163,13 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             reader.cancel()
             lost = self._runs.dispatcher.remove(worker)
             log.info("worker %s disconnected; %d tasks re-dispatched", worker.worker_id, len(lost))
+
+    @unary
+    async def ListWorkers(
+        self, request: pb.ListWorkersRequest, context: Any
+    ) -> pb.ListWorkersResponse:
+        dispatcher = self._runs.dispatcher
+        return list_workers(dispatcher.direct_workers(), self._runs.replica_id, request)
 
     def _worker(self, hello: pb.WorkerHello) -> WorkerConnection:
         registrations: dict[str, Registration] = {}

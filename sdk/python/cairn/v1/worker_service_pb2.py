@@ -28,53 +28,61 @@ from cairn.v1 import run_pb2 as cairn_dot_v1_dot_run__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61irn/v1/worker_service.proto\x12\x08\x63\x61irn.v1\x1a\x15\x63\x61irn/v1/errors.proto\x1a\x14\x63\x61irn/v1/graph.proto\x1a\x12\x63\x61irn/v1/run.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xaf\x01\n\x0cRegistration\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\x12\x38\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\x12)\n\x05graph\x18\x04 \x01(\x0b\x32\x13.cairn.v1.GraphSpecR\x05graph\"\x8b\x03\n\x0bWorkerHello\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12<\n\rregistrations\x18\x02 \x03(\x0b\x32\x16.cairn.v1.RegistrationR\rregistrations\x12\x30\n\x14max_concurrent_tasks\x18\x03 \x01(\x05R\x12maxConcurrentTasks\x12<\n\x1amax_concurrent_entrypoints\x18\x04 \x01(\x05R\x18maxConcurrentEntrypoints\x12!\n\x0csdk_language\x18\x05 \x01(\tR\x0bsdkLanguage\x12\x1f\n\x0bsdk_version\x18\x06 \x01(\tR\nsdkVersion\x12\x1a\n\x08identity\x18\x07 \x01(\tR\x08identity\x12\'\n\x0f\x61\x63\x63\x65pts_batches\x18\x08 \x01(\x08R\x0e\x61\x63\x63\x65ptsBatches\x12(\n\x10relay_replica_id\x18\t \x01(\tR\x0erelayReplicaId\"\x84\x01\n\rTaskCompleted\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\x12*\n\x04save\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04save\"P\n\nTaskFailed\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.cairn.v1.TaskErrorR\x05\x65rror\"n\n\x0fTaskInterrupted\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12,\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05value\"(\n\rTaskSuspended\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\"\xeb\x02\n\x0cScheduleTask\x12$\n\x0eparent_task_id\x18\x01 \x01(\tR\x0cparentTaskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12,\n\x05input\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12\x38\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\x12;\n\x0clocal_result\x18\x06 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x0blocalResult\x12\x36\n\x0blocal_error\x18\x07 \x01(\x0b\x32\x13.cairn.v1.TaskErrorH\x00R\nlocalError\x12%\n\rlocal_running\x18\x08 \x01(\x08H\x00R\x0clocalRunningB\x07\n\x05local\"\x80\x01\n\x0fTaskStreamChunk\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12(\n\x04mode\x18\x02 \x01(\x0e\x32\x14.cairn.v1.StreamModeR\x04mode\x12*\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04\x64\x61ta\"\xc8\x03\n\x0e\x43onnectRequest\x12-\n\x05hello\x18\x01 \x01(\x0b\x32\x15.cairn.v1.WorkerHelloH\x00R\x05hello\x12\x37\n\tcompleted\x18\x02 \x01(\x0b\x32\x17.cairn.v1.TaskCompletedH\x00R\tcompleted\x12.\n\x06\x66\x61iled\x18\x03 \x01(\x0b\x32\x14.cairn.v1.TaskFailedH\x00R\x06\x66\x61iled\x12=\n\x0binterrupted\x18\x04 \x01(\x0b\x32\x19.cairn.v1.TaskInterruptedH\x00R\x0binterrupted\x12\x34\n\x08schedule\x18\x05 \x01(\x0b\x32\x16.cairn.v1.ScheduleTaskH\x00R\x08schedule\x12\x31\n\x05\x63hunk\x18\x06 \x01(\x0b\x32\x19.cairn.v1.TaskStreamChunkH\x00R\x05\x63hunk\x12\x37\n\tsuspended\x18\x07 \x01(\x0b\x32\x17.cairn.v1.TaskSuspendedH\x00R\tsuspended\x12\x35\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x1d.cairn.v1.ConnectRequestBatchH\x00R\x05\x62\x61tchB\x06\n\x04kind\"K\n\x13\x43onnectRequestBatch\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\x18.cairn.v1.ConnectRequestR\x08requests\"\xa2\x01\n\x07Welcome\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12%\n\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x12*\n\x11max_payload_bytes\x18\x03 \x01(\x03R\x0fmaxPayloadBytes\x12\'\n\x0f\x61\x63\x63\x65pts_batches\x18\x04 \x01(\x08R\x0e\x61\x63\x63\x65ptsBatches\"\x81\x01\n\x0cJournalEntry\x12\x14\n\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12.\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\"\x81\x04\n\x0eTaskAssignment\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\x12\x15\n\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x1b\n\tthread_id\x18\x05 \x01(\tR\x08threadId\x12#\n\rcheckpoint_id\x18\x06 \x01(\tR\x0c\x63heckpointId\x12\x18\n\x07\x61ttempt\x18\x07 \x01(\x05R\x07\x61ttempt\x12,\n\x05input\x18\x08 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12\x32\n\x08previous\x18\t \x01(\x0b\x32\x16.google.protobuf.ValueR\x08previous\x12\x30\n\x07journal\x18\n \x03(\x0b\x32\x16.cairn.v1.JournalEntryR\x07journal\x12.\n\x06resume\x18\x0b \x03(\x0b\x32\x16.google.protobuf.ValueR\x06resume\x12\x12\n\x04path\x18\x0c \x03(\tR\x04path\x12(\n\x10\x66irst_fresh_call\x18\r \x01(\x05R\x0e\x66irstFreshCall\x12%\n\x0e\x61nnounce_calls\x18\x0e \x01(\x08R\rannounceCalls\"E\n\x10\x43hildInterrupted\x12\x31\n\tinterrupt\x18\x01 \x01(\x0b\x32\x13.cairn.v1.InterruptR\tinterrupt\"\x8d\x02\n\x0c\x43hildOutcome\x12$\n\x0eparent_task_id\x18\x01 \x01(\tR\x0cparentTaskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12\x30\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x06result\x12+\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x13.cairn.v1.TaskErrorH\x00R\x05\x65rror\x12>\n\x0binterrupted\x18\x06 \x01(\x0b\x32\x1a.cairn.v1.ChildInterruptedH\x00R\x0binterruptedB\t\n\x07outcome\"=\n\nCancelTask\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"U\n\tRejection\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.cairn.v1.RequestRejectedR\x05\x65rror\"\xde\x02\n\x0f\x43onnectResponse\x12-\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.cairn.v1.WelcomeH\x00R\x07welcome\x12:\n\nassignment\x18\x02 \x01(\x0b\x32\x18.cairn.v1.TaskAssignmentH\x00R\nassignment\x12=\n\rchild_outcome\x18\x03 \x01(\x0b\x32\x16.cairn.v1.ChildOutcomeH\x00R\x0c\x63hildOutcome\x12.\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32\x14.cairn.v1.CancelTaskH\x00R\x06\x63\x61ncel\x12\x31\n\x08rejected\x18\x05 \x01(\x0b\x32\x13.cairn.v1.RejectionH\x00R\x08rejected\x12\x36\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x1e.cairn.v1.ConnectResponseBatchH\x00R\x05\x62\x61tchB\x06\n\x04kind\"O\n\x14\x43onnectResponseBatch\x12\x37\n\tresponses\x18\x01 \x03(\x0b\x32\x19.cairn.v1.ConnectResponseR\tresponses*h\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eTASK_KIND_TASK\x10\x01\x12\x18\n\x14TASK_KIND_ENTRYPOINT\x10\x02\x12\x13\n\x0fTASK_KIND_GRAPH\x10\x03\x32S\n\rWorkerService\x12\x42\n\x07\x43onnect\x12\x18.cairn.v1.ConnectRequest\x1a\x19.cairn.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61irn/v1/worker_service.proto\x12\x08\x63\x61irn.v1\x1a\x15\x63\x61irn/v1/errors.proto\x1a\x14\x63\x61irn/v1/graph.proto\x1a\x12\x63\x61irn/v1/run.proto\x1a\x1cgoogle/protobuf/struct.proto\"P\n\x12ListWorkersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"r\n\x13ListWorkersResponse\x12\x33\n\x07workers\x18\x01 \x03(\x0b\x32\x19.cairn.v1.ConnectedWorkerR\x07workers\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa5\x03\n\x0f\x43onnectedWorker\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12\x1d\n\nreplica_id\x18\x02 \x01(\tR\treplicaId\x12!\n\x0csdk_language\x18\x03 \x01(\tR\x0bsdkLanguage\x12\x1f\n\x0bsdk_version\x18\x04 \x01(\tR\nsdkVersion\x12\x1a\n\x08identity\x18\x05 \x01(\tR\x08identity\x12*\n\x05names\x18\x06 \x03(\x0b\x32\x14.cairn.v1.ServedNameR\x05names\x12\x30\n\x14max_concurrent_tasks\x18\x07 \x01(\x05R\x12maxConcurrentTasks\x12&\n\x0f\x66ree_task_slots\x18\x08 \x01(\x05R\rfreeTaskSlots\x12<\n\x1amax_concurrent_entrypoints\x18\t \x01(\x05R\x18maxConcurrentEntrypoints\x12\x32\n\x15\x66ree_entrypoint_slots\x18\n \x01(\x05R\x13\x66reeEntrypointSlots\"H\n\nServedName\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\"\xaf\x01\n\x0cRegistration\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\x12\x38\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\x12)\n\x05graph\x18\x04 \x01(\x0b\x32\x13.cairn.v1.GraphSpecR\x05graph\"\x8b\x03\n\x0bWorkerHello\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12<\n\rregistrations\x18\x02 \x03(\x0b\x32\x16.cairn.v1.RegistrationR\rregistrations\x12\x30\n\x14max_concurrent_tasks\x18\x03 \x01(\x05R\x12maxConcurrentTasks\x12<\n\x1amax_concurrent_entrypoints\x18\x04 \x01(\x05R\x18maxConcurrentEntrypoints\x12!\n\x0csdk_language\x18\x05 \x01(\tR\x0bsdkLanguage\x12\x1f\n\x0bsdk_version\x18\x06 \x01(\tR\nsdkVersion\x12\x1a\n\x08identity\x18\x07 \x01(\tR\x08identity\x12\'\n\x0f\x61\x63\x63\x65pts_batches\x18\x08 \x01(\x08R\x0e\x61\x63\x63\x65ptsBatches\x12(\n\x10relay_replica_id\x18\t \x01(\tR\x0erelayReplicaId\"\x84\x01\n\rTaskCompleted\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\x12*\n\x04save\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04save\"P\n\nTaskFailed\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.cairn.v1.TaskErrorR\x05\x65rror\"n\n\x0fTaskInterrupted\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12,\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05value\"(\n\rTaskSuspended\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\"\xeb\x02\n\x0cScheduleTask\x12$\n\x0eparent_task_id\x18\x01 \x01(\tR\x0cparentTaskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12,\n\x05input\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12\x38\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\x12;\n\x0clocal_result\x18\x06 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x0blocalResult\x12\x36\n\x0blocal_error\x18\x07 \x01(\x0b\x32\x13.cairn.v1.TaskErrorH\x00R\nlocalError\x12%\n\rlocal_running\x18\x08 \x01(\x08H\x00R\x0clocalRunningB\x07\n\x05local\"\x80\x01\n\x0fTaskStreamChunk\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12(\n\x04mode\x18\x02 \x01(\x0e\x32\x14.cairn.v1.StreamModeR\x04mode\x12*\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04\x64\x61ta\"\xc8\x03\n\x0e\x43onnectRequest\x12-\n\x05hello\x18\x01 \x01(\x0b\x32\x15.cairn.v1.WorkerHelloH\x00R\x05hello\x12\x37\n\tcompleted\x18\x02 \x01(\x0b\x32\x17.cairn.v1.TaskCompletedH\x00R\tcompleted\x12.\n\x06\x66\x61iled\x18\x03 \x01(\x0b\x32\x14.cairn.v1.TaskFailedH\x00R\x06\x66\x61iled\x12=\n\x0binterrupted\x18\x04 \x01(\x0b\x32\x19.cairn.v1.TaskInterruptedH\x00R\x0binterrupted\x12\x34\n\x08schedule\x18\x05 \x01(\x0b\x32\x16.cairn.v1.ScheduleTaskH\x00R\x08schedule\x12\x31\n\x05\x63hunk\x18\x06 \x01(\x0b\x32\x19.cairn.v1.TaskStreamChunkH\x00R\x05\x63hunk\x12\x37\n\tsuspended\x18\x07 \x01(\x0b\x32\x17.cairn.v1.TaskSuspendedH\x00R\tsuspended\x12\x35\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x1d.cairn.v1.ConnectRequestBatchH\x00R\x05\x62\x61tchB\x06\n\x04kind\"K\n\x13\x43onnectRequestBatch\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\x18.cairn.v1.ConnectRequestR\x08requests\"\xa2\x01\n\x07Welcome\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12%\n\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x12*\n\x11max_payload_bytes\x18\x03 \x01(\x03R\x0fmaxPayloadBytes\x12\'\n\x0f\x61\x63\x63\x65pts_batches\x18\x04 \x01(\x08R\x0e\x61\x63\x63\x65ptsBatches\"\x81\x01\n\x0cJournalEntry\x12\x14\n\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12.\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\"\x81\x04\n\x0eTaskAssignment\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\x12\x15\n\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x1b\n\tthread_id\x18\x05 \x01(\tR\x08threadId\x12#\n\rcheckpoint_id\x18\x06 \x01(\tR\x0c\x63heckpointId\x12\x18\n\x07\x61ttempt\x18\x07 \x01(\x05R\x07\x61ttempt\x12,\n\x05input\x18\x08 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12\x32\n\x08previous\x18\t \x01(\x0b\x32\x16.google.protobuf.ValueR\x08previous\x12\x30\n\x07journal\x18\n \x03(\x0b\x32\x16.cairn.v1.JournalEntryR\x07journal\x12.\n\x06resume\x18\x0b \x03(\x0b\x32\x16.google.protobuf.ValueR\x06resume\x12\x12\n\x04path\x18\x0c \x03(\tR\x04path\x12(\n\x10\x66irst_fresh_call\x18\r \x01(\x05R\x0e\x66irstFreshCall\x12%\n\x0e\x61nnounce_calls\x18\x0e \x01(\x08R\rannounceCalls\"E\n\x10\x43hildInterrupted\x12\x31\n\tinterrupt\x18\x01 \x01(\x0b\x32\x13.cairn.v1.InterruptR\tinterrupt\"\x8d\x02\n\x0c\x43hildOutcome\x12$\n\x0eparent_task_id\x18\x01 \x01(\tR\x0cparentTaskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12\x30\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x06result\x12+\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x13.cairn.v1.TaskErrorH\x00R\x05\x65rror\x12>\n\x0binterrupted\x18\x06 \x01(\x0b\x32\x1a.cairn.v1.ChildInterruptedH\x00R\x0binterruptedB\t\n\x07outcome\"=\n\nCancelTask\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"U\n\tRejection\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.cairn.v1.RequestRejectedR\x05\x65rror\"\xde\x02\n\x0f\x43onnectResponse\x12-\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.cairn.v1.WelcomeH\x00R\x07welcome\x12:\n\nassignment\x18\x02 \x01(\x0b\x32\x18.cairn.v1.TaskAssignmentH\x00R\nassignment\x12=\n\rchild_outcome\x18\x03 \x01(\x0b\x32\x16.cairn.v1.ChildOutcomeH\x00R\x0c\x63hildOutcome\x12.\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32\x14.cairn.v1.CancelTaskH\x00R\x06\x63\x61ncel\x12\x31\n\x08rejected\x18\x05 \x01(\x0b\x32\x13.cairn.v1.RejectionH\x00R\x08rejected\x12\x36\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x1e.cairn.v1.ConnectResponseBatchH\x00R\x05\x62\x61tchB\x06\n\x04kind\"O\n\x14\x43onnectResponseBatch\x12\x37\n\tresponses\x18\x01 \x03(\x0b\x32\x19.cairn.v1.ConnectResponseR\tresponses*h\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eTASK_KIND_TASK\x10\x01\x12\x18\n\x14TASK_KIND_ENTRYPOINT\x10\x02\x12\x13\n\x0fTASK_KIND_GRAPH\x10\x03\x32\x9f\x01\n\rWorkerService\x12\x42\n\x07\x43onnect\x12\x18.cairn.v1.ConnectRequest\x1a\x19.cairn.v1.ConnectResponse(\x01\x30\x01\x12J\n\x0bListWorkers\x12\x1c.cairn.v1.ListWorkersRequest\x1a\x1d.cairn.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cairn.v1.worker_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKKIND']._serialized_start=3858
-  _globals['_TASKKIND']._serialized_end=3962
-  _globals['_REGISTRATION']._serialized_start=139
-  _globals['_REGISTRATION']._serialized_end=314
-  _globals['_WORKERHELLO']._serialized_start=317
-  _globals['_WORKERHELLO']._serialized_end=712
-  _globals['_TASKCOMPLETED']._serialized_start=715
-  _globals['_TASKCOMPLETED']._serialized_end=847
-  _globals['_TASKFAILED']._serialized_start=849
-  _globals['_TASKFAILED']._serialized_end=929
-  _globals['_TASKINTERRUPTED']._serialized_start=931
-  _globals['_TASKINTERRUPTED']._serialized_end=1041
-  _globals['_TASKSUSPENDED']._serialized_start=1043
-  _globals['_TASKSUSPENDED']._serialized_end=1083
-  _globals['_SCHEDULETASK']._serialized_start=1086
-  _globals['_SCHEDULETASK']._serialized_end=1449
-  _globals['_TASKSTREAMCHUNK']._serialized_start=1452
-  _globals['_TASKSTREAMCHUNK']._serialized_end=1580
-  _globals['_CONNECTREQUEST']._serialized_start=1583
-  _globals['_CONNECTREQUEST']._serialized_end=2039
-  _globals['_CONNECTREQUESTBATCH']._serialized_start=2041
-  _globals['_CONNECTREQUESTBATCH']._serialized_end=2116
-  _globals['_WELCOME']._serialized_start=2119
-  _globals['_WELCOME']._serialized_end=2281
-  _globals['_JOURNALENTRY']._serialized_start=2284
-  _globals['_JOURNALENTRY']._serialized_end=2413
-  _globals['_TASKASSIGNMENT']._serialized_start=2416
-  _globals['_TASKASSIGNMENT']._serialized_end=2929
-  _globals['_CHILDINTERRUPTED']._serialized_start=2931
-  _globals['_CHILDINTERRUPTED']._serialized_end=3000
-  _globals['_CHILDOUTCOME']._serialized_start=3003
-  _globals['_CHILDOUTCOME']._serialized_end=3272
-  _globals['_CANCELTASK']._serialized_start=3274
-  _globals['_CANCELTASK']._serialized_end=3335
-  _globals['_REJECTION']._serialized_start=3337
-  _globals['_REJECTION']._serialized_end=3422
-  _globals['_CONNECTRESPONSE']._serialized_start=3425
-  _globals['_CONNECTRESPONSE']._serialized_end=3775
-  _globals['_CONNECTRESPONSEBATCH']._serialized_start=3777
-  _globals['_CONNECTRESPONSEBATCH']._serialized_end=3856
-  _globals['_WORKERSERVICE']._serialized_start=3964
-  _globals['_WORKERSERVICE']._serialized_end=4047
+  _globals['_TASKKIND']._serialized_start=4554
+  _globals['_TASKKIND']._serialized_end=4658
+  _globals['_LISTWORKERSREQUEST']._serialized_start=138
+  _globals['_LISTWORKERSREQUEST']._serialized_end=218
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=220
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=334
+  _globals['_CONNECTEDWORKER']._serialized_start=337
+  _globals['_CONNECTEDWORKER']._serialized_end=758
+  _globals['_SERVEDNAME']._serialized_start=760
+  _globals['_SERVEDNAME']._serialized_end=832
+  _globals['_REGISTRATION']._serialized_start=835
+  _globals['_REGISTRATION']._serialized_end=1010
+  _globals['_WORKERHELLO']._serialized_start=1013
+  _globals['_WORKERHELLO']._serialized_end=1408
+  _globals['_TASKCOMPLETED']._serialized_start=1411
+  _globals['_TASKCOMPLETED']._serialized_end=1543
+  _globals['_TASKFAILED']._serialized_start=1545
+  _globals['_TASKFAILED']._serialized_end=1625
+  _globals['_TASKINTERRUPTED']._serialized_start=1627
+  _globals['_TASKINTERRUPTED']._serialized_end=1737
+  _globals['_TASKSUSPENDED']._serialized_start=1739
+  _globals['_TASKSUSPENDED']._serialized_end=1779
+  _globals['_SCHEDULETASK']._serialized_start=1782
+  _globals['_SCHEDULETASK']._serialized_end=2145
+  _globals['_TASKSTREAMCHUNK']._serialized_start=2148
+  _globals['_TASKSTREAMCHUNK']._serialized_end=2276
+  _globals['_CONNECTREQUEST']._serialized_start=2279
+  _globals['_CONNECTREQUEST']._serialized_end=2735
+  _globals['_CONNECTREQUESTBATCH']._serialized_start=2737
+  _globals['_CONNECTREQUESTBATCH']._serialized_end=2812
+  _globals['_WELCOME']._serialized_start=2815
+  _globals['_WELCOME']._serialized_end=2977
+  _globals['_JOURNALENTRY']._serialized_start=2980
+  _globals['_JOURNALENTRY']._serialized_end=3109
+  _globals['_TASKASSIGNMENT']._serialized_start=3112
+  _globals['_TASKASSIGNMENT']._serialized_end=3625
+  _globals['_CHILDINTERRUPTED']._serialized_start=3627
+  _globals['_CHILDINTERRUPTED']._serialized_end=3696
+  _globals['_CHILDOUTCOME']._serialized_start=3699
+  _globals['_CHILDOUTCOME']._serialized_end=3968
+  _globals['_CANCELTASK']._serialized_start=3970
+  _globals['_CANCELTASK']._serialized_end=4031
+  _globals['_REJECTION']._serialized_start=4033
+  _globals['_REJECTION']._serialized_end=4118
+  _globals['_CONNECTRESPONSE']._serialized_start=4121
+  _globals['_CONNECTRESPONSE']._serialized_end=4471
+  _globals['_CONNECTRESPONSEBATCH']._serialized_start=4473
+  _globals['_CONNECTRESPONSEBATCH']._serialized_end=4552
+  _globals['_WORKERSERVICE']._serialized_start=4661
+  _globals['_WORKERSERVICE']._serialized_end=4820
 # @@protoc_insertion_point(module_scope)

@@ -56,6 +56,153 @@ registered as tasks.
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
 @_typing.final
+class ListWorkersRequest(_message.Message):
+    """ListWorkersRequest asks for one page of the connected workers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """The most workers to return; 0 means 100, and at most 1000 are returned."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkersRequest: _TypeAlias = ListWorkersRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkersResponse(_message.Message):
+    """ListWorkersResponse is one page of the connected workers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass it as page_token for the next page; empty on the last page."""
+    @_builtins.property
+    def workers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConnectedWorker]:
+        """The workers, in the order they connected."""
+
+    def __init__(
+        self,
+        *,
+        workers: _abc.Iterable[Global___ConnectedWorker] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "workers", b"workers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkersResponse: _TypeAlias = ListWorkersResponse  # noqa: Y015
+
+@_typing.final
+class ConnectedWorker(_message.Message):
+    """ConnectedWorker is one open Connect stream of a worker, as the answering
+    replica sees it. A worker connected to several replicas has one entry on
+    each.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    REPLICA_ID_FIELD_NUMBER: _builtins.int
+    SDK_LANGUAGE_FIELD_NUMBER: _builtins.int
+    SDK_VERSION_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    NAMES_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_TASKS_FIELD_NUMBER: _builtins.int
+    FREE_TASK_SLOTS_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_ENTRYPOINTS_FIELD_NUMBER: _builtins.int
+    FREE_ENTRYPOINT_SLOTS_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    """The worker's id (WorkerHello.worker_id, or the one the service gave it)."""
+    replica_id: _builtins.str
+    """The id of the replica the worker is connected to: the one that answered."""
+    sdk_language: _builtins.str
+    """WorkerHello.sdk_language, e.g. `python`."""
+    sdk_version: _builtins.str
+    """WorkerHello.sdk_version."""
+    identity: _builtins.str
+    """WorkerHello.identity, e.g. `pid@host`."""
+    max_concurrent_tasks: _builtins.int
+    """How many tasks (and graph nodes) the worker runs at once."""
+    free_task_slots: _builtins.int
+    """Task slots not in use now: max_concurrent_tasks minus the tasks this
+    replica has assigned to the worker and not yet heard the end of.
+    """
+    max_concurrent_entrypoints: _builtins.int
+    """How many entrypoint executions the worker holds at once."""
+    free_entrypoint_slots: _builtins.int
+    """Entrypoint slots not in use now."""
+    @_builtins.property
+    def names(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServedName]:
+        """The names the worker serves, each with its kind (tasks, entrypoints;
+        a graph's nodes and routers are listed as the tasks they are).
+        """
+
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        replica_id: _builtins.str = ...,
+        sdk_language: _builtins.str = ...,
+        sdk_version: _builtins.str = ...,
+        identity: _builtins.str = ...,
+        names: _abc.Iterable[Global___ServedName] | None = ...,
+        max_concurrent_tasks: _builtins.int = ...,
+        free_task_slots: _builtins.int = ...,
+        max_concurrent_entrypoints: _builtins.int = ...,
+        free_entrypoint_slots: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["free_entrypoint_slots", b"free_entrypoint_slots", "free_task_slots", b"free_task_slots", "identity", b"identity", "max_concurrent_entrypoints", b"max_concurrent_entrypoints", "max_concurrent_tasks", b"max_concurrent_tasks", "names", b"names", "replica_id", b"replica_id", "sdk_language", b"sdk_language", "sdk_version", b"sdk_version", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectedWorker: _TypeAlias = ConnectedWorker  # noqa: Y015
+
+@_typing.final
+class ServedName(_message.Message):
+    """ServedName is one name a connected worker serves."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name clients, entrypoints and graphs call."""
+    kind: Global___TaskKind.ValueType
+    """TASK_KIND_TASK or TASK_KIND_ENTRYPOINT."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: Global___TaskKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServedName: _TypeAlias = ServedName  # noqa: Y015
+
+@_typing.final
 class Registration(_message.Message):
     """Registration is one task or entrypoint a worker serves."""
 

@@ -40,6 +40,11 @@ class WorkerServiceStub:
                 request_serializer=cairn_dot_v1_dot_worker__service__pb2.ConnectRequest.SerializeToString,
                 response_deserializer=cairn_dot_v1_dot_worker__service__pb2.ConnectResponse.FromString,
                 _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/cairn.v1.WorkerService/ListWorkers',
+                request_serializer=cairn_dot_v1_dot_worker__service__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=cairn_dot_v1_dot_worker__service__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -64,6 +69,19 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkers(self, request, context):
+        """ListWorkers lists the workers connected to the replica that answers, in
+        the order they connected: what each serves and how many of its slots
+        are free now. It is a view of one replica: with several replicas, a
+        worker connected to others only is missing (ask each replica at its own
+        address), and another replica's relay stream is not a worker and is
+        never listed. Returns INVALID_ARGUMENT for a negative page_size or a
+        page_token this replica did not issue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -71,6 +89,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.Connect,
                     request_deserializer=cairn_dot_v1_dot_worker__service__pb2.ConnectRequest.FromString,
                     response_serializer=cairn_dot_v1_dot_worker__service__pb2.ConnectResponse.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=cairn_dot_v1_dot_worker__service__pb2.ListWorkersRequest.FromString,
+                    response_serializer=cairn_dot_v1_dot_worker__service__pb2.ListWorkersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -101,6 +124,33 @@ class WorkerService:
             '/cairn.v1.WorkerService/Connect',
             cairn_dot_v1_dot_worker__service__pb2.ConnectRequest.SerializeToString,
             cairn_dot_v1_dot_worker__service__pb2.ConnectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cairn.v1.WorkerService/ListWorkers',
+            cairn_dot_v1_dot_worker__service__pb2.ListWorkersRequest.SerializeToString,
+            cairn_dot_v1_dot_worker__service__pb2.ListWorkersResponse.FromString,
             options,
             channel_credentials,
             insecure,

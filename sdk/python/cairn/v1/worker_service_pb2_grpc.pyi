@@ -47,6 +47,15 @@ class WorkerServiceStub:
     fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
     with a hello.
     """
+    ListWorkers: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.ListWorkersRequest, _worker_service_pb2.ListWorkersResponse]
+    """ListWorkers lists the workers connected to the replica that answers, in
+    the order they connected: what each serves and how many of its slots
+    are free now. It is a view of one replica: with several replicas, a
+    worker connected to others only is missing (ask each replica at its own
+    address), and another replica's relay stream is not a worker and is
+    never listed. Returns INVALID_ARGUMENT for a negative page_size or a
+    page_token this replica did not issue.
+    """
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
@@ -66,6 +75,15 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     answered with a `rejected` message and the stream stays open. The stream
     fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
     with a hello.
+    """
+    ListWorkers: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.ListWorkersRequest, _worker_service_pb2.ListWorkersResponse]  # type: ignore[assignment]
+    """ListWorkers lists the workers connected to the replica that answers, in
+    the order they connected: what each serves and how many of its slots
+    are free now. It is a view of one replica: with several replicas, a
+    worker connected to others only is missing (ask each replica at its own
+    address), and another replica's relay stream is not a worker and is
+    never listed. Returns INVALID_ARGUMENT for a negative page_size or a
+    page_token this replica did not issue.
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -89,6 +107,21 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         answered with a `rejected` message and the stream stays open. The stream
         fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
         with a hello.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWorkers(
+        self,
+        request: _worker_service_pb2.ListWorkersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_service_pb2.ListWorkersResponse, _abc.Awaitable[_worker_service_pb2.ListWorkersResponse]]:
+        """ListWorkers lists the workers connected to the replica that answers, in
+        the order they connected: what each serves and how many of its slots
+        are free now. It is a view of one replica: with several replicas, a
+        worker connected to others only is missing (ask each replica at its own
+        address), and another replica's relay stream is not a worker and is
+        never listed. Returns INVALID_ARGUMENT for a negative page_size or a
+        page_token this replica did not issue.
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

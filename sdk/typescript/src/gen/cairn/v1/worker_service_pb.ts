@@ -18,7 +18,179 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/worker_service.proto.
  */
 export const file_cairn_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEijwEKDFJlZ2lzdHJhdGlvbhIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZBIrCgxyZXRyeV9wb2xpY3kYAyABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIiCgVncmFwaBgEIAEoCzITLmNhaXJuLnYxLkdyYXBoU3BlYyKBAgoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJEhcKD2FjY2VwdHNfYmF0Y2hlcxgIIAEoCBIYChByZWxheV9yZXBsaWNhX2lkGAkgASgJIm4KDVRhc2tDb21wbGV0ZWQSDwoHdGFza19pZBgBIAEoCRImCgZyZXN1bHQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJAoEc2F2ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJBCgpUYXNrRmFpbGVkEg8KB3Rhc2tfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5jYWlybi52MS5UYXNrRXJyb3IiWAoPVGFza0ludGVycnVwdGVkEg8KB3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiIAoNVGFza1N1c3BlbmRlZBIPCgd0YXNrX2lkGAEgASgJIpUCCgxTY2hlZHVsZVRhc2sSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEbmFtZRgDIAEoCRIlCgVpbnB1dBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIrCgxyZXRyeV9wb2xpY3kYBSABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIuCgxsb2NhbF9yZXN1bHQYBiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIqCgtsb2NhbF9lcnJvchgHIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvckgAEhcKDWxvY2FsX3J1bm5pbmcYCCABKAhIAEIHCgVsb2NhbCJsCg9UYXNrU3RyZWFtQ2h1bmsSDwoHdGFza19pZBgBIAEoCRIiCgRtb2RlGAIgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIv4CCg5Db25uZWN0UmVxdWVzdBImCgVoZWxsbxgBIAEoCzIVLmNhaXJuLnYxLldvcmtlckhlbGxvSAASLAoJY29tcGxldGVkGAIgASgLMhcuY2Fpcm4udjEuVGFza0NvbXBsZXRlZEgAEiYKBmZhaWxlZBgDIAEoCzIULmNhaXJuLnYxLlRhc2tGYWlsZWRIABIwCgtpbnRlcnJ1cHRlZBgEIAEoCzIZLmNhaXJuLnYxLlRhc2tJbnRlcnJ1cHRlZEgAEioKCHNjaGVkdWxlGAUgASgLMhYuY2Fpcm4udjEuU2NoZWR1bGVUYXNrSAASKgoFY2h1bmsYBiABKAsyGS5jYWlybi52MS5UYXNrU3RyZWFtQ2h1bmtIABIsCglzdXNwZW5kZWQYByABKAsyFy5jYWlybi52MS5UYXNrU3VzcGVuZGVkSAASLgoFYmF0Y2gYCCABKAsyHS5jYWlybi52MS5Db25uZWN0UmVxdWVzdEJhdGNoSABCBgoEa2luZCJBChNDb25uZWN0UmVxdWVzdEJhdGNoEioKCHJlcXVlc3RzGAEgAygLMhguY2Fpcm4udjEuQ29ubmVjdFJlcXVlc3QiaAoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSFgoOc2VydmVyX3ZlcnNpb24YAiABKAkSGQoRbWF4X3BheWxvYWRfYnl0ZXMYAyABKAMSFwoPYWNjZXB0c19iYXRjaGVzGAQgASgIImQKDEpvdXJuYWxFbnRyeRINCgVpbmRleBgBIAEoBRIMCgRuYW1lGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkSJgoGcmVzdWx0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIv4CCg5UYXNrQXNzaWdubWVudBIPCgd0YXNrX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoEa2luZBgDIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEg4KBnJ1bl9pZBgEIAEoCRIRCgl0aHJlYWRfaWQYBSABKAkSFQoNY2hlY2twb2ludF9pZBgGIAEoCRIPCgdhdHRlbXB0GAcgASgFEiUKBWlucHV0GAggASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEigKCHByZXZpb3VzGAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKB2pvdXJuYWwYCiADKAsyFi5jYWlybi52MS5Kb3VybmFsRW50cnkSJgoGcmVzdW1lGAsgAygLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEgwKBHBhdGgYDCADKAkSGAoQZmlyc3RfZnJlc2hfY2FsbBgNIAEoBRIWCg5hbm5vdW5jZV9jYWxscxgOIAEoCCI6ChBDaGlsZEludGVycnVwdGVkEiYKCWludGVycnVwdBgBIAEoCzITLmNhaXJuLnYxLkludGVycnVwdCLUAQoMQ2hpbGRPdXRjb21lEhYKDnBhcmVudF90YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEg8KB3Rhc2tfaWQYAyABKAkSKAoGcmVzdWx0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASJAoFZXJyb3IYBSABKAsyEy5jYWlybi52MS5UYXNrRXJyb3JIABIxCgtpbnRlcnJ1cHRlZBgGIAEoCzIaLmNhaXJuLnYxLkNoaWxkSW50ZXJydXB0ZWRIAEIJCgdvdXRjb21lIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRgoJUmVqZWN0aW9uEg8KB3Rhc2tfaWQYASABKAkSKAoFZXJyb3IYAiABKAsyGS5jYWlybi52MS5SZXF1ZXN0UmVqZWN0ZWQiogIKD0Nvbm5lY3RSZXNwb25zZRIkCgd3ZWxjb21lGAEgASgLMhEuY2Fpcm4udjEuV2VsY29tZUgAEi4KCmFzc2lnbm1lbnQYAiABKAsyGC5jYWlybi52MS5UYXNrQXNzaWdubWVudEgAEi8KDWNoaWxkX291dGNvbWUYAyABKAsyFi5jYWlybi52MS5DaGlsZE91dGNvbWVIABImCgZjYW5jZWwYBCABKAsyFC5jYWlybi52MS5DYW5jZWxUYXNrSAASJwoIcmVqZWN0ZWQYBSABKAsyEy5jYWlybi52MS5SZWplY3Rpb25IABIvCgViYXRjaBgGIAEoCzIeLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZUJhdGNoSABCBgoEa2luZCJEChRDb25uZWN0UmVzcG9uc2VCYXRjaBIsCglyZXNwb25zZXMYASADKAsyGS5jYWlybi52MS5Db25uZWN0UmVzcG9uc2UqaAoIVGFza0tpbmQSGQoVVEFTS19LSU5EX1VOU1BFQ0lGSUVEEAASEgoOVEFTS19LSU5EX1RBU0sQARIYChRUQVNLX0tJTkRfRU5UUllQT0lOVBACEhMKD1RBU0tfS0lORF9HUkFQSBADMlMKDVdvcmtlclNlcnZpY2USQgoHQ29ubmVjdBIYLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0GhkuY2Fpcm4udjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
+  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiOwoSTGlzdFdvcmtlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RlZFdvcmtlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilAIKD0Nvbm5lY3RlZFdvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEgoKcmVwbGljYV9pZBgCIAEoCRIUCgxzZGtfbGFuZ3VhZ2UYAyABKAkSEwoLc2RrX3ZlcnNpb24YBCABKAkSEAoIaWRlbnRpdHkYBSABKAkSIwoFbmFtZXMYBiADKAsyFC5jYWlybi52MS5TZXJ2ZWROYW1lEhwKFG1heF9jb25jdXJyZW50X3Rhc2tzGAcgASgFEhcKD2ZyZWVfdGFza19zbG90cxgIIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgJIAEoBRIdChVmcmVlX2VudHJ5cG9pbnRfc2xvdHMYCiABKAUiPAoKU2VydmVkTmFtZRIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZCKPAQoMUmVnaXN0cmF0aW9uEgwKBG5hbWUYASABKAkSIAoEa2luZBgCIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEisKDHJldHJ5X3BvbGljeRgDIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EiIKBWdyYXBoGAQgASgLMhMuY2Fpcm4udjEuR3JhcGhTcGVjIoECCgtXb3JrZXJIZWxsbxIRCgl3b3JrZXJfaWQYASABKAkSLQoNcmVnaXN0cmF0aW9ucxgCIAMoCzIWLmNhaXJuLnYxLlJlZ2lzdHJhdGlvbhIcChRtYXhfY29uY3VycmVudF90YXNrcxgDIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgEIAEoBRIUCgxzZGtfbGFuZ3VhZ2UYBSABKAkSEwoLc2RrX3ZlcnNpb24YBiABKAkSEAoIaWRlbnRpdHkYByABKAkSFwoPYWNjZXB0c19iYXRjaGVzGAggASgIEhgKEHJlbGF5X3JlcGxpY2FfaWQYCSABKAkibgoNVGFza0NvbXBsZXRlZBIPCgd0YXNrX2lkGAEgASgJEiYKBnJlc3VsdBgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIkCgRzYXZlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIkEKClRhc2tGYWlsZWQSDwoHdGFza19pZBgBIAEoCRIiCgVlcnJvchgCIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvciJYCg9UYXNrSW50ZXJydXB0ZWQSDwoHdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSIgCg1UYXNrU3VzcGVuZGVkEg8KB3Rhc2tfaWQYASABKAkilQIKDFNjaGVkdWxlVGFzaxIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIMCgRuYW1lGAMgASgJEiUKBWlucHV0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEisKDHJldHJ5X3BvbGljeRgFIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5Ei4KDGxvY2FsX3Jlc3VsdBgGIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEioKC2xvY2FsX2Vycm9yGAcgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASFwoNbG9jYWxfcnVubmluZxgIIAEoCEgAQgcKBWxvY2FsImwKD1Rhc2tTdHJlYW1DaHVuaxIPCgd0YXNrX2lkGAEgASgJEiIKBG1vZGUYAiABKA4yFC5jYWlybi52MS5TdHJlYW1Nb2RlEiQKBGRhdGEYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUi/gIKDkNvbm5lY3RSZXF1ZXN0EiYKBWhlbGxvGAEgASgLMhUuY2Fpcm4udjEuV29ya2VySGVsbG9IABIsCgljb21wbGV0ZWQYAiABKAsyFy5jYWlybi52MS5UYXNrQ29tcGxldGVkSAASJgoGZmFpbGVkGAMgASgLMhQuY2Fpcm4udjEuVGFza0ZhaWxlZEgAEjAKC2ludGVycnVwdGVkGAQgASgLMhkuY2Fpcm4udjEuVGFza0ludGVycnVwdGVkSAASKgoIc2NoZWR1bGUYBSABKAsyFi5jYWlybi52MS5TY2hlZHVsZVRhc2tIABIqCgVjaHVuaxgGIAEoCzIZLmNhaXJuLnYxLlRhc2tTdHJlYW1DaHVua0gAEiwKCXN1c3BlbmRlZBgHIAEoCzIXLmNhaXJuLnYxLlRhc2tTdXNwZW5kZWRIABIuCgViYXRjaBgIIAEoCzIdLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0QmF0Y2hIAEIGCgRraW5kIkEKE0Nvbm5lY3RSZXF1ZXN0QmF0Y2gSKgoIcmVxdWVzdHMYASADKAsyGC5jYWlybi52MS5Db25uZWN0UmVxdWVzdCJoCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIZChFtYXhfcGF5bG9hZF9ieXRlcxgDIAEoAxIXCg9hY2NlcHRzX2JhdGNoZXMYBCABKAgiZAoMSm91cm5hbEVudHJ5Eg0KBWluZGV4GAEgASgFEgwKBG5hbWUYAiABKAkSDwoHdGFza19pZBgDIAEoCRImCgZyZXN1bHQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUi/gIKDlRhc2tBc3NpZ25tZW50Eg8KB3Rhc2tfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIgCgRraW5kGAMgASgOMhIuY2Fpcm4udjEuVGFza0tpbmQSDgoGcnVuX2lkGAQgASgJEhEKCXRocmVhZF9pZBgFIAEoCRIVCg1jaGVja3BvaW50X2lkGAYgASgJEg8KB2F0dGVtcHQYByABKAUSJQoFaW5wdXQYCCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoIcHJldmlvdXMYCSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJwoHam91cm5hbBgKIAMoCzIWLmNhaXJuLnYxLkpvdXJuYWxFbnRyeRImCgZyZXN1bWUYCyADKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDAoEcGF0aBgMIAMoCRIYChBmaXJzdF9mcmVzaF9jYWxsGA0gASgFEhYKDmFubm91bmNlX2NhbGxzGA4gASgIIjoKEENoaWxkSW50ZXJydXB0ZWQSJgoJaW50ZXJydXB0GAEgASgLMhMuY2Fpcm4udjEuSW50ZXJydXB0ItQBCgxDaGlsZE91dGNvbWUSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDwoHdGFza19pZBgDIAEoCRIoCgZyZXN1bHQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIkCgVlcnJvchgFIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvckgAEjEKC2ludGVycnVwdGVkGAYgASgLMhouY2Fpcm4udjEuQ2hpbGRJbnRlcnJ1cHRlZEgAQgkKB291dGNvbWUiLQoKQ2FuY2VsVGFzaxIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJGCglSZWplY3Rpb24SDwoHdGFza19pZBgBIAEoCRIoCgVlcnJvchgCIAEoCzIZLmNhaXJuLnYxLlJlcXVlc3RSZWplY3RlZCKiAgoPQ29ubmVjdFJlc3BvbnNlEiQKB3dlbGNvbWUYASABKAsyES5jYWlybi52MS5XZWxjb21lSAASLgoKYXNzaWdubWVudBgCIAEoCzIYLmNhaXJuLnYxLlRhc2tBc3NpZ25tZW50SAASLwoNY2hpbGRfb3V0Y29tZRgDIAEoCzIWLmNhaXJuLnYxLkNoaWxkT3V0Y29tZUgAEiYKBmNhbmNlbBgEIAEoCzIULmNhaXJuLnYxLkNhbmNlbFRhc2tIABInCghyZWplY3RlZBgFIAEoCzITLmNhaXJuLnYxLlJlamVjdGlvbkgAEi8KBWJhdGNoGAYgASgLMh4uY2Fpcm4udjEuQ29ubmVjdFJlc3BvbnNlQmF0Y2hIAEIGCgRraW5kIkQKFENvbm5lY3RSZXNwb25zZUJhdGNoEiwKCXJlc3BvbnNlcxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZSpoCghUYXNrS2luZBIZChVUQVNLX0tJTkRfVU5TUEVDSUZJRUQQABISCg5UQVNLX0tJTkRfVEFTSxABEhgKFFRBU0tfS0lORF9FTlRSWVBPSU5UEAISEwoPVEFTS19LSU5EX0dSQVBIEAMynwEKDVdvcmtlclNlcnZpY2USQgoHQ29ubmVjdBIYLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0GhkuY2Fpcm4udjEuQ29ubmVjdFJlc3BvbnNlKAEwARJKCgtMaXN0V29ya2VycxIcLmNhaXJuLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBodLmNhaXJuLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2ViBnByb3RvMw", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
+
+/**
+ * ListWorkersRequest asks for one page of the connected workers.
+ *
+ * @generated from message cairn.v1.ListWorkersRequest
+ */
+export type ListWorkersRequest = Message<"cairn.v1.ListWorkersRequest"> & {
+  /**
+   * The most workers to return; 0 means 100, and at most 1000 are returned.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message cairn.v1.ListWorkersRequest.
+ * Use `create(ListWorkersRequestSchema)` to create a new message.
+ */
+export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 0);
+
+/**
+ * ListWorkersResponse is one page of the connected workers.
+ *
+ * @generated from message cairn.v1.ListWorkersResponse
+ */
+export type ListWorkersResponse = Message<"cairn.v1.ListWorkersResponse"> & {
+  /**
+   * The workers, in the order they connected.
+   *
+   * @generated from field: repeated cairn.v1.ConnectedWorker workers = 1;
+   */
+  workers: ConnectedWorker[];
+
+  /**
+   * Pass it as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message cairn.v1.ListWorkersResponse.
+ * Use `create(ListWorkersResponseSchema)` to create a new message.
+ */
+export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 1);
+
+/**
+ * ConnectedWorker is one open Connect stream of a worker, as the answering
+ * replica sees it. A worker connected to several replicas has one entry on
+ * each.
+ *
+ * @generated from message cairn.v1.ConnectedWorker
+ */
+export type ConnectedWorker = Message<"cairn.v1.ConnectedWorker"> & {
+  /**
+   * The worker's id (WorkerHello.worker_id, or the one the service gave it).
+   *
+   * @generated from field: string worker_id = 1;
+   */
+  workerId: string;
+
+  /**
+   * The id of the replica the worker is connected to: the one that answered.
+   *
+   * @generated from field: string replica_id = 2;
+   */
+  replicaId: string;
+
+  /**
+   * WorkerHello.sdk_language, e.g. `python`.
+   *
+   * @generated from field: string sdk_language = 3;
+   */
+  sdkLanguage: string;
+
+  /**
+   * WorkerHello.sdk_version.
+   *
+   * @generated from field: string sdk_version = 4;
+   */
+  sdkVersion: string;
+
+  /**
+   * WorkerHello.identity, e.g. `pid@host`.
+   *
+   * @generated from field: string identity = 5;
+   */
+  identity: string;
+
+  /**
+   * The names the worker serves, each with its kind (tasks, entrypoints;
+   * a graph's nodes and routers are listed as the tasks they are).
+   *
+   * @generated from field: repeated cairn.v1.ServedName names = 6;
+   */
+  names: ServedName[];
+
+  /**
+   * How many tasks (and graph nodes) the worker runs at once.
+   *
+   * @generated from field: int32 max_concurrent_tasks = 7;
+   */
+  maxConcurrentTasks: number;
+
+  /**
+   * Task slots not in use now: max_concurrent_tasks minus the tasks this
+   * replica has assigned to the worker and not yet heard the end of.
+   *
+   * @generated from field: int32 free_task_slots = 8;
+   */
+  freeTaskSlots: number;
+
+  /**
+   * How many entrypoint executions the worker holds at once.
+   *
+   * @generated from field: int32 max_concurrent_entrypoints = 9;
+   */
+  maxConcurrentEntrypoints: number;
+
+  /**
+   * Entrypoint slots not in use now.
+   *
+   * @generated from field: int32 free_entrypoint_slots = 10;
+   */
+  freeEntrypointSlots: number;
+};
+
+/**
+ * Describes the message cairn.v1.ConnectedWorker.
+ * Use `create(ConnectedWorkerSchema)` to create a new message.
+ */
+export const ConnectedWorkerSchema: GenMessage<ConnectedWorker> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 2);
+
+/**
+ * ServedName is one name a connected worker serves.
+ *
+ * @generated from message cairn.v1.ServedName
+ */
+export type ServedName = Message<"cairn.v1.ServedName"> & {
+  /**
+   * The name clients, entrypoints and graphs call.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * TASK_KIND_TASK or TASK_KIND_ENTRYPOINT.
+   *
+   * @generated from field: cairn.v1.TaskKind kind = 2;
+   */
+  kind: TaskKind;
+};
+
+/**
+ * Describes the message cairn.v1.ServedName.
+ * Use `create(ServedNameSchema)` to create a new message.
+ */
+export const ServedNameSchema: GenMessage<ServedName> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 3);
 
 /**
  * Registration is one task or entrypoint a worker serves.
@@ -61,7 +233,7 @@ export type Registration = Message<"cairn.v1.Registration"> & {
  * Use `create(RegistrationSchema)` to create a new message.
  */
 export const RegistrationSchema: GenMessage<Registration> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 0);
+  messageDesc(file_cairn_v1_worker_service, 4);
 
 /**
  * WorkerHello is the first message of a Connect stream.
@@ -143,7 +315,7 @@ export type WorkerHello = Message<"cairn.v1.WorkerHello"> & {
  * Use `create(WorkerHelloSchema)` to create a new message.
  */
 export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 1);
+  messageDesc(file_cairn_v1_worker_service, 5);
 
 /**
  * TaskCompleted reports the result of a held task.
@@ -179,7 +351,7 @@ export type TaskCompleted = Message<"cairn.v1.TaskCompleted"> & {
  * Use `create(TaskCompletedSchema)` to create a new message.
  */
 export const TaskCompletedSchema: GenMessage<TaskCompleted> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 2);
+  messageDesc(file_cairn_v1_worker_service, 6);
 
 /**
  * TaskFailed reports that a held task raised.
@@ -207,7 +379,7 @@ export type TaskFailed = Message<"cairn.v1.TaskFailed"> & {
  * Use `create(TaskFailedSchema)` to create a new message.
  */
 export const TaskFailedSchema: GenMessage<TaskFailed> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 3);
+  messageDesc(file_cairn_v1_worker_service, 7);
 
 /**
  * TaskInterrupted reports that a held task called interrupt() with no resume
@@ -243,7 +415,7 @@ export type TaskInterrupted = Message<"cairn.v1.TaskInterrupted"> & {
  * Use `create(TaskInterruptedSchema)` to create a new message.
  */
 export const TaskInterruptedSchema: GenMessage<TaskInterrupted> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 4);
+  messageDesc(file_cairn_v1_worker_service, 8);
 
 /**
  * TaskSuspended reports that a held task stopped because a child it awaited
@@ -265,7 +437,7 @@ export type TaskSuspended = Message<"cairn.v1.TaskSuspended"> & {
  * Use `create(TaskSuspendedSchema)` to create a new message.
  */
 export const TaskSuspendedSchema: GenMessage<TaskSuspended> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 5);
+  messageDesc(file_cairn_v1_worker_service, 9);
 
 /**
  * ScheduleTask asks the service to run a child task, entrypoint or graph for a
@@ -367,7 +539,7 @@ export type ScheduleTask = Message<"cairn.v1.ScheduleTask"> & {
  * Use `create(ScheduleTaskSchema)` to create a new message.
  */
 export const ScheduleTaskSchema: GenMessage<ScheduleTask> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 6);
+  messageDesc(file_cairn_v1_worker_service, 10);
 
 /**
  * TaskStreamChunk is custom or messages stream data written by a held task.
@@ -402,7 +574,7 @@ export type TaskStreamChunk = Message<"cairn.v1.TaskStreamChunk"> & {
  * Use `create(TaskStreamChunkSchema)` to create a new message.
  */
 export const TaskStreamChunkSchema: GenMessage<TaskStreamChunk> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 7);
+  messageDesc(file_cairn_v1_worker_service, 11);
 
 /**
  * One message from a worker.
@@ -488,7 +660,7 @@ export type ConnectRequest = Message<"cairn.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 8);
+  messageDesc(file_cairn_v1_worker_service, 12);
 
 /**
  * ConnectRequestBatch is several worker messages sent as one, which costs
@@ -511,7 +683,7 @@ export type ConnectRequestBatch = Message<"cairn.v1.ConnectRequestBatch"> & {
  * Use `create(ConnectRequestBatchSchema)` to create a new message.
  */
 export const ConnectRequestBatchSchema: GenMessage<ConnectRequestBatch> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 9);
+  messageDesc(file_cairn_v1_worker_service, 13);
 
 /**
  * Welcome answers the hello.
@@ -553,7 +725,7 @@ export type Welcome = Message<"cairn.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 10);
+  messageDesc(file_cairn_v1_worker_service, 14);
 
 /**
  * JournalEntry is one recorded child call of a task, replayed without a round
@@ -597,7 +769,7 @@ export type JournalEntry = Message<"cairn.v1.JournalEntry"> & {
  * Use `create(JournalEntrySchema)` to create a new message.
  */
 export const JournalEntrySchema: GenMessage<JournalEntry> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 11);
+  messageDesc(file_cairn_v1_worker_service, 15);
 
 /**
  * TaskAssignment hands a task or an entrypoint to a worker.
@@ -714,7 +886,7 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
  * Use `create(TaskAssignmentSchema)` to create a new message.
  */
 export const TaskAssignmentSchema: GenMessage<TaskAssignment> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 12);
+  messageDesc(file_cairn_v1_worker_service, 16);
 
 /**
  * ChildInterrupted tells a parent that its child stopped at an interrupt.
@@ -735,7 +907,7 @@ export type ChildInterrupted = Message<"cairn.v1.ChildInterrupted"> & {
  * Use `create(ChildInterruptedSchema)` to create a new message.
  */
 export const ChildInterruptedSchema: GenMessage<ChildInterrupted> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 13);
+  messageDesc(file_cairn_v1_worker_service, 17);
 
 /**
  * ChildOutcome delivers the outcome of a child call to the worker holding
@@ -803,7 +975,7 @@ export type ChildOutcome = Message<"cairn.v1.ChildOutcome"> & {
  * Use `create(ChildOutcomeSchema)` to create a new message.
  */
 export const ChildOutcomeSchema: GenMessage<ChildOutcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 14);
+  messageDesc(file_cairn_v1_worker_service, 18);
 
 /**
  * CancelTask withdraws a held task; the worker stops it and reports nothing.
@@ -831,7 +1003,7 @@ export type CancelTask = Message<"cairn.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 15);
+  messageDesc(file_cairn_v1_worker_service, 19);
 
 /**
  * Rejection answers a worker message the service could not accept.
@@ -859,7 +1031,7 @@ export type Rejection = Message<"cairn.v1.Rejection"> & {
  * Use `create(RejectionSchema)` to create a new message.
  */
 export const RejectionSchema: GenMessage<Rejection> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 16);
+  messageDesc(file_cairn_v1_worker_service, 20);
 
 /**
  * One message from the service.
@@ -929,7 +1101,7 @@ export type ConnectResponse = Message<"cairn.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 17);
+  messageDesc(file_cairn_v1_worker_service, 21);
 
 /**
  * ConnectResponseBatch is several service messages sent as one. It holds no
@@ -951,7 +1123,7 @@ export type ConnectResponseBatch = Message<"cairn.v1.ConnectResponseBatch"> & {
  * Use `create(ConnectResponseBatchSchema)` to create a new message.
  */
 export const ConnectResponseBatchSchema: GenMessage<ConnectResponseBatch> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 18);
+  messageDesc(file_cairn_v1_worker_service, 22);
 
 /**
  * TaskKind tells a plain task from an entrypoint.
@@ -1021,6 +1193,22 @@ export const WorkerService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof ConnectRequestSchema;
     output: typeof ConnectResponseSchema;
+  },
+  /**
+   * ListWorkers lists the workers connected to the replica that answers, in
+   * the order they connected: what each serves and how many of its slots
+   * are free now. It is a view of one replica: with several replicas, a
+   * worker connected to others only is missing (ask each replica at its own
+   * address), and another replica's relay stream is not a worker and is
+   * never listed. Returns INVALID_ARGUMENT for a negative page_size or a
+   * page_token this replica did not issue.
+   *
+   * @generated from rpc cairn.v1.WorkerService.ListWorkers
+   */
+  listWorkers: {
+    methodKind: "unary";
+    input: typeof ListWorkersRequestSchema;
+    output: typeof ListWorkersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cairn_v1_worker_service, 0);
