@@ -60,6 +60,9 @@ class Unimplemented(ServiceError):
 _BY_REASON: dict[str, type[ServiceError]] = {
     "INVALID_ARGUMENT": InvalidArgument,
     "AMBIGUOUS_RESUME": InvalidArgument,
+    "MALFORMED_REQUEST": InvalidArgument,
+    "JSON_TOO_DEEP": InvalidArgument,
+    "ID_TOO_LONG": InvalidArgument,
     "THREAD_NOT_FOUND": NotFound,
     "TARGET_NOT_FOUND": NotFound,
     "RUN_NOT_FOUND": NotFound,
@@ -78,6 +81,8 @@ _BY_REASON: dict[str, type[ServiceError]] = {
     "UNSUPPORTED": Unimplemented,
     "PAYLOAD_TOO_LARGE": ResourceExhausted,
     "SHUTTING_DOWN": Unavailable,
+    "STORE_UNAVAILABLE": Unavailable,
+    "CANCEL_PENDING": Unavailable,
 }
 
 

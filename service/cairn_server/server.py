@@ -23,6 +23,7 @@ from cairn.v1 import (
     worker_service_pb2_grpc,
 )
 from cairn_server.api.checkpoints import CheckpointServicer
+from cairn_server.api.decoding import DecodingInterceptor
 from cairn_server.api.relay import Relays
 from cairn_server.api.runs import RunServicer
 from cairn_server.api.threads import ThreadServicer
@@ -33,6 +34,16 @@ from cairn_server.store import Store, open_store
 from cairn_server.store.retention import ThreadTtlSweeper
 
 log = logging.getLogger(__name__)
+
+MAX_CONNECTION_IDLE_MS = 10 * 60 * 1000
+"""A client connection without any call open for 10 minutes is closed (the
+client reconnects on its next call): idle sockets of clients that went away
+are not kept for ever."""
+
+MAX_CONCURRENT_STREAMS = 1000
+"""Calls open at once on one connection. An SDK opens one per call in flight
+(a worker one Connect stream, a client one per Stream/Invoke it waits on), so
+normal use stays far below; one connection cannot hold the server's memory."""
 
 SERVICE_NAMES = (
     thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
@@ -120,6 +131,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     # oversized values get PAYLOAD_TOO_LARGE rather than a transport error.
     max_message = 2 * limit + 1024 * 1024
     server = grpc.aio.server(
+        interceptors=[DecodingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", max_message),
@@ -127,7 +139,14 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
-        ]
+            # A second server on a bound address fails to bind rather than
+            # sharing it (and silently forming two replicas on one store).
+            ("grpc.so_reuseport", 0),
+            # A connection with no call open for this long is closed; an open
+            # call (a worker's Connect stream, a followed run) is not idle.
+            ("grpc.max_connection_idle_ms", MAX_CONNECTION_IDLE_MS),
+            ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+        ],
     )
     thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
         ThreadServicer(runs, max_payload_bytes=limit), server
@@ -139,7 +158,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         WorkerServicer(runs, relays, max_payload_bytes=limit), server
     )
     checkpoint_service_pb2_grpc.add_CheckpointServiceServicer_to_server(
-        CheckpointServicer(runs), server
+        CheckpointServicer(runs, max_payload_bytes=limit), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -151,9 +170,16 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         ),
         server,
     )
-    port = server.add_insecure_port(config.address)
+    try:
+        port = server.add_insecure_port(config.address)
+    except RuntimeError:  # grpc reports a failed bind as RuntimeError
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {config.address}")
+        await store.close()
+        raise OSError(
+            f"cannot listen on {config.address}: the address is in use (another cairn serve?)"
+            " or not valid on this machine"
+        )
     runs.leases.address = config.advertise_address or f"{config.address.rpartition(':')[0]}:{port}"
     await runs.open()
     await server.start()

@@ -64,6 +64,7 @@ from cairn._types import (
     Thread,
     ThreadStatus,
 )
+from cairn._values import JsonTooDeepError
 from cairn._version import __version__
 from cairn._worker import Worker
 
@@ -84,6 +85,7 @@ __all__ = [
     "GraphInterrupt",
     "Interrupt",
     "InvalidArgumentError",
+    "JsonTooDeepError",
     "MultitaskStrategy",
     "NonDeterministicError",
     "NotFoundError",

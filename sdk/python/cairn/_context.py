@@ -244,7 +244,10 @@ class Execution:
             future.set_result(to_json(entry.result))
             return TaskFuture(future)
         schedule = pb.ScheduleTask(
-            parent_task_id=self.task_id, index=index, name=name, input=to_value(input)
+            parent_task_id=self.task_id,
+            index=index,
+            name=name,
+            input=to_value(input, field=f"input of {name}"),
         )
         if retry_policy is not None:
             schedule.retry_policy.CopyFrom(retry_policy._to_proto())
@@ -271,7 +274,9 @@ class Execution:
         self, data: Any, mode: run_pb2.StreamMode.ValueType = run_pb2.STREAM_MODE_CUSTOM
     ) -> None:
         self.attach()
-        chunk = pb.TaskStreamChunk(task_id=self.task_id, mode=mode, data=to_value(data))
+        chunk = pb.TaskStreamChunk(
+            task_id=self.task_id, mode=mode, data=to_value(data, field="stream chunk")
+        )
         self.send(pb.ConnectRequest(chunk=chunk))
 
     # --- outcomes of child calls ----------------------------------------------------

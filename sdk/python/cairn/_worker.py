@@ -301,18 +301,24 @@ class Worker:
                 result = await self._call(execution, function)
             completed = pb.TaskCompleted(task_id=task_id)
             if isinstance(result, Final):
-                to_value(result.value, completed.result)
-                to_value(result.save, completed.save)
+                to_value(result.value, completed.result, field="result")
+                to_value(result.save, completed.save, field="save")
             else:
-                to_value(result, completed.result)
+                to_value(result, completed.result, field="result")
             execution.attach_children()
             if not execution.report_locally(lambda s: s.local_result.CopyFrom(completed.result)):
                 execution.send(pb.ConnectRequest(completed=completed))
         except GraphInterrupt as signal_:
             execution.attach_children()
-            interrupted = pb.TaskInterrupted(
-                task_id=task_id, index=signal_.index, value=to_value(signal_.value)
-            )
+            try:
+                value = to_value(signal_.value, field="interrupt value")
+            except InvalidValueError as error:  # not JSON, or too deep: the task fails
+                failure = _task_error(error, None)
+                execution.send(
+                    pb.ConnectRequest(failed=pb.TaskFailed(task_id=task_id, error=failure))
+                )
+                return
+            interrupted = pb.TaskInterrupted(task_id=task_id, index=signal_.index, value=value)
             execution.send(pb.ConnectRequest(interrupted=interrupted))
         except ChildInterrupted:
             execution.attach_children()

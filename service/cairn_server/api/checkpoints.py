@@ -12,6 +12,7 @@ from typing import Any
 
 from cairn.v1 import checkpoint_service_pb2, checkpoint_service_pb2_grpc, thread_service_pb2
 from cairn_server.api.errors import unary
+from cairn_server.api.values import check_depth, check_size, too_deep
 from cairn_server.domain import Json
 from cairn_server.errors import error_for
 from cairn_server.runtime.manager import RunManager
@@ -38,13 +39,22 @@ def _required(value: str, field: str) -> str:
     return value
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _json_object(text: str, field: str) -> dict[str, Json]:
+    """`text` parsed as a JSON object: strict JSON (no NaN or Infinity, which
+    the store's JSON cannot hold either) at most MAX_JSON_DEPTH deep."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
+    except RecursionError:  # nested deeper than Python parses: far too deep
+        raise too_deep(field) from None
     except ValueError as error:
         raise error_for("INVALID_ARGUMENT", f"{field} is not JSON: {error}", field=field) from None
     if not isinstance(value, dict):
         raise error_for("INVALID_ARGUMENT", f"{field} must be a JSON object", field=field)
+    check_depth(value, field)
     return value
 
 
@@ -112,9 +122,15 @@ def _to_proto(checkpoint: LgCheckpoint) -> checkpoint_service_pb2.SavedCheckpoin
 
 
 class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
-    def __init__(self, runs: RunManager) -> None:
+    def __init__(self, runs: RunManager, *, max_payload_bytes: int) -> None:
         self._runs = runs
         self._store = runs.store
+        self._limit = max_payload_bytes
+
+    def _check_sizes(self, values: list[tuple[str, int]]) -> None:
+        """Each stored value within the payload limit, as a JSON value must be."""
+        for field, size in values:
+            check_size(size, self._limit, field)
 
     def _check_not_busy(self, thread_id: str) -> None:
         """A thread with an active native run is left to that run."""
@@ -170,6 +186,13 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
     async def PutCheckpoint(
         self, request: checkpoint_service_pb2.PutCheckpointRequest, context: Any
     ) -> checkpoint_service_pb2.PutCheckpointResponse:
+        self._check_sizes(
+            [
+                ("metadata_json", len(request.metadata_json.encode())),
+                ("checkpoint", len(request.checkpoint.data)),
+                *((f"blobs[{b.channel}]", len(b.value.data)) for b in request.blobs),
+            ]
+        )
         metadata = _json_object(request.metadata_json, "metadata_json")
         self._check_not_busy(_required(request.thread_id, "thread_id"))
         await self._store.lg_put(
@@ -194,6 +217,7 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
     async def PutWrites(
         self, request: checkpoint_service_pb2.PutWritesRequest, context: Any
     ) -> checkpoint_service_pb2.PutWritesResponse:
+        self._check_sizes([(f"writes[{w.channel}]", len(w.value.data)) for w in request.writes])
         await self._store.lg_put_writes(
             _required(request.thread_id, "thread_id"),
             request.checkpoint_ns,

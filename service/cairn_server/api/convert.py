@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -61,8 +62,35 @@ def seconds(duration: duration_pb2.Duration, default: float) -> float:
     return duration.ToTimedelta().total_seconds()
 
 
+_MAX_DURATION_SECONDS = 315_576_000_000
+"""google.protobuf.Duration's documented range (10,000 years)."""
+
+
 def retry_policy(message: run_pb2.RetryPolicy) -> RetryPolicy:
+    """Unset fields take LangGraph's defaults; a negative, NaN or infinite
+    field is refused with INVALID_ARGUMENT."""
     defaults = RetryPolicy()
+    factor = message.backoff_factor
+    if not math.isfinite(factor) or factor < 0:
+        raise error_for(
+            "INVALID_ARGUMENT",
+            f"retry_policy.backoff_factor must be a finite number >= 0, got {factor}",
+            field="retry_policy.backoff_factor",
+        )
+    if message.max_attempts < 0:
+        raise error_for(
+            "INVALID_ARGUMENT",
+            f"retry_policy.max_attempts must not be negative, got {message.max_attempts}",
+            field="retry_policy.max_attempts",
+        )
+    for name in ("initial_interval", "max_interval"):
+        duration = getattr(message, name)
+        if not 0 <= duration.seconds <= _MAX_DURATION_SECONDS or duration.nanos < 0:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"retry_policy.{name} must be a valid duration >= 0",
+                field=f"retry_policy.{name}",
+            )
     return RetryPolicy(
         initial_interval=seconds(message.initial_interval, defaults.initial_interval),
         backoff_factor=message.backoff_factor or defaults.backoff_factor,

@@ -27,6 +27,7 @@ from cairn_server.domain import StreamMode, TaskKind
 from cairn_server.engine.decisions import Deliver
 from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
+from cairn_server.logs import clip
 from cairn_server.runtime import inbox
 from cairn_server.runtime.manager import RunManager
 
@@ -145,7 +146,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 accepts_batches=True,
             )
         )
-        log.info("worker %s connected (%s)", worker.worker_id, worker.identity)
+        log.info("worker %s connected (%s)", clip(worker.worker_id), clip(worker.identity))
         self._runs.dispatcher.add(worker)
         reader = asyncio.ensure_future(self._read(worker, requests))
         try:
@@ -162,7 +163,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         finally:
             reader.cancel()
             lost = self._runs.dispatcher.remove(worker)
-            log.info("worker %s disconnected; %d tasks re-dispatched", worker.worker_id, len(lost))
+            log.info(
+                "worker %s disconnected; %d tasks re-dispatched", clip(worker.worker_id), len(lost)
+            )
 
     @unary
     async def ListWorkers(
@@ -172,6 +175,13 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         return list_workers(dispatcher.direct_workers(), self._runs.replica_id, request)
 
     def _worker(self, hello: pb.WorkerHello) -> WorkerConnection:
+        for field in ("max_concurrent_tasks", "max_concurrent_entrypoints"):
+            if getattr(hello, field) < 0:
+                raise error_for(
+                    "INVALID_ARGUMENT",
+                    f"hello.{field} must not be negative (0 takes the default)",
+                    field=f"hello.{field}",
+                )
         registrations: dict[str, Registration] = {}
         for item in hello.registrations:
             if item.kind == pb.TASK_KIND_GRAPH:
@@ -209,7 +219,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         except asyncio.CancelledError:
             raise
         except Exception:  # the stream broke; the writer side notices too
-            log.debug("worker %s stream ended", worker.worker_id, exc_info=True)
+            log.debug("worker %s stream ended", clip(worker.worker_id), exc_info=True)
         worker.outbox.put_nowait(None)
 
     def _accept(self, worker: WorkerConnection, request: pb.ConnectRequest) -> None:
@@ -260,6 +270,13 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
 
     def _interrupted(self, worker: WorkerConnection, message: pb.TaskInterrupted) -> None:
         self._check(message.ByteSize(), message.task_id)
+        if message.index < 0:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"an interrupt's index must be >= 0, got {message.index}",
+                task_id=message.task_id,
+                field="index",
+            )
         value = self._json(message.value, message.task_id, "value")
         held = self._held(worker, message.task_id, release=True)
         self._post(held, inbox.Interrupted(message.task_id, message.index, value))

@@ -75,6 +75,32 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     CheckpointService): it can be read, pruned and deleted, but native runs
     and UpdateState do not apply to it (FAILED_PRECONDITION).
     """
+    ERROR_REASON_STORE_UNAVAILABLE: _ErrorReason.ValueType  # 23
+    """The store cannot take writes now (disk full, database unreachable); the
+    request changed nothing and may be retried. Runs in flight keep what they
+    hold and store it by themselves once the store is back (UNAVAILABLE).
+    """
+    ERROR_REASON_CANCEL_PENDING: _ErrorReason.ValueType  # 24
+    """CancelRun accepted the cancellation but the run has not stopped within
+    a second (its store or its replica is slow to answer); it stops as soon
+    as they answer. Call CancelRun or GetRun again to see it CANCELLED
+    (UNAVAILABLE).
+    """
+    ERROR_REASON_MALFORMED_REQUEST: _ErrorReason.ValueType  # 30
+    """A request message cannot be decoded: its bytes are not valid protobuf for
+    the method's request type, a string field holds bytes that are not UTF-8,
+    or messages nest more than 100 levels deep. On a stream the messages
+    before it were handled; the stream ends with this status
+    (INVALID_ARGUMENT).
+    """
+    ERROR_REASON_JSON_TOO_DEEP: _ErrorReason.ValueType  # 31
+    """A JSON value nests arrays and objects deeper than 24 levels; see "Limits"
+    above (INVALID_ARGUMENT).
+    """
+    ERROR_REASON_ID_TOO_LONG: _ErrorReason.ValueType  # 32
+    """An id, a name, a path or a metadata key is longer than its limit; see
+    "Limits" above (INVALID_ARGUMENT).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason enumerates the `reason` strings that Cairn puts into the
@@ -82,6 +108,48 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     the enum value name without the `ERROR_REASON_` prefix, for example
     `THREAD_NOT_FOUND`; the ErrorInfo domain is always `cairn.dev`. SDKs in any
     language map these reasons to typed exceptions.
+
+    Limits. The service checks every request against these limits before it
+    records anything, and answers a request over a limit with
+    INVALID_ARGUMENT (RESOURCE_EXHAUSTED for payloads) and the reason named:
+
+    - JSON depth (JSON_TOO_DEEP): a JSON value (google.protobuf.Value or
+      Struct: inputs, results, resume values, interrupt values, state values,
+      stream chunks, metadata) may nest arrays and objects at most 24 levels
+      deep; a scalar is depth 0 and `{"a": [1]}` is depth 2. Each JSON object
+      level costs protobuf three message levels (Value, Struct, map entry) and
+      the protobuf decoders in common use stop at 100 levels, so 24 levels
+      leave room for the messages around a value and for the few levels the
+      service adds when it wraps a value in a stream event (`{node: update}`,
+      `{"__interrupt__": [...]}`, debug events), in every message that carries
+      one back to a client or a worker. SDKs refuse a deeper value before
+      sending it: a client call fails at once, and a task whose result,
+      interrupt value, stream chunk or call input is too deep fails with a
+      non-retryable error.
+    - Ids and names (ID_TOO_LONG): at most 256 bytes of UTF-8 for every id and
+      name a request carries: thread_id, run_id, checkpoint_id (and the
+      parent and before checkpoint ids), request_id, worker_id, task ids,
+      interrupt ids (the keys of a resume map), targets, task, entrypoint,
+      graph, node, channel spec and router names, as_node, the sdk fields,
+      TypedValue types, channel versions, and the keys of `metadata` and of a
+      metadata `filter`. Ids are keys of the store's indexes and come back in
+      every listing, so the bound keeps a page of 1000 threads small and every
+      log line short; a UUID is 36 bytes.
+    - Paths (ID_TOO_LONG): at most 4096 bytes for checkpoint_ns and for the
+      channel and task_path of CheckpointService blobs and writes: LangGraph
+      builds them by joining node names and task ids for each subgraph level,
+      so they grow with nesting. Page tokens may be 4096 bytes too (the
+      service issues shorter ones).
+    - Free text (TaskError type, message and traceback, metadata_json,
+      filter_json) and values are bounded only by the payload limit.
+    - Payloads (PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED): each JSON value, and
+      each CheckpointService TypedValue and metadata_json, may be at most the
+      server's `--max-payload-bytes` (4 MiB by default; a worker learns it
+      from Welcome.max_payload_bytes).
+    - Connections: the server closes a connection that has had no call open
+      for 10 minutes (a worker's Connect stream is an open call, so a
+      connected worker is never idle), and serves at most 1000 calls at once
+      on one connection.
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
@@ -132,6 +200,32 @@ ERROR_REASON_LANGGRAPH_THREAD: ErrorReason.ValueType  # 22
 """The thread holds a LangGraph application's checkpoints (written through
 CheckpointService): it can be read, pruned and deleted, but native runs
 and UpdateState do not apply to it (FAILED_PRECONDITION).
+"""
+ERROR_REASON_STORE_UNAVAILABLE: ErrorReason.ValueType  # 23
+"""The store cannot take writes now (disk full, database unreachable); the
+request changed nothing and may be retried. Runs in flight keep what they
+hold and store it by themselves once the store is back (UNAVAILABLE).
+"""
+ERROR_REASON_CANCEL_PENDING: ErrorReason.ValueType  # 24
+"""CancelRun accepted the cancellation but the run has not stopped within
+a second (its store or its replica is slow to answer); it stops as soon
+as they answer. Call CancelRun or GetRun again to see it CANCELLED
+(UNAVAILABLE).
+"""
+ERROR_REASON_MALFORMED_REQUEST: ErrorReason.ValueType  # 30
+"""A request message cannot be decoded: its bytes are not valid protobuf for
+the method's request type, a string field holds bytes that are not UTF-8,
+or messages nest more than 100 levels deep. On a stream the messages
+before it were handled; the stream ends with this status
+(INVALID_ARGUMENT).
+"""
+ERROR_REASON_JSON_TOO_DEEP: ErrorReason.ValueType  # 31
+"""A JSON value nests arrays and objects deeper than 24 levels; see "Limits"
+above (INVALID_ARGUMENT).
+"""
+ERROR_REASON_ID_TOO_LONG: ErrorReason.ValueType  # 32
+"""An id, a name, a path or a metadata key is longer than its limit; see
+"Limits" above (INVALID_ARGUMENT).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

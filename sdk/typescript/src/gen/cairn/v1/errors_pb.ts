@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/errors.proto.
  */
 export const file_cairn_v1_errors: GenFile = /*@__PURE__*/
-  fileDesc("ChVjYWlybi92MS9lcnJvcnMucHJvdG8SCGNhaXJuLnYxInoKCVRhc2tFcnJvchIMCgR0eXBlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEhEKCXRyYWNlYmFjaxgEIAEoCRIoCgdkZXRhaWxzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKsAQoPUmVxdWVzdFJlamVjdGVkEgwKBGNvZGUYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSOQoIbWV0YWRhdGEYBCADKAsyJy5jYWlybi52MS5SZXF1ZXN0UmVqZWN0ZWQuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqmwYKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX0FSR1VNRU5UEAESIQodRVJST1JfUkVBU09OX1RIUkVBRF9OT1RfRk9VTkQQAhImCiJFUlJPUl9SRUFTT05fVEhSRUFEX0FMUkVBRFlfRVhJU1RTEAMSHAoYRVJST1JfUkVBU09OX1RIUkVBRF9CVVNZEAQSIQodRVJST1JfUkVBU09OX1RBUkdFVF9OT1RfRk9VTkQQBRIeChpFUlJPUl9SRUFTT05fUlVOX05PVF9GT1VORBAGEiUKIUVSUk9SX1JFQVNPTl9DSEVDS1BPSU5UX05PVF9GT1VORBAHEiUKIUVSUk9SX1JFQVNPTl9OT19QRU5ESU5HX0lOVEVSUlVQVBAIEiQKIEVSUk9SX1JFQVNPTl9JTlRFUlJVUFRfTk9UX0ZPVU5EEAkSIQodRVJST1JfUkVBU09OX0FNQklHVU9VU19SRVNVTUUQChIiCh5FUlJPUl9SRUFTT05fTk9USElOR19UT19SRVNVTUUQCxIiCh5FUlJPUl9SRUFTT05fUEFZTE9BRF9UT09fTEFSR0UQDBIeChpFUlJPUl9SRUFTT05fVEFTS19OT1RfSEVMRBANEiIKHkVSUk9SX1JFQVNPTl9OT05fREVURVJNSU5JU1RJQxAOEh8KG0VSUk9SX1JFQVNPTl9IRUxMT19SRVFVSVJFRBAPEh0KGUVSUk9SX1JFQVNPTl9SVU5fRklOSVNIRUQQEBIeChpFUlJPUl9SRUFTT05fU0hVVFRJTkdfRE9XThAREiIKHkVSUk9SX1JFQVNPTl9SRVFVRVNUX0lEX1JFVVNFRBASEhkKFUVSUk9SX1JFQVNPTl9JTlRFUk5BTBATEhwKGEVSUk9SX1JFQVNPTl9OT1RfQV9HUkFQSBAUEhwKGEVSUk9SX1JFQVNPTl9VTlNVUFBPUlRFRBAVEiEKHUVSUk9SX1JFQVNPTl9MQU5HR1JBUEhfVEhSRUFEEBZiBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("ChVjYWlybi92MS9lcnJvcnMucHJvdG8SCGNhaXJuLnYxInoKCVRhc2tFcnJvchIMCgR0eXBlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEhEKCXRyYWNlYmFjaxgEIAEoCRIoCgdkZXRhaWxzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKsAQoPUmVxdWVzdFJlamVjdGVkEgwKBGNvZGUYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSOQoIbWV0YWRhdGEYBCADKAsyJy5jYWlybi52MS5SZXF1ZXN0UmVqZWN0ZWQuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqwgcKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX0FSR1VNRU5UEAESIQodRVJST1JfUkVBU09OX1RIUkVBRF9OT1RfRk9VTkQQAhImCiJFUlJPUl9SRUFTT05fVEhSRUFEX0FMUkVBRFlfRVhJU1RTEAMSHAoYRVJST1JfUkVBU09OX1RIUkVBRF9CVVNZEAQSIQodRVJST1JfUkVBU09OX1RBUkdFVF9OT1RfRk9VTkQQBRIeChpFUlJPUl9SRUFTT05fUlVOX05PVF9GT1VORBAGEiUKIUVSUk9SX1JFQVNPTl9DSEVDS1BPSU5UX05PVF9GT1VORBAHEiUKIUVSUk9SX1JFQVNPTl9OT19QRU5ESU5HX0lOVEVSUlVQVBAIEiQKIEVSUk9SX1JFQVNPTl9JTlRFUlJVUFRfTk9UX0ZPVU5EEAkSIQodRVJST1JfUkVBU09OX0FNQklHVU9VU19SRVNVTUUQChIiCh5FUlJPUl9SRUFTT05fTk9USElOR19UT19SRVNVTUUQCxIiCh5FUlJPUl9SRUFTT05fUEFZTE9BRF9UT09fTEFSR0UQDBIeChpFUlJPUl9SRUFTT05fVEFTS19OT1RfSEVMRBANEiIKHkVSUk9SX1JFQVNPTl9OT05fREVURVJNSU5JU1RJQxAOEh8KG0VSUk9SX1JFQVNPTl9IRUxMT19SRVFVSVJFRBAPEh0KGUVSUk9SX1JFQVNPTl9SVU5fRklOSVNIRUQQEBIeChpFUlJPUl9SRUFTT05fU0hVVFRJTkdfRE9XThAREiIKHkVSUk9SX1JFQVNPTl9SRVFVRVNUX0lEX1JFVVNFRBASEhkKFUVSUk9SX1JFQVNPTl9JTlRFUk5BTBATEhwKGEVSUk9SX1JFQVNPTl9OT1RfQV9HUkFQSBAUEhwKGEVSUk9SX1JFQVNPTl9VTlNVUFBPUlRFRBAVEiEKHUVSUk9SX1JFQVNPTl9MQU5HR1JBUEhfVEhSRUFEEBYSIgoeRVJST1JfUkVBU09OX1NUT1JFX1VOQVZBSUxBQkxFEBcSHwobRVJST1JfUkVBU09OX0NBTkNFTF9QRU5ESU5HEBgSIgoeRVJST1JfUkVBU09OX01BTEZPUk1FRF9SRVFVRVNUEB4SHgoaRVJST1JfUkVBU09OX0pTT05fVE9PX0RFRVAQHxIcChhFUlJPUl9SRUFTT05fSURfVE9PX0xPTkcQIGIGcHJvdG8z", [file_google_protobuf_struct]);
 
 /**
  * TaskError describes an exception raised by a task or an entrypoint, in a
@@ -113,6 +113,48 @@ export const RequestRejectedSchema: GenMessage<RequestRejected> = /*@__PURE__*/
  * the enum value name without the `ERROR_REASON_` prefix, for example
  * `THREAD_NOT_FOUND`; the ErrorInfo domain is always `cairn.dev`. SDKs in any
  * language map these reasons to typed exceptions.
+ *
+ * Limits. The service checks every request against these limits before it
+ * records anything, and answers a request over a limit with
+ * INVALID_ARGUMENT (RESOURCE_EXHAUSTED for payloads) and the reason named:
+ *
+ * - JSON depth (JSON_TOO_DEEP): a JSON value (google.protobuf.Value or
+ *   Struct: inputs, results, resume values, interrupt values, state values,
+ *   stream chunks, metadata) may nest arrays and objects at most 24 levels
+ *   deep; a scalar is depth 0 and `{"a": [1]}` is depth 2. Each JSON object
+ *   level costs protobuf three message levels (Value, Struct, map entry) and
+ *   the protobuf decoders in common use stop at 100 levels, so 24 levels
+ *   leave room for the messages around a value and for the few levels the
+ *   service adds when it wraps a value in a stream event (`{node: update}`,
+ *   `{"__interrupt__": [...]}`, debug events), in every message that carries
+ *   one back to a client or a worker. SDKs refuse a deeper value before
+ *   sending it: a client call fails at once, and a task whose result,
+ *   interrupt value, stream chunk or call input is too deep fails with a
+ *   non-retryable error.
+ * - Ids and names (ID_TOO_LONG): at most 256 bytes of UTF-8 for every id and
+ *   name a request carries: thread_id, run_id, checkpoint_id (and the
+ *   parent and before checkpoint ids), request_id, worker_id, task ids,
+ *   interrupt ids (the keys of a resume map), targets, task, entrypoint,
+ *   graph, node, channel spec and router names, as_node, the sdk fields,
+ *   TypedValue types, channel versions, and the keys of `metadata` and of a
+ *   metadata `filter`. Ids are keys of the store's indexes and come back in
+ *   every listing, so the bound keeps a page of 1000 threads small and every
+ *   log line short; a UUID is 36 bytes.
+ * - Paths (ID_TOO_LONG): at most 4096 bytes for checkpoint_ns and for the
+ *   channel and task_path of CheckpointService blobs and writes: LangGraph
+ *   builds them by joining node names and task ids for each subgraph level,
+ *   so they grow with nesting. Page tokens may be 4096 bytes too (the
+ *   service issues shorter ones).
+ * - Free text (TaskError type, message and traceback, metadata_json,
+ *   filter_json) and values are bounded only by the payload limit.
+ * - Payloads (PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED): each JSON value, and
+ *   each CheckpointService TypedValue and metadata_json, may be at most the
+ *   server's `--max-payload-bytes` (4 MiB by default; a worker learns it
+ *   from Welcome.max_payload_bytes).
+ * - Connections: the server closes a connection that has had no call open
+ *   for 10 minutes (a worker's Connect stream is an open call, so a
+ *   connected worker is never idle), and serves at most 1000 calls at once
+ *   on one connection.
  *
  * @generated from enum cairn.v1.ErrorReason
  */
@@ -279,6 +321,52 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_LANGGRAPH_THREAD = 22;
    */
   LANGGRAPH_THREAD = 22,
+
+  /**
+   * The store cannot take writes now (disk full, database unreachable); the
+   * request changed nothing and may be retried. Runs in flight keep what they
+   * hold and store it by themselves once the store is back (UNAVAILABLE).
+   *
+   * @generated from enum value: ERROR_REASON_STORE_UNAVAILABLE = 23;
+   */
+  STORE_UNAVAILABLE = 23,
+
+  /**
+   * CancelRun accepted the cancellation but the run has not stopped within
+   * a second (its store or its replica is slow to answer); it stops as soon
+   * as they answer. Call CancelRun or GetRun again to see it CANCELLED
+   * (UNAVAILABLE).
+   *
+   * @generated from enum value: ERROR_REASON_CANCEL_PENDING = 24;
+   */
+  CANCEL_PENDING = 24,
+
+  /**
+   * A request message cannot be decoded: its bytes are not valid protobuf for
+   * the method's request type, a string field holds bytes that are not UTF-8,
+   * or messages nest more than 100 levels deep. On a stream the messages
+   * before it were handled; the stream ends with this status
+   * (INVALID_ARGUMENT).
+   *
+   * @generated from enum value: ERROR_REASON_MALFORMED_REQUEST = 30;
+   */
+  MALFORMED_REQUEST = 30,
+
+  /**
+   * A JSON value nests arrays and objects deeper than 24 levels; see "Limits"
+   * above (INVALID_ARGUMENT).
+   *
+   * @generated from enum value: ERROR_REASON_JSON_TOO_DEEP = 31;
+   */
+  JSON_TOO_DEEP = 31,
+
+  /**
+   * An id, a name, a path or a metadata key is longer than its limit; see
+   * "Limits" above (INVALID_ARGUMENT).
+   *
+   * @generated from enum value: ERROR_REASON_ID_TOO_LONG = 32;
+   */
+  ID_TOO_LONG = 32,
 }
 
 /**
