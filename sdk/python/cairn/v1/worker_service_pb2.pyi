@@ -344,7 +344,21 @@ Global___TaskCompleted: _TypeAlias = TaskCompleted  # noqa: Y015
 
 @_typing.final
 class TaskFailed(_message.Message):
-    """TaskFailed reports that a held task raised."""
+    """TaskFailed reports that a held task raised.
+
+    Which errors are retryable is the worker's call, made with the task's
+    RetryPolicy in its own language; the service only reads `retryable`. By
+    default (no retry_on given) the SDKs follow LangGraph: Python retries every
+    exception except programming errors (ValueError, TypeError,
+    ArithmeticError, ImportError, LookupError, NameError, SyntaxError,
+    RuntimeError, ReferenceError, StopIteration, StopAsyncIteration and
+    OSError, but ConnectionError is retried); TypeScript retries every error
+    except TypeError, RangeError, ReferenceError, SyntaxError, EvalError,
+    URIError, AbortError and NonDeterministicError, and errors carrying an
+    HTTP status 400-409 (except 408). A value
+    that cannot be sent as JSON is never retryable, and neither is a child's
+    error that the task let escape (see ChildOutcome.error).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -437,6 +451,17 @@ class ScheduleTask(_message.Message):
     "<node>:<child task id>", an interrupt inside it interrupts the caller, and
     when the run resumes the caller runs again and the subgraph continues from
     its own checkpoint (only its stopped node runs again).
+
+    Non-determinism is detected by the service: a ScheduleTask whose name
+    differs from the name recorded at its (parent_task_id, index) gets a
+    ChildOutcome with error type "NonDeterministicError", not retryable, and
+    the message "call <index> of '<parent name>' is '<name>' in this replay
+    but '<recorded name>' was recorded at that position"; the recorded call is
+    not run again. A worker that finds the mismatch in its journal already
+    raises an error of that type, naming both names, without sending the
+    call. Unless
+    the parent catches it, the parent fails with it and so does the run: its
+    error has type "NonDeterministicError" and that message.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -646,11 +671,17 @@ class Welcome(_message.Message):
     MAX_PAYLOAD_BYTES_FIELD_NUMBER: _builtins.int
     ACCEPTS_BATCHES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
-    """The worker's id, as given or generated."""
+    """The worker's id, as given or generated; the worker sends it in the
+    hellos of its later streams (see Connect).
+    """
     server_version: _builtins.str
-    """The server version."""
+    """The server version, for logs (no SDK reads it)."""
     max_payload_bytes: _builtins.int
-    """The largest JSON value, in bytes, the server accepts in one message."""
+    """The largest JSON value, in bytes, the server accepts in one message
+    (`cairn serve --max-payload-bytes`). A larger value is refused
+    (PAYLOAD_TOO_LARGE); an SDK may check its values against it before
+    sending, as the SDKs here do not yet.
+    """
     accepts_batches: _builtins.bool
     """The service reads ConnectRequest.batch."""
     def __init__(
@@ -684,11 +715,14 @@ class JournalEntry(_message.Message):
     index: _builtins.int
     """The call's position among the parent's calls."""
     name: _builtins.str
-    """The name called at that position; a replay that calls another name at
-    this position raises a non-determinism error naming both.
+    """The name called at that position. A replay that calls another name at
+    this position must fail the call as ScheduleTask describes for
+    non-determinism, without sending it.
     """
     task_id: _builtins.str
-    """The child's task id."""
+    """The child's task id (derive_id, see ScheduleTask.local). No SDK needs
+    it: the call is matched by index.
+    """
     @_builtins.property
     def result(self) -> _struct_pb2.Value:
         """The recorded result."""
@@ -736,7 +770,10 @@ class TaskAssignment(_message.Message):
     kind: Global___TaskKind.ValueType
     """Task or entrypoint."""
     run_id: _builtins.str
-    """The run the task belongs to."""
+    """The run the task belongs to. The SDKs show run_id, thread_id,
+    checkpoint_id and attempt to user code (in TypeScript, the task's
+    RunnableConfig.configurable) and give them to the task's local calls.
+    """
     thread_id: _builtins.str
     """The run's thread."""
     checkpoint_id: _builtins.str
@@ -774,7 +811,11 @@ class TaskAssignment(_message.Message):
 
     @_builtins.property
     def path(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Namespace path of the task, for stream chunks."""
+        """The checkpoint namespace the task runs in: empty for a task of the run
+        itself, ["<node>:<task id>", ...] inside subgraphs. For logs only: a
+        worker reports by task_id, and the service adds the namespace to the
+        task's stream chunks and events itself. No SDK reads it.
+        """
 
     def __init__(
         self,
@@ -843,16 +884,25 @@ class ChildOutcome(_message.Message):
     parent_task_id: _builtins.str
     """The parent task."""
     index: _builtins.int
-    """The call's position among the parent's calls."""
+    """The call's position among the parent's calls: the SDKs match the
+    outcome to the call by it.
+    """
     task_id: _builtins.str
-    """The child's task id."""
+    """The child's task id (informational)."""
     @_builtins.property
     def result(self) -> _struct_pb2.Value:
         """The recorded result."""
 
     @_builtins.property
     def error(self) -> _errors_pb2.TaskError:
-        """The final error after retries; raise it in the parent."""
+        """The final error after retries; raise it in the parent where it awaits
+        the call (both SDKs raise a TaskFailedError with this type and
+        message). A parent that lets it escape reports TaskFailed with this
+        TaskError unchanged (the child's type, message and traceback; not
+        retryable), so a run whose entrypoint does not catch a child's error
+        fails with the child's type and message, e.g. type "ValueError",
+        message "bad input", not a wrapper.
+        """
 
     @_builtins.property
     def interrupted(self) -> Global___ChildInterrupted:
@@ -891,7 +941,7 @@ class CancelTask(_message.Message):
     task_id: _builtins.str
     """The task."""
     reason: _builtins.str
-    """Why, for logs."""
+    """Why, for logs; the SDKs do not read it."""
     def __init__(
         self,
         *,

@@ -64,6 +64,17 @@ class WorkerServiceServicer:
         answered with a `rejected` message and the stream stays open. The stream
         fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
         with a hello.
+
+        Reconnecting, as both SDKs do it: when the stream ends or fails, the
+        worker drops every task it held (it stops their executions and sends
+        nothing more about them: the service has already re-dispatched them, and
+        a report on a new stream would be rejected with TASK_NOT_HELD), waits,
+        and opens a new stream with a new hello. It keeps its worker id: every
+        later hello (to this address or any other replica) carries the id of the
+        first Welcome. The wait starts at 50 ms, doubles after each failed
+        attempt up to a cap (5 s by default), is multiplied by a random factor
+        between 1 and 2, and starts again from 50 ms once a stream was welcomed.
+        With several replicas the worker keeps one stream to each.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -46,6 +46,17 @@ class WorkerServiceStub:
     answered with a `rejected` message and the stream stays open. The stream
     fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
     with a hello.
+
+    Reconnecting, as both SDKs do it: when the stream ends or fails, the
+    worker drops every task it held (it stops their executions and sends
+    nothing more about them: the service has already re-dispatched them, and
+    a report on a new stream would be rejected with TASK_NOT_HELD), waits,
+    and opens a new stream with a new hello. It keeps its worker id: every
+    later hello (to this address or any other replica) carries the id of the
+    first Welcome. The wait starts at 50 ms, doubles after each failed
+    attempt up to a cap (5 s by default), is multiplied by a random factor
+    between 1 and 2, and starts again from 50 ms once a stream was welcomed.
+    With several replicas the worker keeps one stream to each.
     """
     ListWorkers: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.ListWorkersRequest, _worker_service_pb2.ListWorkersResponse]
     """ListWorkers lists the workers connected to the replica that answers, in
@@ -75,6 +86,17 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     answered with a `rejected` message and the stream stays open. The stream
     fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
     with a hello.
+
+    Reconnecting, as both SDKs do it: when the stream ends or fails, the
+    worker drops every task it held (it stops their executions and sends
+    nothing more about them: the service has already re-dispatched them, and
+    a report on a new stream would be rejected with TASK_NOT_HELD), waits,
+    and opens a new stream with a new hello. It keeps its worker id: every
+    later hello (to this address or any other replica) carries the id of the
+    first Welcome. The wait starts at 50 ms, doubles after each failed
+    attempt up to a cap (5 s by default), is multiplied by a random factor
+    between 1 and 2, and starts again from 50 ms once a stream was welcomed.
+    With several replicas the worker keeps one stream to each.
     """
     ListWorkers: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.ListWorkersRequest, _worker_service_pb2.ListWorkersResponse]  # type: ignore[assignment]
     """ListWorkers lists the workers connected to the replica that answers, in
@@ -107,6 +129,17 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         answered with a `rejected` message and the stream stays open. The stream
         fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
         with a hello.
+
+        Reconnecting, as both SDKs do it: when the stream ends or fails, the
+        worker drops every task it held (it stops their executions and sends
+        nothing more about them: the service has already re-dispatched them, and
+        a report on a new stream would be rejected with TASK_NOT_HELD), waits,
+        and opens a new stream with a new hello. It keeps its worker id: every
+        later hello (to this address or any other replica) carries the id of the
+        first Welcome. The wait starts at 50 ms, doubles after each failed
+        attempt up to a cap (5 s by default), is multiplied by a random factor
+        between 1 and 2, and starts again from 50 ms once a stream was welcomed.
+        With several replicas the worker keeps one stream to each.
         """
 
     @_abc_1.abstractmethod

@@ -356,6 +356,19 @@ export const TaskCompletedSchema: GenMessage<TaskCompleted> = /*@__PURE__*/
 /**
  * TaskFailed reports that a held task raised.
  *
+ * Which errors are retryable is the worker's call, made with the task's
+ * RetryPolicy in its own language; the service only reads `retryable`. By
+ * default (no retry_on given) the SDKs follow LangGraph: Python retries every
+ * exception except programming errors (ValueError, TypeError,
+ * ArithmeticError, ImportError, LookupError, NameError, SyntaxError,
+ * RuntimeError, ReferenceError, StopIteration, StopAsyncIteration and
+ * OSError, but ConnectionError is retried); TypeScript retries every error
+ * except TypeError, RangeError, ReferenceError, SyntaxError, EvalError,
+ * URIError, AbortError and NonDeterministicError, and errors carrying an
+ * HTTP status 400-409 (except 408). A value
+ * that cannot be sent as JSON is never retryable, and neither is a child's
+ * error that the task let escape (see ChildOutcome.error).
+ *
  * @generated from message cairn.v1.TaskFailed
  */
 export type TaskFailed = Message<"cairn.v1.TaskFailed"> & {
@@ -447,6 +460,17 @@ export const TaskSuspendedSchema: GenMessage<TaskSuspended> = /*@__PURE__*/
  * "<node>:<child task id>", an interrupt inside it interrupts the caller, and
  * when the run resumes the caller runs again and the subgraph continues from
  * its own checkpoint (only its stopped node runs again).
+ *
+ * Non-determinism is detected by the service: a ScheduleTask whose name
+ * differs from the name recorded at its (parent_task_id, index) gets a
+ * ChildOutcome with error type "NonDeterministicError", not retryable, and
+ * the message "call <index> of '<parent name>' is '<name>' in this replay
+ * but '<recorded name>' was recorded at that position"; the recorded call is
+ * not run again. A worker that finds the mismatch in its journal already
+ * raises an error of that type, naming both names, without sending the
+ * call. Unless
+ * the parent catches it, the parent fails with it and so does the run: its
+ * error has type "NonDeterministicError" and that message.
  *
  * @generated from message cairn.v1.ScheduleTask
  */
@@ -692,21 +716,25 @@ export const ConnectRequestBatchSchema: GenMessage<ConnectRequestBatch> = /*@__P
  */
 export type Welcome = Message<"cairn.v1.Welcome"> & {
   /**
-   * The worker's id, as given or generated.
+   * The worker's id, as given or generated; the worker sends it in the
+   * hellos of its later streams (see Connect).
    *
    * @generated from field: string worker_id = 1;
    */
   workerId: string;
 
   /**
-   * The server version.
+   * The server version, for logs (no SDK reads it).
    *
    * @generated from field: string server_version = 2;
    */
   serverVersion: string;
 
   /**
-   * The largest JSON value, in bytes, the server accepts in one message.
+   * The largest JSON value, in bytes, the server accepts in one message
+   * (`cairn serve --max-payload-bytes`). A larger value is refused
+   * (PAYLOAD_TOO_LARGE); an SDK may check its values against it before
+   * sending, as the SDKs here do not yet.
    *
    * @generated from field: int64 max_payload_bytes = 3;
    */
@@ -742,15 +770,17 @@ export type JournalEntry = Message<"cairn.v1.JournalEntry"> & {
   index: number;
 
   /**
-   * The name called at that position; a replay that calls another name at
-   * this position raises a non-determinism error naming both.
+   * The name called at that position. A replay that calls another name at
+   * this position must fail the call as ScheduleTask describes for
+   * non-determinism, without sending it.
    *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
-   * The child's task id.
+   * The child's task id (derive_id, see ScheduleTask.local). No SDK needs
+   * it: the call is matched by index.
    *
    * @generated from field: string task_id = 3;
    */
@@ -799,7 +829,9 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
   kind: TaskKind;
 
   /**
-   * The run the task belongs to.
+   * The run the task belongs to. The SDKs show run_id, thread_id,
+   * checkpoint_id and attempt to user code (in TypeScript, the task's
+   * RunnableConfig.configurable) and give them to the task's local calls.
    *
    * @generated from field: string run_id = 4;
    */
@@ -857,7 +889,10 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
   resume: Value[];
 
   /**
-   * Namespace path of the task, for stream chunks.
+   * The checkpoint namespace the task runs in: empty for a task of the run
+   * itself, ["<node>:<task id>", ...] inside subgraphs. For logs only: a
+   * worker reports by task_id, and the service adds the namespace to the
+   * task's stream chunks and events itself. No SDK reads it.
    *
    * @generated from field: repeated string path = 12;
    */
@@ -924,14 +959,15 @@ export type ChildOutcome = Message<"cairn.v1.ChildOutcome"> & {
   parentTaskId: string;
 
   /**
-   * The call's position among the parent's calls.
+   * The call's position among the parent's calls: the SDKs match the
+   * outcome to the call by it.
    *
    * @generated from field: int32 index = 2;
    */
   index: number;
 
   /**
-   * The child's task id.
+   * The child's task id (informational).
    *
    * @generated from field: string task_id = 3;
    */
@@ -952,7 +988,13 @@ export type ChildOutcome = Message<"cairn.v1.ChildOutcome"> & {
     case: "result";
   } | {
     /**
-     * The final error after retries; raise it in the parent.
+     * The final error after retries; raise it in the parent where it awaits
+     * the call (both SDKs raise a TaskFailedError with this type and
+     * message). A parent that lets it escape reports TaskFailed with this
+     * TaskError unchanged (the child's type, message and traceback; not
+     * retryable), so a run whose entrypoint does not catch a child's error
+     * fails with the child's type and message, e.g. type "ValueError",
+     * message "bad input", not a wrapper.
      *
      * @generated from field: cairn.v1.TaskError error = 5;
      */
@@ -991,7 +1033,7 @@ export type CancelTask = Message<"cairn.v1.CancelTask"> & {
   taskId: string;
 
   /**
-   * Why, for logs.
+   * Why, for logs; the SDKs do not read it.
    *
    * @generated from field: string reason = 2;
    */
@@ -1186,6 +1228,17 @@ export const WorkerService: GenService<{
    * answered with a `rejected` message and the stream stays open. The stream
    * fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
    * with a hello.
+   *
+   * Reconnecting, as both SDKs do it: when the stream ends or fails, the
+   * worker drops every task it held (it stops their executions and sends
+   * nothing more about them: the service has already re-dispatched them, and
+   * a report on a new stream would be rejected with TASK_NOT_HELD), waits,
+   * and opens a new stream with a new hello. It keeps its worker id: every
+   * later hello (to this address or any other replica) carries the id of the
+   * first Welcome. The wait starts at 50 ms, doubles after each failed
+   * attempt up to a cap (5 s by default), is multiplied by a random factor
+   * between 1 and 2, and starts again from 50 ms once a stream was welcomed.
+   * With several replicas the worker keeps one stream to each.
    *
    * @generated from rpc cairn.v1.WorkerService.Connect
    */
