@@ -202,13 +202,11 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     async def UpdateState(
         self, request: pb.UpdateStateRequest, context: Any
     ) -> pb.UpdateStateResponse:
-        await self._thread(request.thread_id)
         check_size(request.values.ByteSize(), self._limit, "values")
+        values = to_json(request.values, "values")
+        await self._thread(request.thread_id)
         checkpoint = await self._runs.update_state(
-            request.thread_id,
-            request.checkpoint_id,
-            to_json(request.values, "values"),
-            request.as_node,
+            request.thread_id, request.checkpoint_id, values, request.as_node
         )
         return pb.UpdateStateResponse(state=await self._snapshot(checkpoint))
 

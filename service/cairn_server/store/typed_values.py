@@ -6,7 +6,11 @@ CheckpointService, and the service hands those back unchanged. To show them in
 GetState and GetStateHistory they are decoded here as far as they can be:
 msgpack becomes JSON, LangGraph's encoded objects (messages, dataclasses,
 Interrupt, ...) become objects with a "$type" key naming their class, and
-anything else becomes a typed blob, {"$blob": {"type", "size", "base64"}}.
+anything else becomes a typed blob, {"$blob": {"type", "size", "base64"}}:
+bytes that do not decode as their type says (a client may store anything)
+show as that blob too, so that every thread stays readable. A part nested
+deeper than the API carries (MAX_SHOWN_DEPTH) shows as {"$too_deep": its
+JSON text}.
 """
 
 from __future__ import annotations
@@ -33,19 +37,42 @@ NO_VALUE = "empty"
 _OBJECT_EXT_CODES = frozenset(range(6))
 
 
+MAX_SHOWN_DEPTH = 24
+"""How deep a shown value nests arrays and objects: the depth limit of JSON
+values in the API (cairn._values.MAX_JSON_DEPTH, which a test pins equal), so
+that every client can decode what GetState shows."""
+
+
 def decode_typed(kind: str, data: bytes | None) -> Json:
     """The value a (type, bytes) pair holds, as JSON."""
-    if kind == JSON and data is not None:
-        value: Json = json.loads(data)
-        return value
     if kind == "null":
         return None
-    if kind == "msgpack" and data is not None:
-        try:
-            return _jsonable(msgpack.unpackb(data, ext_hook=_ext, strict_map_key=False))
-        except (ValueError, msgpack.UnpackException):
-            pass
+    try:
+        if kind == JSON and data is not None:
+            return _shown(json.loads(data, parse_constant=str))
+        if kind == "msgpack" and data is not None:
+            unpacked = msgpack.unpackb(data, ext_hook=_ext, strict_map_key=False)
+            return _shown(_jsonable(unpacked))
+    except (ValueError, RecursionError, msgpack.UnpackException):
+        pass  # not what its type says: shown as the bytes it is
     return typed_blob(kind, data)
+
+
+def _shown(value: Json, depth: int = 0) -> Json:
+    """`value` with each container at level MAX_SHOWN_DEPTH that holds more
+    containers replaced by a marker (of one level)."""
+    if not isinstance(value, dict | list):
+        return value
+    items = value.values() if isinstance(value, dict) else value
+    if depth + 1 >= MAX_SHOWN_DEPTH and any(isinstance(item, dict | list) for item in items):
+        try:
+            text = json.dumps(value)
+        except (ValueError, RecursionError):
+            text = "(nested too deep to show)"
+        return {"$too_deep": text}
+    if isinstance(value, dict):
+        return {key: _shown(item, depth + 1) for key, item in value.items()}
+    return [_shown(item, depth + 1) for item in value]
 
 
 def typed_blob(kind: str, data: bytes | None) -> Json:
