@@ -138,6 +138,56 @@ class RetryPolicy:
     jitter: bool = True
 
 
+class WaitReason(enum.StrEnum):
+    """Why a task of a run is not running (RunWaiting in run.proto)."""
+
+    NO_WORKER = "no_worker"
+    WORKER_BUSY = "worker_busy"
+    RETRY_BACKOFF = "retry_backoff"
+
+
+@dataclass(slots=True, frozen=True)
+class WaitRecord:
+    """A task or entrypoint a run waits on: since when, why, and for a retry
+    backoff until when."""
+
+    reason: WaitReason
+    task_id: str
+    task_name: str
+    since: float
+    until: float | None = None
+    namespace: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for logs and tables."""
+        if self.reason is WaitReason.NO_WORKER:
+            return f"no connected worker serves {self.task_name!r}"
+        if self.reason is WaitReason.WORKER_BUSY:
+            return f"every worker serving {self.task_name!r} is busy"
+        return f"{self.task_name!r} waits for its retry"
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "reason": self.reason.value,
+            "task_id": self.task_id,
+            "task_name": self.task_name,
+            "since": self.since,
+            "until": self.until,
+            "namespace": list(self.namespace),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Json]) -> WaitRecord:
+        return cls(
+            reason=WaitReason(data["reason"]),
+            task_id=data["task_id"],
+            task_name=data["task_name"],
+            since=float(data["since"]),
+            until=None if data.get("until") is None else float(data["until"]),
+            namespace=tuple(data.get("namespace", ())),
+        )
+
+
 @dataclass(slots=True)
 class ThreadRecord:
     thread_id: str
@@ -167,6 +217,8 @@ class RunRecord:
     error: ErrorRecord | None = None
     request_hash: str = ""
     recursion_limit: int = DEFAULT_RECURSION_LIMIT  # supersteps a graph run may take
+    waiting: list[WaitRecord] = field(default_factory=list)
+    """What the run waits on while active (runtime/waiting.py); empty otherwise."""
 
 
 @dataclass(slots=True)
@@ -231,6 +283,7 @@ def run_to_json(run: RunRecord) -> dict[str, Json]:
         "output": run.output,
         "interrupts": [i.to_json() for i in run.interrupts],
         "error": run.error.to_json() if run.error else None,
+        "waiting": [w.to_json() for w in run.waiting],
     }
 
 
@@ -251,4 +304,5 @@ def run_from_json(data: dict[str, Json]) -> RunRecord:
         output=data.get("output"),
         interrupts=[InterruptRecord.from_json(i) for i in data.get("interrupts", [])],
         error=ErrorRecord.from_json(data["error"]) if data.get("error") else None,
+        waiting=[WaitRecord.from_json(w) for w in data.get("waiting", [])],
     )

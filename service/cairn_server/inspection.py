@@ -119,9 +119,16 @@ def _render(args: argparse.Namespace, found: Any) -> str:
         )
     if kind == "runs":
         return table(
-            ["RUN", "TARGET", "STATE", "CREATED", "OUTPUT / ERROR"],
+            ["RUN", "TARGET", "STATE", "CREATED", "WAITING", "OUTPUT / ERROR"],
             [
-                [r.run_id, r.target, r.state, r.created_at, _outcome(r.error, r.output)]
+                [
+                    r.run_id,
+                    r.target,
+                    r.state,
+                    r.created_at,
+                    _waiting(r.waiting),
+                    _outcome(r.error, r.output),
+                ]
                 for r in found
             ],
         )
@@ -206,6 +213,25 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in cells)
     return "\n".join(line.rstrip() for line in lines)
+
+
+_WAIT_REASONS = {
+    "no_worker": "no worker serves {name}",
+    "worker_busy": "workers busy for {name}",
+    "retry_backoff": "{name} retries at {until}",
+}
+
+
+def _waiting(waiting: Sequence[Any]) -> str:
+    """What an active run waits on, e.g. `no worker serves 'fetch' since 10:02:03`
+    (times in UTC, as CREATED)."""
+    return "; ".join(
+        _WAIT_REASONS[w.reason.value].format(
+            name=repr(w.task_name), until=w.until.strftime("%H:%M:%S") if w.until else "?"
+        )
+        + (f" since {w.since.strftime('%H:%M:%S')}" if w.since else "")
+        for w in waiting
+    )
 
 
 def _outcome(error: Any, result: Any) -> Any:

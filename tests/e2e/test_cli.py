@@ -109,7 +109,9 @@ def test_inspection_commands_show_native_and_langgraph_threads(tmp_path: pathlib
 
         runs = cairn("runs", "native", "--address", address)
         assert runs.returncode == 0, runs.stderr
-        assert runs.stdout.split() == ["RUN", "TARGET", "STATE", "CREATED", "OUTPUT", "/", "ERROR"]
+        assert runs.stdout.split() == [
+            "RUN", "TARGET", "STATE", "CREATED", "WAITING", "OUTPUT", "/", "ERROR"
+        ]  # fmt: skip
 
         missing = cairn("state", "nope", "--address", address)
         assert missing.returncode == 1

@@ -29,6 +29,8 @@ from cairn_server.domain import (
     StreamMode,
     ThreadRecord,
     ThreadStatus,
+    WaitReason,
+    WaitRecord,
 )
 from cairn_server.ids import new_id
 from cairn_server.store import (
@@ -282,6 +284,10 @@ async def test_run_round_trips_every_field_and_upserts(store: Store) -> None:
         output=None,  # a run may return None: has_output tells it apart from no output
         interrupts=[InterruptRecord("i1", {"ask": "ok?"}, "task-1", "approve", 0)],
         error=ErrorRecord("ValueError", "bad", retryable=True, traceback="tb", details={"x": 1}),
+        waiting=[
+            WaitRecord(WaitReason.NO_WORKER, "task-2", "fetch", 1.5, None, ("sub:task-1",)),
+            WaitRecord(WaitReason.RETRY_BACKOFF, "task-3", "save", 2.0, 4.5),
+        ],
     )
     await store.commit(WriteBatch(runs=[run]))
 
@@ -292,7 +298,7 @@ async def test_run_round_trips_every_field_and_upserts(store: Store) -> None:
     assert all(isinstance(mode, StreamMode) for mode in stored.stream_modes)
 
     run.state, run.has_output, run.output, run.error = RunState.SUCCEEDED, True, {"a": 1}, None
-    run.interrupts = []
+    run.interrupts, run.waiting = [], []
     await store.commit(WriteBatch(runs=[run]))
     assert await store.get_run(run.run_id) == run
     assert await store.get_run("missing") is None

@@ -58,11 +58,13 @@ from cairn._types import (
     Run,
     RunEvent,
     RunState,
+    RunWaiting,
     Send,
     StateSnapshot,
     StreamMode,
     Thread,
     ThreadStatus,
+    WaitReason,
 )
 from cairn._values import JsonTooDeepError
 from cairn._version import __version__
@@ -97,6 +99,7 @@ __all__ = [
     "RunFailedError",
     "RunNotFoundError",
     "RunState",
+    "RunWaiting",
     "Send",
     "Session",
     "StateGraph",
@@ -112,6 +115,7 @@ __all__ = [
     "ThreadStatus",
     "UnavailableError",
     "UnimplementedError",
+    "WaitReason",
     "Worker",
     "__version__",
     "add_messages",

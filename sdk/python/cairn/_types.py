@@ -70,8 +70,22 @@ _RUN_STATE = enum_table(run_pb2.RunState, RunState)
 _RUN_STATE_PB = {v: k for k, v in _RUN_STATE.items()}
 _THREAD_STATUS = enum_table(thread_pb2.ThreadStatus, ThreadStatus)
 _THREAD_STATUS_PB = {v: k for k, v in _THREAD_STATUS.items()}
+
+
+class WaitReason(enum.StrEnum):
+    """Why a task of a run is not running (see `RunWaiting`)."""
+
+    NO_WORKER = "no_worker"
+    """No connected worker serves the task's name; it runs once one connects."""
+    WORKER_BUSY = "worker_busy"
+    """Every worker serving the name is busy; it runs when a slot frees."""
+    RETRY_BACKOFF = "retry_backoff"
+    """The task failed and waits for its next attempt, `until`."""
+
+
 _STREAM_MODE = enum_table(run_pb2.StreamMode, StreamMode)
 _STREAM_MODE_PB = {v: k for k, v in _STREAM_MODE.items()}
+_WAIT_REASON = enum_table(run_pb2.WaitReason, WaitReason)
 
 
 def _time(stamp: Any) -> datetime | None:
@@ -244,8 +258,39 @@ class ErrorDetails:
 
 
 @dataclass(frozen=True, slots=True)
+class RunWaiting:
+    """A task or entrypoint an active run waits on, and why: `Run.waiting`.
+
+    for waiting in run.waiting:
+        if waiting.reason is WaitReason.NO_WORKER:
+            print(f"start a worker serving {waiting.task_name!r}")
+    """
+
+    reason: WaitReason
+    task_name: str
+    task_id: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    """For RETRY_BACKOFF: when the next attempt is due."""
+    namespace: tuple[str, ...] = ()
+
+    @classmethod
+    def _from_proto(cls, message: run_pb2.RunWaiting) -> RunWaiting:
+        return cls(
+            reason=_WAIT_REASON.get(message.reason, WaitReason.NO_WORKER),
+            task_name=message.task_name,
+            task_id=message.task_id,
+            since=_time(message.since_time),
+            until=_time(message.until_time) if message.HasField("until_time") else None,
+            namespace=tuple(message.namespace),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
-    """One run of an entrypoint on a thread."""
+    """One run of an entrypoint on a thread. While it is active, `waiting`
+    lists what it waits on (empty while all its tasks run); each change is
+    also a lifecycle event of `stream` and `join`."""
 
     run_id: str
     thread_id: str
@@ -259,6 +304,7 @@ class Run:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    waiting: tuple[RunWaiting, ...] = ()
 
     @classmethod
     def _from_proto(cls, message: run_pb2.Run) -> Run:
@@ -275,6 +321,7 @@ class Run:
             metadata=struct_to_json(message.metadata),
             created_at=_time(message.create_time),
             updated_at=_time(message.update_time),
+            waiting=tuple(RunWaiting._from_proto(w) for w in message.waiting),
         )
 
 
@@ -282,7 +329,8 @@ class Run:
 class RunEvent:
     """One event of a run's log. For stream chunks `mode` is a StreamMode and
     `data` the chunk; for lifecycle events `mode` is "lifecycle" and `run`
-    is the run in its new state."""
+    is the run in its new state: it started, ended, stopped at an interrupt,
+    or started or stopped waiting (`run.waiting`)."""
 
     event_id: int
     run_id: str

@@ -56,10 +56,12 @@ export type {
   Run,
   RunEvent,
   RunState,
+  RunWaiting,
   StateSnapshot,
   StreamMode,
   Thread,
   ThreadStatus,
+  WaitReason,
 } from "./types.js";
 export { VERSION } from "./version.js";
 export { Worker } from "./worker.js";

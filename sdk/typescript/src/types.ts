@@ -15,12 +15,14 @@ import {
   RetryPolicySchema,
   RunState as RunStatePb,
   StreamMode as StreamModePb,
+  WaitReason as WaitReasonPb,
   type CheckpointRef,
   type Command as CommandPb,
   type Interrupt as InterruptPb,
   type RetryPolicy as RetryPolicyPb,
   type Run as RunPb,
   type RunEvent as RunEventPb,
+  type RunWaiting as RunWaitingPb,
 } from "./gen/cairn/v1/run_pb.js";
 import {
   ThreadStatus as ThreadStatusPb,
@@ -42,6 +44,9 @@ export type RunState =
   | "failed"
   | "cancelled";
 export type ThreadStatus = "idle" | "busy" | "interrupted" | "error";
+/** Why a task of a run is not running: no connected worker serves its name,
+ * every worker serving it is busy, or it waits for its retry's backoff. */
+export type WaitReason = "no_worker" | "worker_busy" | "retry_backoff";
 export type StreamMode =
   | "values"
   | "updates"
@@ -74,6 +79,7 @@ const MULTITASK_STRATEGY = enumTable<MultitaskStrategy>(MultitaskStrategyPb);
 const RUN_STATE = enumTable<RunState>(RunStatePb);
 const THREAD_STATUS = enumTable<ThreadStatus>(ThreadStatusPb);
 const STREAM_MODE = enumTable<StreamMode>(StreamModePb);
+const WAIT_REASON = enumTable<WaitReason>(WaitReasonPb);
 
 function toEnum<T extends string>(table: { byName: Map<T, number> }, name: T, what: string) {
   const number = table.byName.get(name);
@@ -266,9 +272,39 @@ export interface Run {
   metadata: JsonObject;
   createdAt?: Date;
   updatedAt?: Date;
+  /** While the run is active, what it waits on (empty while all its tasks
+   * run); each change is also a lifecycle event of `stream` and `join`. */
+  waiting: RunWaiting[];
+}
+
+/**
+ * A task or entrypoint an active run waits on, and why:
+ *
+ *     for (const w of run.waiting)
+ *       if (w.reason === "no_worker") console.log(`start a worker serving ${w.taskName}`);
+ */
+export interface RunWaiting {
+  reason: WaitReason;
+  taskName: string;
+  taskId: string;
+  since?: Date;
+  /** For "retry_backoff": when the next attempt is due. */
+  until?: Date;
+  namespace: string[];
 }
 
 const time = (stamp: Timestamp | undefined) => (stamp ? timestampDate(stamp) : undefined);
+
+function waitingFromPb(message: RunWaitingPb): RunWaiting {
+  return {
+    reason: WAIT_REASON.byNumber.get(message.reason) ?? "no_worker",
+    taskName: message.taskName,
+    taskId: message.taskId,
+    since: time(message.sinceTime),
+    until: time(message.untilTime),
+    namespace: [...message.namespace],
+  };
+}
 
 export function runFromPb(message: RunPb): Run {
   return {
@@ -284,13 +320,15 @@ export function runFromPb(message: RunPb): Run {
     metadata: message.metadata ?? {},
     createdAt: time(message.createTime),
     updatedAt: time(message.updateTime),
+    waiting: message.waiting.map(waitingFromPb),
   };
 }
 
 /**
  * One event of a run's log. For stream chunks `mode` is the stream mode and
  * `data` the chunk; for lifecycle events `mode` is "lifecycle" and `run` is
- * the run in its new state.
+ * the run in its new state: it started, ended, stopped at an interrupt, or
+ * started or stopped waiting (`run.waiting`).
  */
 export interface RunEvent {
   eventId: number;

@@ -23,6 +23,8 @@ from cairn_server.domain import (
     StreamMode,
     ThreadRecord,
     ThreadStatus,
+    WaitReason,
+    WaitRecord,
     run_from_json,
 )
 from cairn_server.engine.state import StateView
@@ -37,6 +39,7 @@ STREAM_MODE = enum_table(run_pb2.StreamMode, StreamMode)
 STREAM_MODE_PB = {v: k for k, v in STREAM_MODE.items()}
 THREAD_STATUS = enum_table(thread_pb2.ThreadStatus, ThreadStatus)
 THREAD_STATUS_PB = {v: k for k, v in THREAD_STATUS.items()}
+WAIT_REASON_PB = {v: k for k, v in enum_table(run_pb2.WaitReason, WaitReason).items()}
 
 
 E = TypeVar("E")
@@ -159,6 +162,19 @@ def checkpoint_ref(thread_id: str, checkpoint_id: str | None) -> run_pb2.Checkpo
     return run_pb2.CheckpointRef(thread_id=thread_id, checkpoint_id=checkpoint_id)
 
 
+def waiting_pb(waiting: WaitRecord) -> run_pb2.RunWaiting:
+    message = run_pb2.RunWaiting(
+        reason=WAIT_REASON_PB[waiting.reason],
+        task_id=waiting.task_id,
+        task_name=waiting.task_name,
+        since_time=timestamp(waiting.since),
+        namespace=list(waiting.namespace),
+    )
+    if waiting.until is not None:
+        message.until_time.CopyFrom(timestamp(waiting.until))
+    return message
+
+
 def run_pb(run: RunRecord) -> run_pb2.Run:
     message = run_pb2.Run(
         run_id=run.run_id,
@@ -172,6 +188,7 @@ def run_pb(run: RunRecord) -> run_pb2.Run:
         interrupts=[interrupt_pb(i) for i in run.interrupts],
         checkpoint=checkpoint_ref(run.thread_id, run.checkpoint_id),
         stream_modes=[STREAM_MODE_PB[m] for m in run.stream_modes],
+        waiting=[waiting_pb(w) for w in run.waiting],
     )
     if run.has_output:
         message.output.CopyFrom(to_value(run.output))

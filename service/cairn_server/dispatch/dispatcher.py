@@ -9,6 +9,11 @@ for re-dispatch.
 Another replica may connect as a relay for its own workers (api/relay.py). A
 relay gets only the tasks of names that no worker connected here serves, and a
 task relayed here goes only to a worker connected here, never to a relay.
+
+A queued task of a run driven here waits for a reason (WaitReason): no
+connected worker or relay serves its name, or all that do are busy. The run
+is told when a task is queued and whenever that reason changes (a worker
+connects or leaves); it is told the wait ended by `on_assigned`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from cairn_server.dispatch.messages import (
     Registration,
     Relayed,
 )
-from cairn_server.domain import RetryPolicy, TaskKind
+from cairn_server.domain import RetryPolicy, TaskKind, WaitReason
 from cairn_server.engine.tasks import child_task_id
 
 _ids = itertools.count(1)
@@ -70,7 +75,9 @@ class Dispatcher:
 
     `on_assigned(a)` runs when a worker receives `a`; `on_lost(a)` when the
     worker holding `a` disconnects. Both are called synchronously, before
-    any later message of that worker can be handled.
+    any later message of that worker can be handled. `on_waiting(a, reason)`
+    runs when `a` (of a run driven here) is queued, and again whenever the
+    reason it waits changes while it stays queued.
     """
 
     def __init__(
@@ -78,9 +85,11 @@ class Dispatcher:
         *,
         on_assigned: Callable[[Assignment], None],
         on_lost: Callable[[Assignment], None],
+        on_waiting: Callable[[Assignment, WaitReason], None] | None = None,
     ) -> None:
         self._on_assigned = on_assigned
         self._on_lost = on_lost
+        self._on_waiting = on_waiting
         self._queues: dict[str, OrderedDict[str, Assignment]] = {}
         self._workers: dict[int, WorkerConnection] = {}
         self._holders: dict[str, WorkerConnection] = {}
@@ -96,6 +105,7 @@ class Dispatcher:
         if not worker.relay:
             self.workers_changed.set()
         self._fill(worker)
+        self._recheck_waiting(worker.registrations)
 
     def remove(self, worker: WorkerConnection) -> list[Assignment]:
         """Forget a worker; its tasks go back to their runs."""
@@ -114,6 +124,7 @@ class Dispatcher:
             # Names no worker here serves any more go to relays now.
             for relay in [w for w in self._workers.values() if w.relay]:
                 self._fill(relay)
+        self._recheck_waiting(worker.registrations)
         return lost
 
     def workers(self) -> list[WorkerConnection]:
@@ -136,6 +147,7 @@ class Dispatcher:
         worker = self._pick(assignment)
         if worker is None:
             self._queues.setdefault(assignment.name, OrderedDict())[assignment.task_id] = assignment
+            self._report_waiting(assignment)
         else:
             self._assign(worker, assignment)
 
@@ -169,6 +181,12 @@ class Dispatcher:
         worker.running[TaskKind.TASK] += 1
         self._holders[child.task_id] = worker
         return True
+
+    def wait_reason(self, name: str, task_id: str) -> WaitReason | None:
+        """Why the task waits, while it is queued here; None once it is not."""
+        queue = self._queues.get(name)
+        assignment = queue.get(task_id) if queue else None
+        return None if assignment is None else assignment.wait_reason
 
     def held_by(self, worker: WorkerConnection, task_id: str) -> Assignment | None:
         return worker.held.get(task_id)
@@ -258,6 +276,27 @@ class Dispatcher:
         if assignment.relay is None:
             self._on_assigned(assignment)
         worker.outbox.put_nowait(assignment)
+
+    def _report_waiting(self, assignment: Assignment) -> None:
+        """Tell the run why its queued task waits, when that changed."""
+        if assignment.relay is not None:
+            return  # the owning replica sees it held by its relay
+        name = assignment.name
+        served = any(
+            name in w.registrations and self._may_take(w, assignment)
+            for w in self._workers.values()
+        )
+        reason = WaitReason.WORKER_BUSY if served else WaitReason.NO_WORKER
+        if reason is not assignment.wait_reason:
+            assignment.wait_reason = reason
+            if self._on_waiting is not None:
+                self._on_waiting(assignment, reason)
+
+    def _recheck_waiting(self, names: Iterable[str]) -> None:
+        """After a worker came or went: the queued tasks of its names."""
+        for name in names:
+            for assignment in list(self._queues.get(name, {}).values()):
+                self._report_waiting(assignment)
 
     def _fill(self, worker: WorkerConnection) -> None:
         for name in worker.registrations:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from cairn_server.domain import Json, RetryPolicy, TaskKind
+from cairn_server.domain import Json, RetryPolicy, TaskKind, WaitReason
 from cairn_server.engine.decisions import Deliver, JournalEntry
 from cairn_server.errors import ServiceError
 
@@ -48,6 +48,7 @@ class Assignment:
     announce_calls: bool = False
     local: bool = False  # a call its worker runs itself (ScheduleTask.local_running)
     relay: Relayed | None = None  # the task of a run another replica drives
+    wait_reason: WaitReason | None = None  # while queued: why (Dispatcher.on_waiting)
 
 
 @dataclass(slots=True, frozen=True)

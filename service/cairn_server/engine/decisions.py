@@ -81,6 +81,8 @@ class RetryLater:
 
     task_id: str
     delay: float
+    name: str = ""  # what the run waits on meanwhile (RunWaiting)
+    path: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

@@ -279,7 +279,7 @@ class TaskTree(abc.ABC):
             )
             if policy.jitter:
                 delay += jitter
-            return [RetryLater(task.id, delay)]
+            return [RetryLater(task.id, delay, task.name, task.path)]
         task.status = TaskStatus.FAILED
         task.error = error
         decisions: list[Decision] = [

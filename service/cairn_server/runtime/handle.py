@@ -54,6 +54,7 @@ from cairn_server.engine.graph import GraphRun
 from cairn_server.engine.tasks import child_task_id
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import EventLog
+from cairn_server.runtime.waiting import Waiting
 from cairn_server.store import Lease, LeaseLost, Store, ThreadStatusChange, WriteBatch, WriteSet
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,13 @@ class RunHandle:
         self._started: set[str] = set()  # tasks whose start chunk was emitted
         self._refused_local: set[str] = set()  # local calls refused (see FromLocalCopy)
         self._draining = False  # graceful shutdown: send no new task
+        self._waiting = Waiting(
+            run,
+            wait_reason=dispatcher.wait_reason,
+            clock=clock,
+            wake=lambda: self.post(inbox.WaitingDue()),
+            publish=self._publish_waiting,
+        )
 
     @property
     def run_id(self) -> str:
@@ -164,6 +172,7 @@ class RunHandle:
 
     def _apply(self, message: inbox.Message) -> list[Decision]:
         engine = self.engine
+        self._waiting.observe(message)
         match message:
             case inbox.FromLocalCopy(task_id, inner):
                 return [] if task_id in self._refused_local else self._apply(inner)
@@ -224,6 +233,7 @@ class RunHandle:
     # --- decisions ------------------------------------------------------------
 
     async def _execute(self, decisions: list[Decision]) -> None:
+        self._waiting.decided(decisions)
         sync = self.run.durability is Durability.SYNC
         unsaved = False  # writes or checkpoints that sync durability must commit
         for decision in decisions:
@@ -307,6 +317,7 @@ class RunHandle:
         run.error = finish.error
         if run.state is RunState.SUCCEEDED:
             run.has_output, run.output = True, finish.output
+        self._waiting.finished()
         self._batch.runs.append(run)
         self._batch.thread_statuses.append(
             ThreadStatusChange(run.thread_id, _THREAD_STATUS[run.state], now)
@@ -320,6 +331,18 @@ class RunHandle:
     def emit_run(self) -> None:
         event = self.log.append("run", run_to_json(self.run), self._clock())
         self._batch.events.append(event)
+
+    def _publish_waiting(self, run: RunRecord) -> None:
+        """What the run waits on changed (runtime/waiting.py): a `run` event,
+        and the run's row, which other replicas read."""
+        self.emit_run()
+        if run.durability is not Durability.EXIT:
+            self._batch.runs.append(run)  # stored with the event, in the background
+            return
+        # Its events wait for its end; its row goes now. Losing this write
+        # loses nothing else: the run's end rewrites the row.
+        future = self._store.submit(WriteBatch(runs=[run], lease=self.lease))
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     def emit_task_started(self, decision: Dispatch) -> None:
         """The engine's `tasks` chunk of a dispatched task, once per run (as

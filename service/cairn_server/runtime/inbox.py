@@ -95,6 +95,21 @@ class CancelRequested:
 
 
 @dataclass(slots=True, frozen=True)
+class Waiting:
+    """The task is queued and no worker can take it now (the dispatcher
+    knows why: Dispatcher.wait_reason)."""
+
+    task_id: str
+    name: str
+    path: tuple[str, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class WaitingDue:
+    """Time to publish what the run waits on (runtime/waiting.py)."""
+
+
+@dataclass(slots=True, frozen=True)
 class LeaseLost:
     """Another replica took the run over: stop driving it, write nothing."""
 
@@ -110,6 +125,8 @@ Message = (
     | Chunk
     | FromLocalCopy
     | RetryDue
+    | Waiting
+    | WaitingDue
     | CancelRequested
     | LeaseLost
 )

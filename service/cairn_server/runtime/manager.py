@@ -34,6 +34,7 @@ from cairn_server.domain import (
     StreamMode,
     ThreadRecord,
     ThreadStatus,
+    WaitReason,
 )
 from cairn_server.engine import checkpoints
 from cairn_server.engine import graph as graph_engine
@@ -124,7 +125,9 @@ class RunManager:
             driven=lambda: self._active,
             resume=self._resume,
         )
-        self.dispatcher = Dispatcher(on_assigned=self._assigned, on_lost=self._lost)
+        self.dispatcher = Dispatcher(
+            on_assigned=self._assigned, on_lost=self._lost, on_waiting=self._waiting
+        )
         self._active: dict[str, RunHandle] = {}
         self._by_thread: dict[str, RunHandle] = {}
         self._starting: set[str] = set()
@@ -257,6 +260,11 @@ class RunManager:
 
     def _lost(self, assignment: Assignment) -> None:
         self.post(assignment.run_id, inbox.Lost(assignment.task_id))
+
+    def _waiting(self, assignment: Assignment, _reason: WaitReason) -> None:
+        self.post(
+            assignment.run_id, inbox.Waiting(assignment.task_id, assignment.name, assignment.path)
+        )
 
     # --- runs ------------------------------------------------------------------------
 
@@ -698,6 +706,7 @@ class RunManager:
         now = self.clock()
         run.state, run.updated_at = RunState.SUCCEEDED, now
         run.has_output, run.output = True, output
+        run.waiting = []
         await self.store.commit(
             WriteBatch(
                 runs=[run],
@@ -714,6 +723,7 @@ class RunManager:
         run.error = ErrorRecord(
             "RunLost", "the server stopped before the run stored anything (durability exit)"
         )
+        run.waiting = []
         await self.store.commit(
             WriteBatch(
                 runs=[run],

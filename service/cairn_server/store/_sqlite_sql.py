@@ -32,6 +32,7 @@ from cairn_server.domain import (
     StreamMode,
     ThreadRecord,
     ThreadStatus,
+    WaitRecord,
 )
 from cairn_server.store.base import Lease, StoreError, WriteBatch
 from cairn_server.store.typed_values import JSON as JSON_BLOB
@@ -211,11 +212,11 @@ def thread_from_row(row: Row) -> ThreadRecord:
 RUN_COLUMNS = (
     "run_id, thread_id, target, state, durability, created_at, updated_at, checkpoint_id,"
     " metadata, stream_modes, request_id, has_output, output, interrupts, error, request_hash,"
-    " recursion_limit"
+    " recursion_limit, waiting"
 )
 
 UPSERT_RUN = f"""
-INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id) DO UPDATE SET
     thread_id = excluded.thread_id, target = excluded.target, state = excluded.state,
     durability = excluded.durability, created_at = excluded.created_at,
@@ -223,7 +224,8 @@ ON CONFLICT (run_id) DO UPDATE SET
     metadata = excluded.metadata, stream_modes = excluded.stream_modes,
     request_id = excluded.request_id, has_output = excluded.has_output,
     output = excluded.output, interrupts = excluded.interrupts, error = excluded.error,
-    request_hash = excluded.request_hash, recursion_limit = excluded.recursion_limit
+    request_hash = excluded.request_hash, recursion_limit = excluded.recursion_limit,
+    waiting = excluded.waiting
 """
 
 
@@ -246,6 +248,7 @@ def run_params(run: RunRecord) -> Params:
         dumps(run.error.to_json()) if run.error is not None else None,
         run.request_hash,
         run.recursion_limit,
+        dumps([waiting.to_json() for waiting in run.waiting]),
     )
 
 
@@ -268,6 +271,7 @@ def run_from_row(row: Row) -> RunRecord:
         error=ErrorRecord.from_json(json.loads(row[14])) if row[14] is not None else None,
         request_hash=row[15],
         recursion_limit=int(row[16]),
+        waiting=[WaitRecord.from_json(item) for item in json.loads(row[17])],
     )
 
 

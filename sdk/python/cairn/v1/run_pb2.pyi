@@ -201,6 +201,50 @@ STREAM_MODE_DEBUG: StreamMode.ValueType  # 7
 """Tasks and checkpoints, wrapped with a step and a timestamp."""
 Global___StreamMode: _TypeAlias = StreamMode  # noqa: Y015
 
+class _WaitReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WaitReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WaitReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WAIT_REASON_UNSPECIFIED: _WaitReason.ValueType  # 0
+    """Never sent."""
+    WAIT_REASON_NO_WORKER: _WaitReason.ValueType  # 1
+    """No connected worker serves the task's name: no worker connected to this
+    replica, nor to another replica through a relay, registered it (the
+    workers that served it stopped, or none has started yet). The task runs
+    as soon as a worker serving the name connects; nothing else changes.
+    """
+    WAIT_REASON_WORKER_BUSY: _WaitReason.ValueType  # 2
+    """Workers serving the name are connected, but all of their slots for
+    tasks (or for entrypoints) are taken; the task runs when one frees.
+    """
+    WAIT_REASON_RETRY_BACKOFF: _WaitReason.ValueType  # 3
+    """The task failed with a retryable error and waits for its next attempt
+    until `RunWaiting.until_time` (the backoff of its RetryPolicy).
+    """
+
+class WaitReason(_WaitReason, metaclass=_WaitReasonEnumTypeWrapper):
+    """WaitReason says why a task or entrypoint of a run is not running."""
+
+WAIT_REASON_UNSPECIFIED: WaitReason.ValueType  # 0
+"""Never sent."""
+WAIT_REASON_NO_WORKER: WaitReason.ValueType  # 1
+"""No connected worker serves the task's name: no worker connected to this
+replica, nor to another replica through a relay, registered it (the
+workers that served it stopped, or none has started yet). The task runs
+as soon as a worker serving the name connects; nothing else changes.
+"""
+WAIT_REASON_WORKER_BUSY: WaitReason.ValueType  # 2
+"""Workers serving the name are connected, but all of their slots for
+tasks (or for entrypoints) are taken; the task runs when one frees.
+"""
+WAIT_REASON_RETRY_BACKOFF: WaitReason.ValueType  # 3
+"""The task failed with a retryable error and waits for its next attempt
+until `RunWaiting.until_time` (the backoff of its RetryPolicy).
+"""
+Global___WaitReason: _TypeAlias = WaitReason  # noqa: Y015
+
 @_typing.final
 class RetryPolicy(_message.Message):
     """RetryPolicy says how often and how fast a failed task is attempted again.
@@ -416,6 +460,7 @@ class Run(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     STREAM_MODES_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     """Server-assigned id; ids sort by creation time."""
     thread_id: _builtins.str
@@ -458,6 +503,19 @@ class Run(_message.Message):
     def stream_modes(self) -> _containers.RepeatedScalarFieldContainer[Global___StreamMode.ValueType]:
         """The stream modes the run records in its event log."""
 
+    @_builtins.property
+    def waiting(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunWaiting]:
+        """Why the run is not making progress, one entry per task or entrypoint
+        it waits on (parallel tasks may wait at once); empty while every task
+        of the run is running on a worker, and always empty once the run has
+        ended or stopped at an interrupt. Each change is also a `run` event in
+        the run's event log, so a client following the run with Stream or
+        JoinRun sees the run start and stop waiting without polling GetRun.
+        The service reports a wait once it has lasted about half a second, so
+        that a task queued for a moment changes nothing; a run that waits shows
+        it within about a second, in GetRun and ListRuns from any replica.
+        """
+
     def __init__(
         self,
         *,
@@ -474,14 +532,71 @@ class Run(_message.Message):
         error: _errors_pb2.TaskError | None = ...,
         checkpoint: Global___CheckpointRef | None = ...,
         stream_modes: _abc.Iterable[Global___StreamMode.ValueType] | None = ...,
+        waiting: _abc.Iterable[Global___RunWaiting] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "create_time", b"create_time", "error", b"error", "metadata", b"metadata", "output", b"output", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "create_time", b"create_time", "durability", b"durability", "error", b"error", "interrupts", b"interrupts", "metadata", b"metadata", "output", b"output", "run_id", b"run_id", "state", b"state", "stream_modes", b"stream_modes", "target", b"target", "thread_id", b"thread_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "create_time", b"create_time", "durability", b"durability", "error", b"error", "interrupts", b"interrupts", "metadata", b"metadata", "output", b"output", "run_id", b"run_id", "state", b"state", "stream_modes", b"stream_modes", "target", b"target", "thread_id", b"thread_id", "update_time", b"update_time", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Run: _TypeAlias = Run  # noqa: Y015
+
+@_typing.final
+class RunWaiting(_message.Message):
+    """RunWaiting is one task or entrypoint that a run waits on, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    TASK_NAME_FIELD_NUMBER: _builtins.int
+    SINCE_TIME_FIELD_NUMBER: _builtins.int
+    UNTIL_TIME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    reason: Global___WaitReason.ValueType
+    """Why the task is not running."""
+    task_id: _builtins.str
+    """The waiting task's id (the same id its assignment and its stream
+    chunks carry).
+    """
+    task_name: _builtins.str
+    """The name a worker must serve to run it: the task's, the entrypoint's or
+    the graph node's registered name.
+    """
+    @_builtins.property
+    def since_time(self) -> _timestamp_pb2.Timestamp:
+        """When the task started waiting for this reason."""
+
+    @_builtins.property
+    def until_time(self) -> _timestamp_pb2.Timestamp:
+        """For WAIT_REASON_RETRY_BACKOFF, when the next attempt is due; unset
+        otherwise.
+        """
+
+    @_builtins.property
+    def namespace(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The task's namespace in the run, as StreamChunk.namespace: empty for
+        the run's root and the tasks it calls directly.
+        """
+
+    def __init__(
+        self,
+        *,
+        reason: Global___WaitReason.ValueType = ...,
+        task_id: _builtins.str = ...,
+        task_name: _builtins.str = ...,
+        since_time: _timestamp_pb2.Timestamp | None = ...,
+        until_time: _timestamp_pb2.Timestamp | None = ...,
+        namespace: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since_time", b"since_time", "until_time", b"until_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "reason", b"reason", "since_time", b"since_time", "task_id", b"task_id", "task_name", b"task_name", "until_time", b"until_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunWaiting: _TypeAlias = RunWaiting  # noqa: Y015
 
 @_typing.final
 class RunEvent(_message.Message):
@@ -510,8 +625,9 @@ class RunEvent(_message.Message):
 
     @_builtins.property
     def run(self) -> Global___Run:
-        """The run changed state; the last event of every run is one of these with
-        a terminal or INTERRUPTED state.
+        """The run changed state or started or stopped waiting (Run.waiting); the
+        last event of every run is one of these with a terminal or INTERRUPTED
+        state.
         """
 
     def __init__(

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/run.proto.
  */
 export const file_cairn_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChJjYWlybi92MS9ydW4ucHJvdG8SCGNhaXJuLnYxIrEBCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDmJhY2tvZmZfZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSDgoGaml0dGVyGAUgASgIInEKCUludGVycnVwdBIKCgJpZBgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgd0YXNrX2lkGAMgASgJEhEKCXRhc2tfbmFtZRgEIAEoCRINCgVpbmRleBgFIAEoBSKDAQoJUmVzdW1lTWFwEi8KBnZhbHVlcxgBIAMoCzIfLmNhaXJuLnYxLlJlc3VtZU1hcC5WYWx1ZXNFbnRyeRpFCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBIm0KB0NvbW1hbmQSKAoGcmVzdW1lGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKQoKcmVzdW1lX21hcBgCIAEoCzITLmNhaXJuLnYxLlJlc3VtZU1hcEgAQg0KC3Jlc3VtZV9raW5kIlAKDUNoZWNrcG9pbnRSZWYSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfbnMYAiABKAkSFQoNY2hlY2twb2ludF9pZBgDIAEoCSLgAwoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSDgoGdGFyZ2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuY2Fpcm4udjEuUnVuU3RhdGUSKAoKZHVyYWJpbGl0eRgFIAEoDjIULmNhaXJuLnYxLkR1cmFiaWxpdHkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoGb3V0cHV0GAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKCmludGVycnVwdHMYCiADKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQSIgoFZXJyb3IYCyABKAsyEy5jYWlybi52MS5UYXNrRXJyb3ISKwoKY2hlY2twb2ludBgMIAEoCzIXLmNhaXJuLnYxLkNoZWNrcG9pbnRSZWYSKgoMc3RyZWFtX21vZGVzGA0gAygOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZSKrAQoIUnVuRXZlbnQSEAoIZXZlbnRfaWQYASABKAMSDgoGcnVuX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgVjaHVuaxgEIAEoCzIVLmNhaXJuLnYxLlN0cmVhbUNodW5rSAASHAoDcnVuGAUgASgLMg0uY2Fpcm4udjEuUnVuSABCBgoEa2luZCJqCgtTdHJlYW1DaHVuaxIiCgRtb2RlGAEgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCW5hbWVzcGFjZRgDIAMoCSq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEh4KGk1VTFRJVEFTS19TVFJBVEVHWV9FTlFVRVVFEAISIAocTVVMVElUQVNLX1NUUkFURUdZX0lOVEVSUlVQVBADEh8KG01VTFRJVEFTS19TVFJBVEVHWV9ST0xMQkFDSxAEKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQAyq2AQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1BFTkRJTkcQARIVChFSVU5fU1RBVEVfUlVOTklORxACEhkKFVJVTl9TVEFURV9JTlRFUlJVUFRFRBADEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQBBIUChBSVU5fU1RBVEVfRkFJTEVEEAUSFwoTUlVOX1NUQVRFX0NBTkNFTExFRBAGKtcBCgpTdHJlYW1Nb2RlEhsKF1NUUkVBTV9NT0RFX1VOU1BFQ0lGSUVEEAASFgoSU1RSRUFNX01PREVfVkFMVUVTEAESFwoTU1RSRUFNX01PREVfVVBEQVRFUxACEhYKElNUUkVBTV9NT0RFX0NVU1RPTRADEhgKFFNUUkVBTV9NT0RFX01FU1NBR0VTEAQSFQoRU1RSRUFNX01PREVfVEFTS1MQBRIbChdTVFJFQU1fTU9ERV9DSEVDS1BPSU5UUxAGEhUKEVNUUkVBTV9NT0RFX0RFQlVHEAdiBnByb3RvMw", [file_cairn_v1_errors, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChJjYWlybi92MS9ydW4ucHJvdG8SCGNhaXJuLnYxIrEBCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDmJhY2tvZmZfZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSDgoGaml0dGVyGAUgASgIInEKCUludGVycnVwdBIKCgJpZBgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgd0YXNrX2lkGAMgASgJEhEKCXRhc2tfbmFtZRgEIAEoCRINCgVpbmRleBgFIAEoBSKDAQoJUmVzdW1lTWFwEi8KBnZhbHVlcxgBIAMoCzIfLmNhaXJuLnYxLlJlc3VtZU1hcC5WYWx1ZXNFbnRyeRpFCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBIm0KB0NvbW1hbmQSKAoGcmVzdW1lGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKQoKcmVzdW1lX21hcBgCIAEoCzITLmNhaXJuLnYxLlJlc3VtZU1hcEgAQg0KC3Jlc3VtZV9raW5kIlAKDUNoZWNrcG9pbnRSZWYSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfbnMYAiABKAkSFQoNY2hlY2twb2ludF9pZBgDIAEoCSKHBAoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSDgoGdGFyZ2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuY2Fpcm4udjEuUnVuU3RhdGUSKAoKZHVyYWJpbGl0eRgFIAEoDjIULmNhaXJuLnYxLkR1cmFiaWxpdHkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoGb3V0cHV0GAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKCmludGVycnVwdHMYCiADKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQSIgoFZXJyb3IYCyABKAsyEy5jYWlybi52MS5UYXNrRXJyb3ISKwoKY2hlY2twb2ludBgMIAEoCzIXLmNhaXJuLnYxLkNoZWNrcG9pbnRSZWYSKgoMc3RyZWFtX21vZGVzGA0gAygOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIlCgd3YWl0aW5nGA4gAygLMhQuY2Fpcm4udjEuUnVuV2FpdGluZyLJAQoKUnVuV2FpdGluZxIkCgZyZWFzb24YASABKA4yFC5jYWlybi52MS5XYWl0UmVhc29uEg8KB3Rhc2tfaWQYAiABKAkSEQoJdGFza19uYW1lGAMgASgJEi4KCnNpbmNlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVudGlsX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCW5hbWVzcGFjZRgGIAMoCSKrAQoIUnVuRXZlbnQSEAoIZXZlbnRfaWQYASABKAMSDgoGcnVuX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgVjaHVuaxgEIAEoCzIVLmNhaXJuLnYxLlN0cmVhbUNodW5rSAASHAoDcnVuGAUgASgLMg0uY2Fpcm4udjEuUnVuSABCBgoEa2luZCJqCgtTdHJlYW1DaHVuaxIiCgRtb2RlGAEgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCW5hbWVzcGFjZRgDIAMoCSq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEh4KGk1VTFRJVEFTS19TVFJBVEVHWV9FTlFVRVVFEAISIAocTVVMVElUQVNLX1NUUkFURUdZX0lOVEVSUlVQVBADEh8KG01VTFRJVEFTS19TVFJBVEVHWV9ST0xMQkFDSxAEKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQAyq2AQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1BFTkRJTkcQARIVChFSVU5fU1RBVEVfUlVOTklORxACEhkKFVJVTl9TVEFURV9JTlRFUlJVUFRFRBADEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQBBIUChBSVU5fU1RBVEVfRkFJTEVEEAUSFwoTUlVOX1NUQVRFX0NBTkNFTExFRBAGKtcBCgpTdHJlYW1Nb2RlEhsKF1NUUkVBTV9NT0RFX1VOU1BFQ0lGSUVEEAASFgoSU1RSRUFNX01PREVfVkFMVUVTEAESFwoTU1RSRUFNX01PREVfVVBEQVRFUxACEhYKElNUUkVBTV9NT0RFX0NVU1RPTRADEhgKFFNUUkVBTV9NT0RFX01FU1NBR0VTEAQSFQoRU1RSRUFNX01PREVfVEFTS1MQBRIbChdTVFJFQU1fTU9ERV9DSEVDS1BPSU5UUxAGEhUKEVNUUkVBTV9NT0RFX0RFQlVHEAcqgAEKCldhaXRSZWFzb24SGwoXV0FJVF9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVXQUlUX1JFQVNPTl9OT19XT1JLRVIQARIbChdXQUlUX1JFQVNPTl9XT1JLRVJfQlVTWRACEh0KGVdBSVRfUkVBU09OX1JFVFJZX0JBQ0tPRkYQA2IGcHJvdG8z", [file_cairn_v1_errors, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * RetryPolicy says how often and how fast a failed task is attempted again.
@@ -307,6 +307,21 @@ export type Run = Message<"cairn.v1.Run"> & {
    * @generated from field: repeated cairn.v1.StreamMode stream_modes = 13;
    */
   streamModes: StreamMode[];
+
+  /**
+   * Why the run is not making progress, one entry per task or entrypoint
+   * it waits on (parallel tasks may wait at once); empty while every task
+   * of the run is running on a worker, and always empty once the run has
+   * ended or stopped at an interrupt. Each change is also a `run` event in
+   * the run's event log, so a client following the run with Stream or
+   * JoinRun sees the run start and stop waiting without polling GetRun.
+   * The service reports a wait once it has lasted about half a second, so
+   * that a task queued for a moment changes nothing; a run that waits shows
+   * it within about a second, in GetRun and ListRuns from any replica.
+   *
+   * @generated from field: repeated cairn.v1.RunWaiting waiting = 14;
+   */
+  waiting: RunWaiting[];
 };
 
 /**
@@ -315,6 +330,66 @@ export type Run = Message<"cairn.v1.Run"> & {
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/
   messageDesc(file_cairn_v1_run, 5);
+
+/**
+ * RunWaiting is one task or entrypoint that a run waits on, and why.
+ *
+ * @generated from message cairn.v1.RunWaiting
+ */
+export type RunWaiting = Message<"cairn.v1.RunWaiting"> & {
+  /**
+   * Why the task is not running.
+   *
+   * @generated from field: cairn.v1.WaitReason reason = 1;
+   */
+  reason: WaitReason;
+
+  /**
+   * The waiting task's id (the same id its assignment and its stream
+   * chunks carry).
+   *
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * The name a worker must serve to run it: the task's, the entrypoint's or
+   * the graph node's registered name.
+   *
+   * @generated from field: string task_name = 3;
+   */
+  taskName: string;
+
+  /**
+   * When the task started waiting for this reason.
+   *
+   * @generated from field: google.protobuf.Timestamp since_time = 4;
+   */
+  sinceTime?: Timestamp | undefined;
+
+  /**
+   * For WAIT_REASON_RETRY_BACKOFF, when the next attempt is due; unset
+   * otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp until_time = 5;
+   */
+  untilTime?: Timestamp | undefined;
+
+  /**
+   * The task's namespace in the run, as StreamChunk.namespace: empty for
+   * the run's root and the tasks it calls directly.
+   *
+   * @generated from field: repeated string namespace = 6;
+   */
+  namespace: string[];
+};
+
+/**
+ * Describes the message cairn.v1.RunWaiting.
+ * Use `create(RunWaitingSchema)` to create a new message.
+ */
+export const RunWaitingSchema: GenMessage<RunWaiting> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_run, 6);
 
 /**
  * RunEvent is one entry of a run's ordered, persisted event log.
@@ -359,8 +434,9 @@ export type RunEvent = Message<"cairn.v1.RunEvent"> & {
     case: "chunk";
   } | {
     /**
-     * The run changed state; the last event of every run is one of these with
-     * a terminal or INTERRUPTED state.
+     * The run changed state or started or stopped waiting (Run.waiting); the
+     * last event of every run is one of these with a terminal or INTERRUPTED
+     * state.
      *
      * @generated from field: cairn.v1.Run run = 5;
      */
@@ -374,7 +450,7 @@ export type RunEvent = Message<"cairn.v1.RunEvent"> & {
  * Use `create(RunEventSchema)` to create a new message.
  */
 export const RunEventSchema: GenMessage<RunEvent> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 6);
+  messageDesc(file_cairn_v1_run, 7);
 
 /**
  * StreamChunk is one item of a stream mode, shaped as LangGraph emits it.
@@ -414,7 +490,7 @@ export type StreamChunk = Message<"cairn.v1.StreamChunk"> & {
  * Use `create(StreamChunkSchema)` to create a new message.
  */
 export const StreamChunkSchema: GenMessage<StreamChunk> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 7);
+  messageDesc(file_cairn_v1_run, 8);
 
 /**
  * Durability says when a run's checkpoints and task results reach the store.
@@ -644,4 +720,50 @@ export enum StreamMode {
  */
 export const StreamModeSchema: GenEnum<StreamMode> = /*@__PURE__*/
   enumDesc(file_cairn_v1_run, 3);
+
+/**
+ * WaitReason says why a task or entrypoint of a run is not running.
+ *
+ * @generated from enum cairn.v1.WaitReason
+ */
+export enum WaitReason {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: WAIT_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No connected worker serves the task's name: no worker connected to this
+   * replica, nor to another replica through a relay, registered it (the
+   * workers that served it stopped, or none has started yet). The task runs
+   * as soon as a worker serving the name connects; nothing else changes.
+   *
+   * @generated from enum value: WAIT_REASON_NO_WORKER = 1;
+   */
+  NO_WORKER = 1,
+
+  /**
+   * Workers serving the name are connected, but all of their slots for
+   * tasks (or for entrypoints) are taken; the task runs when one frees.
+   *
+   * @generated from enum value: WAIT_REASON_WORKER_BUSY = 2;
+   */
+  WORKER_BUSY = 2,
+
+  /**
+   * The task failed with a retryable error and waits for its next attempt
+   * until `RunWaiting.until_time` (the backoff of its RetryPolicy).
+   *
+   * @generated from enum value: WAIT_REASON_RETRY_BACKOFF = 3;
+   */
+  RETRY_BACKOFF = 3,
+}
+
+/**
+ * Describes the enum cairn.v1.WaitReason.
+ */
+export const WaitReasonSchema: GenEnum<WaitReason> = /*@__PURE__*/
+  enumDesc(file_cairn_v1_run, 4);
 
