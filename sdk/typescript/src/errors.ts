@@ -3,6 +3,7 @@
  *
  *     CairnError                      any error status from the service
  *     ├── InvalidArgumentError        INVALID_ARGUMENT (bad input, AMBIGUOUS_RESUME)
+ *     │   └── JsonTooDeepError        JSON_TOO_DEEP (also raised before sending)
  *     ├── NotFoundError               NOT_FOUND
  *     │   ├── ThreadNotFoundError     THREAD_NOT_FOUND
  *     │   └── RunNotFoundError        RUN_NOT_FOUND
@@ -122,6 +123,33 @@ export class InvalidValueError extends TypeError {
   constructor(message: string) {
     super(message);
     this.name = "InvalidValueError";
+  }
+}
+
+/**
+ * How deep arrays and objects may nest in a value Cairn carries (see "Limits"
+ * in protos/cairn/v1/errors.proto): protobuf decoders stop at 100 message
+ * levels and each JSON object level costs three.
+ */
+export const MAX_JSON_DEPTH = 24;
+
+/**
+ * A value nests arrays and objects deeper than MAX_JSON_DEPTH. Thrown before
+ * the value is sent, with the code and reason the service would answer
+ * (INVALID_ARGUMENT, JSON_TOO_DEEP); a task whose result, interrupt value,
+ * stream data or call input is too deep fails without retrying.
+ */
+export class JsonTooDeepError extends InvalidArgumentError {
+  constructor(where: string) {
+    super(
+      `${where} nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep;` +
+        ` Cairn carries JSON values up to ${MAX_JSON_DEPTH} levels`,
+      {
+        code: "INVALID_ARGUMENT",
+        reason: "JSON_TOO_DEEP",
+        metadata: { field: where, limit: String(MAX_JSON_DEPTH) },
+      },
+    );
   }
 }
 

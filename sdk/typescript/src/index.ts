@@ -25,6 +25,8 @@ export {
   FailedPreconditionError,
   InvalidArgumentError,
   InvalidValueError,
+  JsonTooDeepError,
+  MAX_JSON_DEPTH,
   NonDeterministicError,
   NotFoundError,
   ResourceExhaustedError,

@@ -8,14 +8,20 @@
  * `JSON.stringify` does); objects with a `toJSON()` method (Date) are sent as
  * what it returns; NaN, Infinity, bigint, functions, symbols, Maps and Sets
  * are refused with an InvalidValueError instead of being silently changed.
+ * Values nested deeper than MAX_JSON_DEPTH arrays and objects are refused with
+ * a JsonTooDeepError, before they are sent.
  */
 
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
-import { InvalidValueError } from "./errors.js";
+import { InvalidValueError, JsonTooDeepError, MAX_JSON_DEPTH } from "./errors.js";
 
 /** Plain JSON data checked and normalized: what the other side will read. */
 export function normalize(data: unknown, where = "value"): JsonValue {
+  return normalized(data, where, where, 0);
+}
+
+function normalized(data: unknown, where: string, root: string, depth: number): JsonValue {
   if (data === null || data === undefined) return null;
   switch (typeof data) {
     case "boolean":
@@ -31,12 +37,13 @@ export function normalize(data: unknown, where = "value"): JsonValue {
     default:
       throw new InvalidValueError(`${where} is a ${typeof data}, which is not JSON`);
   }
-  if (Array.isArray(data)) {
-    return data.map((item, i) => normalize(item, `${where}[${i}]`));
-  }
   const withToJson = data as { toJSON?: () => unknown };
   if (typeof withToJson.toJSON === "function") {
-    return normalize(withToJson.toJSON(), where);
+    return normalized(withToJson.toJSON(), where, root, depth);
+  }
+  if (depth >= MAX_JSON_DEPTH) throw new JsonTooDeepError(root);
+  if (Array.isArray(data)) {
+    return data.map((item, i) => normalized(item, `${where}[${i}]`, root, depth + 1));
   }
   const prototype = Object.getPrototypeOf(data);
   if (prototype !== Object.prototype && prototype !== null) {
@@ -46,7 +53,7 @@ export function normalize(data: unknown, where = "value"): JsonValue {
   const out: { [key: string]: JsonValue } = {};
   for (const [key, item] of Object.entries(data)) {
     if (item === undefined) continue;
-    out[key] = normalize(item, `${where}.${key}`);
+    out[key] = normalized(item, `${where}.${key}`, root, depth + 1);
   }
   return out;
 }

@@ -19,7 +19,7 @@ import { hostname } from "node:os";
 import { createClient } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Abandoned, ChildInterrupted, Execution, GraphInterrupt, type Outgoing } from "./context.js";
-import { InvalidValueError, TaskFailedError } from "./errors.js";
+import { InvalidValueError, JsonTooDeepError, TaskFailedError } from "./errors.js";
 import { parseAddresses, type Addresses } from "./failover.js";
 import { EntrypointFinal, registrationOf, type Registration, type Servable } from "./functional.js";
 import type { TaskErrorSchema } from "./gen/cairn/v1/errors_pb.js";
@@ -354,18 +354,19 @@ export class Worker {
         result instanceof EntrypointFinal
           ? {
               case: "completed",
-              value: { taskId, result: toValue(result.value), save: toValue(result.save) },
+              value: {
+                taskId,
+                result: toValue(result.value, "result"),
+                save: toValue(result.save, "save"),
+              },
             }
-          : { case: "completed", value: { taskId, result: toValue(result) } };
+          : { case: "completed", value: { taskId, result: toValue(result, "result") } };
     } catch (thrown) {
       // A signal wins over whatever the body made of it.
       const error = execution.signal ?? thrown;
       if (error instanceof Abandoned || execution.abandoned) return;
       if (error instanceof GraphInterrupt) {
-        outcome = {
-          case: "interrupted",
-          value: { taskId, index: error.index, value: toValue(error.value, "interrupt value") },
-        };
+        outcome = interrupted(taskId, error, registration);
       } else if (error instanceof ChildInterrupted) {
         outcome = { case: "suspended", value: { taskId } };
       } else {
@@ -383,6 +384,21 @@ export function errorType(error: unknown): string {
   return error.name !== "Error" || !constructorName ? error.name : constructorName;
 }
 
+/** The report of a task that called interrupt(); a value that cannot be
+ * sent (not JSON, too deep) fails the task instead. */
+function interrupted(
+  taskId: string,
+  signal: GraphInterrupt,
+  registration: Registration | undefined,
+): Outgoing {
+  try {
+    const value = toValue(signal.value, "interrupt value");
+    return { case: "interrupted", value: { taskId, index: signal.index, value } };
+  } catch (error) {
+    return { case: "failed", value: { taskId, error: taskError(error, registration) } };
+  }
+}
+
 function taskError(
   error: unknown,
   registration: Registration | undefined,
@@ -397,7 +413,9 @@ function taskError(
   return {
     type: errorType(error),
     message,
-    retryable: !(error instanceof InvalidValueError) && retries(registration?.retry, error),
+    retryable:
+      !(error instanceof InvalidValueError || error instanceof JsonTooDeepError) &&
+      retries(registration?.retry, error),
     traceback,
   };
 }
