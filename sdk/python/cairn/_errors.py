@@ -2,6 +2,7 @@
 
     CairnError                      any error reported by the service
     ├── InvalidArgumentError        INVALID_ARGUMENT (bad input, AMBIGUOUS_RESUME)
+    │   └── JsonTooDeepError        JSON_TOO_DEEP (also raised before sending; _values.py)
     ├── NotFoundError               NOT_FOUND
     │   ├── ThreadNotFoundError     THREAD_NOT_FOUND
     │   └── RunNotFoundError        RUN_NOT_FOUND
