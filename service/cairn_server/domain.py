@@ -138,6 +138,22 @@ class RetryPolicy:
     jitter: bool = True
 
 
+@dataclass(slots=True, frozen=True)
+class TaskTimeouts:
+    """Temporal's activity timeouts, in seconds; None means no limit (see
+    TaskTimeouts in run.proto for what each expiry does)."""
+
+    schedule_to_start: float | None = None
+    start_to_close: float | None = None
+    heartbeat: float | None = None
+
+    @property
+    def hold_the_worker(self) -> bool:
+        """Whether the service must be able to take an attempt back from its
+        worker (so the call may not run locally)."""
+        return self.start_to_close is not None or self.heartbeat is not None
+
+
 class WaitReason(enum.StrEnum):
     """Why a task of a run is not running (RunWaiting in run.proto)."""
 

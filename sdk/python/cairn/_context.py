@@ -16,14 +16,15 @@ import concurrent.futures
 import contextvars
 import functools
 import threading
+import time
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
-from cairn._errors import NonDeterministicError, TaskFailedError
+from cairn._errors import NonDeterministicError, TaskFailedError, TaskTimeoutError
 from cairn._ids import child_task_id
-from cairn._types import Interrupt, RetryPolicy
-from cairn._values import to_json, to_value
-from cairn.v1 import run_pb2, worker_service_pb2
+from cairn._types import Interrupt, RetryPolicy, TaskTimeouts
+from cairn._values import struct_to_json, to_json, to_value
+from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2
 
 pb = worker_service_pb2
 StreamModePb = run_pb2.StreamMode.ValueType
@@ -171,6 +172,7 @@ class Execution:
         self._detached = detached
         self._local_children: list[Execution] = []
         self.body: SyncBody | None = None  # a local call's body, bound by its caller
+        self.heartbeats = _Heartbeats(self, assignment)
 
     # --- messages to the service ------------------------------------------------
 
@@ -226,7 +228,13 @@ class Execution:
 
     # --- what user code calls -------------------------------------------------------
 
-    def call(self, name: str, input: Any, retry_policy: RetryPolicy | None) -> TaskFuture:
+    def call(
+        self,
+        name: str,
+        input: Any,
+        retry_policy: RetryPolicy | None,
+        timeouts: TaskTimeouts | None = None,
+    ) -> TaskFuture:
         self.attach()
         with self._lock:
             if self._abandoned:
@@ -251,10 +259,14 @@ class Execution:
         )
         if retry_policy is not None:
             schedule.retry_policy.CopyFrom(retry_policy._to_proto())
+        if timeouts is not None:
+            schedule.timeouts.CopyFrom(timeouts._to_proto())
         with self._lock:
             self._pending[index] = future
         fresh = index >= self.assignment.first_fresh_call
-        if fresh and self._local is not None and self._local.serves(self, name):
+        # A call the service may take back on a timeout runs through it.
+        local = self._local is not None and not (timeouts is not None and timeouts._holds_worker)
+        if fresh and local and self._local is not None and self._local.serves(self, name):
             child = self._local.start(self, schedule)
             self._local_children.append(child)
             return TaskFuture(future, child.body)
@@ -278,6 +290,16 @@ class Execution:
             task_id=self.task_id, mode=mode, data=to_value(data, field="stream chunk")
         )
         self.send(pb.ConnectRequest(chunk=chunk))
+
+    def heartbeat(self, details: Any) -> None:
+        with self._lock:
+            if self._abandoned:
+                raise Abandoned()
+        self.heartbeats.beat(details)
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
 
     # --- outcomes of child calls ----------------------------------------------------
 
@@ -303,7 +325,7 @@ class Execution:
             if error.type == "NonDeterministicError":
                 future.set_exception(NonDeterministicError(error.message))
             else:
-                failure = TaskFailedError(error.type, error.message, traceback=error.traceback)
+                failure = _task_failure(error)
                 future.set_exception(failure)
         else:
             interrupt = Interrupt._from_proto(outcome.interrupted.interrupt)
@@ -339,6 +361,127 @@ class Execution:
         if not body.claimed:
             threads.submit(body.claim)
         return await asyncio.wrap_future(body.future)
+
+
+class _Heartbeats:
+    """The TaskHeartbeat messages of one execution: at most one every third
+    of its heartbeat timeout, the latest details kept for the next one (sent
+    when that interval ends). Nothing at all for a task without a heartbeat
+    timeout, unless it gives details (for its next attempt)."""
+
+    __slots__ = (
+        "_closed",
+        "_details",
+        "_execution",
+        "_has_details",
+        "_interval",
+        "_next",
+        "_required",
+        "_waiting",
+    )
+
+    def __init__(self, execution: Execution, assignment: pb.TaskAssignment) -> None:
+        self._execution = execution
+        timeout = assignment.timeouts.heartbeat_timeout.ToTimedelta().total_seconds()
+        self._required = timeout > 0
+        self._interval = timeout / 3 if self._required else _DETAILS_INTERVAL
+        self._next = 0.0  # when the next heartbeat may go (time.monotonic)
+        self._waiting = False  # a heartbeat is held until `_next`
+        self._has_details = False
+        self._details: Any = None
+        self._closed = False
+
+    def close(self) -> None:
+        """The execution reported its outcome: a held heartbeat is dropped."""
+        with self._execution._lock:
+            self._closed = True
+
+    def beat(self, details: Any) -> None:
+        execution = self._execution
+        if details is None and not self._required:
+            return  # no heartbeat timeout: nothing to say
+        value = to_value(details) if details is not None else None
+        with execution._lock:
+            if value is not None:
+                self._has_details, self._details = True, value
+            now = time.monotonic()
+            if self._waiting:
+                return
+            if now < self._next:
+                self._waiting = True
+                delay = self._next - now
+                execution._loop.call_soon_threadsafe(
+                    lambda: execution._loop.call_later(delay, self._flush)
+                )
+                return
+            message = self._take(now)
+        execution.send(message)
+
+    def _flush(self) -> None:
+        execution = self._execution
+        with execution._lock:
+            self._waiting = False
+            if execution._abandoned or self._closed:
+                return
+            message = self._take(time.monotonic())
+        execution.send(message)
+
+    def _take(self, now: float) -> pb.ConnectRequest:
+        self._next = now + self._interval
+        beat = pb.TaskHeartbeat(task_id=self._execution.task_id)
+        if self._has_details:
+            beat.details.CopyFrom(self._details)
+            self._has_details, self._details = False, None
+        return pb.ConnectRequest(heartbeat=beat)
+
+
+_DETAILS_INTERVAL = 10.0
+"""Without a heartbeat timeout, details go at most this often (seconds)."""
+
+
+def _task_failure(error: errors_pb2.TaskError) -> TaskFailedError:
+    """The exception a workflow sees for a child's final error."""
+    if error.type == "TaskTimeoutError":
+        details = struct_to_json(error.details) if error.HasField("details") else {}
+        return TaskTimeoutError(
+            error.message,
+            timeout=str(details.get("timeout", "")),
+            task_name=str(details.get("task_name", "")),
+            traceback=error.traceback,
+        )
+    return TaskFailedError(error.type, error.message, traceback=error.traceback)
+
+
+def heartbeat(details: Any = None) -> None:
+    """Tell the service that the current task is alive, as Temporal's
+    `activity.heartbeat`. A task whose `TaskTimeouts` has a `heartbeat`
+    timeout must call it at least that often, or its worker loses it to
+    another worker. `details` (JSON) reach the next attempt of the task
+    through `get_heartbeat_details()`, so that it can continue where this one
+    got to. Cheap to call often: messages are spaced by a third of the
+    timeout, and without a heartbeat timeout a call without details does
+    nothing. Raises (a BaseException, so that the task unwinds) once the
+    service has withdrawn the attempt.
+
+        @task(timeouts=TaskTimeouts(heartbeat=10))
+        def crawl(urls: list[str]) -> int:
+            start = get_heartbeat_details() or 0
+            for i in range(start, len(urls)):
+                fetch(urls[i])
+                heartbeat(i + 1)
+            return len(urls)
+    """
+    current().heartbeat(details)
+
+
+def get_heartbeat_details() -> Any:
+    """The details of the last `heartbeat()` of an earlier attempt of the
+    current task (or of a worker that lost it); None when there are none."""
+    execution = current()
+    assignment = execution.assignment
+    if not assignment.HasField("heartbeat_details"):
+        return None
+    return to_json(assignment.heartbeat_details)
 
 
 def interrupt(value: Any) -> Any:

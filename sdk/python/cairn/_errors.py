@@ -14,6 +14,7 @@
     └── UnimplementedError          UNIMPLEMENTED
     RunFailedError                  Client.invoke: the run ended FAILED
     TaskFailedError                 inside a workflow: a called task failed
+    └── TaskTimeoutError            ... on a timeout of its TaskTimeouts
     NonDeterministicError           a replay called another task than recorded
 
 `reason` is the google.rpc.ErrorInfo reason (e.g. "THREAD_BUSY") and
@@ -110,6 +111,19 @@ class TaskFailedError(Exception):
         self.type = type
         self.message = message
         self.remote_traceback = traceback
+
+
+class TaskTimeoutError(TaskFailedError):
+    """Raised inside a workflow when a task it called failed on a timeout
+    the service enforces (`TaskTimeouts`): `timeout` is "schedule_to_start"
+    (no worker took it) or "start_to_close" (its last attempt ran too long)."""
+
+    def __init__(
+        self, message: str, *, timeout: str = "", task_name: str = "", traceback: str = ""
+    ) -> None:
+        super().__init__("TaskTimeoutError", message, traceback=traceback)
+        self.timeout = timeout
+        self.task_name = task_name
 
 
 class NonDeterministicError(Exception):

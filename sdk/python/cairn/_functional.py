@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from cairn._context import TaskFuture, current
-from cairn._types import RetryPolicy
+from cairn._types import RetryPolicy, TaskTimeouts
 
 T = TypeVar("T")
 _INJECTED = ("previous", "writer")
@@ -51,17 +51,19 @@ class Task:
         *,
         name: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        timeouts: TaskTimeouts | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.retry_policy = retry_policy
+        self.timeouts = timeouts
         self._single = _single_input(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
         """Schedule the task; returns a future (await it, or `.result()`)."""
-        return current().call(self.name, self._pack(args, kwargs), self.retry_policy)
+        return current().call(self.name, self._pack(args, kwargs), self.retry_policy, self.timeouts)
 
     def _pack(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self._single and len(args) + len(kwargs) == 1:
@@ -83,7 +85,10 @@ def task(fn: Callable[..., Any], /) -> Task: ...
 
 @overload
 def task(
-    *, name: str | None = None, retry_policy: RetryPolicy | None = None
+    *,
+    name: str | None = None,
+    retry_policy: RetryPolicy | None = None,
+    timeouts: TaskTimeouts | None = None,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -93,20 +98,22 @@ def task(
     *,
     name: str | None = None,
     retry_policy: RetryPolicy | None = None,
+    timeouts: TaskTimeouts | None = None,
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Declare a task, bare (`@task`) or with options
-    (`@task(name="fetch", retry_policy=RetryPolicy(max_attempts=3))`)."""
+    (`@task(name="fetch", retry_policy=RetryPolicy(max_attempts=3),
+    timeouts=TaskTimeouts(start_to_close=30))`)."""
     if fn is not None:
         return Task(fn)
 
     def decorate(fn: Callable[..., Any]) -> Task:
-        return Task(fn, name=name, retry_policy=retry_policy)
+        return Task(fn, name=name, retry_policy=retry_policy, timeouts=timeouts)
 
     return decorate
 
 
 def remote_task(
-    name: str, *, retry_policy: RetryPolicy | None = None
+    name: str, *, retry_policy: RetryPolicy | None = None, timeouts: TaskTimeouts | None = None
 ) -> Callable[[Any], TaskFuture]:
     """A task served by another worker (any language), called by name with one
     input from inside a task or an entrypoint:
@@ -116,7 +123,7 @@ def remote_task(
     """
 
     def call(input: Any) -> TaskFuture:
-        return current().call(name, input, retry_policy)
+        return current().call(name, input, retry_policy, timeouts)
 
     return call
 
@@ -136,7 +143,9 @@ class entrypoint:
     The function takes one input; it may also take `previous` (the value saved
     by the thread's last run) and `writer` (a custom stream writer) as keyword
     parameters. Use it bare (`@entrypoint`) or with options
-    (`@entrypoint(name="review", retry_policy=...)`). Inside another
+    (`@entrypoint(name="review", retry_policy=...)`); `timeouts` takes only
+    `TaskTimeouts(schedule_to_start=...)`, which fails a run that no worker
+    takes in time. Inside another
     entrypoint, `other.invoke(x)` (sync) or `await other.ainvoke(x)` runs it as
     a nested workflow.
     """
@@ -150,10 +159,14 @@ class entrypoint:
         *,
         name: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        timeouts: TaskTimeouts | None = None,
     ) -> None:
+        if timeouts is not None and timeouts._holds_worker:
+            raise ValueError("an entrypoint takes only a schedule_to_start timeout")
         self.fn: Callable[..., Any] | None = None
         self.name = name or ""
         self.retry_policy = retry_policy
+        self.timeouts = timeouts
         if fn is not None:
             self._bind(fn)
 
@@ -176,11 +189,11 @@ class entrypoint:
 
     def invoke(self, input: Any) -> Any:
         """Run as a nested workflow of the current entrypoint (sync code)."""
-        return current().call(self.name, input, self.retry_policy).result()
+        return current().call(self.name, input, self.retry_policy, self.timeouts).result()
 
     async def ainvoke(self, input: Any) -> Any:
         """Run as a nested workflow of the current entrypoint (async code)."""
-        return await current().call(self.name, input, self.retry_policy)
+        return await current().call(self.name, input, self.retry_policy, self.timeouts)
 
     def _kwargs(self, previous: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}

@@ -7,7 +7,7 @@ import enum
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2
@@ -140,6 +140,69 @@ class RetryPolicy:
             max_attempts=self.max_attempts,
             jitter=self.jitter,
         )
+
+
+Seconds = float | timedelta
+
+
+def _seconds(value: Seconds | None, name: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not seconds > 0:  # NaN too
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTimeouts:
+    """Temporal's activity timeouts for a task, each in seconds or as a
+    `timedelta`; None (the default) is no limit. The service enforces them:
+
+    - `schedule_to_start`: no worker took the task within it. The task fails
+      with `TaskTimeoutError` (not retried); the run fails unless the caller
+      catches it.
+    - `start_to_close`: one attempt ran longer. The attempt is cancelled on
+      its worker and fails with a retryable `TaskTimeoutError`; the task's
+      RetryPolicy decides on another attempt.
+    - `heartbeat`: the task must call `cairn.heartbeat()` at least this
+      often. A worker that stops heartbeating loses the task, which runs
+      again (same attempt) on another worker.
+
+        @task(
+            retry_policy=RetryPolicy(max_attempts=3),
+            timeouts=TaskTimeouts(start_to_close=60, heartbeat=timedelta(seconds=10)),
+        )
+        def crawl(url: str) -> list[str]:
+            for page in pages(url):
+                heartbeat({"page": page})
+                ...
+
+    An entrypoint takes only `schedule_to_start` ("no worker took this run").
+    A sync task is cancelled only when it next calls `heartbeat()` (or
+    awaits a task): Python cannot stop a thread.
+    """
+
+    schedule_to_start: Seconds | None = None
+    start_to_close: Seconds | None = None
+    heartbeat: Seconds | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("schedule_to_start", "start_to_close", "heartbeat"):
+            _seconds(getattr(self, name), name)
+
+    @property
+    def _holds_worker(self) -> bool:
+        """The service may take an attempt back: never run it locally."""
+        return self.start_to_close is not None or self.heartbeat is not None
+
+    def _to_proto(self) -> run_pb2.TaskTimeouts:
+        message = run_pb2.TaskTimeouts()
+        for name in ("schedule_to_start", "start_to_close", "heartbeat"):
+            seconds = _seconds(getattr(self, name), name)
+            if seconds is not None:
+                getattr(message, f"{name}_timeout").CopyFrom(_duration(seconds))
+        return message
 
 
 _NOT_RETRIED = (

@@ -220,6 +220,9 @@ class Worker:
             registration = hello.registrations.add(name=name, kind=kind)
             if function.retry_policy is not None:
                 registration.retry_policy.CopyFrom(function.retry_policy._to_proto())
+            timeouts = function.timeouts if isinstance(function, Task | entrypoint) else None
+            if timeouts is not None:
+                registration.timeouts.CopyFrom(timeouts._to_proto())
         return pb.ConnectRequest(hello=hello)
 
     # --- local calls (LocalCalls, through the caller's connection) --------------------
@@ -289,6 +292,12 @@ class Worker:
         return await execution.run(function.fn, args, kwargs, self._task_threads)
 
     async def _execute(self, execution: Execution) -> None:
+        try:
+            await self._execute_body(execution)
+        finally:
+            execution.heartbeats.close()
+
+    async def _execute_body(self, execution: Execution) -> None:
         assignment = execution.assignment
         task_id = assignment.task_id
         function = self._functions.get(assignment.name)

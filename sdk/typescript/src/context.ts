@@ -11,7 +11,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { JsonValue, MessageInitShape } from "@bufbuild/protobuf";
-import { NonDeterministicError, TaskFailedError } from "./errors.js";
+import { NonDeterministicError, TaskFailedError, TaskTimeoutError } from "./errors.js";
 import { StreamMode } from "./gen/cairn/v1/run_pb.js";
 import type {
   ChildOutcome,
@@ -19,7 +19,14 @@ import type {
   JournalEntry,
   TaskAssignment,
 } from "./gen/cairn/v1/worker_service_pb.js";
-import { interruptFromPb, retryPolicyPb, type Interrupt, type RetryPolicy } from "./types.js";
+import {
+  interruptFromPb,
+  retryPolicyPb,
+  taskTimeoutsPb,
+  type Interrupt,
+  type RetryPolicy,
+  type TaskTimeouts,
+} from "./types.js";
 import { fromValue, toValue } from "./values.js";
 
 /**
@@ -105,6 +112,14 @@ export class Execution {
   private readonly abort = new AbortController();
   private nextCall = 0;
   private nextInterrupt = 0;
+  // Heartbeats: at most one per third of the heartbeat timeout; the latest
+  // details wait for the next one.
+  private readonly beatEveryMs: number;
+  private readonly beatRequired: boolean;
+  private nextBeat = 0;
+  private beatTimer: NodeJS.Timeout | undefined;
+  private beatDetails: ReturnType<typeof toValue> | undefined;
+  private closed = false;
 
   constructor(
     readonly assignment: TaskAssignment,
@@ -115,6 +130,10 @@ export class Execution {
     this.previous = fromValue(assignment.previous);
     this.journal = new Map(assignment.journal.map((entry) => [entry.index, entry]));
     this.resume = assignment.resume.map((value) => fromValue(value));
+    const timeout = assignment.timeouts?.heartbeatTimeout;
+    const timeoutMs = timeout ? Number(timeout.seconds) * 1000 + timeout.nanos / 1e6 : 0;
+    this.beatRequired = timeoutMs > 0;
+    this.beatEveryMs = this.beatRequired ? timeoutMs / 3 : DETAILS_INTERVAL_MS;
     this.config = {
       writer: (chunk) => this.write(chunk),
       signal: this.abort.signal,
@@ -140,15 +159,25 @@ export class Execution {
   // --- what user code calls ----------------------------------------------------
 
   /** Calls a task or entrypoint by name; resolves with its recorded result. */
-  call(name: string, input: unknown, retry: RetryPolicy | undefined): Promise<JsonValue> {
-    const promise = this.schedule(name, input, retry);
+  call(
+    name: string,
+    input: unknown,
+    retry: RetryPolicy | undefined,
+    timeouts?: TaskTimeouts,
+  ): Promise<JsonValue> {
+    const promise = this.schedule(name, input, retry, timeouts);
     // A call nobody awaits must not crash the worker when it is withdrawn;
     // whoever awaits it still sees the rejection.
     promise.catch(() => undefined);
     return promise;
   }
 
-  private schedule(name: string, input: unknown, retry: RetryPolicy | undefined) {
+  private schedule(
+    name: string,
+    input: unknown,
+    retry: RetryPolicy | undefined,
+    timeouts: TaskTimeouts | undefined,
+  ) {
     if (this.abandoned) return Promise.reject(this.raise(new Abandoned()));
     const index = this.nextCall++;
     const entry = this.journal.get(index);
@@ -180,9 +209,46 @@ export class Execution {
         name,
         input: value,
         retryPolicy: retry ? retryPolicyPb(retry) : undefined,
+        timeouts: timeouts ? taskTimeoutsPb(timeouts) : undefined,
       },
     });
     return promise;
+  }
+
+  heartbeat(details: unknown): void {
+    if (this.abandoned) throw this.raise(new Abandoned());
+    if (details === undefined && !this.beatRequired) return; // nothing to say
+    if (details !== undefined) this.beatDetails = toValue(details, "heartbeat details");
+    if (this.beatTimer !== undefined || this.closed) return; // one is due already
+    const wait = this.nextBeat - Date.now();
+    if (wait <= 0) {
+      this.sendBeat();
+      return;
+    }
+    this.beatTimer = setTimeout(() => {
+      this.beatTimer = undefined;
+      if (!this.abandoned && !this.closed) this.sendBeat();
+    }, wait);
+  }
+
+  private sendBeat(): void {
+    this.nextBeat = Date.now() + this.beatEveryMs;
+    const details = this.beatDetails;
+    this.beatDetails = undefined;
+    this.send({ case: "heartbeat", value: { taskId: this.taskId, details } });
+  }
+
+  /** The details of the last heartbeat of an earlier attempt, if any. */
+  get heartbeatDetails(): JsonValue | undefined {
+    const details = this.assignment.heartbeatDetails;
+    return details === undefined ? undefined : fromValue(details);
+  }
+
+  /** The execution reported its outcome: no heartbeat goes after it. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.beatTimer);
+    this.beatTimer = undefined;
   }
 
   interrupt(value: unknown): JsonValue {
@@ -213,7 +279,14 @@ export class Execution {
       pending.reject(
         error.type === "NonDeterministicError"
           ? new NonDeterministicError(error.message)
-          : new TaskFailedError(error.type, error.message, error.traceback),
+          : error.type === "TaskTimeoutError"
+            ? new TaskTimeoutError(
+                error.message,
+                String(error.details?.timeout ?? ""),
+                String(error.details?.task_name ?? ""),
+                error.traceback,
+              )
+            : new TaskFailedError(error.type, error.message, error.traceback),
       );
     } else if (result.case === "interrupted" && result.value.interrupt) {
       pending.reject(this.raise(new ChildInterrupted(interruptFromPb(result.value.interrupt))));
@@ -223,6 +296,7 @@ export class Execution {
   /** Withdrawn: every pending and future call rejects with Abandoned. */
   abandon(): void {
     if (this.abandoned) return;
+    this.close();
     this.abort.abort();
     const error = this.raise(new Abandoned());
     for (const pending of this.pending.values()) pending.reject(error);
@@ -253,6 +327,33 @@ export function interrupt<T = unknown>(value: unknown): T {
 export function getPreviousState<T = unknown>(): T | undefined {
   const previous = current().previous;
   return (previous === null ? undefined : previous) as T | undefined;
+}
+
+const DETAILS_INTERVAL_MS = 10_000; // without a heartbeat timeout: details at most this often
+
+/**
+ * Tell the service that the current task is alive, as Temporal's
+ * `heartbeat`. A task whose `timeouts.heartbeat` is set must call it at least
+ * that often, or its worker loses it to another worker. `details` (JSON)
+ * reach the task's next attempt through `getHeartbeatDetails()`. Cheap to
+ * call often: messages are spaced by a third of the timeout. Throws
+ * `Abandoned` once the service has withdrawn the attempt.
+ *
+ *     const crawl = task({ name: "crawl", timeouts: { heartbeat: 10_000 } }, async (urls: string[]) => {
+ *       for (let i = getHeartbeatDetails<number>() ?? 0; i < urls.length; i++) {
+ *         await fetchPage(urls[i]);
+ *         heartbeat(i + 1);
+ *       }
+ *     });
+ */
+export function heartbeat(details?: unknown): void {
+  current().heartbeat(details);
+}
+
+/** The details of the last `heartbeat()` of an earlier attempt of the current
+ * task (or of a worker that lost it); undefined when there are none. */
+export function getHeartbeatDetails<T = unknown>(): T | undefined {
+  return current().heartbeatDetails as T | undefined;
 }
 
 /** A function that writes custom stream data from a task or an entrypoint. */

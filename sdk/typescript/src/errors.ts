@@ -110,6 +110,21 @@ export class TaskFailedError extends Error {
   }
 }
 
+/** A called task failed on a timeout the service enforces (`TaskTimeouts`):
+ * `timeout` is "schedule_to_start" (no worker took it) or "start_to_close"
+ * (its last attempt ran too long). */
+export class TaskTimeoutError extends TaskFailedError {
+  constructor(
+    message: string,
+    readonly timeout: string,
+    readonly taskName: string,
+    traceback = "",
+  ) {
+    super("TaskTimeoutError", message, traceback);
+    this.name = "TaskTimeoutError";
+  }
+}
+
 /** A replay called a different task than the one recorded at that position. */
 export class NonDeterministicError extends Error {
   constructor(message: string) {

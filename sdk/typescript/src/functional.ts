@@ -19,13 +19,15 @@
  */
 
 import { current, type RunnableConfig } from "./context.js";
-import type { RetryPolicy } from "./types.js";
+import type { RetryPolicy, TaskTimeouts } from "./types.js";
 
 export interface TaskOptions {
   /** The name entrypoints in any language call the task by. */
   name: string;
   /** Retries for calls of this task; none when unset. */
   retry?: RetryPolicy;
+  /** Timeouts the service enforces for calls of this task; none when unset. */
+  timeouts?: TaskTimeouts;
 }
 
 export interface EntrypointOptions {
@@ -33,6 +35,8 @@ export interface EntrypointOptions {
   name: string;
   /** Retries of the whole entrypoint; none when unset. */
   retry?: RetryPolicy;
+  /** Only `scheduleToStart`: a run no worker takes in time fails. */
+  timeouts?: Pick<TaskTimeouts, "scheduleToStart">;
 }
 
 /** What a worker needs to serve a task or an entrypoint. */
@@ -40,6 +44,7 @@ export interface Registration {
   readonly kind: "task" | "entrypoint";
   readonly name: string;
   readonly retry: RetryPolicy | undefined;
+  readonly timeouts: TaskTimeouts | undefined;
   /** Runs the body on the call's input (inside its execution). */
   readonly execute: (input: unknown, config: RunnableConfig) => Promise<unknown>;
 }
@@ -67,7 +72,7 @@ export type Task<Args extends unknown[], Output> = ((...args: Args) => Promise<O
 function options(optionsOrName: string | TaskOptions | EntrypointOptions) {
   const opts = typeof optionsOrName === "string" ? { name: optionsOrName } : optionsOrName;
   if (!opts?.name) throw new TypeError("a task or an entrypoint needs a name");
-  return opts as { name: string; retry?: RetryPolicy };
+  return opts as { name: string; retry?: RetryPolicy; timeouts?: TaskTimeouts };
 }
 
 /**
@@ -79,18 +84,20 @@ export function task<Args extends unknown[], Output>(
   optionsOrName: string | TaskOptions,
   fn: (...args: Args) => Output | Promise<Output>,
 ): Task<Args, Awaited<Output>> {
-  const { name, retry } = options(optionsOrName);
+  const { name, retry, timeouts } = options(optionsOrName);
   const single = fn.length === 1;
   const call = (...args: Args) =>
     current().call(
       name,
       single && args.length === 1 ? args[0] : { args, kwargs: {} },
       retry,
+      timeouts,
     ) as Promise<Awaited<Output>>;
   const registration: Registration = {
     kind: "task",
     name,
     retry,
+    timeouts,
     execute: async (input) => {
       if (single) return fn(...([input] as Args));
       const packed = input as { args?: unknown[] } | null;
@@ -111,8 +118,8 @@ export function task<Args extends unknown[], Output>(
 export function remoteTask<Input, Output>(
   optionsOrName: string | TaskOptions,
 ): (input: Input) => Promise<Output> {
-  const { name, retry } = options(optionsOrName);
-  return (input: Input) => current().call(name, input, retry) as Promise<Output>;
+  const { name, retry, timeouts } = options(optionsOrName);
+  return (input: Input) => current().call(name, input, retry, timeouts) as Promise<Output>;
 }
 
 /** Return `entrypoint.final({ value, save })` to return `value` to the caller
@@ -132,18 +139,25 @@ export class Entrypoint<Input, Output> implements Servable {
     readonly name: string,
     readonly fn: (input: Input, config: RunnableConfig) => Output | Promise<Output>,
     readonly retry?: RetryPolicy,
+    readonly timeouts?: Pick<TaskTimeouts, "scheduleToStart">,
   ) {
+    if (timeouts && Object.keys(timeouts).some((key) => key !== "scheduleToStart")) {
+      throw new TypeError("an entrypoint takes only a scheduleToStart timeout");
+    }
     this[REGISTRATION] = {
       kind: "entrypoint",
       name,
       retry,
+      timeouts,
       execute: async (input, config) => fn(input as Input, config),
     };
   }
 
   /** Runs it as a nested workflow of the current entrypoint. */
   invoke(input: Input): Promise<FinalValue<Awaited<Output>>> {
-    return current().call(this.name, input, this.retry) as Promise<FinalValue<Awaited<Output>>>;
+    return current().call(this.name, input, this.retry, this.timeouts) as Promise<
+      FinalValue<Awaited<Output>>
+    >;
   }
 }
 
@@ -156,8 +170,8 @@ function defineEntrypoint<Input, Output>(
   if (fn.length > 2) {
     throw new TypeError("an entrypoint takes one input and, optionally, the config");
   }
-  const { name, retry } = options(optionsOrName);
-  return new Entrypoint(name, fn, retry);
+  const { name, retry, timeouts } = options(optionsOrName);
+  return new Entrypoint(name, fn, retry, timeouts);
 }
 
 /**

@@ -14,8 +14,10 @@ export {
   ChildInterrupted,
   GraphInterrupt,
   getConfig,
+  getHeartbeatDetails,
   getPreviousState,
   getWriter,
+  heartbeat,
   interrupt,
 } from "./context.js";
 export type { RunnableConfig } from "./context.js";
@@ -33,6 +35,7 @@ export {
   RunFailedError,
   RunNotFoundError,
   TaskFailedError,
+  TaskTimeoutError,
   ThreadBusyError,
   ThreadNotFoundError,
   UnavailableError,
@@ -61,6 +64,7 @@ export type {
   RunWaiting,
   StateSnapshot,
   StreamMode,
+  TaskTimeouts,
   Thread,
   ThreadStatus,
   WaitReason,

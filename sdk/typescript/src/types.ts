@@ -13,6 +13,8 @@ import {
   MultitaskStrategy as MultitaskStrategyPb,
   ResumeMapSchema,
   RetryPolicySchema,
+  TaskTimeoutsSchema,
+  type TaskTimeouts as TaskTimeoutsPb,
   RunState as RunStatePb,
   StreamMode as StreamModePb,
   WaitReason as WaitReasonPb,
@@ -155,6 +157,46 @@ function durationMs(ms: number) {
   return create(DurationSchema, {
     seconds: BigInt(whole),
     nanos: Math.round((ms - whole * 1000) * 1e6),
+  });
+}
+
+/**
+ * Temporal's activity timeouts for a task, in milliseconds as RetryPolicy's
+ * intervals; unset is no limit. The service enforces them:
+ * - `scheduleToStart`: no worker took the task within it; the task fails with
+ *   a `TaskTimeoutError` that is not retried (the run fails unless the caller
+ *   catches it).
+ * - `startToClose`: one attempt ran longer; it is cancelled on its worker
+ *   (its abort signal fires) and fails with a retryable `TaskTimeoutError`,
+ *   retried per the task's RetryPolicy.
+ * - `heartbeat`: the task must call `heartbeat()` at least this often; a
+ *   worker that stops loses the task, which runs again on another worker.
+ *
+ * An entrypoint takes only `scheduleToStart` ("no worker took this run").
+ *
+ *     const crawl = task({ name: "crawl", timeouts: { heartbeat: 10_000 } }, async (url) => {
+ *       for (const page of await pages(url)) { heartbeat({ page }); ... }
+ *     });
+ */
+export interface TaskTimeouts {
+  /** How long an attempt may wait for a worker, ms. */
+  scheduleToStart?: number;
+  /** How long one attempt may run, ms. */
+  startToClose?: number;
+  /** The longest the task may go without `heartbeat()`, ms. */
+  heartbeat?: number;
+}
+
+export function taskTimeoutsPb(timeouts: TaskTimeouts): TaskTimeoutsPb {
+  const duration = (ms: number | undefined, name: string) => {
+    if (ms === undefined) return undefined;
+    if (!(ms > 0)) throw new RangeError(`${name} must be a positive number of ms, not ${ms}`);
+    return durationMs(ms);
+  };
+  return create(TaskTimeoutsSchema, {
+    scheduleToStartTimeout: duration(timeouts.scheduleToStart, "scheduleToStart"),
+    startToCloseTimeout: duration(timeouts.startToClose, "startToClose"),
+    heartbeatTimeout: duration(timeouts.heartbeat, "heartbeat"),
   });
 }
 

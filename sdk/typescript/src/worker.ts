@@ -33,7 +33,7 @@ import {
 import { AsyncQueue } from "./queue.js";
 import { Slots } from "./slots.js";
 import { connect } from "./transport.js";
-import { retries, retryPolicyPb } from "./types.js";
+import { retries, retryPolicyPb, taskTimeoutsPb } from "./types.js";
 import { fromValue, toValue } from "./values.js";
 import { VERSION } from "./version.js";
 
@@ -234,6 +234,7 @@ export class Worker {
             name: r.name,
             kind: r.kind === "entrypoint" ? TaskKind.ENTRYPOINT : TaskKind.TASK,
             retryPolicy: r.retry ? retryPolicyPb(r.retry) : undefined,
+            timeouts: r.timeouts ? taskTimeoutsPb(r.timeouts) : undefined,
           })),
         },
       },
@@ -333,6 +334,7 @@ export class Worker {
         return;
       }
       held.done = this.execute(execution, send).finally(() => {
+        execution.close();
         held.release();
         if (link.held.get(assignment.taskId) === held) link.held.delete(assignment.taskId);
       });

@@ -21,6 +21,7 @@ from cairn_server.domain import (
     RunRecord,
     RunState,
     StreamMode,
+    TaskTimeouts,
     ThreadRecord,
     ThreadStatus,
     WaitReason,
@@ -109,6 +110,35 @@ def retry_policy_pb(policy: RetryPolicy) -> run_pb2.RetryPolicy:
     )
     message.initial_interval.FromNanoseconds(round(policy.initial_interval * 1e9))
     message.max_interval.FromNanoseconds(round(policy.max_interval * 1e9))
+    return message
+
+
+_TIMEOUT_FIELDS = ("schedule_to_start", "start_to_close", "heartbeat")
+
+
+def task_timeouts(message: run_pb2.TaskTimeouts, field: str) -> TaskTimeouts:
+    """Unset or zero durations mean no limit; a negative one is refused
+    with INVALID_ARGUMENT."""
+    values: dict[str, float | None] = {}
+    for name in _TIMEOUT_FIELDS:
+        duration: duration_pb2.Duration = getattr(message, f"{name}_timeout")
+        seconds = duration.seconds + duration.nanos / 1e9
+        if seconds < 0:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"{field}.{name}_timeout must not be negative",
+                field=f"{field}.{name}_timeout",
+            )
+        values[name] = seconds or None
+    return TaskTimeouts(**values)
+
+
+def task_timeouts_pb(timeouts: TaskTimeouts) -> run_pb2.TaskTimeouts:
+    message = run_pb2.TaskTimeouts()
+    for name in _TIMEOUT_FIELDS:
+        seconds = getattr(timeouts, name)
+        if seconds is not None:
+            getattr(message, f"{name}_timeout").FromNanoseconds(round(seconds * 1e9))
     return message
 
 

@@ -68,6 +68,8 @@ class Offer:
             message = pb.Registration(name=registration.name, kind=_KIND_PB[registration.kind])
             if registration.retry_policy is not None:
                 message.retry_policy.CopyFrom(convert.retry_policy_pb(registration.retry_policy))
+            if registration.timeouts is not None:
+                message.timeouts.CopyFrom(convert.task_timeouts_pb(registration.timeouts))
             found.append(message)
         return found
 
@@ -147,7 +149,10 @@ class RelayLink:
             worker.outbox.put_nowait(Forwarded(response))
 
     def _assignment(self, message: pb.TaskAssignment) -> Assignment:
+        """A task of the owner's run, as the owner sent it: its timeouts are
+        passed on to the worker and enforced by the owner, which holds it."""
         has_previous = message.HasField("previous")
+        has_details = message.HasField("heartbeat_details")
         return Assignment(
             task_id=message.task_id,
             name=message.name,
@@ -167,6 +172,13 @@ class RelayLink:
             first_fresh_call=message.first_fresh_call,
             announce_calls=message.announce_calls,
             relay=self,
+            timeouts=(
+                convert.task_timeouts(message.timeouts, "timeouts")
+                if message.HasField("timeouts")
+                else None
+            ),
+            has_heartbeat_details=has_details,
+            heartbeat_details=to_json(message.heartbeat_details) if has_details else None,
         )
 
     # --- the stream --------------------------------------------------------------------
@@ -260,7 +272,7 @@ class Relays:
         """Send a worker's message up its relay when it is about a relayed
         task; False when it is about a task of this replica's runs."""
         kind = request.WhichOneof("kind")
-        if kind not in (*_ENDS, "schedule", "chunk"):
+        if kind not in (*_ENDS, "schedule", "chunk", "heartbeat"):
             return False
         message = getattr(request, kind or "")
         task_id = message.parent_task_id if kind == "schedule" else message.task_id

@@ -23,7 +23,7 @@ from cairn_server.dispatch.messages import (
     Registration,
     Rejected,
 )
-from cairn_server.domain import StreamMode, TaskKind
+from cairn_server.domain import StreamMode, TaskKind, TaskTimeouts
 from cairn_server.engine.decisions import Deliver
 from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
@@ -90,6 +90,10 @@ def outgoing_pb(
             )
             if item.has_previous:
                 to_value(item.previous, message.previous)
+            if item.timeouts is not None:
+                message.timeouts.CopyFrom(convert.task_timeouts_pb(item.timeouts))
+            if item.has_heartbeat_details:
+                to_value(item.heartbeat_details, message.heartbeat_details)
             return pb.ConnectResponse(assignment=message)
         case Deliver():
             outcome = pb.ChildOutcome(
@@ -193,7 +197,12 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             policy = (
                 convert.retry_policy(item.retry_policy) if item.HasField("retry_policy") else None
             )
-            registrations[item.name] = Registration(item.name, _KIND[item.kind], policy)
+            timeouts = (
+                convert.task_timeouts(item.timeouts, "timeouts")
+                if item.HasField("timeouts")
+                else None
+            )
+            registrations[item.name] = Registration(item.name, _KIND[item.kind], policy, timeouts)
         return WorkerConnection(
             worker_id=hello.worker_id or new_id(),
             registrations=registrations,
@@ -248,6 +257,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             "suspended": self._suspended,
             "schedule": self._schedule,
             "chunk": self._chunk,
+            "heartbeat": self._heartbeat,
         }
         handler = handlers.get(kind or "")
         if handler is None:
@@ -299,9 +309,36 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             if message.HasField("retry_policy")
             else self._runs.dispatcher.retry_policy(message.name)
         )
+        timeouts = None
+        if message.HasField("timeouts"):
+            timeouts = self._timeouts(message.timeouts, task_id)
         local = self._local_run(worker, message, held) if message.HasField("local") else None
-        scheduled = inbox.Scheduled(task_id, message.index, message.name, value, policy, local)
+        scheduled = inbox.Scheduled(
+            task_id, message.index, message.name, value, policy, local, timeouts
+        )
         self._post(held, scheduled)
+
+    def _heartbeat(self, worker: WorkerConnection, message: pb.TaskHeartbeat) -> None:
+        self._check(message.ByteSize(), message.task_id)
+        has_details = message.HasField("details")
+        details = self._json(message.details, message.task_id, "details") if has_details else None
+        held = self._runs.dispatcher.heartbeat(worker, message.task_id)
+        if held is None:
+            raise error_for(
+                "TASK_NOT_HELD",
+                f"this worker does not hold task {message.task_id!r}",
+                task_id=message.task_id,
+            )
+        if has_details and not held.local:  # a local call has no next attempt to hand them
+            self._runs.post(held.run_id, inbox.HeartbeatDetails(message.task_id, details))
+
+    @staticmethod
+    def _timeouts(message: run_pb2.TaskTimeouts, task_id: str) -> TaskTimeouts:
+        try:
+            return convert.task_timeouts(message, "timeouts")
+        except ServiceError as error:
+            error.metadata["task_id"] = task_id
+            raise
 
     def _post(
         self,

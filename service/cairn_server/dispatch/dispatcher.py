@@ -31,7 +31,8 @@ from cairn_server.dispatch.messages import (
     Registration,
     Relayed,
 )
-from cairn_server.domain import RetryPolicy, TaskKind, WaitReason
+from cairn_server.dispatch.timeouts import CallLater, Expiry, TaskTimers, timeout_error
+from cairn_server.domain import ErrorRecord, RetryPolicy, TaskKind, TaskTimeouts, WaitReason
 from cairn_server.engine.tasks import child_task_id
 
 _ids = itertools.count(1)
@@ -86,10 +87,21 @@ class Dispatcher:
         on_assigned: Callable[[Assignment], None],
         on_lost: Callable[[Assignment], None],
         on_waiting: Callable[[Assignment, WaitReason], None] | None = None,
+        on_timed_out: Callable[[Assignment, ErrorRecord], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        call_later: CallLater | None = None,
     ) -> None:
         self._on_assigned = on_assigned
         self._on_lost = on_lost
         self._on_waiting = on_waiting
+        self._on_timed_out = on_timed_out
+        self.timers = TaskTimers(self._expired, clock=clock, call_later=call_later)
+        """The timeouts of the tasks of runs driven here (TaskTimeouts); an
+        expired schedule-to-start or start-to-close fails the attempt through
+        `on_timed_out(a, error)`, an expired heartbeat loses the task as a
+        dropped stream does (`on_lost`), preferring another worker for it."""
+        self._timeouts: dict[str, TaskTimeouts | None] = {}
+        self._avoid: dict[str, int] = {}  # task id -> the worker that lost it to a heartbeat
         self._queues: dict[str, OrderedDict[str, Assignment]] = {}
         self._workers: dict[int, WorkerConnection] = {}
         self._holders: dict[str, WorkerConnection] = {}
@@ -102,6 +114,8 @@ class Dispatcher:
 
     def add(self, worker: WorkerConnection) -> None:
         self._workers[worker.serial] = worker
+        for registration in worker.registrations.values():
+            self._timeouts[registration.name] = registration.timeouts
         if not worker.relay:
             self.workers_changed.set()
         self._fill(worker)
@@ -114,6 +128,7 @@ class Dispatcher:
         worker.held.clear()
         for assignment in lost:
             self._holders.pop(assignment.task_id, None)
+            self.timers.stop(assignment.task_id)
             if assignment.relay is not None:
                 assignment.relay.lost(assignment)
             else:
@@ -141,12 +156,19 @@ class Dispatcher:
                 return registration.retry_policy
         return None
 
+    def timeouts(self, name: str) -> TaskTimeouts | None:
+        """The timeouts of the last worker that registered `name` here, even
+        if it left since (a schedule-to-start timeout matters most then)."""
+        return self._timeouts.get(name)
+
     # --- tasks ----------------------------------------------------------------
 
     def submit(self, assignment: Assignment) -> None:
         worker = self._pick(assignment)
         if worker is None:
             self._queues.setdefault(assignment.name, OrderedDict())[assignment.task_id] = assignment
+            if assignment.relay is None:
+                self.timers.queued(assignment)
             self._report_waiting(assignment)
         else:
             self._assign(worker, assignment)
@@ -188,6 +210,14 @@ class Dispatcher:
         assignment = queue.get(task_id) if queue else None
         return None if assignment is None else assignment.wait_reason
 
+    def heartbeat(self, worker: WorkerConnection, task_id: str) -> Assignment | None:
+        """The worker says the task it holds is alive; None if it does not
+        hold it."""
+        assignment = worker.held.get(task_id)
+        if assignment is not None:
+            self.timers.heartbeat(task_id)
+        return assignment
+
     def held_by(self, worker: WorkerConnection, task_id: str) -> Assignment | None:
         return worker.held.get(task_id)
 
@@ -200,6 +230,7 @@ class Dispatcher:
         if assignment is None:
             return None
         self._holders.pop(task_id, None)
+        self.timers.stop(task_id)
         worker.running[assignment.kind] -= 1
         self.released.set()
         self._fill(worker)
@@ -208,6 +239,8 @@ class Dispatcher:
     def withdraw(self, task_ids: Iterable[str], reason: str) -> None:
         """Remove tasks from their queues or their workers."""
         for task_id in task_ids:
+            self.timers.stop(task_id)
+            self._avoid.pop(task_id, None)
             for queue in self._queues.values():
                 if queue.pop(task_id, None) is not None:
                     break
@@ -230,6 +263,7 @@ class Dispatcher:
         for queue in self._queues.values():
             for task_id in [t for t, a in queue.items() if a.run_id == run_id and a.relay is None]:
                 del queue[task_id]
+                self.timers.stop(task_id)
 
     def tasks_in_flight(self, run_ids: set[str]) -> int:
         """Tasks (not entrypoints, which wait on their tasks) of these runs
@@ -254,7 +288,14 @@ class Dispatcher:
 
     def _may_take(self, worker: WorkerConnection, assignment: Assignment) -> bool:
         """A relay takes only tasks of this replica's runs whose name no
-        worker connected here serves."""
+        worker connected here serves. A worker that lost the task to its
+        heartbeat timeout takes it again only when no other one serves it."""
+        avoided = self._avoid.get(assignment.task_id)
+        if avoided == worker.serial and any(
+            assignment.name in w.registrations and w.serial != avoided
+            for w in self._workers.values()
+        ):
+            return False
         if not worker.relay:
             return True
         return assignment.relay is None and not self._served_here(assignment.name)
@@ -270,6 +311,9 @@ class Dispatcher:
 
     def _assign(self, worker: WorkerConnection, assignment: Assignment) -> None:
         assignment.kind = worker.kind_of(assignment.name)
+        self._avoid.pop(assignment.task_id, None)
+        if assignment.relay is None:
+            self.timers.started(assignment)
         worker.held[assignment.task_id] = assignment
         worker.running[assignment.kind] += 1
         self._holders[assignment.task_id] = worker
@@ -303,10 +347,17 @@ class Dispatcher:
             queue = self._queues.get(name)
             if not queue:
                 continue
-            if not worker.relay:
+            if not worker.relay and not self._avoid:
                 while queue and worker.has_slot(name):
                     _, assignment = queue.popitem(last=False)
                     self._assign(worker, assignment)
+            elif not worker.relay:  # a task may avoid this worker (heartbeat timeout)
+                for task_id, assignment in list(queue.items()):
+                    if not worker.has_slot(name):
+                        break
+                    if self._may_take(worker, assignment):
+                        del queue[task_id]
+                        self._assign(worker, assignment)
             elif not self._served_here(name):
                 for task_id, assignment in list(queue.items()):
                     if not worker.has_slot(name):
@@ -314,3 +365,30 @@ class Dispatcher:
                     if assignment.relay is None:
                         del queue[task_id]
                         self._assign(worker, assignment)
+
+    def _expired(self, assignment: Assignment, which: Expiry) -> None:
+        """A timeout of a task of a run driven here ran out (TaskTimers)."""
+        task_id = assignment.task_id
+        if which is Expiry.SCHEDULE_TO_START:
+            queue = self._queues.get(assignment.name)
+            if queue is None or queue.get(task_id) is not assignment:
+                return
+            del queue[task_id]
+            self._avoid.pop(task_id, None)
+            if self._on_timed_out is not None:
+                self._on_timed_out(assignment, timeout_error(assignment, which))
+            return
+        worker = self._holders.get(task_id)
+        if worker is None or worker.held.get(task_id) is not assignment:
+            return
+        seconds = getattr(assignment.timeouts, which.value)
+        if which is Expiry.HEARTBEAT:
+            self._avoid[task_id] = worker.serial  # before the run dispatches it again
+        self.release(worker, task_id)
+        worker.outbox.put_nowait(
+            CancelNotice(task_id, f"its {which.value} timeout of {seconds:g}s expired")
+        )
+        if which is Expiry.HEARTBEAT:
+            self._on_lost(assignment)
+        elif self._on_timed_out is not None:
+            self._on_timed_out(assignment, timeout_error(assignment, which))

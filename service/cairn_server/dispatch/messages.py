@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from cairn_server.domain import Json, RetryPolicy, TaskKind, WaitReason
+from cairn_server.domain import Json, RetryPolicy, TaskKind, TaskTimeouts, WaitReason
 from cairn_server.engine.decisions import Deliver, JournalEntry
 from cairn_server.errors import ServiceError
 
@@ -16,6 +16,7 @@ class Registration:
     name: str
     kind: TaskKind
     retry_policy: RetryPolicy | None = None
+    timeouts: TaskTimeouts | None = None
 
 
 class Relayed(Protocol):
@@ -48,6 +49,9 @@ class Assignment:
     announce_calls: bool = False
     local: bool = False  # a call its worker runs itself (ScheduleTask.local_running)
     relay: Relayed | None = None  # the task of a run another replica drives
+    timeouts: TaskTimeouts | None = None  # enforced by dispatch/timeouts.py
+    has_heartbeat_details: bool = False
+    heartbeat_details: Json = None  # the last ones an earlier holder sent
     wait_reason: WaitReason | None = None  # while queued: why (Dispatcher.on_waiting)
 
 

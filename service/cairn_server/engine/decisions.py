@@ -11,6 +11,7 @@ from cairn_server.domain import (
     Json,
     PendingWrite,
     StreamMode,
+    TaskTimeouts,
 )
 
 
@@ -39,6 +40,7 @@ class Dispatch:
     label: str = ""  # the name streams show (a graph node's name)
     local: bool = False  # the calling worker runs it already: announce, do not send
     first_fresh_call: int = 0  # calls from this position on have no history
+    timeouts: TaskTimeouts | None = None  # the call's own; else the registered ones
 
 
 @dataclass(slots=True, frozen=True)

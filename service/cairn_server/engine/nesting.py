@@ -25,6 +25,7 @@ from cairn_server.domain import (
     PendingWrite,
     RetryPolicy,
     StreamMode,
+    TaskTimeouts,
 )
 from cairn_server.engine.decisions import (
     Cancel,
@@ -211,12 +212,18 @@ class NestedRuns(TaskTree):
         retry_policy: RetryPolicy | None,
         *,
         local: bool = False,
+        timeouts: TaskTimeouts | None = None,
     ) -> list[Decision]:
         runner = self._runner_of(parent_id)
         if runner is None:
-            return super().schedule(parent_id, index, name, input, retry_policy, local=local)
+            return super().schedule(
+                parent_id, index, name, input, retry_policy, local=local, timeouts=timeouts
+            )
         return self._from_child(
-            runner, lambda c: c.schedule(parent_id, index, name, input, retry_policy, local=local)
+            runner,
+            lambda c: c.schedule(
+                parent_id, index, name, input, retry_policy, local=local, timeouts=timeouts
+            ),
         )
 
     def completed(self, task_id: str, result: Json, save: Json, has_save: bool) -> list[Decision]:

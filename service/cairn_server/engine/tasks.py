@@ -32,6 +32,7 @@ from cairn_server.domain import (
     PendingWrite,
     RetryPolicy,
     StreamMode,
+    TaskTimeouts,
 )
 from cairn_server.engine.checkpoints import END
 from cairn_server.engine.decisions import (
@@ -93,6 +94,7 @@ class TaskNode:
     status: TaskStatus = TaskStatus.NEW
     attempt: int = 1
     retry_policy: RetryPolicy | None = None
+    timeouts: TaskTimeouts | None = None  # the call's own (ScheduleTask.timeouts)
     result: Json = None
     error: ErrorRecord | None = None
     interrupt: InterruptRecord | None = None
@@ -199,6 +201,7 @@ class TaskTree(abc.ABC):
         retry_policy: RetryPolicy | None,
         *,
         local: bool = False,
+        timeouts: TaskTimeouts | None = None,
     ) -> list[Decision]:
         """A held task calls a child task or entrypoint at position `index`.
         With `local`, the calling worker runs the child itself (attempt 1, no
@@ -241,6 +244,7 @@ class TaskTree(abc.ABC):
                 return [Deliver(parent_id, index, child_id, interrupt=interrupt)]
         child.input = input
         child.retry_policy = retry_policy
+        child.timeouts = timeouts
         child.status = TaskStatus.QUEUED
         child.attempt = 1
         if local and not child.resume and not child.children:
@@ -420,6 +424,7 @@ class TaskTree(abc.ABC):
             is_root=task.is_root,
             label=task.label or task.name,
             local=local,
+            timeouts=task.timeouts,
         )
 
     def _deliver_to_parent(self, task: TaskNode) -> list[Decision]:

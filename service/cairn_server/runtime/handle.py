@@ -105,6 +105,7 @@ class RunHandle:
         self._timers: list[asyncio.TimerHandle] = []
         self._started: set[str] = set()  # tasks whose start chunk was emitted
         self._refused_local: set[str] = set()  # local calls refused (see FromLocalCopy)
+        self._heartbeat_details: dict[str, Json] = {}  # for a task's next assignment
         self._draining = False  # graceful shutdown: send no new task
         self._waiting = Waiting(
             run,
@@ -181,14 +182,22 @@ class RunHandle:
                 return []
             case inbox.Lost(task_id):
                 return engine.lost(task_id)
-            case inbox.Scheduled(parent_id, index, name, value, policy, None):
+            case inbox.Scheduled(parent_id, index, name, value, policy, None, timeouts):
                 if not engine.holds(parent_id):
                     return []
-                return engine.schedule(parent_id, index, name, value, policy)
+                return engine.schedule(parent_id, index, name, value, policy, timeouts=timeouts)
             case inbox.Scheduled(local=inbox.LocalRun() as local):
                 return self._schedule_local(message, local)
             case inbox.Completed(task_id, result, has_save, save):
+                self._heartbeat_details.pop(task_id, None)
                 return engine.completed(task_id, result, save, has_save)
+            case inbox.TimedOut(task_id, error):
+                engine.dispatched(task_id)  # a queued task fails as a started one does
+                return engine.failed(task_id, error, random.random())
+            case inbox.HeartbeatDetails(task_id, details):
+                if engine.holds(task_id):
+                    self._heartbeat_details[task_id] = details
+                return []
             case inbox.Failed(task_id, error):
                 return engine.failed(task_id, error, random.random())
             case inbox.Interrupted(task_id, index, value):
@@ -211,8 +220,17 @@ class RunHandle:
         engine = self.engine
         decisions: list[Decision] = []
         if engine.holds(call.parent_id):
+            timeouts = call.timeouts or self._dispatcher.timeouts(call.name)
+            # A running copy cannot be taken back from its worker on a timeout.
+            refused = local.running and timeouts is not None and timeouts.hold_the_worker
             decisions = engine.schedule(
-                call.parent_id, call.index, call.name, call.input, call.retry_policy, local=True
+                call.parent_id,
+                call.index,
+                call.name,
+                call.input,
+                call.retry_policy,
+                local=not refused,
+                timeouts=call.timeouts,
             )
         if self._draining and not (local.has_result or local.error is not None):
             # Left to the next owner, which runs it from the entrypoint's replay.
@@ -288,6 +306,10 @@ class RunHandle:
             return  # its worker holds it already
         if self._draining:
             return  # the replica that takes the run over dispatches it again
+        timeouts = decision.timeouts
+        if timeouts is None:
+            timeouts = self._dispatcher.timeouts(decision.name)
+        has_details = decision.task_id in self._heartbeat_details
         self._dispatcher.submit(
             Assignment(
                 task_id=decision.task_id,
@@ -305,6 +327,9 @@ class RunHandle:
                 is_root=decision.is_root,
                 has_previous=has_previous,
                 previous=previous,
+                timeouts=timeouts,
+                has_heartbeat_details=has_details,
+                heartbeat_details=self._heartbeat_details.get(decision.task_id),
             )
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cairn_server.domain import ErrorRecord, Json, RetryPolicy, StreamMode
+from cairn_server.domain import ErrorRecord, Json, RetryPolicy, StreamMode, TaskTimeouts
 
 
 @dataclass(slots=True, frozen=True)
@@ -40,6 +40,7 @@ class Scheduled:
     input: Json
     retry_policy: RetryPolicy | None
     local: LocalRun | None = None
+    timeouts: TaskTimeouts | None = None  # the call's own (ScheduleTask.timeouts)
 
 
 @dataclass(slots=True, frozen=True)
@@ -85,6 +86,23 @@ class FromLocalCopy:
 
 
 @dataclass(slots=True, frozen=True)
+class TimedOut:
+    """The service failed the task's attempt on a schedule-to-start (the
+    task was queued) or a start-to-close timeout (a worker held it)."""
+
+    task_id: str
+    error: ErrorRecord
+
+
+@dataclass(slots=True, frozen=True)
+class HeartbeatDetails:
+    """The details of the task's last heartbeat, for its next assignment."""
+
+    task_id: str
+    details: Json
+
+
+@dataclass(slots=True, frozen=True)
 class RetryDue:
     task_id: str
 
@@ -124,6 +142,8 @@ Message = (
     | Suspended
     | Chunk
     | FromLocalCopy
+    | TimedOut
+    | HeartbeatDetails
     | RetryDue
     | Waiting
     | WaitingDue

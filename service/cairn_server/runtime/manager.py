@@ -126,7 +126,10 @@ class RunManager:
             resume=self._resume,
         )
         self.dispatcher = Dispatcher(
-            on_assigned=self._assigned, on_lost=self._lost, on_waiting=self._waiting
+            on_assigned=self._assigned,
+            on_lost=self._lost,
+            on_waiting=self._waiting,
+            on_timed_out=self._timed_out,
         )
         self._active: dict[str, RunHandle] = {}
         self._by_thread: dict[str, RunHandle] = {}
@@ -260,6 +263,9 @@ class RunManager:
 
     def _lost(self, assignment: Assignment) -> None:
         self.post(assignment.run_id, inbox.Lost(assignment.task_id))
+
+    def _timed_out(self, assignment: Assignment, error: ErrorRecord) -> None:
+        self.post(assignment.run_id, inbox.TimedOut(assignment.task_id, error))
 
     def _waiting(self, assignment: Assignment, _reason: WaitReason) -> None:
         self.post(

@@ -291,6 +291,84 @@ class RetryPolicy(_message.Message):
 Global___RetryPolicy: _TypeAlias = RetryPolicy  # noqa: Y015
 
 @_typing.final
+class TaskTimeouts(_message.Message):
+    """TaskTimeouts bounds how long a task may wait for a worker and how long it
+    may run, as Temporal's activity timeouts. Each timeout is optional: unset
+    (or zero) means no limit, and all are unset by default. The service
+    enforces every one of them; a worker only has to send TaskHeartbeat
+    messages for a task whose assignment carries a heartbeat_timeout, and to
+    stop the attempts it is told to cancel.
+
+    A worker declares them for what it serves (Registration.timeouts); a call
+    may override them (ScheduleTask.timeouts, which replaces the registered
+    ones as a whole). Tasks and graph nodes take all three. An entrypoint
+    takes only schedule_to_start_timeout ("no worker took this run"): it
+    mostly waits on its own tasks, and a worker holding it that goes away is
+    noticed when its stream drops; its other two timeouts are ignored.
+
+    The timeouts of a task called from a graph node or an entrypoint are the
+    call's own when ScheduleTask.timeouts is set, else the registration of
+    the last worker that registered the name with the replica that drives the
+    run (so a schedule-to-start timeout still applies once that worker left).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _builtins.int
+    START_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def schedule_to_start_timeout(self) -> _duration_pb2.Duration:
+        """How long an attempt may wait in the service's queue for a worker with a
+        free slot, from the moment it is queued (the first attempt, each retry,
+        and each re-dispatch after its worker was lost start it again) until a
+        worker receives it. On expiry the service withdraws it and fails the
+        task with the non-retryable error type `TaskTimeoutError`, whose details
+        are {"timeout": "schedule_to_start", "task_id", "task_name",
+        "timeout_seconds"}; no retry follows. The error reaches the caller as any
+        task failure (ChildOutcome.error): a run whose code does not catch it
+        fails with it, instead of waiting for a worker for good.
+        """
+
+    @_builtins.property
+    def start_to_close_timeout(self) -> _duration_pb2.Duration:
+        """How long one attempt may run once a worker received it. On expiry the
+        service takes the attempt back from the worker (CancelTask; the
+        worker's later reports about it are rejected with TASK_NOT_HELD) and
+        fails the attempt with the retryable error type `TaskTimeoutError`,
+        details {"timeout": "start_to_close", ...} as above. The task's
+        RetryPolicy then decides: another attempt after its backoff, or the
+        task fails with that error.
+        """
+
+    @_builtins.property
+    def heartbeat_timeout(self) -> _duration_pb2.Duration:
+        """The longest a worker holding the task may stay silent: the assignment
+        and every TaskHeartbeat for the task start the interval again. On
+        expiry the worker loses the task as if its stream had dropped: it is
+        sent CancelTask, its later reports about the task are rejected with
+        TASK_NOT_HELD, and the task is dispatched again with the same attempt
+        number (no retry is used up) to another worker serving its name; to the
+        same worker only when no other one serves it. The next assignment
+        carries the details of the last heartbeat (TaskAssignment.heartbeat_details).
+        """
+
+    def __init__(
+        self,
+        *,
+        schedule_to_start_timeout: _duration_pb2.Duration | None = ...,
+        start_to_close_timeout: _duration_pb2.Duration | None = ...,
+        heartbeat_timeout: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_timeout", b"heartbeat_timeout", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_to_close_timeout", b"start_to_close_timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_timeout", b"heartbeat_timeout", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_to_close_timeout", b"start_to_close_timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskTimeouts: _TypeAlias = TaskTimeouts  # noqa: Y015
+
+@_typing.final
 class Interrupt(_message.Message):
     """Interrupt is a pause requested by `interrupt(value)` inside a task or an
     entrypoint.

@@ -212,6 +212,7 @@ class Registration(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
     GRAPH_FIELD_NUMBER: _builtins.int
+    TIMEOUTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name clients and entrypoints use to call it."""
     kind: Global___TaskKind.ValueType
@@ -226,6 +227,13 @@ class Registration(_message.Message):
     def graph(self) -> _graph_pb2.GraphSpec:
         """The graph, for TASK_KIND_GRAPH."""
 
+    @_builtins.property
+    def timeouts(self) -> _run_pb2.TaskTimeouts:
+        """Timeouts applied when a call does not carry its own (see TaskTimeouts
+        for who enforces what). None when unset. An entrypoint takes only
+        schedule_to_start_timeout.
+        """
+
     def __init__(
         self,
         *,
@@ -233,10 +241,11 @@ class Registration(_message.Message):
         kind: Global___TaskKind.ValueType = ...,
         retry_policy: _run_pb2.RetryPolicy | None = ...,
         graph: _graph_pb2.GraphSpec | None = ...,
+        timeouts: _run_pb2.TaskTimeouts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "retry_policy", b"retry_policy", "timeouts", b"timeouts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "kind", b"kind", "name", b"name", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "kind", b"kind", "name", b"name", "retry_policy", b"retry_policy", "timeouts", b"timeouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -471,6 +480,7 @@ class ScheduleTask(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
+    TIMEOUTS_FIELD_NUMBER: _builtins.int
     LOCAL_RESULT_FIELD_NUMBER: _builtins.int
     LOCAL_ERROR_FIELD_NUMBER: _builtins.int
     LOCAL_RUNNING_FIELD_NUMBER: _builtins.int
@@ -498,6 +508,14 @@ class ScheduleTask(_message.Message):
         """Overrides the registered retry policy for this call, when set."""
 
     @_builtins.property
+    def timeouts(self) -> _run_pb2.TaskTimeouts:
+        """Overrides the registered timeouts for this call, when set (as a whole:
+        an unset timeout in it means none). A call with a start-to-close or a
+        heartbeat timeout is never run locally: the service refuses the local
+        run (see `local`) and dispatches the call, so that it can take it back.
+        """
+
+    @_builtins.property
     def local_result(self) -> _struct_pb2.Value:
         """The call already ran here and returned this: recorded as its first
         attempt (the worker sends no assignment messages for it).
@@ -517,19 +535,58 @@ class ScheduleTask(_message.Message):
         name: _builtins.str = ...,
         input: _struct_pb2.Value | None = ...,
         retry_policy: _run_pb2.RetryPolicy | None = ...,
+        timeouts: _run_pb2.TaskTimeouts | None = ...,
         local_result: _struct_pb2.Value | None = ...,
         local_error: _errors_pb2.TaskError | None = ...,
         local_running: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "local", b"local", "local_error", b"local_error", "local_result", b"local_result", "local_running", b"local_running", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "local", b"local", "local_error", b"local_error", "local_result", b"local_result", "local_running", b"local_running", "retry_policy", b"retry_policy", "timeouts", b"timeouts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "input", b"input", "local", b"local", "local_error", b"local_error", "local_result", b"local_result", "local_running", b"local_running", "name", b"name", "parent_task_id", b"parent_task_id", "retry_policy", b"retry_policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "input", b"input", "local", b"local", "local_error", b"local_error", "local_result", b"local_result", "local_running", b"local_running", "name", b"name", "parent_task_id", b"parent_task_id", "retry_policy", b"retry_policy", "timeouts", b"timeouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_local: _TypeAlias = _typing.Literal["local_result", "local_error", "local_running"]  # noqa: Y015
     _WhichOneofArgType_local: _TypeAlias = _typing.Literal["local", b"local"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_local) -> _WhichOneofReturnType_local | None: ...
 
 Global___ScheduleTask: _TypeAlias = ScheduleTask  # noqa: Y015
+
+@_typing.final
+class TaskHeartbeat(_message.Message):
+    """TaskHeartbeat says that a held task is alive. A task whose assignment
+    carries a heartbeat_timeout loses its worker (see
+    TaskTimeouts.heartbeat_timeout) when none arrives within it; for other
+    tasks heartbeats are accepted and only their details are kept. A
+    heartbeat about a task the worker does not hold (it finished, was
+    cancelled, or was lost to a timeout) is rejected with TASK_NOT_HELD: the
+    worker should stop that attempt.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The held task."""
+    @_builtins.property
+    def details(self) -> _struct_pb2.Value:
+        """Progress to hand to the next attempt or re-dispatch of the task
+        (TaskAssignment.heartbeat_details), as JSON; the last heartbeat that
+        set it wins. Unset keeps the details sent before.
+        """
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        details: _struct_pb2.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskHeartbeat: _TypeAlias = TaskHeartbeat  # noqa: Y015
 
 @_typing.final
 class TaskStreamChunk(_message.Message):
@@ -577,6 +634,7 @@ class ConnectRequest(_message.Message):
     CHUNK_FIELD_NUMBER: _builtins.int
     SUSPENDED_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___WorkerHello:
         """Who the worker is and what it serves."""
@@ -611,6 +669,10 @@ class ConnectRequest(_message.Message):
         Welcome says the service accepts batches).
         """
 
+    @_builtins.property
+    def heartbeat(self) -> Global___TaskHeartbeat:
+        """A held task is alive (see TaskTimeouts.heartbeat_timeout)."""
+
     def __init__(
         self,
         *,
@@ -622,12 +684,13 @@ class ConnectRequest(_message.Message):
         chunk: Global___TaskStreamChunk | None = ...,
         suspended: Global___TaskSuspended | None = ...,
         batch: Global___ConnectRequestBatch | None = ...,
+        heartbeat: Global___TaskHeartbeat | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "completed", "failed", "interrupted", "schedule", "chunk", "suspended", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "completed", "failed", "interrupted", "schedule", "chunk", "suspended", "batch", "heartbeat"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -763,6 +826,8 @@ class TaskAssignment(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     FIRST_FRESH_CALL_FIELD_NUMBER: _builtins.int
     ANNOUNCE_CALLS_FIELD_NUMBER: _builtins.int
+    TIMEOUTS_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_DETAILS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Deterministic task id; also the idempotency key for side effects."""
     name: _builtins.str
@@ -817,6 +882,25 @@ class TaskAssignment(_message.Message):
         task's stream chunks and events itself. No SDK reads it.
         """
 
+    @_builtins.property
+    def timeouts(self) -> _run_pb2.TaskTimeouts:
+        """The timeouts the service enforces for this attempt, so that the worker
+        knows them: with a heartbeat_timeout the worker must send a
+        TaskHeartbeat for the task at least that often (SDKs send the
+        heartbeats their user code asks for, spaced by about a third of it);
+        with a start_to_close_timeout the attempt is taken back that long after
+        the worker received it. Unset when the task has none. For an entrypoint
+        only schedule_to_start_timeout applies, which is over by now.
+        """
+
+    @_builtins.property
+    def heartbeat_details(self) -> _struct_pb2.Value:
+        """The details of the last TaskHeartbeat that carried any, from an
+        earlier attempt of this task or from a worker that lost it: where a
+        long task got to, so that this attempt can continue from there. Unset
+        when none was sent.
+        """
+
     def __init__(
         self,
         *,
@@ -834,10 +918,12 @@ class TaskAssignment(_message.Message):
         path: _abc.Iterable[_builtins.str] | None = ...,
         first_fresh_call: _builtins.int = ...,
         announce_calls: _builtins.bool = ...,
+        timeouts: _run_pb2.TaskTimeouts | None = ...,
+        heartbeat_details: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "previous", b"previous"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_details", b"heartbeat_details", "input", b"input", "previous", b"previous", "timeouts", b"timeouts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "task_id", b"task_id", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "task_id", b"task_id", "thread_id", b"thread_id", "timeouts", b"timeouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -932,7 +1018,12 @@ Global___ChildOutcome: _TypeAlias = ChildOutcome  # noqa: Y015
 
 @_typing.final
 class CancelTask(_message.Message):
-    """CancelTask withdraws a held task; the worker stops it and reports nothing."""
+    """CancelTask withdraws a held task; the worker stops it and reports nothing.
+    It comes when the run no longer needs the task (cancelled, finished,
+    moved to another replica) and when the service took the attempt back on a
+    start-to-close or heartbeat timeout; reports sent after it are rejected
+    with TASK_NOT_HELD.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

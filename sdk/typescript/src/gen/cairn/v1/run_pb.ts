@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/run.proto.
  */
 export const file_cairn_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChJjYWlybi92MS9ydW4ucHJvdG8SCGNhaXJuLnYxIrEBCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDmJhY2tvZmZfZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSDgoGaml0dGVyGAUgASgIInEKCUludGVycnVwdBIKCgJpZBgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgd0YXNrX2lkGAMgASgJEhEKCXRhc2tfbmFtZRgEIAEoCRINCgVpbmRleBgFIAEoBSKDAQoJUmVzdW1lTWFwEi8KBnZhbHVlcxgBIAMoCzIfLmNhaXJuLnYxLlJlc3VtZU1hcC5WYWx1ZXNFbnRyeRpFCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBIm0KB0NvbW1hbmQSKAoGcmVzdW1lGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKQoKcmVzdW1lX21hcBgCIAEoCzITLmNhaXJuLnYxLlJlc3VtZU1hcEgAQg0KC3Jlc3VtZV9raW5kIlAKDUNoZWNrcG9pbnRSZWYSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfbnMYAiABKAkSFQoNY2hlY2twb2ludF9pZBgDIAEoCSKHBAoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSDgoGdGFyZ2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuY2Fpcm4udjEuUnVuU3RhdGUSKAoKZHVyYWJpbGl0eRgFIAEoDjIULmNhaXJuLnYxLkR1cmFiaWxpdHkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoGb3V0cHV0GAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKCmludGVycnVwdHMYCiADKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQSIgoFZXJyb3IYCyABKAsyEy5jYWlybi52MS5UYXNrRXJyb3ISKwoKY2hlY2twb2ludBgMIAEoCzIXLmNhaXJuLnYxLkNoZWNrcG9pbnRSZWYSKgoMc3RyZWFtX21vZGVzGA0gAygOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIlCgd3YWl0aW5nGA4gAygLMhQuY2Fpcm4udjEuUnVuV2FpdGluZyLJAQoKUnVuV2FpdGluZxIkCgZyZWFzb24YASABKA4yFC5jYWlybi52MS5XYWl0UmVhc29uEg8KB3Rhc2tfaWQYAiABKAkSEQoJdGFza19uYW1lGAMgASgJEi4KCnNpbmNlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVudGlsX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCW5hbWVzcGFjZRgGIAMoCSKrAQoIUnVuRXZlbnQSEAoIZXZlbnRfaWQYASABKAMSDgoGcnVuX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgVjaHVuaxgEIAEoCzIVLmNhaXJuLnYxLlN0cmVhbUNodW5rSAASHAoDcnVuGAUgASgLMg0uY2Fpcm4udjEuUnVuSABCBgoEa2luZCJqCgtTdHJlYW1DaHVuaxIiCgRtb2RlGAEgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCW5hbWVzcGFjZRgDIAMoCSq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEh4KGk1VTFRJVEFTS19TVFJBVEVHWV9FTlFVRVVFEAISIAocTVVMVElUQVNLX1NUUkFURUdZX0lOVEVSUlVQVBADEh8KG01VTFRJVEFTS19TVFJBVEVHWV9ST0xMQkFDSxAEKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQAyq2AQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1BFTkRJTkcQARIVChFSVU5fU1RBVEVfUlVOTklORxACEhkKFVJVTl9TVEFURV9JTlRFUlJVUFRFRBADEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQBBIUChBSVU5fU1RBVEVfRkFJTEVEEAUSFwoTUlVOX1NUQVRFX0NBTkNFTExFRBAGKtcBCgpTdHJlYW1Nb2RlEhsKF1NUUkVBTV9NT0RFX1VOU1BFQ0lGSUVEEAASFgoSU1RSRUFNX01PREVfVkFMVUVTEAESFwoTU1RSRUFNX01PREVfVVBEQVRFUxACEhYKElNUUkVBTV9NT0RFX0NVU1RPTRADEhgKFFNUUkVBTV9NT0RFX01FU1NBR0VTEAQSFQoRU1RSRUFNX01PREVfVEFTS1MQBRIbChdTVFJFQU1fTU9ERV9DSEVDS1BPSU5UUxAGEhUKEVNUUkVBTV9NT0RFX0RFQlVHEAcqgAEKCldhaXRSZWFzb24SGwoXV0FJVF9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVXQUlUX1JFQVNPTl9OT19XT1JLRVIQARIbChdXQUlUX1JFQVNPTl9XT1JLRVJfQlVTWRACEh0KGVdBSVRfUkVBU09OX1JFVFJZX0JBQ0tPRkYQA2IGcHJvdG8z", [file_cairn_v1_errors, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChJjYWlybi92MS9ydW4ucHJvdG8SCGNhaXJuLnYxIrEBCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDmJhY2tvZmZfZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSDgoGaml0dGVyGAUgASgIIr0BCgxUYXNrVGltZW91dHMSPAoZc2NoZWR1bGVfdG9fc3RhcnRfdGltZW91dBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI5ChZzdGFydF90b19jbG9zZV90aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEWhlYXJ0YmVhdF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInEKCUludGVycnVwdBIKCgJpZBgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgd0YXNrX2lkGAMgASgJEhEKCXRhc2tfbmFtZRgEIAEoCRINCgVpbmRleBgFIAEoBSKDAQoJUmVzdW1lTWFwEi8KBnZhbHVlcxgBIAMoCzIfLmNhaXJuLnYxLlJlc3VtZU1hcC5WYWx1ZXNFbnRyeRpFCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBIm0KB0NvbW1hbmQSKAoGcmVzdW1lGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKQoKcmVzdW1lX21hcBgCIAEoCzITLmNhaXJuLnYxLlJlc3VtZU1hcEgAQg0KC3Jlc3VtZV9raW5kIlAKDUNoZWNrcG9pbnRSZWYSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfbnMYAiABKAkSFQoNY2hlY2twb2ludF9pZBgDIAEoCSKHBAoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIRCgl0aHJlYWRfaWQYAiABKAkSDgoGdGFyZ2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuY2Fpcm4udjEuUnVuU3RhdGUSKAoKZHVyYWJpbGl0eRgFIAEoDjIULmNhaXJuLnYxLkR1cmFiaWxpdHkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoGb3V0cHV0GAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKCmludGVycnVwdHMYCiADKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQSIgoFZXJyb3IYCyABKAsyEy5jYWlybi52MS5UYXNrRXJyb3ISKwoKY2hlY2twb2ludBgMIAEoCzIXLmNhaXJuLnYxLkNoZWNrcG9pbnRSZWYSKgoMc3RyZWFtX21vZGVzGA0gAygOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIlCgd3YWl0aW5nGA4gAygLMhQuY2Fpcm4udjEuUnVuV2FpdGluZyLJAQoKUnVuV2FpdGluZxIkCgZyZWFzb24YASABKA4yFC5jYWlybi52MS5XYWl0UmVhc29uEg8KB3Rhc2tfaWQYAiABKAkSEQoJdGFza19uYW1lGAMgASgJEi4KCnNpbmNlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVudGlsX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCW5hbWVzcGFjZRgGIAMoCSKrAQoIUnVuRXZlbnQSEAoIZXZlbnRfaWQYASABKAMSDgoGcnVuX2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgVjaHVuaxgEIAEoCzIVLmNhaXJuLnYxLlN0cmVhbUNodW5rSAASHAoDcnVuGAUgASgLMg0uY2Fpcm4udjEuUnVuSABCBgoEa2luZCJqCgtTdHJlYW1DaHVuaxIiCgRtb2RlGAEgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCW5hbWVzcGFjZRgDIAMoCSq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEh4KGk1VTFRJVEFTS19TVFJBVEVHWV9FTlFVRVVFEAISIAocTVVMVElUQVNLX1NUUkFURUdZX0lOVEVSUlVQVBADEh8KG01VTFRJVEFTS19TVFJBVEVHWV9ST0xMQkFDSxAEKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQAyq2AQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1BFTkRJTkcQARIVChFSVU5fU1RBVEVfUlVOTklORxACEhkKFVJVTl9TVEFURV9JTlRFUlJVUFRFRBADEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQBBIUChBSVU5fU1RBVEVfRkFJTEVEEAUSFwoTUlVOX1NUQVRFX0NBTkNFTExFRBAGKtcBCgpTdHJlYW1Nb2RlEhsKF1NUUkVBTV9NT0RFX1VOU1BFQ0lGSUVEEAASFgoSU1RSRUFNX01PREVfVkFMVUVTEAESFwoTU1RSRUFNX01PREVfVVBEQVRFUxACEhYKElNUUkVBTV9NT0RFX0NVU1RPTRADEhgKFFNUUkVBTV9NT0RFX01FU1NBR0VTEAQSFQoRU1RSRUFNX01PREVfVEFTS1MQBRIbChdTVFJFQU1fTU9ERV9DSEVDS1BPSU5UUxAGEhUKEVNUUkVBTV9NT0RFX0RFQlVHEAcqgAEKCldhaXRSZWFzb24SGwoXV0FJVF9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVXQUlUX1JFQVNPTl9OT19XT1JLRVIQARIbChdXQUlUX1JFQVNPTl9XT1JLRVJfQlVTWRACEh0KGVdBSVRfUkVBU09OX1JFVFJZX0JBQ0tPRkYQA2IGcHJvdG8z", [file_cairn_v1_errors, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * RetryPolicy says how often and how fast a failed task is attempted again.
@@ -68,6 +68,79 @@ export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
   messageDesc(file_cairn_v1_run, 0);
 
 /**
+ * TaskTimeouts bounds how long a task may wait for a worker and how long it
+ * may run, as Temporal's activity timeouts. Each timeout is optional: unset
+ * (or zero) means no limit, and all are unset by default. The service
+ * enforces every one of them; a worker only has to send TaskHeartbeat
+ * messages for a task whose assignment carries a heartbeat_timeout, and to
+ * stop the attempts it is told to cancel.
+ *
+ * A worker declares them for what it serves (Registration.timeouts); a call
+ * may override them (ScheduleTask.timeouts, which replaces the registered
+ * ones as a whole). Tasks and graph nodes take all three. An entrypoint
+ * takes only schedule_to_start_timeout ("no worker took this run"): it
+ * mostly waits on its own tasks, and a worker holding it that goes away is
+ * noticed when its stream drops; its other two timeouts are ignored.
+ *
+ * The timeouts of a task called from a graph node or an entrypoint are the
+ * call's own when ScheduleTask.timeouts is set, else the registration of
+ * the last worker that registered the name with the replica that drives the
+ * run (so a schedule-to-start timeout still applies once that worker left).
+ *
+ * @generated from message cairn.v1.TaskTimeouts
+ */
+export type TaskTimeouts = Message<"cairn.v1.TaskTimeouts"> & {
+  /**
+   * How long an attempt may wait in the service's queue for a worker with a
+   * free slot, from the moment it is queued (the first attempt, each retry,
+   * and each re-dispatch after its worker was lost start it again) until a
+   * worker receives it. On expiry the service withdraws it and fails the
+   * task with the non-retryable error type `TaskTimeoutError`, whose details
+   * are {"timeout": "schedule_to_start", "task_id", "task_name",
+   * "timeout_seconds"}; no retry follows. The error reaches the caller as any
+   * task failure (ChildOutcome.error): a run whose code does not catch it
+   * fails with it, instead of waiting for a worker for good.
+   *
+   * @generated from field: google.protobuf.Duration schedule_to_start_timeout = 1;
+   */
+  scheduleToStartTimeout?: Duration | undefined;
+
+  /**
+   * How long one attempt may run once a worker received it. On expiry the
+   * service takes the attempt back from the worker (CancelTask; the
+   * worker's later reports about it are rejected with TASK_NOT_HELD) and
+   * fails the attempt with the retryable error type `TaskTimeoutError`,
+   * details {"timeout": "start_to_close", ...} as above. The task's
+   * RetryPolicy then decides: another attempt after its backoff, or the
+   * task fails with that error.
+   *
+   * @generated from field: google.protobuf.Duration start_to_close_timeout = 2;
+   */
+  startToCloseTimeout?: Duration | undefined;
+
+  /**
+   * The longest a worker holding the task may stay silent: the assignment
+   * and every TaskHeartbeat for the task start the interval again. On
+   * expiry the worker loses the task as if its stream had dropped: it is
+   * sent CancelTask, its later reports about the task are rejected with
+   * TASK_NOT_HELD, and the task is dispatched again with the same attempt
+   * number (no retry is used up) to another worker serving its name; to the
+   * same worker only when no other one serves it. The next assignment
+   * carries the details of the last heartbeat (TaskAssignment.heartbeat_details).
+   *
+   * @generated from field: google.protobuf.Duration heartbeat_timeout = 3;
+   */
+  heartbeatTimeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message cairn.v1.TaskTimeouts.
+ * Use `create(TaskTimeoutsSchema)` to create a new message.
+ */
+export const TaskTimeoutsSchema: GenMessage<TaskTimeouts> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_run, 1);
+
+/**
  * Interrupt is a pause requested by `interrupt(value)` inside a task or an
  * entrypoint.
  *
@@ -115,7 +188,7 @@ export type Interrupt = Message<"cairn.v1.Interrupt"> & {
  * Use `create(InterruptSchema)` to create a new message.
  */
 export const InterruptSchema: GenMessage<Interrupt> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 1);
+  messageDesc(file_cairn_v1_run, 2);
 
 /**
  * ResumeMap answers several pending interrupts at once, by interrupt id.
@@ -136,7 +209,7 @@ export type ResumeMap = Message<"cairn.v1.ResumeMap"> & {
  * Use `create(ResumeMapSchema)` to create a new message.
  */
 export const ResumeMapSchema: GenMessage<ResumeMap> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 2);
+  messageDesc(file_cairn_v1_run, 3);
 
 /**
  * Command resumes an interrupted run, as LangGraph's `Command(resume=...)`.
@@ -173,7 +246,7 @@ export type Command = Message<"cairn.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 3);
+  messageDesc(file_cairn_v1_run, 4);
 
 /**
  * CheckpointRef names one checkpoint of a thread.
@@ -208,7 +281,7 @@ export type CheckpointRef = Message<"cairn.v1.CheckpointRef"> & {
  * Use `create(CheckpointRefSchema)` to create a new message.
  */
 export const CheckpointRefSchema: GenMessage<CheckpointRef> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 4);
+  messageDesc(file_cairn_v1_run, 5);
 
 /**
  * Run is one execution of an entrypoint on a thread. A resume is a new run on
@@ -329,7 +402,7 @@ export type Run = Message<"cairn.v1.Run"> & {
  * Use `create(RunSchema)` to create a new message.
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 5);
+  messageDesc(file_cairn_v1_run, 6);
 
 /**
  * RunWaiting is one task or entrypoint that a run waits on, and why.
@@ -389,7 +462,7 @@ export type RunWaiting = Message<"cairn.v1.RunWaiting"> & {
  * Use `create(RunWaitingSchema)` to create a new message.
  */
 export const RunWaitingSchema: GenMessage<RunWaiting> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 6);
+  messageDesc(file_cairn_v1_run, 7);
 
 /**
  * RunEvent is one entry of a run's ordered, persisted event log.
@@ -450,7 +523,7 @@ export type RunEvent = Message<"cairn.v1.RunEvent"> & {
  * Use `create(RunEventSchema)` to create a new message.
  */
 export const RunEventSchema: GenMessage<RunEvent> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 7);
+  messageDesc(file_cairn_v1_run, 8);
 
 /**
  * StreamChunk is one item of a stream mode, shaped as LangGraph emits it.
@@ -490,7 +563,7 @@ export type StreamChunk = Message<"cairn.v1.StreamChunk"> & {
  * Use `create(StreamChunkSchema)` to create a new message.
  */
 export const StreamChunkSchema: GenMessage<StreamChunk> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_run, 8);
+  messageDesc(file_cairn_v1_run, 9);
 
 /**
  * Durability says when a run's checkpoints and task results reach the store.

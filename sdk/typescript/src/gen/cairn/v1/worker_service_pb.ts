@@ -8,7 +8,7 @@ import type { RequestRejected, TaskError } from "./errors_pb.js";
 import { file_cairn_v1_errors } from "./errors_pb.js";
 import type { GraphSpec } from "./graph_pb.js";
 import { file_cairn_v1_graph } from "./graph_pb.js";
-import type { Interrupt, RetryPolicy, StreamMode } from "./run_pb.js";
+import type { Interrupt, RetryPolicy, StreamMode, TaskTimeouts } from "./run_pb.js";
 import { file_cairn_v1_run } from "./run_pb.js";
 import type { Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/worker_service.proto.
  */
 export const file_cairn_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiOwoSTGlzdFdvcmtlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RlZFdvcmtlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilAIKD0Nvbm5lY3RlZFdvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEgoKcmVwbGljYV9pZBgCIAEoCRIUCgxzZGtfbGFuZ3VhZ2UYAyABKAkSEwoLc2RrX3ZlcnNpb24YBCABKAkSEAoIaWRlbnRpdHkYBSABKAkSIwoFbmFtZXMYBiADKAsyFC5jYWlybi52MS5TZXJ2ZWROYW1lEhwKFG1heF9jb25jdXJyZW50X3Rhc2tzGAcgASgFEhcKD2ZyZWVfdGFza19zbG90cxgIIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgJIAEoBRIdChVmcmVlX2VudHJ5cG9pbnRfc2xvdHMYCiABKAUiPAoKU2VydmVkTmFtZRIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZCKPAQoMUmVnaXN0cmF0aW9uEgwKBG5hbWUYASABKAkSIAoEa2luZBgCIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEisKDHJldHJ5X3BvbGljeRgDIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EiIKBWdyYXBoGAQgASgLMhMuY2Fpcm4udjEuR3JhcGhTcGVjIoECCgtXb3JrZXJIZWxsbxIRCgl3b3JrZXJfaWQYASABKAkSLQoNcmVnaXN0cmF0aW9ucxgCIAMoCzIWLmNhaXJuLnYxLlJlZ2lzdHJhdGlvbhIcChRtYXhfY29uY3VycmVudF90YXNrcxgDIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgEIAEoBRIUCgxzZGtfbGFuZ3VhZ2UYBSABKAkSEwoLc2RrX3ZlcnNpb24YBiABKAkSEAoIaWRlbnRpdHkYByABKAkSFwoPYWNjZXB0c19iYXRjaGVzGAggASgIEhgKEHJlbGF5X3JlcGxpY2FfaWQYCSABKAkibgoNVGFza0NvbXBsZXRlZBIPCgd0YXNrX2lkGAEgASgJEiYKBnJlc3VsdBgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIkCgRzYXZlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIkEKClRhc2tGYWlsZWQSDwoHdGFza19pZBgBIAEoCRIiCgVlcnJvchgCIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvciJYCg9UYXNrSW50ZXJydXB0ZWQSDwoHdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSIgCg1UYXNrU3VzcGVuZGVkEg8KB3Rhc2tfaWQYASABKAkilQIKDFNjaGVkdWxlVGFzaxIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIMCgRuYW1lGAMgASgJEiUKBWlucHV0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEisKDHJldHJ5X3BvbGljeRgFIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5Ei4KDGxvY2FsX3Jlc3VsdBgGIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEioKC2xvY2FsX2Vycm9yGAcgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASFwoNbG9jYWxfcnVubmluZxgIIAEoCEgAQgcKBWxvY2FsImwKD1Rhc2tTdHJlYW1DaHVuaxIPCgd0YXNrX2lkGAEgASgJEiIKBG1vZGUYAiABKA4yFC5jYWlybi52MS5TdHJlYW1Nb2RlEiQKBGRhdGEYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUi/gIKDkNvbm5lY3RSZXF1ZXN0EiYKBWhlbGxvGAEgASgLMhUuY2Fpcm4udjEuV29ya2VySGVsbG9IABIsCgljb21wbGV0ZWQYAiABKAsyFy5jYWlybi52MS5UYXNrQ29tcGxldGVkSAASJgoGZmFpbGVkGAMgASgLMhQuY2Fpcm4udjEuVGFza0ZhaWxlZEgAEjAKC2ludGVycnVwdGVkGAQgASgLMhkuY2Fpcm4udjEuVGFza0ludGVycnVwdGVkSAASKgoIc2NoZWR1bGUYBSABKAsyFi5jYWlybi52MS5TY2hlZHVsZVRhc2tIABIqCgVjaHVuaxgGIAEoCzIZLmNhaXJuLnYxLlRhc2tTdHJlYW1DaHVua0gAEiwKCXN1c3BlbmRlZBgHIAEoCzIXLmNhaXJuLnYxLlRhc2tTdXNwZW5kZWRIABIuCgViYXRjaBgIIAEoCzIdLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0QmF0Y2hIAEIGCgRraW5kIkEKE0Nvbm5lY3RSZXF1ZXN0QmF0Y2gSKgoIcmVxdWVzdHMYASADKAsyGC5jYWlybi52MS5Db25uZWN0UmVxdWVzdCJoCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIZChFtYXhfcGF5bG9hZF9ieXRlcxgDIAEoAxIXCg9hY2NlcHRzX2JhdGNoZXMYBCABKAgiZAoMSm91cm5hbEVudHJ5Eg0KBWluZGV4GAEgASgFEgwKBG5hbWUYAiABKAkSDwoHdGFza19pZBgDIAEoCRImCgZyZXN1bHQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUi/gIKDlRhc2tBc3NpZ25tZW50Eg8KB3Rhc2tfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIgCgRraW5kGAMgASgOMhIuY2Fpcm4udjEuVGFza0tpbmQSDgoGcnVuX2lkGAQgASgJEhEKCXRocmVhZF9pZBgFIAEoCRIVCg1jaGVja3BvaW50X2lkGAYgASgJEg8KB2F0dGVtcHQYByABKAUSJQoFaW5wdXQYCCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoIcHJldmlvdXMYCSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJwoHam91cm5hbBgKIAMoCzIWLmNhaXJuLnYxLkpvdXJuYWxFbnRyeRImCgZyZXN1bWUYCyADKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDAoEcGF0aBgMIAMoCRIYChBmaXJzdF9mcmVzaF9jYWxsGA0gASgFEhYKDmFubm91bmNlX2NhbGxzGA4gASgIIjoKEENoaWxkSW50ZXJydXB0ZWQSJgoJaW50ZXJydXB0GAEgASgLMhMuY2Fpcm4udjEuSW50ZXJydXB0ItQBCgxDaGlsZE91dGNvbWUSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDwoHdGFza19pZBgDIAEoCRIoCgZyZXN1bHQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIkCgVlcnJvchgFIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvckgAEjEKC2ludGVycnVwdGVkGAYgASgLMhouY2Fpcm4udjEuQ2hpbGRJbnRlcnJ1cHRlZEgAQgkKB291dGNvbWUiLQoKQ2FuY2VsVGFzaxIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJGCglSZWplY3Rpb24SDwoHdGFza19pZBgBIAEoCRIoCgVlcnJvchgCIAEoCzIZLmNhaXJuLnYxLlJlcXVlc3RSZWplY3RlZCKiAgoPQ29ubmVjdFJlc3BvbnNlEiQKB3dlbGNvbWUYASABKAsyES5jYWlybi52MS5XZWxjb21lSAASLgoKYXNzaWdubWVudBgCIAEoCzIYLmNhaXJuLnYxLlRhc2tBc3NpZ25tZW50SAASLwoNY2hpbGRfb3V0Y29tZRgDIAEoCzIWLmNhaXJuLnYxLkNoaWxkT3V0Y29tZUgAEiYKBmNhbmNlbBgEIAEoCzIULmNhaXJuLnYxLkNhbmNlbFRhc2tIABInCghyZWplY3RlZBgFIAEoCzITLmNhaXJuLnYxLlJlamVjdGlvbkgAEi8KBWJhdGNoGAYgASgLMh4uY2Fpcm4udjEuQ29ubmVjdFJlc3BvbnNlQmF0Y2hIAEIGCgRraW5kIkQKFENvbm5lY3RSZXNwb25zZUJhdGNoEiwKCXJlc3BvbnNlcxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZSpoCghUYXNrS2luZBIZChVUQVNLX0tJTkRfVU5TUEVDSUZJRUQQABISCg5UQVNLX0tJTkRfVEFTSxABEhgKFFRBU0tfS0lORF9FTlRSWVBPSU5UEAISEwoPVEFTS19LSU5EX0dSQVBIEAMynwEKDVdvcmtlclNlcnZpY2USQgoHQ29ubmVjdBIYLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0GhkuY2Fpcm4udjEuQ29ubmVjdFJlc3BvbnNlKAEwARJKCgtMaXN0V29ya2VycxIcLmNhaXJuLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBodLmNhaXJuLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2ViBnByb3RvMw", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
+  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiOwoSTGlzdFdvcmtlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RlZFdvcmtlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilAIKD0Nvbm5lY3RlZFdvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEgoKcmVwbGljYV9pZBgCIAEoCRIUCgxzZGtfbGFuZ3VhZ2UYAyABKAkSEwoLc2RrX3ZlcnNpb24YBCABKAkSEAoIaWRlbnRpdHkYBSABKAkSIwoFbmFtZXMYBiADKAsyFC5jYWlybi52MS5TZXJ2ZWROYW1lEhwKFG1heF9jb25jdXJyZW50X3Rhc2tzGAcgASgFEhcKD2ZyZWVfdGFza19zbG90cxgIIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgJIAEoBRIdChVmcmVlX2VudHJ5cG9pbnRfc2xvdHMYCiABKAUiPAoKU2VydmVkTmFtZRIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZCK5AQoMUmVnaXN0cmF0aW9uEgwKBG5hbWUYASABKAkSIAoEa2luZBgCIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEisKDHJldHJ5X3BvbGljeRgDIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EiIKBWdyYXBoGAQgASgLMhMuY2Fpcm4udjEuR3JhcGhTcGVjEigKCHRpbWVvdXRzGAUgASgLMhYuY2Fpcm4udjEuVGFza1RpbWVvdXRzIoECCgtXb3JrZXJIZWxsbxIRCgl3b3JrZXJfaWQYASABKAkSLQoNcmVnaXN0cmF0aW9ucxgCIAMoCzIWLmNhaXJuLnYxLlJlZ2lzdHJhdGlvbhIcChRtYXhfY29uY3VycmVudF90YXNrcxgDIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgEIAEoBRIUCgxzZGtfbGFuZ3VhZ2UYBSABKAkSEwoLc2RrX3ZlcnNpb24YBiABKAkSEAoIaWRlbnRpdHkYByABKAkSFwoPYWNjZXB0c19iYXRjaGVzGAggASgIEhgKEHJlbGF5X3JlcGxpY2FfaWQYCSABKAkibgoNVGFza0NvbXBsZXRlZBIPCgd0YXNrX2lkGAEgASgJEiYKBnJlc3VsdBgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIkCgRzYXZlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIkEKClRhc2tGYWlsZWQSDwoHdGFza19pZBgBIAEoCRIiCgVlcnJvchgCIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvciJYCg9UYXNrSW50ZXJydXB0ZWQSDwoHdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSIgCg1UYXNrU3VzcGVuZGVkEg8KB3Rhc2tfaWQYASABKAkivwIKDFNjaGVkdWxlVGFzaxIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIMCgRuYW1lGAMgASgJEiUKBWlucHV0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEisKDHJldHJ5X3BvbGljeRgFIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EigKCHRpbWVvdXRzGAkgASgLMhYuY2Fpcm4udjEuVGFza1RpbWVvdXRzEi4KDGxvY2FsX3Jlc3VsdBgGIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEioKC2xvY2FsX2Vycm9yGAcgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASFwoNbG9jYWxfcnVubmluZxgIIAEoCEgAQgcKBWxvY2FsIkkKDVRhc2tIZWFydGJlYXQSDwoHdGFza19pZBgBIAEoCRInCgdkZXRhaWxzGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlImwKD1Rhc2tTdHJlYW1DaHVuaxIPCgd0YXNrX2lkGAEgASgJEiIKBG1vZGUYAiABKA4yFC5jYWlybi52MS5TdHJlYW1Nb2RlEiQKBGRhdGEYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUirAMKDkNvbm5lY3RSZXF1ZXN0EiYKBWhlbGxvGAEgASgLMhUuY2Fpcm4udjEuV29ya2VySGVsbG9IABIsCgljb21wbGV0ZWQYAiABKAsyFy5jYWlybi52MS5UYXNrQ29tcGxldGVkSAASJgoGZmFpbGVkGAMgASgLMhQuY2Fpcm4udjEuVGFza0ZhaWxlZEgAEjAKC2ludGVycnVwdGVkGAQgASgLMhkuY2Fpcm4udjEuVGFza0ludGVycnVwdGVkSAASKgoIc2NoZWR1bGUYBSABKAsyFi5jYWlybi52MS5TY2hlZHVsZVRhc2tIABIqCgVjaHVuaxgGIAEoCzIZLmNhaXJuLnYxLlRhc2tTdHJlYW1DaHVua0gAEiwKCXN1c3BlbmRlZBgHIAEoCzIXLmNhaXJuLnYxLlRhc2tTdXNwZW5kZWRIABIuCgViYXRjaBgIIAEoCzIdLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0QmF0Y2hIABIsCgloZWFydGJlYXQYCSABKAsyFy5jYWlybi52MS5UYXNrSGVhcnRiZWF0SABCBgoEa2luZCJBChNDb25uZWN0UmVxdWVzdEJhdGNoEioKCHJlcXVlc3RzGAEgAygLMhguY2Fpcm4udjEuQ29ubmVjdFJlcXVlc3QiaAoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSFgoOc2VydmVyX3ZlcnNpb24YAiABKAkSGQoRbWF4X3BheWxvYWRfYnl0ZXMYAyABKAMSFwoPYWNjZXB0c19iYXRjaGVzGAQgASgIImQKDEpvdXJuYWxFbnRyeRINCgVpbmRleBgBIAEoBRIMCgRuYW1lGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkSJgoGcmVzdWx0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlItsDCg5UYXNrQXNzaWdubWVudBIPCgd0YXNrX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoEa2luZBgDIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEg4KBnJ1bl9pZBgEIAEoCRIRCgl0aHJlYWRfaWQYBSABKAkSFQoNY2hlY2twb2ludF9pZBgGIAEoCRIPCgdhdHRlbXB0GAcgASgFEiUKBWlucHV0GAggASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEigKCHByZXZpb3VzGAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKB2pvdXJuYWwYCiADKAsyFi5jYWlybi52MS5Kb3VybmFsRW50cnkSJgoGcmVzdW1lGAsgAygLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEgwKBHBhdGgYDCADKAkSGAoQZmlyc3RfZnJlc2hfY2FsbBgNIAEoBRIWCg5hbm5vdW5jZV9jYWxscxgOIAEoCBIoCgh0aW1lb3V0cxgPIAEoCzIWLmNhaXJuLnYxLlRhc2tUaW1lb3V0cxIxChFoZWFydGJlYXRfZGV0YWlscxgQIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSI6ChBDaGlsZEludGVycnVwdGVkEiYKCWludGVycnVwdBgBIAEoCzITLmNhaXJuLnYxLkludGVycnVwdCLUAQoMQ2hpbGRPdXRjb21lEhYKDnBhcmVudF90YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEg8KB3Rhc2tfaWQYAyABKAkSKAoGcmVzdWx0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASJAoFZXJyb3IYBSABKAsyEy5jYWlybi52MS5UYXNrRXJyb3JIABIxCgtpbnRlcnJ1cHRlZBgGIAEoCzIaLmNhaXJuLnYxLkNoaWxkSW50ZXJydXB0ZWRIAEIJCgdvdXRjb21lIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRgoJUmVqZWN0aW9uEg8KB3Rhc2tfaWQYASABKAkSKAoFZXJyb3IYAiABKAsyGS5jYWlybi52MS5SZXF1ZXN0UmVqZWN0ZWQiogIKD0Nvbm5lY3RSZXNwb25zZRIkCgd3ZWxjb21lGAEgASgLMhEuY2Fpcm4udjEuV2VsY29tZUgAEi4KCmFzc2lnbm1lbnQYAiABKAsyGC5jYWlybi52MS5UYXNrQXNzaWdubWVudEgAEi8KDWNoaWxkX291dGNvbWUYAyABKAsyFi5jYWlybi52MS5DaGlsZE91dGNvbWVIABImCgZjYW5jZWwYBCABKAsyFC5jYWlybi52MS5DYW5jZWxUYXNrSAASJwoIcmVqZWN0ZWQYBSABKAsyEy5jYWlybi52MS5SZWplY3Rpb25IABIvCgViYXRjaBgGIAEoCzIeLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZUJhdGNoSABCBgoEa2luZCJEChRDb25uZWN0UmVzcG9uc2VCYXRjaBIsCglyZXNwb25zZXMYASADKAsyGS5jYWlybi52MS5Db25uZWN0UmVzcG9uc2UqaAoIVGFza0tpbmQSGQoVVEFTS19LSU5EX1VOU1BFQ0lGSUVEEAASEgoOVEFTS19LSU5EX1RBU0sQARIYChRUQVNLX0tJTkRfRU5UUllQT0lOVBACEhMKD1RBU0tfS0lORF9HUkFQSBADMp8BCg1Xb3JrZXJTZXJ2aWNlEkIKB0Nvbm5lY3QSGC5jYWlybi52MS5Db25uZWN0UmVxdWVzdBoZLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZSgBMAESSgoLTGlzdFdvcmtlcnMSHC5jYWlybi52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHS5jYWlybi52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlYgZwcm90bzM", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
 
 /**
  * ListWorkersRequest asks for one page of the connected workers.
@@ -226,6 +226,15 @@ export type Registration = Message<"cairn.v1.Registration"> & {
    * @generated from field: cairn.v1.GraphSpec graph = 4;
    */
   graph?: GraphSpec | undefined;
+
+  /**
+   * Timeouts applied when a call does not carry its own (see TaskTimeouts
+   * for who enforces what). None when unset. An entrypoint takes only
+   * schedule_to_start_timeout.
+   *
+   * @generated from field: cairn.v1.TaskTimeouts timeouts = 5;
+   */
+  timeouts?: TaskTimeouts | undefined;
 };
 
 /**
@@ -513,6 +522,16 @@ export type ScheduleTask = Message<"cairn.v1.ScheduleTask"> & {
   retryPolicy?: RetryPolicy | undefined;
 
   /**
+   * Overrides the registered timeouts for this call, when set (as a whole:
+   * an unset timeout in it means none). A call with a start-to-close or a
+   * heartbeat timeout is never run locally: the service refuses the local
+   * run (see `local`) and dispatches the call, so that it can take it back.
+   *
+   * @generated from field: cairn.v1.TaskTimeouts timeouts = 9;
+   */
+  timeouts?: TaskTimeouts | undefined;
+
+  /**
    * Local execution: a worker that serves the task itself (a task, not an
    * entrypoint or a graph) may run it at once instead of waiting for an
    * assignment, saving a round trip. The child's task id is then
@@ -566,6 +585,42 @@ export const ScheduleTaskSchema: GenMessage<ScheduleTask> = /*@__PURE__*/
   messageDesc(file_cairn_v1_worker_service, 10);
 
 /**
+ * TaskHeartbeat says that a held task is alive. A task whose assignment
+ * carries a heartbeat_timeout loses its worker (see
+ * TaskTimeouts.heartbeat_timeout) when none arrives within it; for other
+ * tasks heartbeats are accepted and only their details are kept. A
+ * heartbeat about a task the worker does not hold (it finished, was
+ * cancelled, or was lost to a timeout) is rejected with TASK_NOT_HELD: the
+ * worker should stop that attempt.
+ *
+ * @generated from message cairn.v1.TaskHeartbeat
+ */
+export type TaskHeartbeat = Message<"cairn.v1.TaskHeartbeat"> & {
+  /**
+   * The held task.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * Progress to hand to the next attempt or re-dispatch of the task
+   * (TaskAssignment.heartbeat_details), as JSON; the last heartbeat that
+   * set it wins. Unset keeps the details sent before.
+   *
+   * @generated from field: google.protobuf.Value details = 2;
+   */
+  details?: Value | undefined;
+};
+
+/**
+ * Describes the message cairn.v1.TaskHeartbeat.
+ * Use `create(TaskHeartbeatSchema)` to create a new message.
+ */
+export const TaskHeartbeatSchema: GenMessage<TaskHeartbeat> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 11);
+
+/**
  * TaskStreamChunk is custom or messages stream data written by a held task.
  *
  * @generated from message cairn.v1.TaskStreamChunk
@@ -598,7 +653,7 @@ export type TaskStreamChunk = Message<"cairn.v1.TaskStreamChunk"> & {
  * Use `create(TaskStreamChunkSchema)` to create a new message.
  */
 export const TaskStreamChunkSchema: GenMessage<TaskStreamChunk> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 11);
+  messageDesc(file_cairn_v1_worker_service, 12);
 
 /**
  * One message from a worker.
@@ -676,6 +731,14 @@ export type ConnectRequest = Message<"cairn.v1.ConnectRequest"> & {
      */
     value: ConnectRequestBatch;
     case: "batch";
+  } | {
+    /**
+     * A held task is alive (see TaskTimeouts.heartbeat_timeout).
+     *
+     * @generated from field: cairn.v1.TaskHeartbeat heartbeat = 9;
+     */
+    value: TaskHeartbeat;
+    case: "heartbeat";
   } | { case: undefined; value?: undefined };
 };
 
@@ -684,7 +747,7 @@ export type ConnectRequest = Message<"cairn.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 12);
+  messageDesc(file_cairn_v1_worker_service, 13);
 
 /**
  * ConnectRequestBatch is several worker messages sent as one, which costs
@@ -707,7 +770,7 @@ export type ConnectRequestBatch = Message<"cairn.v1.ConnectRequestBatch"> & {
  * Use `create(ConnectRequestBatchSchema)` to create a new message.
  */
 export const ConnectRequestBatchSchema: GenMessage<ConnectRequestBatch> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 13);
+  messageDesc(file_cairn_v1_worker_service, 14);
 
 /**
  * Welcome answers the hello.
@@ -753,7 +816,7 @@ export type Welcome = Message<"cairn.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 14);
+  messageDesc(file_cairn_v1_worker_service, 15);
 
 /**
  * JournalEntry is one recorded child call of a task, replayed without a round
@@ -799,7 +862,7 @@ export type JournalEntry = Message<"cairn.v1.JournalEntry"> & {
  * Use `create(JournalEntrySchema)` to create a new message.
  */
 export const JournalEntrySchema: GenMessage<JournalEntry> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 15);
+  messageDesc(file_cairn_v1_worker_service, 16);
 
 /**
  * TaskAssignment hands a task or an entrypoint to a worker.
@@ -914,6 +977,29 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
    * @generated from field: bool announce_calls = 14;
    */
   announceCalls: boolean;
+
+  /**
+   * The timeouts the service enforces for this attempt, so that the worker
+   * knows them: with a heartbeat_timeout the worker must send a
+   * TaskHeartbeat for the task at least that often (SDKs send the
+   * heartbeats their user code asks for, spaced by about a third of it);
+   * with a start_to_close_timeout the attempt is taken back that long after
+   * the worker received it. Unset when the task has none. For an entrypoint
+   * only schedule_to_start_timeout applies, which is over by now.
+   *
+   * @generated from field: cairn.v1.TaskTimeouts timeouts = 15;
+   */
+  timeouts?: TaskTimeouts | undefined;
+
+  /**
+   * The details of the last TaskHeartbeat that carried any, from an
+   * earlier attempt of this task or from a worker that lost it: where a
+   * long task got to, so that this attempt can continue from there. Unset
+   * when none was sent.
+   *
+   * @generated from field: google.protobuf.Value heartbeat_details = 16;
+   */
+  heartbeatDetails?: Value | undefined;
 };
 
 /**
@@ -921,7 +1007,7 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
  * Use `create(TaskAssignmentSchema)` to create a new message.
  */
 export const TaskAssignmentSchema: GenMessage<TaskAssignment> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 16);
+  messageDesc(file_cairn_v1_worker_service, 17);
 
 /**
  * ChildInterrupted tells a parent that its child stopped at an interrupt.
@@ -942,7 +1028,7 @@ export type ChildInterrupted = Message<"cairn.v1.ChildInterrupted"> & {
  * Use `create(ChildInterruptedSchema)` to create a new message.
  */
 export const ChildInterruptedSchema: GenMessage<ChildInterrupted> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 17);
+  messageDesc(file_cairn_v1_worker_service, 18);
 
 /**
  * ChildOutcome delivers the outcome of a child call to the worker holding
@@ -1017,10 +1103,14 @@ export type ChildOutcome = Message<"cairn.v1.ChildOutcome"> & {
  * Use `create(ChildOutcomeSchema)` to create a new message.
  */
 export const ChildOutcomeSchema: GenMessage<ChildOutcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 18);
+  messageDesc(file_cairn_v1_worker_service, 19);
 
 /**
  * CancelTask withdraws a held task; the worker stops it and reports nothing.
+ * It comes when the run no longer needs the task (cancelled, finished,
+ * moved to another replica) and when the service took the attempt back on a
+ * start-to-close or heartbeat timeout; reports sent after it are rejected
+ * with TASK_NOT_HELD.
  *
  * @generated from message cairn.v1.CancelTask
  */
@@ -1045,7 +1135,7 @@ export type CancelTask = Message<"cairn.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 19);
+  messageDesc(file_cairn_v1_worker_service, 20);
 
 /**
  * Rejection answers a worker message the service could not accept.
@@ -1073,7 +1163,7 @@ export type Rejection = Message<"cairn.v1.Rejection"> & {
  * Use `create(RejectionSchema)` to create a new message.
  */
 export const RejectionSchema: GenMessage<Rejection> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 20);
+  messageDesc(file_cairn_v1_worker_service, 21);
 
 /**
  * One message from the service.
@@ -1143,7 +1233,7 @@ export type ConnectResponse = Message<"cairn.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 21);
+  messageDesc(file_cairn_v1_worker_service, 22);
 
 /**
  * ConnectResponseBatch is several service messages sent as one. It holds no
@@ -1165,7 +1255,7 @@ export type ConnectResponseBatch = Message<"cairn.v1.ConnectResponseBatch"> & {
  * Use `create(ConnectResponseBatchSchema)` to create a new message.
  */
 export const ConnectResponseBatchSchema: GenMessage<ConnectResponseBatch> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 22);
+  messageDesc(file_cairn_v1_worker_service, 23);
 
 /**
  * TaskKind tells a plain task from an entrypoint.
