@@ -1,6 +1,7 @@
 """Maps ServiceError to a gRPC status with a google.rpc.ErrorInfo detail.
 
-Servicer methods are wrapped with `unary` or `streaming`; anything else that
+Servicer methods are wrapped with `unary` or `streaming`; a store that
+cannot take writes now is UNAVAILABLE (STORE_UNAVAILABLE); anything else that
 escapes is logged and reported as INTERNAL without crashing the server.
 """
 
@@ -15,7 +16,8 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from cairn_server.errors import ServiceError
+from cairn_server.errors import ServiceError, error_for
+from cairn_server.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,9 @@ DOMAIN = "cairn.dev"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 INTERNAL = ServiceError("INTERNAL", "internal error; the server log has the details")
+STORE_UNAVAILABLE = error_for(
+    "STORE_UNAVAILABLE", "the store cannot take writes now; nothing was changed, try again"
+)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -58,6 +63,9 @@ def unary(
             await abort(context, error)
         except grpc.aio.AbortError:
             raise
+        except StoreUnavailable as error:
+            log.warning("%s: the store is unavailable: %s", method.__qualname__, error)
+            await abort(context, STORE_UNAVAILABLE)
         except Exception:
             log.exception("%s failed", method.__qualname__)
             await abort(context, INTERNAL)
@@ -77,6 +85,9 @@ def streaming(
             await abort(context, error)
         except grpc.aio.AbortError:
             raise
+        except StoreUnavailable as error:
+            log.warning("%s: the store is unavailable: %s", method.__qualname__, error)
+            await abort(context, STORE_UNAVAILABLE)
         except Exception:
             log.exception("%s failed", method.__qualname__)
             await abort(context, INTERNAL)

@@ -16,11 +16,19 @@ writes per the run's durability:
 Every batch carries the run's lease: once another replica has taken the run
 over, the store refuses it and the handle stops without writing (abandons
 the run), leaving its followers to read the run from the store.
+
+No run is left running without a reason. A store that cannot take writes
+(disk full, database gone) is retried with a doubling pause, the batches
+that failed stored again first and in order, so the run goes on by itself
+once the store is back. Anything else that goes wrong while driving the run
+(a program the engine cannot follow, such as an update it cannot apply, or
+a bug) fails the run with a typed error instead of leaving it `running`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -31,6 +39,7 @@ from cairn_server.dispatch.messages import Assignment
 from cairn_server.domain import (
     CheckpointRecord,
     Durability,
+    ErrorRecord,
     Json,
     RunRecord,
     RunState,
@@ -51,13 +60,28 @@ from cairn_server.engine.decisions import (
 )
 from cairn_server.engine.functional import FunctionalRun
 from cairn_server.engine.graph import GraphRun
+from cairn_server.engine.reducers import InvalidUpdate
 from cairn_server.engine.tasks import child_task_id
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import EventLog
+from cairn_server.runtime.exit_durability import keep_last
 from cairn_server.runtime.waiting import Waiting
-from cairn_server.store import Lease, LeaseLost, Store, ThreadStatusChange, WriteBatch, WriteSet
+from cairn_server.store import (
+    Lease,
+    LeaseLost,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    ThreadStatusChange,
+    WriteBatch,
+    WriteSet,
+)
 
 log = logging.getLogger(__name__)
+
+# A store that cannot take writes is tried again after a pause that doubles
+# from the first value to the second.
+_STORE_RETRY_FIRST, _STORE_RETRY_MAX = 0.05, 2.0
 
 _THREAD_STATUS = {
     RunState.SUCCEEDED: ThreadStatus.IDLE,
@@ -100,6 +124,9 @@ class RunHandle:
         self._dispatcher = dispatcher
         self._clock = clock
         self._batch = pending
+        self._unstored: list[WriteBatch] = []
+        """Batches whose background commit failed: stored first, in order."""
+        self._store_retry_posted = False
         self._inbox: asyncio.Queue[inbox.Message] = asyncio.Queue()
         self._modes = set(run.stream_modes)
         self._timers: list[asyncio.TimerHandle] = []
@@ -122,24 +149,34 @@ class RunHandle:
     def post(self, message: inbox.Message) -> None:
         self._inbox.put_nowait(message)
 
-    async def drive(self, first: list[Decision]) -> None:
-        """Execute `first`, then every message, until the run finishes."""
+    async def drive(self, start: Callable[[], list[Decision]]) -> None:
+        """Execute what `start` decides, then every message, until the run
+        finishes."""
         try:
             self.emit_run()
-            await self._execute(first)
+            await self._execute(self._decide(start))
             while not self.done.done():
                 message = await self._inbox.get()
                 if isinstance(message, inbox.LeaseLost):
                     raise LeaseLost(self.lease)
-                await self._execute(self._apply(message))
+                if isinstance(message, inbox.StoreRetry):
+                    self._store_retry_posted = False
+                    await self._commit()
+                    continue
+                await self._execute(self._decide(functools.partial(self._apply, message)))
         except asyncio.CancelledError:
             raise  # server shutdown: the run stays RUNNING and is recovered
         except LeaseLost:
             self._abandon()
         except Exception as exc:
-            log.exception("run %s crashed", self.run_id)
-            if not self.done.done():
-                self.done.set_exception(exc)
+            try:
+                await self._crashed(exc)
+            except LeaseLost:
+                self._abandon()
+            except Exception as again:
+                log.exception("run %s: storing its failure failed", self.run_id)
+                if not self.done.done():
+                    self.done.set_exception(again)
         finally:
             for timer in self._timers:
                 timer.cancel()
@@ -147,6 +184,28 @@ class RunHandle:
                 self.done.set_exception(RunAbandoned(self.run_id))
                 self.done.exception()  # retrieved: followers read the run from the store
             self.log.close()
+
+    def _decide(self, decide: Callable[[], list[Decision]]) -> list[Decision]:
+        """The engine's decisions; a program the engine cannot follow (or a
+        bug) fails the run rather than leaving it running."""
+        try:
+            return decide()
+        except Exception as exc:
+            log.error("run %s: the run cannot go on; failing it", self.run_id, exc_info=exc)
+            self._dispatcher.withdraw_run(self.run_id, "the run failed")
+            return [Finish("failed", error=_error_of(exc))]
+
+    async def _crashed(self, exc: Exception) -> None:
+        """Fail the run after an error outside the engine (storing it, most
+        likely): its tasks are withdrawn and what could not be stored is
+        dropped, so that its failure can be."""
+        log.error("run %s: driving it failed; failing it", self.run_id, exc_info=exc)
+        self._dispatcher.withdraw_run(self.run_id, "the run failed")
+        if isinstance(exc, StoreError):
+            self._batch = WriteBatch()
+            self._unstored.clear()
+        if not self.done.done():
+            await self._finish(Finish("failed", error=_error_of(exc)))
 
     def _abandon(self) -> None:
         log.warning("run %s was taken over by another replica; stopped here", self.run_id)
@@ -165,9 +224,9 @@ class RunHandle:
 
     async def flush(self) -> None:
         """Commit what the run holds in memory (durability exit included), so
-        the replica that takes it over continues from there."""
-        if self._batch and not self.done.done():
-            await self._commit()
+        the replica that takes it over continues from there; tried once."""
+        if (self._batch or self._unstored) and not self.done.done():
+            await self._store.commit(self._take_batch())
 
     # --- messages -------------------------------------------------------------
 
@@ -348,6 +407,9 @@ class RunHandle:
             ThreadStatusChange(run.thread_id, _THREAD_STATUS[run.state], now)
         )
         self.emit_run()
+        if run.durability is Durability.EXIT:
+            batch = self._batch
+            batch.checkpoints, batch.writes = keep_last(batch.checkpoints, batch.writes)
         await self._commit()
         self.done.set_result(run)
 
@@ -406,25 +468,83 @@ class RunHandle:
     # --- storing ----------------------------------------------------------------
 
     def _take_batch(self) -> WriteBatch:
-        batch, self._batch = self._batch, WriteBatch()
+        """What is left to store: the batches that failed first, in order."""
+        batch = WriteBatch()
+        for unstored in self._unstored:
+            batch.extend(unstored)
+        self._unstored.clear()
+        batch.extend(self._batch)
+        self._batch = WriteBatch()
         batch.lease = self.lease
         return batch
 
     async def _commit(self) -> None:
         last_event = self.log.next_id - 1
-        await self._store.commit(self._take_batch())
+        batch = self._take_batch()
+        if batch:
+            await self._store_until_done(batch)
         self.log.publish(last_event)
+
+    async def _store_until_done(self, batch: WriteBatch) -> None:
+        """Commit `batch`, waiting out a store that cannot take it now. Every
+        write is insert-or-ignore or an upsert, so storing a batch again that
+        may have been stored is harmless."""
+        pause = _STORE_RETRY_FIRST
+        while True:
+            try:
+                await self._store.commit(batch)
+            except StoreUnavailable as error:
+                if pause == _STORE_RETRY_FIRST:
+                    log.warning(
+                        "run %s: the store cannot take its progress (%s); trying again"
+                        " until it can",
+                        self.run_id,
+                        error,
+                    )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _STORE_RETRY_MAX)
+                continue
+            if pause != _STORE_RETRY_FIRST:
+                log.info("run %s: the store took its progress; the run goes on", self.run_id)
+            return
 
     def _commit_in_background(self) -> None:
+        if self._unstored:
+            self._retry_store()  # keep the order: after the batches that failed
+            return
         last_event = self.log.next_id - 1
-        future = self._store.submit(self._take_batch())
-        future.add_done_callback(lambda done: self._committed(done, last_event))
+        batch = self._take_batch()
+        future = self._store.submit(batch)
+        future.add_done_callback(lambda done: self._committed(done, batch, last_event))
 
-    def _committed(self, future: asyncio.Future[object], last_event: int) -> None:
-        if not future.cancelled() and isinstance(future.exception(), LeaseLost):
+    def _committed(
+        self, future: asyncio.Future[object], batch: WriteBatch, last_event: int
+    ) -> None:
+        if future.cancelled():
+            return  # the store is closing: the next owner resumes the run
+        error = future.exception()
+        if isinstance(error, LeaseLost):
             self.post(inbox.LeaseLost())
             return
-        if future.cancelled() or future.exception() is not None:
-            log.error("run %s: storing progress failed", self.run_id, exc_info=future.exception())
+        if error is not None:
+            # Kept and stored again before anything later (a later batch
+            # that failed meanwhile is kept after it).
+            self._unstored.append(batch)
+            self._retry_store()
             return
         self.log.publish(last_event)
+
+    def _retry_store(self) -> None:
+        if not self._store_retry_posted:
+            self._store_retry_posted = True
+            self.post(inbox.StoreRetry())
+
+
+def _error_of(exc: Exception) -> ErrorRecord:
+    """The error a run fails with when the service cannot drive it further."""
+    if isinstance(exc, InvalidUpdate):
+        return ErrorRecord("InvalidUpdateError", str(exc))
+    return ErrorRecord(
+        "RunDriverError",
+        f"the service could not continue the run ({type(exc).__name__}); its log has the details",
+    )

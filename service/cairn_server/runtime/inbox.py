@@ -108,11 +108,6 @@ class RetryDue:
 
 
 @dataclass(slots=True, frozen=True)
-class CancelRequested:
-    pass
-
-
-@dataclass(slots=True, frozen=True)
 class Waiting:
     """The task is queued and no worker can take it now (the dispatcher
     knows why: Dispatcher.wait_reason)."""
@@ -128,8 +123,18 @@ class WaitingDue:
 
 
 @dataclass(slots=True, frozen=True)
+class CancelRequested:
+    pass
+
+
+@dataclass(slots=True, frozen=True)
 class LeaseLost:
     """Another replica took the run over: stop driving it, write nothing."""
+
+
+@dataclass(slots=True, frozen=True)
+class StoreRetry:
+    """A background commit failed: store what failed again, then go on."""
 
 
 Message = (
@@ -149,4 +154,5 @@ Message = (
     | WaitingDue
     | CancelRequested
     | LeaseLost
+    | StoreRetry
 )

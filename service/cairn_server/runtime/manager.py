@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cairn_server.dispatch.dispatcher import Dispatcher
@@ -51,7 +51,15 @@ from cairn_server.runtime import inbox
 from cairn_server.runtime.events import first_event_id
 from cairn_server.runtime.handle import RunAbandoned, RunHandle
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL, ReplicaLeases
-from cairn_server.store import Lease, Store, ThreadBusy, ThreadStatusChange, WriteBatch
+from cairn_server.store import (
+    Lease,
+    LeaseLost,
+    Store,
+    StoreUnavailable,
+    ThreadBusy,
+    ThreadStatusChange,
+    WriteBatch,
+)
 from cairn_server.store.leases import STOP_CANCEL
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,9 @@ _ACTIVE = (RunState.PENDING, RunState.RUNNING)
 # Reading a run driven by another replica: the wait between polls of the
 # store grows from the first value to the second while nothing changes.
 _POLL_FIRST, _POLL_MAX = 0.02, 0.5
+# CancelRun answers within this many seconds: with the cancelled run, or
+# with CANCEL_PENDING while its store or its replica is slow to answer.
+CANCEL_WAIT = 1.0
 
 
 @dataclass(slots=True)
@@ -134,6 +145,7 @@ class RunManager:
         self._active: dict[str, RunHandle] = {}
         self._by_thread: dict[str, RunHandle] = {}
         self._starting: set[str] = set()
+        self._resuming: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._targets: set[str] = set()
         self._graphs: dict[str, GraphModel] = {}
@@ -334,14 +346,14 @@ class RunManager:
             await self.outcome(run_id)
             return
         try:
-            await self.cancel(run_id)
+            await self.cancel(run_id, within=None)
         except ServiceError as error:
             if error.reason != "RUN_FINISHED":
                 raise
         if strategy is MultitaskStrategy.ROLLBACK:
             await self.store.delete_run(thread_id, run_id)
 
-    async def _prepare(self, request: StartRun) -> tuple[RunHandle, list[Decision]]:
+    async def _prepare(self, request: StartRun) -> tuple[RunHandle, Callable[[], list[Decision]]]:
         now = self.clock()
         thread_id = request.thread_id
         batch = WriteBatch()
@@ -464,7 +476,7 @@ class RunManager:
             pending=deferred,
             lease=batch.lease,
         )
-        return handle, first + engine.start()
+        return handle, lambda: first + engine.start()
 
     def _engine(
         self, checkpoint: CheckpointRecord, run: RunRecord, writes: list[PendingWrite]
@@ -529,10 +541,10 @@ class RunManager:
         await self._load_subgraphs(checkpoint.thread_id, steps)
         return graph_state_view(steps)
 
-    def _launch(self, handle: RunHandle, first: list[Decision]) -> None:
+    def _launch(self, handle: RunHandle, start: Callable[[], list[Decision]]) -> None:
         self._active[handle.run_id] = handle
         self._by_thread[handle.run.thread_id] = handle
-        task = asyncio.ensure_future(handle.drive(first))
+        task = asyncio.ensure_future(handle.drive(start))
         self._tasks.add(task)
 
         def forget(_: asyncio.Task[None]) -> None:
@@ -544,18 +556,52 @@ class RunManager:
 
         task.add_done_callback(forget)
 
-    async def cancel(self, run_id: str) -> RunRecord:
-        """Cancel an active run, wherever it runs, and return it once stopped."""
+    async def cancel(self, run_id: str, *, within: float | None = CANCEL_WAIT) -> RunRecord:
+        """Cancel an active run, wherever it runs, and return it once stopped.
+        After `within` seconds the cancellation stands but the call answers
+        CANCEL_PENDING (the run's store or replica is slow to answer)."""
         handle = self._active.get(run_id)
         if handle is not None:
             handle.post(inbox.CancelRequested())
+        else:
+            run = await self.store.get_run(run_id)
+            if run is None:
+                raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
+            if run.state is RunState.CANCELLED:
+                return run  # a retried CancelRun (after CANCEL_PENDING, say)
+            if run.state not in _ACTIVE:
+                raise error_for(
+                    "RUN_FINISHED", f"run {run_id!r} is {run.state.value}", run_id=run_id
+                )
+            token = (await self.store.owned_runs(self.replica_id)).get(run_id)
+            if token is not None and run_id not in self._active and run_id not in self._resuming:
+                # Held by this replica but driven by nothing here (its resume
+                # failed): nobody else would act on a stop request.
+                return await self._stop_undriven(run, Lease(run_id, self.replica_id, token))
+            if not await self.store.request_stop(run_id, STOP_CANCEL):
+                raise error_for("RUN_FINISHED", f"run {run_id!r} has ended", run_id=run_id)
+        if within is None:
             return await self.outcome(run_id)
-        run = await self.store.get_run(run_id)
-        if run is None:
-            raise error_for("RUN_NOT_FOUND", f"run {run_id!r} does not exist", run_id=run_id)
-        if run.state not in _ACTIVE or not await self.store.request_stop(run_id, STOP_CANCEL):
-            raise error_for("RUN_FINISHED", f"run {run_id!r} is {run.state.value}", run_id=run_id)
-        return await self.outcome(run_id)
+        try:
+            return await asyncio.wait_for(self.outcome(run_id), within)
+        except TimeoutError:
+            raise error_for(
+                "CANCEL_PENDING",
+                f"run {run_id!r} is being cancelled; it stops once its store or replica answers",
+                run_id=run_id,
+            ) from None
+
+    async def _stop_undriven(self, run: RunRecord, lease: Lease) -> RunRecord:
+        now = self.clock()
+        run.state, run.updated_at = RunState.CANCELLED, now
+        await self.store.commit(
+            WriteBatch(
+                runs=[run],
+                thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.IDLE, now)],
+                lease=lease,
+            )
+        )
+        return run
 
     async def outcome(self, run_id: str) -> RunRecord:
         """The run once it is no longer active (finished or interrupted),
@@ -658,50 +704,82 @@ class RunManager:
 
     # --- recovery ------------------------------------------------------------------------
 
-    async def _resume(self, run: RunRecord, lease: Lease) -> None:
-        """Drive a run this replica just claimed, from its last checkpoint."""
+    async def _resume(self, run: RunRecord, lease: Lease, pause: float = _POLL_FIRST) -> None:
+        """Drive a run this replica just claimed, from its last checkpoint.
+        While the store cannot be read it is tried again in the background
+        (with a doubling `pause`); a run that cannot be resumed otherwise
+        fails with the reason rather than staying RUNNING."""
         stale = self._active.get(run.run_id)
         if stale is not None:
             # This replica lost the run and won it back before it noticed:
             # the old drive withdraws its tasks first, then the new one starts.
             stale.post(inbox.LeaseLost())
             await asyncio.gather(asyncio.shield(stale.done), return_exceptions=True)
+        self._resuming.add(run.run_id)
         try:
-            if run.target not in self._targets:
-                await self._load_targets()
-            if await self.store.get_checkpoint(run.thread_id, "", run.checkpoint_id) is None:
-                await self._lose(run, lease)
-                return
-            # The thread was busy with this run, so its newest checkpoint is
-            # the run's progress (a graph run writes one per step).
-            checkpoint = await self.store.get_checkpoint(run.thread_id)
-            assert checkpoint is not None
-            if not checkpoints.is_unfinished(checkpoint):
-                await self._complete(run, checkpoint, lease)
-                return
-            writes = await self.store.get_writes(run.thread_id, "", checkpoint.checkpoint_id)
-            engine = self._engine(checkpoint, run, writes)
-            await self._load_subgraphs(run.thread_id, engine)
-            handle = RunHandle(
-                run=run,
-                engine=engine,
-                checkpoint=checkpoint,
-                previous=checkpoints.previous_value(checkpoint),
-                store=self.store,
-                dispatcher=self.dispatcher,
-                first_event_id=first_event_id(
-                    await self.store.last_event_id(run.run_id), lease.token, run.durability
-                ),
-                clock=self.clock,
-                pending=WriteBatch(),
-                lease=lease,
-            )
-        except Exception:
-            # Left RUNNING: this replica's next start claims it again.
-            log.exception("cannot resume run %s", run.run_id)
+            loaded = await self._load_run(run, lease)
+        except LeaseLost:
             return
-        log.info("resuming run %s on thread %s", run.run_id, run.thread_id)
-        self._launch(handle, engine.start())
+        except StoreUnavailable as error:
+            log.warning("run %s: cannot resume it yet (%s); trying again", run.run_id, error)
+            if not self._closing:
+                self._later(self._resume_after(run, lease, pause))
+            return
+        except Exception as error:
+            log.exception("cannot resume run %s; failing it", run.run_id)
+            with contextlib.suppress(Exception):
+                await self._end(run, lease, ErrorRecord("RunDriverError", _cannot_resume(error)))
+            return
+        finally:
+            self._resuming.discard(run.run_id)
+        if loaded is not None:
+            handle, engine = loaded
+            log.info("resuming run %s on thread %s", run.run_id, run.thread_id)
+            self._launch(handle, engine.start)
+
+    async def _resume_after(self, run: RunRecord, lease: Lease, pause: float) -> None:
+        await asyncio.sleep(pause)
+        await self._resume(run, lease, min(pause * 2, _POLL_MAX * 4))
+
+    def _later(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _load_run(
+        self, run: RunRecord, lease: Lease
+    ) -> tuple[RunHandle, TaskTreeEngine] | None:
+        """The handle that continues `run`, or None when it had ended."""
+        if run.target not in self._targets:
+            await self._load_targets()
+        if await self.store.get_checkpoint(run.thread_id, "", run.checkpoint_id) is None:
+            await self._end(run, lease, _RUN_LOST)
+            return None
+        # The thread was busy with this run, so its newest checkpoint is
+        # the run's progress (a graph run writes one per step).
+        checkpoint = await self.store.get_checkpoint(run.thread_id)
+        assert checkpoint is not None
+        if not checkpoints.is_unfinished(checkpoint):
+            await self._complete(run, checkpoint, lease)
+            return None
+        writes = await self.store.get_writes(run.thread_id, "", checkpoint.checkpoint_id)
+        engine = self._engine(checkpoint, run, writes)
+        await self._load_subgraphs(run.thread_id, engine)
+        handle = RunHandle(
+            run=run,
+            engine=engine,
+            checkpoint=checkpoint,
+            previous=checkpoints.previous_value(checkpoint),
+            store=self.store,
+            dispatcher=self.dispatcher,
+            first_event_id=first_event_id(
+                await self.store.last_event_id(run.run_id), lease.token, run.durability
+            ),
+            clock=self.clock,
+            pending=WriteBatch(),
+            lease=lease,
+        )
+        return handle, engine
 
     async def _complete(self, run: RunRecord, final: CheckpointRecord, lease: Lease) -> None:
         """A run whose final checkpoint was stored just before the server stopped."""
@@ -721,14 +799,12 @@ class RunManager:
             )
         )
 
-    async def _lose(self, run: RunRecord, lease: Lease) -> None:
-        """A run whose input checkpoint was never stored (durability exit)."""
+    async def _end(self, run: RunRecord, lease: Lease, error: ErrorRecord) -> None:
+        """Fail a run that cannot be driven, with the reason."""
         now = self.clock()
         run.state = RunState.FAILED
         run.updated_at = now
-        run.error = ErrorRecord(
-            "RunLost", "the server stopped before the run stored anything (durability exit)"
-        )
+        run.error = error
         run.waiting = []
         await self.store.commit(
             WriteBatch(
@@ -737,6 +813,15 @@ class RunManager:
                 lease=lease,
             )
         )
+
+
+_RUN_LOST = ErrorRecord(
+    "RunLost", "the server stopped before the run stored anything (durability exit)"
+)
+
+
+def _cannot_resume(error: Exception) -> str:
+    return f"the service could not resume the run ({type(error).__name__}); its log has the details"
 
 
 def _check_nesting(graph: GraphModel, graphs: dict[str, GraphModel]) -> None:

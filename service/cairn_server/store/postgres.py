@@ -815,7 +815,7 @@ def _as_store_error(exc: Exception) -> Exception:
     if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
         # Lost connections and class 53 (disk full, out of memory or
         # connections) pass: callers may try again.
-        transient = isinstance(exc, _DISCONNECTS | asyncpg.InsufficientResourcesError)
+        transient = isinstance(exc, (*_DISCONNECTS, asyncpg.InsufficientResourcesError))
         wrapped = (StoreUnavailable if transient else StoreError)(f"postgres: {exc}")
         wrapped.__cause__ = exc
         return wrapped

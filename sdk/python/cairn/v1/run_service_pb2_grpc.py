@@ -153,7 +153,13 @@ class RunServiceServicer:
     def CancelRun(self, request, context):
         """CancelRun stops an active run and cancels its tasks on the workers; the
         thread's unfinished checkpoint stays, so a run without input can retry it.
-        Returns NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED).
+        It answers within about a second whatever state the run is in: with the
+        run once it is CANCELLED and stored, or, when its store or the replica
+        driving it is slow to answer, with UNAVAILABLE (CANCEL_PENDING): the
+        cancellation stands and takes effect as soon as they answer. Cancelling a
+        run that is already CANCELLED returns it (so a retry is safe). Returns
+        NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
+        run that ended otherwise.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

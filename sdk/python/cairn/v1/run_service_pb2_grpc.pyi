@@ -77,7 +77,13 @@ class RunServiceStub:
     CancelRun: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.CancelRunRequest, _run_service_pb2.CancelRunResponse]
     """CancelRun stops an active run and cancels its tasks on the workers; the
     thread's unfinished checkpoint stays, so a run without input can retry it.
-    Returns NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED).
+    It answers within about a second whatever state the run is in: with the
+    run once it is CANCELLED and stored, or, when its store or the replica
+    driving it is slow to answer, with UNAVAILABLE (CANCEL_PENDING): the
+    cancellation stands and takes effect as soon as they answer. Cancelling a
+    run that is already CANCELLED returns it (so a retry is safe). Returns
+    NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
+    run that ended otherwise.
     """
 
 @_typing.type_check_only
@@ -129,7 +135,13 @@ class RunServiceAsyncStub(RunServiceStub):
     CancelRun: _aio.UnaryUnaryMultiCallable[_run_service_pb2.CancelRunRequest, _run_service_pb2.CancelRunResponse]  # type: ignore[assignment]
     """CancelRun stops an active run and cancels its tasks on the workers; the
     thread's unfinished checkpoint stays, so a run without input can retry it.
-    Returns NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED).
+    It answers within about a second whatever state the run is in: with the
+    run once it is CANCELLED and stored, or, when its store or the replica
+    driving it is slow to answer, with UNAVAILABLE (CANCEL_PENDING): the
+    cancellation stands and takes effect as soon as they answer. Cancelling a
+    run that is already CANCELLED returns it (so a retry is safe). Returns
+    NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
+    run that ended otherwise.
     """
 
 class RunServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -220,7 +232,13 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_run_service_pb2.CancelRunResponse, _abc.Awaitable[_run_service_pb2.CancelRunResponse]]:
         """CancelRun stops an active run and cancels its tasks on the workers; the
         thread's unfinished checkpoint stays, so a run without input can retry it.
-        Returns NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED).
+        It answers within about a second whatever state the run is in: with the
+        run once it is CANCELLED and stored, or, when its store or the replica
+        driving it is slow to answer, with UNAVAILABLE (CANCEL_PENDING): the
+        cancellation stands and takes effect as soon as they answer. Cancelling a
+        run that is already CANCELLED returns it (so a retry is safe). Returns
+        NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
+        run that ended otherwise.
         """
 
 def add_RunServiceServicer_to_server(servicer: RunServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
