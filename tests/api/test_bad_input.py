@@ -882,27 +882,30 @@ async def test_results_for_tasks_a_worker_does_not_hold_are_rejected_on_an_open_
         assert (assignment.name, assignment.thread_id) == ("raw_echo", "raw")
         assert to_json(assignment.input) == {"n": 7}
 
-        # An oversized result is rejected and the task stays held.
+        # An oversized result is rejected, and the task fails with the reason
+        # rather than staying held (its run would wait for a result that
+        # never comes); the worker is told to drop it.
         oversized = wpb.TaskCompleted(task_id=assignment.task_id, result=value("z" * (LIMIT + 1)))
         await call.write(wpb.ConnectRequest(completed=oversized))
         check_rejection(
             await read(call), assignment.task_id, "PAYLOAD_TOO_LARGE", "RESOURCE_EXHAUSTED"
         )
-        assert not run.done()
-
-        done = wpb.TaskCompleted(task_id=assignment.task_id, result=value({"echo": 7}))
-        await call.write(wpb.ConnectRequest(completed=done))
+        dropped = await read(call)
+        assert dropped.WhichOneof("kind") == "cancel", dropped
+        assert dropped.cancel.task_id == assignment.task_id
         response = await asyncio.wait_for(run, WAIT)
-        assert response.run.state == run_pb2.RUN_STATE_SUCCEEDED
-        assert to_json(response.run.output) == {"echo": 7}
+        assert response.run.state == run_pb2.RUN_STATE_FAILED
+        assert response.run.error.type == "PayloadTooLargeError"
+        assert not response.run.error.retryable
 
-        # The same result again: the task is no longer held.
+        # A result sent after that: the task is no longer held.
+        done = wpb.TaskCompleted(task_id=assignment.task_id, result=value({"echo": 7}))
         await call.write(wpb.ConnectRequest(completed=done))
         check_rejection(
             await read(call), assignment.task_id, "TASK_NOT_HELD", "FAILED_PRECONDITION"
         )
-        state = (await api.threads.GetState(tpb.GetStateRequest(thread_id="raw"))).state
-        assert to_json(state.values) == {"echo": 7}
+        thread = (await api.threads.GetThread(tpb.GetThreadRequest(thread_id="raw"))).thread
+        assert thread.status == thread_pb2.THREAD_STATUS_ERROR
     finally:
         call.cancel()
     health = await api.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=WAIT)
@@ -966,22 +969,22 @@ async def test_reports_on_a_task_another_worker_holds_are_rejected(api: Api) -> 
             check_rejection(await read(other), task_id, "TASK_NOT_HELD", "FAILED_PRECONDITION")
         assert not run.done()
 
-        # The holder's own result that JSON cannot carry is rejected; the task stays held.
-        bad = wpb.TaskCompleted(task_id=task_id, result=struct_pb2.Value(number_value=math.nan))
-        await holder.write(wpb.ConnectRequest(completed=bad))
-        check_rejection(await read(holder), task_id, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
-        # A second hello on an open stream is not accepted either.
+        # A second hello on an open stream is not accepted.
         await holder.write(hello("raw_echo"))
         message = await read(holder)
         assert message.WhichOneof("kind") == "rejected", message
         assert message.rejected.error.reason == "INVALID_ARGUMENT"
+        assert not run.done()
 
-        await holder.write(
-            wpb.ConnectRequest(completed=wpb.TaskCompleted(task_id=task_id, result=value("ok")))
-        )
+        # The holder's own result that JSON cannot carry is rejected and the
+        # task fails with the reason, not retried.
+        bad = wpb.TaskCompleted(task_id=task_id, result=struct_pb2.Value(number_value=math.nan))
+        await holder.write(wpb.ConnectRequest(completed=bad))
+        check_rejection(await read(holder), task_id, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
         response = await asyncio.wait_for(run, WAIT)
-        assert response.run.state == run_pb2.RUN_STATE_SUCCEEDED
-        assert to_json(response.run.output) == "ok"
+        assert response.run.state == run_pb2.RUN_STATE_FAILED
+        assert response.run.error.type == "InvalidArgumentError"
+        assert "refused the task's completed report" in response.run.error.message
     finally:
         holder.cancel()
         other.cancel()

@@ -413,7 +413,7 @@ async def test_an_invalid_hello_is_invalid_argument(api: Api, fields: dict[str, 
     check_error(error, INVALID_ARGUMENT, "INVALID_ARGUMENT")
 
 
-async def test_an_interrupt_with_a_negative_index_is_rejected_and_the_run_goes_on(
+async def test_an_interrupt_with_a_negative_index_is_rejected_and_fails_its_task(
     api: Api,
 ) -> None:
     call = api.workers.Connect()
@@ -434,10 +434,13 @@ async def test_an_interrupt_with_a_negative_index_is_rejected_and_the_run_goes_o
         answer = await asyncio.wait_for(call.read(), WAIT)
         assert answer.rejected.error.reason == "INVALID_ARGUMENT"
         assert answer.rejected.task_id == assignment.task_id
-        done = wpb.TaskCompleted(task_id=assignment.task_id, result=to_value("done"))
-        await call.write(wpb.ConnectRequest(completed=done))
+        # The task fails with the reason instead of staying held, and the
+        # run ends rather than waiting for a report that never comes.
+        dropped = await asyncio.wait_for(call.read(), WAIT)
+        assert dropped.cancel.task_id == assignment.task_id
         response = await asyncio.wait_for(run, WAIT)
-        assert response.run.state == run_pb2.RUN_STATE_SUCCEEDED
+        assert response.run.state == run_pb2.RUN_STATE_FAILED
+        assert response.run.error.type == "InvalidArgumentError"
         assert not response.run.interrupts
     finally:
         call.cancel()

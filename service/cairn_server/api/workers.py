@@ -23,7 +23,7 @@ from cairn_server.dispatch.messages import (
     Registration,
     Rejected,
 )
-from cairn_server.domain import StreamMode, TaskKind, TaskTimeouts
+from cairn_server.domain import ErrorRecord, StreamMode, TaskKind, TaskTimeouts
 from cairn_server.engine.decisions import Deliver
 from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
@@ -32,6 +32,10 @@ from cairn_server.runtime import inbox
 from cairn_server.runtime.manager import RunManager
 
 log = logging.getLogger(__name__)
+
+# Reports that end a held task (or make a call it waits on): refused, the
+# task fails instead of staying held.
+_FINAL_REPORTS = ("completed", "failed", "interrupted", "schedule")
 pb = worker_service_pb2
 
 SERVER_VERSION = "0.1.0"
@@ -238,6 +242,31 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             self._handle(worker, request)
         except ServiceError as error:
             worker.outbox.put_nowait(Rejected(error))
+            self._fail_unreported(worker, request, error)
+
+    def _fail_unreported(
+        self, worker: WorkerConnection, request: pb.ConnectRequest, error: ServiceError
+    ) -> None:
+        """A task held by this worker whose outcome or call the service
+        refused (too large, too deep, not JSON) fails, not retried, with the
+        reason: its run would otherwise wait for a report that never comes.
+        The worker is told to drop the task."""
+        kind = request.WhichOneof("kind")
+        if kind not in _FINAL_REPORTS or error.reason == "TASK_NOT_HELD":
+            return
+        message = getattr(request, kind)
+        task_id = message.parent_task_id if kind == "schedule" else message.task_id
+        held = self._runs.dispatcher.release(worker, task_id)
+        if held is None:
+            return
+        worker.outbox.put_nowait(CancelNotice(task_id, f"its {kind} report was refused"))
+        words = error.reason.lower().split("_")
+        failure = ErrorRecord(
+            "".join(w.capitalize() for w in words) + "Error",
+            f"the service refused the task's {kind} report: {error.message}",
+            retryable=False,
+        )
+        self._post(held, inbox.Failed(task_id, failure))
 
     def _held(self, worker: WorkerConnection, task_id: str, *, release: bool) -> Assignment:
         dispatcher = self._runs.dispatcher

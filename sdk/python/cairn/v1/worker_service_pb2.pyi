@@ -1049,7 +1049,16 @@ Global___CancelTask: _TypeAlias = CancelTask  # noqa: Y015
 
 @_typing.final
 class Rejection(_message.Message):
-    """Rejection answers a worker message the service could not accept."""
+    """Rejection answers a worker message the service could not accept. When the
+    message was the outcome of a task this worker holds (completed, failed,
+    interrupted) or a call the task waits on (schedule), and the service
+    refused its content (too large, nested too deep, not JSON, a negative
+    index), the task fails at once, not retried: its error type is the reason
+    in CamelCase with an `Error` suffix (e.g. `PayloadTooLargeError`,
+    `JsonTooDeepError`) and its message starts "the service refused the task's
+    <kind> report". The worker is then sent CancelTask for it, so no run waits
+    for a report that never comes.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

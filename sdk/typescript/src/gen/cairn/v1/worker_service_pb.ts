@@ -1138,7 +1138,15 @@ export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
   messageDesc(file_cairn_v1_worker_service, 20);
 
 /**
- * Rejection answers a worker message the service could not accept.
+ * Rejection answers a worker message the service could not accept. When the
+ * message was the outcome of a task this worker holds (completed, failed,
+ * interrupted) or a call the task waits on (schedule), and the service
+ * refused its content (too large, nested too deep, not JSON, a negative
+ * index), the task fails at once, not retried: its error type is the reason
+ * in CamelCase with an `Error` suffix (e.g. `PayloadTooLargeError`,
+ * `JsonTooDeepError`) and its message starts "the service refused the task's
+ * <kind> report". The worker is then sent CancelTask for it, so no run waits
+ * for a report that never comes.
  *
  * @generated from message cairn.v1.Rejection
  */
