@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import pathlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from cairn import (
     Client,
@@ -36,16 +35,12 @@ from cairn._values import to_json, to_value
 from cairn.v1 import (
     run_pb2,
     run_service_pb2,
-    run_service_pb2_grpc,
     thread_pb2,
     thread_service_pb2,
-    thread_service_pb2_grpc,
     worker_service_pb2,
-    worker_service_pb2_grpc,
 )
-from cairn_server.server import CairnServer, ServerConfig, create_server
+from tests.api.conftest import LIMIT, Api
 
-LIMIT = 64 * 1024
 WAIT = 10.0
 FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
@@ -106,38 +101,6 @@ FUNCTIONS = [double, doubler, ask, approve, approve_both, wait_for_gate, gated]
 
 
 # --- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def server(db_path: pathlib.Path) -> AsyncIterator[tuple[CairnServer, str]]:
-    """The real server with a 64 KiB payload limit (overrides conftest's)."""
-    config = ServerConfig(
-        address="127.0.0.1:0", store_url=f"sqlite:///{db_path}", max_payload_bytes=LIMIT
-    )
-    instance, port = await create_server(config)
-    try:
-        yield instance, f"127.0.0.1:{port}"
-    finally:
-        await instance.stop(grace=0.5)
-
-
-@dataclass
-class Api:
-    runs: run_service_pb2_grpc.RunServiceStub
-    threads: thread_service_pb2_grpc.ThreadServiceStub
-    workers: worker_service_pb2_grpc.WorkerServiceStub
-    health: health_pb2_grpc.HealthStub
-
-
-@pytest.fixture
-async def api(address: str) -> AsyncIterator[Api]:
-    async with grpc.aio.insecure_channel(address) as channel:
-        yield Api(
-            run_service_pb2_grpc.RunServiceStub(channel),
-            thread_service_pb2_grpc.ThreadServiceStub(channel),
-            worker_service_pb2_grpc.WorkerServiceStub(channel),
-            health_pb2_grpc.HealthStub(channel),
-        )
 
 
 @pytest.fixture

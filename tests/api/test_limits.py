@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -23,21 +21,17 @@ from cairn import Client, Command, entrypoint, interrupt, task
 from cairn._values import MAX_JSON_DEPTH, to_json, to_value
 from cairn.v1 import (
     checkpoint_service_pb2,
-    checkpoint_service_pb2_grpc,
     run_pb2,
     run_service_pb2,
-    run_service_pb2_grpc,
     thread_service_pb2,
-    thread_service_pb2_grpc,
     worker_service_pb2,
-    worker_service_pb2_grpc,
 )
 from cairn_server.api.limits import MAX_ID_BYTES, MAX_PATH_BYTES
 from cairn_server.server import CairnServer, ServerConfig, create_server
 from cairn_server.store.typed_values import MAX_SHOWN_DEPTH
+from tests.api.conftest import LIMIT, Api
 from tests.api.test_bad_input import check_error, rejected
 
-LIMIT = 64 * 1024
 WAIT = 10.0
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -61,38 +55,6 @@ def doubler(x: int) -> int:
 @entrypoint()
 def ask(question: str) -> dict:
     return {"question": question, "answer": interrupt(question)}
-
-
-@pytest.fixture
-async def server(db_path: pathlib.Path) -> AsyncIterator[tuple[CairnServer, str]]:
-    """The real server with a 64 KiB payload limit."""
-    config = ServerConfig(
-        address="127.0.0.1:0", store_url=f"sqlite:///{db_path}", max_payload_bytes=LIMIT
-    )
-    instance, port = await create_server(config)
-    try:
-        yield instance, f"127.0.0.1:{port}"
-    finally:
-        await instance.stop(grace=0.5)
-
-
-@dataclass
-class Api:
-    runs: run_service_pb2_grpc.RunServiceStub
-    threads: thread_service_pb2_grpc.ThreadServiceStub
-    workers: worker_service_pb2_grpc.WorkerServiceStub
-    checkpoints: checkpoint_service_pb2_grpc.CheckpointServiceStub
-
-
-@pytest.fixture
-async def api(address: str) -> AsyncIterator[Api]:
-    async with grpc.aio.insecure_channel(address) as channel:
-        yield Api(
-            run_service_pb2_grpc.RunServiceStub(channel),
-            thread_service_pb2_grpc.ThreadServiceStub(channel),
-            worker_service_pb2_grpc.WorkerServiceStub(channel),
-            checkpoint_service_pb2_grpc.CheckpointServiceStub(channel),
-        )
 
 
 def nested(depth: int) -> Any:

@@ -9,7 +9,6 @@ a stream, so does a bad message after good ones. The server keeps serving.
 from __future__ import annotations
 
 import asyncio
-import pathlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -28,7 +27,6 @@ from cairn.v1 import (
     thread_service_pb2,
     worker_service_pb2,
 )
-from cairn_server.server import CairnServer, ServerConfig, create_server
 from tests.api.test_bad_input import check_error
 
 WAIT = 10.0
@@ -115,16 +113,6 @@ def cases() -> Iterator[Any]:
 @entrypoint()
 def ask(question: str) -> dict:
     return {"question": question, "answer": interrupt(question)}
-
-
-@pytest.fixture
-async def server(db_path: pathlib.Path) -> AsyncIterator[tuple[CairnServer, str]]:
-    config = ServerConfig(address="127.0.0.1:0", store_url=f"sqlite:///{db_path}")
-    instance, port = await create_server(config)
-    try:
-        yield instance, f"127.0.0.1:{port}"
-    finally:
-        await instance.stop(grace=0.5)
 
 
 @pytest.fixture

@@ -15,14 +15,13 @@ import {
   MAX_JSON_DEPTH,
   RunFailedError,
   ThreadNotFoundError,
-  Worker,
   entrypoint,
   getWriter,
   interrupt,
   task,
 } from "../src/index.js";
 import { normalize } from "../src/values.js";
-import { startServer, type Server } from "./server.js";
+import { serveFunctions, type Served } from "./served.js";
 
 function nested(depth: number): unknown {
   let value: unknown = "leaf";
@@ -66,25 +65,15 @@ test("normalize refuses values deeper than the limit and keeps those at it", () 
 });
 
 describe("JSON too deep, with a real server and worker", () => {
-  let server: Server;
-  let worker: Worker;
-  let running: Promise<void>;
+  let served: Served;
   let client: Client;
 
   before(async () => {
-    server = await startServer();
-    worker = new Worker({ address: server.address, functions: FUNCTIONS });
-    running = worker.run();
-    await worker.waitConnected();
-    client = new Client({ address: server.address });
+    served = await serveFunctions(FUNCTIONS);
+    client = served.client;
   });
 
-  after(async () => {
-    client?.close();
-    await worker?.stop({ graceMs: 1000 });
-    await running;
-    await server?.stop();
-  });
+  after(() => served?.stop());
 
   async function failsWithJsonTooDeep(target: unknown, depth: number, threadId: string) {
     const failure = await client

@@ -9,14 +9,13 @@ import {
   Client,
   Command,
   RunFailedError,
-  Worker,
   entrypoint,
   getPreviousState,
   getWriter,
   interrupt,
   task,
 } from "../src/index.js";
-import { startServer, type Server } from "./server.js";
+import { serveFunctions, type Served } from "./served.js";
 
 const executions = new Map<string, number>();
 const count = (name: string) => executions.set(name, (executions.get(name) ?? 0) + 1);
@@ -120,25 +119,15 @@ const FUNCTIONS = [
 ];
 
 describe("langgraphjs functional-API examples", () => {
-  let server: Server;
-  let worker: Worker;
-  let running: Promise<void>;
+  let served: Served;
   let client: Client;
 
   before(async () => {
-    server = await startServer();
-    worker = new Worker({ address: server.address, functions: FUNCTIONS });
-    running = worker.run();
-    await worker.waitConnected();
-    client = new Client({ address: server.address });
+    served = await serveFunctions(FUNCTIONS);
+    client = served.client;
   });
 
-  after(async () => {
-    client?.close();
-    await worker?.stop({ graceMs: 1000 });
-    await running;
-    await server?.stop();
-  });
+  after(() => served?.stop());
 
   beforeEach(() => executions.clear());
 

@@ -11,7 +11,6 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import {
   Client,
   TaskTimeoutError,
-  Worker,
   entrypoint,
   getConfig,
   getHeartbeatDetails,
@@ -19,7 +18,7 @@ import {
   remoteTask,
   task,
 } from "../src/index.js";
-import { startServer, type Server } from "./server.js";
+import { serveFunctions, type Served } from "./served.js";
 
 const starts = new Map<string, number>();
 const start = (name: string) => starts.set(name, (starts.get(name) ?? 0) + 1).get(name)!;
@@ -75,28 +74,15 @@ const catchesTimeout = entrypoint({ name: "tsCatchesTimeout" }, async (x: string
 });
 
 describe("task timeouts", () => {
-  let server: Server;
-  let worker: Worker;
-  let running: Promise<void>;
+  let served: Served;
   let client: Client;
 
   before(async () => {
-    server = await startServer();
-    worker = new Worker({
-      address: server.address,
-      functions: [longTask, runsLongTask, goesSilent, callsSilentTask, catchesTimeout],
-    });
-    running = worker.run();
-    await worker.waitConnected();
-    client = new Client({ address: server.address });
+    served = await serveFunctions([longTask, runsLongTask, goesSilent, callsSilentTask, catchesTimeout]);
+    client = served.client;
   });
 
-  after(async () => {
-    client?.close();
-    await worker?.stop({ graceMs: 1000 });
-    await running;
-    await server?.stop();
-  });
+  after(() => served?.stop());
 
   beforeEach(() => starts.clear());
 

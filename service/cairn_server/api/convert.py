@@ -60,14 +60,20 @@ def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def seconds(duration: duration_pb2.Duration, default: float) -> float:
-    if duration.seconds == 0 and duration.nanos == 0:
-        return default
-    return duration.ToTimedelta().total_seconds()
-
-
 _MAX_DURATION_SECONDS = 315_576_000_000
 """google.protobuf.Duration's documented range (10,000 years)."""
+
+D = TypeVar("D", float, float | None)
+
+
+def seconds(duration: duration_pb2.Duration, default: D, field: str) -> float | D:
+    """The duration in seconds, `default` when it is zero (unset); a negative
+    or out-of-range duration is refused with INVALID_ARGUMENT."""
+    if not 0 <= duration.seconds <= _MAX_DURATION_SECONDS or not 0 <= duration.nanos < 10**9:
+        raise error_for("INVALID_ARGUMENT", f"{field} must be a valid duration >= 0", field=field)
+    if duration.seconds == 0 and duration.nanos == 0:
+        return default
+    return duration.seconds + duration.nanos / 1e9
 
 
 def retry_policy(message: run_pb2.RetryPolicy) -> RetryPolicy:
@@ -87,18 +93,14 @@ def retry_policy(message: run_pb2.RetryPolicy) -> RetryPolicy:
             f"retry_policy.max_attempts must not be negative, got {message.max_attempts}",
             field="retry_policy.max_attempts",
         )
-    for name in ("initial_interval", "max_interval"):
-        duration = getattr(message, name)
-        if not 0 <= duration.seconds <= _MAX_DURATION_SECONDS or duration.nanos < 0:
-            raise error_for(
-                "INVALID_ARGUMENT",
-                f"retry_policy.{name} must be a valid duration >= 0",
-                field=f"retry_policy.{name}",
-            )
     return RetryPolicy(
-        initial_interval=seconds(message.initial_interval, defaults.initial_interval),
+        initial_interval=seconds(
+            message.initial_interval, defaults.initial_interval, "retry_policy.initial_interval"
+        ),
         backoff_factor=message.backoff_factor or defaults.backoff_factor,
-        max_interval=seconds(message.max_interval, defaults.max_interval),
+        max_interval=seconds(
+            message.max_interval, defaults.max_interval, "retry_policy.max_interval"
+        ),
         max_attempts=message.max_attempts or defaults.max_attempts,
         jitter=message.jitter,
     )
@@ -119,17 +121,10 @@ _TIMEOUT_FIELDS = ("schedule_to_start", "start_to_close", "heartbeat")
 def task_timeouts(message: run_pb2.TaskTimeouts, field: str) -> TaskTimeouts:
     """Unset or zero durations mean no limit; a negative one is refused
     with INVALID_ARGUMENT."""
-    values: dict[str, float | None] = {}
-    for name in _TIMEOUT_FIELDS:
-        duration: duration_pb2.Duration = getattr(message, f"{name}_timeout")
-        seconds = duration.seconds + duration.nanos / 1e9
-        if seconds < 0:
-            raise error_for(
-                "INVALID_ARGUMENT",
-                f"{field}.{name}_timeout must not be negative",
-                field=f"{field}.{name}_timeout",
-            )
-        values[name] = seconds or None
+    values = {
+        name: seconds(getattr(message, f"{name}_timeout"), None, f"{field}.{name}_timeout")
+        for name in _TIMEOUT_FIELDS
+    }
     return TaskTimeouts(**values)
 
 

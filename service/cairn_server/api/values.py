@@ -45,8 +45,8 @@ def check_depth(data: Json, field: str) -> None:
 def to_json(value: struct_pb2.Value, field: str = "value") -> Json:
     try:
         return _to_json(value, field, max_depth=MAX_JSON_DEPTH)
-    except JsonTooDeepError as error:
-        raise InvalidArgument("JSON_TOO_DEEP", error.message, **error.metadata) from None
+    except JsonTooDeepError:
+        raise too_deep(field) from None
     except InvalidValueError as error:
         raise InvalidArgument("INVALID_ARGUMENT", str(error), field=field) from None
 
@@ -54,8 +54,8 @@ def to_json(value: struct_pb2.Value, field: str = "value") -> Json:
 def struct_to_json(struct: struct_pb2.Struct, field: str = "value") -> dict[str, Json]:
     try:
         return _struct_to_json(struct, field, max_depth=MAX_JSON_DEPTH)
-    except JsonTooDeepError as error:
-        raise InvalidArgument("JSON_TOO_DEEP", error.message, **error.metadata) from None
+    except JsonTooDeepError:
+        raise too_deep(field) from None
     except InvalidValueError as error:
         raise InvalidArgument("INVALID_ARGUMENT", str(error), field=field) from None
 

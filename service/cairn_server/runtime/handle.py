@@ -83,7 +83,8 @@ log = logging.getLogger(__name__)
 # from the first value to the second.
 _STORE_RETRY_FIRST, _STORE_RETRY_MAX = 0.05, 2.0
 
-_THREAD_STATUS = {
+# The thread's status once its run stops in each state.
+THREAD_STATUS_AT_END = {
     RunState.SUCCEEDED: ThreadStatus.IDLE,
     RunState.CANCELLED: ThreadStatus.IDLE,
     RunState.INTERRUPTED: ThreadStatus.INTERRUPTED,
@@ -404,7 +405,7 @@ class RunHandle:
         self._waiting.finished()
         self._batch.runs.append(run)
         self._batch.thread_statuses.append(
-            ThreadStatusChange(run.thread_id, _THREAD_STATUS[run.state], now)
+            ThreadStatusChange(run.thread_id, THREAD_STATUS_AT_END[run.state], now)
         )
         self.emit_run()
         if run.durability is Durability.EXIT:
@@ -469,12 +470,14 @@ class RunHandle:
 
     def _take_batch(self) -> WriteBatch:
         """What is left to store: the batches that failed first, in order."""
-        batch = WriteBatch()
-        for unstored in self._unstored:
-            batch.extend(unstored)
-        self._unstored.clear()
-        batch.extend(self._batch)
-        self._batch = WriteBatch()
+        batch, self._batch = self._batch, WriteBatch()
+        if self._unstored:
+            earlier = WriteBatch()
+            for unstored in self._unstored:
+                earlier.extend(unstored)
+            earlier.extend(batch)
+            batch = earlier
+            self._unstored.clear()
         batch.lease = self.lease
         return batch
 

@@ -49,7 +49,7 @@ from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import first_event_id
-from cairn_server.runtime.handle import RunAbandoned, RunHandle
+from cairn_server.runtime.handle import THREAD_STATUS_AT_END, RunAbandoned, RunHandle
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL, ReplicaLeases
 from cairn_server.store import (
     Lease,
@@ -577,7 +577,10 @@ class RunManager:
             if token is not None and run_id not in self._active and run_id not in self._resuming:
                 # Held by this replica but driven by nothing here (its resume
                 # failed): nobody else would act on a stop request.
-                return await self._stop_undriven(run, Lease(run_id, self.replica_id, token))
+                await self._store_end(
+                    run, Lease(run_id, self.replica_id, token), RunState.CANCELLED
+                )
+                return run
             if not await self.store.request_stop(run_id, STOP_CANCEL):
                 raise error_for("RUN_FINISHED", f"run {run_id!r} has ended", run_id=run_id)
         if within is None:
@@ -590,18 +593,6 @@ class RunManager:
                 f"run {run_id!r} is being cancelled; it stops once its store or replica answers",
                 run_id=run_id,
             ) from None
-
-    async def _stop_undriven(self, run: RunRecord, lease: Lease) -> RunRecord:
-        now = self.clock()
-        run.state, run.updated_at = RunState.CANCELLED, now
-        await self.store.commit(
-            WriteBatch(
-                runs=[run],
-                thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.IDLE, now)],
-                lease=lease,
-            )
-        )
-        return run
 
     async def outcome(self, run_id: str) -> RunRecord:
         """The run once it is no longer active (finished or interrupted),
@@ -715,14 +706,18 @@ class RunManager:
             # the old drive withdraws its tasks first, then the new one starts.
             stale.post(inbox.LeaseLost())
             await asyncio.gather(asyncio.shield(stale.done), return_exceptions=True)
+        # Until it is driven (a retry after a pause included), a cancel goes
+        # through a stop request, which the drive then honours.
         self._resuming.add(run.run_id)
+        again = False
         try:
             loaded = await self._load_run(run, lease)
         except LeaseLost:
             return
         except StoreUnavailable as error:
             log.warning("run %s: cannot resume it yet (%s); trying again", run.run_id, error)
-            if not self._closing:
+            again = not self._closing
+            if again:
                 self._later(self._resume_after(run, lease, pause))
             return
         except Exception as error:
@@ -731,7 +726,8 @@ class RunManager:
                 await self._end(run, lease, ErrorRecord("RunDriverError", _cannot_resume(error)))
             return
         finally:
-            self._resuming.discard(run.run_id)
+            if not again:
+                self._resuming.discard(run.run_id)
         if loaded is not None:
             handle, engine = loaded
             log.info("resuming run %s on thread %s", run.run_id, run.thread_id)
@@ -787,29 +783,23 @@ class RunManager:
         output: Json = final.channel_values.get(checkpoints.END)
         if graph is not None:
             output = graph_engine.state_of(graph, final)
-        now = self.clock()
-        run.state, run.updated_at = RunState.SUCCEEDED, now
         run.has_output, run.output = True, output
-        run.waiting = []
-        await self.store.commit(
-            WriteBatch(
-                runs=[run],
-                thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.IDLE, now)],
-                lease=lease,
-            )
-        )
+        await self._store_end(run, lease, RunState.SUCCEEDED)
 
     async def _end(self, run: RunRecord, lease: Lease, error: ErrorRecord) -> None:
         """Fail a run that cannot be driven, with the reason."""
-        now = self.clock()
-        run.state = RunState.FAILED
-        run.updated_at = now
         run.error = error
-        run.waiting = []
+        await self._store_end(run, lease, RunState.FAILED)
+
+    async def _store_end(self, run: RunRecord, lease: Lease, state: RunState) -> None:
+        """Store the end of a run that no handle drives, and free its thread."""
+        now = self.clock()
+        run.state, run.updated_at, run.waiting = state, now, []
+        status = THREAD_STATUS_AT_END[state]
         await self.store.commit(
             WriteBatch(
                 runs=[run],
-                thread_statuses=[ThreadStatusChange(run.thread_id, ThreadStatus.ERROR, now)],
+                thread_statuses=[ThreadStatusChange(run.thread_id, status, now)],
                 lease=lease,
             )
         )
