@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -77,6 +77,7 @@ class Named(Protocol):
 
 Target = str | Named
 _PAGE = 200
+T = TypeVar("T")
 log = logging.getLogger("cairn.client")
 
 CHANNEL_OPTIONS = [
@@ -169,9 +170,9 @@ class Client:
     is the deadline of each attempt. `session` stays on one server.
 
     A retried call whose first attempt was applied before its server went
-    away reports what the second attempt found: `cancel_run` may raise
-    RUN_FINISHED and `delete_thread` NOT_FOUND. `update_state`, which
-    would apply twice, is retried only when no server was reached.
+    away reports what the second attempt found: `delete_thread` may raise
+    NOT_FOUND (`cancel_run` returns the run it cancelled). `update_state`,
+    which would apply twice, is retried only when no server was reached.
     """
 
     def __init__(
@@ -221,6 +222,29 @@ class Client:
         if pause:
             await asyncio.sleep(pause)
         return attempts
+
+    async def _paged(
+        self,
+        rpc: str,
+        page: Callable[[int, str], Any],
+        items: Callable[[Any], Iterable[T]],
+        limit: int,
+        *,
+        service: str,
+    ) -> list[T]:
+        """Up to `limit` items of list `rpc`, page by page: `page(size,
+        token)` makes each request, `items(response)` reads its items."""
+        found: list[T] = []
+        token = ""
+        while len(found) < limit:
+            response = await self._call(
+                rpc, page(min(_PAGE, limit - len(found)), token), service=service
+            )
+            found.extend(items(response))
+            token = response.next_page_token
+            if not token:
+                break
+        return found
 
     async def _call(
         self, rpc: str, request: Any, *, service: str = "runs", repeatable: bool = True
@@ -482,21 +506,16 @@ class Client:
         self, thread_id: str, *, state: RunState | str | None = None, limit: int = 100
     ) -> list[Run]:
         """A thread's runs, newest first."""
-        runs: list[Run] = []
-        token = ""
-        while len(runs) < limit:
-            request = run_service_pb2.ListRunsRequest(
-                thread_id=thread_id,
-                page_size=min(_PAGE, limit - len(runs)),
-                page_token=token,
-                state=_RUN_STATE_PB[RunState(state)] if state else run_pb2.RUN_STATE_UNSPECIFIED,
+        state_pb = _RUN_STATE_PB[RunState(state)] if state else run_pb2.RUN_STATE_UNSPECIFIED
+
+        def page(size: int, token: str) -> run_service_pb2.ListRunsRequest:
+            return run_service_pb2.ListRunsRequest(
+                thread_id=thread_id, page_size=size, page_token=token, state=state_pb
             )
-            response = await self._call("ListRuns", request)
-            runs.extend(Run._from_proto(r) for r in response.runs)
-            token = response.next_page_token
-            if not token:
-                break
-        return runs
+
+        return await self._paged(
+            "ListRuns", page, lambda r: map(Run._from_proto, r.runs), limit, service="runs"
+        )
 
     async def cancel_run(self, run_id: str) -> Run:
         request = run_service_pb2.CancelRunRequest(run_id=run_id)
@@ -511,18 +530,17 @@ class Client:
             for worker in await client.list_workers():
                 print(worker.identity, worker.tasks, worker.free_task_slots)
         """
-        workers: list[ConnectedWorker] = []
-        token = ""
-        while len(workers) < limit:
-            request = worker_service_pb2.ListWorkersRequest(
-                page_size=min(_PAGE, limit - len(workers)), page_token=token
-            )
-            response = await self._call("ListWorkers", request, service="workers")
-            workers.extend(ConnectedWorker._from_proto(w) for w in response.workers)
-            token = response.next_page_token
-            if not token:
-                break
-        return workers
+
+        def page(size: int, token: str) -> worker_service_pb2.ListWorkersRequest:
+            return worker_service_pb2.ListWorkersRequest(page_size=size, page_token=token)
+
+        return await self._paged(
+            "ListWorkers",
+            page,
+            lambda r: map(ConnectedWorker._from_proto, r.workers),
+            limit,
+            service="workers",
+        )
 
     # --- threads ----------------------------------------------------------------------------
 
@@ -559,23 +577,24 @@ class Client:
         limit: int = 100,
     ) -> list[Thread]:
         """Threads newest first, filtered by top-level metadata and status."""
-        threads: list[Thread] = []
-        token = ""
-        while len(threads) < limit:
-            request = thread_service_pb2.ListThreadsRequest(
-                page_size=min(_PAGE, limit - len(threads)),
-                page_token=token,
-                metadata=to_struct(metadata),
-                status=_THREAD_STATUS_PB[ThreadStatus(status)]
-                if status
-                else thread_pb2.THREAD_STATUS_UNSPECIFIED,
+        status_pb = (
+            _THREAD_STATUS_PB[ThreadStatus(status)]
+            if status
+            else thread_pb2.THREAD_STATUS_UNSPECIFIED
+        )
+
+        def page(size: int, token: str) -> thread_service_pb2.ListThreadsRequest:
+            return thread_service_pb2.ListThreadsRequest(
+                page_size=size, page_token=token, metadata=to_struct(metadata), status=status_pb
             )
-            response = await self._call("ListThreads", request, service="threads")
-            threads.extend(Thread._from_proto(t) for t in response.threads)
-            token = response.next_page_token
-            if not token:
-                break
-        return threads
+
+        return await self._paged(
+            "ListThreads",
+            page,
+            lambda r: map(Thread._from_proto, r.threads),
+            limit,
+            service="threads",
+        )
 
     async def delete_thread(self, thread_id: str) -> None:
         request = thread_service_pb2.DeleteThreadRequest(thread_id=thread_id)

@@ -17,7 +17,7 @@
 import { randomUUID } from "node:crypto";
 import { createClient, type Client as RpcClient } from "@connectrpc/connect";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
-import { FailedPreconditionError, RunFailedError, fromRpcError } from "./errors.js";
+import { RunFailedError, fromRpcError } from "./errors.js";
 import {
   ESTABLISHED_MS,
   Failover,
@@ -251,8 +251,6 @@ interface CallOptions {
   /** Send the call again after a connection broke during it (it may have
    * run). Default true; false for calls that are not safe to repeat. */
   repeatable?: boolean;
-  /** Told when the call is sent again after such a break. */
-  onRepeat?: () => void;
 }
 
 /**
@@ -319,7 +317,6 @@ export class Client {
         const gone = unavailable(error, endpoint.address);
         if (loss === "lost" && options.repeatable === false) throw gone;
         await attempts.failed(gone);
-        if (loss === "lost") options.onRepeat?.();
       }
     }
   }
@@ -443,22 +440,10 @@ export class Client {
     return runs;
   }
 
+  /** Cancel a run; safe to repeat (a cancelled run cancelled again is returned). */
   async cancelRun(runId: string): Promise<Run> {
-    let repeated = false;
-    try {
-      const response = await this.call(({ runs }) => runs.cancelRun({ runId }), {
-        onRepeat: () => (repeated = true),
-      });
-      return runFromPb(response.run!);
-    } catch (error) {
-      // Sent again after a broken connection: the first attempt may have
-      // cancelled the run already.
-      if (repeated && error instanceof FailedPreconditionError && error.reason === "RUN_FINISHED") {
-        const run = await this.getRun(runId);
-        if (run.state === "cancelled") return run;
-      }
-      throw error;
-    }
+    const response = await this.call(({ runs }) => runs.cancelRun({ runId }));
+    return runFromPb(response.run!);
   }
 
   // --- workers ------------------------------------------------------------------------
