@@ -3,10 +3,20 @@
 cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql://...]
             [--thread-ttl SECONDS] [--replica-id ID] [--lease-ttl SECONDS]
             [--shutdown-grace SECONDS] [--advertise-address HOST:PORT] [--log-level info]
+            [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM] [--tls-ca PEM]]
+            [--jwt-secret-file FILE | --jwt-jwks FILE_OR_URL] [--jwt-issuer ISS]
+            [--jwt-audience AUD] [--jwt-roles-claim CLAIM] [--access-file JSON]
+            [--relay-credential-file FILE] [--insecure] [--rate-limit PER_SECOND]
+            [--max-runs-per-namespace N] [--max-workers-per-namespace N]
+cairn keys create --name NAME --grant NAMESPACE:ROLE [--grant ...]
 cairn health [--address 127.0.0.1:50051]
 cairn threads [--status S] | state THREAD [--checkpoint ID] | history THREAD | runs THREAD
       [--address 127.0.0.1:50051] [--limit N] [--json]
 cairn cancel RUN_ID | workers [--address 127.0.0.1:50051] [--json]
+
+Every command but serve and keys takes --token JWT | --api-key KEY, --namespace NS
+and --tls, --tls-ca PEM, --tls-cert PEM, --tls-key PEM, --tls-server-name NAME
+(each defaults to its CAIRN_* environment variable).
 
 A server that cannot start (a bad --store URL, an unreachable database, an
 address in use) prints one line, `cairn serve: <why>`, and exits with 1.
@@ -20,8 +30,11 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from cairn_server import inspection
+from cairn_server.auth import options as auth_options
+from cairn_server.auth.keys import add_keys_parser, run_keys
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
 from cairn_server.server import CairnServer, ServerConfig, create_server, redact_url
 from cairn_server.store.sqlite import SqliteStore
@@ -47,11 +60,20 @@ async def serve(config: ServerConfig) -> None:
     await server.stop(grace=config.shutdown_grace)
 
 
-def health(address: str, timeout: float) -> int:
+def health(address: str, timeout: float, options: dict[str, Any]) -> int:
+    """Health is open on every server; `options` give TLS (and the
+    credentials, which health does not need) as for the inspection commands."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    from cairn._credentials import ConnectionSettings
+
+    try:
+        settings = ConnectionSettings.resolve(**options)
+    except ValueError as error:
+        print(f"cairn health: {_one_line(error)}", file=sys.stderr)
+        return 1
+    with settings.sync_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
@@ -115,18 +137,28 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument(
         "--max-payload-bytes", type=int, default=4 * 1024 * 1024, help="largest JSON value"
     )
+    auth_options.add_arguments(serve_cmd)
+    add_keys_parser(commands)
     health_cmd = commands.add_parser("health", help="check a server's gRPC health")
     health_cmd.add_argument("--address", default="127.0.0.1:50051")
     health_cmd.add_argument("--timeout", type=float, default=3.0)
+    inspection.add_connection_options(health_cmd)
     inspection.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "health":
-        return health(args.address, args.timeout)
+        return health(args.address, args.timeout, inspection.connection_options(args))
+    if args.command == "keys":
+        return run_keys(args)
     if args.command != "serve":
         return inspection.run(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        auth = auth_options.from_args(args)
+    except ValueError as error:
+        print(f"cairn serve: {_one_line(error)}", file=sys.stderr, flush=True)
+        return 1
     config = ServerConfig(
         address=args.address,
         store_url=args.store,
@@ -136,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         lease_ttl=args.lease_ttl,
         shutdown_grace=args.shutdown_grace,
         advertise_address=args.advertise_address,
+        auth=auth,
     )
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

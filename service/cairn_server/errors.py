@@ -9,6 +9,8 @@ google.rpc.ErrorInfo detail.
     ├── NotFound               NOT_FOUND
     ├── AlreadyExists          ALREADY_EXISTS
     ├── FailedPrecondition     FAILED_PRECONDITION
+    ├── Unauthenticated        UNAUTHENTICATED
+    ├── PermissionDenied       PERMISSION_DENIED
     ├── ResourceExhausted      RESOURCE_EXHAUSTED
     ├── Unavailable            UNAVAILABLE
     └── Unimplemented          UNIMPLEMENTED
@@ -45,6 +47,14 @@ class FailedPrecondition(ServiceError):
     code = "FAILED_PRECONDITION"
 
 
+class Unauthenticated(ServiceError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ServiceError):
+    code = "PERMISSION_DENIED"
+
+
 class ResourceExhausted(ServiceError):
     code = "RESOURCE_EXHAUSTED"
 
@@ -63,9 +73,13 @@ _BY_REASON: dict[str, type[ServiceError]] = {
     "MALFORMED_REQUEST": InvalidArgument,
     "JSON_TOO_DEEP": InvalidArgument,
     "ID_TOO_LONG": InvalidArgument,
+    "INVALID_NAMESPACE": InvalidArgument,
+    "UNAUTHENTICATED": Unauthenticated,
+    "PERMISSION_DENIED": PermissionDenied,
     "THREAD_NOT_FOUND": NotFound,
     "TARGET_NOT_FOUND": NotFound,
     "RUN_NOT_FOUND": NotFound,
+    "NAMESPACE_NOT_FOUND": NotFound,
     "CHECKPOINT_NOT_FOUND": NotFound,
     "INTERRUPT_NOT_FOUND": NotFound,
     "THREAD_ALREADY_EXISTS": AlreadyExists,
@@ -80,6 +94,9 @@ _BY_REASON: dict[str, type[ServiceError]] = {
     "LANGGRAPH_THREAD": FailedPrecondition,
     "UNSUPPORTED": Unimplemented,
     "PAYLOAD_TOO_LARGE": ResourceExhausted,
+    "RATE_LIMITED": ResourceExhausted,
+    "TOO_MANY_RUNS": ResourceExhausted,
+    "TOO_MANY_WORKERS": ResourceExhausted,
     "SHUTTING_DOWN": Unavailable,
     "STORE_UNAVAILABLE": Unavailable,
     "CANCEL_PENDING": Unavailable,

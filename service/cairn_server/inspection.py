@@ -4,6 +4,15 @@ workers as tables; `cairn cancel RUN_ID` stops a run.
 They call the public API (the Python SDK's client), so they show what any
 client sees, LangGraph threads stored through CheckpointService included.
 `--json` prints the whole record instead, for scripts.
+
+Each takes the SDK's connection settings as options, every one defaulting to
+its CAIRN_* environment variable (read by the SDK): `--token` or `--api-key`
+(prefer CAIRN_TOKEN / CAIRN_API_KEY: arguments show in the process list),
+`--namespace`, and `--tls`, `--tls-ca`, `--tls-cert`, `--tls-key`,
+`--tls-server-name`:
+
+    CAIRN_API_KEY=cairn_... cairn threads --address cairn.internal:50051 \
+        --namespace team-a --tls-ca ca.pem
 """
 
 from __future__ import annotations
@@ -12,11 +21,12 @@ import argparse
 import dataclasses
 import enum
 import json
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from cairn import CairnError, SyncClient
+from cairn import CairnError, SyncClient, TlsConfig
 
 _WIDTH = 60
 """Longest cell of a table; longer values are cut with an ellipsis."""
@@ -59,15 +69,81 @@ def add_commands(commands: Any) -> None:
             metavar="SECONDS",
             help="how long to keep trying a server that cannot be reached (default 5)",
         )
+        add_connection_options(command)
         command.set_defaults(inspect=_COMMANDS[name])
 
 
+def add_connection_options(command: argparse.ArgumentParser) -> None:
+    """Add the SDK's credential, namespace and TLS options to a command. Each
+    defaults to None, so that the SDK reads its CAIRN_* variable."""
+    group = command.add_argument_group(
+        "identity and TLS (each defaults to its CAIRN_* environment variable)"
+    )
+    credential = group.add_mutually_exclusive_group()
+    credential.add_argument(
+        "--token", metavar="JWT", help="a JWT to send as the bearer credential (CAIRN_TOKEN)"
+    )
+    credential.add_argument(
+        "--api-key", metavar="KEY", help="an API key (cairn_...) to send instead (CAIRN_API_KEY)"
+    )
+    group.add_argument(
+        "--namespace", help="the namespace to act in (CAIRN_NAMESPACE; the server's default)"
+    )
+    group.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="connect with TLS, verified against the system's roots (CAIRN_TLS);"
+        " --no-tls for plaintext",
+    )
+    group.add_argument(
+        "--tls-ca", metavar="PEM", help="the CA of the server's certificate (CAIRN_TLS_CA)"
+    )
+    group.add_argument(
+        "--tls-cert", metavar="PEM", help="a client certificate, for mTLS (CAIRN_TLS_CERT)"
+    )
+    group.add_argument("--tls-key", metavar="PEM", help="its private key (CAIRN_TLS_KEY)")
+    group.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="the name the server's certificate must carry (CAIRN_TLS_SERVER_NAME)",
+    )
+
+
+def connection_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `SyncClient` for the options of
+    `add_connection_options`: None where not given, for the SDK to read the
+    environment. A `--tls-*` option turns TLS on; settings it leaves unset
+    still come from CAIRN_TLS_*."""
+    files = {
+        "ca_file": args.tls_ca,
+        "cert_file": args.tls_cert,
+        "key_file": args.tls_key,
+        "server_name": args.tls_server_name,
+    }
+    tls: bool | TlsConfig | None = args.tls
+    if any(value is not None for value in files.values()):
+        if args.tls is False:
+            raise ValueError("--no-tls contradicts the --tls-* options")
+        tls = TlsConfig(**files)
+    return {"token": args.token, "api_key": args.api_key, "namespace": args.namespace, "tls": tls}
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run an inspection command; 1 with the error's reason when it fails."""
+    """Run an inspection command; 1 with the error's reason when it fails (or
+    when the connection options are wrong: a TLS file that cannot be read)."""
     try:
-        with SyncClient(
-            args.address, timeout=10.0, failover_timeout=args.failover_timeout
-        ) as client:
+        client = SyncClient(
+            args.address,
+            timeout=10.0,
+            failover_timeout=args.failover_timeout,
+            **connection_options(args),
+        )
+    except ValueError as error:
+        print(f"cairn {args.command}: {error}", file=sys.stderr)
+        return 1
+    try:
+        with client:
             found = args.inspect(client, args)
     except CairnError as error:
         print(f"{type(error).__name__}: {error.reason}: {error}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,10 +24,20 @@ from cairn.v1 import (
 )
 from cairn_server.api.checkpoints import CheckpointServicer
 from cairn_server.api.decoding import DecodingInterceptor
-from cairn_server.api.relay import Relays
+from cairn_server.api.relay import PeerAccess, Relays
 from cairn_server.api.runs import RunServicer
 from cairn_server.api.threads import ThreadServicer
 from cairn_server.api.workers import WorkerServicer
+from cairn_server.auth import (
+    AuthConfig,
+    Authenticator,
+    AuthInterceptor,
+    RateLimiter,
+    exposure_error,
+    relay_channel_credentials,
+    server_credentials,
+    validate,
+)
 from cairn_server.runtime.manager import RunManager
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
 from cairn_server.store import Store, open_store
@@ -68,6 +78,9 @@ class ServerConfig:
     """On SIGTERM: seconds tasks in flight may take before the runs move."""
     advertise_address: str = ""
     """host:port other replicas reach this one at ('': the listening address)."""
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    """TLS, caller identity and per-caller limits (DESIGN.md 8.1-8.3); the
+    default is an open server, which only a loopback address may be."""
 
 
 class CairnServer:
@@ -116,6 +129,12 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     server and the bound port (useful with port 0)."""
     if config.thread_ttl is not None and not config.thread_ttl > 0:
         raise ValueError(f"thread_ttl must be positive, got {config.thread_ttl}")
+    auth = config.auth
+    validate(auth)
+    exposed = exposure_error(config.address, auth)
+    if exposed is not None:
+        raise ValueError(exposed)
+    authenticator = Authenticator.from_config(auth)
     store = open_store(config.store_url)
     await store.open()
     runs = RunManager(store, replica_id=config.replica_id, lease_ttl=config.lease_ttl)
@@ -125,13 +144,22 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         replica_id=runs.replica_id,
         every=config.lease_ttl / 5,
         clock=runs.clock,
+        peers=PeerAccess(relay_channel_credentials(auth), auth.relay_credential or ""),
     )
+    rate_limiter = None
+    if auth.rate_limit is not None:
+        rate_limiter = RateLimiter(auth.rate_limit, auth.burst, clock=runs.clock)
     limit = config.max_payload_bytes
     # Room for a payload at the limit plus the message around it, so that
     # oversized values get PAYLOAD_TOO_LARGE rather than a transport error.
     max_message = 2 * limit + 1024 * 1024
     server = grpc.aio.server(
-        interceptors=[DecodingInterceptor()],
+        # Authentication and roles first: a caller who may not call a method
+        # learns nothing about its requests.
+        interceptors=[
+            AuthInterceptor(authenticator, rate_limiter=rate_limiter),
+            DecodingInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", max_message),
@@ -152,10 +180,19 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         ThreadServicer(runs, max_payload_bytes=limit), server
     )
     run_service_pb2_grpc.add_RunServiceServicer_to_server(
-        RunServicer(runs, max_payload_bytes=limit), server
+        RunServicer(
+            runs, max_payload_bytes=limit, max_runs_per_namespace=auth.max_runs_per_namespace
+        ),
+        server,
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
-        WorkerServicer(runs, relays, max_payload_bytes=limit), server
+        WorkerServicer(
+            runs,
+            relays,
+            max_payload_bytes=limit,
+            max_workers_per_namespace=auth.max_workers_per_namespace,
+        ),
+        server,
     )
     checkpoint_service_pb2_grpc.add_CheckpointServiceServicer_to_server(
         CheckpointServicer(runs, max_payload_bytes=limit), server
@@ -170,8 +207,12 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         ),
         server,
     )
+    credentials = server_credentials(auth)
     try:
-        port = server.add_insecure_port(config.address)
+        if credentials is None:
+            port = server.add_insecure_port(config.address)
+        else:
+            port = server.add_secure_port(config.address, credentials)
     except RuntimeError:  # grpc reports a failed bind as RuntimeError
         port = 0
     if port == 0:

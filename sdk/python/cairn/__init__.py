@@ -22,6 +22,7 @@ from cairn._context import (
     heartbeat,
     interrupt,
 )
+from cairn._credentials import TlsConfig
 from cairn._errors import (
     AlreadyExistsError,
     CairnError,
@@ -29,6 +30,7 @@ from cairn._errors import (
     InvalidArgumentError,
     NonDeterministicError,
     NotFoundError,
+    PermissionDeniedError,
     ResourceExhaustedError,
     RunFailedError,
     RunNotFoundError,
@@ -36,6 +38,7 @@ from cairn._errors import (
     TaskTimeoutError,
     ThreadBusyError,
     ThreadNotFoundError,
+    UnauthenticatedError,
     UnavailableError,
     UnimplementedError,
 )
@@ -95,6 +98,7 @@ __all__ = [
     "MultitaskStrategy",
     "NonDeterministicError",
     "NotFoundError",
+    "PermissionDeniedError",
     "PregelTask",
     "ResourceExhaustedError",
     "RetryPolicy",
@@ -119,6 +123,8 @@ __all__ = [
     "ThreadBusyError",
     "ThreadNotFoundError",
     "ThreadStatus",
+    "TlsConfig",
+    "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
     "WaitReason",

@@ -14,6 +14,11 @@ the last event it delivered, so every event arrives once and in order.
     client = Client(["10.0.0.1:50051", "10.0.0.2:50051"])
     client = Client("10.0.0.1:50051,10.0.0.2:50051")  # the same
 
+A client that needs credentials, a namespace or TLS takes them as keyword
+arguments, or reads them from the CAIRN_* environment variables:
+
+    client = Client("cairn.internal:50051", api_key=key, namespace="team-a", tls=True)
+
 `SyncClient` offers the same methods for scripts.
 """
 
@@ -37,6 +42,7 @@ from cairn._addresses import (
     parse_addresses,
 )
 from cairn._connected import ConnectedWorker
+from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import RunFailedError, from_rpc_error
 from cairn._types import (
     _DURABILITY_PB,
@@ -173,6 +179,22 @@ class Client:
     away reports what the second attempt found: `delete_thread` may raise
     NOT_FOUND (`cancel_run` returns the run it cancelled). `update_state`,
     which would apply twice, is retried only when no server was reached.
+
+    Identity, namespace and TLS (each read from its CAIRN_* environment
+    variable when not given; see `cairn.TlsConfig`): `token` (a JWT) or
+    `api_key` (one of the two) is sent as `authorization: Bearer ...` and
+    `namespace` as `cairn-namespace` on every call; `tls` is True (the
+    system's roots), a `TlsConfig` (a CA, a client certificate for mTLS) or
+    False (plaintext). A bad combination or an unreadable TLS file raises
+    ValueError here; a call the server refuses raises `UnauthenticatedError`
+    or `PermissionDeniedError`.
+
+        client = Client(
+            "cairn.internal:50051",
+            token=os.environ["MY_JWT"],
+            namespace="team-a",
+            tls=TlsConfig(ca_file="ca.pem"),
+        )
     """
 
     def __init__(
@@ -181,13 +203,21 @@ class Client:
         *,
         timeout: float | None = None,
         failover_timeout: float = 30.0,
+        token: str | None = None,
+        api_key: str | None = None,
+        namespace: str | None = None,
+        tls: bool | TlsConfig | None = None,
     ) -> None:
         self.addresses = parse_addresses(address)
         self.timeout = timeout
         self.failover_timeout = failover_timeout
         self._failover = Failover(self.addresses, failover_timeout, log)
+        settings = ConnectionSettings.resolve(
+            token=token, api_key=api_key, namespace=namespace, tls=tls
+        )
+        self.namespace = settings.namespace
         self._channels = [
-            grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) for target in self.addresses
+            settings.aio_channel(target, CHANNEL_OPTIONS) for target in self.addresses
         ]
         self._run_stubs = [run_service_pb2_grpc.RunServiceStub(c) for c in self._channels]
         self._stubs: dict[str, list[Any]] = {

@@ -9,6 +9,8 @@
     ├── AlreadyExistsError          ALREADY_EXISTS
     ├── FailedPreconditionError     FAILED_PRECONDITION
     │   └── ThreadBusyError         THREAD_BUSY
+    ├── UnauthenticatedError        UNAUTHENTICATED (no credential, or a bad or expired one)
+    ├── PermissionDeniedError       PERMISSION_DENIED (a role too weak in the namespace)
     ├── ResourceExhaustedError      RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE)
     ├── UnavailableError            UNAVAILABLE
     └── UnimplementedError          UNIMPLEMENTED
@@ -81,6 +83,18 @@ class ThreadBusyError(FailedPreconditionError):
     pass
 
 
+class UnauthenticatedError(CairnError):
+    """The server does not accept the call's credential: none was given (pass
+    `token=` or `api_key=`, or set CAIRN_TOKEN or CAIRN_API_KEY), or it is
+    unknown, badly signed or expired."""
+
+
+class PermissionDeniedError(CairnError):
+    """The caller's grants in the call's namespace do not include the role
+    the call needs (e.g. a `reader` that cancels a run). Ids in namespaces the
+    caller holds no grant in raise NotFoundError instead."""
+
+
 class ResourceExhaustedError(CairnError):
     pass
 
@@ -135,6 +149,8 @@ _BY_CODE: dict[grpc.StatusCode, type[CairnError]] = {
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,

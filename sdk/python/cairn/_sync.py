@@ -10,6 +10,7 @@ from typing import Any
 
 from cairn._addresses import Addresses
 from cairn._client import Client
+from cairn._credentials import TlsConfig
 
 
 class SyncClient:
@@ -20,7 +21,10 @@ class SyncClient:
         run = client.invoke("workflow", {"topic": "cats"}, thread_id="t1")
 
     It takes the addresses and options of `Client` and fails over the same
-    way: `SyncClient(["10.0.0.1:50051", "10.0.0.2:50051"])`.
+    way: `SyncClient(["10.0.0.1:50051", "10.0.0.2:50051"])`; credentials,
+    namespace and TLS too (or the CAIRN_* environment variables):
+
+        client = SyncClient("cairn.internal:50051", api_key=key, namespace="team-a", tls=True)
     """
 
     def __init__(
@@ -29,16 +33,32 @@ class SyncClient:
         *,
         timeout: float | None = None,
         failover_timeout: float = 30.0,
+        token: str | None = None,
+        api_key: str | None = None,
+        namespace: str | None = None,
+        tls: bool | TlsConfig | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._client = self._run(self._make(address, timeout, failover_timeout))
 
-    @staticmethod
-    async def _make(address: Addresses, deadline: float | None, failover: float) -> Client:
-        # The channels must be created on the loop that will use them.
-        return Client(address, timeout=deadline, failover_timeout=failover)
+        async def make() -> Client:
+            # The channels must be created on the loop that will use them.
+            return Client(
+                address,
+                timeout=timeout,
+                failover_timeout=failover_timeout,
+                token=token,
+                api_key=api_key,
+                namespace=namespace,
+                tls=tls,
+            )
+
+        try:
+            self._client: Client = self._run(make())
+        except BaseException:
+            self._stop_loop()  # a bad argument leaves no thread behind
+            raise
 
     def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -60,6 +80,9 @@ class SyncClient:
 
     def close(self) -> None:
         self._run(self._client.close())
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
 

@@ -6,6 +6,9 @@
     # several replicas of one service: a stream to each
     worker = Worker("10.0.0.1:50051,10.0.0.2:50051", functions=[...])
 
+    # credentials, namespace and TLS (or the CAIRN_* environment variables)
+    worker = Worker(address, functions=[...], api_key=key, namespace="team-a", tls=True)
+
 The worker keeps one Connect stream open to each address, each reconnecting
 with backoff when it drops; a service re-dispatches whatever the worker held
 when its stream broke. Each service bounds what it sends on one stream
@@ -31,6 +34,7 @@ import grpc
 
 from cairn._addresses import Addresses, parse_addresses
 from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt, SyncBody
+from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint
 from cairn._graph import CompiledStateGraph, GraphTask
@@ -74,6 +78,19 @@ class Worker:
     slot frees. Every execution answers on the stream it came from.
     `connected` is set while at least one stream is up, `all_connected`
     while every one is.
+
+    `token` (a JWT) or `api_key`, `namespace` and `tls` are taken as by
+    `Client` (each from its CAIRN_* environment variable when not given) and
+    sent on every Connect stream: the worker serves that one namespace, and
+    receives only the tasks of runs in it.
+
+        worker = Worker(
+            "cairn.internal:50051",
+            functions=[essay],
+            api_key=os.environ["CAIRN_WORKER_KEY"],
+            namespace="team-a",
+            tls=TlsConfig(ca_file="ca.pem"),
+        )
     """
 
     def __init__(
@@ -86,8 +103,16 @@ class Worker:
         worker_id: str = "",
         reconnect_max_interval: float = 5.0,
         local_calls: bool = True,
+        token: str | None = None,
+        api_key: str | None = None,
+        namespace: str | None = None,
+        tls: bool | TlsConfig | None = None,
     ) -> None:
         self.addresses = parse_addresses(address)
+        self._settings = ConnectionSettings.resolve(
+            token=token, api_key=api_key, namespace=namespace, tls=tls
+        )
+        self.namespace = self._settings.namespace
         self.address = ",".join(self.addresses)
         self.local_calls = local_calls
         self.worker_id = worker_id
@@ -373,7 +398,7 @@ class _Connection:
                     break
                 # A server that stays down is reported once, not at every try.
                 level = logging.DEBUG if reported and not self.connected else logging.WARNING
-                log.log(level, "connection to %s lost: %s", self.address, error.code().name)
+                log.log(level, "connection to %s lost: %s", self.address, _lost(error))
                 reported = True
             if self.connected:
                 delay = 0.05  # it was up: try again soon
@@ -412,7 +437,7 @@ class _Connection:
                 elif batch:
                     yield pb.ConnectRequest(batch=pb.ConnectRequestBatch(requests=batch))
 
-        async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
+        async with self.worker._settings.aio_channel(self.address, CHANNEL_OPTIONS) as channel:
             call = worker_service_pb2_grpc.WorkerServiceStub(channel).Connect(requests())
             try:
                 async for response in call:
@@ -439,9 +464,10 @@ class _Connection:
             self.connected = True
             worker._connections_changed()
             log.info(
-                "worker %s connected to %s, serving %s",
+                "worker %s connected to %s%s, serving %s",
                 self.worker_id,
                 self.address,
+                f" in namespace {worker.namespace}" if worker.namespace else "",
                 worker._serving(),
             )
         elif kind == "assignment" and not worker._stopping:
@@ -499,6 +525,15 @@ class _Connection:
 
     def _run_local(self, child: Execution) -> None:
         self._run(child, self.worker._execute(child))
+
+
+def _lost(error: grpc.aio.AioRpcError) -> str:
+    """Why a stream ended, for the log: the server's words too when the
+    worker must change something (its credential or its grants)."""
+    code = error.code()
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return f"{code.name}: {error.details()}"
+    return str(code.name)
 
 
 def _show_sdk_logs() -> None:

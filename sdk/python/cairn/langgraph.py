@@ -22,6 +22,11 @@ Example::
     with CairnSaver("127.0.0.1:50051") as checkpointer:
         graph = builder.compile(checkpointer=checkpointer)
         graph.invoke({"topic": "cats"}, {"configurable": {"thread_id": "1"}})
+
+Credentials, namespace and TLS are taken as by `cairn.Client` (or from the
+CAIRN_* environment variables)::
+
+    CairnSaver("cairn.internal:50051", api_key=key, namespace="team-a", tls=True)
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from cairn._addresses import RECONNECT_OPTIONS, Addresses, Attempts, Failover, parse_addresses
+from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import from_rpc_error
 from cairn.v1 import checkpoint_service_pb2 as pb
 from cairn.v1 import checkpoint_service_pb2_grpc, thread_service_pb2
@@ -98,6 +104,18 @@ class CairnSaver(BaseCheckpointSaver[str]):
         saver = CairnSaver("127.0.0.1:50051", page_size=500)
         for item in saver.list({"configurable": {"thread_id": "1"}}, limit=2000):
             ...  # at most 4 calls, each made when the page before is used up
+
+    `token` (a JWT) or `api_key`, `namespace` and `tls` are taken as by
+    `cairn.Client` (each from its CAIRN_* environment variable when not
+    given) and sent on every call, sync and async; the checkpoints are those
+    of that namespace. Writes need the `writer` role there::
+
+        saver = CairnSaver(
+            "cairn.internal:50051",
+            token=os.environ["MY_JWT"],
+            namespace="team-a",
+            tls=TlsConfig(ca_file="ca.pem"),  # from cairn import TlsConfig
+        )
     """
 
     def __init__(
@@ -107,11 +125,19 @@ class CairnSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         page_size: int = 0,
         failover_timeout: float = 30.0,
+        token: str | None = None,
+        api_key: str | None = None,
+        namespace: str | None = None,
+        tls: bool | TlsConfig | None = None,
     ) -> None:
         super().__init__(serde=serde)
         if not 0 <= page_size <= _MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 0 and {_MAX_PAGE_SIZE}, not {page_size}")
         self.addresses = parse_addresses(address)
+        self._settings = ConnectionSettings.resolve(
+            token=token, api_key=api_key, namespace=namespace, tls=tls
+        )
+        self.namespace = self._settings.namespace
         self.address = ",".join(self.addresses)
         self.page_size = page_size
         self.failover_timeout = failover_timeout
@@ -127,7 +153,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
     def _sync(self) -> list[_Stub]:
         if not self._stubs:
             self._channels = [
-                grpc.insecure_channel(a, options=RECONNECT_OPTIONS) for a in self.addresses
+                self._settings.sync_channel(a, RECONNECT_OPTIONS) for a in self.addresses
             ]
             self._stubs = [_Stub(channel) for channel in self._channels]
         return self._stubs
@@ -136,7 +162,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         loop = asyncio.get_running_loop()
         if not self._aio_stubs or self._aio_loop is not loop:
             self._aio_channels = [
-                grpc.aio.insecure_channel(a, options=RECONNECT_OPTIONS) for a in self.addresses
+                self._settings.aio_channel(a, RECONNECT_OPTIONS) for a in self.addresses
             ]
             self._aio_stubs = [_Stub(channel) for channel in self._aio_channels]
             self._aio_loop = loop

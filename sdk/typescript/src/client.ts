@@ -12,11 +12,16 @@
  * Several replicas of the service: `new Client({ address: ["10.0.0.1:50051",
  * "10.0.0.2:50051"] })` (or "10.0.0.1:50051,10.0.0.2:50051"); a call whose
  * server is gone fails over to the next one.
+ *
+ * A secured service: `new Client({ address, apiKey, namespace: "team-a", tls:
+ * { caFile: "ca.pem" } })`, or the CAIRN_TOKEN / CAIRN_API_KEY,
+ * CAIRN_NAMESPACE and CAIRN_TLS* environment variables (see credentials.ts).
  */
 
 import { randomUUID } from "node:crypto";
 import { createClient, type Client as RpcClient } from "@connectrpc/connect";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+import { resolveCredentials, type CredentialOptions } from "./credentials.js";
 import { RunFailedError, fromRpcError } from "./errors.js";
 import {
   ESTABLISHED_MS,
@@ -92,7 +97,9 @@ export interface StreamOptions extends RunOptions {
   subgraphs?: boolean;
 }
 
-export interface ClientOptions {
+/** Also takes `token` or `apiKey`, `namespace` and `tls` (CredentialOptions):
+ * every call sends the credential and the namespace. */
+export interface ClientOptions extends CredentialOptions {
   /**
    * host:port of the service, or of several replicas of it: a comma-separated
    * string or an array. Default 127.0.0.1:50051.
@@ -269,6 +276,8 @@ interface CallOptions {
 export class Client {
   /** The service's addresses, in the order given. */
   readonly addresses: readonly string[];
+  /** The namespace every call acts in; undefined: the server's "default". */
+  readonly namespace: string | undefined;
   private readonly endpoints: Endpoint[];
   private readonly failover: Failover;
   private readonly timeoutMs: number | undefined;
@@ -281,9 +290,11 @@ export class Client {
     this.addresses = parseAddresses(opts.address);
     this.timeoutMs = opts.timeoutMs;
     this.failover = new Failover(this.addresses.length, opts.failoverTimeoutMs ?? 30_000);
+    const credentials = resolveCredentials(opts);
+    this.namespace = credentials.namespace;
     this.endpoints = this.addresses.map((address) => {
       // A connection opens at its first call.
-      const connection = connect(address);
+      const connection = connect(address, { credentials });
       return {
         address,
         connection,

@@ -10,8 +10,10 @@
  *     ├── AlreadyExistsError          ALREADY_EXISTS
  *     ├── FailedPreconditionError     FAILED_PRECONDITION
  *     │   └── ThreadBusyError         THREAD_BUSY
+ *     ├── UnauthenticatedError        UNAUTHENTICATED (no, bad or expired token or API key)
+ *     ├── PermissionDeniedError       PERMISSION_DENIED (a role too weak in the namespace)
  *     ├── ResourceExhaustedError      RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE)
- *     ├── UnavailableError            UNAVAILABLE
+ *     ├── UnavailableError            UNAVAILABLE (also: the TLS handshake failed)
  *     └── UnimplementedError          UNIMPLEMENTED
  *     RunFailedError                  Client.invoke: the run ended FAILED
  *     TaskFailedError                 inside a workflow: a called task failed
@@ -78,6 +80,14 @@ export class RunNotFoundError extends NotFoundError {}
 export class AlreadyExistsError extends CairnError {}
 export class FailedPreconditionError extends CairnError {}
 export class ThreadBusyError extends FailedPreconditionError {}
+/** The service did not accept the call's credential: none was sent (see
+ * `token`, `apiKey` and CAIRN_TOKEN / CAIRN_API_KEY), or the token or API key
+ * is unknown, badly signed or expired. */
+export class UnauthenticatedError extends CairnError {}
+/** The caller's grants in the call's namespace do not include the role the
+ * call needs (e.g. a reader cancelling a run). Ids in a namespace the caller
+ * has no grant in answer NotFoundError instead. */
+export class PermissionDeniedError extends CairnError {}
 export class ResourceExhaustedError extends CairnError {}
 export class UnavailableError extends CairnError {}
 export class UnimplementedError extends CairnError {}
@@ -173,6 +183,8 @@ const BY_CODE: Partial<Record<string, typeof CairnError>> = {
   NOT_FOUND: NotFoundError,
   ALREADY_EXISTS: AlreadyExistsError,
   FAILED_PRECONDITION: FailedPreconditionError,
+  UNAUTHENTICATED: UnauthenticatedError,
+  PERMISSION_DENIED: PermissionDeniedError,
   RESOURCE_EXHAUSTED: ResourceExhaustedError,
   UNAVAILABLE: UnavailableError,
   UNIMPLEMENTED: UnimplementedError,
@@ -227,9 +239,32 @@ export function errorInfo(error: ConnectError): ErrorInfo | undefined {
   return undefined;
 }
 
+/** The `code`s of Node errors in `error`'s cause chain, outermost first. */
+export function causeCodes(error: unknown): string[] {
+  const codes: string[] = [];
+  const seen = new Set<unknown>();
+  while (error instanceof Error && !seen.has(error)) {
+    seen.add(error);
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string") codes.push(code);
+    error = error.cause;
+  }
+  return codes;
+}
+
+/** Node's codes of a failed TLS handshake: OpenSSL's certificate checks
+ * (SELF_SIGNED_CERT_IN_CHAIN, CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_...), a
+ * name mismatch (ERR_TLS_CERT_ALTNAME_INVALID) and SSL alerts (ERR_SSL_...). */
+const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_)|CERT/;
+
 /** The typed CairnError for a failed call; anything else is returned as is. */
 export function fromRpcError(error: unknown): unknown {
   if (!(error instanceof ConnectError)) return error;
+  if (!error.metadata.has("grpc-status") && causeCodes(error).some((c) => TLS_FAILURE.test(c))) {
+    // No server answered: the connection was refused at the handshake, which
+    // gRPC reports as UNAVAILABLE. Sending the call again would not help.
+    return new UnavailableError(`TLS handshake failed: ${error.rawMessage}`, { code: "UNAVAILABLE" });
+  }
   const code = CODE_NAMES[error.code] ?? "UNKNOWN";
   const info = errorInfo(error);
   const reason = info?.reason ?? "";

@@ -19,7 +19,7 @@
  */
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import { UnavailableError, errorInfo, fromRpcError } from "./errors.js";
+import { UnavailableError, causeCodes, errorInfo, fromRpcError } from "./errors.js";
 
 export const DEFAULT_ADDRESS = "127.0.0.1:50051";
 
@@ -50,18 +50,6 @@ export type Loss = "refused" | "lost";
 /** Errors of opening a connection: no request went out. */
 const REFUSED_CAUSES = new Set(["ECONNREFUSED", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH"]);
 
-function nodeCodes(error: unknown): string[] {
-  const codes: string[] = [];
-  const seen = new Set<unknown>();
-  while (error instanceof Error && !seen.has(error)) {
-    seen.add(error);
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
-    error = error.cause;
-  }
-  return codes;
-}
-
 /**
  * Whether `error` means the call's server is unreachable, and how (see
  * `Loss`); undefined for any other failure, a status the server chose.
@@ -77,7 +65,7 @@ export function connectionLoss(error: unknown): Loss | undefined {
     if (error.code !== Code.Unavailable) return undefined;
     return errorInfo(error)?.reason === "SHUTTING_DOWN" ? "refused" : "lost";
   }
-  const codes = nodeCodes(error);
+  const codes = causeCodes(error);
   switch (error.code) {
     case Code.Unavailable:
       return codes.some((c) => REFUSED_CAUSES.has(c)) || error.message.includes("REFUSED_STREAM")

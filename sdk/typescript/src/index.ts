@@ -21,6 +21,7 @@ export {
   interrupt,
 } from "./context.js";
 export type { RunnableConfig } from "./context.js";
+export type { CredentialOptions, TlsOptions } from "./credentials.js";
 export {
   AlreadyExistsError,
   CairnError,
@@ -31,6 +32,7 @@ export {
   MAX_JSON_DEPTH,
   NonDeterministicError,
   NotFoundError,
+  PermissionDeniedError,
   ResourceExhaustedError,
   RunFailedError,
   RunNotFoundError,
@@ -38,6 +40,7 @@ export {
   TaskTimeoutError,
   ThreadBusyError,
   ThreadNotFoundError,
+  UnauthenticatedError,
   UnavailableError,
   UnimplementedError,
 } from "./errors.js";

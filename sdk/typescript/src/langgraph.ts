@@ -20,6 +20,10 @@
  * with a short backoff after each round, for up to `failoverTimeoutMs`. Every
  * CheckpointService call is safe to send twice (writes keep the first value
  * stored, deletes and prunes are idempotent), so each one is.
+ *
+ * A secured service: `new CairnSaver({ address, token, namespace: "team-a",
+ * tls: { caFile: "ca.pem" } })`, or the CAIRN_* environment variables (see
+ * credentials.ts); every call sends the credential and the namespace.
  */
 
 import { randomInt } from "node:crypto";
@@ -41,6 +45,7 @@ import {
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
 import type { RunnableConfig } from "@langchain/core/runnables";
+import { resolveCredentials, type CredentialOptions } from "./credentials.js";
 import { fromRpcError } from "./errors.js";
 import { Failover, connectionLoss, parseAddresses, unavailable, type Addresses } from "./failover.js";
 import {
@@ -54,13 +59,16 @@ import {
 import { PruneStrategy } from "./gen/cairn/v1/thread_service_pb.js";
 import { connect, type Connection } from "./transport.js";
 
+export type { CredentialOptions, TlsOptions } from "./credentials.js";
+
 /** The type of a blob for a channel that has no value at its version (as in the Python saver). */
 const EMPTY = "empty";
 
 /** The largest page ListCheckpoints serves. */
 const MAX_PAGE_SIZE = 1000;
 
-export interface CairnSaverOptions {
+/** Also takes `token` or `apiKey`, `namespace` and `tls` (CredentialOptions). */
+export interface CairnSaverOptions extends CredentialOptions {
   /**
    * host:port of the Cairn service, or of several replicas of it (a
    * comma-separated string or an array); default "127.0.0.1:50051".
@@ -120,6 +128,8 @@ export class CairnSaver extends BaseCheckpointSaver {
   /** The addresses, comma-separated. */
   readonly address: string;
   readonly addresses: readonly string[];
+  /** The namespace every call acts in; undefined: the server's "default". */
+  readonly namespace: string | undefined;
   private readonly endpoints: Endpoint[];
   private readonly failover: Failover;
   private readonly listPageSize: number;
@@ -141,8 +151,10 @@ export class CairnSaver extends BaseCheckpointSaver {
     this.listPageSize = size;
     this.timeoutMs = opts.timeoutMs;
     this.failover = new Failover(this.addresses.length, opts.failoverTimeoutMs ?? 30_000);
+    const credentials = resolveCredentials(opts);
+    this.namespace = credentials.namespace;
     this.endpoints = this.addresses.map((address) => {
-      const connection = connect(address);
+      const connection = connect(address, { credentials });
       return { address, connection, rpc: createClient(CheckpointService, connection.transport) };
     });
   }

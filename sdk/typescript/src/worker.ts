@@ -13,12 +13,17 @@
  * broke. The limits hold over all connections together: an assignment beyond
  * them waits in the worker until a body finishes. Every execution answers on
  * the stream it came from.
+ *
+ * Against a secured service, give `token` or `apiKey`, `namespace` (the one
+ * namespace whose tasks it serves) and `tls`, or set the CAIRN_*
+ * environment variables (see credentials.ts).
  */
 
 import { hostname } from "node:os";
 import { createClient } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Abandoned, ChildInterrupted, Execution, GraphInterrupt, type Outgoing } from "./context.js";
+import { resolveCredentials, type CredentialOptions, type Credentials } from "./credentials.js";
 import { InvalidValueError, JsonTooDeepError, TaskFailedError } from "./errors.js";
 import { parseAddresses, type Addresses } from "./failover.js";
 import { EntrypointFinal, registrationOf, type Registration, type Servable } from "./functional.js";
@@ -32,14 +37,16 @@ import {
 } from "./gen/cairn/v1/worker_service_pb.js";
 import { AsyncQueue } from "./queue.js";
 import { Slots } from "./slots.js";
-import { connect } from "./transport.js";
+import { connect, connectionUrl } from "./transport.js";
 import { retries, retryPolicyPb, taskTimeoutsPb } from "./types.js";
 import { fromValue, toValue } from "./values.js";
 import { VERSION } from "./version.js";
 
 type Request = MessageInitShape<typeof ConnectRequestSchema>;
 
-export interface WorkerOptions {
+/** Also takes `token` or `apiKey`, `namespace` and `tls` (CredentialOptions),
+ * sent on every Connect stream. */
+export interface WorkerOptions extends CredentialOptions {
   /**
    * host:port of the service, or several (replicas of one service, or
    * separate services): a comma-separated string or an array. The worker
@@ -92,10 +99,13 @@ export class Worker {
   readonly addresses: readonly string[];
   readonly maxConcurrency: number;
   readonly maxEntrypoints: number;
+  /** The namespace whose tasks it serves; undefined: the server's "default". */
+  readonly namespace: string | undefined;
   workerId: string;
   private readonly functions = new Map<string, Registration>();
   private readonly reconnectMaxIntervalMs: number;
   private readonly log: (message: string) => void;
+  private readonly credentials: Credentials;
   private readonly links: Link[];
   private readonly taskSlots: Slots;
   private readonly entrypointSlots: Slots;
@@ -110,6 +120,10 @@ export class Worker {
     this.workerId = options.workerId ?? "";
     this.reconnectMaxIntervalMs = options.reconnectMaxIntervalMs ?? 5_000;
     this.log = options.log ?? ((message) => console.warn(`cairn worker: ${message}`));
+    this.credentials = resolveCredentials(options);
+    this.namespace = this.credentials.namespace;
+    // Connections open in run(): check their addresses now.
+    for (const address of this.addresses) connectionUrl(address, this.credentials);
     this.taskSlots = new Slots(this.maxConcurrency);
     this.entrypointSlots = new Slots(this.maxEntrypoints);
     this.links = this.addresses.map((address) => ({
@@ -244,7 +258,7 @@ export class Worker {
   /** One Connect stream; resolves whether it was welcomed. */
   private async session(link: Link): Promise<boolean> {
     const outbox = new AsyncQueue<Request>();
-    const connection = connect(link.address);
+    const connection = connect(link.address, { credentials: this.credentials });
     link.outbox = outbox;
     link.close = connection.close;
     outbox.push(this.hello(link));

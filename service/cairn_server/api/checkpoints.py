@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 from cairn.v1 import checkpoint_service_pb2, checkpoint_service_pb2_grpc, thread_service_pb2
+from cairn_server import namespaces
+from cairn_server.api import scope
 from cairn_server.api.errors import unary
 from cairn_server.api.values import check_depth, check_size, too_deep
 from cairn_server.domain import Json
@@ -93,7 +95,7 @@ def _run_id(metadata: dict[str, Json]) -> str | None:
 
 def _to_proto(checkpoint: LgCheckpoint) -> checkpoint_service_pb2.SavedCheckpoint:
     return pb.SavedCheckpoint(
-        thread_id=checkpoint.thread_id,
+        thread_id=namespaces.unscoped(checkpoint.thread_id),
         checkpoint_ns=checkpoint.checkpoint_ns,
         checkpoint_id=checkpoint.checkpoint_id,
         parent_checkpoint_id=checkpoint.parent_checkpoint_id or "",
@@ -132,19 +134,22 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
         for field, size in values:
             check_size(size, self._limit, field)
 
-    def _check_not_busy(self, thread_id: str) -> None:
-        """A thread with an active native run is left to that run."""
-        if self._runs.thread_is_busy(thread_id):
+    def _writable(self, thread_id: str, field: str = "thread_id") -> str:
+        """The key of the caller's thread `thread_id`, which a write may
+        change: a thread with an active native run is left to that run."""
+        key = scope.thread_key(_required(thread_id, field))
+        if self._runs.thread_is_busy(key):
             raise error_for(
                 "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
             )
+        return key
 
     @unary
     async def GetTuple(
         self, request: checkpoint_service_pb2.GetTupleRequest, context: Any
     ) -> checkpoint_service_pb2.GetTupleResponse:
         found = await self._store.lg_get(
-            _required(request.thread_id, "thread_id"),
+            scope.thread_key(_required(request.thread_id, "thread_id")),
             request.checkpoint_ns,
             request.checkpoint_id or None,
         )
@@ -164,13 +169,14 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
             return pb.ListCheckpointsResponse()
         r = request
         found = await self._store.lg_list(
-            thread_id=r.thread_id if r.HasField("thread_id") else None,
+            thread_id=scope.thread_key(r.thread_id) if r.HasField("thread_id") else None,
             checkpoint_ns=r.checkpoint_ns if r.HasField("checkpoint_ns") else None,
             checkpoint_id=r.checkpoint_id if r.HasField("checkpoint_id") else None,
             metadata=_json_object(r.filter_json, "filter_json") if r.filter_json else None,
             before=r.before_checkpoint_id if r.HasField("before_checkpoint_id") else None,
             after=after,
             limit=page_size + 1,
+            namespace=None if r.HasField("thread_id") else scope.namespace(),
         )
         page = found[:page_size]
         token = ""
@@ -194,10 +200,10 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
             ]
         )
         metadata = _json_object(request.metadata_json, "metadata_json")
-        self._check_not_busy(_required(request.thread_id, "thread_id"))
+        thread_key = self._writable(request.thread_id)
         await self._store.lg_put(
             LgCheckpoint(
-                thread_id=request.thread_id,
+                thread_id=thread_key,
                 checkpoint_ns=request.checkpoint_ns,
                 checkpoint_id=_required(request.checkpoint_id, "checkpoint_id"),
                 parent_checkpoint_id=request.parent_checkpoint_id or None,
@@ -219,7 +225,7 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
     ) -> checkpoint_service_pb2.PutWritesResponse:
         self._check_sizes([(f"writes[{w.channel}]", len(w.value.data)) for w in request.writes])
         await self._store.lg_put_writes(
-            _required(request.thread_id, "thread_id"),
+            scope.thread_key(_required(request.thread_id, "thread_id")),
             request.checkpoint_ns,
             _required(request.checkpoint_id, "checkpoint_id"),
             [
@@ -233,9 +239,7 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
     async def DeleteThreadCheckpoints(
         self, request: checkpoint_service_pb2.DeleteThreadCheckpointsRequest, context: Any
     ) -> checkpoint_service_pb2.DeleteThreadCheckpointsResponse:
-        thread_id = _required(request.thread_id, "thread_id")
-        self._check_not_busy(thread_id)
-        await self._store.delete_threads([thread_id])
+        await self._store.delete_threads([self._writable(request.thread_id)])
         return pb.DeleteThreadCheckpointsResponse()
 
     @unary
@@ -243,27 +247,23 @@ class CheckpointServicer(checkpoint_service_pb2_grpc.CheckpointServiceServicer):
         self, request: checkpoint_service_pb2.DeleteForRunsRequest, context: Any
     ) -> checkpoint_service_pb2.DeleteForRunsResponse:
         if request.run_ids:
-            await self._store.lg_delete_for_runs(list(request.run_ids))
+            await self._store.lg_delete_for_runs(list(request.run_ids), namespace=scope.namespace())
         return pb.DeleteForRunsResponse()
 
     @unary
     async def CopyThreadCheckpoints(
         self, request: checkpoint_service_pb2.CopyThreadCheckpointsRequest, context: Any
     ) -> checkpoint_service_pb2.CopyThreadCheckpointsResponse:
-        target = _required(request.target_thread_id, "target_thread_id")
-        self._check_not_busy(target)
-        await self._store.lg_copy_thread(
-            _required(request.source_thread_id, "source_thread_id"), target
-        )
+        target = self._writable(request.target_thread_id, "target_thread_id")
+        source = scope.thread_key(_required(request.source_thread_id, "source_thread_id"))
+        await self._store.lg_copy_thread(source, target)
         return pb.CopyThreadCheckpointsResponse()
 
     @unary
     async def PruneCheckpoints(
         self, request: checkpoint_service_pb2.PruneCheckpointsRequest, context: Any
     ) -> checkpoint_service_pb2.PruneCheckpointsResponse:
-        thread_ids = list(request.thread_ids)
-        for thread_id in thread_ids:
-            self._check_not_busy(thread_id)
+        thread_ids = [self._writable(thread_id) for thread_id in request.thread_ids]
         strategy = request.strategy
         if strategy == thread_service_pb2.PRUNE_STRATEGY_KEEP_LATEST:
             await self._store.prune_checkpoints(thread_ids, keep_latest=1)

@@ -10,6 +10,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from cairn._values import enum_table
 from cairn.v1 import errors_pb2, run_pb2, thread_pb2
+from cairn_server import namespaces
 from cairn_server.api.values import struct_to_json, to_json, to_struct, to_value
 from cairn_server.domain import (
     Durability,
@@ -173,7 +174,7 @@ def interrupt_pb(interrupt: InterruptRecord) -> run_pb2.Interrupt:
 
 def thread_pb(thread: ThreadRecord) -> thread_pb2.Thread:
     return thread_pb2.Thread(
-        thread_id=thread.thread_id,
+        thread_id=namespaces.unscoped(thread.thread_id),
         create_time=timestamp(thread.created_at),
         update_time=timestamp(thread.updated_at),
         metadata=to_struct(thread.metadata),
@@ -184,7 +185,9 @@ def thread_pb(thread: ThreadRecord) -> thread_pb2.Thread:
 def checkpoint_ref(thread_id: str, checkpoint_id: str | None) -> run_pb2.CheckpointRef | None:
     if not checkpoint_id:
         return None
-    return run_pb2.CheckpointRef(thread_id=thread_id, checkpoint_id=checkpoint_id)
+    return run_pb2.CheckpointRef(
+        thread_id=namespaces.unscoped(thread_id), checkpoint_id=checkpoint_id
+    )
 
 
 def waiting_pb(waiting: WaitRecord) -> run_pb2.RunWaiting:
@@ -203,7 +206,7 @@ def waiting_pb(waiting: WaitRecord) -> run_pb2.RunWaiting:
 def run_pb(run: RunRecord) -> run_pb2.Run:
     message = run_pb2.Run(
         run_id=run.run_id,
-        thread_id=run.thread_id,
+        thread_id=namespaces.unscoped(run.thread_id),
         target=run.target,
         state=RUN_STATE_PB[run.state],
         durability=DURABILITY_PB[run.durability],
@@ -246,7 +249,7 @@ def state_pb(view: StateView) -> thread_pb2.StateSnapshot:
         to_value(None, snapshot.values)
         return snapshot
     to_value(view.values, snapshot.values)
-    snapshot.config.thread_id = checkpoint.thread_id
+    snapshot.config.thread_id = namespaces.unscoped(checkpoint.thread_id)
     snapshot.config.checkpoint_id = checkpoint.checkpoint_id
     parent = checkpoint_ref(checkpoint.thread_id, checkpoint.parent_checkpoint_id)
     if parent is not None:

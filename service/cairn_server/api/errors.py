@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -33,21 +34,30 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
+_SCOPED = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}(?:\x1f|\\x1f)")
+"""The namespace part of a scoped key (namespaces.py), also as repr() shows
+it: a caller knows its ids without it."""
+
+
+def _caller_view(text: str) -> str:
+    return _SCOPED.sub("", text)
+
+
 def status_of(error: ServiceError) -> tuple[grpc.StatusCode, status_pb2.Status]:
     code = getattr(grpc.StatusCode, error.code, grpc.StatusCode.INTERNAL)
-    info = error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=DOMAIN, metadata={k: str(v) for k, v in error.metadata.items()}
-    )
+    metadata = {k: _caller_view(str(v)) for k, v in error.metadata.items()}
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
+    message = _caller_view(error.message)
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
     return code, status
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ServiceError) -> NoReturn:
     code, status = status_of(error)
     await context.abort(
-        code, error.message, trailing_metadata=((_STATUS_DETAILS_KEY, status.SerializeToString()),)
+        code, status.message, trailing_metadata=((_STATUS_DETAILS_KEY, status.SerializeToString()),)
     )
     raise AssertionError("unreachable")  # context.abort raises
 

@@ -13,6 +13,7 @@ from google.protobuf import message, struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from cairn_server.errors import ServiceError, error_for
+from cairn_server.namespaces import SEP
 
 MAX_ID_BYTES = 256
 """Ids and names: thread, run, checkpoint, request, worker, task and interrupt
@@ -56,6 +57,18 @@ def _too_long(where: str, value: str, limit: int) -> ServiceError | None:
     )
 
 
+def _separator(where: str, value: str, limit: int) -> ServiceError | None:
+    """Ids may not hold the character that separates a namespace from an id
+    inside the service (cairn_server/namespaces.py)."""
+    if limit != MAX_ID_BYTES or SEP not in value:
+        return None
+    return error_for(
+        "INVALID_ARGUMENT",
+        f"{where} contains the control character U+001F, which ids may not contain",
+        field=where,
+    )
+
+
 def check_lengths(request: message.Message) -> ServiceError | None:
     """The first id, name, path or metadata key of `request` over its limit."""
     return _check(request, request.DESCRIPTOR.name)
@@ -71,7 +84,7 @@ def _check(msg: message.Message, where: str) -> ServiceError | None:
             if limit is None:
                 continue
             for item in value if field.is_repeated else (value,):
-                error = _too_long(path, item, limit)
+                error = _too_long(path, item, limit) or _separator(path, item, limit)
                 if error is not None:
                     return error
         elif field.type == _MESSAGE:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import grpc
 
 from cairn.v1 import worker_service_pb2, worker_service_pb2_grpc
+from cairn_server import namespaces
 from cairn_server.api import convert
 from cairn_server.api.values import to_json
 from cairn_server.dispatch.dispatcher import Dispatcher, WorkerConnection
@@ -65,7 +66,10 @@ class Offer:
     def registrations_pb(self) -> list[pb.Registration]:
         found = []
         for registration in self.registrations:
-            message = pb.Registration(name=registration.name, kind=_KIND_PB[registration.kind])
+            namespace, name = namespaces.split(registration.name)
+            message = pb.Registration(
+                name=name, namespace=namespace, kind=_KIND_PB[registration.kind]
+            )
             if registration.retry_policy is not None:
                 message.retry_policy.CopyFrom(convert.retry_policy_pb(registration.retry_policy))
             if registration.timeouts is not None:
@@ -74,13 +78,39 @@ class Offer:
         return found
 
 
+@dataclass(frozen=True, slots=True)
+class PeerAccess:
+    """How this replica reaches the others: TLS when the replicas serve it,
+    and the bearer credential that shows it is a replica (DESIGN.md 8.2:
+    relay streams authenticate as replicas)."""
+
+    credentials: grpc.ChannelCredentials | None = None
+    credential: str = ""
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        if self.credentials is None:
+            return grpc.aio.insecure_channel(address)
+        return grpc.aio.secure_channel(address, self.credentials)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.credential}"),) if self.credential else ()
+
+
 class RelayLink:
     """One stream to another replica, for the workers connected here."""
 
     def __init__(
-        self, dispatcher: Dispatcher, replica_id: str, peer: str, address: str, offer: Offer
+        self,
+        dispatcher: Dispatcher,
+        replica_id: str,
+        peer: str,
+        address: str,
+        offer: Offer,
+        peers: PeerAccess,
     ) -> None:
         self._dispatcher = dispatcher
+        self._peers = peers
         self._replica_id = replica_id
         self.peer = peer
         self.address = address
@@ -157,7 +187,7 @@ class RelayLink:
             task_id=message.task_id,
             name=message.name,
             run_id=message.run_id,
-            thread_id=message.thread_id,
+            thread_id=namespaces.scoped(message.namespace or namespaces.DEFAULT, message.thread_id),
             checkpoint_id=message.checkpoint_id,
             attempt=message.attempt,
             input=to_json(message.input),
@@ -210,9 +240,9 @@ class RelayLink:
 
     async def _run(self) -> None:
         try:
-            async with grpc.aio.insecure_channel(self.address) as channel:
+            async with self._peers.channel(self.address) as channel:
                 stream = worker_service_pb2_grpc.WorkerServiceStub(channel).Connect(
-                    self._requests()
+                    self._requests(), metadata=self._peers.metadata
                 )
                 reading = asyncio.ensure_future(self._read(stream))
                 stopping = asyncio.ensure_future(self._stopped.wait())
@@ -250,8 +280,10 @@ class Relays:
         replica_id: str,
         every: float,
         clock: Callable[[], float],
+        peers: PeerAccess | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._peers = peers or PeerAccess()
         self._store = store
         self._replica_id = replica_id
         self._every = every
@@ -307,7 +339,9 @@ class Relays:
         await self._prune(peers, offer)
         for peer, address in peers.items():
             if peer not in self._links:
-                link = RelayLink(self._dispatcher, self._replica_id, peer, address, offer)
+                link = RelayLink(
+                    self._dispatcher, self._replica_id, peer, address, offer, self._peers
+                )
                 self._links[peer] = link
 
     async def _prune(self, peers: dict[str, str], offer: Offer | None = None) -> None:

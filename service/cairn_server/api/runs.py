@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from cairn.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
-from cairn_server.api import convert
+from cairn_server.api import convert, scope
 from cairn_server.api.errors import streaming, unary
 from cairn_server.api.threads import page_size, page_token_errors
 from cairn_server.api.values import check_size, struct_to_json, to_json
@@ -28,9 +28,16 @@ StartRequest = pb.InvokeRequest | pb.StreamRequest
 
 
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
-    def __init__(self, runs: RunManager, *, max_payload_bytes: int) -> None:
+    def __init__(
+        self,
+        runs: RunManager,
+        *,
+        max_payload_bytes: int,
+        max_runs_per_namespace: int | None = None,
+    ) -> None:
         self._runs = runs
         self._limit = max_payload_bytes
+        self._max_runs = max_runs_per_namespace
 
     # --- requests -------------------------------------------------------------
 
@@ -44,7 +51,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 "INVALID_ARGUMENT", "set either input or command, not both", field="command"
             )
         start = StartRun(
-            thread_id=request.thread_id,
+            thread_id=scope.thread_key(request.thread_id),
             target=request.target,
             durability=convert.enum_value(convert.DURABILITY, request.durability, "durability")
             if request.durability
@@ -106,9 +113,25 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     # --- RPCs -------------------------------------------------------------------
 
+    async def _start(self, start: StartRun) -> RunHandle | RunRecord:
+        """Start a run, within the namespace's limit of active runs here."""
+        limit = self._max_runs
+        if limit is not None:
+            namespace = scope.namespace()
+            active = self._runs.active_in(namespace)
+            if active >= limit:
+                raise error_for(
+                    "TOO_MANY_RUNS",
+                    f"namespace {namespace!r} has {active} active runs on this replica;"
+                    f" the limit is {limit}",
+                    namespace=namespace,
+                    limit=str(limit),
+                )
+        return await self._runs.start(start)
+
     @unary
     async def Invoke(self, request: pb.InvokeRequest, context: Any) -> pb.InvokeResponse:
-        started = await self._runs.start(self._start_run(request, []))
+        started = await self._start(self._start_run(request, []))
         run = await self._runs.outcome(started.run_id)
         return pb.InvokeResponse(run=convert.run_pb(run))
 
@@ -116,7 +139,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Stream(
         self, request: pb.StreamRequest, context: Any
     ) -> AsyncIterator[pb.StreamResponse]:
-        started = await self._runs.start(self._start_run(request, self._modes(request)))
+        started = await self._start(self._start_run(request, self._modes(request)))
         async for event in self._follow(started):
             yield pb.StreamResponse(event=event)
 
@@ -132,7 +155,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         template = first.start
         start = self._start_run(template, self._modes(template))
         while True:
-            started = await self._runs.start(start)
+            started = await self._start(start)
             last_state = None
             async for event in self._follow(started):
                 if event.HasField("run"):
@@ -167,17 +190,20 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> AsyncIterator[pb.JoinRunResponse]:
         if not request.run_id:
             raise error_for("INVALID_ARGUMENT", "run_id is required", field="run_id")
+        scope.owned_run(await self._runs.get_run(request.run_id))
         async for event in self._runs.follow(request.run_id, request.after_event_id):
             yield pb.JoinRunResponse(event=convert.event_pb(event))
 
     @unary
     async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.GetRunResponse:
-        return pb.GetRunResponse(run=convert.run_pb(await self._runs.get_run(request.run_id)))
+        run = scope.owned_run(await self._runs.get_run(request.run_id))
+        return pb.GetRunResponse(run=convert.run_pb(run))
 
     @unary
     async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsResponse:
         store = self._runs.store
-        if await store.get_thread(request.thread_id) is None:
+        thread_key = scope.thread_key(request.thread_id)
+        if await store.get_thread(thread_key) is None:
             raise error_for(
                 "THREAD_NOT_FOUND",
                 f"thread {request.thread_id!r} does not exist",
@@ -188,7 +214,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             state = convert.enum_value(convert.RUN_STATE, request.state, "state")
         with page_token_errors():
             runs, token = await store.list_runs(
-                request.thread_id,
+                thread_key,
                 limit=page_size(request.page_size),
                 page_token=request.page_token,
                 state=state,
@@ -201,4 +227,5 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @unary
     async def CancelRun(self, request: pb.CancelRunRequest, context: Any) -> pb.CancelRunResponse:
+        scope.owned_run(await self._runs.get_run(request.run_id))
         return pb.CancelRunResponse(run=convert.run_pb(await self._runs.cancel(request.run_id)))

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from cairn.v1 import thread_pb2, thread_service_pb2, thread_service_pb2_grpc
-from cairn_server.api import convert
+from cairn_server import namespaces
+from cairn_server.api import convert, scope
 from cairn_server.api.errors import unary
 from cairn_server.api.values import check_size, struct_to_json, to_json
 from cairn_server.domain import CheckpointRecord, ThreadRecord, ThreadStatus
@@ -48,9 +49,10 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         self._store = runs.store
 
     async def _thread(self, thread_id: str) -> ThreadRecord:
+        """The caller's thread `thread_id` (its record holds the scoped key)."""
         if not thread_id:
             raise error_for("INVALID_ARGUMENT", "thread_id is required", field="thread_id")
-        thread = await self._store.get_thread(thread_id)
+        thread = await self._store.get_thread(scope.thread_key(thread_id))
         if thread is None:
             raise error_for(
                 "THREAD_NOT_FOUND", f"thread {thread_id!r} does not exist", thread_id=thread_id
@@ -68,7 +70,9 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         now = self._runs.clock()
         check_size(request.metadata.ByteSize(), self._limit, "metadata")
         metadata = struct_to_json(request.metadata, "metadata")
-        thread = ThreadRecord(thread_id, now, now, metadata, ThreadStatus.IDLE, request.request_id)
+        thread = ThreadRecord(
+            scope.thread_key(thread_id), now, now, metadata, ThreadStatus.IDLE, request.request_id
+        )
         try:
             await self._store.create_thread(thread)
         except ThreadAlreadyExists:
@@ -97,6 +101,7 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
                 page_token=request.page_token,
                 metadata=struct_to_json(request.metadata, "metadata") or None,
                 status=status,
+                namespace=scope.namespace(),
             )
         return pb.ListThreadsResponse(
             threads=[convert.thread_pb(t) for t in threads], next_page_token=token
@@ -106,14 +111,14 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     async def DeleteThread(
         self, request: pb.DeleteThreadRequest, context: Any
     ) -> pb.DeleteThreadResponse:
-        await self._thread(request.thread_id)
-        if self._runs.thread_is_busy(request.thread_id):
+        thread = await self._thread(request.thread_id)
+        if self._runs.thread_is_busy(thread.thread_id):
             raise error_for(
                 "THREAD_BUSY",
                 f"thread {request.thread_id!r} has an active run",
                 thread_id=request.thread_id,
             )
-        await self._store.delete_thread(request.thread_id)
+        await self._store.delete_thread(thread.thread_id)
         return pb.DeleteThreadResponse()
 
     @unary
@@ -152,26 +157,26 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
                 f" got {request.strategy}",
                 field="strategy",
             )
-        for thread_id in thread_ids:
-            if self._runs.thread_is_busy(thread_id):
+        keys = [scope.thread_key(thread_id) for thread_id in thread_ids]
+        for thread_id, key in zip(thread_ids, keys, strict=True):
+            if self._runs.thread_is_busy(key):
                 raise error_for(
                     "THREAD_BUSY", f"thread {thread_id!r} has an active run", thread_id=thread_id
                 )
         if request.strategy == pb.PRUNE_STRATEGY_DELETE:
-            result = await self._store.delete_threads(thread_ids)
+            result = await self._store.delete_threads(keys)
         else:
-            result = await self._store.prune_checkpoints(
-                thread_ids, keep_latest=request.keep_latest or 1
-            )
+            result = await self._store.prune_checkpoints(keys, keep_latest=request.keep_latest or 1)
         return pb.PruneThreadsResponse(
-            thread_ids=result.thread_ids, deleted_checkpoints=result.deleted_checkpoints
+            thread_ids=[namespaces.unscoped(key) for key in result.thread_ids],
+            deleted_checkpoints=result.deleted_checkpoints,
         )
 
     @unary
     async def GetState(self, request: pb.GetStateRequest, context: Any) -> pb.GetStateResponse:
-        await self._thread(request.thread_id)
+        thread = await self._thread(request.thread_id)
         checkpoint = await self._store.get_checkpoint(
-            request.thread_id, "", request.checkpoint_id or None
+            thread.thread_id, "", request.checkpoint_id or None
         )
         if checkpoint is None and request.checkpoint_id:
             raise error_for(
@@ -186,11 +191,11 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     async def GetStateHistory(
         self, request: pb.GetStateHistoryRequest, context: Any
     ) -> pb.GetStateHistoryResponse:
-        await self._thread(request.thread_id)
+        thread = await self._thread(request.thread_id)
         if request.limit < 0:
             raise error_for("INVALID_ARGUMENT", "limit must not be negative", field="limit")
         listed = await self._store.list_checkpoints(
-            request.thread_id,
+            thread.thread_id,
             "",
             before=request.before or None,
             limit=request.limit or None,
@@ -204,9 +209,9 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     ) -> pb.UpdateStateResponse:
         check_size(request.values.ByteSize(), self._limit, "values")
         values = to_json(request.values, "values")
-        await self._thread(request.thread_id)
+        thread = await self._thread(request.thread_id)
         checkpoint = await self._runs.update_state(
-            request.thread_id, request.checkpoint_id, values, request.as_node
+            thread.thread_id, request.checkpoint_id, values, request.as_node
         )
         return pb.UpdateStateResponse(state=await self._snapshot(checkpoint))
 

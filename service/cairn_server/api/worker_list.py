@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cairn.v1 import worker_service_pb2 as pb
+from cairn_server import namespaces
 from cairn_server.api.threads import page_size
 from cairn_server.dispatch.dispatcher import WorkerConnection
 from cairn_server.domain import TaskKind
@@ -47,7 +48,7 @@ def _entry(worker: WorkerConnection, replica_id: str) -> pb.ConnectedWorker:
         sdk_version=worker.sdk_version,
         identity=worker.identity,
         names=[
-            pb.ServedName(name=name, kind=_KIND_PB[registration.kind])
+            pb.ServedName(name=namespaces.unscoped(name), kind=_KIND_PB[registration.kind])
             for name, registration in sorted(worker.registrations.items())
         ],
         max_concurrent_tasks=worker.max_tasks,

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
+from cairn_server import namespaces
 from cairn_server.api import convert
 from cairn_server.api.errors import streaming, unary
 from cairn_server.api.graphs import graph_model
 from cairn_server.api.relay import Relays
 from cairn_server.api.values import check_size, to_json, to_value
 from cairn_server.api.worker_list import list_workers
+from cairn_server.auth import Caller, Role, current
 from cairn_server.dispatch.dispatcher import WorkerConnection
 from cairn_server.dispatch.messages import (
     Assignment,
@@ -77,7 +79,8 @@ def outgoing_pb(
                 name=item.name,
                 kind=_KIND_PB[item.kind],
                 run_id=item.run_id,
-                thread_id=item.thread_id,
+                thread_id=namespaces.unscoped(item.thread_id),
+                namespace=namespaces.namespace_of(item.thread_id),
                 checkpoint_id=item.checkpoint_id,
                 attempt=item.attempt,
                 input=to_value(item.input),
@@ -122,11 +125,29 @@ def outgoing_pb(
             return pb.ConnectResponse(rejected=pb.Rejection(task_id=task_id, error=rejected))
 
 
+def _check_may_serve(caller: Caller, name: str) -> None:
+    if not caller.principal.may_serve(caller.namespace, name):
+        raise error_for(
+            "PERMISSION_DENIED",
+            f"{caller.principal.name} may not serve {name!r} in namespace {caller.namespace!r}",
+            name=name,
+            namespace=caller.namespace,
+        )
+
+
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, runs: RunManager, relays: Relays, *, max_payload_bytes: int) -> None:
+    def __init__(
+        self,
+        runs: RunManager,
+        relays: Relays,
+        *,
+        max_payload_bytes: int,
+        max_workers_per_namespace: int | None = None,
+    ) -> None:
         self._runs = runs
         self._relays = relays
         self._limit = max_payload_bytes
+        self._max_workers = max_workers_per_namespace
 
     @streaming
     async def Connect(
@@ -136,13 +157,20 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         first = await anext(requests, None)
         if first is None or first.WhichOneof("kind") != "hello":
             raise error_for("HELLO_REQUIRED", "the first message of Connect must be a hello")
-        worker = self._worker(first.hello)
+        caller = current()
+        worker = self._worker(first.hello, caller)
         graphs = [
             graph_model(r.graph) for r in first.hello.registrations if r.kind == pb.TASK_KIND_GRAPH
         ]
-        if graphs:
-            tasks = {n for n, r in worker.registrations.items() if r.kind is TaskKind.TASK}
-            await self._runs.register_graphs(graphs, tasks)
+        if graphs and not worker.relay:
+            for graph in graphs:
+                _check_may_serve(caller, graph.name)
+            tasks = {
+                namespaces.unscoped(n)
+                for n, r in worker.registrations.items()
+                if r.kind is TaskKind.TASK
+            }
+            await self._runs.register_graphs(graphs, tasks, namespace=caller.namespace)
         await self._runs.register_targets(
             [n for n, r in worker.registrations.items() if r.kind is TaskKind.ENTRYPOINT]
         )
@@ -179,10 +207,21 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     async def ListWorkers(
         self, request: pb.ListWorkersRequest, context: Any
     ) -> pb.ListWorkersResponse:
-        dispatcher = self._runs.dispatcher
-        return list_workers(dispatcher.direct_workers(), self._runs.replica_id, request)
+        namespace = current().namespace
+        workers = [w for w in self._runs.dispatcher.direct_workers() if w.namespace == namespace]
+        return list_workers(workers, self._runs.replica_id, request)
 
-    def _worker(self, hello: pb.WorkerHello) -> WorkerConnection:
+    def _worker(self, hello: pb.WorkerHello, caller: Caller) -> WorkerConnection:
+        relay = bool(hello.relay_replica_id)
+        if relay and not caller.principal.allows(caller.namespace, Role.REPLICA):
+            raise error_for(
+                "PERMISSION_DENIED",
+                "only another Cairn replica may connect as a relay (relay_replica_id);"
+                f" {caller.principal.name} holds no replica grant",
+                field="hello.relay_replica_id",
+            )
+        if not relay:
+            self._check_worker_room(caller.namespace)
         for field in ("max_concurrent_tasks", "max_concurrent_entrypoints"):
             if getattr(hello, field) < 0:
                 raise error_for(
@@ -206,7 +245,12 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 if item.HasField("timeouts")
                 else None
             )
-            registrations[item.name] = Registration(item.name, _KIND[item.kind], policy, timeouts)
+            if relay:
+                key = namespaces.scoped(item.namespace or namespaces.DEFAULT, item.name)
+            else:
+                _check_may_serve(caller, item.name)
+                key = namespaces.scoped(caller.namespace, item.name)
+            registrations[key] = Registration(key, _KIND[item.kind], policy, timeouts)
         return WorkerConnection(
             worker_id=hello.worker_id or new_id(),
             registrations=registrations,
@@ -216,8 +260,24 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             sdk_language=hello.sdk_language,
             sdk_version=hello.sdk_version,
             accepts_batches=hello.accepts_batches,
-            relay=bool(hello.relay_replica_id),
+            relay=relay,
+            namespace="" if relay else caller.namespace,
         )
+
+    def _check_worker_room(self, namespace: str) -> None:
+        """TOO_MANY_WORKERS once the namespace has its limit of workers here."""
+        limit = self._max_workers
+        if limit is None:
+            return
+        connected = sum(w.namespace == namespace for w in self._runs.dispatcher.direct_workers())
+        if connected >= limit:
+            raise error_for(
+                "TOO_MANY_WORKERS",
+                f"namespace {namespace!r} has {connected} workers connected to this replica;"
+                f" the limit is {limit}",
+                namespace=namespace,
+                limit=str(limit),
+            )
 
     async def _read(
         self, worker: WorkerConnection, requests: AsyncIterator[pb.ConnectRequest]
@@ -336,7 +396,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         policy = (
             convert.retry_policy(message.retry_policy)
             if message.HasField("retry_policy")
-            else self._runs.dispatcher.retry_policy(message.name)
+            else self._runs.dispatcher.retry_policy(
+                namespaces.scoped(namespaces.namespace_of(held.thread_id), message.name)
+            )
         )
         timeouts = None
         if message.HasField("timeouts"):
@@ -392,7 +454,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         copy is held for this worker now, before its next messages arrive.
         None (the call goes on as a plain one) when that copy cannot be held:
         it is cancelled."""
-        registration = worker.registrations.get(message.name)
+        route = namespaces.scoped(namespaces.namespace_of(parent.thread_id), message.name)
+        registration = worker.registrations.get(route)
         if registration is None or registration.kind is not TaskKind.TASK:
             raise error_for(
                 "INVALID_ARGUMENT",

@@ -52,6 +52,9 @@ class WorkerConnection:
     accepts_batches: bool = False
     relay: bool = False
     """Another replica, relaying the tasks sent to it to its own workers."""
+    namespace: str = ""
+    """The namespace a worker serves (its registrations are scoped by it);
+    empty for a relay, whose names are of every namespace."""
     held: dict[str, Assignment] = field(default_factory=dict)
     running: dict[TaskKind, int] = field(
         default_factory=lambda: {TaskKind.TASK: 0, TaskKind.ENTRYPOINT: 0}
@@ -73,6 +76,11 @@ class WorkerConnection:
 
 class Dispatcher:
     """Task queues per name and the workers that drain them.
+
+    Names are scoped by namespace (cairn_server/namespaces.py): a worker's
+    registrations are keyed by the scoped names of its namespace, and a task
+    is queued under its `route`, its name scoped by its run's namespace, so
+    a worker only ever receives the tasks of its own namespace.
 
     `on_assigned(a)` runs when a worker receives `a`; `on_lost(a)` when the
     worker holding `a` disconnects. Both are called synchronously, before
@@ -164,9 +172,11 @@ class Dispatcher:
     # --- tasks ----------------------------------------------------------------
 
     def submit(self, assignment: Assignment) -> None:
+        """Queue or assign a task to a worker of its run's namespace."""
         worker = self._pick(assignment)
         if worker is None:
-            self._queues.setdefault(assignment.name, OrderedDict())[assignment.task_id] = assignment
+            queue = self._queues.setdefault(assignment.route, OrderedDict())
+            queue[assignment.task_id] = assignment
             if assignment.relay is None:
                 self.timers.queued(assignment)
             self._report_waiting(assignment)
@@ -204,9 +214,9 @@ class Dispatcher:
         self._holders[child.task_id] = worker
         return True
 
-    def wait_reason(self, name: str, task_id: str) -> WaitReason | None:
+    def wait_reason(self, route: str, task_id: str) -> WaitReason | None:
         """Why the task waits, while it is queued here; None once it is not."""
-        queue = self._queues.get(name)
+        queue = self._queues.get(route)
         assignment = queue.get(task_id) if queue else None
         return None if assignment is None else assignment.wait_reason
 
@@ -292,16 +302,16 @@ class Dispatcher:
         heartbeat timeout takes it again only when no other one serves it."""
         avoided = self._avoid.get(assignment.task_id)
         if avoided == worker.serial and any(
-            assignment.name in w.registrations and w.serial != avoided
+            assignment.route in w.registrations and w.serial != avoided
             for w in self._workers.values()
         ):
             return False
         if not worker.relay:
             return True
-        return assignment.relay is None and not self._served_here(assignment.name)
+        return assignment.relay is None and not self._served_here(assignment.route)
 
     def _pick(self, assignment: Assignment) -> WorkerConnection | None:
-        name = assignment.name
+        name = assignment.route
         candidates = [
             w
             for w in self._workers.values()
@@ -310,7 +320,7 @@ class Dispatcher:
         return min(candidates, key=WorkerConnection.load, default=None)
 
     def _assign(self, worker: WorkerConnection, assignment: Assignment) -> None:
-        assignment.kind = worker.kind_of(assignment.name)
+        assignment.kind = worker.kind_of(assignment.route)
         self._avoid.pop(assignment.task_id, None)
         if assignment.relay is None:
             self.timers.started(assignment)
@@ -325,7 +335,7 @@ class Dispatcher:
         """Tell the run why its queued task waits, when that changed."""
         if assignment.relay is not None:
             return  # the owning replica sees it held by its relay
-        name = assignment.name
+        name = assignment.route
         served = any(
             name in w.registrations and self._may_take(w, assignment)
             for w in self._workers.values()
@@ -370,7 +380,7 @@ class Dispatcher:
         """A timeout of a task of a run driven here ran out (TaskTimers)."""
         task_id = assignment.task_id
         if which is Expiry.SCHEDULE_TO_START:
-            queue = self._queues.get(assignment.name)
+            queue = self._queues.get(assignment.route)
             if queue is None or queue.get(task_id) is not assignment:
                 return
             del queue[task_id]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from cairn_server import namespaces
 from cairn_server.domain import Json, RetryPolicy, TaskKind, TaskTimeouts, WaitReason
 from cairn_server.engine.decisions import Deliver, JournalEntry
 from cairn_server.errors import ServiceError
@@ -14,6 +15,7 @@ from cairn_server.errors import ServiceError
 @dataclass(slots=True, frozen=True)
 class Registration:
     name: str
+    """Scoped by the worker's namespace (namespaces.scoped)."""
     kind: TaskKind
     retry_policy: RetryPolicy | None = None
     timeouts: TaskTimeouts | None = None
@@ -53,6 +55,12 @@ class Assignment:
     has_heartbeat_details: bool = False
     heartbeat_details: Json = None  # the last ones an earlier holder sent
     wait_reason: WaitReason | None = None  # while queued: why (Dispatcher.on_waiting)
+
+    @property
+    def route(self) -> str:
+        """The name scoped by the namespace of the run's thread: the workers
+        that may take the task register it."""
+        return namespaces.scoped(namespaces.namespace_of(self.thread_id), self.name)
 
 
 @dataclass(slots=True, frozen=True)

@@ -17,6 +17,7 @@ values only once.
 
 from __future__ import annotations
 
+from cairn_server import namespaces
 from cairn_server.domain import CheckpointRecord, Json
 
 START, END, PREVIOUS = "__start__", "__end__", "__previous__"
@@ -28,7 +29,7 @@ PRIVATE_METADATA = ("run_id", "target", "writes", "next")
 def checkpoint_config(checkpoint: CheckpointRecord, checkpoint_id: str) -> dict[str, Json]:
     return {
         "configurable": {
-            "thread_id": checkpoint.thread_id,
+            "thread_id": namespaces.unscoped(checkpoint.thread_id),
             "checkpoint_ns": checkpoint.checkpoint_ns,
             "checkpoint_id": checkpoint_id,
         }

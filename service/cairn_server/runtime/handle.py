@@ -34,6 +34,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cairn_server import namespaces
 from cairn_server.dispatch.dispatcher import Dispatcher
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.domain import (
@@ -137,7 +138,7 @@ class RunHandle:
         self._draining = False  # graceful shutdown: send no new task
         self._waiting = Waiting(
             run,
-            wait_reason=dispatcher.wait_reason,
+            wait_reason=lambda name, task_id: dispatcher.wait_reason(self._route(name), task_id),
             clock=clock,
             wake=lambda: self.post(inbox.WaitingDue()),
             publish=self._publish_waiting,
@@ -146,6 +147,10 @@ class RunHandle:
     @property
     def run_id(self) -> str:
         return self.run.run_id
+
+    def _route(self, name: str) -> str:
+        """`name` as the workers of the run's namespace serve it."""
+        return namespaces.scoped(namespaces.namespace_of(self.run.thread_id), name)
 
     def post(self, message: inbox.Message) -> None:
         self._inbox.put_nowait(message)
@@ -280,7 +285,7 @@ class RunHandle:
         engine = self.engine
         decisions: list[Decision] = []
         if engine.holds(call.parent_id):
-            timeouts = call.timeouts or self._dispatcher.timeouts(call.name)
+            timeouts = call.timeouts or self._dispatcher.timeouts(self._route(call.name))
             # A running copy cannot be taken back from its worker on a timeout.
             refused = local.running and timeouts is not None and timeouts.hold_the_worker
             decisions = engine.schedule(
@@ -368,7 +373,7 @@ class RunHandle:
             return  # the replica that takes the run over dispatches it again
         timeouts = decision.timeouts
         if timeouts is None:
-            timeouts = self._dispatcher.timeouts(decision.name)
+            timeouts = self._dispatcher.timeouts(self._route(decision.name))
         has_details = decision.task_id in self._heartbeat_details
         self._dispatcher.submit(
             Assignment(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from cairn_server import namespaces
 from cairn_server.dispatch.dispatcher import Dispatcher
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.domain import (
@@ -148,7 +150,9 @@ class RunManager:
         self._resuming: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._targets: set[str] = set()
+        """Entrypoint and graph names workers registered, scoped by namespace."""
         self._graphs: dict[str, GraphModel] = {}
+        """Registered graphs by scoped name (namespaces.scoped)."""
         self._closing = False
 
     @property
@@ -210,22 +214,39 @@ class RunManager:
             await self.store.commit(WriteBatch(targets=new))
             self._targets.update(new)
 
-    async def register_graphs(self, graphs: list[GraphModel], tasks: set[str]) -> None:
-        """Remember the graphs a worker serves (the latest registration wins),
-        after checking that the worker serves their nodes and routers (`tasks`)
-        and that their subgraphs are known and nest without a cycle."""
-        known = {**self._graphs, **{g.name: g for g in graphs}}
+    async def register_graphs(
+        self, graphs: list[GraphModel], tasks: set[str], *, namespace: str = namespaces.DEFAULT
+    ) -> None:
+        """Remember the graphs a worker of `namespace` serves (the latest
+        registration wins), after checking that the worker serves their nodes
+        and routers (`tasks`) and that their subgraphs are known in the
+        namespace and nest without a cycle."""
+        known = {
+            namespaces.unscoped(key): graph
+            for key, graph in self._graphs.items()
+            if namespaces.namespace_of(key) == namespace
+        }
+        known.update((g.name, g) for g in graphs)
         for graph in graphs:
             graph.check_served(tasks, set(known))
             _check_nesting(graph, known)
-        new = [g for g in graphs if self._graphs.get(g.name) != g]
+        keys = {g.name: namespaces.scoped(namespace, g.name) for g in graphs}
+        new = [g for g in graphs if self._graphs.get(keys[g.name]) != g]
         if not new:
             return
-        specs = [(g.name, graph_to_json(g)) for g in new]
-        await self.store.commit(WriteBatch(targets=[g.name for g in new], graphs=specs))
+        specs = [(keys[g.name], graph_to_json(g)) for g in new]
+        await self.store.commit(WriteBatch(targets=[keys[g.name] for g in new], graphs=specs))
         for graph in new:
-            self._graphs[graph.name] = graph
-            self._targets.add(graph.name)
+            self._graphs[keys[graph.name]] = graph
+            self._targets.add(keys[graph.name])
+
+    def _graph(self, thread_id: str, name: str) -> GraphModel | None:
+        """The graph `name` of the namespace of `thread_id`."""
+        return self._graphs.get(namespaces.scoped(namespaces.namespace_of(thread_id), name))
+
+    def _graphs_of(self, thread_id: str) -> Callable[[str], GraphModel | None]:
+        """Subgraph lookup for the engine: names of the thread's namespace."""
+        return functools.partial(self._graph, thread_id)
 
     async def update_state(
         self, thread_id: str, checkpoint_id: str, values: Json, as_node: str
@@ -251,7 +272,7 @@ class RunManager:
                     checkpoint_id=checkpoint_id,
                 )
             _check_native(base)
-            graph = self._graphs.get(str(base.metadata.get("target", "")))
+            graph = self._graph(thread_id, str(base.metadata.get("target", "")))
             if graph is None:
                 raise error_for(
                     "NOT_A_GRAPH", f"thread {thread_id!r} does not run a graph", thread_id=thread_id
@@ -285,6 +306,12 @@ class RunManager:
         )
 
     # --- runs ------------------------------------------------------------------------
+
+    def active_in(self, namespace: str) -> int:
+        """How many runs of the namespace this replica drives now."""
+        return sum(
+            namespaces.namespace_of(h.run.thread_id) == namespace for h in self._active.values()
+        )
 
     def active(self, run_id: str) -> RunHandle | None:
         return self._active.get(run_id)
@@ -383,13 +410,14 @@ class RunManager:
             target = request.target
             if not target:
                 raise error_for("INVALID_ARGUMENT", "target is required to start a run")
-            if target not in self._targets:
+            key = namespaces.scoped(namespaces.namespace_of(thread_id), target)
+            if key not in self._targets:
                 await self._load_targets()  # registered with another replica?
-            if target not in self._targets:
+            if key not in self._targets:
                 raise error_for(
                     "TARGET_NOT_FOUND", f"no worker serves entrypoint {target!r}", target=target
                 )
-            graph = self._graphs.get(target)
+            graph = self._graph(thread_id, target)
             if graph is None:
                 checkpoint = checkpoints.input_checkpoint(
                     thread_id=thread_id,
@@ -481,7 +509,7 @@ class RunManager:
     def _engine(
         self, checkpoint: CheckpointRecord, run: RunRecord, writes: list[PendingWrite]
     ) -> TaskTreeEngine:
-        graph = self._graphs.get(run.target)
+        graph = self._graph(run.thread_id, run.target)
         if graph is not None:
             return GraphRun(
                 graph=graph,
@@ -492,18 +520,18 @@ class RunManager:
                 run_id=run.run_id,
                 metadata=run.metadata,
                 recursion_limit=run.recursion_limit,
-                graphs=self._graphs.get,
+                graphs=self._graphs_of(run.thread_id),
             )
         return FunctionalRun(
             checkpoint=checkpoint,
             target=run.target,
             writes=writes,
-            retry_policy=self.dispatcher.retry_policy(run.target),
+            retry_policy=self.dispatcher.retry_policy(_route(run)),
             new_checkpoint_id=new_id,
             now=self.clock,
             run_id=run.run_id,
             metadata=run.metadata,
-            graphs=self._graphs.get,
+            graphs=self._graphs_of(run.thread_id),
         )
 
     async def _load_subgraphs(self, thread_id: str, engine: TaskTreeEngine) -> None:
@@ -528,14 +556,14 @@ class RunManager:
         )
         if checkpoint.langgraph is not None:
             return langgraph_state_view(checkpoint, writes)
-        graph = self._graphs.get(str(checkpoint.metadata.get("target", "")))
+        graph = self._graph(checkpoint.thread_id, str(checkpoint.metadata.get("target", "")))
         if graph is None:
             return functional_state_view(checkpoint, writes)
         steps = GraphRun(
             graph=graph,
             checkpoint=checkpoint,
             writes=writes,
-            graphs=self._graphs.get,
+            graphs=self._graphs_of(checkpoint.thread_id),
             namespace=checkpoint.checkpoint_ns,
         )
         await self._load_subgraphs(checkpoint.thread_id, steps)
@@ -746,7 +774,7 @@ class RunManager:
         self, run: RunRecord, lease: Lease
     ) -> tuple[RunHandle, TaskTreeEngine] | None:
         """The handle that continues `run`, or None when it had ended."""
-        if run.target not in self._targets:
+        if _route(run) not in self._targets:
             await self._load_targets()
         if await self.store.get_checkpoint(run.thread_id, "", run.checkpoint_id) is None:
             await self._end(run, lease, _RUN_LOST)
@@ -779,7 +807,7 @@ class RunManager:
 
     async def _complete(self, run: RunRecord, final: CheckpointRecord, lease: Lease) -> None:
         """A run whose final checkpoint was stored just before the server stopped."""
-        graph = self._graphs.get(run.target)
+        graph = self._graph(run.thread_id, run.target)
         output: Json = final.channel_values.get(checkpoints.END)
         if graph is not None:
             output = graph_engine.state_of(graph, final)
@@ -808,6 +836,11 @@ class RunManager:
 _RUN_LOST = ErrorRecord(
     "RunLost", "the server stopped before the run stored anything (durability exit)"
 )
+
+
+def _route(run: RunRecord) -> str:
+    """The run's target as the workers of its namespace register it."""
+    return namespaces.scoped(namespaces.namespace_of(run.thread_id), run.target)
 
 
 def _cannot_resume(error: Exception) -> str:

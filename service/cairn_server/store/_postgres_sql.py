@@ -485,11 +485,15 @@ WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3
 ORDER BY task_path, task_id, idx
 """
 # $1: an array of run ids.
+IN_NAMESPACE = "thread_id IN (SELECT thread_id FROM threads WHERE namespace = ${})"
+"""Rows of the threads of one namespace (format with the parameter's number)."""
+# $1 the run ids, $2 the namespace.
 LG_DELETE_FOR_RUNS = (
     "DELETE FROM checkpoint_writes AS w USING checkpoints AS c"
     " WHERE c.run_id = ANY($1::text[]) AND w.thread_id = c.thread_id"
-    " AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id",
-    "DELETE FROM checkpoints WHERE run_id = ANY($1::text[])",
+    " AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id"
+    " AND c.thread_id IN (SELECT thread_id FROM threads WHERE namespace = $2)",
+    f"DELETE FROM checkpoints WHERE run_id = ANY($1::text[]) AND {IN_NAMESPACE.format(2)}",
 )
 # The thread row: $1 target thread, $2 source thread, $3 now; the others: $1
 # target thread, $2 source thread.

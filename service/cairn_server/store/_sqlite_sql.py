@@ -616,12 +616,15 @@ LG_SELECT_WRITES = (
     " ORDER BY task_path, task_id, idx"
 )
 # Parameter: the run ids as a JSON array.
+IN_NAMESPACE = "thread_id IN (SELECT thread_id FROM threads WHERE namespace = ?)"
+"""Rows of the threads of one namespace (a parameter)."""
+# Parameters: the run ids as a JSON list, the namespace.
 LG_DELETE_FOR_RUNS = (
     "DELETE FROM checkpoint_writes WHERE EXISTS (SELECT 1 FROM checkpoints AS c"
     f" WHERE c.run_id IN {_IDS} AND c.thread_id = checkpoint_writes.thread_id"
     " AND c.checkpoint_ns = checkpoint_writes.checkpoint_ns"
-    " AND c.checkpoint_id = checkpoint_writes.checkpoint_id)",
-    f"DELETE FROM checkpoints WHERE run_id IN {_IDS}",
+    f" AND c.checkpoint_id = checkpoint_writes.checkpoint_id) AND {IN_NAMESPACE}",
+    f"DELETE FROM checkpoints WHERE run_id IN {_IDS} AND {IN_NAMESPACE}",
 )
 # Parameters: target thread, created_at, source thread (the thread row); then
 # target thread, source thread.

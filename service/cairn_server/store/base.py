@@ -23,6 +23,7 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
+from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
 
 
 class StoreError(Exception):
@@ -315,8 +316,10 @@ class Store(abc.ABC):
         page_token: str = "",
         metadata: dict[str, Json] | None = None,
         status: ThreadStatus | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> tuple[list[ThreadRecord], str]:
-        """Threads newest first; returns (threads, next_page_token)."""
+        """The namespace's threads newest first; returns (threads,
+        next_page_token)."""
 
     # --- runs -----------------------------------------------------------
 
@@ -402,11 +405,13 @@ class Store(abc.ABC):
         before: str | None,
         after: tuple[str, str, str] | None = None,
         limit: int,
+        namespace: str | None = None,
     ) -> list[LgCheckpoint]:
         """Checkpoints put through CheckpointService, newest first, ordered by
         (checkpoint_id, thread_id, checkpoint_ns) descending; None means no
         condition. `after` is the (checkpoint_id, thread_id, checkpoint_ns) of
-        the previous page's last checkpoint."""
+        the previous page's last checkpoint; `namespace` keeps the threads of
+        one namespace (cairn_server/namespaces.py)."""
 
     async def lg_get(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None
@@ -434,9 +439,11 @@ class Store(abc.ABC):
         """Insert-or-ignore the writes, or upsert them when every idx < 0."""
 
     @abc.abstractmethod
-    async def lg_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+    async def lg_delete_for_runs(
+        self, run_ids: Sequence[str], *, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
         """Delete the LangGraph checkpoints of these runs (their metadata's
-        run_id), with their writes."""
+        run_id) on the namespace's threads, with their writes."""
 
     @abc.abstractmethod
     async def lg_copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:

@@ -36,6 +36,7 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
+from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
 from cairn_server.store import _postgres_sql as pg
 from cairn_server.store import _sqlite_sql as codec
 from cairn_server.store import leases
@@ -454,9 +455,12 @@ class PostgresStore(LeaseQueries, Store):
         page_token: str = "",
         metadata: dict[str, Json] | None = None,
         status: ThreadStatus | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> tuple[list[ThreadRecord], str]:
         _check_limit(limit)
-        conditions, params = pg.metadata_filter("metadata", metadata, 1)
+        conditions, params = pg.metadata_filter("metadata", metadata, 2)
+        conditions.insert(0, "namespace = $1")
+        params.insert(0, namespace)
         if page_token:
             created_at, thread_id = codec.decode_token(page_token, 2)
             if not isinstance(created_at, int | float) or not isinstance(thread_id, str):
@@ -622,9 +626,13 @@ class PostgresStore(LeaseQueries, Store):
         before: str | None,
         after: tuple[str, str, str] | None = None,
         limit: int,
+        namespace: str | None = None,
     ) -> list[LgCheckpoint]:
         conditions = ["body_type IS NOT NULL"]
         params: list[object] = []
+        if namespace is not None:
+            params.append(namespace)
+            conditions.append(pg.IN_NAMESPACE.format(len(params)))
         for column, value in (
             ("thread_id", thread_id),
             ("checkpoint_ns", checkpoint_ns),
@@ -720,12 +728,14 @@ class PostgresStore(LeaseQueries, Store):
 
         await self._submit(apply)
 
-    async def lg_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+    async def lg_delete_for_runs(
+        self, run_ids: Sequence[str], *, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
         ids = list(run_ids)
 
         async def apply(conn: _Conn) -> object:
             for sql in pg.LG_DELETE_FOR_RUNS:
-                await conn.execute(sql, ids)
+                await conn.execute(sql, ids, namespace)
             return None
 
         await self._submit(apply)

@@ -43,6 +43,7 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
+from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
 from cairn_server.store import _sqlite_sql as q
 from cairn_server.store import leases
 from cairn_server.store._retention import check_keep_latest, prune_result, unique_ids
@@ -480,9 +481,12 @@ class SqliteStore(LeaseQueries, Store):
         page_token: str = "",
         metadata: dict[str, Json] | None = None,
         status: ThreadStatus | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> tuple[list[ThreadRecord], str]:
         _check_limit(limit)
         conditions, params = q.metadata_filter("metadata", metadata)
+        conditions.insert(0, "namespace = ?")
+        params.insert(0, namespace)
         if page_token:
             created_at, thread_id = q.decode_token(page_token, 2)
             conditions.append("(created_at, thread_id) < (?, ?)")
@@ -636,9 +640,13 @@ class SqliteStore(LeaseQueries, Store):
         before: str | None,
         after: tuple[str, str, str] | None = None,
         limit: int,
+        namespace: str | None = None,
     ) -> list[LgCheckpoint]:
         conditions, params = q.metadata_filter("metadata", metadata)
         conditions.insert(0, "body_type IS NOT NULL")
+        if namespace is not None:
+            conditions.append(q.IN_NAMESPACE)
+            params.append(namespace)
         for column, value in (
             ("thread_id = ?", thread_id),
             ("checkpoint_ns = ?", checkpoint_ns),
@@ -727,12 +735,14 @@ class SqliteStore(LeaseQueries, Store):
 
         await self._submit(apply)
 
-    async def lg_delete_for_runs(self, run_ids: Sequence[str]) -> None:
+    async def lg_delete_for_runs(
+        self, run_ids: Sequence[str], *, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
         ids = q.dumps(list(run_ids))
 
         def apply(raw: sqlite3.Connection) -> object:
             for sql in q.LG_DELETE_FOR_RUNS:
-                raw.execute(sql, (ids,))
+                raw.execute(sql, (ids, namespace))
             return None
 
         await self._submit(apply)

@@ -101,6 +101,41 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """An id, a name, a path or a metadata key is longer than its limit; see
     "Limits" above (INVALID_ARGUMENT).
     """
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 33
+    """The call carries no credential, or one the server cannot verify: a JWT
+    with a bad signature, the wrong issuer or audience, or past its expiry;
+    an unknown API key (UNAUTHENTICATED). Send `authorization: Bearer ...`.
+    """
+    ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 34
+    """The caller holds a grant in the call's namespace, but not the role the
+    RPC needs (for example a reader that calls CancelRun, or a worker limited
+    to some names that registers another). Ids in namespaces the caller
+    holds no grant in answer NOT_FOUND instead, so that their existence is
+    not revealed (PERMISSION_DENIED).
+    """
+    ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 35
+    """The caller made more calls per second than the server allows one caller
+    (`cairn serve --rate-limit`); ErrorInfo's `retry_after_ms` says when to
+    try again (RESOURCE_EXHAUSTED).
+    """
+    ERROR_REASON_TOO_MANY_RUNS: _ErrorReason.ValueType  # 36
+    """The namespace already has as many active runs as the server allows
+    (`--max-runs-per-namespace`); a run starts once others end
+    (RESOURCE_EXHAUSTED).
+    """
+    ERROR_REASON_TOO_MANY_WORKERS: _ErrorReason.ValueType  # 37
+    """The namespace already has as many connected workers as the server allows
+    (`--max-workers-per-namespace`) (RESOURCE_EXHAUSTED).
+    """
+    ERROR_REASON_INVALID_NAMESPACE: _ErrorReason.ValueType  # 38
+    """The `cairn-namespace` metadata is not a valid namespace name: 1 to 63
+    characters of a-z, 0-9, '.', '_' and '-', starting with a letter or a
+    digit (INVALID_ARGUMENT).
+    """
+    ERROR_REASON_NAMESPACE_NOT_FOUND: _ErrorReason.ValueType  # 39
+    """The caller holds no grant in the call's namespace (NOT_FOUND): as for
+    an id of another namespace, it learns nothing about what exists there.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason enumerates the `reason` strings that Cairn puts into the
@@ -135,6 +170,8 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
       metadata `filter`. Ids are keys of the store's indexes and come back in
       every listing, so the bound keeps a page of 1000 threads small and every
       log line short; a UUID is 36 bytes.
+      An id or a name may not contain the control character U+001F (the
+      service separates a namespace from an id with it), INVALID_ARGUMENT.
     - Paths (ID_TOO_LONG): at most 4096 bytes for checkpoint_ns and for the
       channel and task_path of CheckpointService blobs and writes: LangGraph
       builds them by joining node names and task ids for each subgraph level,
@@ -226,6 +263,41 @@ above (INVALID_ARGUMENT).
 ERROR_REASON_ID_TOO_LONG: ErrorReason.ValueType  # 32
 """An id, a name, a path or a metadata key is longer than its limit; see
 "Limits" above (INVALID_ARGUMENT).
+"""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 33
+"""The call carries no credential, or one the server cannot verify: a JWT
+with a bad signature, the wrong issuer or audience, or past its expiry;
+an unknown API key (UNAUTHENTICATED). Send `authorization: Bearer ...`.
+"""
+ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 34
+"""The caller holds a grant in the call's namespace, but not the role the
+RPC needs (for example a reader that calls CancelRun, or a worker limited
+to some names that registers another). Ids in namespaces the caller
+holds no grant in answer NOT_FOUND instead, so that their existence is
+not revealed (PERMISSION_DENIED).
+"""
+ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 35
+"""The caller made more calls per second than the server allows one caller
+(`cairn serve --rate-limit`); ErrorInfo's `retry_after_ms` says when to
+try again (RESOURCE_EXHAUSTED).
+"""
+ERROR_REASON_TOO_MANY_RUNS: ErrorReason.ValueType  # 36
+"""The namespace already has as many active runs as the server allows
+(`--max-runs-per-namespace`); a run starts once others end
+(RESOURCE_EXHAUSTED).
+"""
+ERROR_REASON_TOO_MANY_WORKERS: ErrorReason.ValueType  # 37
+"""The namespace already has as many connected workers as the server allows
+(`--max-workers-per-namespace`) (RESOURCE_EXHAUSTED).
+"""
+ERROR_REASON_INVALID_NAMESPACE: ErrorReason.ValueType  # 38
+"""The `cairn-namespace` metadata is not a valid namespace name: 1 to 63
+characters of a-z, 0-9, '.', '_' and '-', starting with a letter or a
+digit (INVALID_ARGUMENT).
+"""
+ERROR_REASON_NAMESPACE_NOT_FOUND: ErrorReason.ValueType  # 39
+"""The caller holds no grant in the call's namespace (NOT_FOUND): as for
+an id of another namespace, it learns nothing about what exists there.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

@@ -213,10 +213,17 @@ class Registration(_message.Message):
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
     GRAPH_FIELD_NUMBER: _builtins.int
     TIMEOUTS_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name clients and entrypoints use to call it."""
     kind: Global___TaskKind.ValueType
     """Task or entrypoint."""
+    namespace: _builtins.str
+    """Set only in a relay's hello (relay_replica_id): the namespace the name
+    is served in, since one relay stream carries the names of every
+    namespace its replica's workers serve. A worker leaves it empty: its
+    names are of the namespace of its stream.
+    """
     @_builtins.property
     def retry_policy(self) -> _run_pb2.RetryPolicy:
         """Retries applied when a call does not carry its own policy. No retries
@@ -242,10 +249,11 @@ class Registration(_message.Message):
         retry_policy: _run_pb2.RetryPolicy | None = ...,
         graph: _graph_pb2.GraphSpec | None = ...,
         timeouts: _run_pb2.TaskTimeouts | None = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "retry_policy", b"retry_policy", "timeouts", b"timeouts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "kind", b"kind", "name", b"name", "retry_policy", b"retry_policy", "timeouts", b"timeouts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "kind", b"kind", "name", b"name", "namespace", b"namespace", "retry_policy", b"retry_policy", "timeouts", b"timeouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -828,6 +836,7 @@ class TaskAssignment(_message.Message):
     ANNOUNCE_CALLS_FIELD_NUMBER: _builtins.int
     TIMEOUTS_FIELD_NUMBER: _builtins.int
     HEARTBEAT_DETAILS_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Deterministic task id; also the idempotency key for side effects."""
     name: _builtins.str
@@ -855,6 +864,10 @@ class TaskAssignment(_message.Message):
     announce_calls: _builtins.bool
     """The run streams task starts (stream modes tasks or debug): a local call
     is announced when it starts (local_running), not when it ends.
+    """
+    namespace: _builtins.str
+    """The namespace of the run's thread: the stream's own namespace for a
+    worker; on a relay stream the namespace of the task's name.
     """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
@@ -920,10 +933,11 @@ class TaskAssignment(_message.Message):
         announce_calls: _builtins.bool = ...,
         timeouts: _run_pb2.TaskTimeouts | None = ...,
         heartbeat_details: _struct_pb2.Value | None = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_details", b"heartbeat_details", "input", b"input", "previous", b"previous", "timeouts", b"timeouts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "task_id", b"task_id", "thread_id", b"thread_id", "timeouts", b"timeouts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "namespace", b"namespace", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "task_id", b"task_id", "thread_id", b"thread_id", "timeouts", b"timeouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -57,6 +57,18 @@ class WorkerServiceStub:
     attempt up to a cap (5 s by default), is multiplied by a random factor
     between 1 and 2, and starts again from 50 ms once a stream was welcomed.
     With several replicas the worker keeps one stream to each.
+
+    A worker serves one namespace: the `cairn-namespace` metadata of the
+    call (`default` when absent). It receives only the tasks of runs of
+    threads of that namespace, under the names it registered there; a
+    process serving several namespaces opens one stream per namespace. The
+    caller needs the `worker` role in the namespace, for every name it
+    registers when its grant is limited to some names: the stream fails with
+    PERMISSION_DENIED naming the first other one. A hello with
+    `relay_replica_id` needs the `replica` role (the credential that
+    replicas give each other), else PERMISSION_DENIED. The stream fails with
+    RESOURCE_EXHAUSTED (TOO_MANY_WORKERS) when the namespace has as many
+    workers connected to this replica as the server allows.
     """
     ListWorkers: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.ListWorkersRequest, _worker_service_pb2.ListWorkersResponse]
     """ListWorkers lists the workers connected to the replica that answers, in
@@ -97,6 +109,18 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     attempt up to a cap (5 s by default), is multiplied by a random factor
     between 1 and 2, and starts again from 50 ms once a stream was welcomed.
     With several replicas the worker keeps one stream to each.
+
+    A worker serves one namespace: the `cairn-namespace` metadata of the
+    call (`default` when absent). It receives only the tasks of runs of
+    threads of that namespace, under the names it registered there; a
+    process serving several namespaces opens one stream per namespace. The
+    caller needs the `worker` role in the namespace, for every name it
+    registers when its grant is limited to some names: the stream fails with
+    PERMISSION_DENIED naming the first other one. A hello with
+    `relay_replica_id` needs the `replica` role (the credential that
+    replicas give each other), else PERMISSION_DENIED. The stream fails with
+    RESOURCE_EXHAUSTED (TOO_MANY_WORKERS) when the namespace has as many
+    workers connected to this replica as the server allows.
     """
     ListWorkers: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.ListWorkersRequest, _worker_service_pb2.ListWorkersResponse]  # type: ignore[assignment]
     """ListWorkers lists the workers connected to the replica that answers, in
@@ -140,6 +164,18 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         attempt up to a cap (5 s by default), is multiplied by a random factor
         between 1 and 2, and starts again from 50 ms once a stream was welcomed.
         With several replicas the worker keeps one stream to each.
+
+        A worker serves one namespace: the `cairn-namespace` metadata of the
+        call (`default` when absent). It receives only the tasks of runs of
+        threads of that namespace, under the names it registered there; a
+        process serving several namespaces opens one stream per namespace. The
+        caller needs the `worker` role in the namespace, for every name it
+        registers when its grant is limited to some names: the stream fails with
+        PERMISSION_DENIED naming the first other one. A hello with
+        `relay_replica_id` needs the `replica` role (the credential that
+        replicas give each other), else PERMISSION_DENIED. The stream fails with
+        RESOURCE_EXHAUSTED (TOO_MANY_WORKERS) when the namespace has as many
+        workers connected to this replica as the server allows.
         """
 
     @_abc_1.abstractmethod

@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/errors.proto.
  */
 export const file_cairn_v1_errors: GenFile = /*@__PURE__*/
-  fileDesc("ChVjYWlybi92MS9lcnJvcnMucHJvdG8SCGNhaXJuLnYxInoKCVRhc2tFcnJvchIMCgR0eXBlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEhEKCXRyYWNlYmFjaxgEIAEoCRIoCgdkZXRhaWxzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKsAQoPUmVxdWVzdFJlamVjdGVkEgwKBGNvZGUYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSOQoIbWV0YWRhdGEYBCADKAsyJy5jYWlybi52MS5SZXF1ZXN0UmVqZWN0ZWQuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqwgcKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX0FSR1VNRU5UEAESIQodRVJST1JfUkVBU09OX1RIUkVBRF9OT1RfRk9VTkQQAhImCiJFUlJPUl9SRUFTT05fVEhSRUFEX0FMUkVBRFlfRVhJU1RTEAMSHAoYRVJST1JfUkVBU09OX1RIUkVBRF9CVVNZEAQSIQodRVJST1JfUkVBU09OX1RBUkdFVF9OT1RfRk9VTkQQBRIeChpFUlJPUl9SRUFTT05fUlVOX05PVF9GT1VORBAGEiUKIUVSUk9SX1JFQVNPTl9DSEVDS1BPSU5UX05PVF9GT1VORBAHEiUKIUVSUk9SX1JFQVNPTl9OT19QRU5ESU5HX0lOVEVSUlVQVBAIEiQKIEVSUk9SX1JFQVNPTl9JTlRFUlJVUFRfTk9UX0ZPVU5EEAkSIQodRVJST1JfUkVBU09OX0FNQklHVU9VU19SRVNVTUUQChIiCh5FUlJPUl9SRUFTT05fTk9USElOR19UT19SRVNVTUUQCxIiCh5FUlJPUl9SRUFTT05fUEFZTE9BRF9UT09fTEFSR0UQDBIeChpFUlJPUl9SRUFTT05fVEFTS19OT1RfSEVMRBANEiIKHkVSUk9SX1JFQVNPTl9OT05fREVURVJNSU5JU1RJQxAOEh8KG0VSUk9SX1JFQVNPTl9IRUxMT19SRVFVSVJFRBAPEh0KGUVSUk9SX1JFQVNPTl9SVU5fRklOSVNIRUQQEBIeChpFUlJPUl9SRUFTT05fU0hVVFRJTkdfRE9XThAREiIKHkVSUk9SX1JFQVNPTl9SRVFVRVNUX0lEX1JFVVNFRBASEhkKFUVSUk9SX1JFQVNPTl9JTlRFUk5BTBATEhwKGEVSUk9SX1JFQVNPTl9OT1RfQV9HUkFQSBAUEhwKGEVSUk9SX1JFQVNPTl9VTlNVUFBPUlRFRBAVEiEKHUVSUk9SX1JFQVNPTl9MQU5HR1JBUEhfVEhSRUFEEBYSIgoeRVJST1JfUkVBU09OX1NUT1JFX1VOQVZBSUxBQkxFEBcSHwobRVJST1JfUkVBU09OX0NBTkNFTF9QRU5ESU5HEBgSIgoeRVJST1JfUkVBU09OX01BTEZPUk1FRF9SRVFVRVNUEB4SHgoaRVJST1JfUkVBU09OX0pTT05fVE9PX0RFRVAQHxIcChhFUlJPUl9SRUFTT05fSURfVE9PX0xPTkcQIGIGcHJvdG8z", [file_google_protobuf_struct]);
+  fileDesc("ChVjYWlybi92MS9lcnJvcnMucHJvdG8SCGNhaXJuLnYxInoKCVRhc2tFcnJvchIMCgR0eXBlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEhEKCXRyYWNlYmFjaxgEIAEoCRIoCgdkZXRhaWxzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKsAQoPUmVxdWVzdFJlamVjdGVkEgwKBGNvZGUYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSOQoIbWV0YWRhdGEYBCADKAsyJy5jYWlybi52MS5SZXF1ZXN0UmVqZWN0ZWQuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqtAkKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX0FSR1VNRU5UEAESIQodRVJST1JfUkVBU09OX1RIUkVBRF9OT1RfRk9VTkQQAhImCiJFUlJPUl9SRUFTT05fVEhSRUFEX0FMUkVBRFlfRVhJU1RTEAMSHAoYRVJST1JfUkVBU09OX1RIUkVBRF9CVVNZEAQSIQodRVJST1JfUkVBU09OX1RBUkdFVF9OT1RfRk9VTkQQBRIeChpFUlJPUl9SRUFTT05fUlVOX05PVF9GT1VORBAGEiUKIUVSUk9SX1JFQVNPTl9DSEVDS1BPSU5UX05PVF9GT1VORBAHEiUKIUVSUk9SX1JFQVNPTl9OT19QRU5ESU5HX0lOVEVSUlVQVBAIEiQKIEVSUk9SX1JFQVNPTl9JTlRFUlJVUFRfTk9UX0ZPVU5EEAkSIQodRVJST1JfUkVBU09OX0FNQklHVU9VU19SRVNVTUUQChIiCh5FUlJPUl9SRUFTT05fTk9USElOR19UT19SRVNVTUUQCxIiCh5FUlJPUl9SRUFTT05fUEFZTE9BRF9UT09fTEFSR0UQDBIeChpFUlJPUl9SRUFTT05fVEFTS19OT1RfSEVMRBANEiIKHkVSUk9SX1JFQVNPTl9OT05fREVURVJNSU5JU1RJQxAOEh8KG0VSUk9SX1JFQVNPTl9IRUxMT19SRVFVSVJFRBAPEh0KGUVSUk9SX1JFQVNPTl9SVU5fRklOSVNIRUQQEBIeChpFUlJPUl9SRUFTT05fU0hVVFRJTkdfRE9XThAREiIKHkVSUk9SX1JFQVNPTl9SRVFVRVNUX0lEX1JFVVNFRBASEhkKFUVSUk9SX1JFQVNPTl9JTlRFUk5BTBATEhwKGEVSUk9SX1JFQVNPTl9OT1RfQV9HUkFQSBAUEhwKGEVSUk9SX1JFQVNPTl9VTlNVUFBPUlRFRBAVEiEKHUVSUk9SX1JFQVNPTl9MQU5HR1JBUEhfVEhSRUFEEBYSIgoeRVJST1JfUkVBU09OX1NUT1JFX1VOQVZBSUxBQkxFEBcSHwobRVJST1JfUkVBU09OX0NBTkNFTF9QRU5ESU5HEBgSIgoeRVJST1JfUkVBU09OX01BTEZPUk1FRF9SRVFVRVNUEB4SHgoaRVJST1JfUkVBU09OX0pTT05fVE9PX0RFRVAQHxIcChhFUlJPUl9SRUFTT05fSURfVE9PX0xPTkcQIBIgChxFUlJPUl9SRUFTT05fVU5BVVRIRU5USUNBVEVEECESIgoeRVJST1JfUkVBU09OX1BFUk1JU1NJT05fREVOSUVEECISHQoZRVJST1JfUkVBU09OX1JBVEVfTElNSVRFRBAjEh4KGkVSUk9SX1JFQVNPTl9UT09fTUFOWV9SVU5TECQSIQodRVJST1JfUkVBU09OX1RPT19NQU5ZX1dPUktFUlMQJRIiCh5FUlJPUl9SRUFTT05fSU5WQUxJRF9OQU1FU1BBQ0UQJhIkCiBFUlJPUl9SRUFTT05fTkFNRVNQQUNFX05PVF9GT1VORBAnYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * TaskError describes an exception raised by a task or an entrypoint, in a
@@ -140,6 +140,8 @@ export const RequestRejectedSchema: GenMessage<RequestRejected> = /*@__PURE__*/
  *   metadata `filter`. Ids are keys of the store's indexes and come back in
  *   every listing, so the bound keeps a page of 1000 threads small and every
  *   log line short; a UUID is 36 bytes.
+ *   An id or a name may not contain the control character U+001F (the
+ *   service separates a namespace from an id with it), INVALID_ARGUMENT.
  * - Paths (ID_TOO_LONG): at most 4096 bytes for checkpoint_ns and for the
  *   channel and task_path of CheckpointService blobs and writes: LangGraph
  *   builds them by joining node names and task ids for each subgraph level,
@@ -367,6 +369,69 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_ID_TOO_LONG = 32;
    */
   ID_TOO_LONG = 32,
+
+  /**
+   * The call carries no credential, or one the server cannot verify: a JWT
+   * with a bad signature, the wrong issuer or audience, or past its expiry;
+   * an unknown API key (UNAUTHENTICATED). Send `authorization: Bearer ...`.
+   *
+   * @generated from enum value: ERROR_REASON_UNAUTHENTICATED = 33;
+   */
+  UNAUTHENTICATED = 33,
+
+  /**
+   * The caller holds a grant in the call's namespace, but not the role the
+   * RPC needs (for example a reader that calls CancelRun, or a worker limited
+   * to some names that registers another). Ids in namespaces the caller
+   * holds no grant in answer NOT_FOUND instead, so that their existence is
+   * not revealed (PERMISSION_DENIED).
+   *
+   * @generated from enum value: ERROR_REASON_PERMISSION_DENIED = 34;
+   */
+  PERMISSION_DENIED = 34,
+
+  /**
+   * The caller made more calls per second than the server allows one caller
+   * (`cairn serve --rate-limit`); ErrorInfo's `retry_after_ms` says when to
+   * try again (RESOURCE_EXHAUSTED).
+   *
+   * @generated from enum value: ERROR_REASON_RATE_LIMITED = 35;
+   */
+  RATE_LIMITED = 35,
+
+  /**
+   * The namespace already has as many active runs as the server allows
+   * (`--max-runs-per-namespace`); a run starts once others end
+   * (RESOURCE_EXHAUSTED).
+   *
+   * @generated from enum value: ERROR_REASON_TOO_MANY_RUNS = 36;
+   */
+  TOO_MANY_RUNS = 36,
+
+  /**
+   * The namespace already has as many connected workers as the server allows
+   * (`--max-workers-per-namespace`) (RESOURCE_EXHAUSTED).
+   *
+   * @generated from enum value: ERROR_REASON_TOO_MANY_WORKERS = 37;
+   */
+  TOO_MANY_WORKERS = 37,
+
+  /**
+   * The `cairn-namespace` metadata is not a valid namespace name: 1 to 63
+   * characters of a-z, 0-9, '.', '_' and '-', starting with a letter or a
+   * digit (INVALID_ARGUMENT).
+   *
+   * @generated from enum value: ERROR_REASON_INVALID_NAMESPACE = 38;
+   */
+  INVALID_NAMESPACE = 38,
+
+  /**
+   * The caller holds no grant in the call's namespace (NOT_FOUND): as for
+   * an id of another namespace, it learns nothing about what exists there.
+   *
+   * @generated from enum value: ERROR_REASON_NAMESPACE_NOT_FOUND = 39;
+   */
+  NAMESPACE_NOT_FOUND = 39,
 }
 
 /**
