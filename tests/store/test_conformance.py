@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from cairn_server import namespaces
 from cairn_server.domain import (
     CheckpointRecord,
     Durability,
@@ -42,6 +43,7 @@ from cairn_server.store import (
     WriteSet,
     open_store,
 )
+from cairn_server.store.base import LgCheckpoint
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -778,3 +780,69 @@ async def test_sqlite_relative_url_is_relative_to_the_working_directory(
 def test_sqlite_rejects_malformed_urls(url: str) -> None:
     with pytest.raises(ValueError):
         open_store(url)
+
+
+# -- Namespaces (cairn_server/namespaces.py): scoped keys, one listing each.
+
+
+async def test_threads_of_each_namespace_are_listed_apart(store: Store) -> None:
+    def made(namespace: str, count: int) -> list[ThreadRecord]:
+        return [
+            make_thread(namespaces.scoped(namespace, f"t{i}"), created_at=float(i))
+            for i in range(count)
+        ]
+
+    mine, theirs = made("team-a", 3), made("team-b", 2)
+    plain = make_thread("t0")
+    for thread in (*mine, *theirs, plain):
+        await store.create_thread(thread)
+
+    pages = await all_threads(store, limit=2, namespace="team-a")
+
+    assert [t.thread_id for page in pages for t in page] == [t.thread_id for t in reversed(mine)]
+    assert (await store.list_threads(limit=10, namespace="team-b"))[0] == list(reversed(theirs))
+    assert (await store.list_threads(limit=10))[0] == [plain]  # `default`
+    assert await store.get_thread(namespaces.scoped("team-a", "t0")) == mine[0]
+
+
+def lg_checkpoint(thread_id: str, checkpoint_id: str, run_id: str) -> LgCheckpoint:
+    return LgCheckpoint(
+        thread_id=thread_id,
+        checkpoint_ns="",
+        checkpoint_id=checkpoint_id,
+        parent_checkpoint_id=None,
+        type="msgpack",
+        data=b"\x80",
+        metadata="{}",
+        channel_versions={},
+        run_id=run_id,
+    )
+
+
+async def test_langgraph_checkpoints_are_listed_and_deleted_per_namespace(store: Store) -> None:
+    a, b = namespaces.scoped("team-a", "t"), namespaces.scoped("team-b", "t")
+    await store.lg_put(lg_checkpoint(a, "c1", "run-1"))
+    await store.lg_put(lg_checkpoint(b, "c1", "run-1"))
+
+    def listed(namespace: str) -> list[str]:
+        return [c.thread_id for c in found[namespace]]
+
+    found = {
+        ns: await store.lg_list(
+            thread_id=None,
+            checkpoint_ns=None,
+            checkpoint_id=None,
+            metadata=None,
+            before=None,
+            limit=10,
+            namespace=ns,
+        )
+        for ns in ("team-a", "team-b", "default")
+    }
+    assert (listed("team-a"), listed("team-b"), listed("default")) == ([a], [b], [])
+
+    await store.lg_delete_for_runs(["run-1"], namespace="team-a")
+
+    assert await store.lg_get(a, "", None) is None
+    remaining = await store.lg_get(b, "", None)
+    assert remaining is not None and remaining.checkpoint_id == "c1"

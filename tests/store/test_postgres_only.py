@@ -114,3 +114,22 @@ async def test_two_stores_on_one_database_see_each_others_writes() -> None:
         finally:
             await first.close()
             await second.close()
+
+
+async def test_the_urls_tls_settings_are_honoured() -> None:
+    """sslmode and the other libpq TLS parameters of the URL reach the
+    connection (they are not sent as server settings): `sslmode=require`
+    connects over TLS to a server that has it and refuses one that has not;
+    `sslmode=disable` connects in plaintext."""
+    server_has_tls = postgres.query(postgres.BASE_URL, "SHOW ssl")[0][0] == "on"
+    with postgres.fresh_schema() as url:
+        store = open_store(f"{url}&sslmode=require")
+        if server_has_tls:
+            await store.open()
+            await store.close()
+        else:
+            with pytest.raises(StoreError, match=r"cannot connect.*SSL"):
+                await store.open()
+        store = open_store(f"{url}&sslmode=disable")
+        await store.open()
+        await store.close()

@@ -221,6 +221,13 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 field="hello.relay_replica_id",
             )
         if not relay:
+            if not caller.principal.allows(caller.namespace, Role.WORKER):
+                raise error_for(
+                    "PERMISSION_DENIED",
+                    f"{caller.principal.name} holds no worker grant in namespace"
+                    f" {caller.namespace!r}",
+                    namespace=caller.namespace,
+                )
             self._check_worker_room(caller.namespace)
         for field in ("max_concurrent_tasks", "max_concurrent_entrypoints"):
             if getattr(hello, field) < 0:

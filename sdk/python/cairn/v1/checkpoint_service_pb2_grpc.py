@@ -113,6 +113,8 @@ class CheckpointServiceServicer:
         writes: the given checkpoint_id, or the latest one (highest id) of the
         thread's namespace when checkpoint_id is empty. A missing checkpoint is
         not an error: `checkpoint` is then unset.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,6 +124,8 @@ class CheckpointServiceServicer:
         """ListCheckpoints returns checkpoints newest first (descending checkpoint id), each
         with its channel values and pending writes. Returns INVALID_ARGUMENT when
         `filter_json` is not a JSON object or `limit` is negative.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,6 +136,8 @@ class CheckpointServiceServicer:
         Storing a checkpoint id twice replaces its body and metadata. Returns
         INVALID_ARGUMENT for a missing thread or checkpoint id or metadata that is
         not a JSON object.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -143,6 +149,8 @@ class CheckpointServiceServicer:
         interrupt, resume) they replace earlier ones with the same key;
         otherwise a write whose key is already stored is ignored, so the first
         recorded result wins. Returns INVALID_ARGUMENT for missing ids.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -151,6 +159,8 @@ class CheckpointServiceServicer:
     def DeleteThreadCheckpoints(self, request, context):
         """DeleteThreadCheckpoints deletes every checkpoint, channel value and write of a
         thread, in all namespaces. Deleting an unknown thread succeeds.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,6 +169,8 @@ class CheckpointServiceServicer:
     def DeleteForRuns(self, request, context):
         """DeleteForRuns deletes the checkpoints whose metadata `run_id` is one of
         the given run ids, with their pending writes.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,6 +180,8 @@ class CheckpointServiceServicer:
         """CopyThreadCheckpoints copies every checkpoint, channel value and write of one
         thread to another, keeping ids and namespaces. Copying an unknown thread
         copies nothing. Returns INVALID_ARGUMENT when either id is empty.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -178,6 +192,8 @@ class CheckpointServiceServicer:
         (PRUNE_STRATEGY_KEEP_LATEST), with its writes and the channel values it
         uses, or deletes the threads' checkpoints (PRUNE_STRATEGY_DELETE).
         Returns INVALID_ARGUMENT for an unset strategy.
+
+        Role: admin in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -186,6 +202,8 @@ class CheckpointServiceServicer:
     def GetCapabilities(self, request, context):
         """GetCapabilities says which of the optional saver methods this server
         implements on its store.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

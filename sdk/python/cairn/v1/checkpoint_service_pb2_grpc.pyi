@@ -50,17 +50,23 @@ class CheckpointServiceStub:
     writes: the given checkpoint_id, or the latest one (highest id) of the
     thread's namespace when checkpoint_id is empty. A missing checkpoint is
     not an error: `checkpoint` is then unset.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     ListCheckpoints: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.ListCheckpointsRequest, _checkpoint_service_pb2.ListCheckpointsResponse]
     """ListCheckpoints returns checkpoints newest first (descending checkpoint id), each
     with its channel values and pending writes. Returns INVALID_ARGUMENT when
     `filter_json` is not a JSON object or `limit` is negative.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     PutCheckpoint: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.PutCheckpointRequest, _checkpoint_service_pb2.PutCheckpointResponse]
     """PutCheckpoint stores a checkpoint and the channel values whose versions are new.
     Storing a checkpoint id twice replaces its body and metadata. Returns
     INVALID_ARGUMENT for a missing thread or checkpoint id or metadata that is
     not a JSON object.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     PutWrites: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.PutWritesRequest, _checkpoint_service_pb2.PutWritesResponse]
     """PutWrites stores the pending writes of one task on a checkpoint. When
@@ -68,29 +74,41 @@ class CheckpointServiceStub:
     interrupt, resume) they replace earlier ones with the same key;
     otherwise a write whose key is already stored is ignored, so the first
     recorded result wins. Returns INVALID_ARGUMENT for missing ids.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     DeleteThreadCheckpoints: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.DeleteThreadCheckpointsRequest, _checkpoint_service_pb2.DeleteThreadCheckpointsResponse]
     """DeleteThreadCheckpoints deletes every checkpoint, channel value and write of a
     thread, in all namespaces. Deleting an unknown thread succeeds.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     DeleteForRuns: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.DeleteForRunsRequest, _checkpoint_service_pb2.DeleteForRunsResponse]
     """DeleteForRuns deletes the checkpoints whose metadata `run_id` is one of
     the given run ids, with their pending writes.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     CopyThreadCheckpoints: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.CopyThreadCheckpointsRequest, _checkpoint_service_pb2.CopyThreadCheckpointsResponse]
     """CopyThreadCheckpoints copies every checkpoint, channel value and write of one
     thread to another, keeping ids and namespaces. Copying an unknown thread
     copies nothing. Returns INVALID_ARGUMENT when either id is empty.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     PruneCheckpoints: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.PruneCheckpointsRequest, _checkpoint_service_pb2.PruneCheckpointsResponse]
     """PruneCheckpoints keeps only the latest checkpoint of each namespace of each thread
     (PRUNE_STRATEGY_KEEP_LATEST), with its writes and the channel values it
     uses, or deletes the threads' checkpoints (PRUNE_STRATEGY_DELETE).
     Returns INVALID_ARGUMENT for an unset strategy.
+
+    Role: admin in the call's namespace (see "Identity" in errors.proto).
     """
     GetCapabilities: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.GetCapabilitiesRequest, _checkpoint_service_pb2.GetCapabilitiesResponse]
     """GetCapabilities says which of the optional saver methods this server
     implements on its store.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
 
 @_typing.type_check_only
@@ -115,17 +133,23 @@ class CheckpointServiceAsyncStub(CheckpointServiceStub):
     writes: the given checkpoint_id, or the latest one (highest id) of the
     thread's namespace when checkpoint_id is empty. A missing checkpoint is
     not an error: `checkpoint` is then unset.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     ListCheckpoints: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.ListCheckpointsRequest, _checkpoint_service_pb2.ListCheckpointsResponse]  # type: ignore[assignment]
     """ListCheckpoints returns checkpoints newest first (descending checkpoint id), each
     with its channel values and pending writes. Returns INVALID_ARGUMENT when
     `filter_json` is not a JSON object or `limit` is negative.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     PutCheckpoint: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.PutCheckpointRequest, _checkpoint_service_pb2.PutCheckpointResponse]  # type: ignore[assignment]
     """PutCheckpoint stores a checkpoint and the channel values whose versions are new.
     Storing a checkpoint id twice replaces its body and metadata. Returns
     INVALID_ARGUMENT for a missing thread or checkpoint id or metadata that is
     not a JSON object.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     PutWrites: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.PutWritesRequest, _checkpoint_service_pb2.PutWritesResponse]  # type: ignore[assignment]
     """PutWrites stores the pending writes of one task on a checkpoint. When
@@ -133,29 +157,41 @@ class CheckpointServiceAsyncStub(CheckpointServiceStub):
     interrupt, resume) they replace earlier ones with the same key;
     otherwise a write whose key is already stored is ignored, so the first
     recorded result wins. Returns INVALID_ARGUMENT for missing ids.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     DeleteThreadCheckpoints: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.DeleteThreadCheckpointsRequest, _checkpoint_service_pb2.DeleteThreadCheckpointsResponse]  # type: ignore[assignment]
     """DeleteThreadCheckpoints deletes every checkpoint, channel value and write of a
     thread, in all namespaces. Deleting an unknown thread succeeds.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     DeleteForRuns: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.DeleteForRunsRequest, _checkpoint_service_pb2.DeleteForRunsResponse]  # type: ignore[assignment]
     """DeleteForRuns deletes the checkpoints whose metadata `run_id` is one of
     the given run ids, with their pending writes.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     CopyThreadCheckpoints: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.CopyThreadCheckpointsRequest, _checkpoint_service_pb2.CopyThreadCheckpointsResponse]  # type: ignore[assignment]
     """CopyThreadCheckpoints copies every checkpoint, channel value and write of one
     thread to another, keeping ids and namespaces. Copying an unknown thread
     copies nothing. Returns INVALID_ARGUMENT when either id is empty.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     PruneCheckpoints: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.PruneCheckpointsRequest, _checkpoint_service_pb2.PruneCheckpointsResponse]  # type: ignore[assignment]
     """PruneCheckpoints keeps only the latest checkpoint of each namespace of each thread
     (PRUNE_STRATEGY_KEEP_LATEST), with its writes and the channel values it
     uses, or deletes the threads' checkpoints (PRUNE_STRATEGY_DELETE).
     Returns INVALID_ARGUMENT for an unset strategy.
+
+    Role: admin in the call's namespace (see "Identity" in errors.proto).
     """
     GetCapabilities: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.GetCapabilitiesRequest, _checkpoint_service_pb2.GetCapabilitiesResponse]  # type: ignore[assignment]
     """GetCapabilities says which of the optional saver methods this server
     implements on its store.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
 
 class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -183,6 +219,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
         writes: the given checkpoint_id, or the latest one (highest id) of the
         thread's namespace when checkpoint_id is empty. A missing checkpoint is
         not an error: `checkpoint` is then unset.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -194,6 +232,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListCheckpoints returns checkpoints newest first (descending checkpoint id), each
         with its channel values and pending writes. Returns INVALID_ARGUMENT when
         `filter_json` is not a JSON object or `limit` is negative.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -206,6 +246,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
         Storing a checkpoint id twice replaces its body and metadata. Returns
         INVALID_ARGUMENT for a missing thread or checkpoint id or metadata that is
         not a JSON object.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -219,6 +261,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
         interrupt, resume) they replace earlier ones with the same key;
         otherwise a write whose key is already stored is ignored, so the first
         recorded result wins. Returns INVALID_ARGUMENT for missing ids.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -229,6 +273,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_checkpoint_service_pb2.DeleteThreadCheckpointsResponse, _abc.Awaitable[_checkpoint_service_pb2.DeleteThreadCheckpointsResponse]]:
         """DeleteThreadCheckpoints deletes every checkpoint, channel value and write of a
         thread, in all namespaces. Deleting an unknown thread succeeds.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -239,6 +285,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_checkpoint_service_pb2.DeleteForRunsResponse, _abc.Awaitable[_checkpoint_service_pb2.DeleteForRunsResponse]]:
         """DeleteForRuns deletes the checkpoints whose metadata `run_id` is one of
         the given run ids, with their pending writes.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -250,6 +298,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
         """CopyThreadCheckpoints copies every checkpoint, channel value and write of one
         thread to another, keeping ids and namespaces. Copying an unknown thread
         copies nothing. Returns INVALID_ARGUMENT when either id is empty.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -262,6 +312,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
         (PRUNE_STRATEGY_KEEP_LATEST), with its writes and the channel values it
         uses, or deletes the threads' checkpoints (PRUNE_STRATEGY_DELETE).
         Returns INVALID_ARGUMENT for an unset strategy.
+
+        Role: admin in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -272,6 +324,8 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_checkpoint_service_pb2.GetCapabilitiesResponse, _abc.Awaitable[_checkpoint_service_pb2.GetCapabilitiesResponse]]:
         """GetCapabilities says which of the optional saver methods this server
         implements on its store.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
 def add_CheckpointServiceServicer_to_server(servicer: CheckpointServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -144,6 +144,31 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     `THREAD_NOT_FOUND`; the ErrorInfo domain is always `cairn.dev`. SDKs in any
     language map these reasons to typed exceptions.
 
+    Identity. A call names its caller with the `authorization` metadata,
+    `Bearer <credential>`: a JWT (checked against the keys the operator gives
+    the server: signature, `exp`, `nbf`, and `iss` and `aud` when configured;
+    its grants are read from a claim, `permissions` by default) or a static
+    API key (`cairn_...`, which the server knows only by its SHA-256). Over
+    mutual TLS the client certificate's subject may name the caller instead.
+    A call acts in one namespace, given by the `cairn-namespace` metadata
+    (`default` when absent): every thread, run, checkpoint and served name
+    lives in one namespace, and two namespaces may use the same thread ids and
+    task names without meeting. A grant gives a role in a namespace (or in
+    every namespace, `*`), written `<namespace>:<role>`, or
+    `<namespace>:worker:<name>,<name>` for a worker limited to some names:
+    `reader` (get, list, history, join), `writer` (also start, resume and
+    cancel runs, update state, delete threads, write LangGraph checkpoints),
+    `worker` (connect as a worker), `admin` (all of these and pruning), and
+    `replica` (another Cairn replica's relay stream). Each RPC's comment names
+    the role it needs. Refused calls change nothing: UNAUTHENTICATED without
+    a valid credential, NOT_FOUND (NAMESPACE_NOT_FOUND) in a namespace where
+    the caller holds no grant, and for ids of other namespaces, which it
+    cannot tell from ids that do not exist; PERMISSION_DENIED for a role too
+    weak. A server started without any identity source treats every caller
+    as an admin of every namespace (it serves only loopback addresses, unless
+    its operator says --insecure). Health is open to every caller; reflection
+    needs any grant.
+
     Limits. The service checks every request against these limits before it
     records anything, and answers a request over a limit with
     INVALID_ARGUMENT (RESOURCE_EXHAUSTED for payloads) and the reason named:

@@ -102,6 +102,8 @@ class RunServiceServicer:
         (INVALID_ARGUMENT, AMBIGUOUS_RESUME), NOT_FOUND (INTERRUPT_NOT_FOUND) and
         RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE). A failed run is not an RPC error:
         the returned run has state FAILED and its error.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,6 +113,8 @@ class RunServiceServicer:
         """Stream starts a run like Invoke and streams its event log until the run
         ends or is interrupted. The first event is the run in state RUNNING, which
         gives its run_id for JoinRun after a disconnect.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,6 +126,8 @@ class RunServiceServicer:
         at an interrupt the client answers with a Command on the same stream,
         which starts the resuming run. The stream ends when a run ends without an
         interrupt or the client closes its side.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,6 +136,8 @@ class RunServiceServicer:
     def JoinRun(self, request, context):
         """JoinRun streams the event log of an existing run from after the given
         event id, live while the run is active. Returns NOT_FOUND (RUN_NOT_FOUND).
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,6 +145,8 @@ class RunServiceServicer:
 
     def GetRun(self, request, context):
         """GetRun returns one run. Returns NOT_FOUND (RUN_NOT_FOUND).
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,6 +155,8 @@ class RunServiceServicer:
     def ListRuns(self, request, context):
         """ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
         (THREAD_NOT_FOUND).
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,6 +172,8 @@ class RunServiceServicer:
         run that is already CANCELLED returns it (so a retry is safe). Returns
         NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
         run that ended otherwise.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

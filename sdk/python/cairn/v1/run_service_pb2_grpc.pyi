@@ -51,11 +51,15 @@ class RunServiceStub:
     (INVALID_ARGUMENT, AMBIGUOUS_RESUME), NOT_FOUND (INTERRUPT_NOT_FOUND) and
     RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE). A failed run is not an RPC error:
     the returned run has state FAILED and its error.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     Stream: _grpc.UnaryStreamMultiCallable[_run_service_pb2.StreamRequest, _run_service_pb2.StreamResponse]
     """Stream starts a run like Invoke and streams its event log until the run
     ends or is interrupted. The first event is the run in state RUNNING, which
     gives its run_id for JoinRun after a disconnect.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     Session: _grpc.StreamStreamMultiCallable[_run_service_pb2.SessionRequest, _run_service_pb2.SessionResponse]
     """Session is an interactive conversation with a thread: the first request
@@ -63,16 +67,25 @@ class RunServiceStub:
     at an interrupt the client answers with a Command on the same stream,
     which starts the resuming run. The stream ends when a run ends without an
     interrupt or the client closes its side.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     JoinRun: _grpc.UnaryStreamMultiCallable[_run_service_pb2.JoinRunRequest, _run_service_pb2.JoinRunResponse]
     """JoinRun streams the event log of an existing run from after the given
     event id, live while the run is active. Returns NOT_FOUND (RUN_NOT_FOUND).
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     GetRun: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.GetRunRequest, _run_service_pb2.GetRunResponse]
-    """GetRun returns one run. Returns NOT_FOUND (RUN_NOT_FOUND)."""
+    """GetRun returns one run. Returns NOT_FOUND (RUN_NOT_FOUND).
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
+    """
     ListRuns: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.ListRunsRequest, _run_service_pb2.ListRunsResponse]
     """ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
     (THREAD_NOT_FOUND).
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     CancelRun: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.CancelRunRequest, _run_service_pb2.CancelRunResponse]
     """CancelRun stops an active run and cancels its tasks on the workers; the
@@ -84,6 +97,8 @@ class RunServiceStub:
     run that is already CANCELLED returns it (so a retry is safe). Returns
     NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
     run that ended otherwise.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
 
 @_typing.type_check_only
@@ -109,11 +124,15 @@ class RunServiceAsyncStub(RunServiceStub):
     (INVALID_ARGUMENT, AMBIGUOUS_RESUME), NOT_FOUND (INTERRUPT_NOT_FOUND) and
     RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE). A failed run is not an RPC error:
     the returned run has state FAILED and its error.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     Stream: _aio.UnaryStreamMultiCallable[_run_service_pb2.StreamRequest, _run_service_pb2.StreamResponse]  # type: ignore[assignment]
     """Stream starts a run like Invoke and streams its event log until the run
     ends or is interrupted. The first event is the run in state RUNNING, which
     gives its run_id for JoinRun after a disconnect.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     Session: _aio.StreamStreamMultiCallable[_run_service_pb2.SessionRequest, _run_service_pb2.SessionResponse]  # type: ignore[assignment]
     """Session is an interactive conversation with a thread: the first request
@@ -121,16 +140,25 @@ class RunServiceAsyncStub(RunServiceStub):
     at an interrupt the client answers with a Command on the same stream,
     which starts the resuming run. The stream ends when a run ends without an
     interrupt or the client closes its side.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     JoinRun: _aio.UnaryStreamMultiCallable[_run_service_pb2.JoinRunRequest, _run_service_pb2.JoinRunResponse]  # type: ignore[assignment]
     """JoinRun streams the event log of an existing run from after the given
     event id, live while the run is active. Returns NOT_FOUND (RUN_NOT_FOUND).
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     GetRun: _aio.UnaryUnaryMultiCallable[_run_service_pb2.GetRunRequest, _run_service_pb2.GetRunResponse]  # type: ignore[assignment]
-    """GetRun returns one run. Returns NOT_FOUND (RUN_NOT_FOUND)."""
+    """GetRun returns one run. Returns NOT_FOUND (RUN_NOT_FOUND).
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
+    """
     ListRuns: _aio.UnaryUnaryMultiCallable[_run_service_pb2.ListRunsRequest, _run_service_pb2.ListRunsResponse]  # type: ignore[assignment]
     """ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
     (THREAD_NOT_FOUND).
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     CancelRun: _aio.UnaryUnaryMultiCallable[_run_service_pb2.CancelRunRequest, _run_service_pb2.CancelRunResponse]  # type: ignore[assignment]
     """CancelRun stops an active run and cancels its tasks on the workers; the
@@ -142,6 +170,8 @@ class RunServiceAsyncStub(RunServiceStub):
     run that is already CANCELLED returns it (so a retry is safe). Returns
     NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
     run that ended otherwise.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
 
 class RunServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -170,6 +200,8 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         (INVALID_ARGUMENT, AMBIGUOUS_RESUME), NOT_FOUND (INTERRUPT_NOT_FOUND) and
         RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE). A failed run is not an RPC error:
         the returned run has state FAILED and its error.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -181,6 +213,8 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         """Stream starts a run like Invoke and streams its event log until the run
         ends or is interrupted. The first event is the run in state RUNNING, which
         gives its run_id for JoinRun after a disconnect.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -194,6 +228,8 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         at an interrupt the client answers with a Command on the same stream,
         which starts the resuming run. The stream ends when a run ends without an
         interrupt or the client closes its side.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -204,6 +240,8 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_run_service_pb2.JoinRunResponse], _abc.AsyncIterator[_run_service_pb2.JoinRunResponse]]:
         """JoinRun streams the event log of an existing run from after the given
         event id, live while the run is active. Returns NOT_FOUND (RUN_NOT_FOUND).
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -212,7 +250,10 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _run_service_pb2.GetRunRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_run_service_pb2.GetRunResponse, _abc.Awaitable[_run_service_pb2.GetRunResponse]]:
-        """GetRun returns one run. Returns NOT_FOUND (RUN_NOT_FOUND)."""
+        """GetRun returns one run. Returns NOT_FOUND (RUN_NOT_FOUND).
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
+        """
 
     @_abc_1.abstractmethod
     def ListRuns(
@@ -222,6 +263,8 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_run_service_pb2.ListRunsResponse, _abc.Awaitable[_run_service_pb2.ListRunsResponse]]:
         """ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
         (THREAD_NOT_FOUND).
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -239,6 +282,8 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         run that is already CANCELLED returns it (so a retry is safe). Returns
         NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
         run that ended otherwise.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
 def add_RunServiceServicer_to_server(servicer: RunServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -85,6 +85,8 @@ class ThreadServiceServicer:
         """CreateThread creates a thread. Returns ALREADY_EXISTS
         (THREAD_ALREADY_EXISTS) when the id is taken, unless the same request_id
         created it, in which case the existing thread is returned.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +94,8 @@ class ThreadServiceServicer:
 
     def GetThread(self, request, context):
         """GetThread returns one thread. Returns NOT_FOUND (THREAD_NOT_FOUND).
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +104,8 @@ class ThreadServiceServicer:
     def ListThreads(self, request, context):
         """ListThreads pages through threads, newest first, optionally filtered by
         status and by top-level metadata values.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,6 +115,8 @@ class ThreadServiceServicer:
         """DeleteThread deletes a thread with its runs, checkpoints, writes and
         events. Returns NOT_FOUND for an unknown thread and FAILED_PRECONDITION
         (THREAD_BUSY) while a run is active.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,6 +125,8 @@ class ThreadServiceServicer:
     def GetState(self, request, context):
         """GetState returns the thread's state at its latest checkpoint, or at the
         given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -125,6 +135,8 @@ class ThreadServiceServicer:
     def GetStateHistory(self, request, context):
         """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
         unknown thread.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -141,6 +153,8 @@ class ThreadServiceServicer:
         an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
         reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
         conditional edges, whose routers run on workers).
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +168,8 @@ class ThreadServiceServicer:
         for no ids, more than 1000, an empty id, an unspecified strategy or a
         negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
         active on one of the threads; nothing is pruned then.
+
+        Role: admin in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,25 +37,38 @@ class ThreadServiceStub:
     """CreateThread creates a thread. Returns ALREADY_EXISTS
     (THREAD_ALREADY_EXISTS) when the id is taken, unless the same request_id
     created it, in which case the existing thread is returned.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     GetThread: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.GetThreadRequest, _thread_service_pb2.GetThreadResponse]
-    """GetThread returns one thread. Returns NOT_FOUND (THREAD_NOT_FOUND)."""
+    """GetThread returns one thread. Returns NOT_FOUND (THREAD_NOT_FOUND).
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
+    """
     ListThreads: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.ListThreadsRequest, _thread_service_pb2.ListThreadsResponse]
     """ListThreads pages through threads, newest first, optionally filtered by
     status and by top-level metadata values.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     DeleteThread: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.DeleteThreadRequest, _thread_service_pb2.DeleteThreadResponse]
     """DeleteThread deletes a thread with its runs, checkpoints, writes and
     events. Returns NOT_FOUND for an unknown thread and FAILED_PRECONDITION
     (THREAD_BUSY) while a run is active.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     GetState: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateRequest, _thread_service_pb2.GetStateResponse]
     """GetState returns the thread's state at its latest checkpoint, or at the
     given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     GetStateHistory: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateHistoryRequest, _thread_service_pb2.GetStateHistoryResponse]
     """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
     unknown thread.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     UpdateState: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.UpdateStateRequest, _thread_service_pb2.UpdateStateResponse]
     """UpdateState writes values into a graph thread's state as if the node
@@ -68,6 +81,8 @@ class ThreadServiceStub:
     an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
     reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
     conditional edges, whose routers run on workers).
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     PruneThreads: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.PruneThreadsRequest, _thread_service_pb2.PruneThreadsResponse]
     """PruneThreads frees storage: it keeps only the newest checkpoints of each
@@ -77,6 +92,8 @@ class ThreadServiceStub:
     for no ids, more than 1000, an empty id, an unspecified strategy or a
     negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
     active on one of the threads; nothing is pruned then.
+
+    Role: admin in the call's namespace (see "Identity" in errors.proto).
     """
 
 @_typing.type_check_only
@@ -88,25 +105,38 @@ class ThreadServiceAsyncStub(ThreadServiceStub):
     """CreateThread creates a thread. Returns ALREADY_EXISTS
     (THREAD_ALREADY_EXISTS) when the id is taken, unless the same request_id
     created it, in which case the existing thread is returned.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     GetThread: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.GetThreadRequest, _thread_service_pb2.GetThreadResponse]  # type: ignore[assignment]
-    """GetThread returns one thread. Returns NOT_FOUND (THREAD_NOT_FOUND)."""
+    """GetThread returns one thread. Returns NOT_FOUND (THREAD_NOT_FOUND).
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
+    """
     ListThreads: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.ListThreadsRequest, _thread_service_pb2.ListThreadsResponse]  # type: ignore[assignment]
     """ListThreads pages through threads, newest first, optionally filtered by
     status and by top-level metadata values.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     DeleteThread: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.DeleteThreadRequest, _thread_service_pb2.DeleteThreadResponse]  # type: ignore[assignment]
     """DeleteThread deletes a thread with its runs, checkpoints, writes and
     events. Returns NOT_FOUND for an unknown thread and FAILED_PRECONDITION
     (THREAD_BUSY) while a run is active.
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     GetState: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateRequest, _thread_service_pb2.GetStateResponse]  # type: ignore[assignment]
     """GetState returns the thread's state at its latest checkpoint, or at the
     given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     GetStateHistory: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateHistoryRequest, _thread_service_pb2.GetStateHistoryResponse]  # type: ignore[assignment]
     """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
     unknown thread.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     UpdateState: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.UpdateStateRequest, _thread_service_pb2.UpdateStateResponse]  # type: ignore[assignment]
     """UpdateState writes values into a graph thread's state as if the node
@@ -119,6 +149,8 @@ class ThreadServiceAsyncStub(ThreadServiceStub):
     an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
     reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
     conditional edges, whose routers run on workers).
+
+    Role: writer in the call's namespace (see "Identity" in errors.proto).
     """
     PruneThreads: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.PruneThreadsRequest, _thread_service_pb2.PruneThreadsResponse]  # type: ignore[assignment]
     """PruneThreads frees storage: it keeps only the newest checkpoints of each
@@ -128,6 +160,8 @@ class ThreadServiceAsyncStub(ThreadServiceStub):
     for no ids, more than 1000, an empty id, an unspecified strategy or a
     negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
     active on one of the threads; nothing is pruned then.
+
+    Role: admin in the call's namespace (see "Identity" in errors.proto).
     """
 
 class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -142,6 +176,8 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         """CreateThread creates a thread. Returns ALREADY_EXISTS
         (THREAD_ALREADY_EXISTS) when the id is taken, unless the same request_id
         created it, in which case the existing thread is returned.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -150,7 +186,10 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _thread_service_pb2.GetThreadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_thread_service_pb2.GetThreadResponse, _abc.Awaitable[_thread_service_pb2.GetThreadResponse]]:
-        """GetThread returns one thread. Returns NOT_FOUND (THREAD_NOT_FOUND)."""
+        """GetThread returns one thread. Returns NOT_FOUND (THREAD_NOT_FOUND).
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
+        """
 
     @_abc_1.abstractmethod
     def ListThreads(
@@ -160,6 +199,8 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_thread_service_pb2.ListThreadsResponse, _abc.Awaitable[_thread_service_pb2.ListThreadsResponse]]:
         """ListThreads pages through threads, newest first, optionally filtered by
         status and by top-level metadata values.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -171,6 +212,8 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         """DeleteThread deletes a thread with its runs, checkpoints, writes and
         events. Returns NOT_FOUND for an unknown thread and FAILED_PRECONDITION
         (THREAD_BUSY) while a run is active.
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -181,6 +224,8 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_thread_service_pb2.GetStateResponse, _abc.Awaitable[_thread_service_pb2.GetStateResponse]]:
         """GetState returns the thread's state at its latest checkpoint, or at the
         given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -191,6 +236,8 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_thread_service_pb2.GetStateHistoryResponse, _abc.Awaitable[_thread_service_pb2.GetStateHistoryResponse]]:
         """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
         unknown thread.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -209,6 +256,8 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         an entrypoint's thread), INVALID_ARGUMENT (unknown node, an update the
         reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
         conditional edges, whose routers run on workers).
+
+        Role: writer in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -224,6 +273,8 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         for no ids, more than 1000, an empty id, an unspecified strategy or a
         negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
         active on one of the threads; nothing is pruned then.
+
+        Role: admin in the call's namespace (see "Identity" in errors.proto).
         """
 
 def add_ThreadServiceServicer_to_server(servicer: ThreadServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

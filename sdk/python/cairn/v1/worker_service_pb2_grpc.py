@@ -87,6 +87,8 @@ class WorkerServiceServicer:
         replicas give each other), else PERMISSION_DENIED. The stream fails with
         RESOURCE_EXHAUSTED (TOO_MANY_WORKERS) when the namespace has as many
         workers connected to this replica as the server allows.
+
+        Role: worker (a relay: replica) in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +102,8 @@ class WorkerServiceServicer:
         address), and another replica's relay stream is not a worker and is
         never listed. Returns INVALID_ARGUMENT for a negative page_size or a
         page_token this replica did not issue.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

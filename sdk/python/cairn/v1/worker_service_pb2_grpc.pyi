@@ -69,6 +69,8 @@ class WorkerServiceStub:
     replicas give each other), else PERMISSION_DENIED. The stream fails with
     RESOURCE_EXHAUSTED (TOO_MANY_WORKERS) when the namespace has as many
     workers connected to this replica as the server allows.
+
+    Role: worker (a relay: replica) in the call's namespace (see "Identity" in errors.proto).
     """
     ListWorkers: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.ListWorkersRequest, _worker_service_pb2.ListWorkersResponse]
     """ListWorkers lists the workers connected to the replica that answers, in
@@ -78,6 +80,8 @@ class WorkerServiceStub:
     address), and another replica's relay stream is not a worker and is
     never listed. Returns INVALID_ARGUMENT for a negative page_size or a
     page_token this replica did not issue.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
 
 @_typing.type_check_only
@@ -121,6 +125,8 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     replicas give each other), else PERMISSION_DENIED. The stream fails with
     RESOURCE_EXHAUSTED (TOO_MANY_WORKERS) when the namespace has as many
     workers connected to this replica as the server allows.
+
+    Role: worker (a relay: replica) in the call's namespace (see "Identity" in errors.proto).
     """
     ListWorkers: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.ListWorkersRequest, _worker_service_pb2.ListWorkersResponse]  # type: ignore[assignment]
     """ListWorkers lists the workers connected to the replica that answers, in
@@ -130,6 +136,8 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     address), and another replica's relay stream is not a worker and is
     never listed. Returns INVALID_ARGUMENT for a negative page_size or a
     page_token this replica did not issue.
+
+    Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -176,6 +184,8 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         replicas give each other), else PERMISSION_DENIED. The stream fails with
         RESOURCE_EXHAUSTED (TOO_MANY_WORKERS) when the namespace has as many
         workers connected to this replica as the server allows.
+
+        Role: worker (a relay: replica) in the call's namespace (see "Identity" in errors.proto).
         """
 
     @_abc_1.abstractmethod
@@ -191,6 +201,8 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         address), and another replica's relay stream is not a worker and is
         never listed. Returns INVALID_ARGUMENT for a negative page_size or a
         page_token this replica did not issue.
+
+        Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

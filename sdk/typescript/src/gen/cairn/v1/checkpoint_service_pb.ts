@@ -723,6 +723,8 @@ export const CheckpointService: GenService<{
    * thread's namespace when checkpoint_id is empty. A missing checkpoint is
    * not an error: `checkpoint` is then unset.
    *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.CheckpointService.GetTuple
    */
   getTuple: {
@@ -734,6 +736,8 @@ export const CheckpointService: GenService<{
    * ListCheckpoints returns checkpoints newest first (descending checkpoint id), each
    * with its channel values and pending writes. Returns INVALID_ARGUMENT when
    * `filter_json` is not a JSON object or `limit` is negative.
+   *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.CheckpointService.ListCheckpoints
    */
@@ -747,6 +751,8 @@ export const CheckpointService: GenService<{
    * Storing a checkpoint id twice replaces its body and metadata. Returns
    * INVALID_ARGUMENT for a missing thread or checkpoint id or metadata that is
    * not a JSON object.
+   *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.CheckpointService.PutCheckpoint
    */
@@ -762,6 +768,8 @@ export const CheckpointService: GenService<{
    * otherwise a write whose key is already stored is ignored, so the first
    * recorded result wins. Returns INVALID_ARGUMENT for missing ids.
    *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.CheckpointService.PutWrites
    */
   putWrites: {
@@ -772,6 +780,8 @@ export const CheckpointService: GenService<{
   /**
    * DeleteThreadCheckpoints deletes every checkpoint, channel value and write of a
    * thread, in all namespaces. Deleting an unknown thread succeeds.
+   *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.CheckpointService.DeleteThreadCheckpoints
    */
@@ -784,6 +794,8 @@ export const CheckpointService: GenService<{
    * DeleteForRuns deletes the checkpoints whose metadata `run_id` is one of
    * the given run ids, with their pending writes.
    *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.CheckpointService.DeleteForRuns
    */
   deleteForRuns: {
@@ -795,6 +807,8 @@ export const CheckpointService: GenService<{
    * CopyThreadCheckpoints copies every checkpoint, channel value and write of one
    * thread to another, keeping ids and namespaces. Copying an unknown thread
    * copies nothing. Returns INVALID_ARGUMENT when either id is empty.
+   *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.CheckpointService.CopyThreadCheckpoints
    */
@@ -809,6 +823,8 @@ export const CheckpointService: GenService<{
    * uses, or deletes the threads' checkpoints (PRUNE_STRATEGY_DELETE).
    * Returns INVALID_ARGUMENT for an unset strategy.
    *
+   * Role: admin in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.CheckpointService.PruneCheckpoints
    */
   pruneCheckpoints: {
@@ -819,6 +835,8 @@ export const CheckpointService: GenService<{
   /**
    * GetCapabilities says which of the optional saver methods this server
    * implements on its store.
+   *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.CheckpointService.GetCapabilities
    */

@@ -543,6 +543,8 @@ export const RunService: GenService<{
    * RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE). A failed run is not an RPC error:
    * the returned run has state FAILED and its error.
    *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.RunService.Invoke
    */
   invoke: {
@@ -554,6 +556,8 @@ export const RunService: GenService<{
    * Stream starts a run like Invoke and streams its event log until the run
    * ends or is interrupted. The first event is the run in state RUNNING, which
    * gives its run_id for JoinRun after a disconnect.
+   *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.RunService.Stream
    */
@@ -569,6 +573,8 @@ export const RunService: GenService<{
    * which starts the resuming run. The stream ends when a run ends without an
    * interrupt or the client closes its side.
    *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.RunService.Session
    */
   session: {
@@ -580,6 +586,8 @@ export const RunService: GenService<{
    * JoinRun streams the event log of an existing run from after the given
    * event id, live while the run is active. Returns NOT_FOUND (RUN_NOT_FOUND).
    *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.RunService.JoinRun
    */
   joinRun: {
@@ -589,6 +597,8 @@ export const RunService: GenService<{
   },
   /**
    * GetRun returns one run. Returns NOT_FOUND (RUN_NOT_FOUND).
+   *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.RunService.GetRun
    */
@@ -600,6 +610,8 @@ export const RunService: GenService<{
   /**
    * ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
    * (THREAD_NOT_FOUND).
+   *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.RunService.ListRuns
    */
@@ -618,6 +630,8 @@ export const RunService: GenService<{
    * run that is already CANCELLED returns it (so a retry is safe). Returns
    * NOT_FOUND (RUN_NOT_FOUND) and FAILED_PRECONDITION (RUN_FINISHED) for a
    * run that ended otherwise.
+   *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.RunService.CancelRun
    */

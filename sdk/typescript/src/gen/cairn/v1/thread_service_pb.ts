@@ -510,6 +510,8 @@ export const ThreadService: GenService<{
    * (THREAD_ALREADY_EXISTS) when the id is taken, unless the same request_id
    * created it, in which case the existing thread is returned.
    *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.ThreadService.CreateThread
    */
   createThread: {
@@ -519,6 +521,8 @@ export const ThreadService: GenService<{
   },
   /**
    * GetThread returns one thread. Returns NOT_FOUND (THREAD_NOT_FOUND).
+   *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.ThreadService.GetThread
    */
@@ -530,6 +534,8 @@ export const ThreadService: GenService<{
   /**
    * ListThreads pages through threads, newest first, optionally filtered by
    * status and by top-level metadata values.
+   *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.ThreadService.ListThreads
    */
@@ -543,6 +549,8 @@ export const ThreadService: GenService<{
    * events. Returns NOT_FOUND for an unknown thread and FAILED_PRECONDITION
    * (THREAD_BUSY) while a run is active.
    *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.ThreadService.DeleteThread
    */
   deleteThread: {
@@ -554,6 +562,8 @@ export const ThreadService: GenService<{
    * GetState returns the thread's state at its latest checkpoint, or at the
    * given one. Returns NOT_FOUND for an unknown thread or checkpoint.
    *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.ThreadService.GetState
    */
   getState: {
@@ -564,6 +574,8 @@ export const ThreadService: GenService<{
   /**
    * GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
    * unknown thread.
+   *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.ThreadService.GetStateHistory
    */
@@ -584,6 +596,8 @@ export const ThreadService: GenService<{
    * reducers reject) and UNIMPLEMENTED (UNSUPPORTED: `as_node` with
    * conditional edges, whose routers run on workers).
    *
+   * Role: writer in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.ThreadService.UpdateState
    */
   updateState: {
@@ -599,6 +613,8 @@ export const ThreadService: GenService<{
    * for no ids, more than 1000, an empty id, an unspecified strategy or a
    * negative keep_latest, and FAILED_PRECONDITION (THREAD_BUSY) when a run is
    * active on one of the threads; nothing is pruned then.
+   *
+   * Role: admin in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.ThreadService.PruneThreads
    */

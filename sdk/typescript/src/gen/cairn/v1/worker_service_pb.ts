@@ -1368,6 +1368,8 @@ export const WorkerService: GenService<{
    * RESOURCE_EXHAUSTED (TOO_MANY_WORKERS) when the namespace has as many
    * workers connected to this replica as the server allows.
    *
+   * Role: worker (a relay: replica) in the call's namespace (see "Identity" in errors.proto).
+   *
    * @generated from rpc cairn.v1.WorkerService.Connect
    */
   connect: {
@@ -1383,6 +1385,8 @@ export const WorkerService: GenService<{
    * address), and another replica's relay stream is not a worker and is
    * never listed. Returns INVALID_ARGUMENT for a negative page_size or a
    * page_token this replica did not issue.
+   *
+   * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
    * @generated from rpc cairn.v1.WorkerService.ListWorkers
    */
