@@ -30,6 +30,12 @@ export interface ServerOptions {
   /** The folder of the SQLite file; a new temporary one by default (removed on stop). */
   folder?: string;
   timeoutMs?: number;
+  /** More arguments for `cairn serve` (e.g. `--tls-cert`, `--access-file`),
+   * after the address, store and log level. */
+  args?: readonly string[];
+  /** Environment variables set (over this process's) for `cairn serve`,
+   * e.g. CAIRN_JWT_SECRET. */
+  env?: Readonly<Record<string, string>>;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<Server> {
@@ -38,9 +44,9 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
   const bin = process.env.CAIRN_BIN ?? join(ROOT, ".venv", "bin", "cairn");
   const store = `sqlite:///${folder}/cairn.db`;
   const args = ["serve", "--address", `127.0.0.1:${wanted}`, "--store", store];
-  const child = spawn(bin, [...args, "--log-level", "warning"], {
+  const child = spawn(bin, [...args, "--log-level", "warning", ...(options.args ?? [])], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    env: { ...process.env, PYTHONUNBUFFERED: "1", ...options.env },
   });
   const output: string[] = [];
   createInterface({ input: child.stderr! }).on("line", (line) => output.push(line));
