@@ -24,6 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 WORKER_APP = pathlib.Path(__file__).with_name("worker_app.py")
 CROSS_LANGUAGE_APP = pathlib.Path(__file__).with_name("cross_language_app.py")
+NAMESPACED_APP = pathlib.Path(__file__).with_name("namespaced_app.py")
 TYPESCRIPT = ROOT / "sdk" / "typescript"
 NODE_WORKER_APP = TYPESCRIPT / "dist" / "test" / "apps" / "worker_app.js"
 
@@ -108,7 +109,11 @@ class Process:
 
 def serve(store_url: str, port: int, *options: str) -> Process:
     """`cairn serve` on 127.0.0.1:`port` with `options`, once it serves."""
-    address = f"127.0.0.1:{port}"
+    return serve_on(f"127.0.0.1:{port}", store_url, *options)
+
+
+def serve_on(address: str, store_url: str, *options: str) -> Process:
+    """`cairn serve --address <address>` with `options`, once it serves."""
     command = [str(BIN / "cairn"), "serve", "--address", address, "--store", store_url]
     process = Process([*command, *options, "--log-level", "info"]).start()
     process.wait_for_line("cairn serving on")
@@ -134,6 +139,16 @@ def start_cross_language_worker(address: str, log: pathlib.Path, *extra: str) ->
     process = Process(
         [sys.executable, str(CROSS_LANGUAGE_APP), "--address", address, "--log", str(log), *extra]
     ).start()
+    process.wait_for_line("worker ready")
+    return process
+
+
+def start_namespaced_worker(address: str, log: pathlib.Path, label: str, *extra: str) -> Process:
+    """A worker process serving tests/e2e/namespaced_app.py's `hello` and
+    `greet`, their outputs marked `label`; `extra` gives its --namespace,
+    --token-file, --ca, --cert and --key."""
+    args = ["--address", address, "--log", str(log), "--label", label, *extra]
+    process = Process([sys.executable, str(NAMESPACED_APP), *args]).start()
     process.wait_for_line("worker ready")
     return process
 
