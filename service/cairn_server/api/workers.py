@@ -253,7 +253,15 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 else None
             )
             if relay:
-                key = namespaces.scoped(item.namespace or namespaces.DEFAULT, item.name)
+                namespace = item.namespace or namespaces.DEFAULT
+                if not caller.principal.allows(namespace, Role.REPLICA):
+                    raise error_for(
+                        "PERMISSION_DENIED",
+                        f"{caller.principal.name} may not relay names of namespace"
+                        f" {namespace!r}: its replica grant does not cover it",
+                        namespace=namespace,
+                    )
+                key = namespaces.scoped(namespace, item.name)
             else:
                 _check_may_serve(caller, item.name)
                 key = namespaces.scoped(caller.namespace, item.name)

@@ -43,16 +43,15 @@ from cairn_server.auth.options import (
 )
 from cairn_server.auth.principal import (
     ANONYMOUS,
-    DEFAULT_NAMESPACE,
     EVERY_NAMESPACE,
     Grant,
     Principal,
     Role,
     parse_grant,
-    valid_namespace,
 )
 from cairn_server.auth.rate_limit import RateLimiter
 from cairn_server.auth.tls import relay_channel_credentials, server_credentials, subject_of
+from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
 
 __all__ = [
     "ANONYMOUS",
@@ -91,6 +90,5 @@ __all__ = [
     "server_credentials",
     "subject_of",
     "tls_configured",
-    "valid_namespace",
     "validate",
 ]

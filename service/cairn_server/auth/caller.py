@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from cairn_server.auth.principal import ANONYMOUS, DEFAULT_NAMESPACE, Principal
+from cairn_server.auth.principal import ANONYMOUS, Principal
+from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,13 +35,15 @@ from typing import Any
 
 import grpc
 
+from cairn_server import namespaces
 from cairn_server.api.errors import INTERNAL, abort
 from cairn_server.auth import audit
 from cairn_server.auth.authenticator import Authenticator
 from cairn_server.auth.caller import Caller, acting_as, set_current
-from cairn_server.auth.principal import DEFAULT_NAMESPACE, Principal, Role, valid_namespace
+from cairn_server.auth.principal import Principal, Role
 from cairn_server.auth.rate_limit import RateLimiter
 from cairn_server.errors import ServiceError, error_for
+from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +152,7 @@ def namespace_of(metadata: Iterable[tuple[str, Any]] | None) -> str:
             "INVALID_NAMESPACE", f"the call names more than one namespace ({NAMESPACE_METADATA})"
         )
     value = next(iter(values), "") or DEFAULT_NAMESPACE
-    if not isinstance(value, str) or not valid_namespace(value):
+    if not isinstance(value, str) or not namespaces.is_valid(value):
         shown = repr(value)[:80]
         raise error_for(
             "INVALID_NAMESPACE",

@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
-from cairn_server.namespaces import is_valid as valid_namespace
+from cairn_server import namespaces
 
 EVERY_NAMESPACE = "*"
 """A grant's namespace that covers every namespace; never a namespace itself."""
@@ -83,7 +82,7 @@ def parse_grant(text: str) -> Grant:
             f"grant {shown!r} is not '<namespace>:<role>' or '<namespace>:worker:<names>'"
         )
     namespace, role_text = parts[0], parts[1]
-    if namespace != EVERY_NAMESPACE and not valid_namespace(namespace):
+    if namespace != EVERY_NAMESPACE and not namespaces.is_valid(namespace):
         raise ValueError(
             f"grant {shown!r}: {namespace!r} is not '*' or a namespace name (1-63 characters"
             " of a-z, 0-9, '.', '_', '-', starting with a letter or a digit)"
