@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import operator
 import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -470,7 +471,10 @@ async def connect(api: Api, metadata: Metadata, names: Sequence[str], *, relay: 
     await connect_hello(api, metadata, hello(*names, relay=relay, namespace=A if relay else ""))
 
 
-async def test_who_may_connect_as_a_worker_for_which_names(tmp_path: pathlib.Path) -> None:
+async def test_who_may_connect_as_a_worker_for_which_names(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cairn.audit")
     async with secured_server(tmp_path) as served, stubs(served.address) as api:
         # No worker grant: an application's writer, an admin's reader.
         for grant in (f"{A}:writer", f"{A}:reader"):
@@ -491,6 +495,9 @@ async def test_who_may_connect_as_a_worker_for_which_names(tmp_path: pathlib.Pat
             connect(api, limited, ["other", "echo"]), PERMISSION_DENIED, "PERMISSION_DENIED"
         )
         assert (info.metadata["name"], info.metadata["namespace"]) == ("echo", A)
+        refusal = [r.getMessage() for r in caplog.records if "jwt:other" in r.getMessage()]
+        assert len(refusal) == 1 and refusal[0].startswith("denied ")
+        assert "method=cairn.v1.WorkerService/Connect" in refusal[0] and "'echo'" in refusal[0]
         await connect(api, limited, ["other"])
         # A relay hello needs the replica role: a worker's or an admin's grant is not it.
         for grant in (f"{A}:worker", "*:admin"):

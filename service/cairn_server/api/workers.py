@@ -15,7 +15,7 @@ from cairn_server.api.graphs import graph_model
 from cairn_server.api.relay import Relays
 from cairn_server.api.values import check_size, to_json, to_value
 from cairn_server.api.worker_list import list_workers
-from cairn_server.auth import Caller, Role, current
+from cairn_server.auth import Caller, Role, audit, current
 from cairn_server.dispatch.dispatcher import WorkerConnection
 from cairn_server.dispatch.messages import (
     Assignment,
@@ -41,6 +41,7 @@ _FINAL_REPORTS = ("completed", "failed", "interrupted", "schedule")
 pb = worker_service_pb2
 
 SERVER_VERSION = "0.1.0"
+_CONNECT = "cairn.v1.WorkerService/Connect"
 _KIND = {pb.TASK_KIND_TASK: TaskKind.TASK, pb.TASK_KIND_ENTRYPOINT: TaskKind.ENTRYPOINT}
 _KIND_PB = {v: k for k, v in _KIND.items()}
 _CHUNK_MODES = {
@@ -158,13 +159,26 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         if first is None or first.WhichOneof("kind") != "hello":
             raise error_for("HELLO_REQUIRED", "the first message of Connect must be a hello")
         caller = current()
-        worker = self._worker(first.hello, caller)
         graphs = [
             graph_model(r.graph) for r in first.hello.registrations if r.kind == pb.TASK_KIND_GRAPH
         ]
-        if graphs and not worker.relay:
-            for graph in graphs:
+        try:
+            worker = self._worker(first.hello, caller)
+            for graph in graphs if not worker.relay else ():
                 _check_may_serve(caller, graph.name)
+        except ServiceError as error:
+            if error.code == "PERMISSION_DENIED":
+                audit.denied(
+                    caller=caller.principal.name,
+                    namespace=caller.namespace,
+                    method=_CONNECT,
+                    code=error.code,
+                    reason=error.reason,
+                    message=error.message,
+                    peer=context.peer() or "",
+                )
+            raise
+        if graphs and not worker.relay:
             tasks = {
                 namespaces.unscoped(n)
                 for n, r in worker.registrations.items()
