@@ -60,9 +60,14 @@ def generate(root: pathlib.Path) -> None:
     (root / PYTHON_STUBS / "py.typed").write_text("")
 
 
+def _generated(path: pathlib.Path) -> bool:
+    return path.is_file() and "__pycache__" not in path.parts
+
+
 def stale_files(a: pathlib.Path, b: pathlib.Path) -> list[str]:
-    names = {p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file()}
-    names |= {p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()}
+    # Bytecode that importing the stubs leaves beside them is not generated code.
+    names = {p.relative_to(a).as_posix() for p in a.rglob("*") if _generated(p)}
+    names |= {p.relative_to(b).as_posix() for p in b.rglob("*") if _generated(p)}
     return sorted(
         n
         for n in names

@@ -291,3 +291,21 @@ async def test_an_unreachable_jwks_url_refuses_with_a_clear_message(
     verifier = JwtVerifier(jwks_url=f"http://127.0.0.1:{port}/jwks.json", clock=Clock())
     for _ in range(3):  # within the cooldown, the outage is told without fetching again
         assert "cannot fetch the keys" in await refused(verifier, rs_token(rsa_key, "k1"))
+
+
+async def test_a_verified_token_is_remembered_for_a_minute_at_most(
+    jwks_server: JwksServer, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    clock = Clock()
+    verifier = JwtVerifier(jwks_url=jwks_server.url, clock=clock)
+    token = rs_token(rsa_key, "k1")
+    assert (await verifier.verify(token)).name == "jwt:alice"
+    # The key leaves the JWKS (revoked) and the JWKS is fetched again.
+    with jwks_server.lock:
+        jwks_server.jwks = {"keys": []}
+    clock.now += 59
+    assert (await verifier.verify(token)).name == "jwt:alice"  # from memory
+    assert jwks_server.requests == 1
+    clock.now += 301
+    assert "is not one the server knows" in await refused(verifier, token)
+    assert jwks_server.requests == 2

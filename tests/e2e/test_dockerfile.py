@@ -9,6 +9,7 @@ server name the image's health check uses), on a loopback port.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -67,7 +68,7 @@ def test_the_images_command_starts_and_its_health_check_passes(tmp_path: pathlib
         server.wait_for_line("cairn serving on")
         health = subprocess.run(
             [str(BIN / "cairn"), "health", "--address", address],
-            env={"PATH": str(BIN), **environment},
+            env={**os.environ, **environment},
             capture_output=True,
             text=True,
             timeout=30,
