@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 
+from cairn_server.api import handlers
 from cairn_server.api.errors import abort
 from cairn_server.api.limits import check_lengths
 from cairn_server.errors import ServiceError, error_for
@@ -78,7 +79,7 @@ def _checked_requests(
     return checked()
 
 
-Behaviour = Callable[..., Any]
+Behaviour = handlers.Behaviour
 
 
 def _checked_behaviour(behaviour: Behaviour, method: str, *, request_stream: bool) -> Behaviour:
@@ -110,14 +111,7 @@ def _checked_behaviour(behaviour: Behaviour, method: str, *, request_stream: boo
 
 
 def _checked_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-    if handler.request_streaming and handler.response_streaming:
-        wrap, behaviour = grpc.stream_stream_rpc_method_handler, handler.stream_stream
-    elif handler.request_streaming:
-        wrap, behaviour = grpc.stream_unary_rpc_method_handler, handler.stream_unary
-    elif handler.response_streaming:
-        wrap, behaviour = grpc.unary_stream_rpc_method_handler, handler.unary_stream
-    else:
-        wrap, behaviour = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+    wrap, behaviour = handlers.parts(handler)
     if behaviour is None or inspect.isgeneratorfunction(behaviour):
         return handler  # a blocking stream: left as grpc serves it (none of ours)
     checked: grpc.RpcMethodHandler = wrap(

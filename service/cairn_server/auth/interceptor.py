@@ -36,6 +36,7 @@ from typing import Any
 import grpc
 
 from cairn_server import namespaces
+from cairn_server.api import handlers
 from cairn_server.api.errors import INTERNAL, abort
 from cairn_server.auth import audit
 from cairn_server.auth.authenticator import Authenticator
@@ -199,14 +200,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _guarded_handler(
         self, handler: grpc.RpcMethodHandler, method: str
     ) -> grpc.RpcMethodHandler:
-        if handler.request_streaming and handler.response_streaming:
-            wrap, behaviour = grpc.stream_stream_rpc_method_handler, handler.stream_stream
-        elif handler.request_streaming:
-            wrap, behaviour = grpc.stream_unary_rpc_method_handler, handler.stream_unary
-        elif handler.response_streaming:
-            wrap, behaviour = grpc.unary_stream_rpc_method_handler, handler.unary_stream
-        else:
-            wrap, behaviour = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+        wrap, behaviour = handlers.parts(handler)
+        assert behaviour is not None  # grpc sets the behaviour of the handler's kind
         if handler.response_streaming:
             guarded = self._guarded_stream(behaviour, method)
         else:
