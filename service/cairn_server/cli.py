@@ -7,6 +7,7 @@ cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql
             [--jwt-secret-file FILE | --jwt-jwks FILE_OR_URL] [--jwt-issuer ISS]
             [--jwt-audience AUD] [--jwt-roles-claim CLAIM] [--access-file JSON]
             [--relay-credential-file FILE] [--insecure] [--rate-limit PER_SECOND]
+            [--rate-burst N] [--namespace-rate-limit PER_SECOND]
             [--max-runs-per-namespace N] [--max-workers-per-namespace N]
 cairn keys create --name NAME --grant NAMESPACE:ROLE [--grant ...]
 cairn health [--address 127.0.0.1:50051]

@@ -32,8 +32,9 @@ from cairn_server.auth import (
     AuthConfig,
     Authenticator,
     AuthInterceptor,
-    RateLimiter,
     exposure_error,
+    namespace_rate_limiter,
+    rate_limiter,
     relay_channel_credentials,
     server_credentials,
     validate,
@@ -146,9 +147,10 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         clock=runs.clock,
         peers=PeerAccess(relay_channel_credentials(auth), auth.relay_credential or ""),
     )
-    rate_limiter = None
-    if auth.rate_limit is not None:
-        rate_limiter = RateLimiter(auth.rate_limit, auth.burst, clock=runs.clock)
+    limiters = {
+        "rate_limiter": rate_limiter(auth, clock=runs.clock),
+        "namespace_limiter": namespace_rate_limiter(auth, clock=runs.clock),
+    }
     limit = config.max_payload_bytes
     # Room for a payload at the limit plus the message around it, so that
     # oversized values get PAYLOAD_TOO_LARGE rather than a transport error.
@@ -157,7 +159,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         # Authentication and roles first: a caller who may not call a method
         # learns nothing about its requests.
         interceptors=[
-            AuthInterceptor(authenticator, rate_limiter=rate_limiter),
+            AuthInterceptor(authenticator, **limiters),
             DecodingInterceptor(),
         ],
         options=[

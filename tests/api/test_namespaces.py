@@ -675,3 +675,33 @@ async def test_a_caller_over_its_rate_is_refused_with_how_long_to_wait(
         # Another caller has a bucket of its own.
         quiet = as_caller(token("quiet", f"{A}:reader"), A)
         await api.threads.ListThreads(listing, metadata=quiet, timeout=WAIT)
+
+
+async def test_a_namespace_over_its_rate_is_refused_whoever_calls(
+    tmp_path: pathlib.Path,
+) -> None:
+    # One call per 1000 s in a namespace, so a burst of one: the second
+    # admitted call of the namespace is refused, from any caller.
+    async with (
+        secured_server(tmp_path, namespace_rate_limit=0.001) as served,
+        stubs(served.address) as api,
+    ):
+        listing = tpb.ListThreadsRequest()
+        # A caller without a grant in team-a is refused before it is counted:
+        # it cannot spend team-a's calls.
+        stranger = as_caller(token("stranger", f"{B}:reader"), A)
+        await refused(
+            api.threads.ListThreads(listing, metadata=stranger), NOT_FOUND, "NAMESPACE_NOT_FOUND"
+        )
+        first = as_caller(token("first", f"{A}:reader"), A)
+        await api.threads.ListThreads(listing, metadata=first, timeout=WAIT)
+        second = as_caller(token("second", f"{A}:reader"), A)
+        info = await refused(
+            api.threads.ListThreads(listing, metadata=second), RESOURCE_EXHAUSTED, "RATE_LIMITED"
+        )
+        assert info.metadata["namespace"] == A
+        assert 990_000 <= int(info.metadata["retry_after_ms"]) <= 1_000_000
+        # Another namespace has its own budget.
+        await api.threads.ListThreads(
+            listing, metadata=as_caller(token("b", f"{B}:reader"), B), timeout=WAIT
+        )

@@ -175,10 +175,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """
 
     def __init__(
-        self, authenticator: Authenticator, *, rate_limiter: RateLimiter | None = None
+        self,
+        authenticator: Authenticator,
+        *,
+        rate_limiter: RateLimiter | None = None,
+        namespace_limiter: RateLimiter | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._limiter = rate_limiter
+        self._namespace_limiter = namespace_limiter
         self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
 
     async def intercept_service(
@@ -264,6 +269,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             name = principal.name
             self._count(principal)
             self._authorize(principal, namespace, method)
+            # Counted once admitted, so that callers without a grant there
+            # cannot spend a namespace's calls.
+            self._count_namespace(namespace)
         except ServiceError as error:
             audit.denied(
                 caller=name,
@@ -280,6 +288,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             log.exception("authenticating a call of %s failed", method)
             await abort(context, INTERNAL)
         return Caller(principal, namespace)
+
+    def _count_namespace(self, namespace: str) -> None:
+        if self._namespace_limiter is None:
+            return
+        wait = self._namespace_limiter.take(namespace)
+        if wait > 0:
+            milliseconds = max(1, math.ceil(wait * 1000))
+            raise error_for(
+                "RATE_LIMITED",
+                f"namespace {namespace!r} is over its {self._namespace_limiter.rate:g} calls"
+                f" per second; try again in {milliseconds} ms",
+                retry_after_ms=str(milliseconds),
+                namespace=namespace,
+            )
 
     def _count(self, principal: Principal) -> None:
         if self._limiter is None:

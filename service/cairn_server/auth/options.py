@@ -61,6 +61,9 @@ class AuthConfig:
     """Calls per second each caller may make (None: no limit)."""
     rate_burst: int | None = None
     """Calls a caller may make at once after a pause (default: one second's worth)."""
+    namespace_rate_limit: float | None = None
+    """Admitted calls per second in one namespace, from all its callers together
+    (None: no limit); bursts of one second's worth."""
     max_runs_per_namespace: int | None = None
     max_workers_per_namespace: int | None = None
 
@@ -85,6 +88,17 @@ def rate_limiter(
     if config.rate_limit is None:
         return None
     return RateLimiter(config.rate_limit, config.burst, clock=clock)
+
+
+def namespace_rate_limiter(
+    config: AuthConfig, *, clock: Callable[[], float] = time.monotonic
+) -> RateLimiter | None:
+    """The per-namespace rate limiter `config` asks for; None without
+    --namespace-rate-limit."""
+    rate = config.namespace_rate_limit
+    if rate is None:
+        return None
+    return RateLimiter(rate, max(1, math.ceil(rate)), clock=clock)
 
 
 def tls_configured(config: AuthConfig) -> bool:
@@ -186,6 +200,11 @@ def validate(config: AuthConfig) -> None:
     ):
         if count is not None and count < 1:
             raise ValueError(f"{flag} must be at least 1, got {count}")
+    rate = config.namespace_rate_limit
+    if rate is not None and not (0 < rate < math.inf):
+        raise ValueError(
+            f"--namespace-rate-limit must be a positive number of calls per second, got {rate}"
+        )
     if config.rate_burst is not None and config.rate_limit is None:
         raise ValueError("--rate-burst needs --rate-limit")
 
@@ -294,6 +313,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CALLS",
         help="calls a caller may make at once after a pause (default: one second's worth)",
     )
+    limits.add_argument(
+        "--namespace-rate-limit",
+        type=float,
+        metavar="PER_SECOND",
+        help="calls per second admitted in one namespace, all its callers together"
+        " (default: no limit)",
+    )
     limits.add_argument("--max-runs-per-namespace", type=int, metavar="N")
     limits.add_argument("--max-workers-per-namespace", type=int, metavar="N")
 
@@ -327,6 +353,7 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         insecure=args.insecure,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
+        namespace_rate_limit=args.namespace_rate_limit,
         max_runs_per_namespace=args.max_runs_per_namespace,
         max_workers_per_namespace=args.max_workers_per_namespace,
     )

@@ -115,8 +115,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 35
     """The caller made more calls per second than the server allows one caller
-    (`cairn serve --rate-limit`); ErrorInfo's `retry_after_ms` says when to
-    try again (RESOURCE_EXHAUSTED).
+    (`cairn serve --rate-limit`), or its namespace did, all its callers
+    together (`--namespace-rate-limit`; ErrorInfo's `namespace` is set then);
+    ErrorInfo's `retry_after_ms` says when to try again (RESOURCE_EXHAUSTED).
     """
     ERROR_REASON_TOO_MANY_RUNS: _ErrorReason.ValueType  # 36
     """The namespace already has as many active runs as the server allows
@@ -303,8 +304,9 @@ not revealed (PERMISSION_DENIED).
 """
 ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 35
 """The caller made more calls per second than the server allows one caller
-(`cairn serve --rate-limit`); ErrorInfo's `retry_after_ms` says when to
-try again (RESOURCE_EXHAUSTED).
+(`cairn serve --rate-limit`), or its namespace did, all its callers
+together (`--namespace-rate-limit`; ErrorInfo's `namespace` is set then);
+ErrorInfo's `retry_after_ms` says when to try again (RESOURCE_EXHAUSTED).
 """
 ERROR_REASON_TOO_MANY_RUNS: ErrorReason.ValueType  # 36
 """The namespace already has as many active runs as the server allows

@@ -417,8 +417,9 @@ export enum ErrorReason {
 
   /**
    * The caller made more calls per second than the server allows one caller
-   * (`cairn serve --rate-limit`); ErrorInfo's `retry_after_ms` says when to
-   * try again (RESOURCE_EXHAUSTED).
+   * (`cairn serve --rate-limit`), or its namespace did, all its callers
+   * together (`--namespace-rate-limit`; ErrorInfo's `namespace` is set then);
+   * ErrorInfo's `retry_after_ms` says when to try again (RESOURCE_EXHAUSTED).
    *
    * @generated from enum value: ERROR_REASON_RATE_LIMITED = 35;
    */
