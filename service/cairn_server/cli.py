@@ -3,6 +3,7 @@
 cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql://...]
             [--thread-ttl SECONDS] [--replica-id ID] [--lease-ttl SECONDS]
             [--shutdown-grace SECONDS] [--advertise-address HOST:PORT] [--log-level info]
+            [--log-format text|json] [--metrics-address HOST:PORT]
             [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM] [--tls-ca PEM]]
             [--jwt-secret-file FILE | --jwt-jwks FILE_OR_URL] [--jwt-issuer ISS]
             [--jwt-audience AUD] [--jwt-roles-claim CLAIM] [--access-file JSON]
@@ -33,7 +34,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from cairn_server import inspection
+from cairn_server import inspection, logs, tracing
 from cairn_server.auth import options as auth_options
 from cairn_server.auth.keys import add_keys_parser, run_keys
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
@@ -55,7 +56,10 @@ async def serve(config: ServerConfig) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     store = _store_location(server, config.store_url)
-    print(f"cairn serving on {config.address} (port {port}), store {store}", flush=True)
+    logs.announce(f"cairn serving on {config.address} (port {port}), store {store}")
+    if server.metrics_port:
+        host = config.metrics_address.rpartition(":")[0]
+        logs.announce(f"cairn metrics on http://{host}:{server.metrics_port}/metrics")
     await stop.wait()
     logging.getLogger(__name__).info("shutting down")
     await server.stop(grace=config.shutdown_grace)
@@ -136,6 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     serve_cmd.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="text (default) or json: one object per line with the thread, run and task ids",
+    )
+    serve_cmd.add_argument(
+        "--metrics-address",
+        default="",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
+    )
+    serve_cmd.add_argument(
         "--max-payload-bytes", type=int, default=4 * 1024 * 1024, help="largest JSON value"
     )
     auth_options.add_arguments(serve_cmd)
@@ -152,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_keys(args)
     if args.command != "serve":
         return inspection.run(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(args.log_level, args.log_format)
     try:
         auth = auth_options.from_args(args)
     except ValueError as error:
@@ -170,9 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         shutdown_grace=args.shutdown_grace,
         advertise_address=args.advertise_address,
         auth=auth,
+        metrics_address=args.metrics_address,
     )
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        # Spans go where the OTEL_* variables say (cairn_server/tracing/setup.py).
+        with tracing.exporting(), asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(config))
     except StartupError as error:
         print(f"cairn serve: {error}", file=sys.stderr, flush=True)

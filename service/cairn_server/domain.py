@@ -235,6 +235,9 @@ class RunRecord:
     recursion_limit: int = DEFAULT_RECURSION_LIMIT  # supersteps a graph run may take
     waiting: list[WaitRecord] = field(default_factory=list)
     """What the run waits on while active (runtime/waiting.py); empty otherwise."""
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """The W3C trace context of the run's span (`traceparent`, `tracestate`):
+    sent with its tasks, continued by a resume (cairn_server/tracing)."""
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -39,6 +40,8 @@ from cairn_server.auth import (
     server_credentials,
     validate,
 )
+from cairn_server.metrics import Metrics, MetricsServer
+from cairn_server.metrics.interceptor import MetricsInterceptor
 from cairn_server.runtime.manager import RunManager
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
 from cairn_server.store import Store, open_store
@@ -82,6 +85,9 @@ class ServerConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     """TLS, caller identity and per-caller limits (DESIGN.md 8.1-8.3); the
     default is an open server, which only a loopback address may be."""
+    metrics_address: str = ""
+    """host:port serving Prometheus metrics at /metrics ('': none, and RPCs
+    are not counted)."""
 
 
 class CairnServer:
@@ -95,8 +101,16 @@ class CairnServer:
         health: health.aio.HealthServicer,
         relays: Relays,
         sweeper: ThreadTtlSweeper | None = None,
+        *,
+        metrics: Metrics | None = None,
+        metrics_server: MetricsServer | None = None,
+        metrics_port: int = 0,
     ) -> None:
         self.grpc = server
+        self.metrics = metrics if metrics is not None else runs.metrics
+        self.metrics_server = metrics_server
+        self.metrics_port = metrics_port
+        """The port /metrics is served on (0: not served)."""
         self.health = health
         self.store = store
         self.runs = runs
@@ -120,6 +134,8 @@ class CairnServer:
         # moved: they reconnect to another replica, so they get a moment only.
         await self.grpc.stop(min(grace, 1.0))
         await self.store.close()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
 
     async def wait_for_termination(self) -> None:
         await self.grpc.wait_for_termination()
@@ -136,9 +152,14 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     if exposed is not None:
         raise ValueError(exposed)
     authenticator = Authenticator.from_config(auth)
+    metrics = Metrics()
     store = open_store(config.store_url)
+    if isinstance(store, Instrumented):
+        store.metrics = metrics
     await store.open()
-    runs = RunManager(store, replica_id=config.replica_id, lease_ttl=config.lease_ttl)
+    runs = RunManager(
+        store, replica_id=config.replica_id, lease_ttl=config.lease_ttl, metrics=metrics
+    )
     relays = Relays(
         runs.dispatcher,
         store,
@@ -158,7 +179,9 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     server = grpc.aio.server(
         # Authentication and roles first: a caller who may not call a method
         # learns nothing about its requests.
+        # Metrics outermost: a call refused by auth is counted with its code.
         interceptors=[
+            *([MetricsInterceptor(metrics)] if config.metrics_address else []),
             AuthInterceptor(authenticator, **limiters),
             DecodingInterceptor(),
         ],
@@ -224,6 +247,14 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
             " or not valid on this machine"
         )
     runs.leases.address = config.advertise_address or f"{config.address.rpartition(':')[0]}:{port}"
+    metrics_server, metrics_port = None, 0
+    if config.metrics_address:
+        metrics_server = MetricsServer(metrics)
+        try:
+            metrics_port = await metrics_server.start(config.metrics_address)
+        except (OSError, ValueError) as error:
+            await store.close()
+            raise OSError(f"cannot serve metrics on {config.metrics_address}: {error}") from error
     await runs.open()
     await server.start()
     relays.start()
@@ -236,7 +267,25 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         )
     # The CLI prints the address and the store once; the log says who started.
     log.info("replica %s started", runs.replica_id)
-    return CairnServer(server, store, runs, health_servicer, relays, sweeper), port
+    cairn = CairnServer(
+        server,
+        store,
+        runs,
+        health_servicer,
+        relays,
+        sweeper,
+        metrics=metrics,
+        metrics_server=metrics_server,
+        metrics_port=metrics_port,
+    )
+    return cairn, port
+
+
+@runtime_checkable
+class Instrumented(Protocol):
+    """A store that reports its commits to a Metrics (both backends)."""
+
+    metrics: Metrics
 
 
 def redact_url(url: str) -> str:

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
+from cairn import _tracing
 from cairn._addresses import (
     NOT_CONNECTED,
     RECONNECT_OPTIONS,
@@ -132,20 +133,29 @@ class Session:
         call: Any,
         requests: asyncio.Queue[run_service_pb2.SessionRequest | None],
         subgraphs: bool,
+        trace: _tracing.ClientCall | None = None,
     ):
         self._call = call
         self._requests = requests
         self._subgraphs = subgraphs
+        self._trace = trace or _tracing.ClientCall()
         self.interrupts: tuple[Any, ...] = ()
 
     def __aiter__(self) -> AsyncIterator[RunEvent]:
         return self._follow()
 
     async def _follow(self) -> AsyncIterator[RunEvent]:
-        async for event in _events(self._call, self._subgraphs):
-            if event.run is not None:
-                self.interrupts = event.run.interrupts
-            yield event
+        try:
+            async for event in _events(self._call, self._subgraphs):
+                if event.run is not None:
+                    self.interrupts = event.run.interrupts
+                    self._trace.run(event.run.run_id)
+                yield event
+        except Exception as error:
+            self._trace.fail(error)
+            raise
+        finally:
+            self._trace.end()
 
     async def resume(self, resume: Any) -> None:
         """Answer the pending interrupts (a value, or a Command)."""
@@ -154,6 +164,7 @@ class Session:
 
     async def close(self) -> None:
         self._requests.put_nowait(None)
+        self._trace.end()
 
 
 class Client:
@@ -277,7 +288,13 @@ class Client:
         return found
 
     async def _call(
-        self, rpc: str, request: Any, *, service: str = "runs", repeatable: bool = True
+        self,
+        rpc: str,
+        request: Any,
+        *,
+        service: str = "runs",
+        repeatable: bool = True,
+        metadata: _tracing.Metadata = (),
     ) -> Any:
         """Call unary `rpc` of the run (or "threads", "workers") service, failing over. A
         call that is not `repeatable` (applying it twice would do it twice)
@@ -287,7 +304,9 @@ class Client:
             index = self._failover.current
             stub = self._stubs[service][index]
             try:
-                response = await getattr(stub, rpc)(request, timeout=self.timeout)
+                response = await getattr(stub, rpc)(
+                    request, timeout=self.timeout, metadata=metadata or None
+                )
             except grpc.aio.AioRpcError as error:
                 if error.code() is not grpc.StatusCode.UNAVAILABLE or not (
                     repeatable or NOT_CONNECTED in (error.details() or "")
@@ -417,17 +436,19 @@ class Client:
                 multitask_strategy=multitask_strategy,
             )
         )
-        response = await self._call("Invoke", request)
-        run = Run._from_proto(response.run)
-        if run.state in _WAITING:
-            # A retry found the run the first attempt started, still going
-            # on: wait for its end as the first attempt would have.
-            async for event in self.join(run.run_id):
-                if event.run is not None:
-                    run = event.run
-        if run.state is RunState.FAILED:
-            raise RunFailedError(run)
-        return run
+        with _tracing.client_span("invoke", request.target, thread_id) as trace:
+            response = await self._call("Invoke", request, metadata=trace.metadata)
+            run = Run._from_proto(response.run)
+            trace.run(run.run_id)
+            if run.state in _WAITING:
+                # A retry found the run the first attempt started, still going
+                # on: wait for its end as the first attempt would have.
+                async for event in self.join(run.run_id):
+                    if event.run is not None:
+                        run = event.run
+            if run.state is RunState.FAILED:
+                raise RunFailedError(run)
+            return run
 
     async def stream(
         self,
@@ -465,12 +486,18 @@ class Client:
                 multitask_strategy=multitask_strategy,
             ),
         )
-        events = self._follow(
-            lambda stub: stub.Stream(request, timeout=self.timeout), subgraphs=subgraphs
-        )
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event
+        with _tracing.client_span("stream", request.target, thread_id) as trace:
+            events = self._follow(
+                lambda stub: stub.Stream(
+                    request, timeout=self.timeout, metadata=trace.metadata or None
+                ),
+                subgraphs=subgraphs,
+            )
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if event.run is not None:
+                        trace.run(event.run.run_id)
+                    yield event
 
     async def join(
         self, run_id: str, *, after_event_id: int = 0, subgraphs: bool = False
@@ -525,8 +552,11 @@ class Client:
             while (message := await requests.get()) is not None:
                 yield message
 
-        call = self._run_stubs[self._failover.current].Session(outgoing(), timeout=self.timeout)
-        return Session(call, requests, subgraphs)
+        trace = _tracing.client_call("session", start.target, thread_id)
+        call = self._run_stubs[self._failover.current].Session(
+            outgoing(), timeout=self.timeout, metadata=trace.metadata or None
+        )
+        return Session(call, requests, subgraphs, trace)
 
     async def get_run(self, run_id: str) -> Run:
         response = await self._call("GetRun", run_service_pb2.GetRunRequest(run_id=run_id))

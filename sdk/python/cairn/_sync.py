@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
+from cairn import _tracing
 from cairn._addresses import Addresses
 from cairn._client import Client
 from cairn._credentials import TlsConfig
@@ -61,7 +62,10 @@ class SyncClient:
             raise
 
     def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        # The caller's current span, on the loop's thread too: the client's
+        # spans continue it.
+        carried = _tracing.within(_tracing.current(), coroutine)
+        return asyncio.run_coroutine_threadsafe(carried, self._loop).result()
 
     def _iterate(self, iterator: Any) -> Iterator[Any]:
         while True:

@@ -28,20 +28,25 @@ import signal
 import socket
 import traceback
 from collections.abc import AsyncIterator, Coroutine, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from cairn import _tracing
 from cairn._addresses import Addresses, parse_addresses
 from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt, SyncBody
 from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint
 from cairn._graph import CompiledStateGraph, GraphTask
+from cairn._metrics import for_worker
 from cairn._types import RetryPolicy
 from cairn._values import InvalidValueError, to_json, to_value
 from cairn._version import __version__
 from cairn.v1 import errors_pb2, worker_service_pb2, worker_service_pb2_grpc
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("cairn.worker")
 pb = worker_service_pb2
@@ -91,6 +96,12 @@ class Worker:
             namespace="team-a",
             tls=TlsConfig(ca_file="ca.pem"),
         )
+
+    `metrics_address` ("127.0.0.1:9465") serves Prometheus metrics of this
+    worker at /metrics while it runs (port 0 picks a free one:
+    `metrics_address` says which once it runs); `metrics_registry` records
+    them in a prometheus_client registry the application exposes itself.
+    Both need prometheus-client (see cairn/_metrics.py for the metrics).
     """
 
     def __init__(
@@ -107,6 +118,8 @@ class Worker:
         api_key: str | None = None,
         namespace: str | None = None,
         tls: bool | TlsConfig | None = None,
+        metrics_address: str | None = None,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.addresses = parse_addresses(address)
         self._settings = ConnectionSettings.resolve(
@@ -127,6 +140,8 @@ class Worker:
         self._stop_requested: asyncio.Event | None = None
         self._connections = [_Connection(self, target) for target in self.addresses]
         self._task_slots = asyncio.Semaphore(max_concurrency)
+        self._trace_contexts: dict[str, dict[str, str]] = {}
+        """The span contexts of running executions: their local calls' parent."""
         self._entrypoint_slots = asyncio.Semaphore(max_entrypoints)
         self._task_threads = concurrent.futures.ThreadPoolExecutor(
             max_concurrency, thread_name_prefix="cairn-task"
@@ -134,8 +149,19 @@ class Worker:
         self._entrypoint_threads = concurrent.futures.ThreadPoolExecutor(
             max_entrypoints, thread_name_prefix="cairn-entrypoint"
         )
+        self._metrics = for_worker(
+            address=metrics_address,
+            registry=metrics_registry,
+            max_tasks=max_concurrency,
+            max_entrypoints=max_entrypoints,
+        )
         for function in functions:
             self.register(function)
+
+    @property
+    def metrics_address(self) -> str | None:
+        """Where /metrics is served (host:port) while the worker runs."""
+        return self._metrics.address
 
     def register(self, function: Function) -> Function:
         """Serve a `@task`, an `@entrypoint` or a compiled `StateGraph` (whose
@@ -156,6 +182,7 @@ class Worker:
     async def run(self) -> None:
         """Serve on every address until `stop()`."""
         self._stop_requested = asyncio.Event()
+        self._metrics.start()
         streams = [asyncio.ensure_future(c.run()) for c in self._connections]
         try:
             await asyncio.gather(*streams)
@@ -165,6 +192,7 @@ class Worker:
             await asyncio.gather(*streams, return_exceptions=True)
             self._task_threads.shutdown(wait=False, cancel_futures=True)
             self._entrypoint_threads.shutdown(wait=False, cancel_futures=True)
+            self._metrics.stop()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Finish the tasks in progress (up to `grace` seconds), then
@@ -267,6 +295,8 @@ class Worker:
         hears of it when it finishes, or earlier if it needs the service. The
         caller starts it on the loop."""
         child = parent.local_call(schedule)
+        trace_context = self._trace_contexts.get(parent.task_id, parent.assignment.trace_context)
+        child.assignment.trace_context.update(trace_context)
         if parent.assignment.announce_calls:
             child.attach()  # the run streams task starts
         function = self._functions[schedule.name]
@@ -297,7 +327,8 @@ class Worker:
         async with slots:
             if self._stopping:
                 return  # never started: re-dispatched when the stream closes
-            await self._execute(execution)
+            with self._metrics.in_slot(execution.assignment):
+                await self._execute(execution)
 
     async def _call(self, execution: Execution, function: Task | entrypoint | GraphTask) -> Any:
         """The result of `function` called with the assignment's input."""
@@ -317,12 +348,20 @@ class Worker:
         return await execution.run(function.fn, args, kwargs, self._task_threads)
 
     async def _execute(self, execution: Execution) -> None:
-        try:
-            await self._execute_body(execution)
-        finally:
-            execution.heartbeats.close()
+        assignment = execution.assignment
+        kind = "entrypoint" if assignment.kind == pb.TASK_KIND_ENTRYPOINT else "task"
+        with _tracing.task_span(assignment, worker_id=self.worker_id, kind=kind) as context:
+            if context is not None:
+                self._trace_contexts[execution.task_id] = context
+            try:
+                await self._metrics.timed(assignment, self._execute_body(execution))
+            finally:
+                execution.heartbeats.close()
+                self._trace_contexts.pop(execution.task_id, None)
 
-    async def _execute_body(self, execution: Execution) -> None:
+    async def _execute_body(self, execution: Execution) -> str:
+        """Run the execution and answer the service; returns the outcome
+        (cairn_worker_tasks_total's label)."""
         assignment = execution.assignment
         task_id = assignment.task_id
         function = self._functions.get(assignment.name)
@@ -342,7 +381,9 @@ class Worker:
             execution.attach_children()
             if not execution.report_locally(lambda s: s.local_result.CopyFrom(completed.result)):
                 execution.send(pb.ConnectRequest(completed=completed))
+            return "completed"
         except GraphInterrupt as signal_:
+            _tracing.task_outcome("interrupted")
             execution.attach_children()
             try:
                 value = to_value(signal_.value, field="interrupt value")
@@ -351,19 +392,25 @@ class Worker:
                 execution.send(
                     pb.ConnectRequest(failed=pb.TaskFailed(task_id=task_id, error=failure))
                 )
-                return
+                return "failed"
             interrupted = pb.TaskInterrupted(task_id=task_id, index=signal_.index, value=value)
             execution.send(pb.ConnectRequest(interrupted=interrupted))
+            return "interrupted"
         except ChildInterrupted:
+            _tracing.task_outcome("suspended")
             execution.attach_children()
             execution.send(pb.ConnectRequest(suspended=pb.TaskSuspended(task_id=task_id)))
+            return "suspended"
         except asyncio.CancelledError:
             # Withdrawn by the service, or the connection is gone: release a
             # sync body that may be blocked on a task result in its thread.
+            _tracing.task_outcome("cancelled")
             execution.abandon()
+            return "cancelled"
         except Abandoned:
-            pass
+            return "abandoned"
         except Exception as error:
+            _tracing.task_failed(error)
             policy = function.retry_policy if function is not None else None
             failure = _task_error(error, policy)
             execution.attach_children()
@@ -371,6 +418,7 @@ class Worker:
                 execution.send(
                     pb.ConnectRequest(failed=pb.TaskFailed(task_id=task_id, error=failure))
                 )
+            return "failed"
 
 
 class _Connection:

@@ -45,6 +45,7 @@ import {
   type ConnectedWorker as ConnectedWorkerPb,
 } from "./gen/cairn/v1/worker_service_pb.js";
 import { AsyncQueue } from "./queue.js";
+import { callerContext, startClientSpan, tracedEvents } from "./tracing.js";
 import { connect, type Connection } from "./transport.js";
 import {
   Command,
@@ -118,10 +119,14 @@ export interface ClientOptions extends CredentialOptions {
 
 type StartFields = MessageInitShape<typeof StreamRequestSchema>;
 
+function targetName(target: Target | undefined): string {
+  return target === undefined ? "" : typeof target === "string" ? target : target.name;
+}
+
 function startFields(target: Target | undefined, input: unknown, options: StreamOptions) {
   const fields: StartFields = {
     threadId: options.threadId,
-    target: target === undefined ? "" : typeof target === "string" ? target : target.name,
+    target: targetName(target),
     metadata: options.metadata,
     requestId: options.requestId ?? "",
     createThread: options.createThread ?? true,
@@ -176,12 +181,14 @@ export class Session implements AsyncIterable<RunEvent> {
   interrupts: Interrupt[] = [];
   private readonly stream: AsyncGenerator<RunEvent>;
 
+  /** `wrap` sees the events go by (the client's span of the session). */
   constructor(
     responses: AsyncIterable<{ event?: Parameters<typeof runEventFromPb>[0] }>,
     private readonly requests: AsyncQueue<MessageInitShape<typeof SessionRequestSchema>>,
     subgraphs = false,
+    wrap: (events: AsyncGenerator<RunEvent>) => AsyncGenerator<RunEvent> = (e) => e,
   ) {
-    this.stream = events(responses, subgraphs);
+    this.stream = wrap(events(responses, subgraphs));
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<RunEvent> {
@@ -386,15 +393,27 @@ export class Client {
   async invoke(target: Target | undefined, input: unknown, options: RunOptions): Promise<Run> {
     const { streamModes: _, ...request } = startFields(target, input, options);
     request.requestId ||= randomUUID();
-    const response = await this.call(({ runs }) => runs.invoke(request, { timeoutMs: this.timeoutMs }));
-    let run = runFromPb(response.run!);
-    if (run.state === "pending" || run.state === "running") {
-      // A retry found the run the first attempt started, still going on
-      // elsewhere: wait for its end as the first attempt would have.
-      for await (const event of this.join(run.runId)) if (event.run) run = event.run;
+    const span = startClientSpan("Invoke", request.target ?? "", options.threadId);
+    try {
+      const callOptions = { timeoutMs: this.timeoutMs, headers: span?.headers };
+      const response = await this.call(({ runs }) => runs.invoke(request, callOptions));
+      let run = runFromPb(response.run!);
+      if (run.state === "pending" || run.state === "running") {
+        // A retry found the run the first attempt started, still going on
+        // elsewhere: wait for its end as the first attempt would have.
+        for await (const event of this.join(run.runId)) if (event.run) run = event.run;
+      }
+      if (run.state === "failed") {
+        const error = new RunFailedError(run);
+        span?.end({ run, error });
+        throw error;
+      }
+      span?.end({ run });
+      return run;
+    } catch (error) {
+      span?.end({ error });
+      throw error;
     }
-    if (run.state === "failed") throw new RunFailedError(run);
-    return run;
   }
 
   /**
@@ -405,7 +424,18 @@ export class Client {
   stream(target: Target | undefined, input: unknown, options: StreamOptions): AsyncGenerator<RunEvent> {
     const request = startFields(target, input, options);
     request.requestId ||= randomUUID();
-    return this.follow(({ runs }) => runs.stream(request), "", 0, options.subgraphs ?? false);
+    const subgraphs = options.subgraphs ?? false;
+    const parent = callerContext();
+    if (parent === undefined) return this.follow(({ runs }) => runs.stream(request), "", 0, subgraphs);
+    // The span starts with the iteration (when the call is made), as a child
+    // of the context this method was called in.
+    const traced = async function* (this: Client) {
+      const span = startClientSpan("Stream", request.target ?? "", options.threadId, parent);
+      const headers = span?.headers;
+      const open = ({ runs }: Endpoint) => runs.stream(request, { headers });
+      yield* tracedEvents(span, this.follow(open, "", 0, subgraphs));
+    };
+    return traced.call(this);
   }
 
   /** Yield a run's events after `afterEventId`, live while it runs. */
@@ -423,7 +453,10 @@ export class Client {
     const requests = new AsyncQueue<MessageInitShape<typeof SessionRequestSchema>>();
     requests.push({ kind: { case: "start", value: startFields(target, input, start) } });
     const { runs } = this.endpoints[this.failover.current];
-    return new Session(runs.session(requests), requests, options.subgraphs);
+    const span = startClientSpan("Session", targetName(target), options.threadId);
+    if (span === undefined) return new Session(runs.session(requests), requests, options.subgraphs);
+    const responses = runs.session(requests, { headers: span.headers });
+    return new Session(responses, requests, options.subgraphs, (events) => tracedEvents(span, events));
   }
 
   async getRun(runId: string): Promise<Run> {

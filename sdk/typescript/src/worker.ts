@@ -37,6 +37,7 @@ import {
 } from "./gen/cairn/v1/worker_service_pb.js";
 import { AsyncQueue } from "./queue.js";
 import { Slots } from "./slots.js";
+import { startTaskSpan, type TaskOutcome } from "./tracing.js";
 import { connect, connectionUrl } from "./transport.js";
 import { retries, retryPolicyPb, taskTimeoutsPb } from "./types.js";
 import { fromValue, toValue } from "./values.js";
@@ -347,7 +348,8 @@ export class Worker {
         held.release();
         return;
       }
-      held.done = this.execute(execution, send).finally(() => {
+      const workerId = link.workerId || this.workerId;
+      held.done = this.execute(execution, send, workerId).finally(() => {
         execution.close();
         held.release();
         if (link.held.get(assignment.taskId) === held) link.held.delete(assignment.taskId);
@@ -355,16 +357,24 @@ export class Worker {
     });
   }
 
-  private async execute(execution: Execution, send: (kind: Outgoing) => void): Promise<void> {
+  private async execute(
+    execution: Execution,
+    send: (kind: Outgoing) => void,
+    workerId: string,
+  ): Promise<void> {
     const taskId = execution.taskId;
     const registration = this.functions.get(execution.name);
-    let outcome: Outgoing;
+    // The execution's span (with OpenTelemetry), ended as the outcome is sent.
+    const span = startTaskSpan(execution.assignment, workerId);
+    let outcome: NonNullable<Outgoing>;
+    let failure: unknown;
     try {
       if (registration === undefined) {
         throw new ReferenceError(`this worker does not serve ${JSON.stringify(execution.name)}`);
       }
       const input = fromValue(execution.assignment.input);
-      const result = await execution.run(() => registration.execute(input, execution.config));
+      const body = () => execution.run(() => registration.execute(input, execution.config));
+      const result = await (span === undefined ? body() : span.run(body));
       if (execution.signal) throw execution.signal;
       outcome =
         result instanceof EntrypointFinal
@@ -380,16 +390,27 @@ export class Worker {
     } catch (thrown) {
       // A signal wins over whatever the body made of it.
       const error = execution.signal ?? thrown;
-      if (error instanceof Abandoned || execution.abandoned) return;
+      if (error instanceof Abandoned || execution.abandoned) {
+        span?.end("abandoned");
+        return;
+      }
       if (error instanceof GraphInterrupt) {
         outcome = interrupted(taskId, error, registration);
       } else if (error instanceof ChildInterrupted) {
         outcome = { case: "suspended", value: { taskId } };
       } else {
         outcome = { case: "failed", value: { taskId, error: taskError(error, registration) } };
+        failure = error;
       }
     }
-    if (!execution.abandoned) send(outcome);
+    if (execution.abandoned) {
+      span?.end("abandoned");
+      return;
+    }
+    // Ended before the report leaves, so an exporter has the span by the
+    // time the service (and the caller) see the outcome.
+    span?.end(outcome.case as TaskOutcome, failure);
+    send(outcome);
   }
 }
 
@@ -406,7 +427,7 @@ function interrupted(
   taskId: string,
   signal: GraphInterrupt,
   registration: Registration | undefined,
-): Outgoing {
+): NonNullable<Outgoing> {
   try {
     const value = toValue(signal.value, "interrupt value");
     return { case: "interrupted", value: { taskId, index: signal.index, value } };

@@ -1,13 +1,16 @@
 /**
  * An in-process gRPC server (connect-node on Node's HTTP/2, plaintext or TLS)
- * that records the metadata of every call it gets, for the credential tests.
- * It serves a few RPCs of each service: unary, server streaming and
- * bidirectional, enough for Client, Worker and CairnSaver calls to complete.
+ * that records the metadata of every call it gets, for the credential and
+ * tracing tests. It serves a few RPCs of each service: unary, server
+ * streaming and bidirectional, enough for Client, Worker and CairnSaver calls
+ * to complete; it can hand a connected worker assignments and record what
+ * the worker reports.
  */
 
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import {
   Code,
@@ -19,9 +22,14 @@ import {
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { CheckpointService } from "../src/gen/cairn/v1/checkpoint_service_pb.js";
+import { RunState } from "../src/gen/cairn/v1/run_pb.js";
 import { RunService } from "../src/gen/cairn/v1/run_service_pb.js";
 import { ThreadService } from "../src/gen/cairn/v1/thread_service_pb.js";
-import { WorkerService } from "../src/gen/cairn/v1/worker_service_pb.js";
+import {
+  WorkerService,
+  type ConnectRequest,
+  type TaskAssignmentSchema,
+} from "../src/gen/cairn/v1/worker_service_pb.js";
 
 /** What the server saw of one call. */
 export interface Call {
@@ -31,7 +39,13 @@ export interface Call {
   namespace: string | null;
   /** The common name of the client certificate (mTLS), if one was presented. */
   peer: string | undefined;
+  /** W3C trace context metadata. */
+  traceparent: string | null;
+  tracestate: string | null;
 }
+
+/** What a worker sent about one task: its outcome (completed, failed, ...). */
+export type Report = ConnectRequest["kind"];
 
 export interface RecordingServer {
   /** 127.0.0.1:port */
@@ -39,6 +53,8 @@ export interface RecordingServer {
   calls: Call[];
   /** The first call of `method`: one already made, or the next one. */
   called(method: string): Promise<Call>;
+  /** The outcome a worker reported for `taskId` (with `assignments`). */
+  reported(taskId: string): Promise<Report>;
   close(): Promise<void>;
 }
 
@@ -46,6 +62,8 @@ export interface RecordingServerOptions {
   /** Serve TLS with this certificate; with `clientCa`, require a client
    * certificate signed by it (mTLS). */
   tls?: { cert: string; key: string; clientCa?: string };
+  /** Handed to each worker that connects, after the welcome. */
+  assignments?: MessageInitShape<typeof TaskAssignmentSchema>[];
 }
 
 /** GetThread and GetTuple fail with these statuses for these thread ids. */
@@ -81,6 +99,15 @@ function refuse(threadId: string): void {
 export async function startRecordingServer(options: RecordingServerOptions = {}): Promise<RecordingServer> {
   const calls: Call[] = [];
   const waiters: { method: string; wake: (call: Call) => void }[] = [];
+  const reports = new Map<string, Report>();
+  const reportWaiters: { taskId: string; wake: (report: Report) => void }[] = [];
+  const report = (taskId: string, kind: Report) => {
+    reports.set(taskId, kind);
+    for (const waiter of reportWaiters.filter((w) => w.taskId === taskId)) {
+      reportWaiters.splice(reportWaiters.indexOf(waiter), 1);
+      waiter.wake(kind);
+    }
+  };
 
   const record = (method: string, context: HandlerContext) => {
     const call: Call = {
@@ -88,6 +115,8 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
       authorization: context.requestHeader.get("authorization"),
       namespace: context.requestHeader.get("cairn-namespace"),
       peer: context.values.get(PEER),
+      traceparent: context.requestHeader.get("traceparent"),
+      tracestate: context.requestHeader.get("tracestate"),
     };
     calls.push(call);
     for (const waiter of waiters.filter((w) => w.method === method)) {
@@ -105,6 +134,16 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
       },
     });
     router.service(RunService, {
+      // Unary: a run that succeeded at once.
+      invoke(request, context) {
+        record("Invoke", context);
+        const { threadId, target } = request;
+        return { run: { runId: "run-1", threadId, target, state: RunState.SUCCEEDED } };
+      },
+      // Server streaming: no events.
+      async *stream(_request, context) {
+        record("Stream", context);
+      },
       // Server streaming: a run with no events left.
       async *joinRun(_request, context) {
         record("JoinRun", context);
@@ -126,7 +165,15 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
         const iterator = requests[Symbol.asyncIterator]();
         await iterator.next();
         yield { kind: { case: "welcome", value: { workerId: "w-1" } } };
-        while (!(await iterator.next()).done);
+        for (const assignment of options.assignments ?? []) {
+          yield { kind: { case: "assignment", value: assignment } };
+        }
+        for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+          const kind = next.value.kind;
+          if (kind.case === "completed" || kind.case === "failed" || kind.case === "interrupted") {
+            report(kind.value.taskId, kind);
+          }
+        }
       },
     });
     router.service(CheckpointService, {
@@ -179,6 +226,11 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
       const made = calls.find((call) => call.method === method);
       if (made) return Promise.resolve(made);
       return new Promise((wake) => waiters.push({ method, wake }));
+    },
+    reported(taskId) {
+      const made = reports.get(taskId);
+      if (made) return Promise.resolve(made);
+      return new Promise((wake) => reportWaiters.push({ taskId, wake }));
     },
     close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import grpc
 
 from cairn.v1 import worker_service_pb2, worker_service_pb2_grpc
-from cairn_server import namespaces
+from cairn_server import logs, namespaces
 from cairn_server.api import convert
 from cairn_server.api.values import to_json
 from cairn_server.dispatch.dispatcher import Dispatcher, WorkerConnection
@@ -130,7 +130,12 @@ class RelayLink:
     def lost(self, assignment: Assignment) -> None:
         """A worker holding a task of this stream went away: the owner gets
         the stream's tasks back by the stream ending, and a new one opens."""
-        log.info("relay to %s: a worker holding task %s left", self.peer, assignment.task_id)
+        log.info(
+            "relay to %s: a worker holding task %s left",
+            self.peer,
+            assignment.task_id,
+            extra=logs.ids(assignment=assignment),
+        )
         self.stop()
 
     # --- up: what workers here say about relayed tasks ---------------------------------
@@ -209,6 +214,7 @@ class RelayLink:
             ),
             has_heartbeat_details=has_details,
             heartbeat_details=to_json(message.heartbeat_details) if has_details else None,
+            trace_context=dict(message.trace_context) or None,
         )
 
     # --- the stream --------------------------------------------------------------------

@@ -21,6 +21,7 @@ from cairn_server.domain import (
 from cairn_server.errors import error_for
 from cairn_server.runtime.handle import RunHandle
 from cairn_server.runtime.manager import RunManager, StartRun
+from cairn_server.tracing import caller_context
 
 pb = run_service_pb2
 
@@ -131,7 +132,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @unary
     async def Invoke(self, request: pb.InvokeRequest, context: Any) -> pb.InvokeResponse:
-        started = await self._start(self._start_run(request, []))
+        start = self._start_run(request, [])
+        start.trace_context = caller_context(context)
+        started = await self._start(start)
         run = await self._runs.outcome(started.run_id)
         return pb.InvokeResponse(run=convert.run_pb(run))
 
@@ -139,7 +142,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Stream(
         self, request: pb.StreamRequest, context: Any
     ) -> AsyncIterator[pb.StreamResponse]:
-        started = await self._start(self._start_run(request, self._modes(request)))
+        start = self._start_run(request, self._modes(request))
+        start.trace_context = caller_context(context)
+        started = await self._start(start)
         async for event in self._follow(started):
             yield pb.StreamResponse(event=event)
 
@@ -154,7 +159,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             )
         template = first.start
         start = self._start_run(template, self._modes(template))
+        trace_context = caller_context(context)
         while True:
+            start.trace_context = trace_context
             started = await self._start(start)
             last_state = None
             async for event in self._follow(started):

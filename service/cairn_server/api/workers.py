@@ -29,7 +29,7 @@ from cairn_server.domain import ErrorRecord, StreamMode, TaskKind, TaskTimeouts
 from cairn_server.engine.decisions import Deliver
 from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
-from cairn_server.logs import clip
+from cairn_server.logs import clip, ids
 from cairn_server.runtime import inbox
 from cairn_server.runtime.manager import RunManager
 
@@ -102,6 +102,8 @@ def outgoing_pb(
                 message.timeouts.CopyFrom(convert.task_timeouts_pb(item.timeouts))
             if item.has_heartbeat_details:
                 to_value(item.heartbeat_details, message.heartbeat_details)
+            if item.trace_context:
+                message.trace_context.update(item.trace_context)
             return pb.ConnectResponse(assignment=message)
         case Deliver():
             outcome = pb.ChildOutcome(
@@ -196,7 +198,12 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 accepts_batches=True,
             )
         )
-        log.info("worker %s connected (%s)", clip(worker.worker_id), clip(worker.identity))
+        log.info(
+            "worker %s connected (%s)",
+            clip(worker.worker_id),
+            clip(worker.identity),
+            extra=ids(worker_id=worker.worker_id, namespace=worker.namespace),
+        )
         self._runs.dispatcher.add(worker)
         reader = asyncio.ensure_future(self._read(worker, requests))
         try:
@@ -214,7 +221,10 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             reader.cancel()
             lost = self._runs.dispatcher.remove(worker)
             log.info(
-                "worker %s disconnected; %d tasks re-dispatched", clip(worker.worker_id), len(lost)
+                "worker %s disconnected; %d tasks re-dispatched",
+                clip(worker.worker_id),
+                len(lost),
+                extra=ids(worker_id=worker.worker_id, namespace=worker.namespace),
             )
 
     @unary

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from cairn_server import namespaces
 from cairn_server.dispatch.messages import (
     Assignment,
     CancelNotice,
@@ -34,6 +36,7 @@ from cairn_server.dispatch.messages import (
 from cairn_server.dispatch.timeouts import CallLater, Expiry, TaskTimers, timeout_error
 from cairn_server.domain import ErrorRecord, RetryPolicy, TaskKind, TaskTimeouts, WaitReason
 from cairn_server.engine.tasks import child_task_id
+from cairn_server.metrics import Metrics, WorkerSample
 
 _ids = itertools.count(1)
 
@@ -98,7 +101,12 @@ class Dispatcher:
         on_timed_out: Callable[[Assignment, ErrorRecord], None] | None = None,
         clock: Callable[[], float] | None = None,
         call_later: CallLater | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.watch_workers(self._worker_samples)
+        self._queued_at: dict[str, float] = {}
+        """Task id -> when it was queued (cairn_task_queue_wait_seconds)."""
         self._on_assigned = on_assigned
         self._on_lost = on_lost
         self._on_waiting = on_waiting
@@ -179,6 +187,7 @@ class Dispatcher:
             queue[assignment.task_id] = assignment
             if assignment.relay is None:
                 self.timers.queued(assignment)
+                self._queued_at[assignment.task_id] = time.perf_counter()
             self._report_waiting(assignment)
         else:
             self._assign(worker, assignment)
@@ -251,6 +260,7 @@ class Dispatcher:
         for task_id in task_ids:
             self.timers.stop(task_id)
             self._avoid.pop(task_id, None)
+            self._queued_at.pop(task_id, None)
             for queue in self._queues.values():
                 if queue.pop(task_id, None) is not None:
                     break
@@ -274,6 +284,7 @@ class Dispatcher:
             for task_id in [t for t, a in queue.items() if a.run_id == run_id and a.relay is None]:
                 del queue[task_id]
                 self.timers.stop(task_id)
+                self._queued_at.pop(task_id, None)
 
     def tasks_in_flight(self, run_ids: set[str]) -> int:
         """Tasks (not entrypoints, which wait on their tasks) of these runs
@@ -287,6 +298,19 @@ class Dispatcher:
         )
 
     # --- internals ------------------------------------------------------------
+
+    def _worker_samples(self) -> list[WorkerSample]:
+        """The connected workers as cairn_workers_connected and
+        cairn_worker_free_slots read them at scrape time."""
+        samples = []
+        for worker in self.direct_workers():
+            free: dict[tuple[str, str], int] = {}
+            for name, registration in worker.registrations.items():
+                kind = registration.kind
+                limit = worker.max_entrypoints if kind is TaskKind.ENTRYPOINT else worker.max_tasks
+                free[namespaces.split(name)] = max(limit - worker.running[kind], 0)
+            samples.append(WorkerSample(worker.sdk_language, free))
+        return samples
 
     def _task_ids(self, which: Callable[[Assignment], bool]) -> list[str]:
         queued = [t for q in self._queues.values() for t, a in q.items() if which(a)]
@@ -324,6 +348,11 @@ class Dispatcher:
         self._avoid.pop(assignment.task_id, None)
         if assignment.relay is None:
             self.timers.started(assignment)
+            queued_at = self._queued_at.pop(assignment.task_id, None)
+            waited = 0.0 if queued_at is None else time.perf_counter() - queued_at
+            self.metrics.task_queue_wait.labels(name=namespaces.unscoped(assignment.name)).observe(
+                waited
+            )
         worker.held[assignment.task_id] = assignment
         worker.running[assignment.kind] += 1
         self._holders[assignment.task_id] = worker
@@ -385,6 +414,7 @@ class Dispatcher:
                 return
             del queue[task_id]
             self._avoid.pop(task_id, None)
+            self._queued_at.pop(task_id, None)
             if self._on_timed_out is not None:
                 self._on_timed_out(assignment, timeout_error(assignment, which))
             return

@@ -55,6 +55,7 @@ class Assignment:
     has_heartbeat_details: bool = False
     heartbeat_details: Json = None  # the last ones an earlier holder sent
     wait_reason: WaitReason | None = None  # while queued: why (Dispatcher.on_waiting)
+    trace_context: dict[str, str] | None = None  # the run's W3C context (cairn_server/tracing)
 
     @property
     def route(self) -> str:

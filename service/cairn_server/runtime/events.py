@@ -4,6 +4,7 @@ live followers at once, and stored with the run's writes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from cairn_server.domain import Durability, EventRecord, Json
 
@@ -31,8 +32,17 @@ class EventLog:
     publishes events only after they are stored, so an event id a client has
     seen is never reused by a recovered run."""
 
-    def __init__(self, run_id: str, first_id: int, *, publish_on_append: bool = True) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        first_id: int,
+        *,
+        publish_on_append: bool = True,
+        appended: Callable[[], None] | None = None,
+    ) -> None:
         self.run_id = run_id
+        self._appended = appended
+        """Called per event (cairn_event_log_appends_total)."""
         self.first_id = first_id
         self.events: list[EventRecord] = []
         self.closed = False
@@ -47,6 +57,8 @@ class EventLog:
     def append(self, kind: str, payload: dict[str, Json], now: float) -> EventRecord:
         event = EventRecord(self.run_id, self.next_id, now, kind, payload)
         self.events.append(event)
+        if self._appended is not None:
+            self._appended()
         if self._publish_on_append:
             self.publish(event.event_id)
         return event

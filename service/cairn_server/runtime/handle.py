@@ -31,10 +31,11 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cairn_server import namespaces
+from cairn_server import logs, namespaces
 from cairn_server.dispatch.dispatcher import Dispatcher
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.domain import (
@@ -63,6 +64,7 @@ from cairn_server.engine.functional import FunctionalRun
 from cairn_server.engine.graph import GraphRun
 from cairn_server.engine.reducers import InvalidUpdate
 from cairn_server.engine.tasks import child_task_id
+from cairn_server.metrics import Metrics
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import EventLog
 from cairn_server.runtime.exit_durability import keep_last
@@ -77,6 +79,7 @@ from cairn_server.store import (
     WriteBatch,
     WriteSet,
 )
+from cairn_server.tracing import NO_TRACE, RunTrace
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,18 @@ THREAD_STATUS_AT_END = {
     RunState.INTERRUPTED: ThreadStatus.INTERRUPTED,
     RunState.FAILED: ThreadStatus.ERROR,
 }
+
+
+# How an attempt a worker took ended, by the message that says so.
+_TASK_OUTCOMES: dict[type, str] = {
+    inbox.Completed: "succeeded",
+    inbox.Failed: "failed",
+    inbox.Interrupted: "interrupted",
+    inbox.Suspended: "suspended",
+    inbox.Lost: "lost",
+    inbox.TimedOut: "timed_out",
+}
+_TIMED: tuple[type, ...] = (inbox.Assigned, *_TASK_OUTCOMES)
 
 
 class RunAbandoned(Exception):
@@ -112,14 +127,23 @@ class RunHandle:
         clock: Callable[[], float],
         pending: WriteBatch,
         lease: Lease,
+        trace: RunTrace = NO_TRACE,
+        metrics: Metrics | None = None,
     ) -> None:
         self.run = run
+        self._metrics = metrics if metrics is not None else Metrics()
+        self._taken: dict[str, tuple[str, float]] = {}
+        """Task id -> (name, when a worker took it): cairn_task_execution_seconds."""
+        self.trace = trace  # the run's spans (cairn_server/tracing)
         self.lease = lease
         self.engine = engine
         self.checkpoint = checkpoint
         self.previous = previous
         self.log = EventLog(
-            run.run_id, first_event_id, publish_on_append=run.durability is not Durability.SYNC
+            run.run_id,
+            first_event_id,
+            publish_on_append=run.durability is not Durability.SYNC,
+            appended=self._metrics.event_log_appends.inc,
         )
         self.done: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
         self._store = store
@@ -154,6 +178,25 @@ class RunHandle:
 
     def post(self, message: inbox.Message) -> None:
         self._inbox.put_nowait(message)
+        if isinstance(message, _TIMED):
+            self._time_task(message)
+
+    def _time_task(self, message: inbox.Message) -> None:
+        """cairn_task_execution_seconds, timed when a worker takes an attempt
+        and when its outcome arrives, not when the run applies them."""
+        if isinstance(message, inbox.Assigned):
+            holder = self._dispatcher.holder(message.task_id)
+            if holder is not None:
+                name = holder.held[message.task_id].name
+                self._taken[message.task_id] = (name, time.perf_counter())
+            return
+        taken = self._taken.pop(getattr(message, "task_id", ""), None)
+        if taken is not None:
+            name, since = taken
+            outcome = _TASK_OUTCOMES[type(message)]
+            self._metrics.task_execution.labels(
+                name=namespaces.unscoped(name), outcome=outcome
+            ).observe(time.perf_counter() - since)
 
     async def drive(self, start: Callable[[], list[Decision]]) -> None:
         """Execute what `start` decides, then every message, until the run
@@ -180,7 +223,9 @@ class RunHandle:
             except LeaseLost:
                 self._abandon()
             except Exception as again:
-                log.exception("run %s: storing its failure failed", self.run_id)
+                log.exception(
+                    "run %s: storing its failure failed", self.run_id, extra=logs.ids(run=self.run)
+                )
                 if not self.done.done():
                     self.done.set_exception(again)
         finally:
@@ -189,6 +234,7 @@ class RunHandle:
             if not self.done.done():  # shutdown or takeover: the run goes on elsewhere
                 self.done.set_exception(RunAbandoned(self.run_id))
                 self.done.exception()  # retrieved: followers read the run from the store
+            self.trace.end(self.run)
             self.log.close()
 
     def _decide(self, decide: Callable[[], list[Decision]]) -> list[Decision]:
@@ -197,7 +243,12 @@ class RunHandle:
         try:
             return decide()
         except Exception as exc:
-            log.error("run %s: the run cannot go on; failing it", self.run_id, exc_info=exc)
+            log.error(
+                "run %s: the run cannot go on; failing it",
+                self.run_id,
+                exc_info=exc,
+                extra=logs.ids(run=self.run),
+            )
             self._dispatcher.withdraw_run(self.run_id, "the run failed")
             return [Finish("failed", error=_error_of(exc))]
 
@@ -205,7 +256,12 @@ class RunHandle:
         """Fail the run after an error outside the engine (storing it, most
         likely): its tasks are withdrawn and what could not be stored is
         dropped, so that its failure can be."""
-        log.error("run %s: driving it failed; failing it", self.run_id, exc_info=exc)
+        log.error(
+            "run %s: driving it failed; failing it",
+            self.run_id,
+            exc_info=exc,
+            extra=logs.ids(run=self.run),
+        )
         self._dispatcher.withdraw_run(self.run_id, "the run failed")
         if isinstance(exc, StoreError):
             self._batch = WriteBatch()
@@ -214,7 +270,11 @@ class RunHandle:
             await self._finish(Finish("failed", error=_error_of(exc)))
 
     def _abandon(self) -> None:
-        log.warning("run %s was taken over by another replica; stopped here", self.run_id)
+        log.warning(
+            "run %s was taken over by another replica; stopped here",
+            self.run_id,
+            extra=logs.ids(run=self.run),
+        )
         self._dispatcher.withdraw_run(self.run_id, "the run moved to another replica")
 
     @property
@@ -258,13 +318,13 @@ class RunHandle:
                 return engine.completed(task_id, result, save, has_save)
             case inbox.TimedOut(task_id, error):
                 engine.dispatched(task_id)  # a queued task fails as a started one does
-                return engine.failed(task_id, error, random.random())
+                return self._failed(task_id, error)
             case inbox.HeartbeatDetails(task_id, details):
                 if engine.holds(task_id):
                     self._heartbeat_details[task_id] = details
                 return []
             case inbox.Failed(task_id, error):
-                return engine.failed(task_id, error, random.random())
+                return self._failed(task_id, error)
             case inbox.Interrupted(task_id, index, value):
                 return engine.interrupted(task_id, index, value)
             case inbox.Suspended(task_id):
@@ -278,6 +338,27 @@ class RunHandle:
             case inbox.CancelRequested():
                 return [] if engine.finished else engine.cancel()
         return []
+
+    def _failed(self, task_id: str, error: ErrorRecord) -> list[Decision]:
+        """The engine's decisions on a failed attempt, and a log line of it
+        (the error is the task's own: its type and message, clipped)."""
+        task = self.engine.tasks.get(task_id)  # None: a task of a subgraph
+        decisions = self.engine.failed(task_id, error, random.random())
+        if decisions:
+            retried = any(isinstance(d, RetryLater) for d in decisions)
+            log.log(
+                logging.INFO if retried else logging.WARNING,
+                "run %s: task %s (%s) failed on attempt %s: %s: %s%s",
+                self.run_id,
+                task_id,
+                logs.clip(task.name) if task is not None else "?",
+                task.attempt if task is not None else "?",
+                logs.clip(error.type),
+                logs.clip(error.message),
+                "; it will be retried" if retried else "",
+                extra=logs.ids(run=self.run, task_id=task_id, task_name=task.name if task else ""),
+            )
+        return decisions
 
     def _schedule_local(self, call: inbox.Scheduled, local: inbox.LocalRun) -> list[Decision]:
         """A call its worker runs itself: recorded as the child's first attempt
@@ -308,7 +389,7 @@ class RunHandle:
                 self._dispatcher.withdraw([child_id], "the call runs from its history")
             return decisions
         if local.error is not None:
-            return decisions + engine.failed(accepted.task_id, local.error, random.random())
+            return decisions + self._failed(accepted.task_id, local.error)
         if local.has_result:
             return decisions + engine.completed(accepted.task_id, local.result, None, False)
         return decisions
@@ -344,7 +425,8 @@ class RunHandle:
                     unsaved = sync
                 case Emit(mode, data, namespace):
                     self.emit_chunk(mode, data, namespace)
-                case RetryLater(task_id, delay):
+                case RetryLater(task_id, delay, name):
+                    self._metrics.task_retries.labels(name=namespaces.unscoped(name)).inc()
                     loop = asyncio.get_running_loop()
                     self._timers.append(loop.call_later(delay, self.post, inbox.RetryDue(task_id)))
                 case Cancel(task_ids):
@@ -375,6 +457,7 @@ class RunHandle:
         if timeouts is None:
             timeouts = self._dispatcher.timeouts(self._route(decision.name))
         has_details = decision.task_id in self._heartbeat_details
+        self.trace.queued(decision.task_id, decision.name)
         self._dispatcher.submit(
             Assignment(
                 task_id=decision.task_id,
@@ -395,6 +478,7 @@ class RunHandle:
                 timeouts=timeouts,
                 has_heartbeat_details=has_details,
                 heartbeat_details=self._heartbeat_details.get(decision.task_id),
+                trace_context=self.trace.carrier,
             )
         )
 
@@ -417,6 +501,7 @@ class RunHandle:
             batch = self._batch
             batch.checkpoints, batch.writes = keep_last(batch.checkpoints, batch.writes)
         await self._commit()
+        self._metrics.run_ended(run.target, namespaces.namespace_of(run.thread_id), run.state.value)
         self.done.set_result(run)
 
     # --- events ---------------------------------------------------------------
@@ -508,12 +593,17 @@ class RunHandle:
                         " until it can",
                         self.run_id,
                         error,
+                        extra=logs.ids(run=self.run),
                     )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, _STORE_RETRY_MAX)
                 continue
             if pause != _STORE_RETRY_FIRST:
-                log.info("run %s: the store took its progress; the run goes on", self.run_id)
+                log.info(
+                    "run %s: the store took its progress; the run goes on",
+                    self.run_id,
+                    extra=logs.ids(run=self.run),
+                )
             return
 
     def _commit_in_background(self) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from cairn_server import namespaces
+from cairn_server import logs, namespaces, tracing
 from cairn_server.dispatch.dispatcher import Dispatcher
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.domain import (
@@ -49,6 +49,7 @@ from cairn_server.engine.nesting import NestedRuns
 from cairn_server.engine.state import StateView, functional_state_view, graph_state_view
 from cairn_server.errors import ServiceError, error_for
 from cairn_server.ids import new_id
+from cairn_server.metrics import Metrics, RunSample
 from cairn_server.runtime import inbox
 from cairn_server.runtime.events import first_event_id
 from cairn_server.runtime.handle import THREAD_STATUS_AT_END, RunAbandoned, RunHandle
@@ -63,6 +64,7 @@ from cairn_server.store import (
     WriteBatch,
 )
 from cairn_server.store.leases import STOP_CANCEL
+from cairn_server.tracing import RunTrace
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,8 @@ class StartRun:
     checkpoint_id: str = ""
     recursion_limit: int = DEFAULT_RECURSION_LIMIT
     multitask_strategy: MultitaskStrategy = MultitaskStrategy.REJECT
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """The caller's W3C trace context (not part of what the request asks for)."""
 
     def fingerprint(self) -> str:
         """A hash of what the request asks for, to recognise its retries."""
@@ -127,9 +131,11 @@ class RunManager:
         clock: Callable[[], float] = time.time,
         replica_id: str = "",
         lease_ttl: float = DEFAULT_LEASE_TTL,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.metrics = metrics if metrics is not None else Metrics()
         self.leases = ReplicaLeases(
             store,
             replica_id=replica_id or new_id(),
@@ -137,13 +143,16 @@ class RunManager:
             clock=clock,
             driven=lambda: self._active,
             resume=self._resume,
+            metrics=self.metrics,
         )
         self.dispatcher = Dispatcher(
             on_assigned=self._assigned,
             on_lost=self._lost,
             on_waiting=self._waiting,
             on_timed_out=self._timed_out,
+            metrics=self.metrics,
         )
+        self.metrics.watch_runs(self._run_samples)
         self._active: dict[str, RunHandle] = {}
         self._by_thread: dict[str, RunHandle] = {}
         self._starting: set[str] = set()
@@ -194,7 +203,11 @@ class RunManager:
             try:
                 await handle.flush()
             except Exception:
-                log.warning("run %s: storing its progress at shutdown failed", handle.run_id)
+                log.warning(
+                    "run %s: storing its progress at shutdown failed",
+                    handle.run_id,
+                    extra=logs.ids(run=handle.run),
+                )
 
     async def close(self) -> None:
         """Stop driving runs and release their leases: they stay RUNNING and
@@ -292,6 +305,9 @@ class RunManager:
             handle.post(message)
 
     def _assigned(self, assignment: Assignment) -> None:
+        handle = self._active.get(assignment.run_id)
+        if handle is not None:
+            handle.trace.taken(assignment.task_id)  # its queue wait ends
         self.post(assignment.run_id, inbox.Assigned(assignment.task_id))
 
     def _lost(self, assignment: Assignment) -> None:
@@ -312,6 +328,18 @@ class RunManager:
         return sum(
             namespaces.namespace_of(h.run.thread_id) == namespace for h in self._active.values()
         )
+
+    def _run_samples(self) -> list[RunSample]:
+        """The runs driven here, as cairn_runs_active and cairn_runs_waiting
+        read them at scrape time (a run whose end was stored is not active)."""
+        return [
+            RunSample(
+                namespaces.namespace_of(h.run.thread_id),
+                frozenset(w.reason.value for w in h.run.waiting),
+            )
+            for h in self._active.values()
+            if not h.done.done()
+        ]
 
     def active(self, run_id: str) -> RunHandle | None:
         return self._active.get(run_id)
@@ -342,6 +370,7 @@ class RunManager:
                     active = ""  # a run that another replica drives
                 else:
                     self._launch(handle, first)
+                    self.metrics.run_started(handle.run.target, namespaces.namespace_of(thread_id))
                     return handle
                 finally:
                     self._starting.discard(thread_id)
@@ -476,6 +505,7 @@ class RunManager:
             request_hash=request.fingerprint() if request.request_id else "",
             recursion_limit=request.recursion_limit,
         )
+        trace = await self._trace(request, run, checkpoint)
         engine = self._engine(checkpoint, run, writes)
         await self._load_subgraphs(thread_id, engine)
         first: list[Decision] = []
@@ -502,9 +532,24 @@ class RunManager:
             first_event_id=1,
             clock=self.clock,
             pending=deferred,
+            metrics=self.metrics,
             lease=batch.lease,
+            trace=trace,
         )
         return handle, lambda: first + engine.start()
+
+    async def _trace(
+        self, request: StartRun, run: RunRecord, checkpoint: CheckpointRecord
+    ) -> RunTrace:
+        """The spans of a new run: a child of the caller's span, or for a run
+        that continues an unfinished one (a resume), of the span of the run
+        that stopped, so that a resume continues its trace."""
+        if request.has_input or not (tracing.enabled() or request.trace_context):
+            return tracing.start_run(run, parent=request.trace_context)
+        stopped = checkpoint.metadata.get("run_id")
+        earlier = await self.store.get_run(stopped) if isinstance(stopped, str) else None
+        parent = earlier.trace_context if earlier is not None else {}
+        return tracing.start_run(run, parent=parent, link=request.trace_context, resumed=True)
 
     def _engine(
         self, checkpoint: CheckpointRecord, run: RunRecord, writes: list[PendingWrite]
@@ -743,13 +788,18 @@ class RunManager:
         except LeaseLost:
             return
         except StoreUnavailable as error:
-            log.warning("run %s: cannot resume it yet (%s); trying again", run.run_id, error)
+            log.warning(
+                "run %s: cannot resume it yet (%s); trying again",
+                run.run_id,
+                error,
+                extra=logs.ids(run=run),
+            )
             again = not self._closing
             if again:
                 self._later(self._resume_after(run, lease, pause))
             return
         except Exception as error:
-            log.exception("cannot resume run %s; failing it", run.run_id)
+            log.exception("cannot resume run %s; failing it", run.run_id, extra=logs.ids(run=run))
             with contextlib.suppress(Exception):
                 await self._end(run, lease, ErrorRecord("RunDriverError", _cannot_resume(error)))
             return
@@ -758,7 +808,12 @@ class RunManager:
                 self._resuming.discard(run.run_id)
         if loaded is not None:
             handle, engine = loaded
-            log.info("resuming run %s on thread %s", run.run_id, run.thread_id)
+            log.info(
+                "resuming run %s on thread %s",
+                run.run_id,
+                namespaces.display(run.thread_id),
+                extra=logs.ids(run=run),
+            )
             self._launch(handle, engine.start)
 
     async def _resume_after(self, run: RunRecord, lease: Lease, pause: float) -> None:
@@ -801,7 +856,9 @@ class RunManager:
             ),
             clock=self.clock,
             pending=WriteBatch(),
+            metrics=self.metrics,
             lease=lease,
+            trace=tracing.start_run(run, parent=run.trace_context, resumed=True),
         )
         return handle, engine
 
@@ -831,6 +888,7 @@ class RunManager:
                 lease=lease,
             )
         )
+        self.metrics.run_ended(run.target, namespaces.namespace_of(run.thread_id), state.value)
 
 
 _RUN_LOST = ErrorRecord(

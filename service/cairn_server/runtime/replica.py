@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from cairn_server.domain import RunRecord
+from cairn_server.metrics import Metrics
 from cairn_server.runtime import inbox
 from cairn_server.store import Lease, Store
 
@@ -44,6 +45,7 @@ class ReplicaLeases:
         clock: Callable[[], float],
         driven: Callable[[], Mapping[str, Driven]],
         resume: Callable[[RunRecord, Lease], Awaitable[None]],
+        metrics: Metrics | None = None,
     ) -> None:
         if not lease_ttl > 0:
             raise ValueError(f"lease_ttl must be positive, got {lease_ttl}")
@@ -55,6 +57,8 @@ class ReplicaLeases:
         self._clock = clock
         self._driven = driven
         self._resume = resume
+        self._metrics = metrics if metrics is not None else Metrics()
+        self._metrics.watch_leases(lambda: len(driven()))
         self._task: asyncio.Task[None] | None = None
         self._renewed_since: float | None = None
         """Since when this replica's row has been live without a gap."""
@@ -158,4 +162,5 @@ class ReplicaLeases:
         claimed = await self.store.claim_runs(self.replica_id, now=now, own=False)
         if claimed:
             log.info("taking over %d runs", len(claimed))
+            self._metrics.lease_takeovers.inc(len(claimed))
         await asyncio.gather(*(self._resume(run, lease) for run, lease in claimed))

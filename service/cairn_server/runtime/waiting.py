@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
+from cairn_server import logs, namespaces
 from cairn_server.domain import RunRecord, WaitReason, WaitRecord
 from cairn_server.engine.decisions import Cancel, Decision, RetryLater
 from cairn_server.runtime import inbox
@@ -136,11 +137,19 @@ class Waiting:
                     level,
                     "run %s on thread %s waits: %s (task %s)",
                     self._run.run_id,
-                    self._run.thread_id,
+                    namespaces.display(self._run.thread_id),
                     record.describe(),
                     record.task_id,
+                    extra=logs.ids(
+                        run=self._run, task_id=record.task_id, task_name=record.task_name
+                    ),
                 )
         if not settled:
-            log.info("run %s on thread %s no longer waits", self._run.run_id, self._run.thread_id)
+            log.info(
+                "run %s on thread %s no longer waits",
+                self._run.run_id,
+                namespaces.display(self._run.thread_id),
+                extra=logs.ids(run=self._run),
+            )
         self._run.waiting = settled
         self._publish(self._run)

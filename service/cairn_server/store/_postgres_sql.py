@@ -127,14 +127,15 @@ def thread_params(thread: ThreadRecord) -> Params:
 RUN_COLUMNS = (
     "run_id, thread_id, target, state, durability, created_at, updated_at, checkpoint_id,"
     " metadata::text, stream_modes, request_id, has_output, output, interrupts, error,"
-    " request_hash, recursion_limit, waiting"
+    " request_hash, recursion_limit, waiting, trace_context"
 )
 
 UPSERT_RUN = """
 INSERT INTO runs (run_id, thread_id, target, state, durability, created_at, updated_at,
     checkpoint_id, metadata, stream_modes, request_id, has_output, output, interrupts, error,
-    request_hash, recursion_limit, waiting)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    request_hash, recursion_limit, waiting, trace_context)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+    $19)
 ON CONFLICT (run_id) DO UPDATE SET
     thread_id = excluded.thread_id, target = excluded.target, state = excluded.state,
     durability = excluded.durability, created_at = excluded.created_at,
@@ -143,7 +144,7 @@ ON CONFLICT (run_id) DO UPDATE SET
     request_id = excluded.request_id, has_output = excluded.has_output,
     output = excluded.output, interrupts = excluded.interrupts, error = excluded.error,
     request_hash = excluded.request_hash, recursion_limit = excluded.recursion_limit,
-    waiting = excluded.waiting
+    waiting = excluded.waiting, trace_context = excluded.trace_context
 """
 
 
@@ -167,6 +168,7 @@ def run_params(run: RunRecord) -> Params:
         run.request_hash,
         run.recursion_limit,
         dumps([waiting.to_json() for waiting in run.waiting]),
+        dumps(run.trace_context),
     )
 
 

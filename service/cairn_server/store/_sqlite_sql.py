@@ -212,11 +212,11 @@ def thread_from_row(row: Row) -> ThreadRecord:
 RUN_COLUMNS = (
     "run_id, thread_id, target, state, durability, created_at, updated_at, checkpoint_id,"
     " metadata, stream_modes, request_id, has_output, output, interrupts, error, request_hash,"
-    " recursion_limit, waiting"
+    " recursion_limit, waiting, trace_context"
 )
 
 UPSERT_RUN = f"""
-INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id) DO UPDATE SET
     thread_id = excluded.thread_id, target = excluded.target, state = excluded.state,
     durability = excluded.durability, created_at = excluded.created_at,
@@ -225,7 +225,7 @@ ON CONFLICT (run_id) DO UPDATE SET
     request_id = excluded.request_id, has_output = excluded.has_output,
     output = excluded.output, interrupts = excluded.interrupts, error = excluded.error,
     request_hash = excluded.request_hash, recursion_limit = excluded.recursion_limit,
-    waiting = excluded.waiting
+    waiting = excluded.waiting, trace_context = excluded.trace_context
 """
 
 
@@ -249,6 +249,7 @@ def run_params(run: RunRecord) -> Params:
         run.request_hash,
         run.recursion_limit,
         dumps([waiting.to_json() for waiting in run.waiting]),
+        dumps(run.trace_context),
     )
 
 
@@ -272,6 +273,7 @@ def run_from_row(row: Row) -> RunRecord:
         request_hash=row[15],
         recursion_limit=int(row[16]),
         waiting=[WaitRecord.from_json(item) for item in json.loads(row[17])],
+        trace_context=json.loads(row[18]),
     )
 
 

@@ -17,8 +17,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from cairn_server.domain import RunRecord
+from cairn_server.metrics import Metrics
 from cairn_server.store import _sqlite_sql as codec
-from cairn_server.store.base import Lease
+from cairn_server.store.base import (
+    Lease,
+    LeaseLost,
+    StoreError,
+    StoreUnavailable,
+    ThreadAlreadyExists,
+    ThreadBusy,
+)
 
 STOP_CANCEL = "cancel"
 
@@ -125,3 +133,17 @@ class LeaseQueries(abc.ABC):
     async def stop_requests(self, replica_id: str) -> list[tuple[str, str]]:
         rows = await self._lease_rows(STOP_REQUESTS, (replica_id,), write=False)
         return [(str(row[0]), str(row[1])) for row in rows]
+
+
+def count_failure(metrics: Metrics, error: BaseException, jobs: int = 1) -> None:
+    """Count a write the store did not apply: a batch fenced off by another
+    replica's lease (cairn_fencing_rejections_total), or a store error by
+    kind. A busy or existing thread is the caller's conflict, not the store's."""
+    if isinstance(error, LeaseLost):
+        metrics.fencing_rejections.inc(jobs)
+    elif isinstance(error, ThreadBusy | ThreadAlreadyExists):
+        return
+    elif isinstance(error, StoreUnavailable):
+        metrics.store_errors.labels(kind="unavailable").inc(jobs)
+    elif isinstance(error, StoreError):
+        metrics.store_errors.labels(kind="error").inc(jobs)

@@ -36,6 +36,7 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
+from cairn_server.metrics import Metrics
 from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
 from cairn_server.store import _postgres_sql as pg
 from cairn_server.store import _sqlite_sql as codec
@@ -137,8 +138,12 @@ class PostgresStore(LeaseQueries, Store):
 
     _row_lock = "FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self, dsn: str, *, min_size: int = 1, max_size: int = 10, metrics: Metrics | None = None
+    ) -> None:
         self._dsn = dsn
+        self.metrics = metrics if metrics is not None else Metrics()
+        """Commit latency, group sizes, errors and fencing rejections."""
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
@@ -276,8 +281,11 @@ class PostgresStore(LeaseQueries, Store):
         outcomes: list[tuple[_Job, Exception | None, object]] = []
         pauses = _retry_pauses()
         while True:
+            start = time.perf_counter()
             try:
                 outcomes = await self._try_group(jobs)
+                self.metrics.store_commit.observe(time.perf_counter() - start)
+                self.metrics.store_group_size.observe(len(jobs))
                 break
             except _Disconnected as lost:
                 pause = next(pauses, None)
@@ -289,6 +297,7 @@ class PostgresStore(LeaseQueries, Store):
             except Exception as exc:
                 failure = _as_store_error(exc)
             log.error("postgres group commit of %d jobs failed: %s", len(jobs), failure)
+            leases.count_failure(self.metrics, failure, len(jobs))
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(failure)
@@ -297,6 +306,7 @@ class PostgresStore(LeaseQueries, Store):
             if job.future.done():
                 continue
             if error is not None:
+                leases.count_failure(self.metrics, error)
                 job.future.set_exception(error)
             else:
                 job.future.set_result(result)

@@ -43,6 +43,7 @@ from cairn_server.domain import (
     ThreadRecord,
     ThreadStatus,
 )
+from cairn_server.metrics import Metrics
 from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
 from cairn_server.store import _sqlite_sql as q
 from cairn_server.store import leases
@@ -143,8 +144,10 @@ class SqliteStore(LeaseQueries, Store):
             await store.close()
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, metrics: Metrics | None = None) -> None:
         self._path = str(path)
+        self.metrics = metrics if metrics is not None else Metrics()
+        """Commit latency, group sizes, errors and fencing rejections."""
         self._writer: _Connection | None = None
         self._reader: _Connection | None = None
         self._commits = 0  # since the last WAL checkpoint
@@ -331,26 +334,35 @@ class SqliteStore(LeaseQueries, Store):
             if len(jobs) == 1:  # on the loop: see the module's docstring
                 self._write_now(jobs)
                 return
+            start = time.perf_counter()
             try:
                 applied = await conn.call(lambda raw: _apply_group(raw, jobs, savepoints=True))
             except Exception as exc:
                 self._failed(jobs, exc)
             else:
+                self._timed(jobs, start)
                 self._applied(jobs, applied)
 
     def _write_now(self, jobs: list[_Job]) -> None:
         """Apply `jobs` on the loop, now, and resolve them."""
         conn = self._writer
         assert conn is not None
+        start = time.perf_counter()
         try:
             applied = _apply_group(conn.raw, jobs, savepoints=len(jobs) > 1)
         except Exception as exc:
             self._failed(jobs, exc)
         else:
+            self._timed(jobs, start)
             self._applied(jobs, applied)
+
+    def _timed(self, jobs: list[_Job], start: float) -> None:
+        self.metrics.store_commit.observe(time.perf_counter() - start)
+        self.metrics.store_group_size.observe(len(jobs))
 
     def _failed(self, jobs: list[_Job], exc: Exception) -> None:
         failure = _as_store_error(exc)
+        leases.count_failure(self.metrics, failure, len(jobs))
         if isinstance(failure, StoreUnavailable):
             log.warning("sqlite group commit of %d jobs failed: %s", len(jobs), exc)
         else:
@@ -364,6 +376,7 @@ class SqliteStore(LeaseQueries, Store):
             if job.future.done():
                 continue
             if error is not None:
+                leases.count_failure(self.metrics, error)
                 job.future.set_exception(error)
             else:
                 job.future.set_result(result)

@@ -9,6 +9,11 @@
  * Each execution appends `<event> <name> <task id> <pid> typescript` to the
  * log, so tests can count executions per task across processes. Prints
  * "worker ready <id> <pid>" once connected; stops on SIGTERM.
+ *
+ * With CAIRN_TEST_SPANS_FILE=PATH in its environment it traces with
+ * OpenTelemetry: every span it makes (`cairn.task <name>` for each
+ * execution, a child of the assignment's trace context) is appended to PATH
+ * as one JSON line (see spans_file.ts).
  */
 
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
@@ -28,6 +33,9 @@ const { values: args } = parseArgs({
   options: { address: { type: "string" }, log: { type: "string" } },
 });
 const LOG = args.log!;
+
+const SPANS_FILE = process.env.CAIRN_TEST_SPANS_FILE;
+if (SPANS_FILE) (await import("./spans_file.js")).installSpansFile(SPANS_FILE);
 
 function record(event: string, name: string): void {
   const { task_id } = getConfig().configurable;
