@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -153,9 +152,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         raise ValueError(exposed)
     authenticator = Authenticator.from_config(auth)
     metrics = Metrics()
-    store = open_store(config.store_url)
-    if isinstance(store, Instrumented):
-        store.metrics = metrics
+    store = open_store(config.store_url, metrics=metrics)
     await store.open()
     runs = RunManager(
         store, replica_id=config.replica_id, lease_ttl=config.lease_ttl, metrics=metrics
@@ -279,13 +276,6 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         metrics_port=metrics_port,
     )
     return cairn, port
-
-
-@runtime_checkable
-class Instrumented(Protocol):
-    """A store that reports its commits to a Metrics (both backends)."""
-
-    metrics: Metrics
 
 
 def redact_url(url: str) -> str:

@@ -16,9 +16,11 @@ import random
 import re
 import signal
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cairn import Client, RunState
 from tests import postgres
@@ -34,16 +36,39 @@ def store_url() -> Iterator[str]:
         yield url
 
 
-def start_replica(store_url: str, port: int, replica_id: str) -> Process:
+def start_replica(store_url: str, port: int, replica_id: str, *extra: str) -> Process:
     options = ["--replica-id", replica_id, "--lease-ttl", str(LEASE_TTL), "--shutdown-grace", "5"]
-    return serve(store_url, port, *options)
+    return serve(store_url, port, *options, *extra)
 
 
-def start_replicas(store_url: str, count: int) -> tuple[list[str], list[Process]]:
-    """Replicas r0, r1, ... on free ports; returns their addresses and processes."""
+def start_replicas(
+    store_url: str, count: int, *, metrics_ports: list[int] | None = None
+) -> tuple[list[str], list[Process]]:
+    """Replicas r0, r1, ... on free ports (with /metrics on `metrics_ports`);
+    returns their addresses and processes."""
     ports = [free_port() for _ in range(count)]
-    replicas = [start_replica(store_url, port, f"r{i}") for i, port in enumerate(ports)]
+    replicas = [
+        start_replica(
+            store_url,
+            port,
+            f"r{i}",
+            *(["--metrics-address", f"127.0.0.1:{metrics_ports[i]}"] if metrics_ports else []),
+        )
+        for i, port in enumerate(ports)
+    ]
     return [f"127.0.0.1:{port}" for port in ports], replicas
+
+
+def scraped(port: int, metric: str) -> float:
+    """The sum of `metric`'s samples on the replica's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+        text = page.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == metric
+    )
 
 
 class Steps:
@@ -206,7 +231,8 @@ async def test_sigterm_hands_a_replicas_runs_over_without_failing_any(
 async def test_a_paused_replica_cannot_write_to_a_run_it_lost(
     store_url: str, tmp_path: pathlib.Path
 ) -> None:
-    addresses, replicas = start_replicas(store_url, 2)
+    metrics = [free_port(), free_port()]
+    addresses, replicas = start_replicas(store_url, 2, metrics_ports=metrics)
     log = tmp_path / "tasks.log"
     steps = Steps(log)
     worker = start_worker(",".join(addresses), log)
@@ -238,6 +264,12 @@ async def test_a_paused_replica_cannot_write_to_a_run_it_lost(
             )
             # One run, and nothing r0 did after the pause shows in the thread.
             assert [r.state for r in await second.list_runs("paused")] == [RunState.SUCCEEDED]
+            # The operator sees it: r1 took the run over, and r0 holds no lease
+            # (it dropped the run, by a refused write or its lease check).
+            assert scraped(metrics[1], "cairn_lease_takeovers_total") == 1
+            assert scraped(metrics[0], "cairn_lease_takeovers_total") == 0
+            assert scraped(metrics[1], "cairn_fencing_rejections_total") == 0
+            assert scraped(metrics[0], "cairn_leases_held") == 0
 
     starts = steps.starts()
     assert starts[("run0", 0)] == 1  # recorded before the pause: never again

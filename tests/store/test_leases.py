@@ -78,6 +78,10 @@ async def test_the_old_owner_cannot_write_after_a_takeover(store: Store, backend
     with pytest.raises(LeaseLost) as lost:
         await store.commit(WriteBatch(events=[event(old, 2)], lease=old))
     assert lost.value.lease == old
+    # Operators see the refused write (cairn_fencing_rejections_total).
+    registry = store.metrics.registry
+    assert registry.get_sample_value("cairn_fencing_rejections_total") == 1
+    assert registry.get_sample_value("cairn_store_errors_total", {"kind": "error"}) in (None, 0)
     await store.commit(WriteBatch(events=[event(new, 2)], lease=new))
     events = await store.read_events(old.run_id)
     assert [(e.event_id, e.payload) for e in events] == [(1, {"n": 1}), (2, {"n": 2})]

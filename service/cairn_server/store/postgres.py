@@ -152,7 +152,7 @@ class PostgresStore(LeaseQueries, Store):
         self._closing = False
 
     @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
+    def from_url(cls, url: str, *, metrics: Metrics | None = None) -> PostgresStore:
         """`postgresql://user:password@host:port/dbname?search_path=schema`;
         `pool_min_size` and `pool_max_size` size the connection pool (1, 10)."""
         parts = urlsplit(url)
@@ -172,7 +172,7 @@ class PostgresStore(LeaseQueries, Store):
         if not 0 <= sizes[_POOL_MIN] <= sizes[_POOL_MAX] or sizes[_POOL_MAX] < 1:
             raise ValueError(f"need 0 <= {_POOL_MIN} <= {_POOL_MAX} and {_POOL_MAX} >= 1")
         dsn = urlunsplit(parts._replace(query=urlencode(rest)))
-        return cls(dsn, min_size=sizes[_POOL_MIN], max_size=sizes[_POOL_MAX])
+        return cls(dsn, min_size=sizes[_POOL_MIN], max_size=sizes[_POOL_MAX], metrics=metrics)
 
     # --- lifecycle --------------------------------------------------------
 

@@ -158,19 +158,19 @@ class SqliteStore(LeaseQueries, Store):
         self._closing = False
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStore:
+    def from_url(cls, url: str, *, metrics: Metrics | None = None) -> SqliteStore:
         """`sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite://:memory:`."""
         scheme, sep, rest = url.partition("://")
         if scheme != "sqlite" or not sep:
             raise ValueError(f"not a sqlite URL: {url!r}")
         if rest in (_MEMORY, "/" + _MEMORY):
-            return cls(_MEMORY)
+            return cls(_MEMORY, metrics=metrics)
         if not rest.startswith("/") or len(rest) < 2 or "?" in rest:
             raise ValueError(
                 f"unsupported sqlite URL {url!r}; expected sqlite:///relative.db,"
                 " sqlite:////absolute.db or sqlite://:memory:"
             )
-        return cls(rest[1:])
+        return cls(rest[1:], metrics=metrics)
 
     @property
     def in_memory(self) -> bool:
