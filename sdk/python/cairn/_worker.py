@@ -354,10 +354,16 @@ class Worker:
             if context is not None:
                 self._trace_contexts[execution.task_id] = context
             try:
-                await self._metrics.timed(assignment, self._execute_body(execution))
+                await self._metrics.timed(assignment, self._traced_body(execution))
             finally:
                 execution.heartbeats.close()
                 self._trace_contexts.pop(execution.task_id, None)
+
+    async def _traced_body(self, execution: Execution) -> str:
+        """The execution's outcome, also as the `cairn.task.outcome` of its span."""
+        outcome = await self._execute_body(execution)
+        _tracing.task_outcome(outcome)
+        return outcome
 
     async def _execute_body(self, execution: Execution) -> str:
         """Run the execution and answer the service; returns the outcome
@@ -383,7 +389,6 @@ class Worker:
                 execution.send(pb.ConnectRequest(completed=completed))
             return "completed"
         except GraphInterrupt as signal_:
-            _tracing.task_outcome("interrupted")
             execution.attach_children()
             try:
                 value = to_value(signal_.value, field="interrupt value")
@@ -397,14 +402,12 @@ class Worker:
             execution.send(pb.ConnectRequest(interrupted=interrupted))
             return "interrupted"
         except ChildInterrupted:
-            _tracing.task_outcome("suspended")
             execution.attach_children()
             execution.send(pb.ConnectRequest(suspended=pb.TaskSuspended(task_id=task_id)))
             return "suspended"
         except asyncio.CancelledError:
             # Withdrawn by the service, or the connection is gone: release a
             # sync body that may be blocked on a task result in its thread.
-            _tracing.task_outcome("cancelled")
             execution.abandon()
             return "cancelled"
         except Abandoned:
