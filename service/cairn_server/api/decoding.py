@@ -17,7 +17,7 @@ it were handled as usual).
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -122,24 +122,10 @@ def _checked_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMet
     return checked
 
 
-class DecodingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class DecodingInterceptor(handlers.RewrappingInterceptor):
     """Answers requests that do not decode with INVALID_ARGUMENT, for every
     method of every service of the server (health and reflection too), and
     requests of Cairn's services over a length limit."""
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        method: str = handler_call_details.method
-        if method in self._handlers:
-            return self._handlers[method]
-        handler = await continuation(handler_call_details)
-        checked = None if handler is None else _checked_handler(handler, method.lstrip("/"))
-        if handler is not None:
-            self._handlers[method] = checked
-        return checked
+    def rewrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return _checked_handler(handler, method)

@@ -26,10 +26,9 @@ with `Principal.may_serve` and `Principal.allows(namespace, Role.REPLICA)`.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,7 +163,7 @@ def namespace_of(metadata: Iterable[tuple[str, Any]] | None) -> str:
     return value
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(handlers.RewrappingInterceptor):
     """Authenticates, rate-limits and authorizes every call but health's.
 
     server = grpc.aio.server(interceptors=[
@@ -181,30 +180,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         rate_limiter: RateLimiter | None = None,
         namespace_limiter: RateLimiter | None = None,
     ) -> None:
+        super().__init__()
         self._authenticator = authenticator
         self._limiter = rate_limiter
         self._namespace_limiter = namespace_limiter
-        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        path: str = handler_call_details.method
-        if path in self._handlers:
-            return self._handlers[path]
-        handler = await continuation(handler_call_details)
-        method = path.lstrip("/")
-        if handler is None or method.rpartition("/")[0] in OPEN_SERVICES:
+    def rewrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        if method.rpartition("/")[0] in OPEN_SERVICES:
             return handler
-        guarded = self._guarded_handler(handler, method)
-        self._handlers[path] = guarded
-        return guarded
-
-    def _guarded_handler(
-        self, handler: grpc.RpcMethodHandler, method: str
-    ) -> grpc.RpcMethodHandler:
         wrap, behaviour = handlers.parts(handler)
         assert behaviour is not None  # grpc sets the behaviour of the handler's kind
         if handler.response_streaming:
@@ -222,9 +205,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             caller = await self._admit(method, request, context)
             with acting_as(caller):
-                result = behaviour(request, context)
-                if inspect.isawaitable(result):
-                    result = await result
+                result = await handlers.result_of(behaviour(request, context))
             if method in DESTRUCTIVE:
                 audit.destructive(
                     caller=caller.principal.name,
@@ -245,15 +226,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             # this call's until it ends (a reset across yields could run in
             # another context when grpc closes the stream).
             set_current(caller)
-            produced = behaviour(request, context)
-            if inspect.isawaitable(produced):  # writes with context.write()
-                await produced
-            elif hasattr(produced, "__aiter__"):
-                async for response in produced:
-                    yield response
-            else:
-                for response in produced:
-                    yield response
+            async for response in handlers.responses(behaviour(request, context)):
+                yield response
 
         return stream
 

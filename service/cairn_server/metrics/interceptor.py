@@ -13,9 +13,8 @@ from clients and are unbounded).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -24,28 +23,18 @@ from cairn_server.api import handlers
 from cairn_server.metrics.registry import Metrics
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class MetricsInterceptor(handlers.RewrappingInterceptor):
     """Counts and times every call of every implemented method.
 
     server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), ...])
     """
 
     def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
         self._metrics = metrics
-        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        path: str = handler_call_details.method
-        if path in self._handlers:
-            return self._handlers[path]
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        service, _, method = path.lstrip("/").rpartition("/")
+    def rewrap(self, handler: grpc.RpcMethodHandler, path: str) -> grpc.RpcMethodHandler:
+        service, _, method = path.rpartition("/")
         wrap, behaviour = handlers.parts(handler)
         assert behaviour is not None  # grpc sets the behaviour of the handler's kind
         timed = self._timed_stream if handler.response_streaming else self._timed_call
@@ -54,7 +43,6 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-        self._handlers[path] = measured
         return measured
 
     def _timed_call(
@@ -67,9 +55,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             start = time.perf_counter()
             code = "UNKNOWN"
             try:
-                result = behaviour(request, context)
-                if inspect.isawaitable(result):
-                    result = await result
+                result = await handlers.result_of(behaviour(request, context))
                 code = _code(context, "OK")
                 return result
             except grpc.aio.AbortError:
@@ -96,15 +82,8 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             start = time.perf_counter()
             code = "UNKNOWN"
             try:
-                produced = behaviour(request, context)
-                if inspect.isawaitable(produced):  # writes with context.write()
-                    await produced
-                elif hasattr(produced, "__aiter__"):
-                    async for response in produced:
-                        yield response
-                else:
-                    for response in produced:
-                        yield response
+                async for response in handlers.responses(behaviour(request, context)):
+                    yield response
                 code = _code(context, "OK")
             except grpc.aio.AbortError:
                 code = _code(context, "UNKNOWN")
