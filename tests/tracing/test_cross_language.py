@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
-from cairn import Client, entrypoint, remote_task
+from cairn import Client, Command, entrypoint, interrupt, remote_task
 from tests.conftest import StartWorker
 from tests.e2e.processes import NODE_WORKER_APP, Process, build_typescript, stopping
 from tests.tracing.conftest import Spans, parent_of, span_id, trace_id
@@ -88,3 +88,37 @@ async def test_a_typescript_task_joins_the_python_entrypoints_trace(
     waits = sorted(s.end_time or 0 for s in queued)
     starts = sorted(int(s["startTimeUnixNano"]) for s in executed)
     assert all(wait <= start for wait, start in zip(waits, starts, strict=True))
+
+
+@entrypoint()
+async def shout_then_ask(word: str) -> list[str]:
+    first = await ts_shout(word)
+    answer = interrupt({"first": first})
+    return [first, await ts_shout(answer)]
+
+
+async def test_a_resume_continues_the_trace_in_both_languages(
+    client: Client, start_worker: StartWorker, node_spans: pathlib.Path, spans: Spans
+) -> None:
+    await start_worker([shout_then_ask])
+    with tracer.start_as_current_span("request") as request:
+        stopped = await client.invoke(shout_then_ask, "hi", thread_id="t2")
+    assert [i.value for i in stopped.interrupts] == [{"first": "HI"}]
+    with tracer.start_as_current_span("approval, later") as approval:
+        resumed = await client.invoke(shout_then_ask, Command(resume="yo"), thread_id="t2")
+    assert resumed.output == ["HI", "YO"]
+
+    first_run, second_run = sorted(
+        spans.named("cairn.run shout_then_ask"), key=lambda s: s.start_time or 0
+    )
+    original = request.get_span_context().trace_id
+    assert trace_id(first_run) == trace_id(second_run) == original
+    assert parent_of(second_run) == span_id(first_run)
+    assert approval.get_span_context().trace_id != original  # the resume's own call
+    executed = [s for s in read_node_spans(node_spans) if s["name"] == "cairn.task ts_shout"]
+    # "hi" ran before the interrupt, "yo" after the resume (the replay
+    # returned "HI" from the journal without running it again).
+    by_run = {s["attributes"]["cairn.run_id"]: s for s in executed}
+    assert set(by_run) == {stopped.run_id, resumed.run_id} and len(executed) == 2
+    assert {s["traceId"] for s in executed} == {format(original, "032x")}
+    assert by_run[resumed.run_id]["parentSpanId"] == format(span_id(second_run), "016x")
