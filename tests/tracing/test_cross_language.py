@@ -84,10 +84,9 @@ async def test_a_typescript_task_joins_the_python_entrypoints_trace(
         assert span["kind"] == "CONSUMER"
         assert span["attributes"]["cairn.run_id"] == run.run_id
         assert span["status"]["code"] != "ERROR"
-    # Each execution starts after its queue wait ended (one clock: one machine).
-    waits = sorted(s.end_time or 0 for s in queued)
-    starts = sorted(int(s["startTimeUnixNano"]) for s in executed)
-    assert all(wait <= start for wait, start in zip(waits, starts, strict=True))
+    # (Times are not compared across the processes: Node's span clock is
+    # performance.timeOrigin plus a monotonic offset, which drifts from the
+    # wall clock Python's spans use by milliseconds.)
 
 
 @entrypoint()
