@@ -264,31 +264,19 @@ class AuthInterceptor(handlers.RewrappingInterceptor):
         return Caller(principal, namespace)
 
     def _count_namespace(self, namespace: str) -> None:
-        if self._namespace_limiter is None:
-            return
-        wait = self._namespace_limiter.take(namespace)
-        if wait > 0:
-            milliseconds = max(1, math.ceil(wait * 1000))
-            raise error_for(
-                "RATE_LIMITED",
-                f"namespace {namespace!r} is over its {self._namespace_limiter.rate:g} calls"
-                f" per second; try again in {milliseconds} ms",
-                retry_after_ms=str(milliseconds),
-                namespace=namespace,
-            )
+        _take(
+            self._namespace_limiter,
+            namespace,
+            lambda rate: f"namespace {namespace!r} is over its {rate:g} calls per second",
+            namespace=namespace,
+        )
 
     def _count(self, principal: Principal) -> None:
-        if self._limiter is None:
-            return
-        wait = self._limiter.take(principal.name)
-        if wait > 0:
-            milliseconds = max(1, math.ceil(wait * 1000))
-            raise error_for(
-                "RATE_LIMITED",
-                f"{principal.name} made more than {self._limiter.rate:g} calls per second;"
-                f" try again in {milliseconds} ms",
-                retry_after_ms=str(milliseconds),
-            )
+        _take(
+            self._limiter,
+            principal.name,
+            lambda rate: f"{principal.name} made more than {rate:g} calls per second",
+        )
 
     @staticmethod
     def _authorize(principal: Principal, namespace: str, method: str) -> None:
@@ -322,4 +310,20 @@ class AuthInterceptor(handlers.RewrappingInterceptor):
             method=method,
             namespace=namespace,
             role=str(need),
+        )
+
+
+def _take(limiter: RateLimiter | None, key: str, over: Callable[[float], str], **ids: str) -> None:
+    """Count a call against `key`'s bucket; RATE_LIMITED (with how long to
+    wait) when it is empty. `over(rate)` says whose rate was exceeded."""
+    if limiter is None:
+        return
+    wait = limiter.take(key)
+    if wait > 0:
+        milliseconds = max(1, math.ceil(wait * 1000))
+        raise error_for(
+            "RATE_LIMITED",
+            f"{over(limiter.rate)}; try again in {milliseconds} ms",
+            retry_after_ms=str(milliseconds),
+            **ids,
         )
