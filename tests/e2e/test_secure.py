@@ -390,8 +390,17 @@ async def test_mtls_requires_a_client_certificate_that_can_stand_for_a_token(
             TlsConfig(ca_file=pki.ca, cert_file=outsider_cert, key_file=outsider_key),
         ):
             async with Client(address, tls=tls, failover_timeout=0.5) as client:
-                with pytest.raises(UnavailableError):
+                with pytest.raises(UnavailableError) as closed:
                     await client.list_threads()
+            # The server closes the connection with no reason given: a client
+            # without a certificate is told what may be missing.
+            hinted = "requires client certificates" in closed.value.message
+            assert hinted is (tls.cert_file is None)
+        from cairn.langgraph import CairnSaver
+
+        saver = CairnSaver(address, tls=TlsConfig(ca_file=pki.ca), failover_timeout=0.5)
+        with pytest.raises(UnavailableError, match="requires client certificates"):
+            saver.get_tuple({"configurable": {"thread_id": "t"}})
 
         # Signed by the CA but unknown to the access file: connected, not admitted.
         stranger = TlsConfig(ca_file=pki.ca, cert_file=stranger_cert, key_file=stranger_key)

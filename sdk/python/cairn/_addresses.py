@@ -15,6 +15,10 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cairn._errors import CairnError
 
 Addresses = str | Sequence[str]
 
@@ -56,8 +60,12 @@ class Failover:
     moves on to the next address, round robin, and gives up
     `timeout` seconds after its first failure (see `Attempts`)."""
 
-    def __init__(self, addresses: tuple[str, ...], timeout: float, log: logging.Logger) -> None:
+    def __init__(
+        self, addresses: tuple[str, ...], timeout: float, log: logging.Logger, *, hint: str = ""
+    ) -> None:
         self.addresses = addresses
+        self.hint = hint
+        """Said with every "cannot reach" (ConnectionSettings.unreachable_hint)."""
         self.timeout = timeout
         self.current = 0
         self._log = log
@@ -81,10 +89,18 @@ class Failover:
             self._warned = True
             self._log.warning(
                 "cannot reach the Cairn server at %s; retrying for up to %g s"
-                " (failover_timeout) in case it is restarting",
+                " (failover_timeout) in case it is restarting%s",
                 ", ".join(self.addresses),
                 self.timeout,
+                self.hint,
             )
+
+    def gave_up(self, error: CairnError) -> CairnError:
+        """The error a call raises once its time is up, with the hint."""
+        if self.hint:
+            error.message += self.hint
+            error.args = (error.message,)
+        return error
 
 
 class Attempts:

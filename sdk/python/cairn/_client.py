@@ -222,9 +222,11 @@ class Client:
         self.addresses = parse_addresses(address)
         self.timeout = timeout
         self.failover_timeout = failover_timeout
-        self._failover = Failover(self.addresses, failover_timeout, log)
         settings = ConnectionSettings.resolve(
             token=token, api_key=api_key, namespace=namespace, tls=tls
+        )
+        self._failover = Failover(
+            self.addresses, failover_timeout, log, hint=settings.unreachable_hint
         )
         self.namespace = settings.namespace
         self._channels = [
@@ -259,7 +261,7 @@ class Client:
         attempts = attempts or self._failover.attempts()
         pause = attempts.failed(index, error.details() or error.code().name)
         if pause is None:
-            raise from_rpc_error(error) from None
+            raise self._failover.gave_up(from_rpc_error(error)) from None
         if pause:
             await asyncio.sleep(pause)
         return attempts

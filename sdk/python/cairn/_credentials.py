@@ -79,6 +79,7 @@ class ConnectionSettings:
         "_server_name",
         "_ssl",
         "_warned",
+        "client_certificate",
         "has_credential",
         "namespace",
         "tls",
@@ -91,7 +92,9 @@ class ConnectionSettings:
         namespace: str | None,
         tls: grpc.ChannelCredentials | None,
         server_name: str | None,
+        client_certificate: bool = False,
     ) -> None:
+        self.client_certificate = client_certificate
         self.namespace = namespace
         self.has_credential = credential is not None
         self.tls = tls is not None
@@ -145,6 +148,20 @@ class ConnectionSettings:
             namespace=namespace,
             tls=_channel_credentials(config, sources),
             server_name=config.server_name or None,
+            client_certificate=config.cert_file is not None,
+        )
+
+    @property
+    def unreachable_hint(self) -> str:
+        """What to add to "cannot reach the server": a server that requires
+        client certificates (mutual TLS) closes the connection of a client
+        without one right after the TLS handshake, with no alert saying why,
+        so the client sees only a closed socket."""
+        if not self.tls or self.client_certificate:
+            return ""
+        return (
+            "; if the server requires client certificates (mutual TLS), give one:"
+            " tls=TlsConfig(cert_file=..., key_file=...) or CAIRN_TLS_CERT and CAIRN_TLS_KEY"
         )
 
     def aio_channel(self, target: str, options: ChannelOptions = ()) -> grpc.aio.Channel:

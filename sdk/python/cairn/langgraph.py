@@ -141,7 +141,9 @@ class CairnSaver(BaseCheckpointSaver[str]):
         self.address = ",".join(self.addresses)
         self.page_size = page_size
         self.failover_timeout = failover_timeout
-        self._failover = Failover(self.addresses, failover_timeout, log)
+        self._failover = Failover(
+            self.addresses, failover_timeout, log, hint=self._settings.unreachable_hint
+        )
         self._channels: list[grpc.Channel] = []
         self._stubs: list[_Stub] = []
         self._aio_channels: list[grpc.aio.Channel] = []
@@ -177,9 +179,11 @@ class CairnSaver(BaseCheckpointSaver[str]):
                 response = rpc(self._sync()[index])
             except grpc.RpcError as error:
                 attempts = attempts or self._failover.attempts()
-                pause = attempts.failed(index, _reason(error)) if _unavailable(error) else None
-                if pause is None:
+                if not _unavailable(error):
                     raise from_rpc_error(error) from None
+                pause = attempts.failed(index, _reason(error))
+                if pause is None:
+                    raise self._failover.gave_up(from_rpc_error(error)) from None
                 time.sleep(pause)
             else:
                 if attempts is not None:
@@ -195,9 +199,11 @@ class CairnSaver(BaseCheckpointSaver[str]):
                 response = await rpc(self._async()[index])
             except grpc.RpcError as error:
                 attempts = attempts or self._failover.attempts()
-                pause = attempts.failed(index, _reason(error)) if _unavailable(error) else None
-                if pause is None:
+                if not _unavailable(error):
                     raise from_rpc_error(error) from None
+                pause = attempts.failed(index, _reason(error))
+                if pause is None:
+                    raise self._failover.gave_up(from_rpc_error(error)) from None
                 await asyncio.sleep(pause)
             else:
                 if attempts is not None:

@@ -21,7 +21,7 @@
 import { randomUUID } from "node:crypto";
 import { createClient, type Client as RpcClient } from "@connectrpc/connect";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
-import { resolveCredentials, type CredentialOptions } from "./credentials.js";
+import { resolveCredentials, unreachableHint, type CredentialOptions } from "./credentials.js";
 import { RunFailedError, fromRpcError } from "./errors.js";
 import {
   ESTABLISHED_MS,
@@ -296,8 +296,12 @@ export class Client {
       : (options as ClientOptions);
     this.addresses = parseAddresses(opts.address);
     this.timeoutMs = opts.timeoutMs;
-    this.failover = new Failover(this.addresses.length, opts.failoverTimeoutMs ?? 30_000);
     const credentials = resolveCredentials(opts);
+    this.failover = new Failover(
+      this.addresses.length,
+      opts.failoverTimeoutMs ?? 30_000,
+      unreachableHint(credentials),
+    );
     this.namespace = credentials.namespace;
     this.endpoints = this.addresses.map((address) => {
       // A connection opens at its first call.

@@ -91,6 +91,20 @@ export interface Credentials {
   readonly tls?: ResolvedTls;
 }
 
+/**
+ * What to add to "cannot reach the server" for a TLS client without a
+ * certificate: a server that requires client certificates (mutual TLS)
+ * closes such a connection right after the handshake, with no alert saying
+ * why, so the client sees only a closed stream.
+ */
+export function unreachableHint(credentials: Credentials): string {
+  if (credentials.tls === undefined || credentials.tls.cert !== undefined) return "";
+  return (
+    "; if the server requires client certificates (mutual TLS), give one:" +
+    " tls: { certFile, keyFile } or CAIRN_TLS_CERT and CAIRN_TLS_KEY"
+  );
+}
+
 export const AUTHORIZATION_HEADER = "authorization";
 export const NAMESPACE_HEADER = "cairn-namespace";
 

@@ -102,6 +102,8 @@ export class Failover {
   constructor(
     readonly size: number,
     readonly timeoutMs: number,
+    /** Added to the error a call throws once its budget is spent (unreachableHint). */
+    readonly hint = "",
   ) {}
 
   /** The index of the address a new call goes to first: the last one that worked. */
@@ -151,7 +153,10 @@ export class Attempts {
     this.failures += 1;
     this.deadline ??= Date.now() + timeoutMs;
     const left = this.deadline - Date.now();
-    if (this.failures >= size && left <= 0) throw error;
+    if (this.failures >= size && left <= 0) {
+      if (this.failover.hint) error.message += this.failover.hint;
+      throw error;
+    }
     this.index = this.failover.moveOn(this.index);
     if (this.failures % size !== 0) return;
     const round = this.failures / size;

@@ -45,7 +45,7 @@ import {
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
 import type { RunnableConfig } from "@langchain/core/runnables";
-import { resolveCredentials, type CredentialOptions } from "./credentials.js";
+import { resolveCredentials, unreachableHint, type CredentialOptions } from "./credentials.js";
 import { fromRpcError } from "./errors.js";
 import { Failover, connectionLoss, parseAddresses, unavailable, type Addresses } from "./failover.js";
 import {
@@ -150,8 +150,12 @@ export class CairnSaver extends BaseCheckpointSaver {
     }
     this.listPageSize = size;
     this.timeoutMs = opts.timeoutMs;
-    this.failover = new Failover(this.addresses.length, opts.failoverTimeoutMs ?? 30_000);
     const credentials = resolveCredentials(opts);
+    this.failover = new Failover(
+      this.addresses.length,
+      opts.failoverTimeoutMs ?? 30_000,
+      unreachableHint(credentials),
+    );
     this.namespace = credentials.namespace;
     this.endpoints = this.addresses.map((address) => {
       const connection = connect(address, { credentials });
