@@ -37,6 +37,13 @@ def scoped(namespace: str, key: str) -> str:
     return key if namespace == DEFAULT else f"{namespace}{SEP}{key}"
 
 
+def beside(key: str, name: str) -> str:
+    """`name` scoped by the namespace of the scoped key `key`: a task or
+    graph name as the workers of a run's thread (its key) serve it."""
+    namespace, sep, _ = key.partition(SEP)
+    return f"{namespace}{SEP}{name}" if sep else name
+
+
 def split(key: str) -> tuple[str, str]:
     """(namespace, id) of a scoped key."""
     namespace, sep, rest = key.partition(SEP)

@@ -435,9 +435,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         policy = (
             convert.retry_policy(message.retry_policy)
             if message.HasField("retry_policy")
-            else self._runs.dispatcher.retry_policy(
-                namespaces.scoped(namespaces.namespace_of(held.thread_id), message.name)
-            )
+            else self._runs.dispatcher.retry_policy(namespaces.beside(held.thread_id, message.name))
         )
         timeouts = None
         if message.HasField("timeouts"):
@@ -493,7 +491,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         copy is held for this worker now, before its next messages arrive.
         None (the call goes on as a plain one) when that copy cannot be held:
         it is cancelled."""
-        route = namespaces.scoped(namespaces.namespace_of(parent.thread_id), message.name)
+        route = namespaces.beside(parent.thread_id, message.name)
         registration = worker.registrations.get(route)
         if registration is None or registration.kind is not TaskKind.TASK:
             raise error_for(

@@ -3,7 +3,7 @@ into ConnectResponse messages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cairn_server import namespaces
@@ -56,12 +56,12 @@ class Assignment:
     heartbeat_details: Json = None  # the last ones an earlier holder sent
     wait_reason: WaitReason | None = None  # while queued: why (Dispatcher.on_waiting)
     trace_context: dict[str, str] | None = None  # the run's W3C context (cairn_server/tracing)
+    route: str = field(init=False)
+    """The name scoped by the namespace of the run's thread: the workers that
+    may take the task register it (set once; the dispatcher reads it often)."""
 
-    @property
-    def route(self) -> str:
-        """The name scoped by the namespace of the run's thread: the workers
-        that may take the task register it."""
-        return namespaces.scoped(namespaces.namespace_of(self.thread_id), self.name)
+    def __post_init__(self) -> None:
+        self.route = namespaces.beside(self.thread_id, self.name)
 
 
 @dataclass(slots=True, frozen=True)

@@ -174,7 +174,7 @@ class RunHandle:
 
     def _route(self, name: str) -> str:
         """`name` as the workers of the run's namespace serve it."""
-        return namespaces.scoped(namespaces.namespace_of(self.run.thread_id), name)
+        return namespaces.beside(self.run.thread_id, name)
 
     def post(self, message: inbox.Message) -> None:
         self._inbox.put_nowait(message)

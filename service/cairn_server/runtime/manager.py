@@ -255,7 +255,7 @@ class RunManager:
 
     def _graph(self, thread_id: str, name: str) -> GraphModel | None:
         """The graph `name` of the namespace of `thread_id`."""
-        return self._graphs.get(namespaces.scoped(namespaces.namespace_of(thread_id), name))
+        return self._graphs.get(namespaces.beside(thread_id, name))
 
     def _graphs_of(self, thread_id: str) -> Callable[[str], GraphModel | None]:
         """Subgraph lookup for the engine: names of the thread's namespace."""
@@ -439,7 +439,7 @@ class RunManager:
             target = request.target
             if not target:
                 raise error_for("INVALID_ARGUMENT", "target is required to start a run")
-            key = namespaces.scoped(namespaces.namespace_of(thread_id), target)
+            key = namespaces.beside(thread_id, target)
             if key not in self._targets:
                 await self._load_targets()  # registered with another replica?
             if key not in self._targets:
@@ -898,7 +898,7 @@ _RUN_LOST = ErrorRecord(
 
 def _route(run: RunRecord) -> str:
     """The run's target as the workers of its namespace register it."""
-    return namespaces.scoped(namespaces.namespace_of(run.thread_id), run.target)
+    return namespaces.beside(run.thread_id, run.target)
 
 
 def _cannot_resume(error: Exception) -> str:
