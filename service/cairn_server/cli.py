@@ -3,7 +3,7 @@
 cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql://...]
             [--thread-ttl SECONDS] [--replica-id ID] [--lease-ttl SECONDS]
             [--shutdown-grace SECONDS] [--advertise-address HOST:PORT] [--log-level info]
-            [--log-format text|json] [--metrics-address HOST:PORT]
+            [--log-format text|json] [--metrics-address HOST:PORT] [--ui-address HOST:PORT]
             [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM] [--tls-ca PEM]]
             [--jwt-secret-file FILE | --jwt-jwks FILE_OR_URL] [--jwt-issuer ISS]
             [--jwt-audience AUD] [--jwt-roles-claim CLAIM] [--access-file JSON]
@@ -11,6 +11,7 @@ cairn serve [--address 127.0.0.1:50051] [--store sqlite:///cairn.db | postgresql
             [--rate-burst N] [--namespace-rate-limit PER_SECOND]
             [--max-runs-per-namespace N] [--max-workers-per-namespace N]
 cairn keys create --name NAME --grant NAMESPACE:ROLE [--grant ...]
+cairn studio --ui-address HOST:PORT [--address 127.0.0.1:50051] [--tls-* ...]
 cairn health [--address 127.0.0.1:50051]
 cairn threads [--status S] | state THREAD [--checkpoint ID] | history THREAD | runs THREAD
       [--address 127.0.0.1:50051] [--limit N] [--json]
@@ -40,6 +41,7 @@ from cairn_server.auth.keys import add_keys_parser, run_keys
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
 from cairn_server.server import CairnServer, ServerConfig, create_server, redact_url
 from cairn_server.store.sqlite import SqliteStore
+from cairn_server.studio import command as studio_command
 
 
 class StartupError(Exception):
@@ -60,6 +62,11 @@ async def serve(config: ServerConfig) -> None:
     if server.metrics_port:
         host = config.metrics_address.rpartition(":")[0]
         logs.announce(f"cairn metrics on http://{host}:{server.metrics_port}/metrics")
+    if server.studio_port:
+        https = config.auth.tls_cert is not None
+        logs.announce(
+            studio_command.studio_line(config.ui_address, server.studio_port, https=https)
+        )
     await stop.wait()
     logging.getLogger(__name__).info("shutting down")
     await server.stop(grace=config.shutdown_grace)
@@ -152,10 +159,18 @@ def main(argv: list[str] | None = None) -> int:
         help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
     )
     serve_cmd.add_argument(
+        "--ui-address",
+        default="",
+        metavar="HOST:PORT",
+        help="serve Cairn Studio, the web page to see and steer threads and runs, at"
+        " http://HOST:PORT/ (default: off); over HTTPS with --tls-cert",
+    )
+    serve_cmd.add_argument(
         "--max-payload-bytes", type=int, default=4 * 1024 * 1024, help="largest JSON value"
     )
     auth_options.add_arguments(serve_cmd)
     add_keys_parser(commands)
+    studio_command.add_parser(commands)
     health_cmd = commands.add_parser("health", help="check a server's gRPC health")
     health_cmd.add_argument("--address", default="127.0.0.1:50051")
     health_cmd.add_argument("--timeout", type=float, default=3.0)
@@ -166,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         return health(args.address, args.timeout, inspection.connection_options(args))
     if args.command == "keys":
         return run_keys(args)
+    if args.command == "studio":
+        logs.configure("info", "text")
+        return studio_command.run(args, _loop_factory())
     if args.command != "serve":
         return inspection.run(args)
     logs.configure(args.log_level, args.log_format)
@@ -185,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         advertise_address=args.advertise_address,
         auth=auth,
         metrics_address=args.metrics_address,
+        ui_address=args.ui_address,
     )
     try:
         # Spans go where the OTEL_* variables say (cairn_server/tracing/setup.py).

@@ -1,5 +1,7 @@
 """`cairn threads|state|history|runs|workers`: read a server's threads and
-workers as tables; `cairn cancel RUN_ID` stops a run.
+workers as tables; `cairn cancel RUN_ID` stops a run. `cairn runs` without a
+thread lists the runs of every thread of the namespace, and `--waiting` only
+those that wait on a worker or a retry.
 
 They call the public API (the Python SDK's client), so they show what any
 client sees, LangGraph threads stored through CheckpointService included.
@@ -43,8 +45,19 @@ def add_commands(commands: Any) -> None:
     history = commands.add_parser("history", help="a thread's checkpoints, newest first")
     history.add_argument("thread_id")
     history.add_argument("--limit", type=int, default=20)
-    runs = commands.add_parser("runs", help="a thread's runs, newest first")
-    runs.add_argument("thread_id")
+    runs = commands.add_parser(
+        "runs", help="a thread's runs, or those of every thread of the namespace, newest first"
+    )
+    runs.add_argument(
+        "thread_id", nargs="?", help="the thread; without it, every thread of the namespace"
+    )
+    runs.add_argument(
+        "--state",
+        choices=["pending", "running", "interrupted", "succeeded", "failed", "cancelled"],
+    )
+    runs.add_argument(
+        "--waiting", action="store_true", help="only the runs that wait on a worker or a retry"
+    )
     runs.add_argument("--limit", type=int, default=20)
     cancel = commands.add_parser("cancel", help="cancel an active run; prints its final state")
     cancel.add_argument("run_id")
@@ -165,7 +178,9 @@ def _history(client: SyncClient, args: argparse.Namespace) -> Any:
 
 
 def _runs(client: SyncClient, args: argparse.Namespace) -> Any:
-    return client.list_runs(args.thread_id, limit=args.limit)
+    return client.list_runs(
+        args.thread_id, state=args.state, waiting=args.waiting, limit=args.limit
+    )
 
 
 def _cancel(client: SyncClient, args: argparse.Namespace) -> Any:
@@ -194,20 +209,23 @@ def _render(args: argparse.Namespace, found: Any) -> str:
             [[t.thread_id, t.status, t.updated_at, t.metadata] for t in found],
         )
     if kind == "runs":
-        return table(
-            ["RUN", "TARGET", "STATE", "CREATED", "WAITING", "OUTPUT / ERROR"],
+        headers = ["RUN", "TARGET", "STATE", "CREATED", "WAITING", "OUTPUT / ERROR"]
+        rows = [
             [
-                [
-                    r.run_id,
-                    r.target,
-                    r.state,
-                    r.created_at,
-                    _waiting(r.waiting),
-                    _outcome(r.error, r.output),
-                ]
-                for r in found
-            ],
-        )
+                r.run_id,
+                r.target,
+                r.state,
+                r.created_at,
+                _waiting(r.waiting),
+                _outcome(r.error, r.output),
+            ]
+            for r in found
+        ]
+        if not args.thread_id:  # runs of several threads say whose they are
+            headers.insert(1, "THREAD")
+            for row, r in zip(rows, found, strict=True):
+                row.insert(1, r.thread_id)
+        return table(headers, rows)
     if kind == "cancel":
         return f"run {found.run_id} {found.state.value}"
     if kind == "workers":

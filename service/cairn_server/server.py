@@ -12,9 +12,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn.v1 import (
     checkpoint_service_pb2,
     checkpoint_service_pb2_grpc,
+    graph_service_pb2,
+    graph_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
     thread_service_pb2,
@@ -24,6 +27,7 @@ from cairn.v1 import (
 )
 from cairn_server.api.checkpoints import CheckpointServicer
 from cairn_server.api.decoding import DecodingInterceptor
+from cairn_server.api.graph_service import GraphServicer
 from cairn_server.api.relay import PeerAccess, Relays
 from cairn_server.api.runs import RunServicer
 from cairn_server.api.threads import ThreadServicer
@@ -45,6 +49,7 @@ from cairn_server.runtime.manager import RunManager
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
 from cairn_server.store import Store, open_store
 from cairn_server.store.retention import ThreadTtlSweeper
+from cairn_server.studio import Studio, StudioConfig, open_studio
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ SERVICE_NAMES = (
     run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
     checkpoint_service_pb2.DESCRIPTOR.services_by_name["CheckpointService"].full_name,
+    graph_service_pb2.DESCRIPTOR.services_by_name["GraphService"].full_name,
 )
 
 
@@ -87,6 +93,9 @@ class ServerConfig:
     metrics_address: str = ""
     """host:port serving Prometheus metrics at /metrics ('': none, and RPCs
     are not counted)."""
+    ui_address: str = ""
+    """host:port serving Cairn Studio ('': none). It calls this server's API
+    like any client, as the signed-in browser user."""
 
 
 class CairnServer:
@@ -104,12 +113,17 @@ class CairnServer:
         metrics: Metrics | None = None,
         metrics_server: MetricsServer | None = None,
         metrics_port: int = 0,
+        studio: Studio | None = None,
+        studio_port: int = 0,
     ) -> None:
         self.grpc = server
         self.metrics = metrics if metrics is not None else runs.metrics
         self.metrics_server = metrics_server
         self.metrics_port = metrics_port
         """The port /metrics is served on (0: not served)."""
+        self.studio = studio
+        self.studio_port = studio_port
+        """The port Cairn Studio is served on (0: not served)."""
         self.health = health
         self.store = store
         self.runs = runs
@@ -126,6 +140,8 @@ class CairnServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeping
         await self.health.enter_graceful_shutdown()
+        if self.studio is not None:
+            await self.studio.stop()
         await self.runs.drain(grace)
         await self.relays.close()
         await self.runs.close()
@@ -147,9 +163,10 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         raise ValueError(f"thread_ttl must be positive, got {config.thread_ttl}")
     auth = config.auth
     validate(auth)
-    exposed = exposure_error(config.address, auth)
-    if exposed is not None:
-        raise ValueError(exposed)
+    for address in (config.address, config.ui_address):
+        exposed = exposure_error(address, auth) if address else None
+        if exposed is not None:
+            raise ValueError(exposed)
     authenticator = Authenticator.from_config(auth)
     metrics = Metrics()
     store = open_store(config.store_url, metrics=metrics)
@@ -219,6 +236,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     checkpoint_service_pb2_grpc.add_CheckpointServiceServicer_to_server(
         CheckpointServicer(runs, max_payload_bytes=limit), server
     )
+    graph_service_pb2_grpc.add_GraphServiceServicer_to_server(GraphServicer(runs), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -254,6 +272,15 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
             raise OSError(f"cannot serve metrics on {config.metrics_address}: {error}") from error
     await runs.open()
     await server.start()
+    studio, studio_port = None, 0
+    if config.ui_address:
+        try:
+            studio, studio_port = await open_studio(studio_config(config, port))
+        except OSError as error:
+            await server.stop(0)
+            await runs.close()
+            await store.close()
+            raise OSError(f"cannot serve Studio on {config.ui_address}: {error}") from error
     relays.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -274,8 +301,37 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         metrics=metrics,
         metrics_server=metrics_server,
         metrics_port=metrics_port,
+        studio=studio,
+        studio_port=studio_port,
     )
     return cairn, port
+
+
+def studio_config(config: ServerConfig, port: int) -> StudioConfig:
+    """The Studio of `cairn serve`: it reaches this server at its own address
+    over the server's TLS, trusting --tls-ca (else --tls-client-ca, else the
+    system's roots) and, when clients need certificates, showing the
+    server's own; it serves its page over HTTPS with the server's
+    certificate. It takes no credential: each browser user signs in."""
+    auth = config.auth
+    host = config.address.rpartition(":")[0]
+    if host in ("", "0.0.0.0", "[::]"):
+        host = "127.0.0.1"
+    tls: bool | TlsConfig = False
+    if auth.tls_cert is not None:
+        mutual = auth.tls_client_ca is not None
+        tls = TlsConfig(
+            ca_file=auth.tls_ca or auth.tls_client_ca,
+            cert_file=auth.tls_cert if mutual else None,
+            key_file=auth.tls_key if mutual else None,
+        )
+    return StudioConfig(
+        address=config.ui_address,
+        server=f"{host}:{port}",
+        connection=ConnectionSettings.resolve(tls=tls, environ={}),
+        https_cert=auth.tls_cert,
+        https_key=auth.tls_key,
+    )
 
 
 def redact_url(url: str) -> str:

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from cairn.v1 import (
     checkpoint_service_pb2_grpc,
+    graph_service_pb2_grpc,
     run_service_pb2_grpc,
     thread_service_pb2_grpc,
     worker_service_pb2_grpc,
@@ -43,6 +44,7 @@ class Api:
     workers: worker_service_pb2_grpc.WorkerServiceStub
     checkpoints: checkpoint_service_pb2_grpc.CheckpointServiceStub
     health: health_pb2_grpc.HealthStub
+    graphs: graph_service_pb2_grpc.GraphServiceStub
 
 
 @pytest.fixture
@@ -54,4 +56,5 @@ async def api(address: str) -> AsyncIterator[Api]:
             worker_service_pb2_grpc.WorkerServiceStub(channel),
             checkpoint_service_pb2_grpc.CheckpointServiceStub(channel),
             health_pb2_grpc.HealthStub(channel),
+            graph_service_pb2_grpc.GraphServiceStub(channel),
         )

@@ -31,6 +31,7 @@ from cairn._errors import error_info
 from cairn.v1 import (
     checkpoint_service_pb2,
     checkpoint_service_pb2_grpc,
+    graph_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
     thread_service_pb2,
@@ -130,6 +131,7 @@ async def stubs(address: str) -> AsyncIterator[Api]:
             worker_service_pb2_grpc.WorkerServiceStub(channel),
             checkpoint_service_pb2_grpc.CheckpointServiceStub(channel),
             health_pb2_grpc.HealthStub(channel),
+            graph_service_pb2_grpc.GraphServiceStub(channel),
         )
 
 

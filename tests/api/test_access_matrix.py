@@ -30,6 +30,7 @@ from cairn import END, START, StateGraph, entrypoint, task
 from cairn._values import to_value
 from cairn.v1 import (
     checkpoint_service_pb2,
+    graph_service_pb2,
     run_pb2,
     run_service_pb2,
     thread_service_pb2,
@@ -350,6 +351,13 @@ CALLS: dict[str, Rpc] = {
     "cairn.v1.WorkerService/ListWorkers": Rpc(
         "reader", lambda w, md: w.api.workers.ListWorkers(wpb.ListWorkersRequest(), metadata=md)
     ),
+    # GraphService
+    "cairn.v1.GraphService/GetGraph": Rpc(
+        "reader",
+        lambda w, md: w.api.graphs.GetGraph(
+            graph_service_pb2.GetGraphRequest(name="counter"), metadata=md
+        ),
+    ),
     # CheckpointService
     "cairn.v1.CheckpointService/GetTuple": Rpc(
         "reader",
@@ -410,7 +418,13 @@ CALLS: dict[str, Rpc] = {
     ),
 }
 
-SERVICE_FILES = (thread_service_pb2, run_service_pb2, worker_service_pb2, checkpoint_service_pb2)
+SERVICE_FILES = (
+    thread_service_pb2,
+    run_service_pb2,
+    worker_service_pb2,
+    checkpoint_service_pb2,
+    graph_service_pb2,
+)
 RPCS = sorted(
     f"{service.full_name}/{method.name}"
     for file in SERVICE_FILES
@@ -430,6 +444,7 @@ def test_every_rpc_is_in_the_matrix_and_in_the_servers_table() -> None:
         "cairn.v1.RunService",
         "cairn.v1.WorkerService",
         "cairn.v1.CheckpointService",
+        "cairn.v1.GraphService",
     }
     assert set(RPCS) == {method for method in METHOD_ROLES if method.startswith("cairn.v1.")}
     assert set(RPCS) == set(CALLS)

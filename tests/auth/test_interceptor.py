@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from cairn._errors import error_info
 from cairn.v1 import (
     checkpoint_service_pb2,
+    graph_service_pb2,
     run_service_pb2,
     run_service_pb2_grpc,
     thread_service_pb2,
@@ -86,14 +87,20 @@ async def who(channel: grpc.aio.Channel, metadata: Any) -> dict[str, Any]:
 
 
 def test_every_method_of_every_cairn_service_has_a_role() -> None:
-    files = (thread_service_pb2, run_service_pb2, worker_service_pb2, checkpoint_service_pb2)
+    files = (
+        thread_service_pb2,
+        run_service_pb2,
+        worker_service_pb2,
+        checkpoint_service_pb2,
+        graph_service_pb2,
+    )
     methods = {
         f"{service.full_name}/{method.name}"
         for file in files
         for service in file.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }
-    assert len(methods) == 26
+    assert len(methods) == 27
     assert methods - set(METHOD_ROLES) == set()
     assert set(METHOD_ROLES) >= DESTRUCTIVE
 

@@ -846,3 +846,118 @@ async def test_langgraph_checkpoints_are_listed_and_deleted_per_namespace(store:
     assert await store.lg_get(a, "", None) is None
     remaining = await store.lg_get(b, "", None)
     assert remaining is not None and remaining.checkpoint_id == "c1"
+
+
+# -- ListRuns without a thread: the runs of every thread of one namespace.
+
+
+async def all_runs(
+    store: Store,
+    thread_id: str | None,
+    limit: int,
+    *,
+    namespace: str = namespaces.DEFAULT,
+    state: RunState | None = None,
+    waiting: bool = False,
+) -> list[list[RunRecord]]:
+    """Every page of list_runs, following the tokens to the end."""
+    pages: list[list[RunRecord]] = []
+    token = ""
+    while True:
+        page, token = await store.list_runs(
+            thread_id,
+            limit=limit,
+            page_token=token,
+            state=state,
+            waiting=waiting,
+            namespace=namespace,
+        )
+        pages.append(page)
+        if not token:
+            return pages
+        assert len(pages) < 100, "page tokens do not end"
+
+
+def waits_on(name: str) -> list[WaitRecord]:
+    return [WaitRecord(WaitReason.NO_WORKER, f"task-{name}", name, 1.0, None)]
+
+
+async def test_a_namespaces_runs_are_listed_newest_first_across_its_threads(
+    store: Store,
+) -> None:
+    # The same thread ids in two namespaces and in `default`, runs made in
+    # turns so that each namespace's are interleaved with the others'.
+    made: dict[str, list[RunRecord]] = {"team-a": [], "team-b": [], "default": []}
+    for i in range(4):
+        for namespace, runs in made.items():
+            runs.append(make_run(namespaces.scoped(namespace, f"t{i % 2}")))
+    # A `default` thread whose id reads like the start of a scoped key.
+    made["default"].append(make_run("team-a"))
+    await store.commit(WriteBatch(runs=[r for runs in made.values() for r in runs]))
+
+    pages = await all_runs(store, None, 3, namespace="team-a")
+
+    assert [len(page) for page in pages] == [3, 1]
+    assert [r for page in pages for r in page] == made["team-a"][::-1]
+    for namespace in ("team-b", "default"):
+        runs, token = await store.list_runs(None, limit=10, namespace=namespace)
+        assert (runs, token) == (made[namespace][::-1], "")
+    assert (await store.list_runs(None, limit=10))[0] == made["default"][::-1]
+    assert await store.list_runs(None, limit=10, namespace="team-c") == ([], "")
+    # A thread's listing ignores `namespace`: the thread key holds it.
+    t0 = namespaces.scoped("team-a", "t0")
+    assert (await store.list_runs(t0, limit=10, namespace="team-b"))[0] == [
+        r for r in made["team-a"][::-1] if r.thread_id == t0
+    ]
+
+
+async def test_run_listings_keep_only_the_runs_in_a_state_or_that_wait(store: Store) -> None:
+    a0, a1 = namespaces.scoped("team-a", "t0"), namespaces.scoped("team-a", "t1")
+    b0 = namespaces.scoped("team-b", "t0")
+    running, pending = RunState.RUNNING, RunState.PENDING
+    runs = [
+        make_run(a0, state=running, waiting=waits_on("fetch")),
+        make_run(a1, state=RunState.SUCCEEDED),
+        make_run(b0, state=running, waiting=waits_on("fetch")),
+        make_run(a1, state=running),
+        make_run(a0, state=pending, waiting=waits_on("greet")),
+        make_run(a1, state=pending, waiting=waits_on("save")),
+        make_run("t0", state=running, waiting=waits_on("fetch")),
+        make_run(a0, state=RunState.FAILED),
+    ]
+    await store.commit(WriteBatch(runs=runs))
+    newest_first = runs[::-1]
+
+    def expected(thread_ids: set[str], state: RunState | None, waiting: bool) -> list[RunRecord]:
+        return [
+            r
+            for r in newest_first
+            if r.thread_id in thread_ids
+            and (state is None or r.state is state)
+            and (r.waiting or not waiting)
+        ]
+
+    for thread_id, thread_ids in ((None, {a0, a1}), (a0, {a0}), (a1, {a1})):
+        for state in (None, running, pending):
+            for waiting in (False, True):
+                pages = await all_runs(
+                    store, thread_id, 1, namespace="team-a", state=state, waiting=waiting
+                )
+                found = [r for page in pages for r in page]
+                assert found == expected(thread_ids, state, waiting), (thread_id, state, waiting)
+    assert [r.run_id for r in (await store.list_runs(None, limit=10, waiting=True))[0]] == [
+        runs[6].run_id
+    ]
+
+
+async def test_a_run_that_no_longer_waits_leaves_the_waiting_listing(store: Store) -> None:
+    thread_id = namespaces.scoped("team-a", "t")
+    run = make_run(thread_id, state=RunState.RUNNING, waiting=waits_on("fetch"))
+    await store.commit(WriteBatch(runs=[run]))
+    assert (await store.list_runs(None, limit=10, waiting=True, namespace="team-a"))[0] == [run]
+
+    run.waiting = []
+    await store.commit(WriteBatch(runs=[run]))
+
+    assert await store.list_runs(None, limit=10, waiting=True, namespace="team-a") == ([], "")
+    assert (await store.list_runs(None, limit=10, namespace="team-a"))[0] == [run]

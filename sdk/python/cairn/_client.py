@@ -565,14 +565,29 @@ class Client:
         return Run._from_proto(response.run)
 
     async def list_runs(
-        self, thread_id: str, *, state: RunState | str | None = None, limit: int = 100
+        self,
+        thread_id: str | None = None,
+        *,
+        state: RunState | str | None = None,
+        waiting: bool = False,
+        limit: int = 100,
     ) -> list[Run]:
-        """A thread's runs, newest first."""
+        """A thread's runs, newest first; without a thread, the runs of every
+        thread of the client's namespace. `waiting=True` keeps only the runs
+        that wait on a worker or a retry (their `waiting` is not empty):
+
+            for run in await client.list_runs(waiting=True):
+                print(run.thread_id, run.waiting[0].reason, run.waiting[0].task_name)
+        """
         state_pb = _RUN_STATE_PB[RunState(state)] if state else run_pb2.RUN_STATE_UNSPECIFIED
 
         def page(size: int, token: str) -> run_service_pb2.ListRunsRequest:
             return run_service_pb2.ListRunsRequest(
-                thread_id=thread_id, page_size=size, page_token=token, state=state_pb
+                thread_id=thread_id or "",
+                page_size=size,
+                page_token=token,
+                state=state_pb,
+                waiting=waiting,
             )
 
         return await self._paged(

@@ -98,6 +98,16 @@ export interface StreamOptions extends RunOptions {
   subgraphs?: boolean;
 }
 
+/** Filters and limit of `Client.listRuns`. */
+export interface ListRunsOptions {
+  /** Only runs in this state. */
+  state?: RunState;
+  /** Only runs that wait on a worker or a retry (their `waiting` is not empty). */
+  waiting?: boolean;
+  /** At most this many runs (default 100), fetched page by page. */
+  limit?: number;
+}
+
 /** Also takes `token` or `apiKey`, `namespace` and `tls` (CredentialOptions):
  * every call sends the credential and the namespace. */
 export interface ClientOptions extends CredentialOptions {
@@ -468,8 +478,20 @@ export class Client {
     return runFromPb(response.run!);
   }
 
-  /** A thread's runs, newest first. */
-  async listRuns(threadId: string, { state, limit = 100 }: { state?: RunState; limit?: number } = {}) {
+  /**
+   * A thread's runs, newest first; without a thread, the runs of every thread
+   * of the client's namespace. `waiting: true` keeps only the runs that wait
+   * on a worker or a retry (their `waiting` is not empty):
+   *
+   *     for (const run of await client.listRuns({ waiting: true })) {
+   *       console.log(run.threadId, run.waiting[0].reason, run.waiting[0].taskName);
+   *     }
+   */
+  listRuns(options?: ListRunsOptions): Promise<Run[]>;
+  listRuns(threadId: string | undefined, options?: ListRunsOptions): Promise<Run[]>;
+  async listRuns(first?: string | ListRunsOptions, second: ListRunsOptions = {}): Promise<Run[]> {
+    const [threadId, { state, waiting = false, limit = 100 }] =
+      typeof first === "object" ? ["", first] : [first ?? "", second];
     const runs: Run[] = [];
     let pageToken = "";
     while (runs.length < limit) {
@@ -479,6 +501,7 @@ export class Client {
           pageSize: Math.min(PAGE, limit - runs.length),
           pageToken,
           state: state ? runStatePb(state) : RunStatePb.UNSPECIFIED,
+          waiting,
         }),
       );
       runs.push(...response.runs.map(runFromPb));

@@ -208,29 +208,30 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @unary
     async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsResponse:
-        store = self._runs.store
-        thread_key = scope.thread_key(request.thread_id)
-        if await store.get_thread(thread_key) is None:
-            raise error_for(
-                "THREAD_NOT_FOUND",
-                f"thread {request.thread_id!r} does not exist",
-                thread_id=request.thread_id,
-            )
+        # No thread: the runs of every thread of the caller's namespace, and
+        # of no other (the store filters by it, run_pb unscopes the ids).
+        thread_key = None
+        if request.thread_id:
+            thread_key = scope.thread_key(request.thread_id)
+            if await self._runs.store.get_thread(thread_key) is None:
+                raise error_for(
+                    "THREAD_NOT_FOUND",
+                    f"thread {request.thread_id!r} does not exist",
+                    thread_id=request.thread_id,
+                )
         state = None
         if request.state != run_pb2.RUN_STATE_UNSPECIFIED:
             state = convert.enum_value(convert.RUN_STATE, request.state, "state")
         with page_token_errors():
-            runs, token = await store.list_runs(
+            runs, token = await self._runs.list_runs(
                 thread_key,
+                namespace=scope.namespace(),
                 limit=page_size(request.page_size),
                 page_token=request.page_token,
                 state=state,
+                waiting=request.waiting,
             )
-        live = [self._runs.active(r.run_id) for r in runs]
-        return pb.ListRunsResponse(
-            runs=[convert.run_pb(h.run if h else r) for r, h in zip(runs, live, strict=True)],
-            next_page_token=token,
-        )
+        return pb.ListRunsResponse(runs=[convert.run_pb(r) for r in runs], next_page_token=token)
 
     @unary
     async def CancelRun(self, request: pb.CancelRunRequest, context: Any) -> pb.CancelRunResponse:

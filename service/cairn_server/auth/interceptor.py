@@ -104,6 +104,9 @@ _BY_SERVICE: dict[str, dict[str, Need]] = {
         "Connect": CONNECT,
         "ListWorkers": READ,
     },
+    "cairn.v1.GraphService": {
+        "GetGraph": READ,
+    },
     "cairn.v1.CheckpointService": {
         "GetTuple": READ,
         "ListCheckpoints": READ,

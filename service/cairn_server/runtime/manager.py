@@ -261,6 +261,16 @@ class RunManager:
         """Subgraph lookup for the engine: names of the thread's namespace."""
         return functools.partial(self._graph, thread_id)
 
+    async def registered_graph(self, namespace: str, name: str) -> GraphModel | None:
+        """The graph `name` that a worker of `namespace` last registered, on
+        this replica or, read from the store, on any other."""
+        key = namespaces.scoped(namespace, name)
+        graph = self._graphs.get(key)
+        if graph is not None:
+            return graph
+        spec = (await self.store.known_graphs()).get(key)
+        return graph_from_json(spec) if spec is not None else None
+
     async def update_state(
         self, thread_id: str, checkpoint_id: str, values: Json, as_node: str
     ) -> CheckpointRecord:
@@ -343,6 +353,35 @@ class RunManager:
 
     def active(self, run_id: str) -> RunHandle | None:
         return self._active.get(run_id)
+
+    async def list_runs(
+        self,
+        thread_id: str | None,
+        *,
+        namespace: str,
+        limit: int,
+        page_token: str = "",
+        state: RunState | None = None,
+        waiting: bool = False,
+    ) -> tuple[list[RunRecord], str]:
+        """A page of the store's `list_runs` (a thread's runs, or with
+        thread_id None those of every thread of `namespace`), each run this
+        replica drives as it is now, which its row may not show yet. A run
+        that no longer matches `state` or `waiting` then is left out: the
+        page may be short, and its token goes on where the store's ended."""
+        stored, token = await self.store.list_runs(
+            thread_id,
+            limit=limit,
+            page_token=page_token,
+            state=state,
+            waiting=waiting,
+            namespace=namespace,
+        )
+        runs = [h.run if (h := self._active.get(r.run_id)) else r for r in stored]
+        matching = [
+            r for r in runs if (state is None or r.state is state) and (r.waiting or not waiting)
+        ]
+        return matching, token
 
     async def start(self, request: StartRun) -> RunHandle | RunRecord:
         """Start a run; returns its handle, or the finished run when a retried

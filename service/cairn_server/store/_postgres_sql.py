@@ -130,6 +130,15 @@ RUN_COLUMNS = (
     " request_hash, recursion_limit, waiting, trace_context"
 )
 
+RUN_NAMESPACE = (
+    "(CASE WHEN strpos(thread_id, chr(31)) > 0"
+    " THEN split_part(thread_id, chr(31), 1) ELSE 'default' END)"
+)
+"""The namespace of a run's thread, as the expression that the indexes of
+migration 0010 hold: Postgres uses them only for this very expression."""
+RUN_WAITS = "waiting <> '[]'"
+"""A run that waits (the condition of the partial index runs_waiting_idx)."""
+
 UPSERT_RUN = """
 INSERT INTO runs (run_id, thread_id, target, state, durability, created_at, updated_at,
     checkpoint_id, metadata, stream_modes, request_id, has_output, output, interrupts, error,

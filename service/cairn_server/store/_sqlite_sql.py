@@ -215,6 +215,13 @@ RUN_COLUMNS = (
     " recursion_limit, waiting, trace_context"
 )
 
+RUN_NAMESPACE = "namespace"
+"""The namespace of a run's thread: a virtual column indexed with run_id
+(migration 0010)."""
+RUN_WAITS = "waiting <> '[]'"
+"""A run that waits: the condition of the partial index runs_waiting_idx,
+word for word, or SQLite does not see that the index holds every such run."""
+
 UPSERT_RUN = f"""
 INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id) DO UPDATE SET

@@ -332,13 +332,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_runs(
         self,
-        thread_id: str,
+        thread_id: str | None,
         *,
         limit: int,
         page_token: str = "",
         state: RunState | None = None,
+        waiting: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> tuple[list[RunRecord], str]:
-        """A thread's runs newest first; returns (runs, next_page_token)."""
+        """A thread's runs newest first, or with thread_id None the runs of
+        every thread of `namespace` (which only then counts); only those in
+        `state` when given, and with `waiting` only those whose `waiting` is
+        not empty. Returns (runs, next_page_token)."""
 
     @abc.abstractmethod
     async def list_active_runs(self) -> list[RunRecord]:

@@ -511,15 +511,20 @@ class PostgresStore(LeaseQueries, Store):
 
     async def list_runs(
         self,
-        thread_id: str,
+        thread_id: str | None,
         *,
         limit: int,
         page_token: str = "",
         state: RunState | None = None,
+        waiting: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> tuple[list[RunRecord], str]:
         _check_limit(limit)
-        conditions = ["thread_id = $1"]
-        params: list[object] = [thread_id]
+        params: list[object]
+        if thread_id is None:
+            conditions, params = [f"{pg.RUN_NAMESPACE} = $1"], [namespace]
+        else:
+            conditions, params = ["thread_id = $1"], [thread_id]
         if page_token:
             (after,) = codec.decode_token(page_token, 1)
             if not isinstance(after, str):
@@ -529,6 +534,8 @@ class PostgresStore(LeaseQueries, Store):
         if state is not None:
             params.append(RunState(state).value)
             conditions.append(f"state = ${len(params)}")
+        if waiting:
+            conditions.append(pg.RUN_WAITS)
         params.append(limit + 1)
         rows = await self._fetch(
             f"SELECT {pg.RUN_COLUMNS} FROM runs{codec.where(conditions)}"

@@ -535,15 +535,20 @@ class SqliteStore(LeaseQueries, Store):
 
     async def list_runs(
         self,
-        thread_id: str,
+        thread_id: str | None,
         *,
         limit: int,
         page_token: str = "",
         state: RunState | None = None,
+        waiting: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> tuple[list[RunRecord], str]:
         _check_limit(limit)
-        conditions = ["thread_id = ?"]
-        params: list[object] = [thread_id]
+        params: list[object]
+        if thread_id is None:
+            conditions, params = [f"{q.RUN_NAMESPACE} = ?"], [namespace]
+        else:
+            conditions, params = ["thread_id = ?"], [thread_id]
         if page_token:
             (after,) = q.decode_token(page_token, 1)
             conditions.append("run_id < ?")
@@ -551,6 +556,8 @@ class SqliteStore(LeaseQueries, Store):
         if state is not None:
             conditions.append("state = ?")
             params.append(RunState(state).value)
+        if waiting:
+            conditions.append(q.RUN_WAITS)
         rows = await self._fetch(
             f"SELECT {q.RUN_COLUMNS} FROM runs{q.where(conditions)} ORDER BY run_id DESC LIMIT ?",
             (*params, limit + 1),

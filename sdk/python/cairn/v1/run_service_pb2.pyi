@@ -390,14 +390,21 @@ class ListRunsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
-    """The thread whose runs to list."""
+    """The thread whose runs to list; empty lists the runs of every thread of
+    the call's namespace.
+    """
     page_size: _builtins.int
     """At most this many runs per page; 0 means 50, the maximum is 1000."""
     page_token: _builtins.str
     """The next_page_token of the previous page."""
     state: _run_pb2.RunState.ValueType
     """Only runs in this state, when set."""
+    waiting: _builtins.bool
+    """Only runs that wait: their Run.waiting is not empty (no worker serves a
+    task's name, the workers that do are busy, or a task waits to retry).
+    """
     def __init__(
         self,
         *,
@@ -405,10 +412,11 @@ class ListRunsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         state: _run_pb2.RunState.ValueType = ...,
+        waiting: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state", "thread_id", b"thread_id", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -153,8 +153,11 @@ class RunServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRuns(self, request, context):
-        """ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
-        (THREAD_NOT_FOUND).
+        """ListRuns pages through a thread's runs, newest first, or through the
+        runs of every thread of the call's namespace when thread_id is empty
+        (with `waiting`, the runs that wait on a worker or a retry: Cairn
+        Studio's "runs waiting for a worker"). Returns NOT_FOUND
+        (THREAD_NOT_FOUND) for a thread_id that does not exist.
 
         Role: reader in the call's namespace (see "Identity" in errors.proto).
         """

@@ -82,8 +82,11 @@ class RunServiceStub:
     Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     ListRuns: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.ListRunsRequest, _run_service_pb2.ListRunsResponse]
-    """ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
-    (THREAD_NOT_FOUND).
+    """ListRuns pages through a thread's runs, newest first, or through the
+    runs of every thread of the call's namespace when thread_id is empty
+    (with `waiting`, the runs that wait on a worker or a retry: Cairn
+    Studio's "runs waiting for a worker"). Returns NOT_FOUND
+    (THREAD_NOT_FOUND) for a thread_id that does not exist.
 
     Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
@@ -155,8 +158,11 @@ class RunServiceAsyncStub(RunServiceStub):
     Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     ListRuns: _aio.UnaryUnaryMultiCallable[_run_service_pb2.ListRunsRequest, _run_service_pb2.ListRunsResponse]  # type: ignore[assignment]
-    """ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
-    (THREAD_NOT_FOUND).
+    """ListRuns pages through a thread's runs, newest first, or through the
+    runs of every thread of the call's namespace when thread_id is empty
+    (with `waiting`, the runs that wait on a worker or a retry: Cairn
+    Studio's "runs waiting for a worker"). Returns NOT_FOUND
+    (THREAD_NOT_FOUND) for a thread_id that does not exist.
 
     Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
@@ -261,8 +267,11 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _run_service_pb2.ListRunsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_run_service_pb2.ListRunsResponse, _abc.Awaitable[_run_service_pb2.ListRunsResponse]]:
-        """ListRuns pages through a thread's runs, newest first. Returns NOT_FOUND
-        (THREAD_NOT_FOUND).
+        """ListRuns pages through a thread's runs, newest first, or through the
+        runs of every thread of the call's namespace when thread_id is empty
+        (with `waiting`, the runs that wait on a worker or a retry: Cairn
+        Studio's "runs waiting for a worker"). Returns NOT_FOUND
+        (THREAD_NOT_FOUND) for a thread_id that does not exist.
 
         Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
