@@ -8,7 +8,14 @@
  */
 
 export { Client, Session } from "./client.js";
-export type { ClientOptions, ConnectedWorker, RunOptions, StreamOptions, Target } from "./client.js";
+export type {
+  ClientOptions,
+  ConnectedWorker,
+  ListRunsOptions,
+  RunOptions,
+  StreamOptions,
+  Target,
+} from "./client.js";
 export {
   Abandoned,
   ChildInterrupted,
