@@ -253,7 +253,11 @@ def _render_workers(args: argparse.Namespace, workers: Sequence[Any]) -> str:
         return f"no workers connected to {args.address}"
     rows: list[list[Any]] = []
     for w in workers:
-        names = [f"{n} (entrypoint)" for n in w.entrypoints] + [f"{n} (task)" for n in w.tasks]
+        names = [
+            *(f"{n} (graph)" for n in w.graphs),
+            *(f"{n} (entrypoint)" for n in w.entrypoints),
+            *(f"{n} (task)" for n in w.tasks),
+        ]
         first = [
             w.worker_id,
             w.replica_id,

@@ -4,12 +4,12 @@ did not issue."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import grpc
 import pytest
 
-from cairn import Client, entrypoint, task
+from cairn import END, START, Client, StateGraph, entrypoint, task
 from cairn.v1 import worker_service_pb2 as pb
 from cairn.v1 import worker_service_pb2_grpc
 
@@ -50,3 +50,32 @@ async def test_pages_in_connection_order(address: str, start_worker: Any, client
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await stub.ListWorkers(bad)
             assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+class Echo(TypedDict):
+    text: str
+
+
+def echo_node(state: Echo) -> dict[str, Any]:
+    return {"text": state["text"]}
+
+
+echo = (
+    StateGraph(Echo)
+    .add_node("say", echo_node)
+    .add_edge(START, "say")
+    .add_edge("say", END)
+    .compile(name="echo")
+)
+
+
+async def test_a_graph_is_listed_by_its_name_beside_its_node_tasks(
+    start_worker: Any, client: Client
+) -> None:
+    await start_worker([echo, crawl, fetch])
+
+    [worker] = await client.list_workers()
+
+    assert worker.graphs == ("echo",)
+    assert worker.entrypoints == ("crawl",)
+    assert set(worker.tasks) == {"fetch", "echo:say"}

@@ -83,3 +83,26 @@ def test_answer_interrupt(studio: Studio, client: SyncClient, page: Page) -> Non
     other = page.locator('tr[data-testid="inbox-row"][data-thread-id="support-ticket-1043"]')
     expect(other).to_contain_text("a broken lid")
     expect(waiting).to_have_count(0)
+
+
+def test_data_from_the_server_is_shown_as_text_never_as_markup(
+    studio: Studio, client: SyncClient, page: Page
+) -> None:
+    """Thread ids, metadata and interrupt values are the users' data: markup in
+    them is shown as it is written and never runs."""
+    markup = '<img src="x" onerror="window.pwned = 1"><b>bold</b>'
+    thread = "markup-<b>1</b>"
+    client.create_thread(thread, metadata={"note": markup})
+    run = client.invoke("approval", {"topic": markup}, thread_id=thread)
+    assert run.state is RunState.INTERRUPTED
+
+    page.goto(f"{studio.url}#/threads")
+    row = thread_row(page, thread)
+    expect(row).to_contain_text(thread)
+    expect(row).to_contain_text("<b>bold</b>")
+    row.get_by_role("link", name=thread).click()
+    interrupt = page.locator('section[data-testid="interrupts"] [data-testid="interrupt"]')
+    expect(interrupt).to_contain_text('onerror=\\"window.pwned = 1\\"')
+
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("main img, main b").count() == 0

@@ -26,6 +26,8 @@ class ConnectedWorker:
     free_task_slots: int
     max_entrypoints: int
     free_entrypoint_slots: int
+    graphs: tuple[str, ...] = ()
+    """The graphs it serves (their nodes and routers are among `tasks`)."""
 
     @classmethod
     def _from_proto(cls, message: pb.ConnectedWorker) -> ConnectedWorker:
@@ -44,4 +46,5 @@ class ConnectedWorker:
             free_task_slots=message.free_task_slots,
             max_entrypoints=message.max_concurrent_entrypoints,
             free_entrypoint_slots=message.free_entrypoint_slots,
+            graphs=named(pb.TASK_KIND_GRAPH),
         )

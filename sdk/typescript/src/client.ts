@@ -236,6 +236,8 @@ export interface ConnectedWorker {
   identity: string;
   tasks: string[];
   entrypoints: string[];
+  /** The graphs it serves (their nodes and routers are among `tasks`). */
+  graphs: string[];
   /** Tasks it runs at once (its `maxConcurrency`). */
   maxConcurrency: number;
   freeTaskSlots: number;
@@ -253,6 +255,7 @@ function connectedWorkerFromPb(w: ConnectedWorkerPb): ConnectedWorker {
     identity: w.identity,
     tasks: named(TaskKind.TASK),
     entrypoints: named(TaskKind.ENTRYPOINT),
+    graphs: named(TaskKind.GRAPH),
     maxConcurrency: w.maxConcurrentTasks,
     freeTaskSlots: w.freeTaskSlots,
     maxEntrypoints: w.maxConcurrentEntrypoints,

@@ -48,8 +48,11 @@ def _entry(worker: WorkerConnection, replica_id: str) -> pb.ConnectedWorker:
         sdk_version=worker.sdk_version,
         identity=worker.identity,
         names=[
-            pb.ServedName(name=namespaces.unscoped(name), kind=_KIND_PB[registration.kind])
-            for name, registration in sorted(worker.registrations.items())
+            *(
+                pb.ServedName(name=namespaces.unscoped(name), kind=_KIND_PB[registration.kind])
+                for name, registration in sorted(worker.registrations.items())
+            ),
+            *(pb.ServedName(name=graph, kind=pb.TASK_KIND_GRAPH) for graph in worker.graphs),
         ],
         max_concurrent_tasks=worker.max_tasks,
         free_task_slots=max(worker.max_tasks - worker.running[TaskKind.TASK], 0),

@@ -187,6 +187,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 if r.kind is TaskKind.TASK
             }
             await self._runs.register_graphs(graphs, tasks, namespace=caller.namespace)
+            worker.graphs = tuple(sorted(graph.name for graph in graphs))
         await self._runs.register_targets(
             [n for n, r in worker.registrations.items() if r.kind is TaskKind.ENTRYPOINT]
         )

@@ -58,6 +58,9 @@ class WorkerConnection:
     namespace: str = ""
     """The namespace a worker serves (its registrations are scoped by it);
     empty for a relay, whose names are of every namespace."""
+    graphs: tuple[str, ...] = ()
+    """The graphs it registered (their nodes and routers are among the
+    registrations, as tasks), as ListWorkers shows them."""
     held: dict[str, Assignment] = field(default_factory=dict)
     running: dict[TaskKind, int] = field(
         default_factory=lambda: {TaskKind.TASK: 0, TaskKind.ENTRYPOINT: 0}

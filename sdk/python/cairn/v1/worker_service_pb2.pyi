@@ -150,8 +150,9 @@ class ConnectedWorker(_message.Message):
     """Entrypoint slots not in use now."""
     @_builtins.property
     def names(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServedName]:
-        """The names the worker serves, each with its kind (tasks, entrypoints;
-        a graph's nodes and routers are listed as the tasks they are).
+        """The names the worker serves, each with its kind: its tasks and
+        entrypoints, then its graphs (TASK_KIND_GRAPH), whose nodes and routers
+        are also listed as the tasks they are.
         """
 
     def __init__(

@@ -120,8 +120,9 @@ export type ConnectedWorker = Message<"cairn.v1.ConnectedWorker"> & {
   identity: string;
 
   /**
-   * The names the worker serves, each with its kind (tasks, entrypoints;
-   * a graph's nodes and routers are listed as the tasks they are).
+   * The names the worker serves, each with its kind: its tasks and
+   * entrypoints, then its graphs (TASK_KIND_GRAPH), whose nodes and routers
+   * are also listed as the tasks they are.
    *
    * @generated from field: repeated cairn.v1.ServedName names = 6;
    */

@@ -1,10 +1,12 @@
 // Threads view (#/threads?status=...&metadata=...): the namespace's threads,
 // newest first, 25 a page, filtered by status and metadata, and a search box
-// that opens one thread by id.
+// that opens one thread by id; above them, the "Start a run" form
+// (start_run.js).
 
 import { h, clear, errorBox } from "../dom.js";
 import { call } from "../api.js";
 import { time, compact, enumName, plural } from "../format.js";
+import { startRunPanel } from "./start_run.js";
 
 const PAGE_SIZE = 25;
 const STATUSES = ["idle", "busy", "interrupted", "error"];
@@ -149,6 +151,7 @@ export async function render(main, route) {
 
   main.append(
     h("h1", {}, "Threads"),
+    startRunPanel(),
     filterForm,
     findForm,
     statusLine,
