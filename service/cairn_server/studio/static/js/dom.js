@@ -75,6 +75,18 @@ export function errorBox(err, title = "Error") {
   );
 }
 
+/** A table of `columns` (header texts) around `tbody`, found by tests as
+ * `table[data-testid=<testid>]`; the caption names it for screen readers. */
+export function dataTable(testid, caption, columns, tbody) {
+  return h(
+    "table",
+    { "data-testid": testid, class: "data" },
+    h("caption", { class: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
+    tbody,
+  );
+}
+
 /** A polite live region for "Loading…" and result counts. */
 export function statusLine(text = "") {
   return h("p", { class: "status-line", role: "status", "aria-live": "polite" }, text);

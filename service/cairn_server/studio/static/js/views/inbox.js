@@ -1,7 +1,7 @@
 // Inbox view (#/inbox): every thread of the namespace that waits on an
 // interrupt, with each pending interrupt's value and a link to answer it.
 
-import { h, clear, errorBox } from "../dom.js";
+import { h, clear, dataTable, errorBox, statusLine } from "../dom.js";
 import { call } from "../api.js";
 import { time, ago, compact, plural } from "../format.js";
 
@@ -71,17 +71,11 @@ export async function render(main) {
   let nextToken = "";
   let loading = false;
 
-  const statusLine = h("p", { class: "status-line", role: "status", "aria-live": "polite" }, "Loading…");
+  const status = statusLine("Loading…");
   const errorSlot = h("div");
   const tbody = h("tbody");
-  const table = h(
-    "table",
-    { "data-testid": "inbox", class: "data" },
-    h("caption", { class: "visually-hidden" }, "Threads waiting for an answer"),
-    h("thead", {}, h("tr", {},
-      ["Thread", "Pending interrupts", "Waiting since", "Action"].map((t) => h("th", { scope: "col" }, t)))),
-    tbody,
-  );
+  const table = dataTable("inbox", "Threads waiting for an answer",
+    ["Thread", "Pending interrupts", "Waiting since", "Action"], tbody);
   const refreshButton = h("button", { type: "button" }, "Refresh");
   const prevButton = h("button", { type: "button", disabled: true }, "Previous page");
   const nextButton = h("button", { type: "button", disabled: true }, "Next page");
@@ -90,7 +84,7 @@ export async function render(main) {
   main.append(
     h("div", { class: "title-row" }, h("h1", {}, "Inbox"), refreshButton),
     h("p", { class: "intro" }, "Threads whose latest run stopped at an interrupt and wait for an answer."),
-    statusLine,
+    status,
     errorSlot,
     h("div", { class: "table-wrap" }, table),
     pager,
@@ -100,7 +94,7 @@ export async function render(main) {
     if (loading) return;
     loading = true;
     table.setAttribute("aria-busy", "true");
-    statusLine.textContent = "Loading…";
+    status.textContent = "Loading…";
     clear(errorSlot);
     try {
       const answer = await call("ThreadService/ListThreads", {
@@ -115,11 +109,11 @@ export async function render(main) {
       nextToken = answer.next_page_token || "";
       clear(tbody).append(...threads.map((t, i) => inboxRow(t, states[i])));
       table.hidden = threads.length === 0;
-      statusLine.textContent = threads.length
+      status.textContent = threads.length
         ? `${plural(threads.length, "thread")} ${threads.length === 1 ? "waits" : "wait"} for an answer.`
         : tokens.length ? "No more threads." : "Nothing waits for an answer.";
     } catch (err) {
-      statusLine.textContent = "";
+      status.textContent = "";
       errorSlot.append(errorBox(err, "Could not list the interrupted threads"));
     } finally {
       loading = false;

@@ -3,7 +3,7 @@
 // that opens one thread by id; above them, the "Start a run" form
 // (start_run.js).
 
-import { h, clear, errorBox } from "../dom.js";
+import { h, clear, dataTable, errorBox, statusLine } from "../dom.js";
 import { call } from "../api.js";
 import { time, compact, enumName, plural } from "../format.js";
 import { startRunPanel } from "./start_run.js";
@@ -133,17 +133,11 @@ export async function render(main, route) {
   );
 
   // ---- table ----
-  const statusLine = h("p", { class: "status-line", role: "status", "aria-live": "polite" }, "Loading…");
+  const loadingLine = statusLine("Loading…");
   const errorSlot = h("div");
   const tbody = h("tbody");
-  const table = h(
-    "table",
-    { "data-testid": "threads", class: "data" },
-    h("caption", { class: "visually-hidden" }, "Threads, newest first"),
-    h("thead", {}, h("tr", {},
-      ["Thread id", "Status", "Created", "Updated", "Metadata"].map((t) => h("th", { scope: "col" }, t)))),
-    tbody,
-  );
+  const table = dataTable("threads", "Threads, newest first",
+    ["Thread id", "Status", "Created", "Updated", "Metadata"], tbody);
   const prevButton = h("button", { type: "button", disabled: true }, "Previous page");
   const nextButton = h("button", { type: "button", disabled: true }, "Next page");
   const pageLabel = h("span", { class: "muted" });
@@ -154,7 +148,7 @@ export async function render(main, route) {
     startRunPanel(),
     filterForm,
     findForm,
-    statusLine,
+    loadingLine,
     errorSlot,
     h("div", { class: "table-wrap" }, table),
     pager,
@@ -173,7 +167,7 @@ export async function render(main, route) {
     metadataInput.setAttribute("aria-invalid", "true");
     metadataHelp.textContent = `Metadata: ${e.message} Use key=value, comma separated.`;
     metadataHelp.classList.add("invalid");
-    statusLine.textContent = "";
+    loadingLine.textContent = "";
     return undefined;
   }
 
@@ -181,7 +175,7 @@ export async function render(main, route) {
     if (loading) return;
     loading = true;
     table.setAttribute("aria-busy", "true");
-    statusLine.textContent = "Loading…";
+    loadingLine.textContent = "Loading…";
     clear(errorSlot);
     const request = { page_size: PAGE_SIZE, page_token: token };
     if (status) request.status = `THREAD_STATUS_${status.toUpperCase()}`;
@@ -194,12 +188,12 @@ export async function render(main, route) {
       clear(tbody).append(...threads.map(threadRow));
       const page = tokens.length + 1;
       const filtered = status || Object.keys(metadata).length;
-      statusLine.textContent = threads.length
+      loadingLine.textContent = threads.length
         ? `${plural(threads.length, "thread")} on page ${page}.`
         : filtered ? "No threads match these filters." : "No threads yet.";
       pageLabel.textContent = `Page ${page}`;
     } catch (err) {
-      statusLine.textContent = "";
+      loadingLine.textContent = "";
       errorSlot.append(errorBox(err, "Could not list the threads"));
     } finally {
       loading = false;

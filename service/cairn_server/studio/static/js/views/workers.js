@@ -2,7 +2,7 @@
 // and what they serve, then the runs of the namespace that wait (no worker,
 // busy workers, retry backoff) and why.
 
-import { h, clear, errorBox } from "../dom.js";
+import { h, clear, dataTable, errorBox } from "../dom.js";
 import { call } from "../api.js";
 import { time, ago, enumName, plural } from "../format.js";
 
@@ -83,17 +83,7 @@ function waitingRow(run) {
 }
 
 function table(testid, caption, columns, tbody) {
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      { "data-testid": testid, class: "data" },
-      h("caption", { class: "visually-hidden" }, caption),
-      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
-      tbody,
-    ),
-  );
+  return h("div", { class: "table-wrap" }, dataTable(testid, caption, columns, tbody));
 }
 
 export async function render(main) {
