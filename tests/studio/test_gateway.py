@@ -228,6 +228,21 @@ async def test_each_browser_user_acts_with_their_own_credential_and_namespace(
             assert (status, body["reason"]) == (404, "NAMESPACE_NOT_FOUND")
             status, body = await post(http, url, {}, Authorization="Bearer cairn_wrong")
             assert status == 401
+            # Headers gRPC cannot carry are refused as what they are, not as a crash.
+            async with http.post(
+                url, data=b"{}", headers={**JSON, "Authorization": "Bearer \u00e9"}
+            ) as response:
+                assert (response.status, (await response.json())["code"]) == (
+                    401,
+                    "UNAUTHENTICATED",
+                )
+            async with http.post(
+                url, data=b"{}", headers={**JSON, "X-Cairn-Namespace": "\u00e9t\u00e9"}
+            ) as response:
+                assert (response.status, (await response.json())["reason"]) == (
+                    400,
+                    "INVALID_NAMESPACE",
+                )
             # A reader may look but not start runs.
             status, body = await post(
                 http,

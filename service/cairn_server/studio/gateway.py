@@ -161,6 +161,14 @@ class Studio:
         metadata: list[tuple[str, str]] = []
         authorization = request.headers.get("Authorization", "").strip()
         if authorization:
+            if not _metadata_value(authorization):
+                raise CallFailed(
+                    "UNAUTHENTICATED",
+                    "the Authorization header is not a bearer credential",
+                    "UNAUTHENTICATED",
+                    {},
+                    401,
+                )
             metadata.append(("authorization", authorization))
         elif self._require_credential:
             raise CallFailed(
@@ -171,6 +179,14 @@ class Studio:
                 401,
             )
         namespace = request.headers.get("X-Cairn-Namespace", "").strip()
+        if namespace and not _metadata_value(namespace):
+            raise CallFailed(
+                "INVALID_ARGUMENT",
+                "X-Cairn-Namespace is not a namespace name",
+                "INVALID_NAMESPACE",
+                {},
+                400,
+            )
         if namespace:
             metadata.append(("cairn-namespace", namespace))
         return tuple(metadata)
@@ -255,6 +271,11 @@ class Studio:
             pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pumping
+
+
+def _metadata_value(text: str) -> bool:
+    """Whether gRPC can send `text` as a metadata value: printable ASCII."""
+    return text.isascii() and text.isprintable()
 
 
 def _after(request: web.Request) -> int:
