@@ -106,6 +106,10 @@ async def test_unary_calls_answer_json_and_errors_carry_their_reason(
     for method in ("ThreadService/PruneThreads", "ThreadService/DeleteThread", "Nope/Nope"):
         status, body = await post(http, f"{url}/api/{method}", {})
         assert status == 404, method
+    huge = json.dumps({"thread_id": "x" * (17 * 1024 * 1024)})
+    async with http.post(f"{url}/api/ThreadService/GetState", data=huge, headers=JSON) as response:
+        body = await response.json()
+        assert (response.status, body["reason"]) == (413, "PAYLOAD_TOO_LARGE")
     async with http.post(f"{url}/api/ThreadService/ListThreads", data="{") as response:
         assert response.status == 415  # not declared JSON
     async with http.post(

@@ -194,6 +194,14 @@ class Studio:
     async def _body(self, request: web.Request) -> Any:
         try:
             return await request.json()
+        except web.HTTPRequestEntityTooLarge:
+            raise CallFailed(
+                "RESOURCE_EXHAUSTED",
+                f"the request body is larger than {MAX_BODY} bytes",
+                "PAYLOAD_TOO_LARGE",
+                {"limit": str(MAX_BODY)},
+                413,
+            ) from None
         except ValueError as error:
             raise CallFailed.invalid(f"the body is not JSON: {error}") from None
 
