@@ -16,8 +16,8 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, message_factory
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
 
+from cairn._errors import error_info
 from cairn.v1 import (
     graph_service_pb2,
     run_service_pb2,
@@ -91,27 +91,14 @@ class CallFailed(Exception):
     @classmethod
     def from_rpc(cls, error: grpc.aio.AioRpcError) -> CallFailed:
         code = error.code()
-        reason, metadata = _error_info(error.trailing_metadata())
+        info = error_info(error)
         return cls(
             code.name,
             error.details() or code.name,
-            reason,
-            metadata,
+            info.reason if info else "",
+            dict(info.metadata) if info else {},
             HTTP_STATUS.get(code, 500),
         )
-
-
-def _error_info(trailing: Any) -> tuple[str, dict[str, str]]:
-    """The reason and metadata of the google.rpc.ErrorInfo the server sent."""
-    for key, value in trailing or ():
-        if key != "grpc-status-details-bin":
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return info.reason, dict(info.metadata)
-    return "", {}
 
 
 @dataclass(frozen=True, slots=True)
