@@ -20,6 +20,8 @@ from cairn.v1 import (
     graph_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
+    store_service_pb2,
+    store_service_pb2_grpc,
     thread_service_pb2,
     thread_service_pb2_grpc,
     worker_service_pb2,
@@ -30,6 +32,7 @@ from cairn_server.api.decoding import DecodingInterceptor
 from cairn_server.api.graph_service import GraphServicer
 from cairn_server.api.relay import PeerAccess, Relays
 from cairn_server.api.runs import RunServicer
+from cairn_server.api.store_service import StoreServicer
 from cairn_server.api.threads import ThreadServicer
 from cairn_server.api.workers import WorkerServicer
 from cairn_server.auth import (
@@ -43,6 +46,8 @@ from cairn_server.auth import (
     server_credentials,
     validate,
 )
+from cairn_server.memory import open_memory
+from cairn_server.memory.sweeper import MemorySweeper
 from cairn_server.metrics import Metrics, MetricsServer
 from cairn_server.metrics.interceptor import MetricsInterceptor
 from cairn_server.runtime.manager import RunManager
@@ -69,6 +74,7 @@ SERVICE_NAMES = (
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
     checkpoint_service_pb2.DESCRIPTOR.services_by_name["CheckpointService"].full_name,
     graph_service_pb2.DESCRIPTOR.services_by_name["GraphService"].full_name,
+    store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
 )
 
 
@@ -110,6 +116,7 @@ class CairnServer:
         relays: Relays,
         sweeper: ThreadTtlSweeper | None = None,
         *,
+        memory_sweeper: MemorySweeper | None = None,
         metrics: Metrics | None = None,
         metrics_server: MetricsServer | None = None,
         metrics_port: int = 0,
@@ -129,16 +136,21 @@ class CairnServer:
         self.runs = runs
         self.relays = relays
         self.sweeper = sweeper
-        self._sweeping = asyncio.create_task(sweeper.run()) if sweeper is not None else None
+        # Background sweeps: expired threads (when a TTL is set) and memories.
+        self._sweeping = [
+            asyncio.create_task(each.run())
+            for each in (sweeper, memory_sweeper)
+            if each is not None
+        ]
 
     async def stop(self, grace: float = 5.0) -> None:
         """Graceful shutdown: report NOT_SERVING and take no new run; give
         tasks in flight up to `grace` seconds to finish while workers can
         still report; then stop, releasing every run to the other replicas."""
-        if self._sweeping is not None:
-            self._sweeping.cancel()
+        for sweeping in self._sweeping:
+            sweeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeping
+                await sweeping
         await self.health.enter_graceful_shutdown()
         if self.studio is not None:
             await self.studio.stop()
@@ -237,6 +249,10 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         CheckpointServicer(runs, max_payload_bytes=limit), server
     )
     graph_service_pb2_grpc.add_GraphServiceServicer_to_server(GraphServicer(runs), server)
+    memory = open_memory(store)
+    store_service_pb2_grpc.add_StoreServiceServicer_to_server(
+        StoreServicer(memory, max_payload_bytes=limit, clock=runs.clock), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -298,6 +314,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         health_servicer,
         relays,
         sweeper,
+        memory_sweeper=MemorySweeper(memory, clock=runs.clock),
         metrics=metrics,
         metrics_server=metrics_server,
         metrics_port=metrics_port,

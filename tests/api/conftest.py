@@ -15,6 +15,7 @@ from cairn.v1 import (
     checkpoint_service_pb2_grpc,
     graph_service_pb2_grpc,
     run_service_pb2_grpc,
+    store_service_pb2_grpc,
     thread_service_pb2_grpc,
     worker_service_pb2_grpc,
 )
@@ -45,6 +46,7 @@ class Api:
     checkpoints: checkpoint_service_pb2_grpc.CheckpointServiceStub
     health: health_pb2_grpc.HealthStub
     graphs: graph_service_pb2_grpc.GraphServiceStub
+    store: store_service_pb2_grpc.StoreServiceStub
 
 
 @pytest.fixture
@@ -57,4 +59,5 @@ async def api(address: str) -> AsyncIterator[Api]:
             checkpoint_service_pb2_grpc.CheckpointServiceStub(channel),
             health_pb2_grpc.HealthStub(channel),
             graph_service_pb2_grpc.GraphServiceStub(channel),
+            store_service_pb2_grpc.StoreServiceStub(channel),
         )

@@ -34,6 +34,8 @@ from cairn.v1 import (
     graph_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
+    store_service_pb2,
+    store_service_pb2_grpc,
     thread_service_pb2,
     thread_service_pb2_grpc,
     worker_service_pb2,
@@ -45,6 +47,7 @@ from tests.api.conftest import Api
 
 cpb = checkpoint_service_pb2
 rpb = run_service_pb2
+spb = store_service_pb2
 tpb = thread_service_pb2
 wpb = worker_service_pb2
 
@@ -132,6 +135,7 @@ async def stubs(address: str) -> AsyncIterator[Api]:
             checkpoint_service_pb2_grpc.CheckpointServiceStub(channel),
             health_pb2_grpc.HealthStub(channel),
             graph_service_pb2_grpc.GraphServiceStub(channel),
+            store_service_pb2_grpc.StoreServiceStub(channel),
         )
 
 
@@ -240,5 +244,8 @@ async def snapshot(api: Api, namespace: str) -> dict[str, Any]:
         }
     seen["checkpoints"] = await _or_error(
         api.checkpoints.ListCheckpoints(cpb.ListCheckpointsRequest(page_size=1000), metadata=md)
+    )
+    seen["memories"] = await _or_error(
+        api.store.SearchItems(spb.SearchItemsRequest(limit=1000, refresh_ttl=False), metadata=md)
     )
     return seen

@@ -33,6 +33,7 @@ from cairn.v1 import (
     graph_service_pb2,
     run_pb2,
     run_service_pb2,
+    store_service_pb2,
     thread_service_pb2,
     worker_service_pb2,
 )
@@ -57,6 +58,7 @@ from tests.api.secured import (
 
 cpb = checkpoint_service_pb2
 rpb = run_service_pb2
+spb = store_service_pb2
 tpb = thread_service_pb2
 wpb = worker_service_pb2
 
@@ -131,6 +133,14 @@ class World:
     """A RUNNING run of `held` on thread t-held, its task waiting for release."""
     lg_checkpoint: str
     """A LangGraph checkpoint on thread lg-1, of LangGraph run lg-run-1."""
+
+
+def struct(data: dict[str, Any]) -> Any:
+    return to_value(data).struct_value
+
+
+def memory_key(key: str) -> dict[str, Any]:
+    return {"namespace": ["users", "u-1"], "key": key}
 
 
 def typed(data: bytes) -> cpb.TypedValue:
@@ -219,6 +229,13 @@ async def world(tmp_path: pathlib.Path) -> AsyncIterator[World]:
                 metadata=admin(),
                 timeout=WAIT,
             )
+            await api.store.PutItem(
+                spb.PutItemRequest(
+                    namespace=["users", "u-1"], key="likes", value=struct({"food": "pizza"})
+                ),
+                metadata=admin(),
+                timeout=WAIT,
+            )
             yield World(api, served, invoked.run.run_id, held_run, "cp-1")
         finally:
             gates["release"].set()
@@ -274,6 +291,12 @@ class Rpc:
 
     role: str
     call: Caller
+    too_weak: str = ""
+    """A role that may not make the call ('': TOO_WEAK[role])."""
+
+    @property
+    def weaker(self) -> str:
+        return self.too_weak or TOO_WEAK[self.role]
 
 
 CALLS: dict[str, Rpc] = {
@@ -358,6 +381,48 @@ CALLS: dict[str, Rpc] = {
             graph_service_pb2.GetGraphRequest(name="counter"), metadata=md
         ),
     ),
+    # StoreService: reads are open to readers and workers, so only a replica
+    # grant is too weak for them; writes are open to writers and workers.
+    "cairn.v1.StoreService/GetItem": Rpc(
+        "reader",
+        lambda w, md: w.api.store.GetItem(spb.GetItemRequest(**memory_key("likes")), metadata=md),
+        too_weak="replica",
+    ),
+    "cairn.v1.StoreService/PutItem": Rpc(
+        "writer",
+        lambda w, md: w.api.store.PutItem(
+            spb.PutItemRequest(**memory_key("drinks"), value=struct({"drink": "tea"})),
+            metadata=md,
+        ),
+    ),
+    "cairn.v1.StoreService/DeleteItem": Rpc(
+        "writer",
+        lambda w, md: w.api.store.DeleteItem(
+            spb.DeleteItemRequest(**memory_key("likes")), metadata=md
+        ),
+    ),
+    "cairn.v1.StoreService/SearchItems": Rpc(
+        "reader",
+        lambda w, md: w.api.store.SearchItems(
+            spb.SearchItemsRequest(namespace_prefix=["users"]), metadata=md
+        ),
+        too_weak="replica",
+    ),
+    "cairn.v1.StoreService/ListNamespaces": Rpc(
+        "reader",
+        lambda w, md: w.api.store.ListNamespaces(spb.ListNamespacesRequest(), metadata=md),
+        too_weak="replica",
+    ),
+    "cairn.v1.StoreService/BatchItems": Rpc(
+        "reader",
+        lambda w, md: w.api.store.BatchItems(
+            spb.BatchItemsRequest(
+                operations=[spb.StoreOperation(get=spb.GetItemRequest(**memory_key("likes")))]
+            ),
+            metadata=md,
+        ),
+        too_weak="replica",
+    ),
     # CheckpointService
     "cairn.v1.CheckpointService/GetTuple": Rpc(
         "reader",
@@ -424,6 +489,7 @@ SERVICE_FILES = (
     worker_service_pb2,
     checkpoint_service_pb2,
     graph_service_pb2,
+    store_service_pb2,
 )
 RPCS = sorted(
     f"{service.full_name}/{method.name}"
@@ -445,6 +511,7 @@ def test_every_rpc_is_in_the_matrix_and_in_the_servers_table() -> None:
         "cairn.v1.WorkerService",
         "cairn.v1.CheckpointService",
         "cairn.v1.GraphService",
+        "cairn.v1.StoreService",
     }
     assert set(RPCS) == {method for method in METHOD_ROLES if method.startswith("cairn.v1.")}
     assert set(RPCS) == set(CALLS)
@@ -460,43 +527,43 @@ TOO_WEAK = {"reader": "worker", "writer": "reader", "admin": "writer", "worker":
 class Case:
     """A caller of an RPC and what it must be told (None: not refused)."""
 
-    credential: Callable[[Secured, str], str | None]
+    credential: Callable[[Secured, Rpc], str | None]
     code: grpc.StatusCode | None
     reason: str = ""
     audited_as: str = "unauthenticated"
 
 
 CASES: dict[str, Case] = {
-    "no-credentials": Case(lambda s, role: None, UNAUTHENTICATED, "UNAUTHENTICATED"),
+    "no-credentials": Case(lambda s, rpc: None, UNAUTHENTICATED, "UNAUTHENTICATED"),
     "bad-signature": Case(
-        lambda s, role: token("mallory", f"{NS}:admin", secret=OTHER_SECRET),
+        lambda s, rpc: token("mallory", f"{NS}:admin", secret=OTHER_SECRET),
         UNAUTHENTICATED,
         "UNAUTHENTICATED",
     ),
     "expired": Case(
-        lambda s, role: token("alice", f"{NS}:admin", lifetime=-60),
+        lambda s, rpc: token("alice", f"{NS}:admin", lifetime=-60),
         UNAUTHENTICATED,
         "UNAUTHENTICATED",
     ),
     "unknown-api-key": Case(
-        lambda s, role: s.api_keys["ci-writer"][:-4] + "AAAA", UNAUTHENTICATED, "UNAUTHENTICATED"
+        lambda s, rpc: s.api_keys["ci-writer"][:-4] + "AAAA", UNAUTHENTICATED, "UNAUTHENTICATED"
     ),
     "other-namespace": Case(
-        lambda s, role: token("bob", f"{OTHER_NS}:admin"),
+        lambda s, rpc: token("bob", f"{OTHER_NS}:admin"),
         NOT_FOUND,
         "NAMESPACE_NOT_FOUND",
         "jwt:bob",
     ),
     "other-namespace-api-key": Case(
-        lambda s, role: s.api_keys["other-key"], NOT_FOUND, "NAMESPACE_NOT_FOUND", "key:other-key"
+        lambda s, rpc: s.api_keys["other-key"], NOT_FOUND, "NAMESPACE_NOT_FOUND", "key:other-key"
     ),
     "too-weak": Case(
-        lambda s, role: token("carol", f"{NS}:{TOO_WEAK[role]}"),
+        lambda s, rpc: token("carol", f"{NS}:{rpc.weaker}"),
         PERMISSION_DENIED,
         "PERMISSION_DENIED",
         "jwt:carol",
     ),
-    "right-role": Case(lambda s, role: token("dave", f"{NS}:{role}"), None),
+    "right-role": Case(lambda s, rpc: token("dave", f"{NS}:{rpc.role}"), None),
 }
 
 
@@ -512,7 +579,7 @@ async def test_access(
     world: World, method: str, case: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     rpc, expected = CALLS[method], CASES[case]
-    metadata = as_caller(expected.credential(world.served, rpc.role), NS)
+    metadata = as_caller(expected.credential(world.served, rpc), NS)
     before = await everything(world.api)
 
     with caplog.at_level(logging.INFO, logger="cairn.audit"):

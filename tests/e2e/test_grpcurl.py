@@ -62,6 +62,7 @@ def test_list_shows_every_service(address: str) -> None:
         "cairn.v1.RunService",
         "cairn.v1.ThreadService",
         "cairn.v1.WorkerService",
+        "cairn.v1.StoreService",
         "grpc.health.v1.Health",
     ):
         assert name in services
@@ -164,3 +165,32 @@ def test_errors_show_code_and_error_info(address: str) -> None:
     assert "google.rpc.ErrorInfo" in done.stderr
     assert '"reason":"THREAD_NOT_FOUND"' in done.stderr.replace(" ", "")
     assert '"thread_id":"no-such-thread"' in done.stderr.replace(" ", "")
+
+
+def test_memories_from_grpcurl(address: str) -> None:
+    """The README's memory example: JSON in, JSON out, vectors as numbers."""
+    stored = json.loads(
+        grpcurl(
+            address,
+            "cairn.v1.StoreService/PutItem",
+            data={
+                "namespace": ["users", "u-42"],
+                "key": "prefs",
+                "value": {"food": "pizza", "tone": "brief"},
+                "vectors": [{"path": "food", "values": [0.1, 0.9]}],
+                "ttl": "86400s",
+            },
+        )
+    )
+    assert stored["item"]["value"] == {"food": "pizza", "tone": "brief"}
+    assert "expireTime" in stored["item"]
+    found = json.loads(
+        grpcurl(
+            address,
+            "cairn.v1.StoreService/SearchItems",
+            data={"namespacePrefix": ["users"], "filter": {"tone": "brief"}, "queryVector": [0, 1]},
+        )
+    )
+    [hit] = found["items"]
+    assert hit["item"]["key"] == "prefs"
+    assert 0.99 < hit["score"] <= 1.0

@@ -206,6 +206,7 @@ class RelayLink:
             previous=to_json(message.previous) if has_previous else None,
             first_fresh_call=message.first_fresh_call,
             announce_calls=message.announce_calls,
+            stream_messages=message.stream_messages,
             relay=self,
             timeouts=(
                 convert.task_timeouts(message.timeouts, "timeouts")

@@ -88,6 +88,7 @@ def outgoing_pb(
                 path=list(item.path),
                 first_fresh_call=item.first_fresh_call,
                 announce_calls=item.announce_calls,
+                stream_messages=item.stream_messages,
                 resume=[to_value(v) for v in item.resume],
                 journal=[
                     pb.JournalEntry(

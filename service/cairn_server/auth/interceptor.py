@@ -78,6 +78,10 @@ WRITE = Need(frozenset({Role.WRITER}))
 ADMIN = Need(frozenset({Role.ADMIN}))
 CONNECT = Need(frozenset({Role.WORKER, Role.REPLICA}))
 """The servicer checks the hello: the names against `may_serve`, a relay against REPLICA."""
+RECALL = Need(frozenset({Role.READER, Role.WORKER}))
+"""The memory store's reads: tasks and nodes read memories with their worker grant."""
+REMEMBER = Need(frozenset({Role.WRITER, Role.WORKER}))
+"""The memory store's writes, from applications (writer) and tasks (worker)."""
 DESCRIBE = Need(frozenset(Role), any_namespace=True)
 
 _BY_SERVICE: dict[str, dict[str, Need]] = {
@@ -106,6 +110,15 @@ _BY_SERVICE: dict[str, dict[str, Need]] = {
     },
     "cairn.v1.GraphService": {
         "GetGraph": READ,
+    },
+    "cairn.v1.StoreService": {
+        "GetItem": RECALL,
+        "PutItem": REMEMBER,
+        "DeleteItem": REMEMBER,
+        "SearchItems": RECALL,
+        "ListNamespaces": RECALL,
+        # A batch that writes needs REMEMBER too: the servicer checks its operations.
+        "BatchItems": RECALL,
     },
     "cairn.v1.CheckpointService": {
         "GetTuple": READ,
@@ -141,6 +154,7 @@ DESTRUCTIVE = frozenset(
         "cairn.v1.CheckpointService/DeleteForRuns",
         "cairn.v1.CheckpointService/CopyThreadCheckpoints",
         "cairn.v1.CheckpointService/PruneCheckpoints",
+        "cairn.v1.StoreService/DeleteItem",
     }
 )
 """Methods audit-logged when they succeed."""

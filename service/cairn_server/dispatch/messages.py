@@ -49,6 +49,7 @@ class Assignment:
     kind: TaskKind = TaskKind.TASK  # set from the receiving worker's registration
     first_fresh_call: int = 0
     announce_calls: bool = False
+    stream_messages: bool = False  # the run streams chat-model tokens (mode messages)
     local: bool = False  # a call its worker runs itself (ScheduleTask.local_running)
     relay: Relayed | None = None  # the task of a run another replica drives
     timeouts: TaskTimeouts | None = None  # enforced by dispatch/timeouts.py

@@ -65,7 +65,7 @@ from cairn_server.engine.graph import GraphRun
 from cairn_server.engine.reducers import InvalidUpdate
 from cairn_server.engine.tasks import child_task_id
 from cairn_server.metrics import Metrics
-from cairn_server.runtime import inbox
+from cairn_server.runtime import inbox, message_chunks
 from cairn_server.runtime.events import EventLog
 from cairn_server.runtime.exit_durability import keep_last
 from cairn_server.runtime.waiting import Waiting
@@ -331,6 +331,9 @@ class RunHandle:
                 return engine.suspended(task_id)
             case inbox.Chunk(task_id, mode, data):
                 if engine.holds(task_id):
+                    if mode is StreamMode.MESSAGES and mode in self._modes:
+                        step = int(self.checkpoint.metadata.get("step", -1)) + 1
+                        data = message_chunks.placed(data, step, engine.task_started(task_id))
                     self.emit_chunk(mode, data, engine.namespace_of(task_id))
                 return []
             case inbox.RetryDue(task_id):
@@ -470,6 +473,7 @@ class RunHandle:
                 journal=decision.journal,
                 first_fresh_call=decision.first_fresh_call,
                 announce_calls=announce,
+                stream_messages=StreamMode.MESSAGES in self._modes,
                 resume=decision.resume,
                 path=decision.path,
                 is_root=decision.is_root,

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -67,6 +67,7 @@ else:
     _Conn = Any
 
 _Apply = Callable[[_Conn], Awaitable[object]]
+T = TypeVar("T")
 
 # Query parameters of the store URL that size the pool; asyncpg would take any
 # other parameter for a server setting (e.g. ?search_path=cairn).
@@ -428,6 +429,38 @@ class PostgresStore(LeaseQueries, Store):
         _check_limit(limit)
         rows = await self._fetch(pg.EXPIRED_THREADS, float(updated_before), limit)
         return [row[0] for row in rows]
+
+    # --- the connections, for the memory store (cairn_server/memory) ----------
+
+    async def call_reader(self, fn: Callable[[_Conn], Awaitable[T]]) -> T:
+        """`await fn(connection)` on a pooled connection, in a read-only
+        repeatable-read transaction: every statement of `fn` sees one
+        snapshot. Tried again after a lost connection, so `fn` must only
+        read. Database errors reach the caller as StoreError."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError("store is not open")
+        pauses = _retry_pauses()
+        while True:
+            try:
+                async with (
+                    pool.acquire() as conn,
+                    conn.transaction(isolation="repeatable_read", readonly=True),
+                ):
+                    return await fn(conn)
+            except _DISCONNECTS as exc:
+                pause = next(pauses, None)
+                if pause is None:
+                    raise _as_store_error(exc) from exc
+                await asyncio.sleep(pause)
+            except asyncpg.PostgresError as exc:
+                raise _as_store_error(exc) from exc
+
+    async def call_writer(self, fn: Callable[[_Conn], Awaitable[T]]) -> T:
+        """`await fn(connection)` as a job of the writer, in the group commit
+        of the store's own writes: its statements commit together, or not at
+        all when it raises."""
+        return cast(T, await self._submit(fn))
 
     # --- reads --------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from cairn_server.domain import (
     CheckpointRecord,
@@ -70,6 +70,8 @@ _MEMORY = ":memory:"
 
 _CHECKPOINT_EVERY = 256
 """Commits between two WAL checkpoints (the writer's automatic ones are off)."""
+
+T = TypeVar("T")
 
 _Apply = Callable[[sqlite3.Connection], object]
 """A job's writes, as blocking calls on the writer connection: a group of
@@ -461,6 +463,28 @@ class SqliteStore(LeaseQueries, Store):
         _check_limit(limit)
         rows = await self._fetch(q.EXPIRED_THREADS, (float(updated_before), limit))
         return [row[0] for row in rows]
+
+    # --- the connections, for the memory store (cairn_server/memory) ----------
+
+    async def call_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(connection)` on the reader's thread: it sees the last committed
+        state and may open a read transaction of its own (it must end it).
+        Database errors reach the caller as StoreError."""
+        conn = self._reader
+        if conn is None:
+            raise StoreError("store is not open")
+        lock = self._shared_lock or contextlib.nullcontext()
+        async with lock:
+            try:
+                return cast(T, await conn.call(fn))
+            except sqlite3.Error as exc:
+                raise _as_store_error(exc) from exc
+
+    async def call_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(connection)` as a job of the writer, in the group commit of the
+        store's own writes: its statements commit together, or not at all
+        when it raises."""
+        return cast(T, await self._submit(fn))
 
     # --- reads --------------------------------------------------------------
 

@@ -168,7 +168,11 @@ class _StreamModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StreamMode
     STREAM_MODE_CUSTOM: _StreamMode.ValueType  # 3
     """Data written with the stream writer from a task or an entrypoint."""
     STREAM_MODE_MESSAGES: _StreamMode.ValueType  # 4
-    """LLM message chunks written by tasks."""
+    """Chat-model tokens produced inside tasks and nodes, each as LangGraph's
+    (message chunk, metadata) pair: data is {"message": <chunk>, "metadata":
+    {...}} (TaskAssignment.stream_messages has the fields). Kept in the
+    run's event log like other events.
+    """
     STREAM_MODE_TASKS: _StreamMode.ValueType  # 5
     """Task start and task result events."""
     STREAM_MODE_CHECKPOINTS: _StreamMode.ValueType  # 6
@@ -192,7 +196,11 @@ STREAM_MODE_UPDATES: StreamMode.ValueType  # 2
 STREAM_MODE_CUSTOM: StreamMode.ValueType  # 3
 """Data written with the stream writer from a task or an entrypoint."""
 STREAM_MODE_MESSAGES: StreamMode.ValueType  # 4
-"""LLM message chunks written by tasks."""
+"""Chat-model tokens produced inside tasks and nodes, each as LangGraph's
+(message chunk, metadata) pair: data is {"message": <chunk>, "metadata":
+{...}} (TaskAssignment.stream_messages has the fields). Kept in the
+run's event log like other events.
+"""
 STREAM_MODE_TASKS: StreamMode.ValueType  # 5
 """Task start and task result events."""
 STREAM_MODE_CHECKPOINTS: StreamMode.ValueType  # 6

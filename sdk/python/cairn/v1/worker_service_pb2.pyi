@@ -609,7 +609,9 @@ class TaskStreamChunk(_message.Message):
     task_id: _builtins.str
     """The task that wrote it."""
     mode: _run_pb2.StreamMode.ValueType
-    """STREAM_MODE_CUSTOM or STREAM_MODE_MESSAGES."""
+    """STREAM_MODE_CUSTOM or STREAM_MODE_MESSAGES (only when the assignment
+    set stream_messages; see TaskAssignment.stream_messages for its data).
+    """
     @_builtins.property
     def data(self) -> _struct_pb2.Value:
         """The data."""
@@ -859,6 +861,7 @@ class TaskAssignment(_message.Message):
     HEARTBEAT_DETAILS_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
+    STREAM_MESSAGES_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Deterministic task id; also the idempotency key for side effects."""
     name: _builtins.str
@@ -890,6 +893,20 @@ class TaskAssignment(_message.Message):
     namespace: _builtins.str
     """The namespace of the run's thread: the stream's own namespace for a
     worker; on a relay stream the namespace of the task's name.
+    """
+    stream_messages: _builtins.bool
+    """The run streams chat-model tokens (stream mode messages): while the
+    task runs, the worker sends each token its chat models produce as a
+    TaskStreamChunk of STREAM_MODE_MESSAGES whose data is
+    {"message": <chunk>, "metadata": {...}}. <chunk> is LangChain's JSON
+    form of a message chunk, at least {"type": "AIMessageChunk", "content":
+    <text>} and "id" when the model gives one (LangChain's field names, so
+    that either SDK turns it back into its own message class). The worker's
+    metadata names the task or node ("langgraph_node"), its "tags" and the
+    model's "ls_*" keys; the service adds "langgraph_step",
+    "langgraph_triggers" and, for a graph node, "langgraph_path", unless the
+    worker set them. When false the worker sends none, which saves an event
+    per token.
     """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
@@ -967,10 +984,11 @@ class TaskAssignment(_message.Message):
         heartbeat_details: _struct_pb2.Value | None = ...,
         namespace: _builtins.str = ...,
         trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        stream_messages: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_details", b"heartbeat_details", "input", b"input", "previous", b"previous", "timeouts", b"timeouts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "namespace", b"namespace", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "task_id", b"task_id", "thread_id", b"thread_id", "timeouts", b"timeouts", "trace_context", b"trace_context"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "namespace", b"namespace", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "stream_messages", b"stream_messages", "task_id", b"task_id", "thread_id", b"thread_id", "timeouts", b"timeouts", "trace_context", b"trace_context"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

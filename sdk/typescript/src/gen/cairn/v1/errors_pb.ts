@@ -128,7 +128,9 @@ export const RequestRejectedSchema: GenMessage<RequestRejected> = /*@__PURE__*/
  * `<namespace>:worker:<name>,<name>` for a worker limited to some names:
  * `reader` (get, list, history, join), `writer` (also start, resume and
  * cancel runs, update state, delete threads, write LangGraph checkpoints),
- * `worker` (connect as a worker), `admin` (all of these and pruning), and
+ * `worker` (connect as a worker, and read and write the namespace's
+ * long-term memories, which tasks and nodes use; readers read them and
+ * writers write them too), `admin` (all of these and pruning), and
  * `replica` (another Cairn replica's relay stream). Each RPC's comment names
  * the role it needs. Refused calls change nothing: UNAUTHENTICATED without
  * a valid credential, NOT_FOUND (NAMESPACE_NOT_FOUND) in a namespace where

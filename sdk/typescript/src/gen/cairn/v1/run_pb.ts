@@ -760,7 +760,10 @@ export enum StreamMode {
   CUSTOM = 3,
 
   /**
-   * LLM message chunks written by tasks.
+   * Chat-model tokens produced inside tasks and nodes, each as LangGraph's
+   * (message chunk, metadata) pair: data is {"message": <chunk>, "metadata":
+   * {...}} (TaskAssignment.stream_messages has the fields). Kept in the
+   * run's event log like other events.
    *
    * @generated from enum value: STREAM_MODE_MESSAGES = 4;
    */
