@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -45,6 +45,7 @@ from cairn._addresses import (
 from cairn._connected import ConnectedWorker
 from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import RunFailedError, from_rpc_error
+from cairn._store import Store
 from cairn._types import (
     _DURABILITY_PB,
     _MULTITASK_PB,
@@ -67,6 +68,7 @@ from cairn.v1 import (
     run_pb2,
     run_service_pb2,
     run_service_pb2_grpc,
+    store_service_pb2_grpc,
     thread_pb2,
     thread_service_pb2,
     thread_service_pb2_grpc,
@@ -93,6 +95,14 @@ CHANNEL_OPTIONS = [
     *RECONNECT_OPTIONS,
 ]
 _WAITING = frozenset({RunState.PENDING, RunState.RUNNING})
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop the client's channels belong to, when made inside one."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _target_name(target: Target | None) -> str:
@@ -206,6 +216,14 @@ class Client:
             namespace="team-a",
             tls=TlsConfig(ca_file="ca.pem"),
         )
+
+    `client.store` is the namespace's long-term memory store (`cairn.Store`,
+    LangGraph's BaseStore methods), failing over as every call does;
+    `store_index` (LangGraph's `index=`: embed, dims, fields) turns on
+    semantic search, embedding in this process, and `store_ttl` sets TTL
+    defaults (LangGraph's TTLConfig):
+
+        await client.store.aput(("users", "u-42"), "profile", {"name": "Ada"})
     """
 
     def __init__(
@@ -218,6 +236,8 @@ class Client:
         api_key: str | None = None,
         namespace: str | None = None,
         tls: bool | TlsConfig | None = None,
+        store_index: Mapping[str, Any] | None = None,
+        store_ttl: Mapping[str, Any] | None = None,
     ) -> None:
         self.addresses = parse_addresses(address)
         self.timeout = timeout
@@ -237,7 +257,16 @@ class Client:
             "runs": self._run_stubs,
             "threads": [thread_service_pb2_grpc.ThreadServiceStub(c) for c in self._channels],
             "workers": [worker_service_pb2_grpc.WorkerServiceStub(c) for c in self._channels],
+            "store": [store_service_pb2_grpc.StoreServiceStub(c) for c in self._channels],
         }
+        self.store = Store(
+            lambda rpc, request: self._call(rpc, request, service="store"),
+            loop=_running_loop(),
+            index=store_index,
+            ttl=store_ttl,
+        )
+        """The namespace's long-term memory store (see `cairn.Store`). Every
+        store call is safe to repeat, so each fails over."""
 
     @property
     def address(self) -> str:
@@ -298,7 +327,7 @@ class Client:
         repeatable: bool = True,
         metadata: _tracing.Metadata = (),
     ) -> Any:
-        """Call unary `rpc` of the run (or "threads", "workers") service, failing over. A
+        """Call unary `rpc` of the run (or "threads", "workers", "store") service, failing over. A
         call that is not `repeatable` (applying it twice would do it twice)
         moves on only when it never reached a server."""
         attempts: Attempts | None = None

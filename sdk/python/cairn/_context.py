@@ -1,5 +1,6 @@
 """The execution of one assignment on a worker, and the functions user code
-calls inside it: `interrupt`, `get_stream_writer`, `get_previous_state`.
+calls inside it: `interrupt`, `get_stream_writer`, `get_previous_state`,
+`get_store`.
 
 A task or entrypoint body runs with an `Execution` in a context variable.
 Every child call gets the next position; a position the journal already
@@ -18,13 +19,17 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from cairn import _messages
 from cairn._errors import NonDeterministicError, TaskFailedError, TaskTimeoutError
 from cairn._ids import child_task_id
 from cairn._types import Interrupt, RetryPolicy, TaskTimeouts
 from cairn._values import struct_to_json, to_json, to_value
 from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2
+
+if TYPE_CHECKING:
+    from cairn._store import Store
 
 pb = worker_service_pb2
 StreamModePb = run_pb2.StreamMode.ValueType
@@ -95,6 +100,7 @@ class SyncBody:
         self._call = fn
         self._context = contextvars.copy_context()
         self._context.run(_current.set, execution)
+        self._context.run(_messages.attach, execution)
         self._lock = threading.Lock()
         self._claimed = False
 
@@ -172,6 +178,8 @@ class Execution:
         self._detached = detached
         self._local_children: list[Execution] = []
         self.body: SyncBody | None = None  # a local call's body, bound by its caller
+        self.store: Store | None = None  # the memory store, over the worker's connection
+        self.node = assignment.name  # its name in stream mode messages (a graph's node name)
         self.heartbeats = _Heartbeats(self, assignment)
 
     # --- messages to the service ------------------------------------------------
@@ -197,8 +205,11 @@ class Execution:
             checkpoint_id=source.checkpoint_id,
             attempt=1,
             input=schedule.input,
+            stream_messages=source.stream_messages,
         )
-        return Execution(assignment, loop=self._loop, send=self._send, detached=schedule)
+        child = Execution(assignment, loop=self._loop, send=self._send, detached=schedule)
+        child.store = self.store
+        return child
 
     def attach(self) -> None:
         """A detached local call needs the service: announce it as running
@@ -344,9 +355,11 @@ class Execution:
         plain functions as a SyncBody claimed by a thread of `threads`."""
         if asyncio.iscoroutinefunction(fn):
             token = _current.set(self)
+            streaming = _messages.attach(self)
             try:
                 return await fn(*args, **kwargs)
             finally:
+                _messages.detach(streaming)
                 _current.reset(token)
         self.body = SyncBody(self, functools.partial(fn, *args, **kwargs))
         return await self.run_body(threads)
@@ -507,3 +520,20 @@ def get_previous_state() -> Any:
     """The value the thread's previous run saved (its return value, or the
     `save` of `entrypoint.final`); None on the first run."""
     return current().previous
+
+
+def get_store() -> Store:
+    """The long-term memory store (see `cairn.Store`), from inside a task, an
+    entrypoint or a graph node, as LangGraph's `get_store()`. It reaches the
+    server the task came from, in the worker's namespace and with its
+    credentials, so memories written here are those `client.store` and
+    other runs read.
+
+        @task
+        def remember(user: str, fact: str) -> None:
+            get_store().put(("users", user, "facts"), uuid.uuid4().hex, {"fact": fact})
+    """
+    store = current().store
+    if store is None:
+        raise RuntimeError("this execution has no store (it is not running on a connected worker)")
+    return store

@@ -19,15 +19,32 @@ Register both with a `cairn.Worker`; run the workflow with
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
-from cairn._context import TaskFuture, current
+from cairn._context import Execution, TaskFuture, current
 from cairn._types import RetryPolicy, TaskTimeouts
 
 T = TypeVar("T")
-_INJECTED = ("previous", "writer")
+_INJECTED = ("previous", "writer", "store")
+NODE_INJECTED = ("writer", "store")
+"""The parameters a graph node or router may declare to be given, as in LangGraph."""
+
+
+def injected(
+    params: Collection[str], execution: Execution, names: Collection[str] = _INJECTED
+) -> dict[str, Any]:
+    """The keyword arguments LangGraph gives a function for the parameters it
+    declares among `names`: `previous` (the value the thread's last run
+    saved), `writer` (the custom stream writer, as `get_stream_writer()`)
+    and `store` (the memory store, as `get_store()`)."""
+    values: dict[str, Callable[[], Any]] = {
+        "previous": lambda: execution.previous,
+        "writer": lambda: execution.write,
+        "store": lambda: execution.store,
+    }
+    return {name: values[name]() for name in names if name in params}
 
 
 def _single_input(fn: Callable[..., Any], skip: tuple[str, ...] = ()) -> bool:
@@ -141,8 +158,9 @@ class entrypoint:
     """Declare a workflow, as LangGraph's `@entrypoint()`.
 
     The function takes one input; it may also take `previous` (the value saved
-    by the thread's last run) and `writer` (a custom stream writer) as keyword
-    parameters. Use it bare (`@entrypoint`) or with options
+    by the thread's last run), `writer` (a custom stream writer) and `store`
+    (the long-term memory store, `cairn.Store`) as keyword parameters. Use it
+    bare (`@entrypoint`) or with options
     (`@entrypoint(name="review", retry_policy=...)`); `timeouts` takes only
     `TaskTimeouts(schedule_to_start=...)`, which fails a run that no worker
     takes in time. Inside another
@@ -196,11 +214,9 @@ class entrypoint:
         return await current().call(self.name, input, self.retry_policy, self.timeouts)
 
     def _kwargs(self, previous: Any) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        if "previous" in self._params:
+        kwargs = injected(self._params, current())
+        if "previous" in kwargs:
             kwargs["previous"] = previous
-        if "writer" in self._params:
-            kwargs["writer"] = current().write
         return kwargs
 
     def __repr__(self) -> str:

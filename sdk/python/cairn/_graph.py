@@ -45,7 +45,7 @@ import inspect
 import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import (
     Annotated,
     Any,
@@ -59,6 +59,7 @@ from typing import (
 )
 
 from cairn._context import current
+from cairn._functional import NODE_INJECTED
 from cairn._types import Command, RetryPolicy, Send
 from cairn._values import to_value
 from cairn.v1 import graph_pb2
@@ -301,8 +302,11 @@ def _check_takes_state(fn: Callable[..., Any], what: str) -> None:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # builtins without a signature
         return
+    # `store` and `writer` are given by the worker (as in LangGraph), even
+    # when declared keyword-only without a default.
+    given = {name: None for name in NODE_INJECTED if name in signature.parameters}
     try:
-        signature.bind(None)
+        signature.bind(None, **given)
     except TypeError:
         raise TypeError(
             f"{what} must take the state as its only required argument; {fn!r} takes {signature}"
@@ -555,6 +559,15 @@ class GraphTask:
     fn: Callable[..., Any]
     router: bool
     retry_policy: RetryPolicy | None = None
+    params: frozenset[str] = field(init=False)
+    """The parameters of `fn` the worker gives: `store`, `writer`."""
+
+    def __post_init__(self) -> None:
+        try:
+            declared = inspect.signature(self.fn).parameters
+        except (TypeError, ValueError):  # builtins without a signature
+            declared = {}  # type: ignore[assignment]
+        object.__setattr__(self, "params", frozenset(n for n in NODE_INJECTED if n in declared))
 
     def encode(self, result: Any) -> Any:
         """The JSON result the service expects (see graph.proto)."""

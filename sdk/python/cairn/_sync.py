@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 from cairn import _tracing
 from cairn._addresses import Addresses
 from cairn._client import Client
 from cairn._credentials import TlsConfig
+from cairn._store import Store
 
 
 class SyncClient:
@@ -26,6 +27,11 @@ class SyncClient:
     namespace and TLS too (or the CAIRN_* environment variables):
 
         client = SyncClient("cairn.internal:50051", api_key=key, namespace="team-a", tls=True)
+
+    `client.store` is the long-term memory store (`cairn.Store`); call its
+    sync methods (`put`, `get`, `search`, ...):
+
+        client.store.put(("users", "u-42"), "profile", {"name": "Ada"})
     """
 
     def __init__(
@@ -38,6 +44,8 @@ class SyncClient:
         api_key: str | None = None,
         namespace: str | None = None,
         tls: bool | TlsConfig | None = None,
+        store_index: Mapping[str, Any] | None = None,
+        store_ttl: Mapping[str, Any] | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -53,6 +61,8 @@ class SyncClient:
                 api_key=api_key,
                 namespace=namespace,
                 tls=tls,
+                store_index=store_index,
+                store_ttl=store_ttl,
             )
 
         try:
@@ -60,6 +70,8 @@ class SyncClient:
         except BaseException:
             self._stop_loop()  # a bad argument leaves no thread behind
             raise
+        self.store: Store = self._client.store._run_with(self._run)
+        """The namespace's long-term memory store (see `cairn.Store`)."""
 
     def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         # The caller's current span, on the loop's thread too: the client's

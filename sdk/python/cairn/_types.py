@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2
 
+from cairn import _messages
 from cairn._values import enum_table, struct_to_json, to_json, to_value
 from cairn.v1 import errors_pb2, run_pb2, thread_pb2
 
@@ -391,9 +392,10 @@ class Run:
 @dataclass(frozen=True, slots=True)
 class RunEvent:
     """One event of a run's log. For stream chunks `mode` is a StreamMode and
-    `data` the chunk; for lifecycle events `mode` is "lifecycle" and `run`
-    is the run in its new state: it started, ended, stopped at an interrupt,
-    or started or stopped waiting (`run.waiting`)."""
+    `data` the chunk (for "messages", LangGraph's `(message_chunk, metadata)`
+    pair, see cairn/_messages.py); for lifecycle events `mode` is
+    "lifecycle" and `run` is the run in its new state: it started, ended,
+    stopped at an interrupt, or started or stopped waiting (`run.waiting`)."""
 
     event_id: int
     run_id: str
@@ -408,11 +410,14 @@ class RunEvent:
             run = Run._from_proto(message.run)
             return cls(message.event_id, message.run_id, "lifecycle", None, (), run)
         chunk = message.chunk
+        data = to_json(chunk.data)
+        if chunk.mode == run_pb2.STREAM_MODE_MESSAGES:
+            data = _messages.pair(data)
         return cls(
             message.event_id,
             message.run_id,
             _STREAM_MODE[chunk.mode].value,
-            to_json(chunk.data),
+            data,
             tuple(chunk.namespace),
         )
 

@@ -27,7 +27,7 @@ import random
 import signal
 import socket
 import traceback
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -37,9 +37,11 @@ from cairn._addresses import Addresses, parse_addresses
 from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt, SyncBody
 from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import TaskFailedError
-from cairn._functional import Final, Task, entrypoint
+from cairn._functional import Final, Task, entrypoint, injected
 from cairn._graph import CompiledStateGraph, GraphTask
 from cairn._metrics import for_worker
+from cairn._store import Store, stub_call, ttl_config
+from cairn._store_index import StoreIndex
 from cairn._types import RetryPolicy
 from cairn._values import InvalidValueError, to_json, to_value
 from cairn._version import __version__
@@ -102,6 +104,15 @@ class Worker:
     `metrics_address` says which once it runs); `metrics_registry` records
     them in a prometheus_client registry the application exposes itself.
     Both need prometheus-client (see cairn/_metrics.py for the metrics).
+
+    Tasks, entrypoints and nodes reach the long-term memory store with
+    `get_store()` (or a `store` parameter), over the stream their
+    assignment came on. `store_index` turns on semantic search, as
+    LangGraph's `index=` (the embedding runs in this worker), and
+    `store_ttl` sets TTL defaults, as LangGraph's TTLConfig (see
+    `cairn.Store`):
+
+        worker = Worker(address, functions=[chat], store_index={"embed": embed, "dims": 256})
     """
 
     def __init__(
@@ -120,6 +131,8 @@ class Worker:
         tls: bool | TlsConfig | None = None,
         metrics_address: str | None = None,
         metrics_registry: CollectorRegistry | None = None,
+        store_index: Mapping[str, Any] | None = None,
+        store_ttl: Mapping[str, Any] | None = None,
     ) -> None:
         self.addresses = parse_addresses(address)
         self._settings = ConnectionSettings.resolve(
@@ -149,6 +162,9 @@ class Worker:
         self._entrypoint_threads = concurrent.futures.ThreadPoolExecutor(
             max_entrypoints, thread_name_prefix="cairn-entrypoint"
         )
+        # Checked here, so that a bad setting fails at construction.
+        self.store_index = StoreIndex(store_index) if store_index is not None else None
+        self.store_ttl = ttl_config(store_ttl)
         self._metrics = for_worker(
             address=metrics_address,
             registry=metrics_registry,
@@ -335,14 +351,12 @@ class Worker:
         input = to_json(execution.assignment.input)
         if isinstance(function, entrypoint):
             assert function.fn is not None
-            kwargs: dict[str, Any] = {}
-            if "previous" in function._params:
-                kwargs["previous"] = execution.previous
-            if "writer" in function._params:
-                kwargs["writer"] = execution.write
+            kwargs = injected(function._params, execution)
             return await execution.run(function.fn, (input,), kwargs, self._entrypoint_threads)
         if isinstance(function, GraphTask):
-            output = await execution.run(function.fn, (input,), {}, self._task_threads)
+            execution.node = function.name.split(":")[1]  # "<graph>:<node>[:route<i>]"
+            kwargs = injected(function.params, execution)
+            output = await execution.run(function.fn, (input,), kwargs, self._task_threads)
             return function.encode(output)
         args, kwargs = function._unpack(input)
         return await execution.run(function.fn, args, kwargs, self._task_threads)
@@ -434,6 +448,7 @@ class _Connection:
         self.worker_id = ""  # as the service at this address knows this worker
         self.connected = False
         self.running: dict[str, tuple[asyncio.Task[None], Execution]] = {}
+        self.store: Store | None = None  # over the current stream's channel
         self._outbox: asyncio.Queue[pb.ConnectRequest | None] | None = None
         self._batches = False  # whether the service reads ConnectRequest.batch
 
@@ -488,7 +503,16 @@ class _Connection:
                 elif batch:
                     yield pb.ConnectRequest(batch=pb.ConnectRequestBatch(requests=batch))
 
-        async with self.worker._settings.aio_channel(self.address, CHANNEL_OPTIONS) as channel:
+        worker = self.worker
+        async with worker._settings.aio_channel(self.address, CHANNEL_OPTIONS) as channel:
+            # Memory store calls of the executions this stream starts go
+            # over its channel: the same server, namespace and credentials.
+            self.store = Store(
+                stub_call(channel),
+                loop=asyncio.get_running_loop(),
+                index=worker.store_index,
+                ttl=worker.store_ttl,
+            )
             call = worker_service_pb2_grpc.WorkerServiceStub(channel).Connect(requests())
             try:
                 async for response in call:
@@ -549,6 +573,7 @@ class _Connection:
         loop = asyncio.get_running_loop()
         local = self if self.worker.local_calls else None
         execution = Execution(assignment, loop=loop, send=outbox.put_nowait, local=local)
+        execution.store = self.store
         self._run(execution, self.worker._admit(execution))
 
     def _run(self, execution: Execution, body: Coroutine[Any, Any, None]) -> None:

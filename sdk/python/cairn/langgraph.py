@@ -27,6 +27,12 @@ Credentials, namespace and TLS are taken as by `cairn.Client` (or from the
 CAIRN_* environment variables)::
 
     CairnSaver("cairn.internal:50051", api_key=key, namespace="team-a", tls=True)
+
+`CairnStore` is the long-term memory store (LangGraph's BaseStore) on the
+same service, so that an app moves all of its persistence to Cairn::
+
+    with CairnSaver(address) as saver, CairnStore(address) as store:
+        graph = builder.compile(checkpointer=saver, store=store)
 """
 
 from __future__ import annotations
@@ -57,10 +63,11 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from cairn._addresses import RECONNECT_OPTIONS, Addresses, Attempts, Failover, parse_addresses
 from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import from_rpc_error
+from cairn._langgraph_store import CairnStore
 from cairn.v1 import checkpoint_service_pb2 as pb
 from cairn.v1 import checkpoint_service_pb2_grpc, thread_service_pb2
 
-__all__ = ["CairnSaver"]
+__all__ = ["CairnSaver", "CairnStore"]
 
 _EMPTY = "empty"
 """Type of a blob for a channel that has no value at its version."""
