@@ -38,13 +38,16 @@ import {
   type SessionRequestSchema,
   type StreamRequestSchema,
 } from "./gen/cairn/v1/run_service_pb.js";
+import { StoreService } from "./gen/cairn/v1/store_service_pb.js";
 import { ThreadService } from "./gen/cairn/v1/thread_service_pb.js";
 import {
   TaskKind,
   WorkerService,
   type ConnectedWorker as ConnectedWorkerPb,
 } from "./gen/cairn/v1/worker_service_pb.js";
+import { withMessagePair } from "./messages.js";
 import { AsyncQueue } from "./queue.js";
+import { StoreClient, type StoreOptions } from "./store.js";
 import { callerContext, startClientSpan, tracedEvents } from "./tracing.js";
 import { connect, type Connection } from "./transport.js";
 import {
@@ -125,6 +128,8 @@ export interface ClientOptions extends CredentialOptions {
    * UnavailableError. Default 30000.
    */
   failoverTimeoutMs?: number;
+  /** How `client.store` embeds (an index config) and expires items. */
+  store?: StoreOptions;
 }
 
 type StartFields = MessageInitShape<typeof StreamRequestSchema>;
@@ -167,7 +172,7 @@ async function* events(
   try {
     for await (const response of stream) {
       if (!response.event) continue;
-      const event = runEventFromPb(response.event);
+      const event = await withMessagePair(runEventFromPb(response.event));
       if (subgraphs || event.namespace.length === 0) yield event;
     }
   } catch (error) {
@@ -270,6 +275,7 @@ interface Endpoint {
   readonly runs: RpcClient<typeof RunService>;
   readonly threads: RpcClient<typeof ThreadService>;
   readonly workers: RpcClient<typeof WorkerService>;
+  readonly store: RpcClient<typeof StoreService>;
 }
 
 type EventResponses = AsyncIterable<{ event?: Parameters<typeof runEventFromPb>[0] }>;
@@ -298,6 +304,8 @@ export class Client {
   readonly addresses: readonly string[];
   /** The namespace every call acts in; undefined: the server's "default". */
   readonly namespace: string | undefined;
+  /** The long-term memory store of the client's namespace (see store.ts). */
+  readonly store: StoreClient;
   private readonly endpoints: Endpoint[];
   private readonly failover: Failover;
   private readonly timeoutMs: number | undefined;
@@ -325,8 +333,15 @@ export class Client {
         runs: createClient(RunService, connection.transport),
         threads: createClient(ThreadService, connection.transport),
         workers: createClient(WorkerService, connection.transport),
+        store: createClient(StoreService, connection.transport),
       };
     });
+    // Store calls are idempotent (a put replaces, a delete of nothing
+    // succeeds), so they fail over like reads.
+    this.store = new StoreClient(
+      (rpc) => this.call((endpoint) => rpc(endpoint.store, { timeoutMs: this.timeoutMs })),
+      opts.store,
+    );
   }
 
   /** The address calls go to now: the last one that answered. */
@@ -381,7 +396,7 @@ export class Client {
         for await (const response of responses) {
           attempts.succeeded();
           if (!response.event) continue;
-          const event = runEventFromPb(response.event);
+          const event = await withMessagePair(runEventFromPb(response.event));
           if (event.eventId <= last) continue;
           runId = event.runId;
           last = event.eventId;

@@ -27,6 +27,7 @@ import {
   type RetryPolicy,
   type TaskTimeouts,
 } from "./types.js";
+import type { StoreClient } from "./store.js";
 import { fromValue, toValue } from "./values.js";
 
 /**
@@ -71,6 +72,9 @@ export interface RunnableConfig {
   writer: (chunk: unknown) => void;
   /** Aborted when the execution is withdrawn. */
   signal: AbortSignal;
+  /** The long-term memory store of the worker's service and namespace (as
+   * `getStore()`). */
+  store?: StoreClient;
   configurable: {
     thread_id: string;
     run_id: string;
@@ -124,6 +128,7 @@ export class Execution {
   constructor(
     readonly assignment: TaskAssignment,
     private readonly send: (message: Outgoing) => void,
+    store?: StoreClient,
   ) {
     this.taskId = assignment.taskId;
     this.name = assignment.name;
@@ -137,6 +142,7 @@ export class Execution {
     this.config = {
       writer: (chunk) => this.write(chunk),
       signal: this.abort.signal,
+      store,
       configurable: {
         thread_id: assignment.threadId,
         run_id: assignment.runId,
@@ -359,6 +365,21 @@ export function getHeartbeatDetails<T = unknown>(): T | undefined {
 /** A function that writes custom stream data from a task or an entrypoint. */
 export function getWriter(): (chunk: unknown) => void {
   return current().config.writer;
+}
+
+/**
+ * The long-term memory store, inside a task or an entrypoint (langgraphjs's
+ * `getStore()`): the store of the service and namespace the worker serves,
+ * reached with the worker's credentials. Memories outlive the thread:
+ *
+ *     const remember = entrypoint({ name: "remember" }, async (fact: string, config) => {
+ *       await getStore().put(["users", "u-42"], "fact", { fact });   // or config.store
+ *     });
+ */
+export function getStore(): StoreClient {
+  const store = current().config.store;
+  if (store === undefined) throw new Error("this execution has no store");
+  return store;
 }
 
 /** The current execution's config (thread, run, task id, attempt, abort signal). */

@@ -45,6 +45,9 @@ export interface Registration {
   readonly name: string;
   readonly retry: RetryPolicy | undefined;
   readonly timeouts: TaskTimeouts | undefined;
+  /** A graph node's (or its router's) node name, which its chat-model
+   * tokens carry as `langgraph_node`; undefined: the registered name. */
+  readonly node?: string;
   /** Runs the body on the call's input (inside its execution). */
   readonly execute: (input: unknown, config: RunnableConfig) => Promise<unknown>;
 }

@@ -23,6 +23,7 @@ export {
   getConfig,
   getHeartbeatDetails,
   getPreviousState,
+  getStore,
   getWriter,
   heartbeat,
   interrupt,
@@ -59,6 +60,53 @@ export {
   task,
 } from "./functional.js";
 export type { EntrypointOptions, Servable, Task, TaskOptions } from "./functional.js";
+export { writeMessageChunk } from "./messages.js";
+export type { MessageChunkOptions, MessageTuple } from "./messages.js";
+export { Annotation, AnnotationRoot, MessagesAnnotation, StateChannel } from "./graph/annotation.js";
+export type { SingleReducer, StateDefinition, StateType, UpdateType } from "./graph/annotation.js";
+export { CompiledStateGraph, RemoteGraph, remoteGraph } from "./graph/compiled.js";
+export { END, START, Send } from "./graph/constants.js";
+export {
+  REMOVE_ALL_MESSAGES,
+  add,
+  addMessages,
+  append,
+  merge,
+  messagesStateReducer,
+} from "./graph/reducers.js";
+export type { JsonMessage, ReducerName, ServiceReducer } from "./graph/reducers.js";
+export { StateGraph } from "./graph/state_graph.js";
+export type {
+  AddNodeOptions,
+  BranchPathReturnValue,
+  CompileOptions,
+  NodeAction,
+  NodeReturn,
+  RouterAction,
+  StateGraphInit,
+} from "./graph/state_graph.js";
+export { StoreClient } from "./store.js";
+export type {
+  EmbedFunction,
+  StoreCaller,
+  StoreEmbeddings,
+  StoreGetOperation,
+  StoreGetOptions,
+  StoreIndexConfig,
+  StoreItem,
+  StoreListNamespacesOperation,
+  StoreListNamespacesOptions,
+  StoreOperation,
+  StoreOperationResult,
+  StoreOperationResults,
+  StoreOptions,
+  StorePutOperation,
+  StorePutOptions,
+  StoreSearchItem,
+  StoreSearchOperation,
+  StoreSearchOptions,
+  StoreTtlConfig,
+} from "./store.js";
 export { Command, defaultRetryOn } from "./types.js";
 export type {
   CheckpointConfig,

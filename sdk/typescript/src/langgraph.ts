@@ -60,6 +60,8 @@ import { PruneStrategy } from "./gen/cairn/v1/thread_service_pb.js";
 import { connect, type Connection } from "./transport.js";
 
 export type { CredentialOptions, TlsOptions } from "./credentials.js";
+export { CairnStore } from "./langgraph_store.js";
+export type { CairnStoreOptions } from "./langgraph_store.js";
 
 /** The type of a blob for a channel that has no value at its version (as in the Python saver). */
 const EMPTY = "empty";

@@ -255,8 +255,8 @@ export class Command {
   toProto(): CommandPb {
     if (this.update !== undefined || this.goto !== undefined) {
       throw new TypeError(
-        "Command({ update, goto }) is returned by graph nodes, which this SDK does not " +
-          "serve yet; resume a run with new Command({ resume })",
+        "Command({ update, goto }) is what a graph node returns; a run is resumed " +
+          "with new Command({ resume })",
       );
     }
     const resume = this.resume;

@@ -1,5 +1,5 @@
 /**
- * Worker: serves tasks and entrypoints to the Cairn service.
+ * Worker: serves tasks, entrypoints and graphs to the Cairn service.
  *
  *     const worker = new Worker({ address: "127.0.0.1:50051", functions: [writeEssay, workflow] });
  *     await worker.run();   // until worker.stop()
@@ -27,6 +27,8 @@ import { resolveCredentials, type CredentialOptions, type Credentials } from "./
 import { InvalidValueError, JsonTooDeepError, TaskFailedError } from "./errors.js";
 import { parseAddresses, type Addresses } from "./failover.js";
 import { EntrypointFinal, registrationOf, type Registration, type Servable } from "./functional.js";
+import type { GraphSpec } from "./gen/cairn/v1/graph_pb.js";
+import { CompiledStateGraph } from "./graph/compiled.js";
 import type { TaskErrorSchema } from "./gen/cairn/v1/errors_pb.js";
 import {
   TaskKind,
@@ -35,8 +37,10 @@ import {
   type ConnectResponse,
   type TaskAssignment,
 } from "./gen/cairn/v1/worker_service_pb.js";
+import { streamingMessages } from "./messages.js";
 import { AsyncQueue } from "./queue.js";
 import { Slots } from "./slots.js";
+import { StoreClient, transportCaller, type StoreOptions } from "./store.js";
 import { startTaskSpan, type TaskOutcome } from "./tracing.js";
 import { connect, connectionUrl } from "./transport.js";
 import { retries, retryPolicyPb, taskTimeoutsPb } from "./types.js";
@@ -54,8 +58,8 @@ export interface WorkerOptions extends CredentialOptions {
    * connects to all of them. Default 127.0.0.1:50051.
    */
   address?: Addresses;
-  /** The tasks and entrypoints to serve. */
-  functions?: Servable[];
+  /** The tasks, entrypoints and compiled graphs to serve. */
+  functions?: (Servable | CompiledStateGraph<any, any>)[];
   /** Tasks run at once, over all connections. Default 16. */
   maxConcurrency?: number;
   /** Entrypoint executions held at once (they mostly wait), over all
@@ -68,6 +72,9 @@ export interface WorkerOptions extends CredentialOptions {
   reconnectMaxIntervalMs?: number;
   /** Where connection warnings go. Default console.warn. */
   log?: (message: string) => void;
+  /** How `getStore()` in the worker's tasks embeds (an index config) and
+   * expires items. */
+  store?: StoreOptions;
 }
 
 /** An assignment held on one connection: running, or waiting for a slot. */
@@ -92,6 +99,8 @@ interface Link {
   wakeBackoff: (() => void) | undefined;
   /** Assignments of the current stream, by task id. */
   readonly held: Map<string, Held>;
+  /** The store of this address, on the current stream's connection. */
+  store: StoreClient | undefined;
 }
 
 export class Worker {
@@ -104,9 +113,13 @@ export class Worker {
   readonly namespace: string | undefined;
   workerId: string;
   private readonly functions = new Map<string, Registration>();
+  /** Compiled graphs (and their subgraphs) by name; their nodes and routers are in `functions`. */
+  private readonly graphs = new Map<string, GraphSpec>();
   private readonly reconnectMaxIntervalMs: number;
   private readonly log: (message: string) => void;
   private readonly credentials: Credentials;
+  /** The store settings each connection's store shares (checked at once). */
+  private readonly storeSettings: StoreClient;
   private readonly links: Link[];
   private readonly taskSlots: Slots;
   private readonly entrypointSlots: Slots;
@@ -122,6 +135,7 @@ export class Worker {
     this.reconnectMaxIntervalMs = options.reconnectMaxIntervalMs ?? 5_000;
     this.log = options.log ?? ((message) => console.warn(`cairn worker: ${message}`));
     this.credentials = resolveCredentials(options);
+    this.storeSettings = new StoreClient(() => Promise.reject(new Error("not connected")), options.store);
     this.namespace = this.credentials.namespace;
     // Connections open in run(): check their addresses now.
     for (const address of this.addresses) connectionUrl(address, this.credentials);
@@ -135,12 +149,21 @@ export class Worker {
       close: undefined,
       wakeBackoff: undefined,
       held: new Map(),
+      store: undefined,
     }));
     for (const fn of options.functions ?? []) this.register(fn);
   }
 
-  /** Serve a task or an entrypoint; returns it. */
-  register<T extends Servable>(servable: T): T {
+  /** Serve a task, an entrypoint or a compiled graph (with its subgraphs;
+   * its nodes and routers are served as tasks); returns it. */
+  register<T extends Servable | CompiledStateGraph<any, any>>(servable: T): T {
+    if (servable instanceof CompiledStateGraph) {
+      for (const graph of servable.served()) {
+        this.graphs.set(graph.name, graph.spec);
+        for (const [name, registration] of graph.tasks) this.functions.set(name, registration);
+      }
+      return servable;
+    }
     const registration = registrationOf(servable);
     this.functions.set(registration.name, registration);
     return servable;
@@ -245,12 +268,15 @@ export class Worker {
           sdkLanguage: "typescript",
           sdkVersion: VERSION,
           identity: `${process.pid}@${hostname()}`,
-          registrations: [...this.functions.values()].map((r) => ({
-            name: r.name,
-            kind: r.kind === "entrypoint" ? TaskKind.ENTRYPOINT : TaskKind.TASK,
-            retryPolicy: r.retry ? retryPolicyPb(r.retry) : undefined,
-            timeouts: r.timeouts ? taskTimeoutsPb(r.timeouts) : undefined,
-          })),
+          registrations: [
+            ...[...this.graphs.values()].map((graph) => ({ name: graph.name, kind: TaskKind.GRAPH, graph })),
+            ...[...this.functions.values()].map((r) => ({
+              name: r.name,
+              kind: r.kind === "entrypoint" ? TaskKind.ENTRYPOINT : TaskKind.TASK,
+              retryPolicy: r.retry ? retryPolicyPb(r.retry) : undefined,
+              timeouts: r.timeouts ? taskTimeoutsPb(r.timeouts) : undefined,
+            })),
+          ],
         },
       },
     };
@@ -262,6 +288,8 @@ export class Worker {
     const connection = connect(link.address, { credentials: this.credentials });
     link.outbox = outbox;
     link.close = connection.close;
+    // Tasks reach the store of the service that assigned them, as the worker.
+    link.store = new StoreClient(transportCaller(connection.transport), this.storeSettings);
     outbox.push(this.hello(link));
     let welcomed = false;
     try {
@@ -327,7 +355,7 @@ export class Worker {
   /** Starts an assignment when the shared limit lets it, answering on `outbox`. */
   private accept(link: Link, assignment: TaskAssignment, outbox: AsyncQueue<Request>): void {
     const send = (kind: Outgoing) => outbox.push({ kind });
-    const execution = new Execution(assignment, send);
+    const execution = new Execution(assignment, send, link.store);
     const slots = assignment.kind === TaskKind.ENTRYPOINT ? this.entrypointSlots : this.taskSlots;
     let started = false;
     let released = false;
@@ -373,7 +401,8 @@ export class Worker {
         throw new ReferenceError(`this worker does not serve ${JSON.stringify(execution.name)}`);
       }
       const input = fromValue(execution.assignment.input);
-      const body = () => execution.run(() => registration.execute(input, execution.config));
+      const run = () => registration.execute(input, execution.config);
+      const body = () => execution.run(() => streamingMessages(execution, run, registration.node));
       const result = await (span === undefined ? body() : span.run(body));
       if (execution.signal) throw execution.signal;
       outcome =

@@ -410,7 +410,7 @@ describe("CairnSaver", () => {
     }
   });
 
-  test("@langchain/* is needed by @cairn/sdk/langgraph only", () => {
+  test("@langchain/* is needed by @cairn/sdk/langgraph only (CairnSaver, CairnStore)", () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, "sdk/typescript/package.json"), "utf8"));
     for (const name of ["@langchain/langgraph-checkpoint", "@langchain/core"]) {
       assert.equal(pkg.dependencies[name], undefined);
@@ -421,6 +421,11 @@ describe("CairnSaver", () => {
     const importers = readdirSync(src, { recursive: true, encoding: "utf8" })
       .filter((file) => file.endsWith(".js"))
       .filter((file) => /from "@langchain\//.test(readFileSync(join(src, file), "utf8")));
-    assert.deepEqual(importers, ["langgraph.js"]);
+    assert.deepEqual(importers.sort(), ["langgraph.js", "langgraph_store.js"]);
+    // CairnStore is reached through @cairn/sdk/langgraph, never from the main entry.
+    const storeImporters = readdirSync(src, { recursive: true, encoding: "utf8" })
+      .filter((file) => file.endsWith(".js"))
+      .filter((file) => readFileSync(join(src, file), "utf8").includes('from "./langgraph_store.js"'));
+    assert.deepEqual(storeImporters, ["langgraph.js"]);
   });
 });
