@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, cast
 
@@ -19,8 +20,10 @@ pytest.importorskip("langgraph.checkpoint.base")
 
 from langgraph.checkpoint.base import CheckpointTuple, empty_checkpoint
 
+from cairn._failover_calls import FailoverCalls
 from cairn.langgraph import CairnSaver
 from cairn.v1 import checkpoint_service_pb2 as pb
+from cairn.v1.checkpoint_service_pb2_grpc import CheckpointServiceStub
 
 PAGE = 4
 CHECKPOINTS = 10
@@ -28,12 +31,12 @@ Exchange = tuple[pb.ListCheckpointsRequest, pb.ListCheckpointsResponse]
 
 
 class _Recorder:
-    """A CheckpointService stub that records each ListCheckpoints exchange."""
+    """A CheckpointService stub that records each ListCheckpoints exchange,
+    over a blocking or an asyncio channel."""
 
-    def __init__(self, stub: Any, exchanges: list[Exchange], *, aio: bool) -> None:
+    def __init__(self, stub: Any, exchanges: list[Exchange]) -> None:
         self._stub = stub
         self._exchanges = exchanges
-        self._aio = aio
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stub, name)
@@ -44,15 +47,15 @@ class _Recorder:
         self._exchanges.append((copy, response))
 
     def ListCheckpoints(self, request: pb.ListCheckpointsRequest) -> Any:
-        if not self._aio:
-            response = self._stub.ListCheckpoints(request)
+        response = self._stub.ListCheckpoints(request)
+        if isinstance(response, pb.ListCheckpointsResponse):
             self._record(request, response)
             return response
 
         async def call() -> pb.ListCheckpointsResponse:
-            response: pb.ListCheckpointsResponse = await self._stub.ListCheckpoints(request)
-            self._record(request, response)
-            return response
+            answered: pb.ListCheckpointsResponse = await response
+            self._record(request, answered)
+            return answered
 
         return call()
 
@@ -61,12 +64,13 @@ class RecordingSaver(CairnSaver):
     def __init__(self, address: str, **options: Any) -> None:
         super().__init__(address, **options)
         self.exchanges: list[Exchange] = []
-
-    def _sync(self) -> Any:
-        return [_Recorder(stub, self.exchanges, aio=False) for stub in super()._sync()]
-
-    def _async(self) -> Any:
-        return [_Recorder(stub, self.exchanges, aio=True) for stub in super()._async()]
+        self._calls = FailoverCalls(
+            lambda channel: _Recorder(CheckpointServiceStub(channel), self.exchanges),
+            self._settings,
+            self.addresses,
+            self.failover_timeout,
+            logging.getLogger(__name__),
+        )
 
 
 def config(thread_id: str, checkpoint_id: str | None = None) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from operator import methodcaller
 from types import TracebackType
 from typing import Self
 
@@ -32,13 +33,13 @@ from langgraph.store.base import (
 
 from cairn._addresses import Addresses, parse_addresses
 from cairn._credentials import ConnectionSettings, TlsConfig
+from cairn._failover_calls import FailoverCalls
 from cairn._store import ttl_config
-from cairn._store_calls import StoreCalls
 from cairn._store_index import StoreIndex
 from cairn._store_types import from_timestamp
 from cairn._store_wire import Plan
 from cairn._values import struct_to_json
-from cairn.v1 import store_pb2
+from cairn.v1 import store_pb2, store_service_pb2_grpc
 
 log = logging.getLogger("cairn.langgraph")
 
@@ -124,7 +125,13 @@ class CairnStore(BaseStore):
         self.index_config = index
         self._index = StoreIndex(index) if index is not None else None
         self.ttl_config = TTLConfig(**ttl_config(ttl)) if ttl is not None else None  # type: ignore[typeddict-item]
-        self._calls = StoreCalls(settings, self.addresses, failover_timeout, log)
+        self._calls = FailoverCalls(
+            store_service_pb2_grpc.StoreServiceStub,
+            settings,
+            self.addresses,
+            failover_timeout,
+            log,
+        )
 
     # --- BaseStore -------------------------------------------------------------------------
 
@@ -136,7 +143,8 @@ class CairnStore(BaseStore):
             documents = self._index.embed(plan.documents)
             queries = [self._index.embed_query(query) for query in plan.queries]
         responses = [
-            self._calls.call(rpc, request) for rpc, request in plan.calls(documents, queries)
+            self._calls.call(methodcaller(rpc, request))
+            for rpc, request in plan.calls(documents, queries)
         ]
         return plan.results(responses, item=_item, search_item=_search_item)
 
@@ -148,7 +156,8 @@ class CairnStore(BaseStore):
             documents = await self._index.aembed(plan.documents)
             queries = list(await asyncio.gather(*map(self._index.aembed_query, plan.queries)))
         responses = [
-            await self._calls.acall(rpc, request) for rpc, request in plan.calls(documents, queries)
+            await self._calls.acall(methodcaller(rpc, request))
+            for rpc, request in plan.calls(documents, queries)
         ]
         return plan.results(responses, item=_item, search_item=_search_item)
 

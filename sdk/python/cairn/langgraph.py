@@ -37,16 +37,13 @@ same service, so that an app moves all of its persistence to Cairn::
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
-import grpc
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -60,9 +57,9 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from cairn._addresses import RECONNECT_OPTIONS, Addresses, Attempts, Failover, parse_addresses
+from cairn._addresses import Addresses, parse_addresses
 from cairn._credentials import ConnectionSettings, TlsConfig
-from cairn._errors import from_rpc_error
+from cairn._failover_calls import FailoverCalls
 from cairn._langgraph_store import CairnStore
 from cairn.v1 import checkpoint_service_pb2 as pb
 from cairn.v1 import checkpoint_service_pb2_grpc, thread_service_pb2
@@ -78,18 +75,6 @@ _MAX_PAGE_SIZE = 1000
 log = logging.getLogger("cairn.langgraph")
 
 _Stub = checkpoint_service_pb2_grpc.CheckpointServiceStub
-_Resp = TypeVar("_Resp")
-
-
-def _unavailable(error: grpc.RpcError) -> bool:
-    # A failed blocking call is a grpc.Call; a failed asyncio one an AioRpcError.
-    call = error if isinstance(error, grpc.Call | grpc.aio.AioRpcError) else None
-    return call is not None and call.code() is grpc.StatusCode.UNAVAILABLE
-
-
-def _reason(error: grpc.RpcError) -> str:
-    assert isinstance(error, grpc.Call | grpc.aio.AioRpcError)
-    return str(error.details() or error.code().name)
 
 
 class CairnSaver(BaseCheckpointSaver[str]):
@@ -148,85 +133,15 @@ class CairnSaver(BaseCheckpointSaver[str]):
         self.address = ",".join(self.addresses)
         self.page_size = page_size
         self.failover_timeout = failover_timeout
-        self._failover = Failover(
-            self.addresses, failover_timeout, log, hint=self._settings.unreachable_hint
-        )
-        self._channels: list[grpc.Channel] = []
-        self._stubs: list[_Stub] = []
-        self._aio_channels: list[grpc.aio.Channel] = []
-        self._aio_stubs: list[_Stub] = []
-        self._aio_loop: asyncio.AbstractEventLoop | None = None
+        self._calls = FailoverCalls(_Stub, self._settings, self.addresses, failover_timeout, log)
 
     # --- connections ------------------------------------------------------
 
-    def _sync(self) -> list[_Stub]:
-        if not self._stubs:
-            self._channels = [
-                self._settings.sync_channel(a, RECONNECT_OPTIONS) for a in self.addresses
-            ]
-            self._stubs = [_Stub(channel) for channel in self._channels]
-        return self._stubs
-
-    def _async(self) -> list[_Stub]:
-        loop = asyncio.get_running_loop()
-        if not self._aio_stubs or self._aio_loop is not loop:
-            self._aio_channels = [
-                self._settings.aio_channel(a, RECONNECT_OPTIONS) for a in self.addresses
-            ]
-            self._aio_stubs = [_Stub(channel) for channel in self._aio_channels]
-            self._aio_loop = loop
-        return self._aio_stubs
-
-    def _call(self, rpc: Callable[[_Stub], _Resp]) -> _Resp:
-        """A blocking call, failing over; a failure raised as a typed error."""
-        attempts: Attempts | None = None
-        while True:
-            index = self._failover.current
-            try:
-                response = rpc(self._sync()[index])
-            except grpc.RpcError as error:
-                attempts = attempts or self._failover.attempts()
-                if not _unavailable(error):
-                    raise from_rpc_error(error) from None
-                pause = attempts.failed(index, _reason(error))
-                if pause is None:
-                    raise self._failover.gave_up(from_rpc_error(error)) from None
-                time.sleep(pause)
-            else:
-                if attempts is not None:
-                    self._failover.reached()
-                return response
-
-    async def _acall(self, rpc: Callable[[_Stub], Awaitable[_Resp]]) -> _Resp:
-        """An asyncio call, failing over; a failure raised as a typed error."""
-        attempts: Attempts | None = None
-        while True:
-            index = self._failover.current
-            try:
-                response = await rpc(self._async()[index])
-            except grpc.RpcError as error:
-                attempts = attempts or self._failover.attempts()
-                if not _unavailable(error):
-                    raise from_rpc_error(error) from None
-                pause = attempts.failed(index, _reason(error))
-                if pause is None:
-                    raise self._failover.gave_up(from_rpc_error(error)) from None
-                await asyncio.sleep(pause)
-            else:
-                if attempts is not None:
-                    self._failover.reached()
-                return response
-
     def close(self) -> None:
-        for channel in self._channels:
-            channel.close()
-        self._channels, self._stubs = [], []
+        self._calls.close()
 
     async def aclose(self) -> None:
-        for aio_channel in self._aio_channels:
-            await aio_channel.close()
-        self._aio_channels, self._aio_stubs, self._aio_loop = [], [], None
-        self.close()
+        await self._calls.aclose()
 
     def __enter__(self) -> Self:
         return self
@@ -407,7 +322,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
     # --- sync -------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        response = self._call(lambda stub: stub.GetTuple(self._get_request(config)))
+        response = self._calls.call(lambda stub: stub.GetTuple(self._get_request(config)))
         return self._tuple(response.checkpoint) if response.HasField("checkpoint") else None
 
     def list(
@@ -423,7 +338,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         request = self._list_request(config, filter, before, limit)
         left = limit
         while True:
-            response = self._call(lambda stub: stub.ListCheckpoints(request))
+            response = self._calls.call(lambda stub: stub.ListCheckpoints(request))
             for saved in response.checkpoints:
                 yield self._tuple(saved)
                 if left is not None:
@@ -442,7 +357,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         request, stored = self._put_request(config, checkpoint, metadata, new_versions)
-        self._call(lambda stub: stub.PutCheckpoint(request))
+        self._calls.call(lambda stub: stub.PutCheckpoint(request))
         return stored
 
     def put_writes(
@@ -453,20 +368,22 @@ class CairnSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         request = self._writes_request(config, writes, task_id, task_path)
-        self._call(lambda stub: stub.PutWrites(request))
+        self._calls.call(lambda stub: stub.PutWrites(request))
 
     def delete_thread(self, thread_id: str) -> None:
-        self._call(
+        self._calls.call(
             lambda stub: stub.DeleteThreadCheckpoints(
                 pb.DeleteThreadCheckpointsRequest(thread_id=thread_id)
             )
         )
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self._call(lambda stub: stub.DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids))))
+        self._calls.call(
+            lambda stub: stub.DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids)))
+        )
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self._call(
+        self._calls.call(
             lambda stub: stub.CopyThreadCheckpoints(
                 pb.CopyThreadCheckpointsRequest(
                     source_thread_id=source_thread_id, target_thread_id=target_thread_id
@@ -475,12 +392,14 @@ class CairnSaver(BaseCheckpointSaver[str]):
         )
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._call(lambda stub: stub.PruneCheckpoints(self._prune_request(thread_ids, strategy)))
+        self._calls.call(
+            lambda stub: stub.PruneCheckpoints(self._prune_request(thread_ids, strategy))
+        )
 
     # --- async ------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        response = await self._acall(lambda stub: stub.GetTuple(self._get_request(config)))
+        response = await self._calls.acall(lambda stub: stub.GetTuple(self._get_request(config)))
         return self._tuple(response.checkpoint) if response.HasField("checkpoint") else None
 
     async def alist(
@@ -496,7 +415,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         request = self._list_request(config, filter, before, limit)
         left = limit
         while True:
-            response = await self._acall(lambda stub: stub.ListCheckpoints(request))
+            response = await self._calls.acall(lambda stub: stub.ListCheckpoints(request))
             for saved in response.checkpoints:
                 yield self._tuple(saved)
                 if left is not None:
@@ -515,7 +434,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         request, stored = self._put_request(config, checkpoint, metadata, new_versions)
-        await self._acall(lambda stub: stub.PutCheckpoint(request))
+        await self._calls.acall(lambda stub: stub.PutCheckpoint(request))
         return stored
 
     async def aput_writes(
@@ -526,22 +445,22 @@ class CairnSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         request = self._writes_request(config, writes, task_id, task_path)
-        await self._acall(lambda stub: stub.PutWrites(request))
+        await self._calls.acall(lambda stub: stub.PutWrites(request))
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._acall(
+        await self._calls.acall(
             lambda stub: stub.DeleteThreadCheckpoints(
                 pb.DeleteThreadCheckpointsRequest(thread_id=thread_id)
             )
         )
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._acall(
+        await self._calls.acall(
             lambda stub: stub.DeleteForRuns(pb.DeleteForRunsRequest(run_ids=list(run_ids)))
         )
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self._acall(
+        await self._calls.acall(
             lambda stub: stub.CopyThreadCheckpoints(
                 pb.CopyThreadCheckpointsRequest(
                     source_thread_id=source_thread_id, target_thread_id=target_thread_id
@@ -550,7 +469,7 @@ class CairnSaver(BaseCheckpointSaver[str]):
         )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self._acall(
+        await self._calls.acall(
             lambda stub: stub.PruneCheckpoints(self._prune_request(thread_ids, strategy))
         )
 

@@ -1,25 +1,30 @@
-"""StoreService calls for `cairn.langgraph.CairnStore`: blocking ones for its
-sync `batch`, asyncio ones for `abatch`, both failing over among the
-addresses of one service as `Client` and `CairnSaver` do. Every StoreService
-call is safe to repeat (puts replace, deletes of nothing succeed), so each
-is retried on UNAVAILABLE."""
+"""Unary calls to one service over the addresses of a Cairn deployment,
+blocking and asyncio, failing over as `Client` does: a call that gets
+UNAVAILABLE is sent again to the next address until the failover budget is
+spent. For the LangGraph adapters (`CairnSaver`, `CairnStore`), whose calls
+are all safe to send twice.
+
+    calls = FailoverCalls(StoreServiceStub, settings, addresses, 30.0, log)
+    response = calls.call(lambda stub: stub.GetItem(request))
+    response = await calls.acall(lambda stub: stub.GetItem(request))
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 import grpc
-from google.protobuf.message import Message
 
 from cairn._addresses import RECONNECT_OPTIONS, Attempts, Failover
 from cairn._credentials import ConnectionSettings
 from cairn._errors import from_rpc_error
-from cairn.v1 import store_service_pb2_grpc
 
-_Stub = store_service_pb2_grpc.StoreServiceStub
+Stub = TypeVar("Stub")
+Response = TypeVar("Response")
 
 
 def _unavailable(error: grpc.RpcError) -> bool:
@@ -33,41 +38,43 @@ def _reason(error: grpc.RpcError) -> str:
     return str(error.details() or error.code().name)
 
 
-class StoreCalls:
-    """Blocking and asyncio StoreService stubs over `addresses`, made on
-    first use (the asyncio ones again when used from another loop)."""
+class FailoverCalls(Generic[Stub]):
+    """Blocking and asyncio stubs over `addresses`, made on first use (the
+    asyncio ones again when used from another event loop)."""
 
     def __init__(
         self,
+        stub: Callable[[grpc.Channel], Stub],
         settings: ConnectionSettings,
         addresses: tuple[str, ...],
         failover_timeout: float,
         log: logging.Logger,
     ) -> None:
+        self._stub = stub
         self._settings = settings
         self._addresses = addresses
         self._failover = Failover(addresses, failover_timeout, log, hint=settings.unreachable_hint)
         self._channels: list[grpc.Channel] = []
-        self._stubs: list[_Stub] = []
+        self._stubs: list[Stub] = []
         self._aio_channels: list[grpc.aio.Channel] = []
-        self._aio_stubs: list[_Stub] = []
+        self._aio_stubs: list[Stub] = []
         self._aio_loop: asyncio.AbstractEventLoop | None = None
 
-    def _sync(self) -> list[_Stub]:
+    def _sync(self) -> list[Stub]:
         if not self._stubs:
             self._channels = [
                 self._settings.sync_channel(a, RECONNECT_OPTIONS) for a in self._addresses
             ]
-            self._stubs = [_Stub(channel) for channel in self._channels]
+            self._stubs = [self._stub(channel) for channel in self._channels]
         return self._stubs
 
-    def _async(self) -> list[_Stub]:
+    def _async(self) -> list[Stub]:
         loop = asyncio.get_running_loop()
         if not self._aio_stubs or self._aio_loop is not loop:
             self._aio_channels = [
                 self._settings.aio_channel(a, RECONNECT_OPTIONS) for a in self._addresses
             ]
-            self._aio_stubs = [_Stub(channel) for channel in self._aio_channels]
+            self._aio_stubs = [self._stub(channel) for channel in self._aio_channels]
             self._aio_loop = loop
         return self._aio_stubs
 
@@ -85,13 +92,13 @@ class StoreCalls:
             raise self._failover.gave_up(from_rpc_error(error)) from None
         return attempts, pause
 
-    def call(self, rpc: str, request: Message) -> Any:
+    def call(self, rpc: Callable[[Stub], Response]) -> Response:
         """A blocking call, failing over; a failure raised as a CairnError."""
         attempts: Attempts | None = None
         while True:
             index = self._failover.current
             try:
-                response = getattr(self._sync()[index], rpc)(request)
+                response = rpc(self._sync()[index])
             except grpc.RpcError as error:
                 attempts, pause = self._failed(attempts, error, index)
                 time.sleep(pause)
@@ -100,13 +107,13 @@ class StoreCalls:
                     self._failover.reached()
                 return response
 
-    async def acall(self, rpc: str, request: Message) -> Any:
+    async def acall(self, rpc: Callable[[Stub], Awaitable[Response]]) -> Response:
         """An asyncio call, failing over; a failure raised as a CairnError."""
         attempts: Attempts | None = None
         while True:
             index = self._failover.current
             try:
-                response = await getattr(self._async()[index], rpc)(request)
+                response = await rpc(self._async()[index])
             except grpc.RpcError as error:
                 attempts, pause = self._failed(attempts, error, index)
                 await asyncio.sleep(pause)
