@@ -200,6 +200,9 @@ SCENARIOS: dict[str, CompiledStateGraph] = {
     "breakpoint_after": chain_builder().compile(
         name="shapes_breakpoint_after", interrupt_after=["a"]
     ),
+    "breakpoint_after_end": chain_builder().compile(
+        name="shapes_breakpoint_after_end", interrupt_after=["b"]
+    ),
     "mixed_send": mixed_send,
     "chain": chain,
     "fanout": fanout,

@@ -21,6 +21,10 @@ from cairn_server import namespaces
 from cairn_server.domain import CheckpointRecord, Json
 
 START, END, PREVIOUS = "__start__", "__end__", "__previous__"
+# Set on a graph checkpoint with no next node whose run has not ended: it
+# stopped at interrupt_after on its last step, or an UpdateState wrote over
+# such an unfinished checkpoint. A resume ends the run with the state.
+UNFINISHED = "__unfinished__"
 # Checkpoint metadata Cairn keeps for itself; stream chunks show LangGraph's
 # metadata (the run's metadata, source, step, parents).
 PRIVATE_METADATA = ("run_id", "target", "writes", "next")
@@ -53,8 +57,12 @@ def checkpoint_chunk(
 
 def is_unfinished(checkpoint: CheckpointRecord) -> bool:
     """A checkpoint with work left: an input checkpoint whose entrypoint has
-    not succeeded yet, or a graph checkpoint with next nodes."""
-    return checkpoint.metadata.get("source") == "input" or bool(checkpoint.metadata.get("next"))
+    not succeeded yet, or a graph checkpoint with next nodes or UNFINISHED."""
+    return (
+        checkpoint.metadata.get("source") == "input"
+        or bool(checkpoint.metadata.get("next"))
+        or bool(checkpoint.channel_values.get(UNFINISHED))
+    )
 
 
 def previous_value(checkpoint: CheckpointRecord | None) -> tuple[bool, Json]:

@@ -16,7 +16,15 @@ Besides the state keys, a graph checkpoint holds these channels:
     __triggers__           names of the nodes the next step runs
     __sends__              Send packets ({"node", "arg"}) the next step runs
     __joins__              sources seen so far by joins ({join key: [names]})
-    __interrupted_before__ set on the checkpoint where interrupt_before stopped
+    __unfinished__         a run's end is still to come though no node is next
+                           (see checkpoints.UNFINISHED)
+
+Breakpoints work as LangGraph's: interrupt_before stops a run when a step's
+checkpoint is written with a breakpoint node next, interrupt_after when the
+step that ran such a node is written (also the last step: the run stops with
+nothing next). A resume (a run without input) never stops before the step it
+resumes, even after UpdateState: LangGraph marks every channel version as
+seen by the breakpoints when a run resumes (pregel/_loop.py, `_first`).
 
 A subgraph node, or a graph called from inside a node, runs as a nested
 GraphRun (see nesting.py) with its checkpoints in its own namespace.
@@ -35,7 +43,7 @@ from cairn_server.domain import (
     PendingWrite,
     StreamMode,
 )
-from cairn_server.engine.checkpoints import checkpoint_chunk
+from cairn_server.engine.checkpoints import UNFINISHED, checkpoint_chunk, is_unfinished
 from cairn_server.engine.decisions import Decision, Emit, Finish, NewCheckpoint, Record
 from cairn_server.engine.graph_model import END, START, GraphModel
 from cairn_server.engine.nesting import NestedRuns
@@ -51,7 +59,6 @@ from cairn_server.errors import error_for
 from cairn_server.ids import derive_id
 
 INPUT, TRIGGERS, SENDS, JOINS = "__input__", "__triggers__", "__sends__", "__joins__"
-BREAKPOINT = "__interrupted_before__"
 MARK = "__cairn__"
 PUSH = "__pregel_push"  # LangGraph's trigger name of Send tasks and called tasks
 CACHED = "__metadata__"  # the key LangGraph marks updates of earlier runs with
@@ -205,9 +212,11 @@ class GraphRun(NestedRuns):
         if not self._opened:
             self._opened = True
             decisions.extend(self._opening())
-        values = self.checkpoint.channel_values
-        if not values.get(BREAKPOINT) and self._breakpoint_before():
-            return decisions + self._stop_at_breakpoint()
+        if not self.node_tasks():
+            # As LangGraph: a resume with nothing left to run (the run stopped
+            # after its last step) ends with the state and writes no checkpoint.
+            self.finished = True
+            return [*decisions, Finish("succeeded", output=self._output(self.state))]
         cached: list[Decision] = []
         # A subgraph may finish as it starts: the step settles once all started.
         self._starting = True
@@ -382,10 +391,11 @@ class GraphRun(NestedRuns):
             self.finished = True
             return [Finish("failed", error=ErrorRecord("InvalidUpdateError", str(error)))]
         checkpoint = self._checkpoint(state, sorted(triggers), sends, joins, ran)
-        before = self._breakpoint_before(checkpoint)
-        if before:
-            checkpoint.channel_values[BREAKPOINT] = True
-            checkpoint.channel_versions[BREAKPOINT] = checkpoint.checkpoint_id
+        nexts = next_nodes(checkpoint)
+        before = bool(set(nexts) & self.graph.interrupt_before)
+        after = bool(set(ran) & self.graph.interrupt_after)
+        if after and not nexts:
+            _mark_unfinished(checkpoint)
         self.checkpoint = checkpoint
         decisions: list[Decision] = [NewCheckpoint(checkpoint)]
         # As LangGraph: values when the step wrote a key of the output.
@@ -393,7 +403,8 @@ class GraphRun(NestedRuns):
         if written & set(self.graph.output_channels or self.graph.channels):
             decisions.append(Emit(StreamMode.VALUES, self._output(state)))
         self._steps += 1
-        nexts = next_nodes(checkpoint)
+        if before or after:
+            return [*decisions, self._emit_checkpoint(), *self._stop_at_breakpoint()]
         if not nexts:
             self.finished = True
             return [
@@ -401,8 +412,6 @@ class GraphRun(NestedRuns):
                 self._emit_checkpoint(),
                 Finish("succeeded", output=self._output(state)),
             ]
-        if before or set(ran) & self.graph.interrupt_after:
-            return [*decisions, self._emit_checkpoint(), *self._stop_at_breakpoint()]
         if self._steps >= self._recursion_limit:
             self.finished = True
             message = (
@@ -571,10 +580,6 @@ class GraphRun(NestedRuns):
         keys = self.graph.output_channels or tuple(self.graph.channels)
         return {k: state[k] for k in keys if k in state}
 
-    def _breakpoint_before(self, checkpoint: CheckpointRecord | None = None) -> bool:
-        names = next_nodes(checkpoint or self.checkpoint)
-        return bool(set(names) & self.graph.interrupt_before)
-
     def _stop_at_breakpoint(self) -> list[Decision]:
         """As LangGraph: a breakpoint shows as an interrupt without values."""
         self.finished = True
@@ -716,18 +721,21 @@ class GraphRun(NestedRuns):
 
     def update(self, values: Json, as_node: str) -> CheckpointRecord:
         """The checkpoint after applying `values` as if `as_node` returned
-        them (LangGraph's update_state): reducers, then the node's edges."""
+        them (LangGraph's update_state): reducers, then the node's edges.
+        Without `as_node`, the node that wrote the checkpoint; as LangGraph,
+        that may be __start__ (a run stopped before its first node)."""
         parent = self.checkpoint
+        nodes = {*self.graph.nodes, START}
         if not as_node:
             writers = list(parent.metadata.get("writes") or {})
-            if len(writers) != 1 or writers[0] not in self.graph.nodes:
+            if len(writers) != 1 or writers[0] not in nodes:
                 raise error_for(
                     "INVALID_ARGUMENT",
                     "as_node is required: the checkpoint was not written by exactly one node",
                     field="as_node",
                 )
             as_node = writers[0]
-        if as_node not in self.graph.nodes:
+        if as_node not in nodes:
             raise error_for(
                 "INVALID_ARGUMENT",
                 f"graph {self.graph.name!r} has no node {as_node!r}",
@@ -766,7 +774,15 @@ class GraphRun(NestedRuns):
         checkpoint = self._checkpoint(state, sorted(triggers), sends, joins, [as_node])
         checkpoint.metadata["source"] = "update"
         checkpoint.metadata["writes"] = {as_node: values}
+        if not next_nodes(checkpoint) and is_unfinished(parent):
+            # The update did the unfinished run's last work: a resume ends it.
+            _mark_unfinished(checkpoint)
         return checkpoint
+
+
+def _mark_unfinished(checkpoint: CheckpointRecord) -> None:
+    checkpoint.channel_values[UNFINISHED] = True
+    checkpoint.channel_versions[UNFINISHED] = checkpoint.checkpoint_id
 
 
 def _order(task: TaskNode) -> int:

@@ -338,6 +338,16 @@ SCENARIOS: list[dict[str, Any]] = [
         "commands": [{"value": 1, "log": []}, None],
     },
     {
+        "name": "breakpoint_after_end",
+        "graph": (
+            "chain's graph compiled with interrupt_after=['b'] (its last node); run 1 with the "
+            "input stops after b with nothing next, run 2 with None ends the run"
+        ),
+        "build": build_chain,
+        "compile": {"interrupt_after": ["b"]},
+        "commands": [{"value": 1, "log": []}, None],
+    },
+    {
         "name": "mixed_send",
         "graph": (
             "State {items: list, log: Annotated[list, operator.add]}; START->a and a "
