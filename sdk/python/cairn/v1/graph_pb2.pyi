@@ -289,11 +289,17 @@ class GraphSpec(_message.Message):
 
     @_builtins.property
     def interrupt_before(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Stop before these nodes run (breakpoints); a run without input continues."""
+        """Stop before these nodes run (breakpoints; "*" for every node); a run
+        without input continues, and never stops again at the breakpoint it
+        resumes from, also after UpdateState.
+        """
 
     @_builtins.property
     def interrupt_after(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Stop after these nodes ran."""
+        """Stop after these nodes ran, with their writes applied; also after the
+        last node, with nothing next: a run without input then ends the run with
+        the state.
+        """
 
     @_builtins.property
     def input_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

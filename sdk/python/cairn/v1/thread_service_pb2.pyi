@@ -364,7 +364,8 @@ class UpdateStateRequest(_message.Message):
     """The checkpoint to update from; the latest when empty."""
     as_node: _builtins.str
     """The node the update is applied as; when empty, the node that wrote the
-    given checkpoint's step (it must be a single node).
+    given checkpoint's step (it must be a single node; "__start__" for a
+    run stopped before its first node).
     """
     @_builtins.property
     def values(self) -> _struct_pb2.Value:

@@ -226,14 +226,18 @@ export type GraphSpec = Message<"cairn.v1.GraphSpec"> & {
   conditionalEdges: ConditionalEdgeSpec[];
 
   /**
-   * Stop before these nodes run (breakpoints); a run without input continues.
+   * Stop before these nodes run (breakpoints; "*" for every node); a run
+   * without input continues, and never stops again at the breakpoint it
+   * resumes from, also after UpdateState.
    *
    * @generated from field: repeated string interrupt_before = 6;
    */
   interruptBefore: string[];
 
   /**
-   * Stop after these nodes ran.
+   * Stop after these nodes ran, with their writes applied; also after the
+   * last node, with nothing next: a run without input then ends the run with
+   * the state.
    *
    * @generated from field: repeated string interrupt_after = 7;
    */

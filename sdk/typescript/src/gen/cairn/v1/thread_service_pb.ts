@@ -341,7 +341,8 @@ export type UpdateStateRequest = Message<"cairn.v1.UpdateStateRequest"> & {
 
   /**
    * The node the update is applied as; when empty, the node that wrote the
-   * given checkpoint's step (it must be a single node).
+   * given checkpoint's step (it must be a single node; "__start__" for a
+   * run stopped before its first node).
    *
    * @generated from field: string as_node = 4;
    */
