@@ -173,6 +173,7 @@ SEARCHES: dict[str, tuple[spb.SearchItemsRequest, str]] = {
     "limit over 1000": (spb.SearchItemsRequest(limit=1001), "limit"),
     "negative offset": (spb.SearchItemsRequest(offset=-5), "offset"),
     "unknown operator": (spb.SearchItemsRequest(filter=struct({"n": {"$regex": "x"}})), "filter.n"),
+    "$in without an array": (spb.SearchItemsRequest(filter=struct({"n": {"$in": 3}})), "filter.n"),
     "operators mixed with fields": (
         spb.SearchItemsRequest(filter=struct({"n": {"$gt": 1, "m": 2}})),
         "filter.n",

@@ -217,6 +217,14 @@ FILTER_ITEMS: dict[str, dict[str, Any]] = {
         ({"by": {"age": {"$gte": 30}}}, ["tea"]),
         ({"kind": "food", "vegan": {"$ne": True}}, ["cake"]),
         ({"tags": {"$eq": ["sweet"]}}, ["cake"]),
+        # langgraphjs's $in / $nin: equal to one (none) of the array's elements
+        ({"stars": {"$in": [4, 5]}}, ["cake", "tea"]),
+        ({"stars": {"$in": [True, "n/a"]}}, ["bread", "flag"]),
+        ({"tags": {"$in": [["cold"], ["sweet"]]}}, ["beer", "cake"]),
+        ({"kind": {"$in": []}}, []),
+        ({"kind": {"$nin": ["drink", "food"]}}, ["flag"]),
+        ({"vegan": {"$nin": [True]}}, ["beer", "cake", "flag", "tea"]),  # missing: not in
+        ({"by": {"name": {"$in": ["bob", "cy"]}}}, ["beer"]),
     ],
 )
 async def test_search_filters_as_langgraph_does(

@@ -304,6 +304,9 @@ async def test_bad_namespaces_fail_before_anything_is_sent(store: Store) -> None
     with pytest.raises(InvalidArgumentError) as refused:
         await store.asearch(("a",), filter={"n": {"$near": 1}})
     assert refused.value.metadata.get("field") == "filter.n"
+    with pytest.raises(InvalidArgumentError, match="array") as refused:
+        await store.asearch(("a",), filter={"n": {"$in": 1}})
+    assert refused.value.metadata.get("field") == "filter.n"
 
 
 async def test_memories_stay_in_their_namespace(address: str) -> None:

@@ -302,9 +302,9 @@ class Store:
     ) -> list[SearchItem]:
         """Items under `namespace_prefix` whose value matches `filter` (a
         value per top-level field, or {"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte":
-        value}), newest update first; with a `query` and an index, nearest
-        first with their `score`. At most `limit` (up to 1000) after
-        skipping `offset`.
+        value} or {"$in"|"$nin": [values]}), newest update first; with a
+        `query` and an index, nearest first with their `score`. At most
+        `limit` (up to 1000) after skipping `offset`.
 
             hits = await store.asearch(("docs",), query="otters", filter={"lang": "en"})
         """

@@ -124,8 +124,8 @@ class GetOp(NamedTuple):
 
 class SearchOp(NamedTuple):
     """Search under `namespace_prefix`: `filter` on top-level fields (values
-    or {"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte": value}), `query` ranked by
-    similarity when the store has an index."""
+    or {"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte": value} or {"$in"|"$nin":
+    [values]}), `query` ranked by similarity when the store has an index."""
 
     namespace_prefix: NamespacePath
     filter: dict[str, Any] | None = None

@@ -91,7 +91,7 @@ export interface StorePutOptions {
 
 export interface StoreSearchOptions {
   /** Top-level fields of the value to match: a value, or `{ $eq, $ne, $gt,
-   * $gte, $lt, $lte }`. */
+   * $gte, $lt, $lte, $in, $nin }` ($in / $nin take an array). */
   filter?: Record<string, unknown>;
   /** At most this many items; default 10, at most 1000. */
   limit?: number;

@@ -164,6 +164,8 @@ async function exercise(store: BaseStore, r: string): Promise<Record<string, unk
   out.filter = byKey(await store.search([r], { filter: { kind: "pet" } }));
   out.operators = byKey(await store.search([r], { filter: { stars: { $gte: 3, $lt: 5 } } }));
   out.ne = byKey(await store.search([r], { filter: { kind: { $ne: "pet" } } }));
+  out.in = byKey(await store.search([r], { filter: { kind: { $in: ["pet", "weather"] } } }));
+  out.nin = byKey(await store.search([r], { filter: { stars: { $nin: [1, 5] } } }));
   out.query = ranked(await store.search([r], { query: "cat" }));
   out.queryFilter = ranked(await store.search([r], { query: "rain", filter: { stars: { $lte: 3 } } }));
   out.queryPage = ranked(await store.search([r], { query: "cat", limit: 2, offset: 1 }));
@@ -209,6 +211,8 @@ describe("CairnStore agrees with langgraphjs's InMemoryStore", () => {
     ]);
     // Nothing was taken for granted: the results have content.
     assert.deepEqual(expected.filter, ["cat", "dog"]);
+    assert.deepEqual(expected.in, ["cat", "dog", "rain"]);
+    assert.deepEqual(expected.nin, ["cat", "dog"]);
     assert.deepEqual((expected.query as unknown[][]).map(([key]) => key), ["cat", "pizza", "rain", "dog"]);
   });
 

@@ -27,7 +27,7 @@ MIN_TTL_SECONDS = 1.0
 DEFAULT_SEARCH_LIMIT = 10
 DEFAULT_LIST_LIMIT = 100
 RESERVED_ROOT = "langgraph"
-_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
+_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"})
 
 
 def _invalid(message: str, field: str) -> InvalidArgument:
@@ -92,8 +92,9 @@ def _ttl(ttl: duration_pb2.Duration, present: bool) -> float | None:
 
 
 def _check_filter(filter_: object, field: str) -> None:
-    """Operators are the six LangGraph knows; an object with "$" keys holds
-    only operators."""
+    """Operators are those of LangGraph's stores (the six of Python's, and
+    langgraphjs's $in and $nin, which take an array); an object with "$"
+    keys holds only operators."""
     if not isinstance(filter_, dict):
         return
     keys = list(filter_)
@@ -106,6 +107,8 @@ def _check_filter(filter_: object, field: str) -> None:
                 raise _invalid(
                     f"{field} has unknown operator {key!r}; use one of {sorted(_OPERATORS)}", field
                 )
+            if key in ("$in", "$nin") and not isinstance(value, list):
+                raise _invalid(f"{field}.{key} takes an array, not {value!r}", field)
         else:
             _check_filter(value, f"{field}.{key}")
 

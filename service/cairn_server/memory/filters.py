@@ -7,10 +7,12 @@ A filter maps top-level fields of the value to what they must match
   equal but 1 and true are not, and arrays are equal element by element;
 - an object without "$" keys matches an object field that matches each of
   its keys, recursively (a subset match);
-- an object of operators ($eq, $ne, $gt, $gte, $lt, $lte) matches when every
-  operator holds; $gt and friends compare numbers with numbers and strings
-  with strings, anything else fails them;
-- a missing field matches only $ne.
+- an object of operators ($eq, $ne, $gt, $gte, $lt, $lte, $in, $nin) matches
+  when every operator holds; $gt and friends compare numbers with numbers and
+  strings with strings, anything else fails them; $in takes an array and
+  holds when the field equals one of its elements, $nin when it equals none
+  (langgraphjs's stores have both);
+- a missing field matches only $ne and $nin.
 
 Both stores evaluate filters here, in the service, so that one filter means
 the same on SQLite and on Postgres. Example::
@@ -39,7 +41,7 @@ _ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
     "$lt": operator.lt,
     "$lte": operator.le,
 }
-OPERATORS = frozenset({"$eq", "$ne", *_ORDERINGS})
+OPERATORS = frozenset({"$eq", "$ne", "$in", "$nin", *_ORDERINGS})
 
 
 def matches(value: Mapping[str, Json], filter_: Mapping[str, Json]) -> bool:
@@ -62,6 +64,11 @@ def _holds(actual: Json, op: str, operand: Json) -> bool:
         return actual is not MISSING and json_equal(actual, operand)
     if op == "$ne":
         return actual is MISSING or not json_equal(actual, operand)
+    if op in ("$in", "$nin"):
+        if not isinstance(operand, list):
+            raise ValueError(f"filter operator {op} takes an array, not {operand!r}")
+        found = actual is not MISSING and any(json_equal(actual, item) for item in operand)
+        return found if op == "$in" else not found
     ordering = _ORDERINGS.get(op)
     if ordering is None:
         raise ValueError(f"unknown filter operator {op!r}; use one of {sorted(OPERATORS)}")

@@ -239,8 +239,9 @@ class SearchItemsRequest(_message.Message):
         value. A plain value must equal the field (objects match when each of
         their keys matches, recursively; arrays must be equal). An object whose
         keys start with "$" compares with operators: $eq, $ne, $gt, $gte, $lt,
-        $lte ($gt and friends compare numbers, or strings with strings). A
-        field that is missing matches only $ne.
+        $lte ($gt and friends compare numbers, or strings with strings), $in and
+        $nin (an array: the field equals one of its elements, or none of them).
+        A field that is missing matches only $ne and $nin.
         """
 
     @_builtins.property
