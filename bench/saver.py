@@ -200,14 +200,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def cairn_serve(db: pathlib.Path) -> Iterator[str]:
-    """A `cairn serve` process on 127.0.0.1, stopped by its PID."""
+def cairn_serve(store: str) -> Iterator[str]:
+    """A `cairn serve` process on 127.0.0.1 over the store URL `store`,
+    stopped by its PID."""
     address = f"127.0.0.1:{free_port()}"
     cairn = pathlib.Path(sys.executable).with_name("cairn")
     server = subprocess.Popen(
         [
             *(str(cairn), "serve", "--address", address),
-            *("--store", f"sqlite:///{db}", "--log-level", "warning"),
+            *("--store", store, "--log-level", "warning"),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -253,7 +254,7 @@ def main() -> int:
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            cairn_serve(pathlib.Path(tmp, "cairn.db")) as address,
+            cairn_serve(f"sqlite:///{pathlib.Path(tmp, 'cairn.db')}") as address,
         ):
             runners = asyncio.run(measure(address, pathlib.Path(tmp), args))
             floor = figures(round_trips(address, args.calls))

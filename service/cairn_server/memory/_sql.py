@@ -140,17 +140,17 @@ def search(scope: str, op: SearchItems, now: float, ranking: Ranking | None) -> 
         sql = f"SELECT {ITEM_COLUMNS}, NULL FROM memory_items AS i"
         order = "i.updated_at DESC, i.path, i.key"
     else:
+        # One look-up of the item's own vectors by primary key per item, so
+        # the cost grows with the items under the prefix whatever the
+        # planner believes about the tables' sizes (a join with a grouped
+        # subquery went quadratic on Postgres tables not analyzed yet).
         sql = (
-            f"SELECT {ITEM_COLUMNS}, s.score FROM memory_items AS i LEFT JOIN"
-            f" (SELECT v.path, v.key, MAX({ranking.score}) AS score FROM memory_vectors AS v"
-            " WHERE v.scope = ? AND v.dims = ?"
+            f"SELECT {ITEM_COLUMNS}, (SELECT MAX({ranking.score}) FROM memory_vectors AS v"
+            " WHERE v.scope = i.scope AND v.path = i.path AND v.key = i.key AND v.dims = ?)"
+            " AS score FROM memory_items AS i"
         )
-        params += [*ranking.params, scope, ranking.dims]
-        if span is not None:
-            sql += " AND v.path >= ? AND v.path < ?"
-            params += span
-        sql += " GROUP BY v.path, v.key) AS s ON s.path = i.path AND s.key = i.key"
-        order = "s.score DESC NULLS LAST, i.updated_at DESC, i.path, i.key"
+        params += [*ranking.params, ranking.dims]
+        order = "score DESC NULLS LAST, i.updated_at DESC, i.path, i.key"
     sql += " WHERE i.scope = ?"
     params.append(scope)
     if span is not None:

@@ -39,6 +39,3 @@ CREATE TABLE memory_vectors (
     FOREIGN KEY (scope, path, key) REFERENCES memory_items (scope, path, key)
         ON DELETE CASCADE
 );
-
--- A semantic search compares the vectors of the query's dimension under a prefix.
-CREATE INDEX memory_vectors_dims_idx ON memory_vectors (scope, dims, path);
