@@ -1,7 +1,10 @@
-"""`cairn threads|state|history|runs|workers`: read a server's threads and
-workers as tables; `cairn cancel RUN_ID` stops a run. `cairn runs` without a
-thread lists the runs of every thread of the namespace, and `--waiting` only
-those that wait on a worker or a retry.
+"""`cairn threads|state|history|runs|workers|memories`: read a server's
+threads, workers and long-term memories as tables; `cairn cancel RUN_ID`
+stops a run. `cairn runs` without a thread lists the runs of every thread of
+the namespace, and `--waiting` only those that wait on a worker or a retry.
+`cairn memories users u-42` lists the memories under a namespace path,
+newest update first (`--filter '{"kind": "food"}'`), and `--namespaces` the
+namespace paths under it; reading never refreshes an item's TTL.
 
 They call the public API (the Python SDK's client), so they show what any
 client sees, LangGraph threads stored through CheckpointService included.
@@ -64,6 +67,19 @@ def add_commands(commands: Any) -> None:
     workers = commands.add_parser(
         "workers", help="the workers connected to the server at --address, with free slots"
     )
+    memories = commands.add_parser(
+        "memories",
+        help="long-term memories under a namespace path, newest update first",
+    )
+    memories.add_argument("prefix", nargs="*", help="namespace labels; none: every memory")
+    memories.add_argument(
+        "--filter", type=json.loads, default=None, help="a JSON filter, as search's"
+    )
+    memories.add_argument(
+        "--namespaces", action="store_true", help="list the namespace paths instead"
+    )
+    memories.add_argument("--limit", type=int, default=20)
+    memories.add_argument("--offset", type=int, default=0)
     named = {
         "threads": threads,
         "state": state,
@@ -71,6 +87,7 @@ def add_commands(commands: Any) -> None:
         "runs": runs,
         "cancel": cancel,
         "workers": workers,
+        "memories": memories,
     }
     for name, command in named.items():
         command.add_argument("--address", default="127.0.0.1:50051")
@@ -191,6 +208,15 @@ def _workers(client: SyncClient, args: argparse.Namespace) -> Any:
     return client.list_workers()
 
 
+def _memories(client: SyncClient, args: argparse.Namespace) -> Any:
+    prefix = tuple(args.prefix)
+    if args.namespaces:
+        return client.store.list_namespaces(prefix=prefix, limit=args.limit, offset=args.offset)
+    return client.store.search(
+        prefix, filter=args.filter, limit=args.limit, offset=args.offset, refresh_ttl=False
+    )
+
+
 _COMMANDS: dict[str, Callable[[SyncClient, argparse.Namespace], Any]] = {
     "threads": _threads,
     "state": _state,
@@ -198,6 +224,7 @@ _COMMANDS: dict[str, Callable[[SyncClient, argparse.Namespace], Any]] = {
     "runs": _runs,
     "cancel": _cancel,
     "workers": _workers,
+    "memories": _memories,
 }
 
 
@@ -230,6 +257,13 @@ def _render(args: argparse.Namespace, found: Any) -> str:
         return f"run {found.run_id} {found.state.value}"
     if kind == "workers":
         return _render_workers(args, found)
+    if kind == "memories" and args.namespaces:
+        return table(["NAMESPACE"], [["/".join(path)] for path in found])
+    if kind == "memories":
+        return table(
+            ["NAMESPACE", "KEY", "UPDATED", "EXPIRES", "VALUE"],
+            [["/".join(m.namespace), m.key, m.updated_at, m.expires_at, m.value] for m in found],
+        )
     if kind == "history":
         return table(
             ["CHECKPOINT", "STEP", "SOURCE", "NEXT", "CREATED"],

@@ -1,5 +1,6 @@
 """The `cairn` command: serve, health, a clean exit on SIGTERM, the
-inspection commands (threads, state, history, runs, workers), cancel, and
+inspection commands (threads, state, history, runs, workers, memories),
+cancel, and
 what a person at the terminal sees: start-up errors, the store path, a
 worker's "connected" line, a client waiting for its server."""
 
@@ -197,6 +198,58 @@ def test_workers_with_none_connected_says_so(tmp_path: pathlib.Path) -> None:
         listed = cairn("workers", "--address", f"127.0.0.1:{port}")
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.strip() == f"no workers connected to 127.0.0.1:{port}"
+    finally:
+        assert server.stop() == 0
+
+
+def test_memories_lists_items_and_namespaces_without_refreshing_ttls(
+    tmp_path: pathlib.Path,
+) -> None:
+    from cairn import SyncClient
+
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    server = start_server(tmp_path / "cli.db", port)
+    try:
+        with SyncClient(address) as client:
+            client.store.put(("users", "u1"), "food", {"likes": "pizza", "kind": "taste"})
+            client.store.put(("users", "u1", "pets"), "cat", {"name": "Tom", "kind": "pet"})
+            client.store.put(("users", "u2"), "note", {"text": "brief"}, ttl=5)
+            before = client.store.get(("users", "u2"), "note", refresh_ttl=False)
+            assert before is not None and before.expires_at is not None
+
+            listed = cairn("memories", "users", "--address", address)
+            assert listed.returncode == 0, listed.stderr
+            lines = listed.stdout.splitlines()
+            assert lines[0].split() == ["NAMESPACE", "KEY", "UPDATED", "EXPIRES", "VALUE"]
+            # Newest update first.
+            assert [line.split()[:2] for line in lines[1:]] == [
+                ["users/u2", "note"], ["users/u1/pets", "cat"], ["users/u1", "food"]
+            ]  # fmt: skip
+
+            pets = cairn("memories", "users", "--filter", '{"kind": "pet"}', "--json",
+                         "--address", address)  # fmt: skip
+            assert pets.returncode == 0, pets.stderr
+            [record] = json.loads(pets.stdout)
+            assert record["namespace"] == ["users", "u1", "pets"]
+            assert record["value"] == {"name": "Tom", "kind": "pet"}
+
+            namespaces = cairn("memories", "users", "--namespaces", "--address", address)
+            assert namespaces.returncode == 0, namespaces.stderr
+            assert namespaces.stdout.split() == [
+                "NAMESPACE",
+                "users/u1",
+                "users/u1/pets",
+                "users/u2",
+            ]
+
+            # Looking did not move the expiry.
+            after = client.store.get(("users", "u2"), "note", refresh_ttl=False)
+            assert after is not None and after.expires_at == before.expires_at
+
+        bad = cairn("memories", "users", "--filter", '{"n": {"$regex": "x"}}', "--address", address)
+        assert bad.returncode == 1
+        assert bad.stdout.startswith("InvalidArgumentError: INVALID_ARGUMENT: filter.n has")
     finally:
         assert server.stop() == 0
 
