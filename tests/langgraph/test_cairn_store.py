@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import operator
 import pathlib
 import time
@@ -274,6 +275,19 @@ async def test_errors_of_the_service_are_typed(address: str) -> None:
             await store.asearch(("a",), filter={"n": {"$regex": "x"}})
         with pytest.raises(InvalidArgumentError):
             await asyncio.to_thread(store.search, ("a",), filter={"n": {"$regex": "x"}})
+
+
+async def test_thousands_of_calls_at_once_wait_for_a_slot_not_for_a_failover(
+    address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As a LangGraph app that gathers many store reads: more than the server
+    # takes at once on one connection, none taken for an outage.
+    async with CairnStore(address, failover_timeout=5) as store:
+        await store.aput(("flood",), "k", {"v": 1})
+        with caplog.at_level(logging.INFO):
+            found = await asyncio.gather(*(store.aget(("flood",), "k") for _ in range(5000)))
+    assert all(item is not None and item.value == {"v": 1} for item in found)
+    assert [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()] == []
 
 
 async def test_ttl(address: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import pathlib
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -384,3 +385,16 @@ async def test_a_closed_sync_clients_store_says_so(address: str) -> None:
             store.get(("x",), "k")
 
     await asyncio.to_thread(use)
+
+
+async def test_thousands_of_calls_at_once_wait_for_a_slot_not_for_a_failover(
+    address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # More calls at once than the server takes on one connection: those it
+    # would refuse wait in the SDK, instead of passing for an outage.
+    async with Client(address, failover_timeout=5) as client:
+        await client.store.aput(("flood",), "k", {"v": 1})
+        with caplog.at_level(logging.INFO):
+            found = await asyncio.gather(*(client.store.aget(("flood",), "k") for _ in range(5000)))
+    assert all(item is not None and item.value == {"v": 1} for item in found)
+    assert [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()] == []

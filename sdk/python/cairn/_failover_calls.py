@@ -2,7 +2,8 @@
 blocking and asyncio, failing over as `Client` does: a call that gets
 UNAVAILABLE is sent again to the next address until the failover budget is
 spent. For the LangGraph adapters (`CairnSaver`, `CairnStore`), whose calls
-are all safe to send twice.
+are all safe to send twice. At most `_in_flight.MAX_IN_FLIGHT` asyncio calls
+are open at once; the others wait for a slot.
 
     calls = FailoverCalls(StoreServiceStub, settings, addresses, 30.0, log)
     response = calls.call(lambda stub: stub.GetItem(request))
@@ -22,6 +23,7 @@ import grpc
 from cairn._addresses import RECONNECT_OPTIONS, Attempts, Failover
 from cairn._credentials import ConnectionSettings
 from cairn._errors import from_rpc_error
+from cairn._in_flight import InFlight
 
 Stub = TypeVar("Stub")
 Response = TypeVar("Response")
@@ -59,6 +61,7 @@ class FailoverCalls(Generic[Stub]):
         self._aio_channels: list[grpc.aio.Channel] = []
         self._aio_stubs: list[Stub] = []
         self._aio_loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = InFlight()
 
     def _sync(self) -> list[Stub]:
         if not self._stubs:
@@ -113,7 +116,8 @@ class FailoverCalls(Generic[Stub]):
         while True:
             index = self._failover.current
             try:
-                response = await rpc(self._async()[index])
+                async with self._in_flight.slot():
+                    response = await rpc(self._async()[index])
             except grpc.RpcError as error:
                 attempts, pause = self._failed(attempts, error, index)
                 await asyncio.sleep(pause)

@@ -39,6 +39,7 @@ import grpc
 from google.protobuf.message import Message
 
 from cairn._errors import from_rpc_error
+from cairn._in_flight import InFlight
 from cairn._store_index import StoreIndex
 from cairn._store_types import (
     NOT_PROVIDED,
@@ -134,6 +135,7 @@ class Store:
         ttl: Mapping[str, Any] | None = None,
     ) -> None:
         self._call = call
+        self._in_flight = InFlight()
         self._loop = loop
         self._runner = runner
         self.index = index if isinstance(index, StoreIndex | None) else StoreIndex(index)
@@ -194,9 +196,11 @@ class Store:
         if self.index is not None:
             documents = await self.index.aembed(plan.documents)
             queries = list(await asyncio.gather(*map(self.index.aembed_query, plan.queries)))
-        return plan.results(
-            [await self._call(rpc, request) for rpc, request in plan.calls(documents, queries)]
-        )
+        async with self._in_flight.slot():
+            responses = [
+                await self._call(rpc, request) for rpc, request in plan.calls(documents, queries)
+            ]
+        return plan.results(responses)
 
     # --- batch ------------------------------------------------------------------------------
 
