@@ -16,7 +16,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
 
 import grpc
 
@@ -136,3 +137,38 @@ class FailoverCalls(Generic[Stub]):
             await channel.close()
         self._aio_channels, self._aio_stubs, self._aio_loop = [], [], None
         self.close()
+
+
+class ClosesCalls:
+    """`close()` / `aclose()` and the sync and async context manager of an
+    object whose calls are its `_calls`."""
+
+    _calls: FailoverCalls[Any]
+
+    def close(self) -> None:
+        self._calls.close()
+
+    async def aclose(self) -> None:
+        await self._calls.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -17,8 +17,6 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from operator import methodcaller
-from types import TracebackType
-from typing import Self
 
 from langgraph.store.base import (
     BaseStore,
@@ -33,7 +31,7 @@ from langgraph.store.base import (
 
 from cairn._addresses import Addresses, parse_addresses
 from cairn._credentials import ConnectionSettings, TlsConfig
-from cairn._failover_calls import FailoverCalls
+from cairn._failover_calls import ClosesCalls, FailoverCalls
 from cairn._store import ttl_config
 from cairn._store_index import StoreIndex
 from cairn._store_types import from_timestamp
@@ -66,7 +64,7 @@ def _search_item(message: store_pb2.SearchItem) -> SearchItem:
     )
 
 
-class CairnStore(BaseStore):
+class CairnStore(ClosesCalls, BaseStore):
     """A LangGraph store backed by a Cairn server.
 
     `address` is one server or several replicas of one service (a sequence
@@ -160,36 +158,6 @@ class CairnStore(BaseStore):
             for rpc, request in plan.calls(documents, queries)
         ]
         return plan.results(responses, item=_item, search_item=_search_item)
-
-    # --- connections ------------------------------------------------------------------------
-
-    def close(self) -> None:
-        self._calls.close()
-
-    async def aclose(self) -> None:
-        await self._calls.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"CairnStore({self.address!r}, namespace={self.namespace!r})"

@@ -41,8 +41,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -59,7 +58,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from cairn._addresses import Addresses, parse_addresses
 from cairn._credentials import ConnectionSettings, TlsConfig
-from cairn._failover_calls import FailoverCalls
+from cairn._failover_calls import ClosesCalls, FailoverCalls
 from cairn._langgraph_store import CairnStore
 from cairn.v1 import checkpoint_service_pb2 as pb
 from cairn.v1 import checkpoint_service_pb2_grpc, thread_service_pb2
@@ -77,7 +76,7 @@ log = logging.getLogger("cairn.langgraph")
 _Stub = checkpoint_service_pb2_grpc.CheckpointServiceStub
 
 
-class CairnSaver(BaseCheckpointSaver[str]):
+class CairnSaver(ClosesCalls, BaseCheckpointSaver[str]):
     """A LangGraph checkpoint saver backed by a Cairn server.
 
     Sync methods use a blocking gRPC channel, async methods an asyncio one
@@ -134,36 +133,6 @@ class CairnSaver(BaseCheckpointSaver[str]):
         self.page_size = page_size
         self.failover_timeout = failover_timeout
         self._calls = FailoverCalls(_Stub, self._settings, self.addresses, failover_timeout, log)
-
-    # --- connections ------------------------------------------------------
-
-    def close(self) -> None:
-        self._calls.close()
-
-    async def aclose(self) -> None:
-        await self._calls.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # --- requests and responses --------------------------------------------
 
