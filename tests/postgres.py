@@ -115,6 +115,17 @@ def fresh_schema() -> Iterator[str]:
         drop_schema(url)
 
 
+@contextlib.contextmanager
+def store_url(backend: str, tmp_path: pathlib.Path) -> Iterator[str]:
+    """A fresh store of `backend` ("sqlite": a file in `tmp_path`,
+    "postgres": a new schema, dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cairn.db'}"
+    else:
+        with fresh_schema() as url:
+            yield url
+
+
 def restart_server(down_for: float) -> None:
     """Stop the local Postgres cluster (`pg_ctlcluster`), keep it down for
     `down_for` seconds, start it and wait until it accepts connections again.

@@ -11,12 +11,11 @@ InMemoryStore instead."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import operator
 import pathlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -50,18 +49,9 @@ from tests.api.secured import secured_server, token
 from tests.sdk.store_embeddings import DIMS, aembed_texts, embed_text, embed_texts
 
 
-@contextlib.contextmanager
-def store_url(backend: str, tmp_path: pathlib.Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cairn.db'}"
-    else:
-        with postgres.fresh_schema() as url:
-            yield url
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def address(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> AsyncIterator[str]:
-    with store_url(request.param, tmp_path) as url:
+    with postgres.store_url(request.param, tmp_path) as url:
         server, port = await create_server(ServerConfig(address="127.0.0.1:0", store_url=url))
         try:
             yield f"127.0.0.1:{port}"

@@ -3,9 +3,8 @@ server, on the SQLite store and on the Postgres one."""
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -29,19 +28,10 @@ CAPABILITIES = (
 )
 
 
-@contextlib.contextmanager
-def store_url(backend: str, tmp_path: pathlib.Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cairn.db'}"
-    else:
-        with postgres.fresh_schema() as url:
-            yield url
-
-
 @pytest.mark.parametrize("capability", CAPABILITIES)
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_conformance(tmp_path: pathlib.Path, backend: str, capability: str) -> None:
-    with store_url(backend, tmp_path) as url:
+    with postgres.store_url(backend, tmp_path) as url:
         await _check(url, capability)
 
 

@@ -6,11 +6,10 @@ deterministic fake embedding; TTLs; errors and namespaces."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import pathlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,19 +33,10 @@ from tests.e2e.processes import free_port
 from tests.sdk.store_embeddings import DIMS, Calls, aembed_texts, embed_texts
 
 
-@contextlib.contextmanager
-def store_url(backend: str, tmp_path: pathlib.Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cairn.db'}"
-    else:
-        with postgres.fresh_schema() as url:
-            yield url
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def address(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> AsyncIterator[str]:
     """A real server on each store."""
-    with store_url(request.param, tmp_path) as url:
+    with postgres.store_url(request.param, tmp_path) as url:
         server, port = await create_server(ServerConfig(address="127.0.0.1:0", store_url=url))
         try:
             yield f"127.0.0.1:{port}"
