@@ -27,7 +27,6 @@
  */
 
 import { randomInt } from "node:crypto";
-import { createClient, type Client as RpcClient } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   BaseCheckpointSaver,
@@ -45,9 +44,8 @@ import {
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
 import type { RunnableConfig } from "@langchain/core/runnables";
-import { resolveCredentials, unreachableHint, type CredentialOptions } from "./credentials.js";
-import { fromRpcError } from "./errors.js";
-import { Failover, connectionLoss, parseAddresses, unavailable, type Addresses } from "./failover.js";
+import type { Addresses } from "./failover.js";
+import { FailoverCalls, type FailoverCallOptions } from "./failover_calls.js";
 import {
   CheckpointService,
   type ListCheckpointsRequestSchema,
@@ -57,9 +55,9 @@ import {
   type TypedValueSchema,
 } from "./gen/cairn/v1/checkpoint_service_pb.js";
 import { PruneStrategy } from "./gen/cairn/v1/thread_service_pb.js";
-import { connect, type Connection } from "./transport.js";
 
 export type { CredentialOptions, TlsOptions } from "./credentials.js";
+export type { FailoverCallOptions } from "./failover_calls.js";
 export { CairnStore } from "./langgraph_store.js";
 export type { CairnStoreOptions } from "./langgraph_store.js";
 
@@ -69,32 +67,13 @@ const EMPTY = "empty";
 /** The largest page ListCheckpoints serves. */
 const MAX_PAGE_SIZE = 1000;
 
-/** Also takes `token` or `apiKey`, `namespace` and `tls` (CredentialOptions). */
-export interface CairnSaverOptions extends CredentialOptions {
-  /**
-   * host:port of the Cairn service, or of several replicas of it (a
-   * comma-separated string or an array); default "127.0.0.1:50051".
-   */
-  address?: Addresses;
+/** Also takes `address`, `timeoutMs`, `failoverTimeoutMs` (FailoverCallOptions)
+ * and `token` or `apiKey`, `namespace` and `tls` (CredentialOptions). */
+export interface CairnSaverOptions extends FailoverCallOptions {
   /** LangGraph's serializer; default its JsonPlusSerializer. */
   serde?: SerializerProtocol;
   /** Checkpoints per ListCheckpoints page, 1-1000; 0 (default) lets the service pick (100). */
   listPageSize?: number;
-  /** Deadline of each call, in milliseconds; none by default. */
-  timeoutMs?: number;
-  /**
-   * How long a call keeps trying the service's addresses after its server
-   * became unreachable, ms, as for the Client; then it throws
-   * UnavailableError. Default 30000.
-   */
-  failoverTimeoutMs?: number;
-}
-
-/** The connection to one address. */
-interface Endpoint {
-  readonly address: string;
-  readonly connection: Connection;
-  readonly rpc: RpcClient<typeof CheckpointService>;
 }
 
 type Configurable = Record<string, unknown>;
@@ -132,11 +111,8 @@ export class CairnSaver extends BaseCheckpointSaver {
   readonly addresses: readonly string[];
   /** The namespace every call acts in; undefined: the server's "default". */
   readonly namespace: string | undefined;
-  private readonly endpoints: Endpoint[];
-  private readonly failover: Failover;
+  private readonly calls: FailoverCalls<typeof CheckpointService>;
   private readonly listPageSize: number;
-  private readonly timeoutMs: number | undefined;
-  private closed = false;
 
   constructor(options: CairnSaverOptions | Addresses = {}) {
     const opts: CairnSaverOptions =
@@ -144,47 +120,20 @@ export class CairnSaver extends BaseCheckpointSaver {
         ? { address: options as Addresses }
         : (options as CairnSaverOptions);
     super(opts.serde);
-    this.addresses = parseAddresses(opts.address);
-    this.address = this.addresses.join(",");
     const size = opts.listPageSize ?? 0;
     if (!Number.isInteger(size) || size < 0 || size > MAX_PAGE_SIZE) {
       throw new RangeError(`listPageSize must be an integer from 0 to ${MAX_PAGE_SIZE}: ${size}`);
     }
     this.listPageSize = size;
-    this.timeoutMs = opts.timeoutMs;
-    const credentials = resolveCredentials(opts);
-    this.failover = new Failover(
-      this.addresses.length,
-      opts.failoverTimeoutMs ?? 30_000,
-      unreachableHint(credentials),
-    );
-    this.namespace = credentials.namespace;
-    this.endpoints = this.addresses.map((address) => {
-      const connection = connect(address, { credentials });
-      return { address, connection, rpc: createClient(CheckpointService, connection.transport) };
-    });
+    this.calls = new FailoverCalls("CairnSaver", CheckpointService, opts);
+    this.addresses = this.calls.addresses;
+    this.address = this.addresses.join(",");
+    this.namespace = this.calls.namespace;
   }
 
   /** Closes the connections; calls after this fail. */
   close(): void {
-    this.closed = true;
-    for (const endpoint of this.endpoints) endpoint.connection.close();
-  }
-
-  /** A call, sent to the next address while its server is unreachable. */
-  private async call<T>(
-    request: (options: { timeoutMs?: number }, rpc: RpcClient<typeof CheckpointService>) => Promise<T>,
-  ): Promise<T> {
-    const attempts = this.failover.attempts();
-    for (;;) {
-      const endpoint = this.endpoints[attempts.index];
-      try {
-        return await request({ timeoutMs: this.timeoutMs }, endpoint.rpc);
-      } catch (error) {
-        if (connectionLoss(error) === undefined || this.closed) throw fromRpcError(error);
-        await attempts.failed(unavailable(error, endpoint.address));
-      }
-    }
+    this.calls.close();
   }
 
   // --- values -------------------------------------------------------------------------
@@ -239,7 +188,7 @@ export class CairnSaver extends BaseCheckpointSaver {
     ns: string,
     parentId: string,
   ): Promise<void> {
-    const response = await this.call((options, rpc) =>
+    const response = await this.calls.call((rpc, options) =>
       rpc.getTuple({ threadId, checkpointNs: ns, checkpointId: parentId }, options),
     );
     const sends: unknown[] = [];
@@ -278,7 +227,7 @@ export class CairnSaver extends BaseCheckpointSaver {
     const threadId = threadIdOf(config);
     if (threadId === undefined) return undefined;
     const request = { threadId, checkpointNs: nsOf(config), checkpointId: getCheckpointId(config) };
-    const response = await this.call((options, rpc) => rpc.getTuple(request, options));
+    const response = await this.calls.call((rpc, options) => rpc.getTuple(request, options));
     return response.checkpoint ? this.tuple(response.checkpoint) : undefined;
   }
 
@@ -314,7 +263,7 @@ export class CairnSaver extends BaseCheckpointSaver {
     let pageToken = "";
     for (;;) {
       const page = { ...request, pageToken };
-      const response = await this.call((opts, rpc) => rpc.listCheckpoints(page, opts));
+      const response = await this.calls.call((rpc, opts) => rpc.listCheckpoints(page, opts));
       for (const saved of response.checkpoints) {
         yield await this.tuple(saved);
         remaining -= 1;
@@ -373,7 +322,7 @@ export class CairnSaver extends BaseCheckpointSaver {
       channelVersions,
       blobs,
     };
-    await this.call((options, rpc) => rpc.putCheckpoint(request, options));
+    await this.calls.call((rpc, options) => rpc.putCheckpoint(request, options));
     return checkpointConfig(threadId, ns, checkpoint.id);
   }
 
@@ -410,12 +359,12 @@ export class CairnSaver extends BaseCheckpointSaver {
         })),
       ),
     };
-    await this.call((options, rpc) => rpc.putWrites(request, options));
+    await this.calls.call((rpc, options) => rpc.putWrites(request, options));
   }
 
   /** Deletes every checkpoint, channel value and write of the thread, in all namespaces. */
   override async deleteThread(threadId: string): Promise<void> {
-    await this.call((options, rpc) =>
+    await this.calls.call((rpc, options) =>
       rpc.deleteThreadCheckpoints({ threadId: String(threadId) }, options),
     );
   }
@@ -424,12 +373,12 @@ export class CairnSaver extends BaseCheckpointSaver {
 
   /** Deletes the checkpoints whose metadata `run_id` is one of `runIds`, with their writes. */
   async deleteForRuns(runIds: string[]): Promise<void> {
-    await this.call((options, rpc) => rpc.deleteForRuns({ runIds }, options));
+    await this.calls.call((rpc, options) => rpc.deleteForRuns({ runIds }, options));
   }
 
   /** Copies every checkpoint, value and write of one thread to another, keeping ids. */
   async copyThread(sourceThreadId: string, targetThreadId: string): Promise<void> {
-    await this.call((options, rpc) =>
+    await this.calls.call((rpc, options) =>
       rpc.copyThreadCheckpoints({ sourceThreadId, targetThreadId }, options),
     );
   }
@@ -447,6 +396,6 @@ export class CairnSaver extends BaseCheckpointSaver {
     if (strategy === undefined) {
       throw new TypeError(`unknown prune strategy ${options.strategy}; use keep_latest or delete`);
     }
-    await this.call((opts, rpc) => rpc.pruneCheckpoints({ threadIds, strategy }, opts));
+    await this.calls.call((rpc, opts) => rpc.pruneCheckpoints({ threadIds, strategy }, opts));
   }
 }

@@ -22,7 +22,6 @@
  * in minutes and `ttl: { defaultTtl, refreshOnRead }` in the options.
  */
 
-import { createClient, type Client as RpcClient } from "@connectrpc/connect";
 import {
   BaseStore,
   validateNamespace,
@@ -31,9 +30,8 @@ import {
   type OperationResults,
   type SearchItem,
 } from "@langchain/langgraph-checkpoint";
-import { resolveCredentials, unreachableHint, type CredentialOptions } from "./credentials.js";
-import { UnavailableError, fromRpcError } from "./errors.js";
-import { Failover, connectionLoss, parseAddresses, unavailable, type Addresses } from "./failover.js";
+import type { Addresses } from "./failover.js";
+import { FailoverCalls, type FailoverCallOptions } from "./failover_calls.js";
 import { StoreService } from "./gen/cairn/v1/store_service_pb.js";
 import {
   StoreClient,
@@ -44,31 +42,11 @@ import {
   type StorePutOptions,
   type StoreSearchOptions,
 } from "./store.js";
-import { connect, type Connection } from "./transport.js";
 
-/** Also takes `token` or `apiKey`, `namespace` and `tls` (CredentialOptions),
- * and `index` and `ttl` (StoreOptions). */
-export interface CairnStoreOptions extends CredentialOptions, StoreOptions {
-  /**
-   * host:port of the Cairn service, or of several replicas of it (a
-   * comma-separated string or an array); default "127.0.0.1:50051".
-   */
-  address?: Addresses;
-  /** Deadline of each call, in milliseconds; none by default. */
-  timeoutMs?: number;
-  /**
-   * How long a call keeps trying the service's addresses after its server
-   * became unreachable, ms, as for the Client; then it throws
-   * UnavailableError. Default 30000.
-   */
-  failoverTimeoutMs?: number;
-}
-
-interface Endpoint {
-  readonly address: string;
-  readonly connection: Connection;
-  readonly rpc: RpcClient<typeof StoreService>;
-}
+/** Also takes `address`, `timeoutMs`, `failoverTimeoutMs` (FailoverCallOptions),
+ * `token` or `apiKey`, `namespace` and `tls` (CredentialOptions), and `index`
+ * and `ttl` (StoreOptions). */
+export interface CairnStoreOptions extends FailoverCallOptions, StoreOptions {}
 
 /**
  * A langgraphjs store backed by a Cairn server. One HTTP/2 connection per
@@ -85,9 +63,7 @@ export class CairnStore extends BaseStore {
   /** The store client the methods go through (the SDK's API, with
    * `expiresAt` and the results of puts and deletes). */
   readonly client: StoreClient;
-  private readonly endpoints: Endpoint[];
-  private readonly failover: Failover;
-  private closed = false;
+  private readonly calls: FailoverCalls<typeof StoreService>;
 
   constructor(options: CairnStoreOptions | Addresses = {}) {
     super();
@@ -95,43 +71,18 @@ export class CairnStore extends BaseStore {
       typeof options === "string" || Array.isArray(options)
         ? { address: options as Addresses }
         : (options as CairnStoreOptions);
-    this.addresses = parseAddresses(opts.address);
+    this.calls = new FailoverCalls("CairnStore", StoreService, opts);
+    this.addresses = this.calls.addresses;
     this.address = this.addresses.join(",");
-    const credentials = resolveCredentials(opts);
-    this.namespace = credentials.namespace;
-    this.failover = new Failover(
-      this.addresses.length,
-      opts.failoverTimeoutMs ?? 30_000,
-      unreachableHint(credentials),
-    );
-    this.endpoints = this.addresses.map((address) => {
-      const connection = connect(address, { credentials });
-      return { address, connection, rpc: createClient(StoreService, connection.transport) };
-    });
-    const timeoutMs = opts.timeoutMs;
-    this.client = new StoreClient(async (call) => {
-      if (this.closed) {
-        throw new UnavailableError(`CairnStore(${this.address}) is closed`, { code: "UNAVAILABLE" });
-      }
-      const attempts = this.failover.attempts();
-      for (;;) {
-        const endpoint = this.endpoints[attempts.index];
-        try {
-          return await call(endpoint.rpc, { timeoutMs });
-        } catch (error) {
-          if (connectionLoss(error) === undefined || this.closed) throw fromRpcError(error);
-          await attempts.failed(unavailable(error, endpoint.address));
-        }
-      }
-    }, { index: opts.index, ttl: opts.ttl });
+    this.namespace = this.calls.namespace;
+    this.client = new StoreClient((call) => this.calls.call(call), { index: opts.index, ttl: opts.ttl });
   }
 
   /** Closes the connections; calls after this fail. (`stop()`, which
    * langgraphjs calls on the batching wrapper it puts around a store, leaves
    * them open.) */
   close(): void {
-    this.closed = true;
-    for (const endpoint of this.endpoints) endpoint.connection.close();
+    this.calls.close();
   }
 
   /** langgraphjs's operations in one BatchItems call (see StoreClient.batch). */

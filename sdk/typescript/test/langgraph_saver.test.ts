@@ -119,6 +119,8 @@ describe("StateGraph with CairnSaver", () => {
     const waiting = await app.getState(config);
     assert.deepEqual(waiting.next, ["review"]);
     first.close();
+    // A closed saver does not open its connection again.
+    await assert.rejects(first.getTuple(config), UnavailableError);
 
     const second = newSaver();
     const resumed = essay.compile({ checkpointer: second });
