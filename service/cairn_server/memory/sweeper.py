@@ -10,12 +10,12 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 
 from cairn_server.memory.base import MemoryStore
+from cairn_server.store.retention import sweep_every
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,5 @@ class MemorySweeper:
         return total
 
     async def run(self) -> None:
-        """Sweep every `interval` seconds until cancelled; a failed sweep is
-        logged and tried again at the next interval."""
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("memory sweep failed")
+        """Sweep every `interval` seconds until cancelled (see sweep_every)."""
+        await sweep_every(self.interval, self.sweep, "memory sweep")

@@ -437,24 +437,15 @@ class PostgresStore(LeaseQueries, Store):
         repeatable-read transaction: every statement of `fn` sees one
         snapshot. Tried again after a lost connection, so `fn` must only
         read. Database errors reach the caller as StoreError."""
-        pool = self._pool
-        if pool is None:
-            raise StoreError("store is not open")
-        pauses = _retry_pauses()
-        while True:
-            try:
-                async with (
-                    pool.acquire() as conn,
-                    conn.transaction(isolation="repeatable_read", readonly=True),
-                ):
-                    return await fn(conn)
-            except _DISCONNECTS as exc:
-                pause = next(pauses, None)
-                if pause is None:
-                    raise _as_store_error(exc) from exc
-                await asyncio.sleep(pause)
-            except asyncpg.PostgresError as exc:
-                raise _as_store_error(exc) from exc
+
+        async def in_snapshot(pool: asyncpg.Pool) -> T:
+            async with (
+                pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                return await fn(conn)
+
+        return await self._read(in_snapshot)
 
     async def call_writer(self, fn: Callable[[_Conn], Awaitable[T]]) -> T:
         """`await fn(connection)` as a job of the writer, in the group commit
@@ -465,13 +456,18 @@ class PostgresStore(LeaseQueries, Store):
     # --- reads --------------------------------------------------------------
 
     async def _fetch(self, sql: str, *params: object) -> list[asyncpg.Record]:
+        return list(await self._read(lambda pool: pool.fetch(sql, *params)))
+
+    async def _read(self, read: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+        """`await read(pool)`, tried again after a lost connection (so it
+        must only read); database errors raised as StoreError."""
         pool = self._pool
         if pool is None:
             raise StoreError("store is not open")
         pauses = _retry_pauses()
         while True:
             try:
-                return list(await pool.fetch(sql, *params))
+                return await read(pool)
             except _DISCONNECTS as exc:
                 pause = next(pauses, None)
                 if pause is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from cairn_server.store.base import Store
 
@@ -78,11 +78,16 @@ class ThreadTtlSweeper:
         return deleted
 
     async def run(self) -> None:
-        """Sweep every `interval` seconds until cancelled; a failed sweep is
-        logged and tried again at the next interval."""
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("thread TTL sweep failed")
+        """Sweep every `interval` seconds until cancelled (see sweep_every)."""
+        await sweep_every(self.interval, self.sweep, "thread TTL sweep")
+
+
+async def sweep_every(interval: float, sweep: Callable[[], Awaitable[object]], what: str) -> None:
+    """`await sweep()` every `interval` seconds until cancelled; a failed
+    sweep is logged and tried again at the next interval."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await sweep()
+        except Exception:
+            log.exception("%s failed", what)

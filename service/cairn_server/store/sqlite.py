@@ -489,15 +489,7 @@ class SqliteStore(LeaseQueries, Store):
     # --- reads --------------------------------------------------------------
 
     async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[q.Row]:
-        conn = self._reader
-        if conn is None:
-            raise StoreError("store is not open")
-        lock = self._shared_lock or contextlib.nullcontext()
-        async with lock:
-            try:
-                return list(await conn.call(lambda raw: raw.execute(sql, params).fetchall()))
-            except sqlite3.Error as exc:
-                raise _as_store_error(exc) from exc
+        return list(await self.call_reader(lambda raw: raw.execute(sql, params).fetchall()))
 
     async def _lease_rows(self, sql: str, params: Sequence[object], *, write: bool) -> list[Any]:
         if write:
