@@ -35,7 +35,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from cairn_server import inspection, logs, tracing
+from cairn_server import inspection, logs, timers, tracing
 from cairn_server.auth import options as auth_options
 from cairn_server.auth.keys import add_keys_parser, run_keys
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         auth=auth,
         metrics_address=args.metrics_address,
         ui_address=args.ui_address,
+        timer_clock=timers.service_clock(),
     )
     try:
         # Spans go where the OTEL_* variables say (cairn_server/tracing/setup.py).

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -102,6 +104,9 @@ class ServerConfig:
     ui_address: str = ""
     """host:port serving Cairn Studio ('': none). It calls this server's API
     like any client, as the signed-in browser user."""
+    timer_clock: Callable[[], float] = time.time
+    """The clock of durable time: due times of sleeps, interrupt timeouts and
+    schedules (cairn_server/timers/clock.py). Tests inject their own."""
 
 
 class CairnServer:
@@ -184,7 +189,11 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     store = open_store(config.store_url, metrics=metrics)
     await store.open()
     runs = RunManager(
-        store, replica_id=config.replica_id, lease_ttl=config.lease_ttl, metrics=metrics
+        store,
+        replica_id=config.replica_id,
+        lease_ttl=config.lease_ttl,
+        metrics=metrics,
+        timer_clock=config.timer_clock,
     )
     relays = Relays(
         runs.dispatcher,

@@ -132,9 +132,12 @@ class RunManager:
         replica_id: str = "",
         lease_ttl: float = DEFAULT_LEASE_TTL,
         metrics: Metrics | None = None,
+        timer_clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.timer_clock = timer_clock
+        """Durable time's clock (timers/clock.py): when sleeps are due."""
         self.metrics = metrics if metrics is not None else Metrics()
         self.leases = ReplicaLeases(
             store,
