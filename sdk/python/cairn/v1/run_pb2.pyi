@@ -231,6 +231,13 @@ class _WaitReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WaitReason
     """The task failed with a retryable error and waits for its next attempt
     until `RunWaiting.until_time` (the backoff of its RetryPolicy).
     """
+    WAIT_REASON_TIMER: _WaitReason.ValueType  # 4
+    """The run's entrypoint sleeps (a durable timer: `sleep()` in the SDKs)
+    until `RunWaiting.until_time`. The run holds no worker and no memory in
+    the service meanwhile; the service wakes it when due, on whichever
+    replica that is then. `task_id` is the timer's id and `task_name` the
+    entrypoint's.
+    """
 
 class WaitReason(_WaitReason, metaclass=_WaitReasonEnumTypeWrapper):
     """WaitReason says why a task or entrypoint of a run is not running."""
@@ -250,6 +257,13 @@ tasks (or for entrypoints) are taken; the task runs when one frees.
 WAIT_REASON_RETRY_BACKOFF: WaitReason.ValueType  # 3
 """The task failed with a retryable error and waits for its next attempt
 until `RunWaiting.until_time` (the backoff of its RetryPolicy).
+"""
+WAIT_REASON_TIMER: WaitReason.ValueType  # 4
+"""The run's entrypoint sleeps (a durable timer: `sleep()` in the SDKs)
+until `RunWaiting.until_time`. The run holds no worker and no memory in
+the service meanwhile; the service wakes it when due, on whichever
+replica that is then. `task_id` is the timer's id and `task_name` the
+entrypoint's.
 """
 Global___WaitReason: _TypeAlias = WaitReason  # noqa: Y015
 
@@ -656,8 +670,8 @@ class RunWaiting(_message.Message):
 
     @_builtins.property
     def until_time(self) -> _timestamp_pb2.Timestamp:
-        """For WAIT_REASON_RETRY_BACKOFF, when the next attempt is due; unset
-        otherwise.
+        """For WAIT_REASON_RETRY_BACKOFF, when the next attempt is due; for
+        WAIT_REASON_TIMER, when the timer is; unset otherwise.
         """
 
     @_builtins.property

@@ -25,10 +25,12 @@ _sym_db = _symbol_database.Default()
 from cairn.v1 import errors_pb2 as cairn_dot_v1_dot_errors__pb2
 from cairn.v1 import graph_pb2 as cairn_dot_v1_dot_graph__pb2
 from cairn.v1 import run_pb2 as cairn_dot_v1_dot_run__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61irn/v1/worker_service.proto\x12\x08\x63\x61irn.v1\x1a\x15\x63\x61irn/v1/errors.proto\x1a\x14\x63\x61irn/v1/graph.proto\x1a\x12\x63\x61irn/v1/run.proto\x1a\x1cgoogle/protobuf/struct.proto\"P\n\x12ListWorkersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"r\n\x13ListWorkersResponse\x12\x33\n\x07workers\x18\x01 \x03(\x0b\x32\x19.cairn.v1.ConnectedWorkerR\x07workers\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa5\x03\n\x0f\x43onnectedWorker\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12\x1d\n\nreplica_id\x18\x02 \x01(\tR\treplicaId\x12!\n\x0csdk_language\x18\x03 \x01(\tR\x0bsdkLanguage\x12\x1f\n\x0bsdk_version\x18\x04 \x01(\tR\nsdkVersion\x12\x1a\n\x08identity\x18\x05 \x01(\tR\x08identity\x12*\n\x05names\x18\x06 \x03(\x0b\x32\x14.cairn.v1.ServedNameR\x05names\x12\x30\n\x14max_concurrent_tasks\x18\x07 \x01(\x05R\x12maxConcurrentTasks\x12&\n\x0f\x66ree_task_slots\x18\x08 \x01(\x05R\rfreeTaskSlots\x12<\n\x1amax_concurrent_entrypoints\x18\t \x01(\x05R\x18maxConcurrentEntrypoints\x12\x32\n\x15\x66ree_entrypoint_slots\x18\n \x01(\x05R\x13\x66reeEntrypointSlots\"H\n\nServedName\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\"\x81\x02\n\x0cRegistration\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\x12\x38\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\x12)\n\x05graph\x18\x04 \x01(\x0b\x32\x13.cairn.v1.GraphSpecR\x05graph\x12\x32\n\x08timeouts\x18\x05 \x01(\x0b\x32\x16.cairn.v1.TaskTimeoutsR\x08timeouts\x12\x1c\n\tnamespace\x18\x06 \x01(\tR\tnamespace\"\x8b\x03\n\x0bWorkerHello\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12<\n\rregistrations\x18\x02 \x03(\x0b\x32\x16.cairn.v1.RegistrationR\rregistrations\x12\x30\n\x14max_concurrent_tasks\x18\x03 \x01(\x05R\x12maxConcurrentTasks\x12<\n\x1amax_concurrent_entrypoints\x18\x04 \x01(\x05R\x18maxConcurrentEntrypoints\x12!\n\x0csdk_language\x18\x05 \x01(\tR\x0bsdkLanguage\x12\x1f\n\x0bsdk_version\x18\x06 \x01(\tR\nsdkVersion\x12\x1a\n\x08identity\x18\x07 \x01(\tR\x08identity\x12\'\n\x0f\x61\x63\x63\x65pts_batches\x18\x08 \x01(\x08R\x0e\x61\x63\x63\x65ptsBatches\x12(\n\x10relay_replica_id\x18\t \x01(\tR\x0erelayReplicaId\"\x84\x01\n\rTaskCompleted\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\x12*\n\x04save\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04save\"P\n\nTaskFailed\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.cairn.v1.TaskErrorR\x05\x65rror\"n\n\x0fTaskInterrupted\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12,\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05value\"(\n\rTaskSuspended\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\"\x9f\x03\n\x0cScheduleTask\x12$\n\x0eparent_task_id\x18\x01 \x01(\tR\x0cparentTaskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12,\n\x05input\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12\x38\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\x12\x32\n\x08timeouts\x18\t \x01(\x0b\x32\x16.cairn.v1.TaskTimeoutsR\x08timeouts\x12;\n\x0clocal_result\x18\x06 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x0blocalResult\x12\x36\n\x0blocal_error\x18\x07 \x01(\x0b\x32\x13.cairn.v1.TaskErrorH\x00R\nlocalError\x12%\n\rlocal_running\x18\x08 \x01(\x08H\x00R\x0clocalRunningB\x07\n\x05local\"Z\n\rTaskHeartbeat\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x30\n\x07\x64\x65tails\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x07\x64\x65tails\"\x80\x01\n\x0fTaskStreamChunk\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12(\n\x04mode\x18\x02 \x01(\x0e\x32\x14.cairn.v1.StreamModeR\x04mode\x12*\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04\x64\x61ta\"\x81\x04\n\x0e\x43onnectRequest\x12-\n\x05hello\x18\x01 \x01(\x0b\x32\x15.cairn.v1.WorkerHelloH\x00R\x05hello\x12\x37\n\tcompleted\x18\x02 \x01(\x0b\x32\x17.cairn.v1.TaskCompletedH\x00R\tcompleted\x12.\n\x06\x66\x61iled\x18\x03 \x01(\x0b\x32\x14.cairn.v1.TaskFailedH\x00R\x06\x66\x61iled\x12=\n\x0binterrupted\x18\x04 \x01(\x0b\x32\x19.cairn.v1.TaskInterruptedH\x00R\x0binterrupted\x12\x34\n\x08schedule\x18\x05 \x01(\x0b\x32\x16.cairn.v1.ScheduleTaskH\x00R\x08schedule\x12\x31\n\x05\x63hunk\x18\x06 \x01(\x0b\x32\x19.cairn.v1.TaskStreamChunkH\x00R\x05\x63hunk\x12\x37\n\tsuspended\x18\x07 \x01(\x0b\x32\x17.cairn.v1.TaskSuspendedH\x00R\tsuspended\x12\x35\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x1d.cairn.v1.ConnectRequestBatchH\x00R\x05\x62\x61tch\x12\x37\n\theartbeat\x18\t \x01(\x0b\x32\x17.cairn.v1.TaskHeartbeatH\x00R\theartbeatB\x06\n\x04kind\"K\n\x13\x43onnectRequestBatch\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\x18.cairn.v1.ConnectRequestR\x08requests\"\xa2\x01\n\x07Welcome\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12%\n\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x12*\n\x11max_payload_bytes\x18\x03 \x01(\x03R\x0fmaxPayloadBytes\x12\'\n\x0f\x61\x63\x63\x65pts_batches\x18\x04 \x01(\x08R\x0e\x61\x63\x63\x65ptsBatches\"\x81\x01\n\x0cJournalEntry\x12\x14\n\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12.\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\"\xd3\x06\n\x0eTaskAssignment\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\x12\x15\n\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x1b\n\tthread_id\x18\x05 \x01(\tR\x08threadId\x12#\n\rcheckpoint_id\x18\x06 \x01(\tR\x0c\x63heckpointId\x12\x18\n\x07\x61ttempt\x18\x07 \x01(\x05R\x07\x61ttempt\x12,\n\x05input\x18\x08 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12\x32\n\x08previous\x18\t \x01(\x0b\x32\x16.google.protobuf.ValueR\x08previous\x12\x30\n\x07journal\x18\n \x03(\x0b\x32\x16.cairn.v1.JournalEntryR\x07journal\x12.\n\x06resume\x18\x0b \x03(\x0b\x32\x16.google.protobuf.ValueR\x06resume\x12\x12\n\x04path\x18\x0c \x03(\tR\x04path\x12(\n\x10\x66irst_fresh_call\x18\r \x01(\x05R\x0e\x66irstFreshCall\x12%\n\x0e\x61nnounce_calls\x18\x0e \x01(\x08R\rannounceCalls\x12\x32\n\x08timeouts\x18\x0f \x01(\x0b\x32\x16.cairn.v1.TaskTimeoutsR\x08timeouts\x12\x43\n\x11heartbeat_details\x18\x10 \x01(\x0b\x32\x16.google.protobuf.ValueR\x10heartbeatDetails\x12\x1c\n\tnamespace\x18\x11 \x01(\tR\tnamespace\x12O\n\rtrace_context\x18\x12 \x03(\x0b\x32*.cairn.v1.TaskAssignment.TraceContextEntryR\x0ctraceContext\x12\'\n\x0fstream_messages\x18\x13 \x01(\x08R\x0estreamMessages\x1a?\n\x11TraceContextEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"E\n\x10\x43hildInterrupted\x12\x31\n\tinterrupt\x18\x01 \x01(\x0b\x32\x13.cairn.v1.InterruptR\tinterrupt\"\x8d\x02\n\x0c\x43hildOutcome\x12$\n\x0eparent_task_id\x18\x01 \x01(\tR\x0cparentTaskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12\x30\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x06result\x12+\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x13.cairn.v1.TaskErrorH\x00R\x05\x65rror\x12>\n\x0binterrupted\x18\x06 \x01(\x0b\x32\x1a.cairn.v1.ChildInterruptedH\x00R\x0binterruptedB\t\n\x07outcome\"=\n\nCancelTask\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"U\n\tRejection\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.cairn.v1.RequestRejectedR\x05\x65rror\"\xde\x02\n\x0f\x43onnectResponse\x12-\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.cairn.v1.WelcomeH\x00R\x07welcome\x12:\n\nassignment\x18\x02 \x01(\x0b\x32\x18.cairn.v1.TaskAssignmentH\x00R\nassignment\x12=\n\rchild_outcome\x18\x03 \x01(\x0b\x32\x16.cairn.v1.ChildOutcomeH\x00R\x0c\x63hildOutcome\x12.\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32\x14.cairn.v1.CancelTaskH\x00R\x06\x63\x61ncel\x12\x31\n\x08rejected\x18\x05 \x01(\x0b\x32\x13.cairn.v1.RejectionH\x00R\x08rejected\x12\x36\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x1e.cairn.v1.ConnectResponseBatchH\x00R\x05\x62\x61tchB\x06\n\x04kind\"O\n\x14\x43onnectResponseBatch\x12\x37\n\tresponses\x18\x01 \x03(\x0b\x32\x19.cairn.v1.ConnectResponseR\tresponses*h\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eTASK_KIND_TASK\x10\x01\x12\x18\n\x14TASK_KIND_ENTRYPOINT\x10\x02\x12\x13\n\x0fTASK_KIND_GRAPH\x10\x03\x32\x9f\x01\n\rWorkerService\x12\x42\n\x07\x43onnect\x12\x18.cairn.v1.ConnectRequest\x1a\x19.cairn.v1.ConnectResponse(\x01\x30\x01\x12J\n\x0bListWorkers\x12\x1c.cairn.v1.ListWorkersRequest\x1a\x1d.cairn.v1.ListWorkersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61irn/v1/worker_service.proto\x12\x08\x63\x61irn.v1\x1a\x15\x63\x61irn/v1/errors.proto\x1a\x14\x63\x61irn/v1/graph.proto\x1a\x12\x63\x61irn/v1/run.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\x12ListWorkersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"r\n\x13ListWorkersResponse\x12\x33\n\x07workers\x18\x01 \x03(\x0b\x32\x19.cairn.v1.ConnectedWorkerR\x07workers\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa5\x03\n\x0f\x43onnectedWorker\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12\x1d\n\nreplica_id\x18\x02 \x01(\tR\treplicaId\x12!\n\x0csdk_language\x18\x03 \x01(\tR\x0bsdkLanguage\x12\x1f\n\x0bsdk_version\x18\x04 \x01(\tR\nsdkVersion\x12\x1a\n\x08identity\x18\x05 \x01(\tR\x08identity\x12*\n\x05names\x18\x06 \x03(\x0b\x32\x14.cairn.v1.ServedNameR\x05names\x12\x30\n\x14max_concurrent_tasks\x18\x07 \x01(\x05R\x12maxConcurrentTasks\x12&\n\x0f\x66ree_task_slots\x18\x08 \x01(\x05R\rfreeTaskSlots\x12<\n\x1amax_concurrent_entrypoints\x18\t \x01(\x05R\x18maxConcurrentEntrypoints\x12\x32\n\x15\x66ree_entrypoint_slots\x18\n \x01(\x05R\x13\x66reeEntrypointSlots\"H\n\nServedName\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\"\x81\x02\n\x0cRegistration\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\x12\x38\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\x12)\n\x05graph\x18\x04 \x01(\x0b\x32\x13.cairn.v1.GraphSpecR\x05graph\x12\x32\n\x08timeouts\x18\x05 \x01(\x0b\x32\x16.cairn.v1.TaskTimeoutsR\x08timeouts\x12\x1c\n\tnamespace\x18\x06 \x01(\tR\tnamespace\"\x8b\x03\n\x0bWorkerHello\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12<\n\rregistrations\x18\x02 \x03(\x0b\x32\x16.cairn.v1.RegistrationR\rregistrations\x12\x30\n\x14max_concurrent_tasks\x18\x03 \x01(\x05R\x12maxConcurrentTasks\x12<\n\x1amax_concurrent_entrypoints\x18\x04 \x01(\x05R\x18maxConcurrentEntrypoints\x12!\n\x0csdk_language\x18\x05 \x01(\tR\x0bsdkLanguage\x12\x1f\n\x0bsdk_version\x18\x06 \x01(\tR\nsdkVersion\x12\x1a\n\x08identity\x18\x07 \x01(\tR\x08identity\x12\'\n\x0f\x61\x63\x63\x65pts_batches\x18\x08 \x01(\x08R\x0e\x61\x63\x63\x65ptsBatches\x12(\n\x10relay_replica_id\x18\t \x01(\tR\x0erelayReplicaId\"\x84\x01\n\rTaskCompleted\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\x12*\n\x04save\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04save\"P\n\nTaskFailed\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.cairn.v1.TaskErrorR\x05\x65rror\"n\n\x0fTaskInterrupted\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12,\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05value\"(\n\rTaskSuspended\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\"\xc3\x01\n\x0cTaskSleeping\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x42\n\x0esleep_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00R\rsleepDuration\x12\x39\n\twake_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\x08wakeTimeB\x05\n\x03\x64ue\"\x9f\x03\n\x0cScheduleTask\x12$\n\x0eparent_task_id\x18\x01 \x01(\tR\x0cparentTaskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12,\n\x05input\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12\x38\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x15.cairn.v1.RetryPolicyR\x0bretryPolicy\x12\x32\n\x08timeouts\x18\t \x01(\x0b\x32\x16.cairn.v1.TaskTimeoutsR\x08timeouts\x12;\n\x0clocal_result\x18\x06 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x0blocalResult\x12\x36\n\x0blocal_error\x18\x07 \x01(\x0b\x32\x13.cairn.v1.TaskErrorH\x00R\nlocalError\x12%\n\rlocal_running\x18\x08 \x01(\x08H\x00R\x0clocalRunningB\x07\n\x05local\"Z\n\rTaskHeartbeat\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x30\n\x07\x64\x65tails\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x07\x64\x65tails\"\x80\x01\n\x0fTaskStreamChunk\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12(\n\x04mode\x18\x02 \x01(\x0e\x32\x14.cairn.v1.StreamModeR\x04mode\x12*\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04\x64\x61ta\"\xb7\x04\n\x0e\x43onnectRequest\x12-\n\x05hello\x18\x01 \x01(\x0b\x32\x15.cairn.v1.WorkerHelloH\x00R\x05hello\x12\x37\n\tcompleted\x18\x02 \x01(\x0b\x32\x17.cairn.v1.TaskCompletedH\x00R\tcompleted\x12.\n\x06\x66\x61iled\x18\x03 \x01(\x0b\x32\x14.cairn.v1.TaskFailedH\x00R\x06\x66\x61iled\x12=\n\x0binterrupted\x18\x04 \x01(\x0b\x32\x19.cairn.v1.TaskInterruptedH\x00R\x0binterrupted\x12\x34\n\x08schedule\x18\x05 \x01(\x0b\x32\x16.cairn.v1.ScheduleTaskH\x00R\x08schedule\x12\x31\n\x05\x63hunk\x18\x06 \x01(\x0b\x32\x19.cairn.v1.TaskStreamChunkH\x00R\x05\x63hunk\x12\x37\n\tsuspended\x18\x07 \x01(\x0b\x32\x17.cairn.v1.TaskSuspendedH\x00R\tsuspended\x12\x35\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x1d.cairn.v1.ConnectRequestBatchH\x00R\x05\x62\x61tch\x12\x37\n\theartbeat\x18\t \x01(\x0b\x32\x17.cairn.v1.TaskHeartbeatH\x00R\theartbeat\x12\x34\n\x08sleeping\x18\n \x01(\x0b\x32\x16.cairn.v1.TaskSleepingH\x00R\x08sleepingB\x06\n\x04kind\"K\n\x13\x43onnectRequestBatch\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\x18.cairn.v1.ConnectRequestR\x08requests\"\xa2\x01\n\x07Welcome\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12%\n\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x12*\n\x11max_payload_bytes\x18\x03 \x01(\x03R\x0fmaxPayloadBytes\x12\'\n\x0f\x61\x63\x63\x65pts_batches\x18\x04 \x01(\x08R\x0e\x61\x63\x63\x65ptsBatches\"\x81\x01\n\x0cJournalEntry\x12\x14\n\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12.\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\"\xd3\x06\n\x0eTaskAssignment\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x12.cairn.v1.TaskKindR\x04kind\x12\x15\n\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x1b\n\tthread_id\x18\x05 \x01(\tR\x08threadId\x12#\n\rcheckpoint_id\x18\x06 \x01(\tR\x0c\x63heckpointId\x12\x18\n\x07\x61ttempt\x18\x07 \x01(\x05R\x07\x61ttempt\x12,\n\x05input\x18\x08 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05input\x12\x32\n\x08previous\x18\t \x01(\x0b\x32\x16.google.protobuf.ValueR\x08previous\x12\x30\n\x07journal\x18\n \x03(\x0b\x32\x16.cairn.v1.JournalEntryR\x07journal\x12.\n\x06resume\x18\x0b \x03(\x0b\x32\x16.google.protobuf.ValueR\x06resume\x12\x12\n\x04path\x18\x0c \x03(\tR\x04path\x12(\n\x10\x66irst_fresh_call\x18\r \x01(\x05R\x0e\x66irstFreshCall\x12%\n\x0e\x61nnounce_calls\x18\x0e \x01(\x08R\rannounceCalls\x12\x32\n\x08timeouts\x18\x0f \x01(\x0b\x32\x16.cairn.v1.TaskTimeoutsR\x08timeouts\x12\x43\n\x11heartbeat_details\x18\x10 \x01(\x0b\x32\x16.google.protobuf.ValueR\x10heartbeatDetails\x12\x1c\n\tnamespace\x18\x11 \x01(\tR\tnamespace\x12O\n\rtrace_context\x18\x12 \x03(\x0b\x32*.cairn.v1.TaskAssignment.TraceContextEntryR\x0ctraceContext\x12\'\n\x0fstream_messages\x18\x13 \x01(\x08R\x0estreamMessages\x1a?\n\x11TraceContextEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"E\n\x10\x43hildInterrupted\x12\x31\n\tinterrupt\x18\x01 \x01(\x0b\x32\x13.cairn.v1.InterruptR\tinterrupt\"\x8d\x02\n\x0c\x43hildOutcome\x12$\n\x0eparent_task_id\x18\x01 \x01(\tR\x0cparentTaskId\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12\x30\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x06result\x12+\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x13.cairn.v1.TaskErrorH\x00R\x05\x65rror\x12>\n\x0binterrupted\x18\x06 \x01(\x0b\x32\x1a.cairn.v1.ChildInterruptedH\x00R\x0binterruptedB\t\n\x07outcome\"=\n\nCancelTask\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"U\n\tRejection\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.cairn.v1.RequestRejectedR\x05\x65rror\"\xde\x02\n\x0f\x43onnectResponse\x12-\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.cairn.v1.WelcomeH\x00R\x07welcome\x12:\n\nassignment\x18\x02 \x01(\x0b\x32\x18.cairn.v1.TaskAssignmentH\x00R\nassignment\x12=\n\rchild_outcome\x18\x03 \x01(\x0b\x32\x16.cairn.v1.ChildOutcomeH\x00R\x0c\x63hildOutcome\x12.\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32\x14.cairn.v1.CancelTaskH\x00R\x06\x63\x61ncel\x12\x31\n\x08rejected\x18\x05 \x01(\x0b\x32\x13.cairn.v1.RejectionH\x00R\x08rejected\x12\x36\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x1e.cairn.v1.ConnectResponseBatchH\x00R\x05\x62\x61tchB\x06\n\x04kind\"O\n\x14\x43onnectResponseBatch\x12\x37\n\tresponses\x18\x01 \x03(\x0b\x32\x19.cairn.v1.ConnectResponseR\tresponses*h\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eTASK_KIND_TASK\x10\x01\x12\x18\n\x14TASK_KIND_ENTRYPOINT\x10\x02\x12\x13\n\x0fTASK_KIND_GRAPH\x10\x03\x32\x9f\x01\n\rWorkerService\x12\x42\n\x07\x43onnect\x12\x18.cairn.v1.ConnectRequest\x1a\x19.cairn.v1.ConnectResponse(\x01\x30\x01\x12J\n\x0bListWorkers\x12\x1c.cairn.v1.ListWorkersRequest\x1a\x1d.cairn.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,58 +39,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKASSIGNMENT_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_TASKASSIGNMENT_TRACECONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_TASKKIND']._serialized_start=5175
-  _globals['_TASKKIND']._serialized_end=5279
-  _globals['_LISTWORKERSREQUEST']._serialized_start=138
-  _globals['_LISTWORKERSREQUEST']._serialized_end=218
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=220
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=334
-  _globals['_CONNECTEDWORKER']._serialized_start=337
-  _globals['_CONNECTEDWORKER']._serialized_end=758
-  _globals['_SERVEDNAME']._serialized_start=760
-  _globals['_SERVEDNAME']._serialized_end=832
-  _globals['_REGISTRATION']._serialized_start=835
-  _globals['_REGISTRATION']._serialized_end=1092
-  _globals['_WORKERHELLO']._serialized_start=1095
-  _globals['_WORKERHELLO']._serialized_end=1490
-  _globals['_TASKCOMPLETED']._serialized_start=1493
-  _globals['_TASKCOMPLETED']._serialized_end=1625
-  _globals['_TASKFAILED']._serialized_start=1627
-  _globals['_TASKFAILED']._serialized_end=1707
-  _globals['_TASKINTERRUPTED']._serialized_start=1709
-  _globals['_TASKINTERRUPTED']._serialized_end=1819
-  _globals['_TASKSUSPENDED']._serialized_start=1821
-  _globals['_TASKSUSPENDED']._serialized_end=1861
-  _globals['_SCHEDULETASK']._serialized_start=1864
-  _globals['_SCHEDULETASK']._serialized_end=2279
-  _globals['_TASKHEARTBEAT']._serialized_start=2281
-  _globals['_TASKHEARTBEAT']._serialized_end=2371
-  _globals['_TASKSTREAMCHUNK']._serialized_start=2374
-  _globals['_TASKSTREAMCHUNK']._serialized_end=2502
-  _globals['_CONNECTREQUEST']._serialized_start=2505
-  _globals['_CONNECTREQUEST']._serialized_end=3018
-  _globals['_CONNECTREQUESTBATCH']._serialized_start=3020
-  _globals['_CONNECTREQUESTBATCH']._serialized_end=3095
-  _globals['_WELCOME']._serialized_start=3098
-  _globals['_WELCOME']._serialized_end=3260
-  _globals['_JOURNALENTRY']._serialized_start=3263
-  _globals['_JOURNALENTRY']._serialized_end=3392
-  _globals['_TASKASSIGNMENT']._serialized_start=3395
-  _globals['_TASKASSIGNMENT']._serialized_end=4246
-  _globals['_TASKASSIGNMENT_TRACECONTEXTENTRY']._serialized_start=4183
-  _globals['_TASKASSIGNMENT_TRACECONTEXTENTRY']._serialized_end=4246
-  _globals['_CHILDINTERRUPTED']._serialized_start=4248
-  _globals['_CHILDINTERRUPTED']._serialized_end=4317
-  _globals['_CHILDOUTCOME']._serialized_start=4320
-  _globals['_CHILDOUTCOME']._serialized_end=4589
-  _globals['_CANCELTASK']._serialized_start=4591
-  _globals['_CANCELTASK']._serialized_end=4652
-  _globals['_REJECTION']._serialized_start=4654
-  _globals['_REJECTION']._serialized_end=4739
-  _globals['_CONNECTRESPONSE']._serialized_start=4742
-  _globals['_CONNECTRESPONSE']._serialized_end=5092
-  _globals['_CONNECTRESPONSEBATCH']._serialized_start=5094
-  _globals['_CONNECTRESPONSEBATCH']._serialized_end=5173
-  _globals['_WORKERSERVICE']._serialized_start=5282
-  _globals['_WORKERSERVICE']._serialized_end=5441
+  _globals['_TASKKIND']._serialized_start=5492
+  _globals['_TASKKIND']._serialized_end=5596
+  _globals['_LISTWORKERSREQUEST']._serialized_start=203
+  _globals['_LISTWORKERSREQUEST']._serialized_end=283
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=285
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=399
+  _globals['_CONNECTEDWORKER']._serialized_start=402
+  _globals['_CONNECTEDWORKER']._serialized_end=823
+  _globals['_SERVEDNAME']._serialized_start=825
+  _globals['_SERVEDNAME']._serialized_end=897
+  _globals['_REGISTRATION']._serialized_start=900
+  _globals['_REGISTRATION']._serialized_end=1157
+  _globals['_WORKERHELLO']._serialized_start=1160
+  _globals['_WORKERHELLO']._serialized_end=1555
+  _globals['_TASKCOMPLETED']._serialized_start=1558
+  _globals['_TASKCOMPLETED']._serialized_end=1690
+  _globals['_TASKFAILED']._serialized_start=1692
+  _globals['_TASKFAILED']._serialized_end=1772
+  _globals['_TASKINTERRUPTED']._serialized_start=1774
+  _globals['_TASKINTERRUPTED']._serialized_end=1884
+  _globals['_TASKSUSPENDED']._serialized_start=1886
+  _globals['_TASKSUSPENDED']._serialized_end=1926
+  _globals['_TASKSLEEPING']._serialized_start=1929
+  _globals['_TASKSLEEPING']._serialized_end=2124
+  _globals['_SCHEDULETASK']._serialized_start=2127
+  _globals['_SCHEDULETASK']._serialized_end=2542
+  _globals['_TASKHEARTBEAT']._serialized_start=2544
+  _globals['_TASKHEARTBEAT']._serialized_end=2634
+  _globals['_TASKSTREAMCHUNK']._serialized_start=2637
+  _globals['_TASKSTREAMCHUNK']._serialized_end=2765
+  _globals['_CONNECTREQUEST']._serialized_start=2768
+  _globals['_CONNECTREQUEST']._serialized_end=3335
+  _globals['_CONNECTREQUESTBATCH']._serialized_start=3337
+  _globals['_CONNECTREQUESTBATCH']._serialized_end=3412
+  _globals['_WELCOME']._serialized_start=3415
+  _globals['_WELCOME']._serialized_end=3577
+  _globals['_JOURNALENTRY']._serialized_start=3580
+  _globals['_JOURNALENTRY']._serialized_end=3709
+  _globals['_TASKASSIGNMENT']._serialized_start=3712
+  _globals['_TASKASSIGNMENT']._serialized_end=4563
+  _globals['_TASKASSIGNMENT_TRACECONTEXTENTRY']._serialized_start=4500
+  _globals['_TASKASSIGNMENT_TRACECONTEXTENTRY']._serialized_end=4563
+  _globals['_CHILDINTERRUPTED']._serialized_start=4565
+  _globals['_CHILDINTERRUPTED']._serialized_end=4634
+  _globals['_CHILDOUTCOME']._serialized_start=4637
+  _globals['_CHILDOUTCOME']._serialized_end=4906
+  _globals['_CANCELTASK']._serialized_start=4908
+  _globals['_CANCELTASK']._serialized_end=4969
+  _globals['_REJECTION']._serialized_start=4971
+  _globals['_REJECTION']._serialized_end=5056
+  _globals['_CONNECTRESPONSE']._serialized_start=5059
+  _globals['_CONNECTRESPONSE']._serialized_end=5409
+  _globals['_CONNECTRESPONSEBATCH']._serialized_start=5411
+  _globals['_CONNECTRESPONSEBATCH']._serialized_end=5490
+  _globals['_WORKERSERVICE']._serialized_start=5599
+  _globals['_WORKERSERVICE']._serialized_end=5758
 # @@protoc_insertion_point(module_scope)

@@ -8,8 +8,10 @@ from cairn.v1 import graph_pb2 as _graph_pb2
 from cairn.v1 import run_pb2 as _run_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -461,6 +463,71 @@ class TaskSuspended(_message.Message):
 Global___TaskSuspended: _TypeAlias = TaskSuspended  # noqa: Y015
 
 @_typing.final
+class TaskSleeping(_message.Message):
+    """TaskSleeping reports that a held entrypoint called sleep() at a call
+    position the journal does not hold: it starts a durable timer. The
+    entrypoint stops there, as at an interrupt (the worker forgets it and
+    sends nothing more about it). The service records the timer as the
+    entrypoint's call at `index`, with an absolute due time on the service's
+    clock, and the run sleeps: it stays RUNNING, holds no worker and no memory
+    in the service, and `Run.waiting` says WAIT_REASON_TIMER until when. Calls
+    of the entrypoint that are still running are awaited and their results
+    kept; calls still queued are withdrawn and run again after the sleep, as
+    at an interrupt.
+
+    When the timer is due (on whichever replica holds the run then, after any
+    restart or takeover) the entrypoint is assigned again with the timer in
+    its journal: a JournalEntry at `index` named "__sleep__" with a null
+    result, which sleep() returns at once. A worker that finds another name
+    recorded at that position raises NonDeterministicError. The due time is
+    fixed when first recorded: a replay that reports the same timer again
+    (because the run was resumed from an interrupt before the timer was due)
+    keeps it. CancelRun cancels a sleeping run at once.
+
+    Only a run's root entrypoint sleeps: reported by any other task (a task,
+    a graph node, an entrypoint called as a child), the task fails with error
+    type "SleepNotAllowedError", not retried.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    SLEEP_DURATION_FIELD_NUMBER: _builtins.int
+    WAKE_TIME_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The entrypoint."""
+    index: _builtins.int
+    """The sleep's position among the entrypoint's calls (the counter task
+    calls use: a sleep is a call).
+    """
+    @_builtins.property
+    def sleep_duration(self) -> _duration_pb2.Duration:
+        """This long after the service records the timer (not negative)."""
+
+    @_builtins.property
+    def wake_time(self) -> _timestamp_pb2.Timestamp:
+        """At this time (`sleep_until`); a time already past is due at once."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        index: _builtins.int = ...,
+        sleep_duration: _duration_pb2.Duration | None = ...,
+        wake_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "sleep_duration", b"sleep_duration", "wake_time", b"wake_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "index", b"index", "sleep_duration", b"sleep_duration", "task_id", b"task_id", "wake_time", b"wake_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_due: _TypeAlias = _typing.Literal["sleep_duration", "wake_time"]  # noqa: Y015
+    _WhichOneofArgType_due: _TypeAlias = _typing.Literal["due", b"due"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_due) -> _WhichOneofReturnType_due | None: ...
+
+Global___TaskSleeping: _TypeAlias = TaskSleeping  # noqa: Y015
+
+@_typing.final
 class ScheduleTask(_message.Message):
     """ScheduleTask asks the service to run a child task, entrypoint or graph for a
     held task. Its result arrives as a ChildOutcome, unless the assignment's
@@ -646,6 +713,7 @@ class ConnectRequest(_message.Message):
     SUSPENDED_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    SLEEPING_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___WorkerHello:
         """Who the worker is and what it serves."""
@@ -684,6 +752,10 @@ class ConnectRequest(_message.Message):
     def heartbeat(self) -> Global___TaskHeartbeat:
         """A held task is alive (see TaskTimeouts.heartbeat_timeout)."""
 
+    @_builtins.property
+    def sleeping(self) -> Global___TaskSleeping:
+        """The held entrypoint sleeps."""
+
     def __init__(
         self,
         *,
@@ -696,12 +768,13 @@ class ConnectRequest(_message.Message):
         suspended: Global___TaskSuspended | None = ...,
         batch: Global___ConnectRequestBatch | None = ...,
         heartbeat: Global___TaskHeartbeat | None = ...,
+        sleeping: Global___TaskSleeping | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "sleeping", b"sleeping", "suspended", b"suspended"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "suspended", b"suspended"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk", b"chunk", "completed", b"completed", "failed", b"failed", "heartbeat", b"heartbeat", "hello", b"hello", "interrupted", b"interrupted", "kind", b"kind", "schedule", b"schedule", "sleeping", b"sleeping", "suspended", b"suspended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "completed", "failed", "interrupted", "schedule", "chunk", "suspended", "batch", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "completed", "failed", "interrupted", "schedule", "chunk", "suspended", "batch", "heartbeat", "sleeping"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -10,15 +10,15 @@ import type { GraphSpec } from "./graph_pb.js";
 import { file_cairn_v1_graph } from "./graph_pb.js";
 import type { Interrupt, RetryPolicy, StreamMode, TaskTimeouts } from "./run_pb.js";
 import { file_cairn_v1_run } from "./run_pb.js";
-import type { Value } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp, Value } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file cairn/v1/worker_service.proto.
  */
 export const file_cairn_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiOwoSTGlzdFdvcmtlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RlZFdvcmtlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilAIKD0Nvbm5lY3RlZFdvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEgoKcmVwbGljYV9pZBgCIAEoCRIUCgxzZGtfbGFuZ3VhZ2UYAyABKAkSEwoLc2RrX3ZlcnNpb24YBCABKAkSEAoIaWRlbnRpdHkYBSABKAkSIwoFbmFtZXMYBiADKAsyFC5jYWlybi52MS5TZXJ2ZWROYW1lEhwKFG1heF9jb25jdXJyZW50X3Rhc2tzGAcgASgFEhcKD2ZyZWVfdGFza19zbG90cxgIIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgJIAEoBRIdChVmcmVlX2VudHJ5cG9pbnRfc2xvdHMYCiABKAUiPAoKU2VydmVkTmFtZRIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZCLMAQoMUmVnaXN0cmF0aW9uEgwKBG5hbWUYASABKAkSIAoEa2luZBgCIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEisKDHJldHJ5X3BvbGljeRgDIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EiIKBWdyYXBoGAQgASgLMhMuY2Fpcm4udjEuR3JhcGhTcGVjEigKCHRpbWVvdXRzGAUgASgLMhYuY2Fpcm4udjEuVGFza1RpbWVvdXRzEhEKCW5hbWVzcGFjZRgGIAEoCSKBAgoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJEhcKD2FjY2VwdHNfYmF0Y2hlcxgIIAEoCBIYChByZWxheV9yZXBsaWNhX2lkGAkgASgJIm4KDVRhc2tDb21wbGV0ZWQSDwoHdGFza19pZBgBIAEoCRImCgZyZXN1bHQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJAoEc2F2ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJBCgpUYXNrRmFpbGVkEg8KB3Rhc2tfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5jYWlybi52MS5UYXNrRXJyb3IiWAoPVGFza0ludGVycnVwdGVkEg8KB3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiIAoNVGFza1N1c3BlbmRlZBIPCgd0YXNrX2lkGAEgASgJIr8CCgxTY2hlZHVsZVRhc2sSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEbmFtZRgDIAEoCRIlCgVpbnB1dBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIrCgxyZXRyeV9wb2xpY3kYBSABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIoCgh0aW1lb3V0cxgJIAEoCzIWLmNhaXJuLnYxLlRhc2tUaW1lb3V0cxIuCgxsb2NhbF9yZXN1bHQYBiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIqCgtsb2NhbF9lcnJvchgHIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvckgAEhcKDWxvY2FsX3J1bm5pbmcYCCABKAhIAEIHCgVsb2NhbCJJCg1UYXNrSGVhcnRiZWF0Eg8KB3Rhc2tfaWQYASABKAkSJwoHZGV0YWlscxgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJsCg9UYXNrU3RyZWFtQ2h1bmsSDwoHdGFza19pZBgBIAEoCRIiCgRtb2RlGAIgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIqwDCg5Db25uZWN0UmVxdWVzdBImCgVoZWxsbxgBIAEoCzIVLmNhaXJuLnYxLldvcmtlckhlbGxvSAASLAoJY29tcGxldGVkGAIgASgLMhcuY2Fpcm4udjEuVGFza0NvbXBsZXRlZEgAEiYKBmZhaWxlZBgDIAEoCzIULmNhaXJuLnYxLlRhc2tGYWlsZWRIABIwCgtpbnRlcnJ1cHRlZBgEIAEoCzIZLmNhaXJuLnYxLlRhc2tJbnRlcnJ1cHRlZEgAEioKCHNjaGVkdWxlGAUgASgLMhYuY2Fpcm4udjEuU2NoZWR1bGVUYXNrSAASKgoFY2h1bmsYBiABKAsyGS5jYWlybi52MS5UYXNrU3RyZWFtQ2h1bmtIABIsCglzdXNwZW5kZWQYByABKAsyFy5jYWlybi52MS5UYXNrU3VzcGVuZGVkSAASLgoFYmF0Y2gYCCABKAsyHS5jYWlybi52MS5Db25uZWN0UmVxdWVzdEJhdGNoSAASLAoJaGVhcnRiZWF0GAkgASgLMhcuY2Fpcm4udjEuVGFza0hlYXJ0YmVhdEgAQgYKBGtpbmQiQQoTQ29ubmVjdFJlcXVlc3RCYXRjaBIqCghyZXF1ZXN0cxgBIAMoCzIYLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0ImgKB1dlbGNvbWUSEQoJd29ya2VyX2lkGAEgASgJEhYKDnNlcnZlcl92ZXJzaW9uGAIgASgJEhkKEW1heF9wYXlsb2FkX2J5dGVzGAMgASgDEhcKD2FjY2VwdHNfYmF0Y2hlcxgEIAEoCCJkCgxKb3VybmFsRW50cnkSDQoFaW5kZXgYASABKAUSDAoEbmFtZRgCIAEoCRIPCgd0YXNrX2lkGAMgASgJEiYKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSL/BAoOVGFza0Fzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBGtpbmQYAyABKA4yEi5jYWlybi52MS5UYXNrS2luZBIOCgZydW5faWQYBCABKAkSEQoJdGhyZWFkX2lkGAUgASgJEhUKDWNoZWNrcG9pbnRfaWQYBiABKAkSDwoHYXR0ZW1wdBgHIAEoBRIlCgVpbnB1dBgIIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIoCghwcmV2aW91cxgJIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgdqb3VybmFsGAogAygLMhYuY2Fpcm4udjEuSm91cm5hbEVudHJ5EiYKBnJlc3VtZRgLIAMoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIMCgRwYXRoGAwgAygJEhgKEGZpcnN0X2ZyZXNoX2NhbGwYDSABKAUSFgoOYW5ub3VuY2VfY2FsbHMYDiABKAgSKAoIdGltZW91dHMYDyABKAsyFi5jYWlybi52MS5UYXNrVGltZW91dHMSMQoRaGVhcnRiZWF0X2RldGFpbHMYECABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEQoJbmFtZXNwYWNlGBEgASgJEkEKDXRyYWNlX2NvbnRleHQYEiADKAsyKi5jYWlybi52MS5UYXNrQXNzaWdubWVudC5UcmFjZUNvbnRleHRFbnRyeRIXCg9zdHJlYW1fbWVzc2FnZXMYEyABKAgaMwoRVHJhY2VDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI6ChBDaGlsZEludGVycnVwdGVkEiYKCWludGVycnVwdBgBIAEoCzITLmNhaXJuLnYxLkludGVycnVwdCLUAQoMQ2hpbGRPdXRjb21lEhYKDnBhcmVudF90YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEg8KB3Rhc2tfaWQYAyABKAkSKAoGcmVzdWx0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASJAoFZXJyb3IYBSABKAsyEy5jYWlybi52MS5UYXNrRXJyb3JIABIxCgtpbnRlcnJ1cHRlZBgGIAEoCzIaLmNhaXJuLnYxLkNoaWxkSW50ZXJydXB0ZWRIAEIJCgdvdXRjb21lIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRgoJUmVqZWN0aW9uEg8KB3Rhc2tfaWQYASABKAkSKAoFZXJyb3IYAiABKAsyGS5jYWlybi52MS5SZXF1ZXN0UmVqZWN0ZWQiogIKD0Nvbm5lY3RSZXNwb25zZRIkCgd3ZWxjb21lGAEgASgLMhEuY2Fpcm4udjEuV2VsY29tZUgAEi4KCmFzc2lnbm1lbnQYAiABKAsyGC5jYWlybi52MS5UYXNrQXNzaWdubWVudEgAEi8KDWNoaWxkX291dGNvbWUYAyABKAsyFi5jYWlybi52MS5DaGlsZE91dGNvbWVIABImCgZjYW5jZWwYBCABKAsyFC5jYWlybi52MS5DYW5jZWxUYXNrSAASJwoIcmVqZWN0ZWQYBSABKAsyEy5jYWlybi52MS5SZWplY3Rpb25IABIvCgViYXRjaBgGIAEoCzIeLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZUJhdGNoSABCBgoEa2luZCJEChRDb25uZWN0UmVzcG9uc2VCYXRjaBIsCglyZXNwb25zZXMYASADKAsyGS5jYWlybi52MS5Db25uZWN0UmVzcG9uc2UqaAoIVGFza0tpbmQSGQoVVEFTS19LSU5EX1VOU1BFQ0lGSUVEEAASEgoOVEFTS19LSU5EX1RBU0sQARIYChRUQVNLX0tJTkRfRU5UUllQT0lOVBACEhMKD1RBU0tfS0lORF9HUkFQSBADMp8BCg1Xb3JrZXJTZXJ2aWNlEkIKB0Nvbm5lY3QSGC5jYWlybi52MS5Db25uZWN0UmVxdWVzdBoZLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZSgBMAESSgoLTGlzdFdvcmtlcnMSHC5jYWlybi52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHS5jYWlybi52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlYgZwcm90bzM", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_struct]);
+  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiOwoSTGlzdFdvcmtlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RlZFdvcmtlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilAIKD0Nvbm5lY3RlZFdvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEgoKcmVwbGljYV9pZBgCIAEoCRIUCgxzZGtfbGFuZ3VhZ2UYAyABKAkSEwoLc2RrX3ZlcnNpb24YBCABKAkSEAoIaWRlbnRpdHkYBSABKAkSIwoFbmFtZXMYBiADKAsyFC5jYWlybi52MS5TZXJ2ZWROYW1lEhwKFG1heF9jb25jdXJyZW50X3Rhc2tzGAcgASgFEhcKD2ZyZWVfdGFza19zbG90cxgIIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgJIAEoBRIdChVmcmVlX2VudHJ5cG9pbnRfc2xvdHMYCiABKAUiPAoKU2VydmVkTmFtZRIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZCLMAQoMUmVnaXN0cmF0aW9uEgwKBG5hbWUYASABKAkSIAoEa2luZBgCIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEisKDHJldHJ5X3BvbGljeRgDIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EiIKBWdyYXBoGAQgASgLMhMuY2Fpcm4udjEuR3JhcGhTcGVjEigKCHRpbWVvdXRzGAUgASgLMhYuY2Fpcm4udjEuVGFza1RpbWVvdXRzEhEKCW5hbWVzcGFjZRgGIAEoCSKBAgoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJEhcKD2FjY2VwdHNfYmF0Y2hlcxgIIAEoCBIYChByZWxheV9yZXBsaWNhX2lkGAkgASgJIm4KDVRhc2tDb21wbGV0ZWQSDwoHdGFza19pZBgBIAEoCRImCgZyZXN1bHQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJAoEc2F2ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJBCgpUYXNrRmFpbGVkEg8KB3Rhc2tfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5jYWlybi52MS5UYXNrRXJyb3IiWAoPVGFza0ludGVycnVwdGVkEg8KB3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiIAoNVGFza1N1c3BlbmRlZBIPCgd0YXNrX2lkGAEgASgJIpsBCgxUYXNrU2xlZXBpbmcSDwoHdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIzCg5zbGVlcF9kdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEi8KCXdha2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAEIFCgNkdWUivwIKDFNjaGVkdWxlVGFzaxIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIMCgRuYW1lGAMgASgJEiUKBWlucHV0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEisKDHJldHJ5X3BvbGljeRgFIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EigKCHRpbWVvdXRzGAkgASgLMhYuY2Fpcm4udjEuVGFza1RpbWVvdXRzEi4KDGxvY2FsX3Jlc3VsdBgGIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEioKC2xvY2FsX2Vycm9yGAcgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASFwoNbG9jYWxfcnVubmluZxgIIAEoCEgAQgcKBWxvY2FsIkkKDVRhc2tIZWFydGJlYXQSDwoHdGFza19pZBgBIAEoCRInCgdkZXRhaWxzGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlImwKD1Rhc2tTdHJlYW1DaHVuaxIPCgd0YXNrX2lkGAEgASgJEiIKBG1vZGUYAiABKA4yFC5jYWlybi52MS5TdHJlYW1Nb2RlEiQKBGRhdGEYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUi2AMKDkNvbm5lY3RSZXF1ZXN0EiYKBWhlbGxvGAEgASgLMhUuY2Fpcm4udjEuV29ya2VySGVsbG9IABIsCgljb21wbGV0ZWQYAiABKAsyFy5jYWlybi52MS5UYXNrQ29tcGxldGVkSAASJgoGZmFpbGVkGAMgASgLMhQuY2Fpcm4udjEuVGFza0ZhaWxlZEgAEjAKC2ludGVycnVwdGVkGAQgASgLMhkuY2Fpcm4udjEuVGFza0ludGVycnVwdGVkSAASKgoIc2NoZWR1bGUYBSABKAsyFi5jYWlybi52MS5TY2hlZHVsZVRhc2tIABIqCgVjaHVuaxgGIAEoCzIZLmNhaXJuLnYxLlRhc2tTdHJlYW1DaHVua0gAEiwKCXN1c3BlbmRlZBgHIAEoCzIXLmNhaXJuLnYxLlRhc2tTdXNwZW5kZWRIABIuCgViYXRjaBgIIAEoCzIdLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0QmF0Y2hIABIsCgloZWFydGJlYXQYCSABKAsyFy5jYWlybi52MS5UYXNrSGVhcnRiZWF0SAASKgoIc2xlZXBpbmcYCiABKAsyFi5jYWlybi52MS5UYXNrU2xlZXBpbmdIAEIGCgRraW5kIkEKE0Nvbm5lY3RSZXF1ZXN0QmF0Y2gSKgoIcmVxdWVzdHMYASADKAsyGC5jYWlybi52MS5Db25uZWN0UmVxdWVzdCJoCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIZChFtYXhfcGF5bG9hZF9ieXRlcxgDIAEoAxIXCg9hY2NlcHRzX2JhdGNoZXMYBCABKAgiZAoMSm91cm5hbEVudHJ5Eg0KBWluZGV4GAEgASgFEgwKBG5hbWUYAiABKAkSDwoHdGFza19pZBgDIAEoCRImCgZyZXN1bHQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUi/wQKDlRhc2tBc3NpZ25tZW50Eg8KB3Rhc2tfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIgCgRraW5kGAMgASgOMhIuY2Fpcm4udjEuVGFza0tpbmQSDgoGcnVuX2lkGAQgASgJEhEKCXRocmVhZF9pZBgFIAEoCRIVCg1jaGVja3BvaW50X2lkGAYgASgJEg8KB2F0dGVtcHQYByABKAUSJQoFaW5wdXQYCCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoIcHJldmlvdXMYCSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJwoHam91cm5hbBgKIAMoCzIWLmNhaXJuLnYxLkpvdXJuYWxFbnRyeRImCgZyZXN1bWUYCyADKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDAoEcGF0aBgMIAMoCRIYChBmaXJzdF9mcmVzaF9jYWxsGA0gASgFEhYKDmFubm91bmNlX2NhbGxzGA4gASgIEigKCHRpbWVvdXRzGA8gASgLMhYuY2Fpcm4udjEuVGFza1RpbWVvdXRzEjEKEWhlYXJ0YmVhdF9kZXRhaWxzGBAgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCW5hbWVzcGFjZRgRIAEoCRJBCg10cmFjZV9jb250ZXh0GBIgAygLMiouY2Fpcm4udjEuVGFza0Fzc2lnbm1lbnQuVHJhY2VDb250ZXh0RW50cnkSFwoPc3RyZWFtX21lc3NhZ2VzGBMgASgIGjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOgoQQ2hpbGRJbnRlcnJ1cHRlZBImCglpbnRlcnJ1cHQYASABKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQi1AEKDENoaWxkT3V0Y29tZRIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIPCgd0YXNrX2lkGAMgASgJEigKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEiQKBWVycm9yGAUgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASMQoLaW50ZXJydXB0ZWQYBiABKAsyGi5jYWlybi52MS5DaGlsZEludGVycnVwdGVkSABCCQoHb3V0Y29tZSItCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkYKCVJlamVjdGlvbhIPCgd0YXNrX2lkGAEgASgJEigKBWVycm9yGAIgASgLMhkuY2Fpcm4udjEuUmVxdWVzdFJlamVjdGVkIqICCg9Db25uZWN0UmVzcG9uc2USJAoHd2VsY29tZRgBIAEoCzIRLmNhaXJuLnYxLldlbGNvbWVIABIuCgphc3NpZ25tZW50GAIgASgLMhguY2Fpcm4udjEuVGFza0Fzc2lnbm1lbnRIABIvCg1jaGlsZF9vdXRjb21lGAMgASgLMhYuY2Fpcm4udjEuQ2hpbGRPdXRjb21lSAASJgoGY2FuY2VsGAQgASgLMhQuY2Fpcm4udjEuQ2FuY2VsVGFza0gAEicKCHJlamVjdGVkGAUgASgLMhMuY2Fpcm4udjEuUmVqZWN0aW9uSAASLwoFYmF0Y2gYBiABKAsyHi5jYWlybi52MS5Db25uZWN0UmVzcG9uc2VCYXRjaEgAQgYKBGtpbmQiRAoUQ29ubmVjdFJlc3BvbnNlQmF0Y2gSLAoJcmVzcG9uc2VzGAEgAygLMhkuY2Fpcm4udjEuQ29ubmVjdFJlc3BvbnNlKmgKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhIKDlRBU0tfS0lORF9UQVNLEAESGAoUVEFTS19LSU5EX0VOVFJZUE9JTlQQAhITCg9UQVNLX0tJTkRfR1JBUEgQAzKfAQoNV29ya2VyU2VydmljZRJCCgdDb25uZWN0EhguY2Fpcm4udjEuQ29ubmVjdFJlcXVlc3QaGS5jYWlybi52MS5Db25uZWN0UmVzcG9uc2UoATABEkoKC0xpc3RXb3JrZXJzEhwuY2Fpcm4udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh0uY2Fpcm4udjEuTGlzdFdvcmtlcnNSZXNwb25zZWIGcHJvdG8z", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * ListWorkersRequest asks for one page of the connected workers.
@@ -473,6 +473,80 @@ export const TaskSuspendedSchema: GenMessage<TaskSuspended> = /*@__PURE__*/
   messageDesc(file_cairn_v1_worker_service, 9);
 
 /**
+ * TaskSleeping reports that a held entrypoint called sleep() at a call
+ * position the journal does not hold: it starts a durable timer. The
+ * entrypoint stops there, as at an interrupt (the worker forgets it and
+ * sends nothing more about it). The service records the timer as the
+ * entrypoint's call at `index`, with an absolute due time on the service's
+ * clock, and the run sleeps: it stays RUNNING, holds no worker and no memory
+ * in the service, and `Run.waiting` says WAIT_REASON_TIMER until when. Calls
+ * of the entrypoint that are still running are awaited and their results
+ * kept; calls still queued are withdrawn and run again after the sleep, as
+ * at an interrupt.
+ *
+ * When the timer is due (on whichever replica holds the run then, after any
+ * restart or takeover) the entrypoint is assigned again with the timer in
+ * its journal: a JournalEntry at `index` named "__sleep__" with a null
+ * result, which sleep() returns at once. A worker that finds another name
+ * recorded at that position raises NonDeterministicError. The due time is
+ * fixed when first recorded: a replay that reports the same timer again
+ * (because the run was resumed from an interrupt before the timer was due)
+ * keeps it. CancelRun cancels a sleeping run at once.
+ *
+ * Only a run's root entrypoint sleeps: reported by any other task (a task,
+ * a graph node, an entrypoint called as a child), the task fails with error
+ * type "SleepNotAllowedError", not retried.
+ *
+ * @generated from message cairn.v1.TaskSleeping
+ */
+export type TaskSleeping = Message<"cairn.v1.TaskSleeping"> & {
+  /**
+   * The entrypoint.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * The sleep's position among the entrypoint's calls (the counter task
+   * calls use: a sleep is a call).
+   *
+   * @generated from field: int32 index = 2;
+   */
+  index: number;
+
+  /**
+   * When the timer is due.
+   *
+   * @generated from oneof cairn.v1.TaskSleeping.due
+   */
+  due: {
+    /**
+     * This long after the service records the timer (not negative).
+     *
+     * @generated from field: google.protobuf.Duration sleep_duration = 3;
+     */
+    value: Duration;
+    case: "sleepDuration";
+  } | {
+    /**
+     * At this time (`sleep_until`); a time already past is due at once.
+     *
+     * @generated from field: google.protobuf.Timestamp wake_time = 4;
+     */
+    value: Timestamp;
+    case: "wakeTime";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message cairn.v1.TaskSleeping.
+ * Use `create(TaskSleepingSchema)` to create a new message.
+ */
+export const TaskSleepingSchema: GenMessage<TaskSleeping> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 10);
+
+/**
  * ScheduleTask asks the service to run a child task, entrypoint or graph for a
  * held task. Its result arrives as a ChildOutcome, unless the assignment's
  * journal already had it. A graph called from a graph node runs as a subgraph
@@ -593,7 +667,7 @@ export type ScheduleTask = Message<"cairn.v1.ScheduleTask"> & {
  * Use `create(ScheduleTaskSchema)` to create a new message.
  */
 export const ScheduleTaskSchema: GenMessage<ScheduleTask> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 10);
+  messageDesc(file_cairn_v1_worker_service, 11);
 
 /**
  * TaskHeartbeat says that a held task is alive. A task whose assignment
@@ -629,7 +703,7 @@ export type TaskHeartbeat = Message<"cairn.v1.TaskHeartbeat"> & {
  * Use `create(TaskHeartbeatSchema)` to create a new message.
  */
 export const TaskHeartbeatSchema: GenMessage<TaskHeartbeat> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 11);
+  messageDesc(file_cairn_v1_worker_service, 12);
 
 /**
  * TaskStreamChunk is custom or messages stream data written by a held task.
@@ -665,7 +739,7 @@ export type TaskStreamChunk = Message<"cairn.v1.TaskStreamChunk"> & {
  * Use `create(TaskStreamChunkSchema)` to create a new message.
  */
 export const TaskStreamChunkSchema: GenMessage<TaskStreamChunk> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 12);
+  messageDesc(file_cairn_v1_worker_service, 13);
 
 /**
  * One message from a worker.
@@ -751,6 +825,14 @@ export type ConnectRequest = Message<"cairn.v1.ConnectRequest"> & {
      */
     value: TaskHeartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * The held entrypoint sleeps.
+     *
+     * @generated from field: cairn.v1.TaskSleeping sleeping = 10;
+     */
+    value: TaskSleeping;
+    case: "sleeping";
   } | { case: undefined; value?: undefined };
 };
 
@@ -759,7 +841,7 @@ export type ConnectRequest = Message<"cairn.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 13);
+  messageDesc(file_cairn_v1_worker_service, 14);
 
 /**
  * ConnectRequestBatch is several worker messages sent as one, which costs
@@ -782,7 +864,7 @@ export type ConnectRequestBatch = Message<"cairn.v1.ConnectRequestBatch"> & {
  * Use `create(ConnectRequestBatchSchema)` to create a new message.
  */
 export const ConnectRequestBatchSchema: GenMessage<ConnectRequestBatch> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 14);
+  messageDesc(file_cairn_v1_worker_service, 15);
 
 /**
  * Welcome answers the hello.
@@ -828,7 +910,7 @@ export type Welcome = Message<"cairn.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 15);
+  messageDesc(file_cairn_v1_worker_service, 16);
 
 /**
  * JournalEntry is one recorded child call of a task, replayed without a round
@@ -874,7 +956,7 @@ export type JournalEntry = Message<"cairn.v1.JournalEntry"> & {
  * Use `create(JournalEntrySchema)` to create a new message.
  */
 export const JournalEntrySchema: GenMessage<JournalEntry> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 16);
+  messageDesc(file_cairn_v1_worker_service, 17);
 
 /**
  * TaskAssignment hands a task or an entrypoint to a worker.
@@ -1057,7 +1139,7 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
  * Use `create(TaskAssignmentSchema)` to create a new message.
  */
 export const TaskAssignmentSchema: GenMessage<TaskAssignment> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 17);
+  messageDesc(file_cairn_v1_worker_service, 18);
 
 /**
  * ChildInterrupted tells a parent that its child stopped at an interrupt.
@@ -1078,7 +1160,7 @@ export type ChildInterrupted = Message<"cairn.v1.ChildInterrupted"> & {
  * Use `create(ChildInterruptedSchema)` to create a new message.
  */
 export const ChildInterruptedSchema: GenMessage<ChildInterrupted> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 18);
+  messageDesc(file_cairn_v1_worker_service, 19);
 
 /**
  * ChildOutcome delivers the outcome of a child call to the worker holding
@@ -1153,7 +1235,7 @@ export type ChildOutcome = Message<"cairn.v1.ChildOutcome"> & {
  * Use `create(ChildOutcomeSchema)` to create a new message.
  */
 export const ChildOutcomeSchema: GenMessage<ChildOutcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 19);
+  messageDesc(file_cairn_v1_worker_service, 20);
 
 /**
  * CancelTask withdraws a held task; the worker stops it and reports nothing.
@@ -1185,7 +1267,7 @@ export type CancelTask = Message<"cairn.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 20);
+  messageDesc(file_cairn_v1_worker_service, 21);
 
 /**
  * Rejection answers a worker message the service could not accept. When the
@@ -1221,7 +1303,7 @@ export type Rejection = Message<"cairn.v1.Rejection"> & {
  * Use `create(RejectionSchema)` to create a new message.
  */
 export const RejectionSchema: GenMessage<Rejection> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 21);
+  messageDesc(file_cairn_v1_worker_service, 22);
 
 /**
  * One message from the service.
@@ -1291,7 +1373,7 @@ export type ConnectResponse = Message<"cairn.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 22);
+  messageDesc(file_cairn_v1_worker_service, 23);
 
 /**
  * ConnectResponseBatch is several service messages sent as one. It holds no
@@ -1313,7 +1395,7 @@ export type ConnectResponseBatch = Message<"cairn.v1.ConnectResponseBatch"> & {
  * Use `create(ConnectResponseBatchSchema)` to create a new message.
  */
 export const ConnectResponseBatchSchema: GenMessage<ConnectResponseBatch> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 23);
+  messageDesc(file_cairn_v1_worker_service, 24);
 
 /**
  * TaskKind tells a plain task from an entrypoint.
