@@ -78,6 +78,8 @@ def test_public_names_are_pinned() -> None:
         "interrupt",
         "merge",
         "remote_task",
+        "sleep",
+        "sleep_until",
         "task",
         "write_message_chunk",
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 Json: TypeAlias = Any
@@ -160,6 +161,7 @@ class WaitReason(enum.StrEnum):
     NO_WORKER = "no_worker"
     WORKER_BUSY = "worker_busy"
     RETRY_BACKOFF = "retry_backoff"
+    TIMER = "timer"
 
 
 @dataclass(slots=True, frozen=True)
@@ -180,6 +182,9 @@ class WaitRecord:
             return f"no connected worker serves {self.task_name!r}"
         if self.reason is WaitReason.WORKER_BUSY:
             return f"every worker serving {self.task_name!r} is busy"
+        if self.reason is WaitReason.TIMER:
+            until = datetime.fromtimestamp(self.until or 0.0, UTC).isoformat(timespec="seconds")
+            return f"{self.task_name!r} sleeps until {until}"
         return f"{self.task_name!r} waits for its retry"
 
     def to_json(self) -> dict[str, Json]:

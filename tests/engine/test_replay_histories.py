@@ -23,6 +23,7 @@ from cairn_server.engine.decisions import (
     Emit,
     Finish,
     NewCheckpoint,
+    Park,
     Record,
     RetryLater,
 )
@@ -134,6 +135,8 @@ def summarize(paths: Paths, decision: Decision) -> dict[str, Any]:
                 "values": checkpoint.channel_values,
                 "source": checkpoint.metadata["source"],
             }
+        case Park(wake_at, timer_id, task_name):
+            return {"park": paths.path(timer_id), "wake_at": wake_at, "entrypoint": task_name}
         case Finish():
             summary = {"finish": decision.state}
             if decision.state == "succeeded":
@@ -177,6 +180,12 @@ def feed(engine: FunctionalRun, paths: Paths, step: dict[str, Any]) -> list[Deci
     if event == "suspended":
         assert task is not None
         return engine.suspended(task)
+    if event == "sleeping":
+        assert task is not None
+        paths.id(f"{step['task']}/{step['index']}")
+        return engine.sleeping(task, step["index"], step["due"])
+    if event == "wake":
+        return engine.wake_timers(step["now"])
     if event == "lost":
         assert task is not None
         return engine.lost(task)
@@ -224,4 +233,8 @@ def test_histories_exist() -> None:
         "resume_interrupt_by_index",
         "non_deterministic_replay",
         "retry_then_success",
+        "sleep_parks_after_running_calls",
+        "sleep_wakes_when_due",
+        "sleep_replayed_keeps_its_due_time",
+        "sleep_outside_entrypoint_fails",
     }

@@ -158,3 +158,74 @@ async def test_a_busy_thread_refuses_a_second_run(store: Store) -> None:
     assert isinstance(results[1], ThreadBusy)
     assert await store.get_run(second.runs[0].run_id) is None
     assert (await store.get_thread(thread.thread_id)).status is ThreadStatus.BUSY  # type: ignore[union-attr]
+
+
+# --- sleeping runs (durable sleep: WriteBatch.sleeps) ----------------------------
+
+
+async def sleep_run(store: Store, lease: Lease, wake_at: float) -> None:
+    await store.commit(WriteBatch(sleeps=[(lease.run_id, wake_at)], lease=lease))
+
+
+async def test_a_sleeping_run_has_no_owner_and_its_old_lease_is_void(store: Store) -> None:
+    lease = await start_run(store, "r1")
+    await sleep_run(store, lease, 3600.0)
+    assert await store.owned_runs("r1") == {}
+    assert await store.next_wake_time() == 3600.0
+    with pytest.raises(LeaseLost):
+        await store.commit(WriteBatch(events=[event(lease, 1)], lease=lease))
+    run = await store.get_run(lease.run_id)
+    assert run is not None and run.state is RunState.RUNNING
+
+
+async def test_a_sleeping_run_is_claimed_once_due_by_one_replica(store: Store) -> None:
+    early = await start_run(store, "r1")
+    late = await start_run(store, "r1")
+    await sleep_run(store, late, 7200.0)
+    await sleep_run(store, early, 3600.0)
+    # Takeovers of dead replicas leave sleeping runs alone, due or not.
+    assert await store.claim_runs("r2", now=9000.0, own=False) == []
+    assert await store.claim_due_runs("r2", now=3599.9, limit=10) == []
+    claimed = await store.claim_due_runs("r2", now=3600.0, limit=10)
+    assert [(run.run_id, new) for run, new in claimed] == [
+        (early.run_id, Lease(early.run_id, "r2", 3))
+    ]
+    assert await store.claim_due_runs("r3", now=3600.0, limit=10) == []
+    assert await store.owned_runs("r2") == {early.run_id: 3}
+    assert await store.next_wake_time() == 7200.0
+    # The new owner writes; the claimed run is an ordinary run again.
+    await store.commit(WriteBatch(events=[event(claimed[0][1], 1)], lease=claimed[0][1]))
+
+
+async def test_due_runs_are_claimed_a_limited_number_at_a_time(store: Store) -> None:
+    leases = [await start_run(store, "r1") for _ in range(3)]
+    for n, lease in enumerate(leases):
+        await sleep_run(store, lease, 100.0 + n)
+    first = await store.claim_due_runs("r2", now=500.0, limit=2)
+    second = await store.claim_due_runs("r3", now=500.0, limit=2)
+    assert len(first) == 2 and len(second) == 1
+    claimed = {run.run_id for run, _ in first + second}
+    assert claimed == {lease.run_id for lease in leases}
+    assert await store.next_wake_time() is None
+
+
+async def test_concurrent_claims_take_each_due_run_once(store: Store) -> None:
+    leases = [await start_run(store, "r1") for _ in range(20)]
+    for lease in leases:
+        await sleep_run(store, lease, 100.0)
+    batches = await asyncio.gather(
+        *(store.claim_due_runs(f"r{n}", now=200.0, limit=20) for n in range(2, 6))
+    )
+    claimed = [run.run_id for batch in batches for run, _ in batch]
+    assert sorted(claimed) == sorted(lease.run_id for lease in leases)
+
+
+async def test_a_sleeping_run_is_claimed_before_it_is_due_to_cancel_it(store: Store) -> None:
+    lease = await start_run(store, "r1")
+    assert await store.claim_sleeping_run(lease.run_id, "r2") is None  # it does not sleep
+    await sleep_run(store, lease, 3600.0)
+    taken = await store.claim_sleeping_run(lease.run_id, "r2")
+    assert taken == Lease(lease.run_id, "r2", 3)
+    assert await store.claim_sleeping_run(lease.run_id, "r3") is None
+    assert await store.claim_due_runs("r3", now=9999.0, limit=5) == []
+    assert await store.next_wake_time() is None

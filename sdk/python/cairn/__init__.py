@@ -54,6 +54,7 @@ from cairn._graph import (
     merge,
 )
 from cairn._messages import write_message_chunk
+from cairn._sleep import sleep, sleep_until
 from cairn._store import Store
 from cairn._store_types import (
     GetOp,
@@ -161,6 +162,8 @@ __all__ = [
     "interrupt",
     "merge",
     "remote_task",
+    "sleep",
+    "sleep_until",
     "task",
     "write_message_chunk",
 ]

@@ -45,6 +45,23 @@ class GraphInterrupt(BaseException):
         self.index = index
 
 
+SLEEP = "__sleep__"
+"""A timer's name in journals (TaskSleeping in the protocol)."""
+
+
+class Sleep(BaseException):
+    """Raised by `sleep()` to stop the entrypoint until its timer is due: the
+    worker reports TaskSleeping. A BaseException, as GraphInterrupt."""
+
+    def __init__(
+        self, index: int, *, duration: float | None = None, wake_time: float | None = None
+    ) -> None:
+        super().__init__(index)
+        self.index = index
+        self.duration = duration
+        self.wake_time = wake_time
+
+
 class ChildInterrupted(BaseException):
     """Raised where a workflow awaits a task that is interrupted: the workflow
     stops here and is replayed when the run is resumed."""
@@ -253,13 +270,8 @@ class Execution:
             index = self._next_call
             self._next_call += 1
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        entry = self._journal.get(index)
+        entry = self._recorded(index, name)
         if entry is not None:
-            if entry.name != name:
-                raise NonDeterministicError(
-                    f"call {index} of {self.assignment.name!r} is {name!r} in this replay "
-                    f"but {entry.name!r} was recorded at that position"
-                )
             future.set_result(to_json(entry.result))
             return TaskFuture(future)
         schedule = pb.ScheduleTask(
@@ -283,6 +295,32 @@ class Execution:
             return TaskFuture(future, child.body)
         self.send(pb.ConnectRequest(schedule=schedule))
         return TaskFuture(future)
+
+    def _recorded(self, index: int, name: str) -> pb.JournalEntry | None:
+        """The journal's entry for call `index`, checked to be a call of
+        `name`; None when the call has no history."""
+        entry = self._journal.get(index)
+        if entry is not None and entry.name != name:
+            raise NonDeterministicError(
+                f"call {index} of {self.assignment.name!r} is {name!r} in this replay "
+                f"but {entry.name!r} was recorded at that position"
+            )
+        return entry
+
+    def sleep(self, *, duration: float | None = None, wake_time: float | None = None) -> None:
+        """Pass a sleep the journal records, or stop the entrypoint here to
+        sleep (see `cairn.sleep`)."""
+        if self.assignment.kind != pb.TASK_KIND_ENTRYPOINT:
+            raise RuntimeError(
+                "cairn.sleep() works only in an entrypoint; a task or graph node cannot sleep"
+            )
+        with self._lock:
+            if self._abandoned:
+                raise Abandoned()
+            index = self._next_call
+            self._next_call += 1
+        if self._recorded(index, SLEEP) is None:
+            raise Sleep(index, duration=duration, wake_time=wake_time)
 
     def interrupt(self, value: Any) -> Any:
         with self._lock:

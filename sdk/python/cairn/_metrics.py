@@ -10,8 +10,9 @@
 The metrics (labels are the registered names and kinds, never ids):
 
     cairn_worker_tasks_total{name,kind,outcome}   executions that ended, by outcome:
-        completed, failed, interrupted, suspended (an awaited call is
-        interrupted), cancelled (withdrawn, or the stream dropped), abandoned
+        completed, failed, interrupted, sleeping (an entrypoint sleeps),
+        suspended (an awaited call is interrupted), cancelled (withdrawn, or
+        the stream dropped), abandoned
     cairn_worker_task_duration_seconds{name,kind} histogram of execution time
     cairn_worker_slots_in_use{kind}               executions holding a slot now
     cairn_worker_slots{kind}                      slots (max_concurrency, max_entrypoints)

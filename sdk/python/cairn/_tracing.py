@@ -162,7 +162,7 @@ def task_failed(error: BaseException) -> None:
 
 def task_outcome(outcome: str) -> None:
     """How the current task span's task ended: completed, failed,
-    interrupted, suspended, cancelled or abandoned (as the worker's
+    interrupted, sleeping, suspended, cancelled or abandoned (as the worker's
     cairn_worker_tasks_total counts it)."""
     if _otel:
         trace.get_current_span().set_attribute("cairn.task.outcome", outcome)

@@ -82,6 +82,8 @@ class WaitReason(enum.StrEnum):
     """Every worker serving the name is busy; it runs when a slot frees."""
     RETRY_BACKOFF = "retry_backoff"
     """The task failed and waits for its next attempt, `until`."""
+    TIMER = "timer"
+    """The entrypoint sleeps (`cairn.sleep`) `until`; no worker is held."""
 
 
 _STREAM_MODE = enum_table(run_pb2.StreamMode, StreamMode)

@@ -34,7 +34,14 @@ import grpc
 
 from cairn import _tracing
 from cairn._addresses import Addresses, parse_addresses
-from cairn._context import Abandoned, ChildInterrupted, Execution, GraphInterrupt, SyncBody
+from cairn._context import (
+    Abandoned,
+    ChildInterrupted,
+    Execution,
+    GraphInterrupt,
+    Sleep,
+    SyncBody,
+)
 from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import TaskFailedError
 from cairn._functional import Final, Task, entrypoint, injected
@@ -415,6 +422,15 @@ class Worker:
             interrupted = pb.TaskInterrupted(task_id=task_id, index=signal_.index, value=value)
             execution.send(pb.ConnectRequest(interrupted=interrupted))
             return "interrupted"
+        except Sleep as signal_:
+            execution.attach_children()
+            sleeping = pb.TaskSleeping(task_id=task_id, index=signal_.index)
+            if signal_.wake_time is not None:
+                sleeping.wake_time.FromNanoseconds(round(signal_.wake_time * 1e9))
+            else:
+                sleeping.sleep_duration.FromNanoseconds(round((signal_.duration or 0.0) * 1e9))
+            execution.send(pb.ConnectRequest(sleeping=sleeping))
+            return "sleeping"
         except ChildInterrupted:
             execution.attach_children()
             execution.send(pb.ConnectRequest(suspended=pb.TaskSuspended(task_id=task_id)))

@@ -48,7 +48,7 @@ export type RunState =
 export type ThreadStatus = "idle" | "busy" | "interrupted" | "error";
 /** Why a task of a run is not running: no connected worker serves its name,
  * every worker serving it is busy, or it waits for its retry's backoff. */
-export type WaitReason = "no_worker" | "worker_busy" | "retry_backoff";
+export type WaitReason = "no_worker" | "worker_busy" | "retry_backoff" | "timer";
 export type StreamMode =
   | "values"
   | "updates"
@@ -330,7 +330,7 @@ export interface RunWaiting {
   taskName: string;
   taskId: string;
   since?: Date;
-  /** For "retry_backoff": when the next attempt is due. */
+  /** For "retry_backoff": when the next attempt is due; for "timer": when the sleep ends. */
   until?: Date;
   namespace: string[];
 }

@@ -61,6 +61,18 @@ def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return stamp
 
 
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
+"""google.protobuf.Timestamp's documented range (years 1 to 9999)."""
+
+
+def time_of(stamp: timestamp_pb2.Timestamp, field: str) -> float:
+    """The time in seconds since the epoch; out of range: INVALID_ARGUMENT."""
+    low, high = _TIMESTAMP_SECONDS
+    if not low <= stamp.seconds <= high or not 0 <= stamp.nanos < 10**9:
+        raise error_for("INVALID_ARGUMENT", f"{field} must be a valid timestamp", field=field)
+    return stamp.seconds + stamp.nanos / 1e9
+
+
 _MAX_DURATION_SECONDS = 315_576_000_000
 """google.protobuf.Duration's documented range (10,000 years)."""
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 pb = worker_service_pb2
 
 _KIND_PB = {TaskKind.TASK: pb.TASK_KIND_TASK, TaskKind.ENTRYPOINT: pb.TASK_KIND_ENTRYPOINT}
-_ENDS = ("completed", "failed", "interrupted", "suspended")
+_ENDS = ("completed", "failed", "interrupted", "sleeping", "suspended")
 _RECENT = 4096
 """Tasks remembered after their worker reported their end, so that a
 rejection of that report still finds the worker."""

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # Reports that end a held task (or make a call it waits on): refused, the
 # task fails instead of staying held.
-_FINAL_REPORTS = ("completed", "failed", "interrupted", "schedule")
+_FINAL_REPORTS = ("completed", "failed", "interrupted", "sleeping", "schedule")
 pb = worker_service_pb2
 
 SERVER_VERSION = "0.1.0"
@@ -385,6 +385,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             "failed": self._failed,
             "interrupted": self._interrupted,
             "suspended": self._suspended,
+            "sleeping": self._sleeping,
             "schedule": self._schedule,
             "chunk": self._chunk,
             "heartbeat": self._heartbeat,
@@ -424,6 +425,32 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     def _suspended(self, worker: WorkerConnection, message: pb.TaskSuspended) -> None:
         held = self._held(worker, message.task_id, release=True)
         self._post(held, inbox.Suspended(message.task_id))
+
+    def _sleeping(self, worker: WorkerConnection, message: pb.TaskSleeping) -> None:
+        task_id = message.task_id
+        if message.index < 0:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"a sleep's index must be >= 0, got {message.index}",
+                task_id=task_id,
+                field="index",
+            )
+        due = message.WhichOneof("due")
+        if due == "sleep_duration":
+            duration = convert.seconds(message.sleep_duration, 0.0, "sleep_duration")
+            sleeping = inbox.Sleeping(task_id, message.index, duration=duration)
+        elif due == "wake_time":
+            wake_time = convert.time_of(message.wake_time, "wake_time")
+            sleeping = inbox.Sleeping(task_id, message.index, wake_time=wake_time)
+        else:
+            raise error_for(
+                "INVALID_ARGUMENT",
+                "a sleep needs a sleep_duration or a wake_time",
+                task_id=task_id,
+                field="due",
+            )
+        held = self._held(worker, task_id, release=True)
+        self._post(held, sleeping)
 
     def _schedule(self, worker: WorkerConnection, message: pb.ScheduleTask) -> None:
         task_id = message.parent_task_id
@@ -477,6 +504,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         | inbox.Completed
         | inbox.Failed
         | inbox.Interrupted
+        | inbox.Sleeping
         | inbox.Suspended
         | inbox.Chunk,
     ) -> None:

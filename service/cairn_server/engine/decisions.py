@@ -113,4 +113,16 @@ class Finish:
     error: ErrorRecord | None = None
 
 
-Decision = Dispatch | Deliver | Record | Emit | RetryLater | Cancel | NewCheckpoint | Finish
+@dataclass(slots=True, frozen=True)
+class Park:
+    """The run sleeps until `wake_at` (its earliest timer, seconds on the
+    service's timer clock): store what it holds and drive it no further
+    here. Whichever replica holds the run when it is due resumes it from
+    its checkpoint (`TaskTree.wake_timers`, then `start`)."""
+
+    wake_at: float
+    timer_id: str
+    task_name: str  # the sleeping entrypoint's
+
+
+Decision = Dispatch | Deliver | Record | Emit | RetryLater | Cancel | NewCheckpoint | Finish | Park

@@ -18,7 +18,7 @@ from cairn_server.domain import (
     StreamMode,
 )
 from cairn_server.engine import checkpoints
-from cairn_server.engine.decisions import Cancel, Decision, Emit, Finish, NewCheckpoint
+from cairn_server.engine.decisions import Cancel, Decision, Emit, Finish, NewCheckpoint, Park
 from cairn_server.engine.graph import GraphRun
 from cairn_server.engine.graph_model import GraphModel
 from cairn_server.engine.nesting import NestedRuns
@@ -98,6 +98,9 @@ class FunctionalRun(NestedRuns):
             graphs=self._graphs,
         )
 
+    def _may_sleep(self, task: TaskNode) -> bool:
+        return task.id == self.root_id
+
     def _subgraph_result(self, task: TaskNode, output: Json) -> Json:
         return output
 
@@ -110,9 +113,10 @@ class FunctionalRun(NestedRuns):
         ]
 
     def _settle(self) -> list[Decision]:
-        """Finish the run once the entrypoint stopped and no task is running.
-        Tasks still queued or waiting for a retry when the entrypoint stopped
-        are withdrawn; running ones are awaited so their results are kept."""
+        """Finish the run once the entrypoint stopped and no task is running,
+        or park it when the entrypoint sleeps. Tasks still queued or waiting
+        for a retry when the entrypoint stopped are withdrawn; running ones
+        are awaited so their results are kept."""
         root = self.root
         if self.finished or root.status.in_flight:
             return []
@@ -134,6 +138,10 @@ class FunctionalRun(NestedRuns):
             decisions.append(Finish("failed", error=root.error))
         elif interrupts:
             decisions.append(Finish("interrupted", interrupts=interrupts))
+        elif root.status is TaskStatus.SUSPENDED and (timers := self.sleeping_timers()):
+            first = timers[0]
+            assert first.wake_at is not None
+            decisions.append(Park(first.wake_at, first.id, root.name))
         elif root.status is TaskStatus.DONE:
             final = checkpoints.final_checkpoint(
                 parent=self.checkpoint,

@@ -12,6 +12,11 @@ checkpoint the roots run from:
     __interrupt__  idx -3  the task's latest interrupt
     __resume__     idx -4  the task's resume values, by interrupt index
     __subgraph__   idx -5  the namespace of the subgraph run the task drives
+    __timer__      idx -6  a timer's due time (a durable sleep, see `sleeping`)
+
+A timer is a child of the entrypoint that sleeps, named "__sleep__" at the
+sleep's call position; its `__return__` (null) records that it fired, so a
+replay passes the sleep at once.
 
 The engines do no I/O and read no clock: ids are derived, and jitter samples,
 new checkpoint ids and times are passed in.
@@ -50,9 +55,11 @@ from cairn_server.errors import error_for
 from cairn_server.ids import derive_id
 
 RETURN, ERROR, INTERRUPT, RESUME = "__return__", "__error__", "__interrupt__", "__resume__"
-SUBGRAPH = "__subgraph__"
-WRITE_IDX = {RETURN: 0, ERROR: -1, INTERRUPT: -3, RESUME: -4, SUBGRAPH: -5}
+SUBGRAPH, TIMER = "__subgraph__", "__timer__"
+WRITE_IDX = {RETURN: 0, ERROR: -1, INTERRUPT: -3, RESUME: -4, SUBGRAPH: -5, TIMER: -6}
 NON_DETERMINISTIC = "NonDeterministicError"
+SLEEP = "__sleep__"
+"""The name of a timer in the task tree and in journals (TaskSleeping)."""
 
 
 class TaskStatus(enum.StrEnum):
@@ -63,7 +70,8 @@ class TaskStatus(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # stopped at its own interrupt()
-    SUSPENDED = "suspended"  # stopped because an awaited child is interrupted
+    SUSPENDED = "suspended"  # stopped because an awaited child is interrupted, or to sleep
+    SLEEPING = "sleeping"  # a timer that is not due yet
     CANCELLED = "cancelled"
 
     @property
@@ -101,6 +109,7 @@ class TaskNode:
     resume: list[Json] = field(default_factory=list)
     children: dict[int, str] = field(default_factory=dict)
     label: str = ""  # what streams show, when not the task name (a graph node)
+    wake_at: float | None = None  # a timer's due time, on the service's timer clock
 
     @property
     def pending_interrupt(self) -> InterruptRecord | None:
@@ -144,6 +153,11 @@ class TaskTree(abc.ABC):
             if child.status is TaskStatus.DONE:
                 entries.append(JournalEntry(index, child.name, child.id, child.result))
         return tuple(entries)
+
+    def sleeping_timers(self) -> list[TaskNode]:
+        """Timers that are not due yet, the earliest first."""
+        timers = [t for t in self.tasks.values() if t.status is TaskStatus.SLEEPING]
+        return sorted(timers, key=lambda t: (t.wake_at or 0.0, t.id))
 
     def holds(self, task_id: str) -> bool:
         task = self.tasks.get(task_id)
@@ -320,6 +334,67 @@ class TaskTree(abc.ABC):
         decisions = self._deliver_to_parent(task)
         return decisions + self._settle()
 
+    def sleeping(self, task_id: str, index: int, due: float) -> list[Decision]:
+        """A held task sleeps: its call at `index` is a timer due at `due`
+        (the service's timer clock), unless one is recorded there already,
+        whose due time stands. The task stops, as at an interrupt; once
+        nothing else runs the run parks (see the engines' `_settle`)."""
+        task = self.tasks[task_id]
+        if task.status is not TaskStatus.RUNNING:
+            return []
+        if not self._may_sleep(task):
+            error = ErrorRecord(
+                "SleepNotAllowedError",
+                f"{task.name!r} is not the run's entrypoint: only an entrypoint can sleep",
+                retryable=False,
+            )
+            return self.failed(task_id, error, 0.0)
+        decisions: list[Decision] = []
+        timer_id = task.children.get(index)
+        if timer_id is None:
+            timer = TaskNode(
+                child_task_id(task_id, index),
+                SLEEP,
+                task_id,
+                index,
+                path=self._child_path(task),
+                status=TaskStatus.SLEEPING,
+                wake_at=due,
+            )
+            task.children[index] = timer.id
+            self.tasks[timer.id] = timer
+            decisions.append(Record((timer.write(TIMER, {"wake_at": due}),)))
+        else:
+            timer = self.tasks[timer_id]
+            if timer.name != SLEEP:
+                error = ErrorRecord(
+                    NON_DETERMINISTIC,
+                    f"call {index} of {task.name!r} is {SLEEP!r} in this replay but "
+                    f"{timer.name!r} was recorded at that position",
+                    retryable=False,
+                )
+                return self.failed(task_id, error, 0.0)
+            if timer.status is TaskStatus.DONE:  # the worker's journal missed it
+                task.status = TaskStatus.QUEUED
+                return [self._dispatch(task)]
+        task.status = TaskStatus.SUSPENDED
+        return decisions + self._settle()
+
+    def wake_timers(self, now: float) -> list[Decision]:
+        """Fire the timers due at `now`: their sleeps return when their
+        tasks are replayed. Call before `start`."""
+        writes = []
+        for timer in self.sleeping_timers():
+            if timer.wake_at is not None and timer.wake_at > now:
+                break
+            timer.status, timer.result = TaskStatus.DONE, None
+            writes.append(timer.write(RETURN, None))
+        return [Record(tuple(writes))] if writes else []
+
+    def _may_sleep(self, task: TaskNode) -> bool:
+        """Whether `task` may start a timer (the functional engine's root)."""
+        return False
+
     def lost(self, task_id: str) -> list[Decision]:
         """The worker holding the task is gone: dispatch it again, same attempt."""
         task = self.tasks.get(task_id)
@@ -380,9 +455,13 @@ class TaskTree(abc.ABC):
                     task.interrupt = InterruptRecord.from_json(write.value)
                 elif write.channel == RESUME:
                     task.resume = list(write.value)
+                elif write.channel == TIMER:
+                    task.wake_at = float(write.value["wake_at"])
             # An error is shown but not replayed: a new run executes the task again.
             if task.status is not TaskStatus.DONE and task.interrupt is not None:
                 task.status = TaskStatus.INTERRUPTED
+            elif task.status is not TaskStatus.DONE and task.wake_at is not None:
+                task.status = TaskStatus.SLEEPING
         for task in self.tasks.values():
             parent = self.tasks.get(task.parent_id)
             if parent is not None:

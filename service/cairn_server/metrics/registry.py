@@ -26,13 +26,22 @@ RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 """A stream (a worker's Connect, a followed run) lasts as long as it is open."""
 TASK_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 TASK_BUCKETS += (2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 COMMIT_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01)
 COMMIT_BUCKETS += (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 RUN_OUTCOMES = ("succeeded", "failed", "cancelled", "interrupted")
 """`outcome` of cairn_runs_ended_total: the state a run stopped in."""
-TASK_OUTCOMES = ("succeeded", "failed", "interrupted", "suspended", "lost", "timed_out")
+TASK_OUTCOMES = (
+    "succeeded",
+    "failed",
+    "interrupted",
+    "sleeping",
+    "suspended",
+    "lost",
+    "timed_out",
+)
 """`outcome` of cairn_task_execution_seconds: how an attempt taken by a
 worker ended (lost: its worker went away or stopped heartbeating)."""
 WAIT_REASONS = ("no_worker", "worker_busy", "retry_backoff")
@@ -155,6 +164,18 @@ class Metrics:
         self.fencing_rejections = Counter(
             "cairn_fencing_rejections_total",
             "Writes refused because another replica had taken the run over (LeaseLost).",
+            registry=r,
+        )
+        # --- durable time (cairn_server/timers) -----------------------------------------
+        self.timers_fired = Counter(
+            "cairn_timers_fired_total",
+            "Sleeping runs this replica woke once their timer was due.",
+            registry=r,
+        )
+        self.timer_lateness = Histogram(
+            "cairn_timer_lateness_seconds",
+            "From a timer's due time to this replica claiming its run (service timer clock).",
+            buckets=LATENESS_BUCKETS,
             registry=r,
         )
         self.leases_held = Gauge(

@@ -47,6 +47,8 @@ from cairn_server.domain import (
     RunState,
     StreamMode,
     ThreadStatus,
+    WaitReason,
+    WaitRecord,
     run_to_json,
 )
 from cairn_server.engine.decisions import (
@@ -57,6 +59,7 @@ from cairn_server.engine.decisions import (
     Emit,
     Finish,
     NewCheckpoint,
+    Park,
     Record,
     RetryLater,
 )
@@ -101,6 +104,7 @@ _TASK_OUTCOMES: dict[type, str] = {
     inbox.Completed: "succeeded",
     inbox.Failed: "failed",
     inbox.Interrupted: "interrupted",
+    inbox.Sleeping: "sleeping",
     inbox.Suspended: "suspended",
     inbox.Lost: "lost",
     inbox.TimedOut: "timed_out",
@@ -110,7 +114,8 @@ _TIMED: tuple[type, ...] = (inbox.Assigned, *_TASK_OUTCOMES)
 
 class RunAbandoned(Exception):
     """The run's `done` when this replica stopped driving it before it ended:
-    another replica took it over, or this one is shutting down."""
+    another replica took it over, this one is shutting down, or the run
+    sleeps (any replica wakes it)."""
 
 
 class RunHandle:
@@ -127,6 +132,7 @@ class RunHandle:
         clock: Callable[[], float],
         pending: WriteBatch,
         lease: Lease,
+        timer_clock: Callable[[], float] = time.time,
         trace: RunTrace = NO_TRACE,
         metrics: Metrics | None = None,
     ) -> None:
@@ -149,6 +155,9 @@ class RunHandle:
         self._store = store
         self._dispatcher = dispatcher
         self._clock = clock
+        self._timer_clock = timer_clock
+        self.sleeps_until: float | None = None
+        """Once the run parked to sleep: when it is due (timer clock)."""
         self._batch = pending
         self._unstored: list[WriteBatch] = []
         """Batches whose background commit failed: stored first, in order."""
@@ -329,6 +338,9 @@ class RunHandle:
                 return engine.interrupted(task_id, index, value)
             case inbox.Suspended(task_id):
                 return engine.suspended(task_id)
+            case inbox.Sleeping(task_id, index, duration, wake_time):
+                due = wake_time if wake_time is not None else self._timer_clock() + (duration or 0)
+                return engine.sleeping(task_id, index, due)
             case inbox.Chunk(task_id, mode, data):
                 if engine.holds(task_id):
                     if mode is StreamMode.MESSAGES and mode in self._modes:
@@ -442,6 +454,9 @@ class RunHandle:
                 case Finish():
                     await self._finish(decision)  # commits everything with the run's end
                     return
+                case Park():
+                    await self._park(decision)
+                    return
         if unsaved:
             await self._commit()
         elif self.run.durability is not Durability.EXIT and self._batch:
@@ -507,6 +522,34 @@ class RunHandle:
         await self._commit()
         self._metrics.run_ended(run.target, namespaces.namespace_of(run.thread_id), run.state.value)
         self.done.set_result(run)
+
+    async def _park(self, park: Park) -> None:
+        """The run sleeps: store what it holds with its timer, give up its
+        lease and drive it no further. It holds nothing here meanwhile;
+        whichever replica claims it when due resumes it (timers/waker.py)."""
+        run = self.run
+        self._waiting.finished()
+        now = self._timer_clock()
+        timer = WaitRecord(WaitReason.TIMER, park.timer_id, park.task_name, now, park.wake_at)
+        run.waiting = [timer]
+        run.updated_at = self._clock()
+        self._batch.runs.append(run)
+        self._batch.sleeps.append((run.run_id, park.wake_at))
+        self.emit_run()
+        if run.durability is Durability.EXIT:
+            batch = self._batch
+            batch.checkpoints, batch.writes = keep_last(batch.checkpoints, batch.writes)
+        await self._commit()
+        log.info(
+            "run %s sleeps for %.3f s (timer %s)",
+            self.run_id,
+            max(park.wake_at - now, 0.0),
+            park.timer_id,
+            extra=logs.ids(run=run),
+        )
+        self.sleeps_until = park.wake_at
+        self.done.set_exception(RunAbandoned(self.run_id))
+        self.done.exception()  # retrieved: followers read the run from the store
 
     # --- events ---------------------------------------------------------------
 

@@ -65,6 +65,17 @@ class Interrupted:
 
 
 @dataclass(slots=True, frozen=True)
+class Sleeping:
+    """The entrypoint sleeps (TaskSleeping): for `duration` seconds from when
+    the run applies this, or until `wake_time` (the timer clock's seconds)."""
+
+    task_id: str
+    index: int
+    duration: float | None = None
+    wake_time: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class Suspended:
     task_id: str
 
@@ -82,7 +93,7 @@ class FromLocalCopy:
     if the run refused that local run (the call then runs elsewhere)."""
 
     task_id: str
-    message: Scheduled | Completed | Failed | Interrupted | Suspended | Chunk
+    message: Scheduled | Completed | Failed | Interrupted | Sleeping | Suspended | Chunk
 
 
 @dataclass(slots=True, frozen=True)
@@ -144,6 +155,7 @@ Message = (
     | Completed
     | Failed
     | Interrupted
+    | Sleeping
     | Suspended
     | Chunk
     | FromLocalCopy

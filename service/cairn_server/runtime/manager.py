@@ -64,6 +64,7 @@ from cairn_server.store import (
     WriteBatch,
 )
 from cairn_server.store.leases import STOP_CANCEL
+from cairn_server.timers.waker import TimerWaker
 from cairn_server.tracing import RunTrace
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,13 @@ class RunManager:
             on_timed_out=self._timed_out,
             metrics=self.metrics,
         )
+        self.timers = TimerWaker(
+            store,
+            replica_id=self.leases.replica_id,
+            clock=timer_clock,
+            wake=self._resume,
+            metrics=self.metrics,
+        )
         self.metrics.watch_runs(self._run_samples)
         self._active: dict[str, RunHandle] = {}
         self._by_thread: dict[str, RunHandle] = {}
@@ -178,6 +186,7 @@ class RunManager:
         for run, lease in await self.leases.open():
             await self._resume(run, lease)
         self.leases.start()
+        self.timers.start()
 
     async def _load_targets(self) -> None:
         self._targets = await self.store.known_targets()
@@ -191,6 +200,7 @@ class RunManager:
         recorded, then store what runs hold in memory."""
         self._closing = True
         self.leases.claiming = False
+        await self.timers.close()
         handles = list(self._active.values())
         for handle in handles:
             handle.drain()
@@ -217,6 +227,7 @@ class RunManager:
         another replica (or this one's next start) resumes them."""
         self._closing = True
         self.leases.claiming = False
+        await self.timers.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -553,6 +564,7 @@ class RunManager:
         first: list[Decision] = []
         if request.has_resume:
             first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
+        first += engine.wake_timers(self.timer_clock())  # timers due while it was interrupted
         batch.runs.append(run)
         batch.thread_statuses.append(ThreadStatusChange(thread_id, ThreadStatus.BUSY, now))
         batch.lease = Lease(run_id, self.replica_id, 1)
@@ -573,6 +585,7 @@ class RunManager:
             dispatcher=self.dispatcher,
             first_event_id=1,
             clock=self.clock,
+            timer_clock=self.timer_clock,
             pending=deferred,
             metrics=self.metrics,
             lease=batch.lease,
@@ -663,6 +676,8 @@ class RunManager:
         self._tasks.add(task)
 
         def forget(_: asyncio.Task[None]) -> None:
+            if handle.sleeps_until is not None:
+                self.timers.parked(handle.sleeps_until)
             self._tasks.discard(task)
             if self._active.get(handle.run_id) is handle:
                 del self._active[handle.run_id]
@@ -688,6 +703,11 @@ class RunManager:
                 raise error_for(
                     "RUN_FINISHED", f"run {run_id!r} is {run.state.value}", run_id=run_id
                 )
+            if any(w.reason is WaitReason.TIMER for w in run.waiting):
+                sleeping = await self.store.claim_sleeping_run(run_id, self.replica_id)
+                if sleeping is not None:  # else it woke meanwhile: its owner stops it
+                    await self._store_end(run, sleeping, RunState.CANCELLED)
+                    return run
             token = (await self.store.owned_runs(self.replica_id)).get(run_id)
             if token is not None and run_id not in self._active and run_id not in self._resuming:
                 # Held by this replica but driven by nothing here (its resume
@@ -856,7 +876,8 @@ class RunManager:
                 namespaces.display(run.thread_id),
                 extra=logs.ids(run=run),
             )
-            self._launch(handle, engine.start)
+            # Its timers that are due fire first: their sleeps return at once.
+            self._launch(handle, lambda: engine.wake_timers(self.timer_clock()) + engine.start())
 
     async def _resume_after(self, run: RunRecord, lease: Lease, pause: float) -> None:
         await asyncio.sleep(pause)
@@ -897,6 +918,7 @@ class RunManager:
                 await self.store.last_event_id(run.run_id), lease.token, run.durability
             ),
             clock=self.clock,
+            timer_clock=self.timer_clock,
             pending=WriteBatch(),
             metrics=self.metrics,
             lease=lease,

@@ -157,6 +157,12 @@ ON CONFLICT (run_id) DO UPDATE SET
 """
 
 
+# WriteBatch.sleeps: the run is nobody's until due; its lease ends.
+SLEEP_RUN = (
+    "UPDATE runs SET owner_id = '', lease_token = lease_token + 1, wake_at = $1 WHERE run_id = $2"
+)
+
+
 def run_params(run: RunRecord) -> Params:
     return (
         run.run_id,
@@ -389,6 +395,7 @@ def encode_batch(batch: WriteBatch) -> EncodedBatch:
         ],
     )
     encoded.add(UPSERT_RUN, [run_params(r) for r in batch.runs])
+    encoded.add(SLEEP_RUN, [(float(wake_at), run_id) for run_id, wake_at in batch.sleeps])
 
     checkpoints: list[Params] = []
     blobs: list[Params] = []

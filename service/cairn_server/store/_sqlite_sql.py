@@ -236,6 +236,12 @@ ON CONFLICT (run_id) DO UPDATE SET
 """
 
 
+# WriteBatch.sleeps: the run is nobody's until due; its lease ends.
+SLEEP_RUN = (
+    "UPDATE runs SET owner_id = '', lease_token = lease_token + 1, wake_at = ? WHERE run_id = ?"
+)
+
+
 def run_params(run: RunRecord) -> Params:
     return (
         run.run_id,
@@ -453,6 +459,7 @@ def encode_batch(batch: WriteBatch) -> EncodedBatch:
         [(ThreadStatus(c.status).value, c.updated_at, c.thread_id) for c in batch.thread_statuses],
     )
     encoded.add(UPSERT_RUN, [run_params(r) for r in batch.runs])
+    encoded.add(SLEEP_RUN, [(float(wake_at), run_id) for run_id, wake_at in batch.sleeps])
 
     checkpoints: list[Params] = []
     blobs: list[Params] = []

@@ -99,6 +99,9 @@ class WriteBatch:
     - events: appended (insert-or-ignore per (run_id, event_id)).
     - targets: entrypoint and graph names that workers registered.
     - graphs: (name, spec as JSON) of registered graphs, upserted.
+    - sleeps: (run_id, wake_at) of runs that sleep from now on: each loses its
+      owner and lease (its token moves on) until any replica claims it when
+      due (Store.claim_due_runs). Applied after `runs`.
 
     `lease` and `claim_thread` are conditions checked first, not writes.
     """
@@ -111,6 +114,7 @@ class WriteBatch:
     events: list[EventRecord] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     graphs: list[tuple[str, Json]] = field(default_factory=list)
+    sleeps: list[tuple[str, float]] = field(default_factory=list)
     lease: Lease | None = None
     """Fences the batch: applied only while its run's token is this one
     (else LeaseLost); a batch that inserts the run gives it this lease."""
@@ -129,6 +133,7 @@ class WriteBatch:
                 self.events,
                 self.targets,
                 self.graphs,
+                self.sleeps,
             )
         )
 
@@ -141,6 +146,7 @@ class WriteBatch:
         self.events.extend(other.events)
         self.targets.extend(other.targets)
         self.graphs.extend(other.graphs)
+        self.sleeps.extend(other.sleeps)
         self.lease = self.lease or other.lease
         self.claim_thread = self.claim_thread or other.claim_thread
 
@@ -302,6 +308,23 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def stop_requests(self, replica_id: str) -> list[tuple[str, str]]:
         """(run_id, kind) of the stops asked of the replica's active runs."""
+
+    @abc.abstractmethod
+    async def claim_due_runs(
+        self, replica_id: str, *, now: float, limit: int
+    ) -> list[tuple[RunRecord, Lease]]:
+        """Take up to `limit` sleeping runs whose wake time is at most `now`
+        (WriteBatch.sleeps), earliest first, each with its new lease; a run
+        is claimed by one replica only. They no longer sleep."""
+
+    @abc.abstractmethod
+    async def next_wake_time(self) -> float | None:
+        """The earliest wake time of a sleeping run, if any sleeps."""
+
+    @abc.abstractmethod
+    async def claim_sleeping_run(self, run_id: str, replica_id: str) -> Lease | None:
+        """Take one sleeping run now, due or not (to cancel it); None when it
+        does not sleep (any more)."""
 
     # --- threads --------------------------------------------------------
 

@@ -13,7 +13,7 @@ through `_lease_rows`, which applies writes in order with its other commits.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cairn_server.domain import RunRecord
@@ -31,6 +31,8 @@ from cairn_server.store.base import (
 STOP_CANCEL = "cancel"
 
 _ACTIVE = "state IN ('pending', 'running')"
+_SLEEPS = "wake_at IS NOT NULL"
+"""A sleeping run (WriteBatch.sleeps): the condition of runs_wake_idx."""
 
 UPSERT_REPLICA = """
 INSERT INTO replicas (replica_id, address, started_at, expires_at) VALUES (?, ?, ?, ?)
@@ -52,10 +54,29 @@ CLAIM_RUNS = f"""
 UPDATE runs SET owner_id = ?, lease_token = lease_token + 1
 WHERE run_id IN (
     SELECT run_id FROM runs
-    WHERE {_ACTIVE} AND (owner_id = ? OR (owner_id <> ? AND owner_id NOT IN
+    WHERE {_ACTIVE} AND wake_at IS NULL AND (owner_id = ? OR (owner_id <> ? AND owner_id NOT IN
         (SELECT replica_id FROM replicas WHERE expires_at >= ?)))
     ORDER BY run_id {{lock}})
 RETURNING {codec.RUN_COLUMNS}, lease_token
+"""
+
+# Sleeping runs are nobody's (WriteBatch.sleeps): claimed once due by any
+# replica, one replica each (the conditions are checked again on the row
+# being updated, after the lock).
+CLAIM_DUE_RUNS = f"""
+UPDATE runs SET owner_id = ?, lease_token = lease_token + 1, wake_at = NULL
+WHERE {_SLEEPS} AND wake_at <= ? AND run_id IN (
+    SELECT run_id FROM runs WHERE {_SLEEPS} AND wake_at <= ? AND {_ACTIVE}
+    ORDER BY wake_at, run_id LIMIT ? {{lock}})
+RETURNING {codec.RUN_COLUMNS}, lease_token
+"""
+
+NEXT_WAKE_TIME = f"SELECT MIN(wake_at) FROM runs WHERE {_SLEEPS} AND {_ACTIVE}"
+
+CLAIM_SLEEPING_RUN = f"""
+UPDATE runs SET owner_id = ?, lease_token = lease_token + 1, wake_at = NULL
+WHERE run_id = ? AND {_SLEEPS} AND {_ACTIVE}
+RETURNING lease_token
 """
 
 # Given up (graceful shutdown): any replica may claim them at once.
@@ -112,12 +133,38 @@ class LeaseQueries(abc.ABC):
             (replica_id, replica_id if own else "", replica_id, now),
             write=True,
         )
+        return self._claimed(rows, replica_id, key=lambda run: (run.created_at, run.run_id))
+
+    @staticmethod
+    def _claimed(
+        rows: list[Any], replica_id: str, *, key: Callable[[RunRecord], Any]
+    ) -> list[tuple[RunRecord, Lease]]:
+        """Claimed rows (run columns, then the new token) as runs with their
+        leases, sorted by `key` (RETURNING keeps no order)."""
         claimed = []
         for row in rows:
             run = codec.run_from_row(row)
             claimed.append((run, Lease(run.run_id, replica_id, int(str(row[-1])))))
-        claimed.sort(key=lambda pair: (pair[0].created_at, pair[0].run_id))
+        claimed.sort(key=lambda pair: key(pair[0]))
         return claimed
+
+    async def claim_due_runs(
+        self, replica_id: str, *, now: float, limit: int
+    ) -> list[tuple[RunRecord, Lease]]:
+        rows = await self._lease_rows(
+            CLAIM_DUE_RUNS.format(lock=self._row_lock),
+            (replica_id, now, now, limit),
+            write=True,
+        )
+        return self._claimed(rows, replica_id, key=lambda run: run.run_id)
+
+    async def next_wake_time(self) -> float | None:
+        rows = await self._lease_rows(NEXT_WAKE_TIME, (), write=False)
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def claim_sleeping_run(self, run_id: str, replica_id: str) -> Lease | None:
+        rows = await self._lease_rows(CLAIM_SLEEPING_RUN, (replica_id, run_id), write=True)
+        return Lease(run_id, replica_id, int(str(rows[0][0]))) if rows else None
 
     async def release_runs(self, replica_id: str) -> list[str]:
         rows = await self._lease_rows(RELEASE_RUNS, (replica_id,), write=True)

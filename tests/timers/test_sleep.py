@@ -1,0 +1,223 @@
+"""Durable sleep on a real server with an injected timer clock (issue 20):
+an entrypoint that sleeps parks its run with nothing held, wakes when due
+(never before), replays what ran before the sleep from its journal, and can be
+cancelled while it sleeps. No test waits for real time: the clock is moved."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pathlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import cairn
+from cairn import Client, Run, RunEvent, RunState, TaskFailedError, WaitReason, entrypoint, task
+from cairn_server.runtime.handle import RunAbandoned
+from cairn_server.server import CairnServer, ServerConfig, create_server
+from tests.conftest import StartWorker
+
+
+class TestClock:
+    """The service's timer clock, moved by hand."""
+
+    __test__ = False
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+async def server(db_path: pathlib.Path, clock: TestClock) -> AsyncIterator[tuple[CairnServer, str]]:
+    config = ServerConfig(
+        address="127.0.0.1:0", store_url=f"sqlite:///{db_path}", timer_clock=clock
+    )
+    instance, port = await create_server(config)
+    try:
+        yield instance, f"127.0.0.1:{port}"
+    finally:
+        await instance.stop(grace=0.5)
+
+
+calls: list[str] = []
+
+
+@task
+def step(name: str) -> str:
+    calls.append(name)
+    return name.upper()
+
+
+@entrypoint()
+def reminder(user: str) -> list[str]:
+    first = step(f"draft {user}").result()
+    cairn.sleep(timedelta(hours=1))
+    return [first, step(f"send {user}").result()]
+
+
+@entrypoint()
+async def async_reminder(user: str) -> str:
+    await cairn.sleep(60)
+    return await step(f"async {user}")
+
+
+@entrypoint()
+def until_noon(day: str) -> str:
+    cairn.sleep_until(datetime.fromisoformat(f"{day}T12:00:00+00:00"))
+    return step("noon").result()
+
+
+@task
+def nap() -> None:
+    cairn.sleep(1)
+
+
+@entrypoint()
+def napper(_: int) -> str:
+    try:
+        nap().result()
+    except TaskFailedError as error:
+        return f"{error.type}: {error}"
+    return "slept"
+
+
+@pytest.fixture(autouse=True)
+def fresh_calls() -> None:
+    calls.clear()
+
+
+async def sleeping(events: AsyncIterator[RunEvent]) -> Run:
+    """The run once one of its lifecycle events says it sleeps."""
+    async for event in events:
+        run = event.run
+        if run is not None and any(w.reason is WaitReason.TIMER for w in run.waiting):
+            return run
+        assert run is None or run.state is RunState.RUNNING, run
+    raise AssertionError("the run ended without sleeping")
+
+
+async def start_sleeper(client: Client, target: str, value: object, thread_id: str) -> Run:
+    events = client.stream(target, value, thread_id=thread_id, stream_mode="updates")
+    try:
+        return await asyncio.wait_for(sleeping(events), 30)
+    finally:
+        await events.aclose()
+
+
+async def holds_nothing(server: tuple[CairnServer, str], client: Client, run_id: str) -> None:
+    """The sleeping run is driven nowhere and holds no worker slot."""
+    handle = server[0].runs.active(run_id)
+    if handle is not None:  # the event came before its drive let go
+        with contextlib.suppress(RunAbandoned):
+            await asyncio.wait_for(asyncio.shield(handle.done), 10)
+        assert handle.sleeps_until is not None
+    [worker] = await client.list_workers()
+    assert worker.free_entrypoint_slots == worker.max_entrypoints
+    assert worker.free_task_slots == worker.max_concurrency
+
+
+async def wake(server: tuple[CairnServer, str]) -> int:
+    """What the server's timer loop does when it looks: wake the due runs."""
+    return await server[0].runs.timers.wake_due()
+
+
+async def outcome(client: Client, run_id: str) -> Run:
+    async def ended() -> Run:
+        async for _ in client.join(run_id):
+            pass
+        return await client.get_run(run_id)
+
+    return await asyncio.wait_for(ended(), 30)
+
+
+async def test_a_sleeping_run_wakes_when_due_and_replays_what_ran_before(
+    server: tuple[CairnServer, str], client: Client, start_worker: StartWorker, clock: TestClock
+) -> None:
+    await start_worker([reminder, step])
+    run = await start_sleeper(client, "reminder", "ada", "t-sleep")
+    [timer] = run.waiting
+    assert timer.task_name == "reminder"
+    assert timer.until is not None and timer.until.timestamp() == pytest.approx(clock.now + 3600)
+    # Nothing is held: no handle in the server, no task on a worker.
+    assert server[0].runs.active(run.run_id) is None
+    assert (await client.get_run(run.run_id)).state is RunState.RUNNING
+    clock.now += 3599
+    assert await wake(server) == 0
+    assert calls == ["draft ada"]
+    clock.now += 1
+    assert await wake(server) == 1
+    done = await outcome(client, run.run_id)
+    assert done.state is RunState.SUCCEEDED
+    assert done.output == ["DRAFT ADA", "SEND ADA"]
+    assert done.waiting == ()
+    assert calls == ["draft ada", "send ada"]  # the draft did not run again
+    state = await client.get_state("t-sleep")
+    assert state.values == ["DRAFT ADA", "SEND ADA"]
+
+
+async def test_an_async_entrypoint_may_await_its_sleep(
+    server: tuple[CairnServer, str], client: Client, start_worker: StartWorker, clock: TestClock
+) -> None:
+    await start_worker([async_reminder, step])
+    run = await start_sleeper(client, "async_reminder", "bo", "t-async")
+    clock.now += 60
+    assert await wake(server) == 1
+    assert (await outcome(client, run.run_id)).output == "ASYNC BO"
+
+
+async def test_sleep_until_a_time_on_the_service_clock(
+    server: tuple[CairnServer, str], client: Client, start_worker: StartWorker, clock: TestClock
+) -> None:
+    clock.now = datetime(2027, 1, 1, 9, tzinfo=UTC).timestamp()
+    await start_worker([until_noon, step])
+    run = await start_sleeper(client, "until_noon", "2027-01-01", "t-noon")
+    assert run.waiting[0].until == datetime(2027, 1, 1, 12)  # naive UTC, as every SDK time
+    clock.now += 3 * 3600
+    assert await wake(server) == 1
+    assert (await outcome(client, run.run_id)).output == "NOON"
+
+
+async def test_cancelling_a_sleeping_run_cancels_its_timer(
+    server: tuple[CairnServer, str], client: Client, start_worker: StartWorker, clock: TestClock
+) -> None:
+    await start_worker([reminder, step])
+    run = await start_sleeper(client, "reminder", "cy", "t-cancel")
+    cancelled = await client.cancel_run(run.run_id)
+    assert cancelled.state is RunState.CANCELLED
+    assert (await client.get_thread("t-cancel")).status.value == "idle"
+    clock.now += 7200
+    assert await wake(server) == 0
+    assert (await client.get_run(run.run_id)).state is RunState.CANCELLED
+    assert calls == ["draft cy"]
+
+
+async def test_only_an_entrypoint_sleeps(
+    server: tuple[CairnServer, str], client: Client, start_worker: StartWorker
+) -> None:
+    await start_worker([napper, nap])
+    result = (await client.invoke("napper", 0, thread_id="t-nap")).output
+    assert "RuntimeError" in result and "only in an entrypoint" in result
+
+
+async def test_a_sleep_of_zero_returns_after_one_replay(
+    server: tuple[CairnServer, str], client: Client, start_worker: StartWorker
+) -> None:
+    @entrypoint(name="zero")
+    def zero(_: int) -> str:
+        cairn.sleep(0)
+        return step("after").result()
+
+    await start_worker([zero, step])
+    # The server's own timer loop wakes it: it is due at once.
+    done = await asyncio.wait_for(client.invoke("zero", 0, thread_id="t-zero"), 30)
+    assert done.output == "AFTER"
