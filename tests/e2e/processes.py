@@ -107,15 +107,18 @@ class Process:
         return self.popen.returncode
 
 
-def serve(store_url: str, port: int, *options: str) -> Process:
-    """`cairn serve` on 127.0.0.1:`port` with `options`, once it serves."""
-    return serve_on(f"127.0.0.1:{port}", store_url, *options)
+def serve(store_url: str, port: int, *options: str, env: dict[str, str] | None = None) -> Process:
+    """`cairn serve` on 127.0.0.1:`port` with `options` (and `env` added to
+    its environment), once it serves."""
+    return serve_on(f"127.0.0.1:{port}", store_url, *options, env=env)
 
 
-def serve_on(address: str, store_url: str, *options: str) -> Process:
+def serve_on(
+    address: str, store_url: str, *options: str, env: dict[str, str] | None = None
+) -> Process:
     """`cairn serve --address <address>` with `options`, once it serves."""
     command = [str(BIN / "cairn"), "serve", "--address", address, "--store", store_url]
-    process = Process([*command, *options, "--log-level", "info"]).start()
+    process = Process([*command, *options, "--log-level", "info"], env=env or {}).start()
     process.wait_for_line("cairn serving on")
     return process
 

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import cairn
-from cairn import Client, Run, RunEvent, RunState, TaskFailedError, WaitReason, entrypoint, task
+from cairn import Client, RunState, TaskFailedError, entrypoint, task
 from cairn_server.runtime.handle import RunAbandoned
 from cairn_server.server import CairnServer, ServerConfig, create_server
 from tests.conftest import StartWorker
+from tests.timers.sleepers import outcome, start_sleeper
 
 
 class TestClock:
@@ -96,24 +97,6 @@ def fresh_calls() -> None:
     calls.clear()
 
 
-async def sleeping(events: AsyncIterator[RunEvent]) -> Run:
-    """The run once one of its lifecycle events says it sleeps."""
-    async for event in events:
-        run = event.run
-        if run is not None and any(w.reason is WaitReason.TIMER for w in run.waiting):
-            return run
-        assert run is None or run.state is RunState.RUNNING, run
-    raise AssertionError("the run ended without sleeping")
-
-
-async def start_sleeper(client: Client, target: str, value: object, thread_id: str) -> Run:
-    events = client.stream(target, value, thread_id=thread_id, stream_mode="updates")
-    try:
-        return await asyncio.wait_for(sleeping(events), 30)
-    finally:
-        await events.aclose()
-
-
 async def holds_nothing(server: tuple[CairnServer, str], client: Client, run_id: str) -> None:
     """The sleeping run is driven nowhere and holds no worker slot."""
     handle = server[0].runs.active(run_id)
@@ -129,15 +112,6 @@ async def holds_nothing(server: tuple[CairnServer, str], client: Client, run_id:
 async def wake(server: tuple[CairnServer, str]) -> int:
     """What the server's timer loop does when it looks: wake the due runs."""
     return await server[0].runs.timers.wake_due()
-
-
-async def outcome(client: Client, run_id: str) -> Run:
-    async def ended() -> Run:
-        async for _ in client.join(run_id):
-            pass
-        return await client.get_run(run_id)
-
-    return await asyncio.wait_for(ended(), 30)
 
 
 async def test_a_sleeping_run_wakes_when_due_and_replays_what_ran_before(

@@ -1,23 +1,26 @@
 /**
  * The execution of one assignment on a worker, and the functions user code
- * calls inside it: `interrupt`, `getPreviousState`, `getWriter`, `getConfig`.
+ * calls inside it: `interrupt`, `getPreviousState`, `getWriter`, `getConfig`
+ * (`sleep` is in sleep.ts).
  *
  * A task or entrypoint body runs with its Execution in an AsyncLocalStorage.
- * Every child call takes the next position, counted in the order the calls
- * are made; a position the assignment's journal holds resolves at once with
- * the recorded result (so a replay costs no round trip), anything else is
- * scheduled through the service and resolved when its outcome arrives.
+ * Every child call (and every sleep of an entrypoint) takes the next
+ * position, counted in the order the calls are made; a position the
+ * assignment's journal holds resolves at once with the recorded result (so a
+ * replay costs no round trip), anything else is scheduled through the
+ * service and resolved when its outcome arrives.
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { JsonValue, MessageInitShape } from "@bufbuild/protobuf";
 import { NonDeterministicError, TaskFailedError, TaskTimeoutError } from "./errors.js";
 import { StreamMode } from "./gen/cairn/v1/run_pb.js";
-import type {
-  ChildOutcome,
-  ConnectRequestSchema,
-  JournalEntry,
-  TaskAssignment,
+import {
+  TaskKind,
+  type ChildOutcome,
+  type ConnectRequestSchema,
+  type JournalEntry,
+  type TaskAssignment,
 } from "./gen/cairn/v1/worker_service_pb.js";
 import {
   interruptFromPb,
@@ -62,7 +65,28 @@ export class Abandoned extends Error {
   }
 }
 
-export type Signal = GraphInterrupt | ChildInterrupted | Abandoned;
+/** The name a sleep is recorded under among an entrypoint's calls. */
+export const SLEEP_CALL = "__sleep__";
+
+/**
+ * Thrown by `sleep()` and `sleepUntil()` where the entrypoint must wait for
+ * a durable timer: it stops here, the service keeps the timer, and the
+ * entrypoint is replayed when the timer is due. The execution also remembers
+ * it, so a body that catches it by mistake still stops at the sleep.
+ */
+export class Sleeping extends Error {
+  constructor(
+    /** The sleep's position among the entrypoint's calls. */
+    readonly index: number,
+    /** How long to sleep, ms; or when to wake. */
+    readonly wake: number | Date,
+  ) {
+    super("sleeping");
+    this.name = "Sleeping";
+  }
+}
+
+export type Signal = GraphInterrupt | ChildInterrupted | Sleeping | Abandoned;
 export type Outgoing = MessageInitShape<typeof ConnectRequestSchema>["kind"];
 
 /** What an entrypoint receives as its second argument, as langgraphjs's
@@ -186,18 +210,13 @@ export class Execution {
   ) {
     if (this.abandoned) return Promise.reject(this.raise(new Abandoned()));
     const index = this.nextCall++;
-    const entry = this.journal.get(index);
-    if (entry !== undefined) {
-      if (entry.name !== name) {
-        return Promise.reject(
-          new NonDeterministicError(
-            `call ${index} of ${JSON.stringify(this.name)} is ${JSON.stringify(name)} in this ` +
-              `replay but ${JSON.stringify(entry.name)} was recorded at that position`,
-          ),
-        );
-      }
-      return Promise.resolve(fromValue(entry.result));
+    let entry: JournalEntry | undefined;
+    try {
+      entry = this.recorded(index, name);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    if (entry !== undefined) return Promise.resolve(fromValue(entry.result));
     let value;
     try {
       value = toValue(input, `input of ${name}`);
@@ -218,6 +237,50 @@ export class Execution {
         timeouts: timeouts ? taskTimeoutsPb(timeouts) : undefined,
       },
     });
+    return promise;
+  }
+
+  /** The journal's entry at call position `index`, if it holds one; throws
+   * NonDeterministicError when it records another name than `name` there. */
+  private recorded(index: number, name: string): JournalEntry | undefined {
+    const entry = this.journal.get(index);
+    if (entry !== undefined && entry.name !== name) {
+      throw new NonDeterministicError(
+        `call ${index} of ${JSON.stringify(this.name)} is ${JSON.stringify(name)} in this ` +
+          `replay but ${JSON.stringify(entry.name)} was recorded at that position`,
+      );
+    }
+    return entry;
+  }
+
+  /**
+   * Sleeps at the next call position: resolves at once when the journal
+   * holds the sleep there (its timer is over), rejects with the Sleeping
+   * signal otherwise, which the worker reports as TaskSleeping. `wake` is a
+   * duration in ms or a wake time, checked by the caller.
+   */
+  sleep(wake: number | Date): Promise<void> {
+    // Before taking a position: the service would fail the report anyway
+    // (SleepNotAllowedError), and nothing is sent for a misuse.
+    if (this.assignment.kind !== TaskKind.ENTRYPOINT) {
+      throw new Error(
+        `sleep works only in an entrypoint, not in the task or graph node ${JSON.stringify(this.name)}`,
+      );
+    }
+    if (this.abandoned) return Promise.reject(this.raise(new Abandoned()));
+    const index = this.nextCall++;
+    let promise: Promise<void>;
+    try {
+      promise =
+        this.recorded(index, SLEEP_CALL) !== undefined
+          ? Promise.resolve()
+          : Promise.reject(this.raise(new Sleeping(index, wake)));
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    // A sleep nobody awaits must not crash the worker; the signal stops the
+    // entrypoint all the same.
+    promise.catch(() => undefined);
     return promise;
   }
 

@@ -1,10 +1,11 @@
 /**
  * Cairn TypeScript SDK: durable langgraphjs-style workflows on the Cairn service.
  *
- *     import { Client, Command, Worker, entrypoint, interrupt, task } from "@cairn/sdk";
+ *     import { Client, Command, Worker, entrypoint, interrupt, sleep, task } from "@cairn/sdk";
  *
  * Workers serve `task`s and `entrypoint`s; clients run them on threads with
- * `client.invoke`, `client.stream` or `client.session`.
+ * `client.invoke`, `client.stream` or `client.session`. An entrypoint waits
+ * for a person with `interrupt`, and for time with `sleep` / `sleepUntil`.
  */
 
 export { Client, Session } from "./client.js";
@@ -20,6 +21,7 @@ export {
   Abandoned,
   ChildInterrupted,
   GraphInterrupt,
+  Sleeping,
   getConfig,
   getHeartbeatDetails,
   getPreviousState,
@@ -85,6 +87,7 @@ export type {
   RouterAction,
   StateGraphInit,
 } from "./graph/state_graph.js";
+export { sleep, sleepUntil } from "./sleep.js";
 export { StoreClient } from "./store.js";
 export type {
   EmbedFunction,

@@ -117,7 +117,13 @@ function recordError(span: OtelApi.Span, error: unknown): void {
 // --- worker ------------------------------------------------------------------------
 
 /** How an execution ended, as `cairn.task.outcome`. */
-export type TaskOutcome = "completed" | "failed" | "interrupted" | "suspended" | "abandoned";
+export type TaskOutcome =
+  | "completed"
+  | "failed"
+  | "interrupted"
+  | "sleeping"
+  | "suspended"
+  | "abandoned";
 
 /** The span of one execution on a worker. */
 export interface TaskSpan {

@@ -22,7 +22,15 @@
 import { hostname } from "node:os";
 import { createClient } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Abandoned, ChildInterrupted, Execution, GraphInterrupt, type Outgoing } from "./context.js";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  Abandoned,
+  ChildInterrupted,
+  Execution,
+  GraphInterrupt,
+  Sleeping,
+  type Outgoing,
+} from "./context.js";
 import { resolveCredentials, type CredentialOptions, type Credentials } from "./credentials.js";
 import { InvalidValueError, JsonTooDeepError, TaskFailedError } from "./errors.js";
 import { parseAddresses, type Addresses } from "./failover.js";
@@ -427,6 +435,8 @@ export class Worker {
         outcome = interrupted(taskId, error, registration);
       } else if (error instanceof ChildInterrupted) {
         outcome = { case: "suspended", value: { taskId } };
+      } else if (error instanceof Sleeping) {
+        outcome = sleeping(taskId, error);
       } else {
         outcome = { case: "failed", value: { taskId, error: taskError(error, registration) } };
         failure = error;
@@ -463,6 +473,23 @@ function interrupted(
   } catch (error) {
     return { case: "failed", value: { taskId, error: taskError(error, registration) } };
   }
+}
+
+/** The report of an entrypoint that called sleep() or sleepUntil(). */
+function sleeping(taskId: string, signal: Sleeping): NonNullable<Outgoing> {
+  const { index, wake } = signal;
+  return {
+    case: "sleeping",
+    value: {
+      taskId,
+      index,
+      due:
+        wake instanceof Date
+          ? { case: "wakeTime", value: timestampFromDate(wake) }
+          : // Whole ms, rounded up: a sleep never ends before it was asked to.
+            { case: "sleepDuration", value: durationFromMs(Math.ceil(wake)) },
+    },
+  };
 }
 
 function taskError(

@@ -63,6 +63,12 @@ class EventLog:
             self.publish(event.event_id)
         return event
 
+    def publish_when_stored(self) -> None:
+        """From now on, publish events only once the run's commit stored them
+        (as sync durability does): for what a client must be able to rely on,
+        such as a run saying it sleeps."""
+        self._publish_on_append = False
+
     def publish(self, up_to: int) -> None:
         """Let followers see the events up to id `up_to`."""
         if up_to > self._published:

@@ -535,6 +535,7 @@ class RunHandle:
         run.updated_at = self._clock()
         self._batch.runs.append(run)
         self._batch.sleeps.append((run.run_id, park.wake_at))
+        self.log.publish_when_stored()  # a client that sees it sleep may rely on it
         self.emit_run()
         if run.durability is Durability.EXIT:
             batch = self._batch
