@@ -1,7 +1,8 @@
 """`cairn threads|state|history|runs|workers|memories`: read a server's
 threads, workers and long-term memories as tables; `cairn cancel RUN_ID`
 stops a run. `cairn runs` without a thread lists the runs of every thread of
-the namespace, and `--waiting` only those that wait on a worker or a retry.
+the namespace, and `--waiting` only those that wait on a worker, a retry or
+a timer (a sleep).
 `cairn memories users u-42` lists the memories under a namespace path,
 newest update first (`--filter '{"kind": "food"}'`), and `--namespaces` the
 namespace paths under it; reading never refreshes an item's TTL.
@@ -59,7 +60,9 @@ def add_commands(commands: Any) -> None:
         choices=["pending", "running", "interrupted", "succeeded", "failed", "cancelled"],
     )
     runs.add_argument(
-        "--waiting", action="store_true", help="only the runs that wait on a worker or a retry"
+        "--waiting",
+        action="store_true",
+        help="only the runs that wait on a worker, a retry or a timer",
     )
     runs.add_argument("--limit", type=int, default=20)
     cancel = commands.add_parser("cancel", help="cancel an active run; prints its final state")
@@ -351,6 +354,7 @@ _WAIT_REASONS = {
     "no_worker": "no worker serves {name}",
     "worker_busy": "workers busy for {name}",
     "retry_backoff": "{name} retries at {until}",
+    "timer": "{name} sleeps until {until_day}",
 }
 
 
@@ -359,7 +363,9 @@ def _waiting(waiting: Sequence[Any]) -> str:
     (times in UTC, as CREATED)."""
     return "; ".join(
         _WAIT_REASONS[w.reason.value].format(
-            name=repr(w.task_name), until=w.until.strftime("%H:%M:%S") if w.until else "?"
+            name=repr(w.task_name),
+            until=w.until.strftime("%H:%M:%S") if w.until else "?",
+            until_day=w.until.strftime("%Y-%m-%d %H:%M:%S") if w.until else "?",
         )
         + (f" since {w.since.strftime('%H:%M:%S')}" if w.since else "")
         for w in waiting

@@ -7,6 +7,7 @@ the one it slept on is gone."""
 from __future__ import annotations
 
 import pathlib
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ import pytest
 from cairn import Client, RunState, WaitReason
 from cairn_server.timers import CLOCK_FILE_ENV, OffsetClock
 from tests import postgres
-from tests.e2e.processes import Process, free_port, serve, stopping
+from tests.e2e.processes import BIN, Process, free_port, serve, stopping
 from tests.timers.sleepers import outcome, start_sleeper
 
 SLEEP_APP = pathlib.Path(__file__).with_name("sleep_app.py")
@@ -27,6 +28,13 @@ def start_sleep_worker(address: str, log: pathlib.Path, clock_file: pathlib.Path
     process = Process(command, env={CLOCK_FILE_ENV: str(clock_file)}).start()
     process.wait_for_line("worker ready")
     return process
+
+
+def cairn(*args: str) -> str:
+    done = subprocess.run(
+        [str(BIN / "cairn"), *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
 
 
 def executions(log: pathlib.Path) -> list[tuple[str, float]]:
@@ -70,6 +78,8 @@ async def test_a_sleep_survives_a_sigkill_and_wakes_once_when_due(
                 ]
                 # The restart resumed nothing: the run sleeps on.
                 assert ran(log) == ["enter", "draft-ada"]
+                table = cairn("runs", "t-kill", "--address", address)
+                assert f"'reminder' sleeps until {timer.until:%Y-%m-%d %H:%M:%S}" in table
                 OffsetClock(clock_file).advance(HOUR)
                 done = await outcome(client, run.run_id)
             assert done.state is RunState.SUCCEEDED
