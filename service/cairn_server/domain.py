@@ -107,24 +107,38 @@ class InterruptRecord:
     task_id: str
     task_name: str
     index: int
+    timeout_at: float | None = None
+    """When the service answers it itself (the timer clock); None: never."""
+    has_default: bool = False
+    default: Json = None
+    """What interrupt() returns on a timeout (else it raises)."""
 
     def to_json(self) -> dict[str, Json]:
-        return {
+        data: dict[str, Json] = {
             "id": self.id,
             "value": self.value,
             "task_id": self.task_id,
             "task_name": self.task_name,
             "index": self.index,
         }
+        if self.timeout_at is not None:
+            data["timeout_at"] = self.timeout_at
+            if self.has_default:
+                data["default"] = self.default
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Json]) -> InterruptRecord:
+        timeout_at = data.get("timeout_at")
         return cls(
             id=data["id"],
             value=data.get("value"),
             task_id=data["task_id"],
             task_name=data["task_name"],
             index=int(data["index"]),
+            timeout_at=None if timeout_at is None else float(timeout_at),
+            has_default="default" in data,
+            default=data.get("default"),
         )
 
 

@@ -160,11 +160,11 @@ async def test_a_busy_thread_refuses_a_second_run(store: Store) -> None:
     assert (await store.get_thread(thread.thread_id)).status is ThreadStatus.BUSY  # type: ignore[union-attr]
 
 
-# --- sleeping runs (durable sleep: WriteBatch.sleeps) ----------------------------
+# --- sleeping runs (durable sleep: WriteBatch.timers) ----------------------------
 
 
 async def sleep_run(store: Store, lease: Lease, wake_at: float) -> None:
-    await store.commit(WriteBatch(sleeps=[(lease.run_id, wake_at)], lease=lease))
+    await store.commit(WriteBatch(timers=[(lease.run_id, wake_at)], lease=lease))
 
 
 async def test_a_sleeping_run_has_no_owner_and_its_old_lease_is_void(store: Store) -> None:

@@ -16,13 +16,20 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import math
 import threading
 import time
 from collections.abc import Callable, Generator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cairn import _messages
-from cairn._errors import NonDeterministicError, TaskFailedError, TaskTimeoutError
+from cairn._errors import (
+    InterruptTimeoutError,
+    NonDeterministicError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
 from cairn._ids import child_task_id
 from cairn._types import Interrupt, RetryPolicy, TaskTimeouts
 from cairn._values import struct_to_json, to_json, to_value
@@ -35,14 +42,22 @@ pb = worker_service_pb2
 StreamModePb = run_pb2.StreamMode.ValueType
 
 
+NO_DEFAULT: Any = object()
+"""`interrupt`'s default when none is given: a timeout raises instead."""
+
+
 class GraphInterrupt(BaseException):
     """Raised by `interrupt()` to pause the run. Derives from BaseException so
     that `except Exception` in user code cannot swallow it."""
 
-    def __init__(self, value: Any, index: int) -> None:
+    def __init__(
+        self, value: Any, index: int, *, timeout: float | None = None, default: Any = NO_DEFAULT
+    ) -> None:
         super().__init__(value)
         self.value = value
         self.index = index
+        self.timeout = timeout
+        self.default = default
 
 
 SLEEP = "__sleep__"
@@ -182,6 +197,7 @@ class Execution:
         self.previous = to_json(assignment.previous) if assignment.HasField("previous") else None
         self._journal = {entry.index: entry for entry in assignment.journal}
         self._resume = [to_json(v) for v in assignment.resume]
+        self._timed_out = set(assignment.timed_out)
         self._loop = loop
         self._send = send
         self._lock = threading.Lock()
@@ -322,14 +338,20 @@ class Execution:
         if self._recorded(index, SLEEP) is None:
             raise Sleep(index, duration=duration, wake_time=wake_time)
 
-    def interrupt(self, value: Any) -> Any:
+    def interrupt(
+        self, value: Any, *, timeout: float | None = None, default: Any = NO_DEFAULT
+    ) -> Any:
         with self._lock:
             index = self._next_interrupt
             self._next_interrupt += 1
         if index < len(self._resume):
+            if index in self._timed_out:
+                raise InterruptTimeoutError(
+                    f"interrupt {index} of {self.assignment.name!r} timed out with no answer"
+                )
             return self._resume[index]
         self.attach()
-        raise GraphInterrupt(value, index)
+        raise GraphInterrupt(value, index, timeout=timeout, default=default)
 
     def write(
         self, data: Any, mode: run_pb2.StreamMode.ValueType = run_pb2.STREAM_MODE_CUSTOM
@@ -535,7 +557,9 @@ def get_heartbeat_details() -> Any:
     return to_json(assignment.heartbeat_details)
 
 
-def interrupt(value: Any) -> Any:
+def interrupt(
+    value: Any, *, timeout: float | timedelta | None = None, default: Any = NO_DEFAULT
+) -> Any:
     """Pause the run and surface `value` to the client, as LangGraph's
     `interrupt`. When the run is resumed with `Command(resume=v)`, the task
     or entrypoint is replayed and this call returns `v`. Several calls in one
@@ -544,8 +568,20 @@ def interrupt(value: Any) -> Any:
         @task
         def review(essay: str) -> bool:
             return interrupt({"essay": essay, "action": "approve?"})
+
+    With a `timeout` (seconds or a timedelta, on the service's clock) the
+    service answers the interrupt itself when no resume came in time: this
+    call then returns `default`, or raises InterruptTimeoutError when no
+    default was given. Whichever comes first answers it, once.
+
+        approved = interrupt("approve the refund?", timeout=timedelta(days=1), default=False)
     """
-    return current().interrupt(value)
+    seconds = None
+    if timeout is not None:
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"an interrupt's timeout is finite and not negative, got {timeout!r}")
+    return current().interrupt(value, timeout=seconds, default=default)
 
 
 def get_stream_writer() -> Callable[[Any], None]:

@@ -18,6 +18,7 @@
     TaskFailedError                 inside a workflow: a called task failed
     └── TaskTimeoutError            ... on a timeout of its TaskTimeouts
     NonDeterministicError           a replay called another task than recorded
+    InterruptTimeoutError           interrupt(..., timeout=...) got no answer in time
 
 `reason` is the google.rpc.ErrorInfo reason (e.g. "THREAD_BUSY") and
 `metadata` its offending ids. Control-flow signals that user code must not
@@ -142,6 +143,13 @@ class TaskTimeoutError(TaskFailedError):
 
 class NonDeterministicError(Exception):
     """A replay called a different task than the one recorded at that position."""
+
+
+class InterruptTimeoutError(Exception):
+    """Raised by `interrupt(value, timeout=...)` called without a `default`
+    when no resume answered it in time: the service resumed the run itself.
+    Catch it to go on without the answer; uncaught, the task fails with type
+    "InterruptTimeoutError"."""
 
 
 _BY_CODE: dict[grpc.StatusCode, type[CairnError]] = {

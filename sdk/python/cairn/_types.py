@@ -242,6 +242,12 @@ class Interrupt:
     task_id: str = ""
     task_name: str = ""
     index: int = 0
+    timeout: datetime | None = None
+    """When the service answers it if nobody did (`interrupt(..., timeout=)`),
+    in UTC; None: it waits for ever."""
+    timeout_default: Any = None
+    """What the interrupt() call returns then (None also when it raises
+    InterruptTimeoutError instead)."""
 
     @classmethod
     def _from_proto(cls, message: run_pb2.Interrupt) -> Interrupt:
@@ -251,6 +257,10 @@ class Interrupt:
             task_id=message.task_id,
             task_name=message.task_name,
             index=message.index,
+            timeout=_time(message.timeout_time) if message.HasField("timeout_time") else None,
+            timeout_default=to_json(message.timeout_default)
+            if message.HasField("timeout_default")
+            else None,
         )
 
 

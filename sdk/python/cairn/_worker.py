@@ -35,6 +35,7 @@ import grpc
 from cairn import _tracing
 from cairn._addresses import Addresses, parse_addresses
 from cairn._context import (
+    NO_DEFAULT,
     Abandoned,
     ChildInterrupted,
     Execution,
@@ -411,15 +412,20 @@ class Worker:
             return "completed"
         except GraphInterrupt as signal_:
             execution.attach_children()
+            interrupted = pb.TaskInterrupted(task_id=task_id, index=signal_.index)
             try:
-                value = to_value(signal_.value, field="interrupt value")
+                to_value(signal_.value, interrupted.value, field="interrupt value")
+                if signal_.timeout is not None:
+                    interrupted.timeout.FromNanoseconds(round(signal_.timeout * 1e9))
+                    if signal_.default is not NO_DEFAULT:
+                        default = interrupted.timeout_default
+                        to_value(signal_.default, default, field="interrupt default")
             except InvalidValueError as error:  # not JSON, or too deep: the task fails
                 failure = _task_error(error, None)
                 execution.send(
                     pb.ConnectRequest(failed=pb.TaskFailed(task_id=task_id, error=failure))
                 )
                 return "failed"
-            interrupted = pb.TaskInterrupted(task_id=task_id, index=signal_.index, value=value)
             execution.send(pb.ConnectRequest(interrupted=interrupted))
             return "interrupted"
         except Sleep as signal_:

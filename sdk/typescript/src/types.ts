@@ -219,16 +219,23 @@ export interface Interrupt {
   taskName: string;
   /** Position among the interrupt() calls of its task. */
   index: number;
+  /** When the service answers it if nobody did (`interrupt(value, { timeout })`). */
+  timeout?: Date;
+  /** What the interrupt() call returns then (absent when it throws InterruptTimeoutError). */
+  timeoutDefault?: JsonValue;
 }
 
 export function interruptFromPb(message: InterruptPb): Interrupt {
-  return {
+  const interrupt: Interrupt = {
     value: fromValue(message.value),
     id: message.id,
     taskId: message.taskId,
     taskName: message.taskName,
     index: message.index,
   };
+  if (message.timeoutTime) interrupt.timeout = timestampDate(message.timeoutTime);
+  if (message.timeoutDefault) interrupt.timeoutDefault = fromValue(message.timeoutDefault);
+  return interrupt;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -175,13 +175,18 @@ def error_record(message: errors_pb2.TaskError) -> ErrorRecord:
 
 
 def interrupt_pb(interrupt: InterruptRecord) -> run_pb2.Interrupt:
-    return run_pb2.Interrupt(
+    message = run_pb2.Interrupt(
         id=interrupt.id,
         value=to_value(interrupt.value),
         task_id=interrupt.task_id,
         task_name=interrupt.task_name,
         index=interrupt.index,
     )
+    if interrupt.timeout_at is not None:
+        message.timeout_time.CopyFrom(timestamp(interrupt.timeout_at))
+        if interrupt.has_default:
+            to_value(interrupt.default, message.timeout_default)
+    return message
 
 
 def thread_pb(thread: ThreadRecord) -> thread_pb2.Thread:

@@ -200,6 +200,7 @@ class RelayLink:
                 JournalEntry(e.index, e.name, e.task_id, to_json(e.result)) for e in message.journal
             ),
             resume=tuple(to_json(v) for v in message.resume),
+            timed_out=tuple(message.timed_out),
             path=tuple(message.path),
             is_root=False,
             has_previous=has_previous,

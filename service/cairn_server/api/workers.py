@@ -90,6 +90,7 @@ def outgoing_pb(
                 announce_calls=item.announce_calls,
                 stream_messages=item.stream_messages,
                 resume=[to_value(v) for v in item.resume],
+                timed_out=item.timed_out,
                 journal=[
                     pb.JournalEntry(
                         index=e.index, name=e.name, task_id=e.task_id, result=to_value(e.result)
@@ -419,8 +420,18 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 field="index",
             )
         value = self._json(message.value, message.task_id, "value")
+        timeout = None
+        if message.HasField("timeout"):
+            timeout = convert.seconds(message.timeout, 0.0, "timeout")
+        has_default = message.HasField("timeout_default")
+        default = None
+        if has_default:
+            default = self._json(message.timeout_default, message.task_id, "timeout_default")
         held = self._held(worker, message.task_id, release=True)
-        self._post(held, inbox.Interrupted(message.task_id, message.index, value))
+        interrupted = inbox.Interrupted(
+            message.task_id, message.index, value, timeout, has_default, default
+        )
+        self._post(held, interrupted)
 
     def _suspended(self, worker: WorkerConnection, message: pb.TaskSuspended) -> None:
         held = self._held(worker, message.task_id, release=True)

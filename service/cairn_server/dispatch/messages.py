@@ -57,6 +57,7 @@ class Assignment:
     heartbeat_details: Json = None  # the last ones an earlier holder sent
     wait_reason: WaitReason | None = None  # while queued: why (Dispatcher.on_waiting)
     trace_context: dict[str, str] | None = None  # the run's W3C context (cairn_server/tracing)
+    timed_out: tuple[int, ...] = ()  # resume positions whose interrupt timed out
     route: str = field(init=False)
     """The name scoped by the namespace of the run's thread: the workers that
     may take the task register it (set once; the dispatcher reads it often)."""

@@ -41,6 +41,7 @@ class Dispatch:
     local: bool = False  # the calling worker runs it already: announce, do not send
     first_fresh_call: int = 0  # calls from this position on have no history
     timeouts: TaskTimeouts | None = None  # the call's own; else the registered ones
+    timed_out: tuple[int, ...] = ()  # resume positions whose interrupt timed out (raises)
 
 
 @dataclass(slots=True, frozen=True)

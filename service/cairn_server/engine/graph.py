@@ -51,6 +51,7 @@ from cairn_server.engine.reducers import MISSING, InvalidUpdate, reduce
 from cairn_server.engine.tasks import (
     INTERRUPT,
     RETURN,
+    InterruptTimeout,
     TaskNode,
     TaskStatus,
     interrupt_chunk,
@@ -283,11 +284,13 @@ class GraphRun(NestedRuns):
             return decisions
         return [d for d in decisions if not (isinstance(d, Emit) and d.mode is StreamMode.TASKS)]
 
-    def interrupted(self, task_id: str, index: int, value: Json) -> list[Decision]:
+    def interrupted(
+        self, task_id: str, index: int, value: Json, timeout: InterruptTimeout | None = None
+    ) -> list[Decision]:
         """As LangGraph streams an interrupt: updates {"__interrupt__": [...]},
         the state with the interrupts under "__interrupt__", then the task's
         result."""
-        decisions = super().interrupted(task_id, index, value)
+        decisions = super().interrupted(task_id, index, value, timeout)
         task = self.tasks.get(task_id)  # None: a task of a subgraph
         if task is None or task.status is not TaskStatus.INTERRUPTED or task.interrupt is None:
             return decisions

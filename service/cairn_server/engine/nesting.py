@@ -14,7 +14,7 @@ and continues it: only the subgraph's stopped nodes run again.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 
 from cairn_server.domain import (
@@ -39,6 +39,7 @@ from cairn_server.engine.decisions import (
 from cairn_server.engine.tasks import (
     INTERRUPT,
     SUBGRAPH,
+    InterruptTimeout,
     TaskNode,
     TaskStatus,
     TaskTree,
@@ -136,15 +137,15 @@ class NestedRuns(TaskTree):
             pending.extend(child.pending_interrupts())
         return pending
 
-    def _answer(self, by_id: dict[str, Json]) -> list[Decision]:
+    def _answer(self, by_id: dict[str, Json], timed_out: Collection[str] = ()) -> list[Decision]:
         own = {i.id for i in super().pending_interrupts()}
         mine = {k: v for k, v in by_id.items() if k in own}
-        decisions = super()._answer(mine) if mine else []
+        decisions = super()._answer(mine, timed_out) if mine else []
         for runner, child in self.nested.items():
             theirs = {i.id for i in child.pending_interrupts()}
             answers = {k: v for k, v in by_id.items() if k in theirs}
             if answers:
-                decisions.extend(self._from_child(runner, _answering(answers)))
+                decisions.extend(self._from_child(runner, _answering(answers, timed_out)))
         return decisions
 
     def _first_pending_interrupt(self, task: TaskNode) -> InterruptRecord | None:
@@ -238,11 +239,19 @@ class NestedRuns(TaskTree):
             return super().failed(task_id, error, jitter)
         return self._from_child(runner, lambda c: c.failed(task_id, error, jitter))
 
-    def interrupted(self, task_id: str, index: int, value: Json) -> list[Decision]:
+    def interrupted(
+        self, task_id: str, index: int, value: Json, timeout: InterruptTimeout | None = None
+    ) -> list[Decision]:
         runner = self._runner_of(task_id)
         if runner is None:
-            return super().interrupted(task_id, index, value)
-        return self._from_child(runner, lambda c: c.interrupted(task_id, index, value))
+            return super().interrupted(task_id, index, value, timeout)
+        return self._from_child(runner, lambda c: c.interrupted(task_id, index, value, timeout))
+
+    def sleeping(self, task_id: str, index: int, due: float) -> list[Decision]:
+        runner = self._runner_of(task_id)
+        if runner is None:
+            return super().sleeping(task_id, index, due)
+        return self._from_child(runner, lambda c: c.sleeping(task_id, index, due))
 
     def suspended(self, task_id: str) -> list[Decision]:
         runner = self._runner_of(task_id)
@@ -351,5 +360,7 @@ def _segment(child: NestedRuns) -> str:
     return child.namespace.rsplit("|", 1)[-1]
 
 
-def _answering(answers: dict[str, Json]) -> Callable[[NestedRuns], list[Decision]]:
-    return lambda child: child._answer(answers)
+def _answering(
+    answers: dict[str, Json], timed_out: Collection[str]
+) -> Callable[[NestedRuns], list[Decision]]:
+    return lambda child: child._answer(answers, timed_out)

@@ -13,6 +13,8 @@ checkpoint the roots run from:
     __resume__     idx -4  the task's resume values, by interrupt index
     __subgraph__   idx -5  the namespace of the subgraph run the task drives
     __timer__      idx -6  a timer's due time (a durable sleep, see `sleeping`)
+    __timed_out__  idx -7  the task's interrupts, by index, that timed out with
+                           no default (interrupt() raises there)
 
 A timer is a child of the entrypoint that sleeps, named "__sleep__" at the
 sleep's call position; its `__return__` (null) records that it fired, so a
@@ -27,7 +29,7 @@ from __future__ import annotations
 import abc
 import enum
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from cairn_server.domain import (
@@ -55,8 +57,16 @@ from cairn_server.errors import error_for
 from cairn_server.ids import derive_id
 
 RETURN, ERROR, INTERRUPT, RESUME = "__return__", "__error__", "__interrupt__", "__resume__"
-SUBGRAPH, TIMER = "__subgraph__", "__timer__"
-WRITE_IDX = {RETURN: 0, ERROR: -1, INTERRUPT: -3, RESUME: -4, SUBGRAPH: -5, TIMER: -6}
+SUBGRAPH, TIMER, TIMED_OUT = "__subgraph__", "__timer__", "__timed_out__"
+WRITE_IDX = {
+    RETURN: 0,
+    ERROR: -1,
+    INTERRUPT: -3,
+    RESUME: -4,
+    SUBGRAPH: -5,
+    TIMER: -6,
+    TIMED_OUT: -7,
+}
 NON_DETERMINISTIC = "NonDeterministicError"
 SLEEP = "__sleep__"
 """The name of a timer in the task tree and in journals (TaskSleeping)."""
@@ -91,6 +101,16 @@ def interrupt_id(task_id: str, index: int) -> str:
     return derive_id(task_id, "interrupt", index)
 
 
+@dataclass(slots=True, frozen=True)
+class InterruptTimeout:
+    """When the service answers an interrupt itself (the timer clock), and
+    with what: the default, or (without one) an InterruptTimeoutError."""
+
+    at: float
+    has_default: bool = False
+    default: Json = None
+
+
 @dataclass(slots=True)
 class TaskNode:
     id: str
@@ -107,6 +127,7 @@ class TaskNode:
     error: ErrorRecord | None = None
     interrupt: InterruptRecord | None = None
     resume: list[Json] = field(default_factory=list)
+    timed_out: list[int] = field(default_factory=list)  # see TIMED_OUT
     children: dict[int, str] = field(default_factory=dict)
     label: str = ""  # what streams show, when not the task name (a graph node)
     wake_at: float | None = None  # a timer's due time, on the service's timer clock
@@ -170,10 +191,16 @@ class TaskTree(abc.ABC):
     # --- resuming -------------------------------------------------------------
 
     def resolve_resume(
-        self, *, value: Json = None, by_id: dict[str, Json] | None = None
+        self,
+        *,
+        value: Json = None,
+        by_id: dict[str, Json] | None = None,
+        timed_out: Collection[str] = (),
     ) -> list[Decision]:
         """Answer pending interrupts; raises a ServiceError when the command
-        does not fit them. Call before `start`."""
+        does not fit them. Call before `start`. The interrupts named in
+        `timed_out` are answered by their timeout (the service's): those
+        without a default raise InterruptTimeoutError where they were made."""
         pending = {i.id: i for i in self.pending_interrupts()}
         if not pending:
             raise error_for("NO_PENDING_INTERRUPT", "the thread has no pending interrupt")
@@ -192,14 +219,18 @@ class TaskTree(abc.ABC):
                     f"no pending interrupt has id {key!r}",
                     interrupt_id=key,
                 )
-        return self._answer(by_id)
+        return self._answer(by_id, timed_out)
 
-    def _answer(self, by_id: dict[str, Json]) -> list[Decision]:
+    def _answer(self, by_id: dict[str, Json], timed_out: Collection[str] = ()) -> list[Decision]:
         """Record resume values for pending interrupts (their ids are checked)."""
         pending = {i.id: i for i in self.pending_interrupts()}
         writes = []
         for key, resume_value in by_id.items():
-            task = self.tasks[pending[key].task_id]
+            interrupt = pending[key]
+            task = self.tasks[interrupt.task_id]
+            if key in timed_out and not interrupt.has_default:
+                task.timed_out.append(len(task.resume))
+                writes.append(task.write(TIMED_OUT, list(task.timed_out)))
             task.resume.append(resume_value)
             writes.append(task.write(RESUME, list(task.resume)))
         return [Record(tuple(writes))]
@@ -307,7 +338,11 @@ class TaskTree(abc.ABC):
         decisions.extend(self._deliver_to_parent(task))
         return decisions + self._settle()
 
-    def interrupted(self, task_id: str, index: int, value: Json) -> list[Decision]:
+    def interrupted(
+        self, task_id: str, index: int, value: Json, timeout: InterruptTimeout | None = None
+    ) -> list[Decision]:
+        """A held task stopped at its interrupt `index`; with a `timeout`,
+        the service answers it then unless a resume came first."""
         task = self.tasks[task_id]
         if task.status is not TaskStatus.RUNNING:
             return []
@@ -315,6 +350,10 @@ class TaskTree(abc.ABC):
         task.interrupt = InterruptRecord(
             interrupt_id(task.id, index), value, task.id, task.name, index
         )
+        if timeout is not None:
+            task.interrupt.timeout_at = timeout.at
+            task.interrupt.has_default = timeout.has_default
+            task.interrupt.default = timeout.default
         decisions: list[Decision] = [
             Record((task.write(INTERRUPT, task.interrupt.to_json()),)),
             Emit(StreamMode.TASKS, self._task_result(task), task.path),
@@ -457,6 +496,8 @@ class TaskTree(abc.ABC):
                     task.resume = list(write.value)
                 elif write.channel == TIMER:
                     task.wake_at = float(write.value["wake_at"])
+                elif write.channel == TIMED_OUT:
+                    task.timed_out = [int(i) for i in write.value]
             # An error is shown but not replayed: a new run executes the task again.
             if task.status is not TaskStatus.DONE and task.interrupt is not None:
                 task.status = TaskStatus.INTERRUPTED
@@ -499,6 +540,7 @@ class TaskTree(abc.ABC):
             journal=self.journal(task),
             first_fresh_call=max(task.children, default=-1) + 1,
             resume=tuple(task.resume),
+            timed_out=tuple(task.timed_out),
             path=task.path,
             is_root=task.is_root,
             label=task.label or task.name,

@@ -66,7 +66,7 @@ from cairn_server.engine.decisions import (
 from cairn_server.engine.functional import FunctionalRun
 from cairn_server.engine.graph import GraphRun
 from cairn_server.engine.reducers import InvalidUpdate
-from cairn_server.engine.tasks import child_task_id
+from cairn_server.engine.tasks import InterruptTimeout, child_task_id
 from cairn_server.metrics import Metrics
 from cairn_server.runtime import inbox, message_chunks
 from cairn_server.runtime.events import EventLog
@@ -156,8 +156,9 @@ class RunHandle:
         self._dispatcher = dispatcher
         self._clock = clock
         self._timer_clock = timer_clock
-        self.sleeps_until: float | None = None
-        """Once the run parked to sleep: when it is due (timer clock)."""
+        self.timer_at: float | None = None
+        """Once the run stopped with a timer (it sleeps, or its interrupts
+        time out): when it is due (timer clock)."""
         self._batch = pending
         self._unstored: list[WriteBatch] = []
         """Batches whose background commit failed: stored first, in order."""
@@ -334,8 +335,11 @@ class RunHandle:
                 return []
             case inbox.Failed(task_id, error):
                 return self._failed(task_id, error)
-            case inbox.Interrupted(task_id, index, value):
-                return engine.interrupted(task_id, index, value)
+            case inbox.Interrupted(task_id, index, value, timeout, has_default, default):
+                timer = None
+                if timeout is not None:
+                    timer = InterruptTimeout(self._timer_clock() + timeout, has_default, default)
+                return engine.interrupted(task_id, index, value, timer)
             case inbox.Suspended(task_id):
                 return engine.suspended(task_id)
             case inbox.Sleeping(task_id, index, duration, wake_time):
@@ -490,6 +494,7 @@ class RunHandle:
                 announce_calls=announce,
                 stream_messages=StreamMode.MESSAGES in self._modes,
                 resume=decision.resume,
+                timed_out=decision.timed_out,
                 path=decision.path,
                 is_root=decision.is_root,
                 has_previous=has_previous,
@@ -515,6 +520,10 @@ class RunHandle:
         self._batch.thread_statuses.append(
             ThreadStatusChange(run.thread_id, THREAD_STATUS_AT_END[run.state], now)
         )
+        deadlines = [i.timeout_at for i in run.interrupts if i.timeout_at is not None]
+        if deadlines:  # the service answers them then (timers/waker.py)
+            self.timer_at = min(deadlines)
+            self._batch.timers.append((run.run_id, self.timer_at))
         self.emit_run()
         if run.durability is Durability.EXIT:
             batch = self._batch
@@ -534,7 +543,7 @@ class RunHandle:
         run.waiting = [timer]
         run.updated_at = self._clock()
         self._batch.runs.append(run)
-        self._batch.sleeps.append((run.run_id, park.wake_at))
+        self._batch.timers.append((run.run_id, park.wake_at))
         self.log.publish_when_stored()  # a client that sees it sleep may rely on it
         self.emit_run()
         if run.durability is Durability.EXIT:
@@ -548,7 +557,7 @@ class RunHandle:
             park.timer_id,
             extra=logs.ids(run=run),
         )
-        self.sleeps_until = park.wake_at
+        self.timer_at = park.wake_at
         self.done.set_exception(RunAbandoned(self.run_id))
         self.done.exception()  # retrieved: followers read the run from the store
 

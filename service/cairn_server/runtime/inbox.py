@@ -62,6 +62,9 @@ class Interrupted:
     task_id: str
     index: int
     value: Json
+    timeout: float | None = None  # seconds from when the run applies it
+    has_default: bool = False
+    default: Json = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -60,6 +60,7 @@ from cairn_server.store import (
     Store,
     StoreUnavailable,
     ThreadBusy,
+    ThreadChanged,
     ThreadStatusChange,
     WriteBatch,
 )
@@ -74,6 +75,9 @@ _ACTIVE = (RunState.PENDING, RunState.RUNNING)
 # Reading a run driven by another replica: the wait between polls of the
 # store grows from the first value to the second while nothing changes.
 _POLL_FIRST, _POLL_MAX = 0.02, 0.5
+# A start reads its thread again at most this many times when the thread
+# changes between its read and its commit.
+_MAX_CHANGES = 8
 # CancelRun answers within this many seconds: with the cancelled run, or
 # with CANCEL_PENDING while its store or its replica is slow to answer.
 CANCEL_WAIT = 1.0
@@ -100,6 +104,8 @@ class StartRun:
     multitask_strategy: MultitaskStrategy = MultitaskStrategy.REJECT
     trace_context: dict[str, str] = field(default_factory=dict)
     """The caller's W3C trace context (not part of what the request asks for)."""
+    timed_out: frozenset[str] = frozenset()
+    """Interrupt ids the service answers because they timed out (internal)."""
 
     def fingerprint(self) -> str:
         """A hash of what the request asks for, to recognise its retries."""
@@ -120,6 +126,8 @@ class StartRun:
         ]
         if self.multitask_strategy is not MultitaskStrategy.REJECT:
             data.append(self.multitask_strategy.value)
+        if self.timed_out:
+            data.append(sorted(self.timed_out))
         encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -161,6 +169,7 @@ class RunManager:
             replica_id=self.leases.replica_id,
             clock=timer_clock,
             wake=self._resume,
+            answer=self._answer_timed_out,
             metrics=self.metrics,
         )
         self.metrics.watch_runs(self._run_samples)
@@ -413,6 +422,7 @@ class RunManager:
                         run_id=earlier.run_id,
                     )
                 return self._active.get(earlier.run_id) or earlier
+        changes = 0
         while True:
             active = self._busy_with(thread_id)
             if active is None:
@@ -421,6 +431,13 @@ class RunManager:
                     handle, first = await self._prepare(request)
                 except ThreadBusy:
                     active = ""  # a run that another replica drives
+                except ThreadChanged:
+                    # A run started or ended on the thread since it was read
+                    # (another resume of the same interrupt, say): read again.
+                    changes += 1
+                    if changes < _MAX_CHANGES:
+                        continue
+                    active = ""
                 else:
                     self._launch(handle, first)
                     self.metrics.run_started(handle.run.target, namespaces.namespace_of(thread_id))
@@ -563,13 +580,19 @@ class RunManager:
         await self._load_subgraphs(thread_id, engine)
         first: list[Decision] = []
         if request.has_resume:
-            first = engine.resolve_resume(value=request.resume, by_id=request.resume_by_id)
+            first = engine.resolve_resume(
+                value=request.resume, by_id=request.resume_by_id, timed_out=request.timed_out
+            )
         first += engine.wake_timers(self.timer_clock())  # timers due while it was interrupted
         batch.runs.append(run)
         batch.thread_statuses.append(ThreadStatusChange(thread_id, ThreadStatus.BUSY, now))
         batch.lease = Lease(run_id, self.replica_id, 1)
         if thread is not None:
-            batch.claim_thread = thread_id  # atomically: no other replica started one
+            # Atomically: no other replica started one, nor any run started
+            # or ended on the thread since it was read.
+            batch.claim_thread, batch.claim_thread_at = thread_id, thread.updated_at
+            if thread.status is ThreadStatus.INTERRUPTED:
+                batch.clear_interrupt_timers = thread_id  # this run answers or drops them
         deferred = WriteBatch()
         if request.has_input:
             (deferred if request.durability is Durability.EXIT else batch).checkpoints.append(
@@ -676,8 +699,8 @@ class RunManager:
         self._tasks.add(task)
 
         def forget(_: asyncio.Task[None]) -> None:
-            if handle.sleeps_until is not None:
-                self.timers.parked(handle.sleeps_until)
+            if handle.timer_at is not None:
+                self.timers.parked(handle.timer_at)
             self._tasks.discard(task)
             if self._active.get(handle.run_id) is handle:
                 del self._active[handle.run_id]
@@ -878,6 +901,44 @@ class RunManager:
             )
             # Its timers that are due fire first: their sleeps return at once.
             self._launch(handle, lambda: engine.wake_timers(self.timer_clock()) + engine.start())
+
+    async def _answer_timed_out(self, run: RunRecord) -> None:
+        """The interrupts of an interrupted run timed out: answer those due,
+        as their calls asked (their default, or InterruptTimeoutError), with
+        a run on the thread, unless a resume answered them first."""
+        now = self.timer_clock()
+        due = [i for i in run.interrupts if i.timeout_at is not None and i.timeout_at <= now]
+        if not due:
+            return  # not yet on this replica's clock: the timer comes back
+        deadline = min(i.timeout_at or now for i in due)
+        request = StartRun(
+            thread_id=run.thread_id,
+            target=run.target,
+            has_resume=True,
+            resume_by_id={i.id: i.default for i in due},
+            timed_out=frozenset(i.id for i in due),
+            durability=run.durability,
+            stream_modes=list(run.stream_modes),
+            request_id=f"interrupt-timeout:{run.run_id}:{deadline!r}",
+            recursion_limit=run.recursion_limit,
+        )
+        try:
+            started = await self.start(request)
+        except ServiceError as error:
+            if error.reason in ("INTERRUPT_NOT_FOUND", "NO_PENDING_INTERRUPT", "NOTHING_TO_RESUME"):
+                await self.store.clear_timer(run.run_id)  # answered or abandoned meanwhile
+                return
+            if error.reason == "THREAD_BUSY":
+                return  # a run on the thread clears the timer, else it comes back
+            raise
+        resumed = started.run if isinstance(started, RunHandle) else started
+        log.info(
+            "run %s: %d interrupts timed out; run %s answers them",
+            run.run_id,
+            len(due),
+            resumed.run_id,
+            extra=logs.ids(run=run),
+        )
 
     async def _resume_after(self, run: RunRecord, lease: Lease, pause: float) -> None:
         await asyncio.sleep(pause)

@@ -236,9 +236,16 @@ ON CONFLICT (run_id) DO UPDATE SET
 """
 
 
-# WriteBatch.sleeps: the run is nobody's until due; its lease ends.
-SLEEP_RUN = (
+# WriteBatch.timers: the run is nobody's until due; its lease ends.
+SET_TIMER = (
     "UPDATE runs SET owner_id = '', lease_token = lease_token + 1, wake_at = ? WHERE run_id = ?"
+)
+
+
+# WriteBatch.clear_interrupt_timers.
+CLEAR_INTERRUPT_TIMERS = (
+    "UPDATE runs SET wake_at = NULL"
+    " WHERE thread_id = ? AND state = 'interrupted' AND wake_at IS NOT NULL"
 )
 
 
@@ -443,6 +450,7 @@ class EncodedBatch:
     blob_checks: list[BlobCheck] = field(default_factory=list)
     lease: Lease | None = None
     claim_thread: str = ""
+    claim_thread_at: float | None = None
 
     def add(self, sql: str, rows: list[Params]) -> None:
         if rows:
@@ -452,14 +460,18 @@ class EncodedBatch:
 def encode_batch(batch: WriteBatch) -> EncodedBatch:
     """Encode every value of `batch`; raises TypeError or ValueError for a value
     that is not JSON (a set, NaN, ...) before anything is written."""
-    encoded = EncodedBatch(lease=batch.lease, claim_thread=batch.claim_thread)
+    encoded = EncodedBatch(
+        lease=batch.lease, claim_thread=batch.claim_thread, claim_thread_at=batch.claim_thread_at
+    )
     encoded.add(UPSERT_THREAD, [thread_params(t) for t in batch.threads])
     encoded.add(
         UPDATE_THREAD_STATUS,
         [(ThreadStatus(c.status).value, c.updated_at, c.thread_id) for c in batch.thread_statuses],
     )
     encoded.add(UPSERT_RUN, [run_params(r) for r in batch.runs])
-    encoded.add(SLEEP_RUN, [(float(wake_at), run_id) for run_id, wake_at in batch.sleeps])
+    encoded.add(SET_TIMER, [(float(wake_at), run_id) for run_id, wake_at in batch.timers])
+    if batch.clear_interrupt_timers:
+        encoded.add(CLEAR_INTERRUPT_TIMERS, [(batch.clear_interrupt_timers,)])
 
     checkpoints: list[Params] = []
     blobs: list[Params] = []

@@ -67,6 +67,15 @@ class ThreadBusy(StoreError):
         self.thread_id = thread_id
 
 
+class ThreadChanged(StoreError):
+    """A run could not start: the thread changed (a run started or ended on
+    it) since the start read it. Read it again and decide again."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} changed meanwhile")
+        self.thread_id = thread_id
+
+
 @dataclass(slots=True)
 class ThreadStatusChange:
     thread_id: str
@@ -99,9 +108,13 @@ class WriteBatch:
     - events: appended (insert-or-ignore per (run_id, event_id)).
     - targets: entrypoint and graph names that workers registered.
     - graphs: (name, spec as JSON) of registered graphs, upserted.
-    - sleeps: (run_id, wake_at) of runs that sleep from now on: each loses its
-      owner and lease (its token moves on) until any replica claims it when
-      due (Store.claim_due_runs). Applied after `runs`.
+    - timers: (run_id, wake_at), each run's timer from now on, applied after
+      `runs`; the run loses its owner and lease (its token moves on). An
+      active run sleeps until then (any replica claims it when due:
+      Store.claim_due_runs); an interrupted run's interrupts time out then
+      (Store.claim_due_interrupts).
+    - clear_interrupt_timers: a thread whose interrupted runs' timers end
+      (a new run on the thread answers or abandons their interrupts).
 
     `lease` and `claim_thread` are conditions checked first, not writes.
     """
@@ -114,13 +127,18 @@ class WriteBatch:
     events: list[EventRecord] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     graphs: list[tuple[str, Json]] = field(default_factory=list)
-    sleeps: list[tuple[str, float]] = field(default_factory=list)
+    timers: list[tuple[str, float]] = field(default_factory=list)
+    clear_interrupt_timers: str = ""
     lease: Lease | None = None
     """Fences the batch: applied only while its run's token is this one
     (else LeaseLost); a batch that inserts the run gives it this lease."""
     claim_thread: str = ""
     """A run start: applied only when this thread is not busy (else
     ThreadBusy); the batch itself marks it busy."""
+    claim_thread_at: float | None = None
+    """With claim_thread: the thread's updated_at as the start read it;
+    applied only while it still is (else ThreadChanged), so two starts that
+    read the same thread (two resumes of one interrupt) cannot both apply."""
 
     def __bool__(self) -> bool:
         return any(
@@ -133,7 +151,8 @@ class WriteBatch:
                 self.events,
                 self.targets,
                 self.graphs,
-                self.sleeps,
+                self.timers,
+                self.clear_interrupt_timers,
             )
         )
 
@@ -146,9 +165,12 @@ class WriteBatch:
         self.events.extend(other.events)
         self.targets.extend(other.targets)
         self.graphs.extend(other.graphs)
-        self.sleeps.extend(other.sleeps)
+        self.timers.extend(other.timers)
+        self.clear_interrupt_timers = self.clear_interrupt_timers or other.clear_interrupt_timers
         self.lease = self.lease or other.lease
         self.claim_thread = self.claim_thread or other.claim_thread
+        if self.claim_thread_at is None:
+            self.claim_thread_at = other.claim_thread_at
 
 
 @dataclass(slots=True)
@@ -318,8 +340,21 @@ class Store(abc.ABC):
         is claimed by one replica only. They no longer sleep."""
 
     @abc.abstractmethod
+    async def claim_due_interrupts(
+        self, *, now: float, retry_at: float, limit: int
+    ) -> list[RunRecord]:
+        """Up to `limit` interrupted runs whose interrupt timer is due at
+        `now`, earliest first; their timers move to `retry_at`, so one
+        replica answers them and another does once `retry_at` passes if that
+        one could not (a run start on the thread clears them)."""
+
+    @abc.abstractmethod
+    async def clear_timer(self, run_id: str) -> None:
+        """Drop the run's timer (an interrupt timer that nothing can answer)."""
+
+    @abc.abstractmethod
     async def next_wake_time(self) -> float | None:
-        """The earliest wake time of a sleeping run, if any sleeps."""
+        """The earliest timer of a sleeping or interrupted run, if any."""
 
     @abc.abstractmethod
     async def claim_sleeping_run(self, run_id: str, replica_id: str) -> Lease | None:

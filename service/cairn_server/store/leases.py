@@ -16,7 +16,7 @@ import abc
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cairn_server.domain import RunRecord
+from cairn_server.domain import RunRecord, ThreadStatus
 from cairn_server.metrics import Metrics
 from cairn_server.store import _sqlite_sql as codec
 from cairn_server.store.base import (
@@ -26,6 +26,7 @@ from cairn_server.store.base import (
     StoreUnavailable,
     ThreadAlreadyExists,
     ThreadBusy,
+    ThreadChanged,
 )
 
 STOP_CANCEL = "cancel"
@@ -71,7 +72,23 @@ WHERE {_SLEEPS} AND wake_at <= ? AND run_id IN (
 RETURNING {codec.RUN_COLUMNS}, lease_token
 """
 
-NEXT_WAKE_TIME = f"SELECT MIN(wake_at) FROM runs WHERE {_SLEEPS} AND {_ACTIVE}"
+NEXT_WAKE_TIME = (
+    f"SELECT MIN(wake_at) FROM runs WHERE {_SLEEPS} AND state IN ('pending', 'running',"
+    " 'interrupted')"
+)
+
+# Interrupted runs whose interrupts time out: the timer moves to a retry
+# time, so that the replica that took it answers them (a run start on the
+# thread clears it) or, if it cannot, another does later.
+CLAIM_DUE_INTERRUPTS = f"""
+UPDATE runs SET wake_at = ?
+WHERE {_SLEEPS} AND wake_at <= ? AND run_id IN (
+    SELECT run_id FROM runs WHERE {_SLEEPS} AND wake_at <= ? AND state = 'interrupted'
+    ORDER BY wake_at, run_id LIMIT ? {{lock}})
+RETURNING {codec.RUN_COLUMNS}
+"""
+
+CLEAR_TIMER = "UPDATE runs SET wake_at = NULL WHERE run_id = ?"
 
 CLAIM_SLEEPING_RUN = f"""
 UPDATE runs SET owner_id = ?, lease_token = lease_token + 1, wake_at = NULL
@@ -99,7 +116,16 @@ STOP_REQUESTS = (
 FENCE = "SELECT lease_token FROM runs WHERE run_id = ?"
 SET_LEASE = "UPDATE runs SET owner_id = ?, lease_token = ? WHERE run_id = ?"
 # Inside a run start's transaction: the thread's status, locked likewise.
-THREAD_STATUS = "SELECT status FROM threads WHERE thread_id = ?"
+THREAD_STATUS = "SELECT status, updated_at FROM threads WHERE thread_id = ?"
+
+
+def check_claim(thread_id: str, status: str, updated_at: float, expected: float | None) -> None:
+    """A run start's claim on its thread (WriteBatch.claim_thread): refused
+    while another run holds it, or once it changed since the start read it."""
+    if status == ThreadStatus.BUSY.value:
+        raise ThreadBusy(thread_id)
+    if expected is not None and float(updated_at) != expected:
+        raise ThreadChanged(thread_id)
 
 
 class LeaseQueries(abc.ABC):
@@ -158,6 +184,19 @@ class LeaseQueries(abc.ABC):
         )
         return self._claimed(rows, replica_id, key=lambda run: run.run_id)
 
+    async def claim_due_interrupts(
+        self, *, now: float, retry_at: float, limit: int
+    ) -> list[RunRecord]:
+        rows = await self._lease_rows(
+            CLAIM_DUE_INTERRUPTS.format(lock=self._row_lock),
+            (retry_at, now, now, limit),
+            write=True,
+        )
+        return sorted((codec.run_from_row(row) for row in rows), key=lambda r: r.run_id)
+
+    async def clear_timer(self, run_id: str) -> None:
+        await self._lease_rows(CLEAR_TIMER, (run_id,), write=True)
+
     async def next_wake_time(self) -> float | None:
         rows = await self._lease_rows(NEXT_WAKE_TIME, (), write=False)
         return None if not rows or rows[0][0] is None else float(rows[0][0])
@@ -188,7 +227,7 @@ def count_failure(metrics: Metrics, error: BaseException, jobs: int = 1) -> None
     kind. A busy or existing thread is the caller's conflict, not the store's."""
     if isinstance(error, LeaseLost):
         metrics.fencing_rejections.inc(jobs)
-    elif isinstance(error, ThreadBusy | ThreadAlreadyExists):
+    elif isinstance(error, ThreadBusy | ThreadChanged | ThreadAlreadyExists):
         return
     elif isinstance(error, StoreUnavailable):
         metrics.store_errors.labels(kind="unavailable").inc(jobs)

@@ -52,7 +52,6 @@ from cairn_server.store.base import (
     StoreError,
     StoreUnavailable,
     ThreadAlreadyExists,
-    ThreadBusy,
     WriteBatch,
 )
 from cairn_server.store.leases import LeaseQueries
@@ -836,9 +835,9 @@ async def _lock_rows(conn: _Conn, jobs: list[_Job]) -> None:
 
 async def _apply_batch(conn: _Conn, batch: pg.EncodedBatch) -> object:
     if batch.claim_thread:
-        status = await conn.fetchval(_THREAD_STATUS, batch.claim_thread)
-        if status == ThreadStatus.BUSY.value:
-            raise ThreadBusy(batch.claim_thread)
+        row = await conn.fetchrow(_THREAD_STATUS, batch.claim_thread)
+        if row is not None:
+            leases.check_claim(batch.claim_thread, row[0], row[1], batch.claim_thread_at)
     lease = batch.lease
     fence = await conn.fetchval(_FENCE, lease.run_id) if lease else None
     if lease is not None and fence is not None and int(fence) != lease.token:

@@ -58,7 +58,6 @@ from cairn_server.store.base import (
     StoreError,
     StoreUnavailable,
     ThreadAlreadyExists,
-    ThreadBusy,
     WriteBatch,
 )
 from cairn_server.store.leases import LeaseQueries
@@ -855,8 +854,8 @@ def _apply_group(
 def _apply_batch(raw: sqlite3.Connection, batch: q.EncodedBatch) -> object:
     if batch.claim_thread:
         row = raw.execute(leases.THREAD_STATUS, (batch.claim_thread,)).fetchone()
-        if row is not None and row[0] == ThreadStatus.BUSY.value:
-            raise ThreadBusy(batch.claim_thread)
+        if row is not None:
+            leases.check_claim(batch.claim_thread, row[0], row[1], batch.claim_thread_at)
     lease = batch.lease
     fence = raw.execute(leases.FENCE, (lease.run_id,)).fetchone() if lease else None
     if lease is not None and fence is not None and int(fence[0]) != lease.token:

@@ -1,4 +1,5 @@
-"""The loop that wakes sleeping runs when they are due.
+"""The loop that wakes sleeping runs when they are due, and answers the
+interrupts that timed out.
 
 A run whose entrypoint sleeps is parked in the store with the due time of
 its timer and no owner (WriteBatch.sleeps), so it costs no memory anywhere.
@@ -23,6 +24,9 @@ from cairn_server.store import Lease, Store
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0
+ANSWER_RETRY = 30.0
+"""Seconds after which another replica answers timed-out interrupts that the
+replica which took them did not answer (it died, or the thread was busy)."""
 CLAIM_BATCH = 100
 """Due runs claimed in one statement: a replica takes its share of a crowd
 of due timers a batch at a time, leaving the rest to the others."""
@@ -36,6 +40,7 @@ class TimerWaker:
         replica_id: str,
         clock: Callable[[], float],
         wake: Callable[[RunRecord, Lease], Awaitable[None]],
+        answer: Callable[[RunRecord], Awaitable[None]],
         poll_interval: float = POLL_INTERVAL,
         metrics: Metrics | None = None,
     ) -> None:
@@ -43,6 +48,7 @@ class TimerWaker:
         self._replica_id = replica_id
         self._clock = clock
         self._wake = wake
+        self._answer = answer
         self._poll_interval = poll_interval
         self._metrics = metrics if metrics is not None else Metrics()
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +73,28 @@ class TimerWaker:
             self._nudged.set()
 
     async def wake_due(self) -> int:
-        """Claim and resume every run due now; returns how many."""
+        """Resume every sleeping run due now and answer the interrupts that
+        timed out; returns how many runs it took."""
+        return await self._wake_sleepers() + await self._answer_interrupts()
+
+    async def _answer_interrupts(self) -> int:
+        answered = 0
+        while True:
+            now = self._clock()
+            runs = await self._store.claim_due_interrupts(
+                now=now, retry_at=now + ANSWER_RETRY, limit=CLAIM_BATCH
+            )
+            self._metrics.timers_fired.inc(len(runs))
+            for outcome in await asyncio.gather(
+                *(self._answer(run) for run in runs), return_exceptions=True
+            ):
+                if isinstance(outcome, BaseException):
+                    log.warning("answering a timed-out interrupt failed", exc_info=outcome)
+            answered += len(runs)
+            if len(runs) < CLAIM_BATCH:
+                return answered
+
+    async def _wake_sleepers(self) -> int:
         woken = 0
         while True:
             now = self._clock()

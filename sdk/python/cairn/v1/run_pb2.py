@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x63\x61irn/v1/run.proto\x12\x08\x63\x61irn.v1\x1a\x15\x63\x61irn/v1/errors.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x01\n\x0bRetryPolicy\x12\x44\n\x10initial_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0finitialInterval\x12%\n\x0e\x62\x61\x63koff_factor\x18\x02 \x01(\x01R\rbackoffFactor\x12<\n\x0cmax_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0bmaxInterval\x12!\n\x0cmax_attempts\x18\x04 \x01(\x05R\x0bmaxAttempts\x12\x16\n\x06jitter\x18\x05 \x01(\x08R\x06jitter\"\xfc\x01\n\x0cTaskTimeouts\x12T\n\x19schedule_to_start_timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x16scheduleToStartTimeout\x12N\n\x16start_to_close_timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x13startToCloseTimeout\x12\x46\n\x11heartbeat_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x10heartbeatTimeout\"\x95\x01\n\tInterrupt\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05value\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12\x1b\n\ttask_name\x18\x04 \x01(\tR\x08taskName\x12\x14\n\x05index\x18\x05 \x01(\x05R\x05index\"\x97\x01\n\tResumeMap\x12\x37\n\x06values\x18\x01 \x03(\x0b\x32\x1f.cairn.v1.ResumeMap.ValuesEntryR\x06values\x1aQ\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05value:\x02\x38\x01\"\x80\x01\n\x07\x43ommand\x12\x30\n\x06resume\x18\x01 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x06resume\x12\x34\n\nresume_map\x18\x02 \x01(\x0b\x32\x13.cairn.v1.ResumeMapH\x00R\tresumeMapB\r\n\x0bresume_kind\"v\n\rCheckpointRef\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\"\x92\x05\n\x03Run\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n\tthread_id\x18\x02 \x01(\tR\x08threadId\x12\x16\n\x06target\x18\x03 \x01(\tR\x06target\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x12.cairn.v1.RunStateR\x05state\x12\x34\n\ndurability\x18\x05 \x01(\x0e\x32\x14.cairn.v1.DurabilityR\ndurability\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x33\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12.\n\x06output\x18\t \x01(\x0b\x32\x16.google.protobuf.ValueR\x06output\x12\x33\n\ninterrupts\x18\n \x03(\x0b\x32\x13.cairn.v1.InterruptR\ninterrupts\x12)\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x13.cairn.v1.TaskErrorR\x05\x65rror\x12\x37\n\ncheckpoint\x18\x0c \x01(\x0b\x32\x17.cairn.v1.CheckpointRefR\ncheckpoint\x12\x37\n\x0cstream_modes\x18\r \x03(\x0e\x32\x14.cairn.v1.StreamModeR\x0bstreamModes\x12.\n\x07waiting\x18\x0e \x03(\x0b\x32\x14.cairn.v1.RunWaitingR\x07waiting\"\x84\x02\n\nRunWaiting\x12,\n\x06reason\x18\x01 \x01(\x0e\x32\x14.cairn.v1.WaitReasonR\x06reason\x12\x17\n\x07task_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n\ttask_name\x18\x03 \x01(\tR\x08taskName\x12\x39\n\nsince_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tsinceTime\x12\x39\n\nuntil_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tuntilTime\x12\x1c\n\tnamespace\x18\x06 \x03(\tR\tnamespace\"\xd3\x01\n\x08RunEvent\x12\x19\n\x08\x65vent_id\x18\x01 \x01(\x03R\x07\x65ventId\x12\x15\n\x06run_id\x18\x02 \x01(\tR\x05runId\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12-\n\x05\x63hunk\x18\x04 \x01(\x0b\x32\x15.cairn.v1.StreamChunkH\x00R\x05\x63hunk\x12!\n\x03run\x18\x05 \x01(\x0b\x32\r.cairn.v1.RunH\x00R\x03runB\x06\n\x04kind\"\x81\x01\n\x0bStreamChunk\x12(\n\x04mode\x18\x01 \x01(\x0e\x32\x14.cairn.v1.StreamModeR\x04mode\x12*\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04\x64\x61ta\x12\x1c\n\tnamespace\x18\x03 \x03(\tR\tnamespace*\xb9\x01\n\x11MultitaskStrategy\x12\"\n\x1eMULTITASK_STRATEGY_UNSPECIFIED\x10\x00\x12\x1d\n\x19MULTITASK_STRATEGY_REJECT\x10\x01\x12\x1e\n\x1aMULTITASK_STRATEGY_ENQUEUE\x10\x02\x12 \n\x1cMULTITASK_STRATEGY_INTERRUPT\x10\x03\x12\x1f\n\x1bMULTITASK_STRATEGY_ROLLBACK\x10\x04*h\n\nDurability\x12\x1a\n\x16\x44URABILITY_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44URABILITY_SYNC\x10\x01\x12\x14\n\x10\x44URABILITY_ASYNC\x10\x02\x12\x13\n\x0f\x44URABILITY_EXIT\x10\x03*\xb6\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x19\n\x15RUN_STATE_INTERRUPTED\x10\x03\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x04\x12\x14\n\x10RUN_STATE_FAILED\x10\x05\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x06*\xd7\x01\n\nStreamMode\x12\x1b\n\x17STREAM_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_MODE_VALUES\x10\x01\x12\x17\n\x13STREAM_MODE_UPDATES\x10\x02\x12\x16\n\x12STREAM_MODE_CUSTOM\x10\x03\x12\x18\n\x14STREAM_MODE_MESSAGES\x10\x04\x12\x15\n\x11STREAM_MODE_TASKS\x10\x05\x12\x1b\n\x17STREAM_MODE_CHECKPOINTS\x10\x06\x12\x15\n\x11STREAM_MODE_DEBUG\x10\x07*\x97\x01\n\nWaitReason\x12\x1b\n\x17WAIT_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15WAIT_REASON_NO_WORKER\x10\x01\x12\x1b\n\x17WAIT_REASON_WORKER_BUSY\x10\x02\x12\x1d\n\x19WAIT_REASON_RETRY_BACKOFF\x10\x03\x12\x15\n\x11WAIT_REASON_TIMER\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x63\x61irn/v1/run.proto\x12\x08\x63\x61irn.v1\x1a\x15\x63\x61irn/v1/errors.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x01\n\x0bRetryPolicy\x12\x44\n\x10initial_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0finitialInterval\x12%\n\x0e\x62\x61\x63koff_factor\x18\x02 \x01(\x01R\rbackoffFactor\x12<\n\x0cmax_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0bmaxInterval\x12!\n\x0cmax_attempts\x18\x04 \x01(\x05R\x0bmaxAttempts\x12\x16\n\x06jitter\x18\x05 \x01(\x08R\x06jitter\"\xfc\x01\n\x0cTaskTimeouts\x12T\n\x19schedule_to_start_timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x16scheduleToStartTimeout\x12N\n\x16start_to_close_timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x13startToCloseTimeout\x12\x46\n\x11heartbeat_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x10heartbeatTimeout\"\x95\x02\n\tInterrupt\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05value\x12\x17\n\x07task_id\x18\x03 \x01(\tR\x06taskId\x12\x1b\n\ttask_name\x18\x04 \x01(\tR\x08taskName\x12\x14\n\x05index\x18\x05 \x01(\x05R\x05index\x12=\n\x0ctimeout_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0btimeoutTime\x12?\n\x0ftimeout_default\x18\x07 \x01(\x0b\x32\x16.google.protobuf.ValueR\x0etimeoutDefault\"\x97\x01\n\tResumeMap\x12\x37\n\x06values\x18\x01 \x03(\x0b\x32\x1f.cairn.v1.ResumeMap.ValuesEntryR\x06values\x1aQ\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x05value:\x02\x38\x01\"\x80\x01\n\x07\x43ommand\x12\x30\n\x06resume\x18\x01 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00R\x06resume\x12\x34\n\nresume_map\x18\x02 \x01(\x0b\x32\x13.cairn.v1.ResumeMapH\x00R\tresumeMapB\r\n\x0bresume_kind\"v\n\rCheckpointRef\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_ns\x18\x02 \x01(\tR\x0c\x63heckpointNs\x12#\n\rcheckpoint_id\x18\x03 \x01(\tR\x0c\x63heckpointId\"\x92\x05\n\x03Run\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n\tthread_id\x18\x02 \x01(\tR\x08threadId\x12\x16\n\x06target\x18\x03 \x01(\tR\x06target\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x12.cairn.v1.RunStateR\x05state\x12\x34\n\ndurability\x18\x05 \x01(\x0e\x32\x14.cairn.v1.DurabilityR\ndurability\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x33\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12.\n\x06output\x18\t \x01(\x0b\x32\x16.google.protobuf.ValueR\x06output\x12\x33\n\ninterrupts\x18\n \x03(\x0b\x32\x13.cairn.v1.InterruptR\ninterrupts\x12)\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x13.cairn.v1.TaskErrorR\x05\x65rror\x12\x37\n\ncheckpoint\x18\x0c \x01(\x0b\x32\x17.cairn.v1.CheckpointRefR\ncheckpoint\x12\x37\n\x0cstream_modes\x18\r \x03(\x0e\x32\x14.cairn.v1.StreamModeR\x0bstreamModes\x12.\n\x07waiting\x18\x0e \x03(\x0b\x32\x14.cairn.v1.RunWaitingR\x07waiting\"\x84\x02\n\nRunWaiting\x12,\n\x06reason\x18\x01 \x01(\x0e\x32\x14.cairn.v1.WaitReasonR\x06reason\x12\x17\n\x07task_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n\ttask_name\x18\x03 \x01(\tR\x08taskName\x12\x39\n\nsince_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tsinceTime\x12\x39\n\nuntil_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tuntilTime\x12\x1c\n\tnamespace\x18\x06 \x03(\tR\tnamespace\"\xd3\x01\n\x08RunEvent\x12\x19\n\x08\x65vent_id\x18\x01 \x01(\x03R\x07\x65ventId\x12\x15\n\x06run_id\x18\x02 \x01(\tR\x05runId\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12-\n\x05\x63hunk\x18\x04 \x01(\x0b\x32\x15.cairn.v1.StreamChunkH\x00R\x05\x63hunk\x12!\n\x03run\x18\x05 \x01(\x0b\x32\r.cairn.v1.RunH\x00R\x03runB\x06\n\x04kind\"\x81\x01\n\x0bStreamChunk\x12(\n\x04mode\x18\x01 \x01(\x0e\x32\x14.cairn.v1.StreamModeR\x04mode\x12*\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04\x64\x61ta\x12\x1c\n\tnamespace\x18\x03 \x03(\tR\tnamespace*\xb9\x01\n\x11MultitaskStrategy\x12\"\n\x1eMULTITASK_STRATEGY_UNSPECIFIED\x10\x00\x12\x1d\n\x19MULTITASK_STRATEGY_REJECT\x10\x01\x12\x1e\n\x1aMULTITASK_STRATEGY_ENQUEUE\x10\x02\x12 \n\x1cMULTITASK_STRATEGY_INTERRUPT\x10\x03\x12\x1f\n\x1bMULTITASK_STRATEGY_ROLLBACK\x10\x04*h\n\nDurability\x12\x1a\n\x16\x44URABILITY_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44URABILITY_SYNC\x10\x01\x12\x14\n\x10\x44URABILITY_ASYNC\x10\x02\x12\x13\n\x0f\x44URABILITY_EXIT\x10\x03*\xb6\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x19\n\x15RUN_STATE_INTERRUPTED\x10\x03\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x04\x12\x14\n\x10RUN_STATE_FAILED\x10\x05\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x06*\xd7\x01\n\nStreamMode\x12\x1b\n\x17STREAM_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_MODE_VALUES\x10\x01\x12\x17\n\x13STREAM_MODE_UPDATES\x10\x02\x12\x16\n\x12STREAM_MODE_CUSTOM\x10\x03\x12\x18\n\x14STREAM_MODE_MESSAGES\x10\x04\x12\x15\n\x11STREAM_MODE_TASKS\x10\x05\x12\x1b\n\x17STREAM_MODE_CHECKPOINTS\x10\x06\x12\x15\n\x11STREAM_MODE_DEBUG\x10\x07*\x97\x01\n\nWaitReason\x12\x1b\n\x17WAIT_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15WAIT_REASON_NO_WORKER\x10\x01\x12\x1b\n\x17WAIT_REASON_WORKER_BUSY\x10\x02\x12\x1d\n\x19WAIT_REASON_RETRY_BACKOFF\x10\x03\x12\x15\n\x11WAIT_REASON_TIMER\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,36 +37,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESUMEMAP_VALUESENTRY']._loaded_options = None
   _globals['_RESUMEMAP_VALUESENTRY']._serialized_options = b'8\001'
-  _globals['_MULTITASKSTRATEGY']._serialized_start=2479
-  _globals['_MULTITASKSTRATEGY']._serialized_end=2664
-  _globals['_DURABILITY']._serialized_start=2666
-  _globals['_DURABILITY']._serialized_end=2770
-  _globals['_RUNSTATE']._serialized_start=2773
-  _globals['_RUNSTATE']._serialized_end=2955
-  _globals['_STREAMMODE']._serialized_start=2958
-  _globals['_STREAMMODE']._serialized_end=3173
-  _globals['_WAITREASON']._serialized_start=3176
-  _globals['_WAITREASON']._serialized_end=3327
+  _globals['_MULTITASKSTRATEGY']._serialized_start=2607
+  _globals['_MULTITASKSTRATEGY']._serialized_end=2792
+  _globals['_DURABILITY']._serialized_start=2794
+  _globals['_DURABILITY']._serialized_end=2898
+  _globals['_RUNSTATE']._serialized_start=2901
+  _globals['_RUNSTATE']._serialized_end=3083
+  _globals['_STREAMMODE']._serialized_start=3086
+  _globals['_STREAMMODE']._serialized_end=3301
+  _globals['_WAITREASON']._serialized_start=3304
+  _globals['_WAITREASON']._serialized_end=3455
   _globals['_RETRYPOLICY']._serialized_start=151
   _globals['_RETRYPOLICY']._serialized_end=394
   _globals['_TASKTIMEOUTS']._serialized_start=397
   _globals['_TASKTIMEOUTS']._serialized_end=649
   _globals['_INTERRUPT']._serialized_start=652
-  _globals['_INTERRUPT']._serialized_end=801
-  _globals['_RESUMEMAP']._serialized_start=804
-  _globals['_RESUMEMAP']._serialized_end=955
-  _globals['_RESUMEMAP_VALUESENTRY']._serialized_start=874
-  _globals['_RESUMEMAP_VALUESENTRY']._serialized_end=955
-  _globals['_COMMAND']._serialized_start=958
-  _globals['_COMMAND']._serialized_end=1086
-  _globals['_CHECKPOINTREF']._serialized_start=1088
-  _globals['_CHECKPOINTREF']._serialized_end=1206
-  _globals['_RUN']._serialized_start=1209
-  _globals['_RUN']._serialized_end=1867
-  _globals['_RUNWAITING']._serialized_start=1870
-  _globals['_RUNWAITING']._serialized_end=2130
-  _globals['_RUNEVENT']._serialized_start=2133
-  _globals['_RUNEVENT']._serialized_end=2344
-  _globals['_STREAMCHUNK']._serialized_start=2347
-  _globals['_STREAMCHUNK']._serialized_end=2476
+  _globals['_INTERRUPT']._serialized_end=929
+  _globals['_RESUMEMAP']._serialized_start=932
+  _globals['_RESUMEMAP']._serialized_end=1083
+  _globals['_RESUMEMAP_VALUESENTRY']._serialized_start=1002
+  _globals['_RESUMEMAP_VALUESENTRY']._serialized_end=1083
+  _globals['_COMMAND']._serialized_start=1086
+  _globals['_COMMAND']._serialized_end=1214
+  _globals['_CHECKPOINTREF']._serialized_start=1216
+  _globals['_CHECKPOINTREF']._serialized_end=1334
+  _globals['_RUN']._serialized_start=1337
+  _globals['_RUN']._serialized_end=1995
+  _globals['_RUNWAITING']._serialized_start=1998
+  _globals['_RUNWAITING']._serialized_end=2258
+  _globals['_RUNEVENT']._serialized_start=2261
+  _globals['_RUNEVENT']._serialized_end=2472
+  _globals['_STREAMCHUNK']._serialized_start=2475
+  _globals['_STREAMCHUNK']._serialized_end=2604
 # @@protoc_insertion_point(module_scope)

@@ -403,6 +403,8 @@ class Interrupt(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     TASK_NAME_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
+    TIMEOUT_TIME_FIELD_NUMBER: _builtins.int
+    TIMEOUT_DEFAULT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id of this interrupt; use it as the key of Command.resume_map."""
     task_id: _builtins.str
@@ -415,6 +417,25 @@ class Interrupt(_message.Message):
     def value(self) -> _struct_pb2.Value:
         """The JSON value passed to interrupt()."""
 
+    @_builtins.property
+    def timeout_time(self) -> _timestamp_pb2.Timestamp:
+        """When the interrupt times out (`interrupt(value, timeout=...)`), on the
+        service's clock; unset when it waits for ever. If no resume has answered
+        it by then, the service answers it: it starts a run on the thread as a
+        Command(resume=...) would, in which interrupt() returns
+        `timeout_default` when the call gave one and raises InterruptTimeoutError
+        otherwise. Whichever comes first answers the interrupt, once: a resume
+        that comes after the timeout's run started finds it answered
+        (THREAD_BUSY while that run runs, then INTERRUPT_NOT_FOUND or
+        NO_PENDING_INTERRUPT), and a timeout after a resume does nothing.
+        """
+
+    @_builtins.property
+    def timeout_default(self) -> _struct_pb2.Value:
+        """What interrupt() returns when it times out; unset when it raises
+        InterruptTimeoutError instead (or has no timeout).
+        """
+
     def __init__(
         self,
         *,
@@ -423,10 +444,12 @@ class Interrupt(_message.Message):
         task_id: _builtins.str = ...,
         task_name: _builtins.str = ...,
         index: _builtins.int = ...,
+        timeout_time: _timestamp_pb2.Timestamp | None = ...,
+        timeout_default: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout_default", b"timeout_default", "timeout_time", b"timeout_time", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "index", b"index", "task_id", b"task_id", "task_name", b"task_name", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "index", b"index", "task_id", b"task_id", "task_name", b"task_name", "timeout_default", b"timeout_default", "timeout_time", b"timeout_time", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -415,6 +415,8 @@ class TaskInterrupted(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    TIMEOUT_DEFAULT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task."""
     index: _builtins.int
@@ -423,16 +425,30 @@ class TaskInterrupted(_message.Message):
     def value(self) -> _struct_pb2.Value:
         """The value passed to interrupt()."""
 
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """The interrupt times out this long after the service records it (see
+        Interrupt.timeout_time); unset: it waits for ever.
+        """
+
+    @_builtins.property
+    def timeout_default(self) -> _struct_pb2.Value:
+        """What interrupt() returns when it times out; unset: it raises an error of
+        type "InterruptTimeoutError" (TaskAssignment.timed_out) instead.
+        """
+
     def __init__(
         self,
         *,
         task_id: _builtins.str = ...,
         index: _builtins.int = ...,
         value: _struct_pb2.Value | None = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        timeout_default: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout", "timeout_default", b"timeout_default", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "task_id", b"task_id", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "task_id", b"task_id", "timeout", b"timeout", "timeout_default", b"timeout_default", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -935,6 +951,7 @@ class TaskAssignment(_message.Message):
     NAMESPACE_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
     STREAM_MESSAGES_FIELD_NUMBER: _builtins.int
+    TIMED_OUT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Deterministic task id; also the idempotency key for side effects."""
     name: _builtins.str
@@ -1036,6 +1053,14 @@ class TaskAssignment(_message.Message):
         it. Empty when the run is not traced.
         """
 
+    @_builtins.property
+    def timed_out(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Positions of `resume` whose interrupt timed out with no default: there
+        interrupt() raises an error of type "InterruptTimeoutError" (in Python
+        `cairn.InterruptTimeoutError`, in TypeScript `InterruptTimeoutError`)
+        instead of returning; `resume` holds null at those positions.
+        """
+
     def __init__(
         self,
         *,
@@ -1058,10 +1083,11 @@ class TaskAssignment(_message.Message):
         namespace: _builtins.str = ...,
         trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         stream_messages: _builtins.bool = ...,
+        timed_out: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_details", b"heartbeat_details", "input", b"input", "previous", b"previous", "timeouts", b"timeouts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "namespace", b"namespace", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "stream_messages", b"stream_messages", "task_id", b"task_id", "thread_id", b"thread_id", "timeouts", b"timeouts", "trace_context", b"trace_context"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "namespace", b"namespace", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "stream_messages", b"stream_messages", "task_id", b"task_id", "thread_id", b"thread_id", "timed_out", b"timed_out", "timeouts", b"timeouts", "trace_context", b"trace_context"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
