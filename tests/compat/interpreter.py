@@ -15,6 +15,7 @@ from cairn import (
     get_previous_state,
     get_stream_writer,
     interrupt,
+    sleep,
     task,
 )
 
@@ -96,6 +97,8 @@ class Scenario:
                     env[step["as"]] = list(await asyncio.gather(*calls))
                 elif "interrupt" in step:
                     env[step["as"]] = interrupt(evaluate(step["interrupt"], env))
+                elif "sleep" in step:
+                    await sleep(evaluate(step["sleep"], env))
                 elif "write" in step:
                     get_stream_writer()(evaluate(step["write"], env))
                 elif "fail" in step:

@@ -12,6 +12,7 @@ import {
   getPreviousState,
   getWriter,
   interrupt,
+  sleep,
   task,
   type RetryPolicy,
   type Servable,
@@ -118,6 +119,8 @@ export class Scenario {
         env[step.as as string] = await Promise.all(calls);
       } else if ("interrupt" in step) {
         env[step.as as string] = interrupt(evaluate(step.interrupt, env));
+      } else if ("sleep" in step) {
+        await sleep((evaluate(step.sleep, env) as number) * 1000);
       } else if ("write" in step) {
         getWriter()(evaluate(step.write, env));
       } else if ("fail" in step) {
