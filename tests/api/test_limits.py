@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from cairn import Client, Command, entrypoint, interrupt, task
 from cairn._values import MAX_JSON_DEPTH, to_json, to_value
@@ -375,24 +376,66 @@ async def test_an_invalid_hello_is_invalid_argument(api: Api, fields: dict[str, 
     check_error(error, INVALID_ARGUMENT, "INVALID_ARGUMENT")
 
 
-async def test_an_interrupt_with_a_negative_index_is_rejected_and_fails_its_task(
-    api: Api,
+def duration(seconds: int) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=seconds)
+
+
+# Final reports of an entrypoint that the service cannot take, by task id.
+BAD_REPORTS: dict[str, Callable[[str], wpb.ConnectRequest]] = {
+    "interrupt at a negative index": lambda task_id: wpb.ConnectRequest(
+        interrupted=wpb.TaskInterrupted(task_id=task_id, index=-1, value=to_value("?"))
+    ),
+    "interrupt with a negative timeout": lambda task_id: wpb.ConnectRequest(
+        interrupted=wpb.TaskInterrupted(
+            task_id=task_id, index=0, value=to_value("?"), timeout=duration(-5)
+        )
+    ),
+    "interrupt timing out after the year 9999": lambda task_id: wpb.ConnectRequest(
+        interrupted=wpb.TaskInterrupted(
+            task_id=task_id, index=0, value=to_value("?"), timeout=duration(315_576_000_000)
+        )
+    ),
+    "sleep with no due time": lambda task_id: wpb.ConnectRequest(
+        sleeping=wpb.TaskSleeping(task_id=task_id, index=0)
+    ),
+    "sleep at a negative index": lambda task_id: wpb.ConnectRequest(
+        sleeping=wpb.TaskSleeping(task_id=task_id, index=-2, sleep_duration=duration(1))
+    ),
+    "sleep of a negative duration": lambda task_id: wpb.ConnectRequest(
+        sleeping=wpb.TaskSleeping(task_id=task_id, index=0, sleep_duration=duration(-1))
+    ),
+    "sleep ending after the year 9999": lambda task_id: wpb.ConnectRequest(
+        sleeping=wpb.TaskSleeping(
+            task_id=task_id, index=0, sleep_duration=duration(315_576_000_000)
+        )
+    ),
+    "sleep until a time no timestamp holds": lambda task_id: wpb.ConnectRequest(
+        sleeping=wpb.TaskSleeping(
+            task_id=task_id, index=0, wake_time=timestamp_pb2.Timestamp(seconds=10**12)
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REPORTS))
+async def test_a_report_the_service_cannot_take_is_rejected_and_fails_its_task(
+    api: Api, case: str
 ) -> None:
     call = api.workers.Connect()
     try:
         await call.write(hello())
         assert (await call.read()).WhichOneof("kind") == "welcome"
+        thread_id = f"raw-{len(case)}-{case.split()[0]}"
         run = asyncio.ensure_future(
             api.runs.Invoke(
                 rpb.InvokeRequest(
-                    thread_id="raw", target="raw_echo", input=to_value(1), create_thread=True
+                    thread_id=thread_id, target="raw_echo", input=to_value(1), create_thread=True
                 ),
                 timeout=30,
             )
         )
         assignment = (await asyncio.wait_for(call.read(), WAIT)).assignment
-        bad = wpb.TaskInterrupted(task_id=assignment.task_id, index=-1, value=to_value("?"))
-        await call.write(wpb.ConnectRequest(interrupted=bad))
+        await call.write(BAD_REPORTS[case](assignment.task_id))
         answer = await asyncio.wait_for(call.read(), WAIT)
         assert answer.rejected.error.reason == "INVALID_ARGUMENT"
         assert answer.rejected.task_id == assignment.task_id

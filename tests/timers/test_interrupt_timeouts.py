@@ -223,3 +223,10 @@ async def test_an_answer_and_the_timeout_at_once_resume_the_run_once(
     for n in range(12):  # nothing resumed any of them a second time
         assert len(await client.list_runs(f"t-race-{n}")) == 2
     assert set(outcomes) <= {"refund: yes", "refund: no answer"}
+
+
+def test_a_default_without_a_timeout_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(TypeError, match="give a timeout"):
+        interrupt("approve?", default=False)
+    with pytest.raises(ValueError, match="not negative"):
+        interrupt("approve?", timeout=-1)

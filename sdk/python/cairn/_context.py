@@ -577,6 +577,8 @@ def interrupt(
         approved = interrupt("approve the refund?", timeout=timedelta(days=1), default=False)
     """
     seconds = None
+    if timeout is None and default is not NO_DEFAULT:
+        raise TypeError("an interrupt's default is what a timeout returns: give a timeout too")
     if timeout is not None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         if not math.isfinite(seconds) or seconds < 0:

@@ -44,7 +44,7 @@ from cairn._context import (
     SyncBody,
 )
 from cairn._credentials import ConnectionSettings, TlsConfig
-from cairn._errors import TaskFailedError
+from cairn._errors import InterruptTimeoutError, TaskFailedError
 from cairn._functional import Final, Task, entrypoint, injected
 from cairn._graph import CompiledStateGraph, GraphTask
 from cairn._metrics import for_worker
@@ -653,9 +653,10 @@ def _task_error(error: Exception, policy: RetryPolicy | None) -> errors_pb2.Task
         return errors_pb2.TaskError(
             type=error.type, message=error.message, traceback=error.remote_traceback
         )
-    retryable = not isinstance(error, InvalidValueError) and (policy or RetryPolicy()).retries(
-        error
-    )
+    # A value the service cannot take, or an interrupt that timed out (a
+    # retry replays the same timeout), fails the same way every attempt.
+    final = isinstance(error, InvalidValueError | InterruptTimeoutError)
+    retryable = not final and (policy or RetryPolicy()).retries(error)
     return errors_pb2.TaskError(
         type=type(error).__name__,
         message=str(error),

@@ -13,7 +13,12 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { JsonValue, MessageInitShape } from "@bufbuild/protobuf";
-import { NonDeterministicError, TaskFailedError, TaskTimeoutError } from "./errors.js";
+import {
+  InterruptTimeoutError,
+  NonDeterministicError,
+  TaskFailedError,
+  TaskTimeoutError,
+} from "./errors.js";
 import { StreamMode } from "./gen/cairn/v1/run_pb.js";
 import {
   TaskKind,
@@ -41,10 +46,30 @@ export class GraphInterrupt extends Error {
   constructor(
     readonly value: JsonValue,
     readonly index: number,
+    /** The call's `timeout`, ms; undefined: it waits for ever. */
+    readonly timeout?: number,
+    /** The call's `default`; undefined: none (a timeout throws). */
+    readonly timeoutDefault?: unknown,
   ) {
     super("interrupted");
     this.name = "GraphInterrupt";
   }
+}
+
+/** The options of `interrupt()`. */
+export interface InterruptOptions<T = unknown> {
+  /**
+   * How long the interrupt waits for a resume, in ms (finite, not
+   * negative), counted on the service's clock from when it records the
+   * interrupt. Then the service answers it itself. Unset: it waits for ever.
+   */
+  timeout?: number;
+  /**
+   * What `interrupt()` returns when it times out (JSON; `null` is a
+   * default like any other). Unset, or `undefined` (which JSON cannot
+   * carry): it throws `InterruptTimeoutError` instead. Needs `timeout`.
+   */
+  default?: T;
 }
 
 /** Thrown where a workflow awaits a task that is interrupted: the workflow
@@ -136,6 +161,8 @@ export class Execution {
   signal: Signal | undefined;
   private readonly journal: Map<number, JournalEntry>;
   private readonly resume: JsonValue[];
+  /** Positions of `resume` whose interrupt timed out with no default. */
+  private readonly timedOut: ReadonlySet<number>;
   private readonly pending = new Map<number, Pending>();
   private readonly abort = new AbortController();
   private nextCall = 0;
@@ -159,6 +186,7 @@ export class Execution {
     this.previous = fromValue(assignment.previous);
     this.journal = new Map(assignment.journal.map((entry) => [entry.index, entry]));
     this.resume = assignment.resume.map((value) => fromValue(value));
+    this.timedOut = new Set(assignment.timedOut);
     const timeout = assignment.timeouts?.heartbeatTimeout;
     const timeoutMs = timeout ? Number(timeout.seconds) * 1000 + timeout.nanos / 1e6 : 0;
     this.beatRequired = timeoutMs > 0;
@@ -320,10 +348,21 @@ export class Execution {
     this.beatTimer = undefined;
   }
 
-  interrupt(value: unknown): JsonValue {
+  /** Returns the resume value at the next interrupt position, throws
+   * InterruptTimeoutError where the service timed it out with no default,
+   * and otherwise stops the execution there. Options are checked by the
+   * caller. */
+  interrupt(value: unknown, timeout?: number, timeoutDefault?: unknown): JsonValue {
     const index = this.nextInterrupt++;
-    if (index < this.resume.length) return this.resume[index];
-    throw this.raise(new GraphInterrupt(value as JsonValue, index));
+    if (index < this.resume.length) {
+      if (this.timedOut.has(index)) {
+        throw new InterruptTimeoutError(
+          `interrupt ${index} of ${JSON.stringify(this.name)} timed out with no answer`,
+        );
+      }
+      return this.resume[index];
+    }
+    throw this.raise(new GraphInterrupt(value as JsonValue, index, timeout, timeoutDefault));
   }
 
   write(chunk: unknown, mode: StreamMode = StreamMode.CUSTOM): void {
@@ -378,17 +417,54 @@ export class Execution {
   }
 }
 
+// google.protobuf.Duration holds no more than this.
+const MAX_TIMEOUT_MS = 315_576_000_000_000; // 10,000 years
+
 /**
  * Pause the run and surface `value` to the client, as langgraphjs's
  * `interrupt`. When the run is resumed with `new Command({ resume: v })`, the
- * task or entrypoint is replayed and this call returns `v`. Several calls in
- * one task are matched to resume values by their order.
+ * task, entrypoint or graph node is replayed and this call returns `v`.
+ * Several calls in one task are matched to resume values by their order.
  *
  *     const review = task("review", async (essay: string) =>
  *       interrupt({ essay, action: "approve?" }));
+ *
+ * With a `timeout` (ms, on the service's clock) the service answers the
+ * interrupt itself when no resume came in time: it starts a run on the
+ * thread, in which this call returns `default`, or throws
+ * `InterruptTimeoutError` when no default was given (catch it to go on
+ * without an answer; uncaught, the task fails with that type). Whichever
+ * comes first, the resume or the timeout, answers the interrupt, once.
+ * `run.interrupts[i].timeout` tells the client when it times out.
+ *
+ *     const approved = interrupt<boolean>("approve the refund?", {
+ *       timeout: 24 * 60 * 60 * 1000, // a day
+ *       default: false,
+ *     });
+ *
+ * A `timeout` that is not a finite number from 0 up, or a `default` without
+ * a `timeout`, throws (TypeError or RangeError) before anything is sent.
  */
-export function interrupt<T = unknown>(value: unknown): T {
-  return current().interrupt(value) as T;
+export function interrupt<T = unknown>(value: unknown, options: InterruptOptions<T> = {}): T {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`interrupt takes an options object, not ${options === null ? "null" : typeof options}`);
+  }
+  const { timeout, default: timeoutDefault } = options;
+  if (timeout === undefined) {
+    if (timeoutDefault !== undefined) {
+      throw new TypeError("an interrupt's default is what a timeout returns: give a timeout with it");
+    }
+    return current().interrupt(value) as T;
+  }
+  if (typeof timeout !== "number") {
+    throw new TypeError(`an interrupt's timeout is a number of ms, not ${typeof timeout}`);
+  }
+  if (!Number.isFinite(timeout) || timeout < 0 || timeout > MAX_TIMEOUT_MS) {
+    throw new RangeError(
+      `an interrupt's timeout is a finite number of ms from 0 to ${MAX_TIMEOUT_MS}, not ${timeout}`,
+    );
+  }
+  return current().interrupt(value, timeout, timeoutDefault) as T;
 }
 
 /** The value the thread's previous run saved (its return value, or the `save`

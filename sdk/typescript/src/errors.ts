@@ -18,6 +18,7 @@
  *     RunFailedError                  Client.invoke: the run ended FAILED
  *     TaskFailedError                 inside a workflow: a called task failed
  *     NonDeterministicError           a replay called another task than recorded
+ *     InterruptTimeoutError           interrupt(value, { timeout }) got no answer in time
  *     InvalidValueError               a value JSON cannot carry
  *
  * `reason` is the google.rpc.ErrorInfo reason (e.g. "THREAD_BUSY", listed in
@@ -140,6 +141,28 @@ export class NonDeterministicError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "NonDeterministicError";
+  }
+}
+
+/**
+ * Thrown by `interrupt(value, { timeout })`, called without a `default`,
+ * when no resume answered it in time and the service resumed the run
+ * itself. Catch it to go on without the answer; uncaught, the task fails
+ * with type "InterruptTimeoutError" (not retried: a retry would replay the
+ * same timeout).
+ *
+ *     let approved = false;
+ *     try {
+ *       approved = interrupt<boolean>("approve?", { timeout: 60 * 60 * 1000 });
+ *     } catch (error) {
+ *       if (!(error instanceof InterruptTimeoutError)) throw error;
+ *       await notifyNobodyAnswered();
+ *     }
+ */
+export class InterruptTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InterruptTimeoutError";
   }
 }
 

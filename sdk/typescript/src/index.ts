@@ -5,7 +5,8 @@
  *
  * Workers serve `task`s and `entrypoint`s; clients run them on threads with
  * `client.invoke`, `client.stream` or `client.session`. An entrypoint waits
- * for a person with `interrupt`, and for time with `sleep` / `sleepUntil`.
+ * for a person with `interrupt` (for a while at most with its `timeout`),
+ * and for time with `sleep` / `sleepUntil`.
  */
 
 export { Client, Session } from "./client.js";
@@ -30,12 +31,13 @@ export {
   heartbeat,
   interrupt,
 } from "./context.js";
-export type { RunnableConfig } from "./context.js";
+export type { InterruptOptions, RunnableConfig } from "./context.js";
 export type { CredentialOptions, TlsOptions } from "./credentials.js";
 export {
   AlreadyExistsError,
   CairnError,
   FailedPreconditionError,
+  InterruptTimeoutError,
   InvalidArgumentError,
   InvalidValueError,
   JsonTooDeepError,

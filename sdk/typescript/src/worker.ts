@@ -32,7 +32,12 @@ import {
   type Outgoing,
 } from "./context.js";
 import { resolveCredentials, type CredentialOptions, type Credentials } from "./credentials.js";
-import { InvalidValueError, JsonTooDeepError, TaskFailedError } from "./errors.js";
+import {
+  InterruptTimeoutError,
+  InvalidValueError,
+  JsonTooDeepError,
+  TaskFailedError,
+} from "./errors.js";
 import { parseAddresses, type Addresses } from "./failover.js";
 import { EntrypointFinal, registrationOf, type Registration, type Servable } from "./functional.js";
 import type { GraphSpec } from "./gen/cairn/v1/graph_pb.js";
@@ -460,16 +465,29 @@ export function errorType(error: unknown): string {
   return error.name !== "Error" || !constructorName ? error.name : constructorName;
 }
 
-/** The report of a task that called interrupt(); a value that cannot be
- * sent (not JSON, too deep) fails the task instead. */
+/** The report of a task that called interrupt(); a value or default that
+ * cannot be sent (not JSON, too deep) fails the task instead. */
 function interrupted(
   taskId: string,
   signal: GraphInterrupt,
   registration: Registration | undefined,
 ): NonNullable<Outgoing> {
   try {
+    const { index, timeout, timeoutDefault } = signal;
     const value = toValue(signal.value, "interrupt value");
-    return { case: "interrupted", value: { taskId, index: signal.index, value } };
+    if (timeout === undefined) return { case: "interrupted", value: { taskId, index, value } };
+    return {
+      case: "interrupted",
+      value: {
+        taskId,
+        index,
+        value,
+        // Whole ms, rounded up: an interrupt never times out before it was asked to.
+        timeout: durationFromMs(Math.ceil(timeout)),
+        timeoutDefault:
+          timeoutDefault === undefined ? undefined : toValue(timeoutDefault, "interrupt default"),
+      },
+    };
   } catch (error) {
     return { case: "failed", value: { taskId, error: taskError(error, registration) } };
   }
@@ -506,9 +524,13 @@ function taskError(
   return {
     type: errorType(error),
     message,
+    // These fail again on every attempt: a retry replays the same value or timeout.
     retryable:
-      !(error instanceof InvalidValueError || error instanceof JsonTooDeepError) &&
-      retries(registration?.retry, error),
+      !(
+        error instanceof InvalidValueError ||
+        error instanceof JsonTooDeepError ||
+        error instanceof InterruptTimeoutError
+      ) && retries(registration?.retry, error),
     traceback,
   };
 }

@@ -65,6 +65,12 @@ _TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
 """google.protobuf.Timestamp's documented range (years 1 to 9999)."""
 
 
+def is_timestamp(seconds: float) -> bool:
+    """Whether a Timestamp can hold `seconds` since the epoch."""
+    low, high = _TIMESTAMP_SECONDS
+    return low <= seconds <= high
+
+
 def time_of(stamp: timestamp_pb2.Timestamp, field: str) -> float:
     """The time in seconds since the epoch; out of range: INVALID_ARGUMENT."""
     low, high = _TIMESTAMP_SECONDS

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
+
+from google.protobuf import duration_pb2
 
 from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
 from cairn_server import namespaces
@@ -422,7 +425,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         value = self._json(message.value, message.task_id, "value")
         timeout = None
         if message.HasField("timeout"):
-            timeout = convert.seconds(message.timeout, 0.0, "timeout")
+            timeout = self._seconds(message.timeout, message.task_id, "timeout")
         has_default = message.HasField("timeout_default")
         default = None
         if has_default:
@@ -448,10 +451,11 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             )
         due = message.WhichOneof("due")
         if due == "sleep_duration":
-            duration = convert.seconds(message.sleep_duration, 0.0, "sleep_duration")
+            duration = self._seconds(message.sleep_duration, task_id, "sleep_duration")
             sleeping = inbox.Sleeping(task_id, message.index, duration=duration)
         elif due == "wake_time":
-            wake_time = convert.time_of(message.wake_time, "wake_time")
+            with _about(task_id):
+                wake_time = convert.time_of(message.wake_time, "wake_time")
             sleeping = inbox.Sleeping(task_id, message.index, wake_time=wake_time)
         else:
             raise error_for(
@@ -462,6 +466,19 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             )
         held = self._held(worker, task_id, release=True)
         self._post(held, sleeping)
+
+    def _seconds(self, duration: duration_pb2.Duration, task_id: str, field: str) -> float:
+        """A timer's duration: valid, and ending where a Timestamp can say."""
+        with _about(task_id):
+            seconds = convert.seconds(duration, 0.0, field)
+        if not convert.is_timestamp(self._runs.timer_clock() + seconds):
+            raise error_for(
+                "INVALID_ARGUMENT",
+                f"{field} ends after the year 9999",
+                task_id=task_id,
+                field=field,
+            )
+        return seconds
 
     def _schedule(self, worker: WorkerConnection, message: pb.ScheduleTask) -> None:
         task_id = message.parent_task_id
@@ -502,11 +519,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
 
     @staticmethod
     def _timeouts(message: run_pb2.TaskTimeouts, task_id: str) -> TaskTimeouts:
-        try:
+        with _about(task_id):
             return convert.task_timeouts(message, "timeouts")
-        except ServiceError as error:
-            error.metadata["task_id"] = task_id
-            raise
 
     def _post(
         self,
@@ -570,8 +584,16 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
 
     @staticmethod
     def _json(value: Any, task_id: str, field: str) -> Any:
-        try:
+        with _about(task_id):
             return to_json(value, field)
-        except ServiceError as error:
-            error.metadata["task_id"] = task_id
-            raise
+
+
+@contextlib.contextmanager
+def _about(task_id: str) -> Iterator[None]:
+    """A refusal raised inside names the task the report was about (its
+    Rejection's task_id)."""
+    try:
+        yield
+    except ServiceError as error:
+        error.metadata["task_id"] = task_id
+        raise
