@@ -151,6 +151,7 @@ class CairnServer:
         self.runs = runs
         self.relays = relays
         self.sweeper = sweeper
+        self.schedule_poller = schedule_poller
         # Background loops: sweeps of expired threads (when a TTL is set) and
         # memories, and the schedules' firings.
         self._sweeping = [

@@ -54,6 +54,16 @@ from cairn._graph import (
     merge,
 )
 from cairn._messages import write_message_chunk
+from cairn._schedules import (
+    Schedule,
+    ScheduleCatchupPolicy,
+    ScheduleFiring,
+    ScheduleFiringState,
+    ScheduleOverlapPolicy,
+    Schedules,
+    ScheduleThreadPolicy,
+    SyncSchedules,
+)
 from cairn._store import Store
 from cairn._store_types import (
     GetOp,
@@ -125,6 +135,13 @@ __all__ = [
     "RunNotFoundError",
     "RunState",
     "RunWaiting",
+    "Schedule",
+    "ScheduleCatchupPolicy",
+    "ScheduleFiring",
+    "ScheduleFiringState",
+    "ScheduleOverlapPolicy",
+    "ScheduleThreadPolicy",
+    "Schedules",
     "SearchItem",
     "SearchOp",
     "Send",
@@ -134,6 +151,7 @@ __all__ = [
     "Store",
     "StreamMode",
     "SyncClient",
+    "SyncSchedules",
     "Task",
     "TaskFailedError",
     "TaskFuture",
