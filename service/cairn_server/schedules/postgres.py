@@ -1,7 +1,7 @@
 """Schedules on Postgres: reads on a pooled connection, writes as jobs of
-the store's writer (one transaction, in its group commit). A concurrent
-compare-and-set on the same schedule waits for the first to commit, then
-finds the due time moved and changes nothing."""
+the store's writer (one transaction, in its group commit). A claim on a row
+that another replica's claim holds skips it (FOR UPDATE SKIP LOCKED): one
+of them moves the due time, the other changes nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from cairn_server.store.postgres import PostgresStore
 
 
 class PostgresBackend(Backend):
+    lock = " FOR UPDATE SKIP LOCKED"
+
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
 

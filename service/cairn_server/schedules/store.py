@@ -66,9 +66,14 @@ DUE = (
     " ORDER BY next_fire_at LIMIT ?"
 )
 NEXT_DUE = "SELECT MIN(next_fire_at) FROM schedules WHERE paused = 0"
+# The claims (ADVANCE, TAKE_FIRING) skip a row another replica is claiming
+# (Postgres: {lock} is FOR UPDATE SKIP LOCKED) rather than wait for its
+# commit: that replica fires it, and waiting inside the group commit would
+# hold up this replica's other writes (and could deadlock two groups).
 ADVANCE = (
-    "UPDATE schedules SET next_fire_at = ?"
-    f" WHERE {_KEY} AND next_fire_at = ? AND paused = 0 RETURNING schedule_id"
+    "UPDATE schedules SET next_fire_at = ? WHERE (namespace, schedule_id) IN ("
+    f" SELECT namespace, schedule_id FROM schedules WHERE {_KEY} AND next_fire_at = ?"
+    " AND paused = 0{lock}) RETURNING schedule_id"
 )
 INSERT_FIRING = (
     f"INSERT INTO schedule_firings ({_FIRING_COLUMNS}) VALUES ({', '.join('?' * 12)})"
@@ -99,7 +104,9 @@ OPEN_FIRINGS = (
 )
 TAKE_FIRING = (
     "UPDATE schedule_firings SET claimed_by = ?, claim_until = ?"
-    f" WHERE {_FIRING_KEY} AND state = ? AND claim_until = ? RETURNING firing_id"
+    " WHERE (namespace, schedule_id, firing_id) IN ("
+    "  SELECT namespace, schedule_id, firing_id FROM schedule_firings"
+    f"  WHERE {_FIRING_KEY} AND state = ? AND claim_until = ?{{lock}}) RETURNING firing_id"
 )
 SETTLE_FIRING = (
     "UPDATE schedule_firings SET state = ?, run_id = ?, thread_id = ?, message = ?,"
@@ -131,6 +138,9 @@ class Step:
 
 
 class Backend(abc.ABC):
+    lock = ""
+    """What a claim's subquery ends with to skip rows locked by others."""
+
     @abc.abstractmethod
     async def read(self, sql: str, params: tuple[object, ...]) -> list[Row]:
         """The rows of one query on the committed state."""
@@ -217,7 +227,7 @@ class ScheduleStore:
         schedule is neither paused nor deleted meanwhile): whether it moved."""
         key = (schedule.namespace, schedule.schedule_id)
         params = (float(next_fire_at), *key, float(schedule.next_fire_at))
-        steps = [Step(ADVANCE, params)]
+        steps = [Step(ADVANCE.format(lock=self._db.lock), params)]
         if firing is not None:
             steps.append(Step(INSERT_FIRING, _firing_params(firing), guarded=True))
             steps.append(Step(TRIM_FIRINGS, _trim_params(*key), guarded=True))
@@ -271,7 +281,7 @@ class ScheduleStore:
             firing.state.value,
             float(firing.claim_until),
         )
-        [rows] = await self._db.write([Step(TAKE_FIRING, params)])
+        [rows] = await self._db.write([Step(TAKE_FIRING.format(lock=self._db.lock), params)])
         return replace(firing, claimed_by=by, claim_until=until) if rows else None
 
     async def settle(self, firing: FiringRecord, *, claimed_by: str) -> bool:
