@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from cairn._errors import from_rpc_error
 from cairn.v1 import schedule_service_pb2 as pb
 from cairn.v1 import schedule_service_pb2_grpc
 from cairn_server.server import CairnServer, ServerConfig, create_server
+from tests.schedules.support import firings_until
 
 START = 1_800_000_000.0
 """The fake clock's start (2027-01-15T08:00:00Z)."""
@@ -107,25 +107,6 @@ async def tick(server: tuple[CairnServer, str]) -> Callable[[], Awaitable[None]]
     poller = server[0].schedule_poller
     assert poller is not None
     return poller.tick
-
-
-async def firings_until(
-    client: Client,
-    schedule_id: str,
-    done: Callable[[list[ScheduleFiring]], bool],
-    seconds: float = 15.0,
-) -> list[ScheduleFiring]:
-    """The schedule's firings, oldest first, once `done` holds for them and
-    none is pending (polled: no event announces a firing)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        schedule = await client.schedules.get(schedule_id)
-        firings = list(reversed(schedule.recent_firings))
-        if done(firings) and all(f.state is not ScheduleFiringState.PENDING for f in firings):
-            return firings
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; the firings are {firings}")
-        await asyncio.sleep(0.02)
 
 
 def states(firings: list[ScheduleFiring]) -> list[str]:

@@ -12,9 +12,7 @@ that did not fire then never will (no test waits for nothing).
 
 from __future__ import annotations
 
-import asyncio
 import pathlib
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -24,6 +22,7 @@ from cairn_server.timers import CLOCK_FILE_ENV, OffsetClock
 from tests import postgres
 from tests.e2e.processes import Process, free_port, start_worker
 from tests.e2e.test_replicas import server_errors, start_replica
+from tests.schedules.support import firings_until as wait_for_firings
 
 HOUR = 3600
 
@@ -74,18 +73,10 @@ async def firings_until(
     schedule_id: str,
     done: Callable[[list[ScheduleFiring]], bool],
     replicas: list[Process],
-    seconds: float = 60.0,
 ) -> list[ScheduleFiring]:
-    """The schedule's firings, oldest first, once `done` holds and none is
-    pending (polled: no event announces a firing)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        firings = list(reversed((await client.schedules.get(schedule_id)).recent_firings))
-        if done(firings) and all(f.state.value != "pending" for f in firings):
-            return firings
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; firings {firings}\n{server_errors(replicas)}")
-        await asyncio.sleep(0.05)
+    return await wait_for_firings(
+        client, schedule_id, done, seconds=60, context=lambda: server_errors(replicas)
+    )
 
 
 def runs_of(store_url: str, schedule_id: str) -> int:
