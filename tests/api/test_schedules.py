@@ -158,7 +158,11 @@ async def test_create_get_list_pause_resume_delete(
 
 
 async def test_a_schedule_fires_once_per_due_time(
-    client: Client, clock: FakeClock, start_worker: Any, tick: Callable[[], Awaitable[None]]
+    client: Client,
+    clock: FakeClock,
+    start_worker: Any,
+    tick: Callable[[], Awaitable[None]],
+    server: tuple[CairnServer, str],
 ) -> None:
     await start_worker(FUNCTIONS)
     await client.schedules.create(echo, {"n": 1}, interval=60, schedule_id="every-minute")
@@ -183,6 +187,10 @@ async def test_a_schedule_fires_once_per_due_time(
     assert (await client.get_run(first.run_id)).output == {"n": 1}
     runs = await client.list_runs(limit=100)
     assert sorted(r.run_id for r in runs) == sorted(f.run_id for f in firings)
+    counted = server[0].metrics.registry.get_sample_value(
+        "cairn_schedule_firings_total", {"namespace": "default", "outcome": "started"}
+    )
+    assert counted == 2
 
 
 async def test_pause_stops_due_times_and_trigger_fires_anyway(
