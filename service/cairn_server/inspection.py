@@ -1,8 +1,9 @@
-"""`cairn threads|state|history|runs|workers|memories`: read a server's
-threads, workers and long-term memories as tables; `cairn cancel RUN_ID`
-stops a run. `cairn runs` without a thread lists the runs of every thread of
-the namespace, and `--waiting` only those that wait on a worker, a retry or
-a timer (a sleep).
+"""`cairn threads|state|history|runs|workers|memories|schedules`: read a
+server's threads, workers, long-term memories and schedules as tables;
+`cairn cancel RUN_ID` stops a run, and `cairn schedules ACTION SCHEDULE_ID`
+pauses, resumes, triggers or deletes a schedule. `cairn runs` without a
+thread lists the runs of every thread of the namespace, and `--waiting`
+only those that wait on a worker, a retry or a timer (a sleep).
 `cairn memories users u-42` lists the memories under a namespace path,
 newest update first (`--filter '{"kind": "food"}'`), and `--namespaces` the
 namespace paths under it; reading never refreshes an item's TTL.
@@ -29,7 +30,7 @@ import enum
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cairn import CairnError, SyncClient, TlsConfig
@@ -83,6 +84,18 @@ def add_commands(commands: Any) -> None:
     )
     memories.add_argument("--limit", type=int, default=20)
     memories.add_argument("--offset", type=int, default=0)
+    schedules = commands.add_parser(
+        "schedules",
+        help="the namespace's schedules, by id; or pause, resume, trigger or delete one",
+    )
+    schedules.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=["list", "pause", "resume", "trigger", "delete"],
+    )
+    schedules.add_argument("schedule_id", nargs="?", help="the schedule (all but list)")
+    schedules.add_argument("--limit", type=int, default=100)
     named = {
         "threads": threads,
         "state": state,
@@ -91,6 +104,7 @@ def add_commands(commands: Any) -> None:
         "cancel": cancel,
         "workers": workers,
         "memories": memories,
+        "schedules": schedules,
     }
     for name, command in named.items():
         command.add_argument("--address", default="127.0.0.1:50051")
@@ -181,6 +195,9 @@ def run(args: argparse.Namespace) -> int:
     except CairnError as error:
         print(f"{type(error).__name__}: {error.reason}: {error}")
         return 1
+    except ValueError as error:  # a command without what it needs
+        print(f"cairn {args.command}: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(_plain(found), indent=2) if args.json else _render(args, found))
     return 0
 
@@ -220,6 +237,15 @@ def _memories(client: SyncClient, args: argparse.Namespace) -> Any:
     )
 
 
+def _schedules(client: SyncClient, args: argparse.Namespace) -> Any:
+    if args.action == "list":
+        return client.schedules.list(limit=args.limit)
+    if not args.schedule_id:
+        raise ValueError(f"cairn schedules {args.action} needs a schedule id")
+    act: Callable[[str], Any] = getattr(client.schedules, args.action)
+    return act(args.schedule_id)
+
+
 _COMMANDS: dict[str, Callable[[SyncClient, argparse.Namespace], Any]] = {
     "threads": _threads,
     "state": _state,
@@ -228,6 +254,7 @@ _COMMANDS: dict[str, Callable[[SyncClient, argparse.Namespace], Any]] = {
     "cancel": _cancel,
     "workers": _workers,
     "memories": _memories,
+    "schedules": _schedules,
 }
 
 
@@ -267,6 +294,8 @@ def _render(args: argparse.Namespace, found: Any) -> str:
             ["NAMESPACE", "KEY", "UPDATED", "EXPIRES", "VALUE"],
             [["/".join(m.namespace), m.key, m.updated_at, m.expires_at, m.value] for m in found],
         )
+    if kind == "schedules":
+        return _render_schedules(args, found)
     if kind == "history":
         return table(
             ["CHECKPOINT", "STEP", "SOURCE", "NEXT", "CREATED"],
@@ -282,6 +311,34 @@ def _render(args: argparse.Namespace, found: Any) -> str:
             ],
         )
     return _render_state(found)
+
+
+def _render_schedules(args: argparse.Namespace, found: Any) -> str:
+    """The list as a table; an action's result in a line."""
+    if args.action == "delete":
+        return f"schedule {args.schedule_id} deleted"
+    if args.action == "trigger":
+        done = found.run_id and f"run {found.run_id} on thread {found.thread_id}"
+        return f"firing {found.firing_id} {found.state.value}: {done or found.message}"
+    if args.action != "list":
+        found = [found]
+    rows = []
+    for s in found:
+        last = s.recent_firings[0] if s.recent_firings else None
+        when = s.cron if s.cron is not None else f"every {s.interval}"
+        rows.append(
+            [
+                s.schedule_id,
+                s.target,
+                f"{when} {s.time_zone}".strip(),
+                "paused" if s.paused else s.next_fire_at,
+                s.thread_id or "new per firing",
+                f"{s.overlap_policy.value}, {s.catchup_policy.value}",
+                last and f"{last.state.value} {last.run_id or last.message}".strip(),
+            ]
+        )
+    headers = ["SCHEDULE", "TARGET", "WHEN", "NEXT (UTC)", "THREAD", "OVERLAP, CATCH-UP"]
+    return table([*headers, "LAST FIRING"], rows)
 
 
 def _render_workers(args: argparse.Namespace, workers: Sequence[Any]) -> str:
@@ -405,6 +462,8 @@ def _plain(value: Any) -> Any:
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, timedelta):  # a schedule's interval
+        return value.total_seconds()
     if isinstance(value, enum.Enum):
         return value.value
     return value

@@ -22,6 +22,8 @@ from cairn.v1 import (
     graph_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
     store_service_pb2,
     store_service_pb2_grpc,
     thread_service_pb2,
@@ -34,6 +36,7 @@ from cairn_server.api.decoding import DecodingInterceptor
 from cairn_server.api.graph_service import GraphServicer
 from cairn_server.api.relay import PeerAccess, Relays
 from cairn_server.api.runs import RunServicer
+from cairn_server.api.schedule_service import ScheduleServicer
 from cairn_server.api.store_service import StoreServicer
 from cairn_server.api.threads import ThreadServicer
 from cairn_server.api.workers import WorkerServicer
@@ -54,6 +57,7 @@ from cairn_server.metrics import Metrics, MetricsServer
 from cairn_server.metrics.interceptor import MetricsInterceptor
 from cairn_server.runtime.manager import RunManager
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
+from cairn_server.schedules import SchedulePoller, open_schedules
 from cairn_server.store import Store, open_store
 from cairn_server.store.retention import ThreadTtlSweeper
 from cairn_server.studio import Studio, StudioConfig, open_studio
@@ -77,6 +81,7 @@ SERVICE_NAMES = (
     checkpoint_service_pb2.DESCRIPTOR.services_by_name["CheckpointService"].full_name,
     graph_service_pb2.DESCRIPTOR.services_by_name["GraphService"].full_name,
     store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 )
 
 
@@ -107,6 +112,10 @@ class ServerConfig:
     timer_clock: Callable[[], float] = time.time
     """The clock of durable time: due times of sleeps, interrupt timeouts and
     schedules (cairn_server/timers/clock.py). Tests inject their own."""
+    schedule_poll_interval: float = 1.0
+    """Seconds between two looks for due schedules at most (a look also
+    happens at the soonest due time, and when a schedule is created or
+    resumed here)."""
 
 
 class CairnServer:
@@ -122,6 +131,7 @@ class CairnServer:
         sweeper: ThreadTtlSweeper | None = None,
         *,
         memory_sweeper: MemorySweeper | None = None,
+        schedule_poller: SchedulePoller | None = None,
         metrics: Metrics | None = None,
         metrics_server: MetricsServer | None = None,
         metrics_port: int = 0,
@@ -141,10 +151,12 @@ class CairnServer:
         self.runs = runs
         self.relays = relays
         self.sweeper = sweeper
-        # Background sweeps: expired threads (when a TTL is set) and memories.
+        self.schedule_poller = schedule_poller
+        # Background loops: sweeps of expired threads (when a TTL is set) and
+        # memories, and the schedules' firings.
         self._sweeping = [
             asyncio.create_task(each.run())
-            for each in (sweeper, memory_sweeper)
+            for each in (sweeper, memory_sweeper, schedule_poller)
             if each is not None
         ]
 
@@ -262,6 +274,13 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     store_service_pb2_grpc.add_StoreServiceServicer_to_server(
         StoreServicer(memory, max_payload_bytes=limit, clock=runs.clock), server
     )
+    schedules = open_schedules(store)
+    schedule_poller = SchedulePoller(
+        schedules, runs, clock=config.timer_clock, poll_interval=config.schedule_poll_interval
+    )
+    schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
+        ScheduleServicer(schedules, schedule_poller, max_payload_bytes=limit), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -324,6 +343,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         relays,
         sweeper,
         memory_sweeper=MemorySweeper(memory, clock=runs.clock),
+        schedule_poller=schedule_poller,
         metrics=metrics,
         metrics_server=metrics_server,
         metrics_port=metrics_port,

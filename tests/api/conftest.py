@@ -15,6 +15,7 @@ from cairn.v1 import (
     checkpoint_service_pb2_grpc,
     graph_service_pb2_grpc,
     run_service_pb2_grpc,
+    schedule_service_pb2_grpc,
     store_service_pb2_grpc,
     thread_service_pb2_grpc,
     worker_service_pb2_grpc,
@@ -47,6 +48,7 @@ class Api:
     health: health_pb2_grpc.HealthStub
     graphs: graph_service_pb2_grpc.GraphServiceStub
     store: store_service_pb2_grpc.StoreServiceStub
+    schedules: schedule_service_pb2_grpc.ScheduleServiceStub
 
 
 @pytest.fixture
@@ -60,4 +62,5 @@ async def api(address: str) -> AsyncIterator[Api]:
             health_pb2_grpc.HealthStub(channel),
             graph_service_pb2_grpc.GraphServiceStub(channel),
             store_service_pb2_grpc.StoreServiceStub(channel),
+            schedule_service_pb2_grpc.ScheduleServiceStub(channel),
         )

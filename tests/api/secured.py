@@ -34,6 +34,8 @@ from cairn.v1 import (
     graph_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
     store_service_pb2,
     store_service_pb2_grpc,
     thread_service_pb2,
@@ -47,6 +49,7 @@ from tests.api.conftest import Api
 
 cpb = checkpoint_service_pb2
 rpb = run_service_pb2
+schdpb = schedule_service_pb2
 spb = store_service_pb2
 tpb = thread_service_pb2
 wpb = worker_service_pb2
@@ -136,6 +139,7 @@ async def stubs(address: str) -> AsyncIterator[Api]:
             health_pb2_grpc.HealthStub(channel),
             graph_service_pb2_grpc.GraphServiceStub(channel),
             store_service_pb2_grpc.StoreServiceStub(channel),
+            schedule_service_pb2_grpc.ScheduleServiceStub(channel),
         )
 
 
@@ -221,7 +225,8 @@ async def _or_error(call: Awaitable[Any]) -> Any:
 
 async def snapshot(api: Api, namespace: str) -> dict[str, Any]:
     """What an admin sees in `namespace`: its threads, each with its state,
-    history and runs, and its LangGraph checkpoints with their writes."""
+    history and runs, its LangGraph checkpoints with their writes, its
+    memories and its schedules."""
     md = as_caller(ADMIN, namespace)
     listed = await api.threads.ListThreads(
         tpb.ListThreadsRequest(page_size=1000), metadata=md, timeout=WAIT
@@ -247,5 +252,8 @@ async def snapshot(api: Api, namespace: str) -> dict[str, Any]:
     )
     seen["memories"] = await _or_error(
         api.store.SearchItems(spb.SearchItemsRequest(limit=1000, refresh_ttl=False), metadata=md)
+    )
+    seen["schedules"] = await _or_error(
+        api.schedules.ListSchedules(schdpb.ListSchedulesRequest(page_size=1000), metadata=md)
     )
     return seen

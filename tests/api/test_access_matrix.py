@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypedDict
 
 import grpc
 import pytest
-from google.protobuf import json_format
+from google.protobuf import duration_pb2, json_format
 
 from cairn import END, START, StateGraph, entrypoint, task
 from cairn._values import to_value
@@ -33,6 +33,7 @@ from cairn.v1 import (
     graph_service_pb2,
     run_pb2,
     run_service_pb2,
+    schedule_service_pb2,
     store_service_pb2,
     thread_service_pb2,
     worker_service_pb2,
@@ -58,6 +59,7 @@ from tests.api.secured import (
 
 cpb = checkpoint_service_pb2
 rpb = run_service_pb2
+schdpb = schedule_service_pb2
 spb = store_service_pb2
 tpb = thread_service_pb2
 wpb = worker_service_pb2
@@ -236,6 +238,13 @@ async def world(tmp_path: pathlib.Path) -> AsyncIterator[World]:
                 metadata=admin(),
                 timeout=WAIT,
             )
+            await api.schedules.CreateSchedule(
+                schdpb.CreateScheduleRequest(
+                    schedule_id="nightly", cron="@daily", target="echo", input=to_value("n")
+                ),
+                metadata=admin(),
+                timeout=WAIT,
+            )
             yield World(api, served, invoked.run.run_id, held_run, "cp-1")
         finally:
             gates["release"].set()
@@ -276,6 +285,10 @@ async def _connect(w: World, md: Metadata) -> Any:
     """A worker stream registering `echo`: its welcome, then it is closed."""
     async with connected(w.api, md, hello("echo")) as welcome:
         return welcome
+
+
+def _minute() -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=60)
 
 
 def _update_state() -> tpb.UpdateStateRequest:
@@ -423,6 +436,48 @@ CALLS: dict[str, Rpc] = {
         ),
         too_weak="replica",
     ),
+    # ScheduleService
+    "cairn.v1.ScheduleService/CreateSchedule": Rpc(
+        "writer",
+        lambda w, md: w.api.schedules.CreateSchedule(
+            schdpb.CreateScheduleRequest(schedule_id="s-new", interval=_minute(), target="echo"),
+            metadata=md,
+        ),
+    ),
+    "cairn.v1.ScheduleService/GetSchedule": Rpc(
+        "reader",
+        lambda w, md: w.api.schedules.GetSchedule(
+            schdpb.GetScheduleRequest(schedule_id="nightly"), metadata=md
+        ),
+    ),
+    "cairn.v1.ScheduleService/ListSchedules": Rpc(
+        "reader",
+        lambda w, md: w.api.schedules.ListSchedules(schdpb.ListSchedulesRequest(), metadata=md),
+    ),
+    "cairn.v1.ScheduleService/PauseSchedule": Rpc(
+        "writer",
+        lambda w, md: w.api.schedules.PauseSchedule(
+            schdpb.PauseScheduleRequest(schedule_id="nightly"), metadata=md
+        ),
+    ),
+    "cairn.v1.ScheduleService/ResumeSchedule": Rpc(
+        "writer",
+        lambda w, md: w.api.schedules.ResumeSchedule(
+            schdpb.ResumeScheduleRequest(schedule_id="nightly"), metadata=md
+        ),
+    ),
+    "cairn.v1.ScheduleService/TriggerSchedule": Rpc(
+        "writer",
+        lambda w, md: w.api.schedules.TriggerSchedule(
+            schdpb.TriggerScheduleRequest(schedule_id="nightly"), metadata=md
+        ),
+    ),
+    "cairn.v1.ScheduleService/DeleteSchedule": Rpc(
+        "writer",
+        lambda w, md: w.api.schedules.DeleteSchedule(
+            schdpb.DeleteScheduleRequest(schedule_id="nightly"), metadata=md
+        ),
+    ),
     # CheckpointService
     "cairn.v1.CheckpointService/GetTuple": Rpc(
         "reader",
@@ -490,6 +545,7 @@ SERVICE_FILES = (
     checkpoint_service_pb2,
     graph_service_pb2,
     store_service_pb2,
+    schedule_service_pb2,
 )
 RPCS = sorted(
     f"{service.full_name}/{method.name}"
@@ -512,6 +568,7 @@ def test_every_rpc_is_in_the_matrix_and_in_the_servers_table() -> None:
         "cairn.v1.CheckpointService",
         "cairn.v1.GraphService",
         "cairn.v1.StoreService",
+        "cairn.v1.ScheduleService",
     }
     assert set(RPCS) == {method for method in METHOD_ROLES if method.startswith("cairn.v1.")}
     assert set(RPCS) == set(CALLS)

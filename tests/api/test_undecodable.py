@@ -24,6 +24,7 @@ from cairn.v1 import (
     checkpoint_service_pb2,
     run_service_pb2,
     run_service_pb2_grpc,
+    schedule_service_pb2,
     thread_service_pb2,
     worker_service_pb2,
 )
@@ -38,6 +39,7 @@ SERVICE_MODULES = (
     run_service_pb2,
     worker_service_pb2,
     checkpoint_service_pb2,
+    schedule_service_pb2,
     health_pb2,
     reflection_pb2,
 )

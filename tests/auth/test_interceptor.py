@@ -19,6 +19,7 @@ from cairn.v1 import (
     graph_service_pb2,
     run_service_pb2,
     run_service_pb2_grpc,
+    schedule_service_pb2,
     store_service_pb2,
     thread_service_pb2,
     thread_service_pb2_grpc,
@@ -95,6 +96,7 @@ def test_every_method_of_every_cairn_service_has_a_role() -> None:
         checkpoint_service_pb2,
         graph_service_pb2,
         store_service_pb2,
+        schedule_service_pb2,
     )
     methods = {
         f"{service.full_name}/{method.name}"
@@ -102,7 +104,7 @@ def test_every_method_of_every_cairn_service_has_a_role() -> None:
         for service in file.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }
-    assert len(methods) == 33
+    assert len(methods) == 40
     assert methods - set(METHOD_ROLES) == set()
     assert set(METHOD_ROLES) >= DESTRUCTIVE
 

@@ -63,6 +63,7 @@ def test_list_shows_every_service(address: str) -> None:
         "cairn.v1.ThreadService",
         "cairn.v1.WorkerService",
         "cairn.v1.StoreService",
+        "cairn.v1.ScheduleService",
         "grpc.health.v1.Health",
     ):
         assert name in services
@@ -194,3 +195,27 @@ def test_memories_from_grpcurl(address: str) -> None:
     [hit] = found["items"]
     assert hit["item"]["key"] == "prefs"
     assert 0.99 < hit["score"] <= 1.0
+
+
+def test_schedules_from_grpcurl(address: str) -> None:
+    """The README's schedule example: a cron expression in a time zone."""
+    request = {
+        "scheduleId": "digest",
+        "cron": "0 8 * * MON-FRI",
+        "timeZone": "Europe/Paris",
+        "target": "essay_writer",
+        "input": {"topic": "news"},
+        "overlapPolicy": "SCHEDULE_OVERLAP_POLICY_SKIP",
+    }
+    created = json.loads(grpcurl(address, "cairn.v1.ScheduleService/CreateSchedule", data=request))
+    schedule = created["schedule"]
+    assert (schedule["cron"], schedule["timeZone"]) == ("0 8 * * MON-FRI", "Europe/Paris")
+    assert schedule["input"] == {"topic": "news"}
+    assert "nextFireTime" in schedule
+    paused = json.loads(
+        grpcurl(address, "cairn.v1.ScheduleService/PauseSchedule", data={"scheduleId": "digest"})
+    )
+    assert paused["schedule"]["paused"] is True
+    assert "nextFireTime" not in paused["schedule"]
+    listed = json.loads(grpcurl(address, "cairn.v1.ScheduleService/ListSchedules"))
+    assert [s["scheduleId"] for s in listed["schedules"]] == ["digest"]

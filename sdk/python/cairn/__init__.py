@@ -55,6 +55,16 @@ from cairn._graph import (
     merge,
 )
 from cairn._messages import write_message_chunk
+from cairn._schedules import (
+    Schedule,
+    ScheduleCatchupPolicy,
+    ScheduleFiring,
+    ScheduleFiringState,
+    ScheduleOverlapPolicy,
+    Schedules,
+    ScheduleThreadPolicy,
+    SyncSchedules,
+)
 from cairn._sleep import sleep, sleep_until
 from cairn._store import Store
 from cairn._store_types import (
@@ -128,6 +138,13 @@ __all__ = [
     "RunNotFoundError",
     "RunState",
     "RunWaiting",
+    "Schedule",
+    "ScheduleCatchupPolicy",
+    "ScheduleFiring",
+    "ScheduleFiringState",
+    "ScheduleOverlapPolicy",
+    "ScheduleThreadPolicy",
+    "Schedules",
     "SearchItem",
     "SearchOp",
     "Send",
@@ -137,6 +154,7 @@ __all__ = [
     "Store",
     "StreamMode",
     "SyncClient",
+    "SyncSchedules",
     "Task",
     "TaskFailedError",
     "TaskFuture",

@@ -45,6 +45,7 @@ from cairn._addresses import (
 from cairn._connected import ConnectedWorker
 from cairn._credentials import ConnectionSettings, TlsConfig
 from cairn._errors import RunFailedError, from_rpc_error
+from cairn._schedules import Schedules
 from cairn._store import Store
 from cairn._types import (
     _DURABILITY_PB,
@@ -68,6 +69,7 @@ from cairn.v1 import (
     run_pb2,
     run_service_pb2,
     run_service_pb2_grpc,
+    schedule_service_pb2_grpc,
     store_service_pb2_grpc,
     thread_pb2,
     thread_service_pb2,
@@ -224,6 +226,11 @@ class Client:
     defaults (LangGraph's TTLConfig):
 
         await client.store.aput(("users", "u-42"), "profile", {"name": "Ada"})
+
+    `client.schedules` creates, lists, pauses, resumes, triggers and deletes
+    the namespace's schedules (`cairn.Schedules`):
+
+        await client.schedules.create("digest", {"inbox": "ada"}, cron="0 8 * * *")
     """
 
     def __init__(
@@ -258,6 +265,7 @@ class Client:
             "threads": [thread_service_pb2_grpc.ThreadServiceStub(c) for c in self._channels],
             "workers": [worker_service_pb2_grpc.WorkerServiceStub(c) for c in self._channels],
             "store": [store_service_pb2_grpc.StoreServiceStub(c) for c in self._channels],
+            "schedules": [schedule_service_pb2_grpc.ScheduleServiceStub(c) for c in self._channels],
         }
         self.store = Store(
             lambda rpc, request: self._call(rpc, request, service="store"),
@@ -267,6 +275,11 @@ class Client:
         )
         """The namespace's long-term memory store (see `cairn.Store`). Every
         store call is safe to repeat, so each fails over."""
+        self.schedules = Schedules(
+            lambda rpc, request: self._call(rpc, request, service="schedules")
+        )
+        """The namespace's schedules (see `cairn.Schedules`): runs the service
+        starts on a cron expression or an interval."""
 
     @property
     def address(self) -> str:

@@ -12,6 +12,7 @@ from cairn import _tracing
 from cairn._addresses import Addresses
 from cairn._client import Client
 from cairn._credentials import TlsConfig
+from cairn._schedules import SyncSchedules
 from cairn._store import Store
 
 
@@ -72,6 +73,8 @@ class SyncClient:
             raise
         self.store: Store = self._client.store._run_with(self._run)
         """The namespace's long-term memory store (see `cairn.Store`)."""
+        self.schedules = SyncSchedules(self._client.schedules, self._run)
+        """The namespace's schedules (see `cairn.Schedules`), without `await`."""
 
     def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         # The caller's current span, on the loop's thread too: the client's

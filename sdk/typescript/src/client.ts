@@ -39,6 +39,7 @@ import {
   type StreamRequestSchema,
 } from "./gen/cairn/v1/run_service_pb.js";
 import { StoreService } from "./gen/cairn/v1/store_service_pb.js";
+import { ScheduleService } from "./gen/cairn/v1/schedule_service_pb.js";
 import { ThreadService } from "./gen/cairn/v1/thread_service_pb.js";
 import {
   TaskKind,
@@ -48,6 +49,7 @@ import {
 import { withMessagePair } from "./messages.js";
 import { AsyncQueue } from "./queue.js";
 import { StoreClient, type StoreOptions } from "./store.js";
+import { SchedulesClient } from "./schedules.js";
 import { callerContext, startClientSpan, tracedEvents } from "./tracing.js";
 import { connect, type Connection } from "./transport.js";
 import {
@@ -276,6 +278,7 @@ interface Endpoint {
   readonly threads: RpcClient<typeof ThreadService>;
   readonly workers: RpcClient<typeof WorkerService>;
   readonly store: RpcClient<typeof StoreService>;
+  readonly schedules: RpcClient<typeof ScheduleService>;
 }
 
 type EventResponses = AsyncIterable<{ event?: Parameters<typeof runEventFromPb>[0] }>;
@@ -306,6 +309,8 @@ export class Client {
   readonly namespace: string | undefined;
   /** The long-term memory store of the client's namespace (see store.ts). */
   readonly store: StoreClient;
+  /** The schedules of the client's namespace (see schedules.ts). */
+  readonly schedules: SchedulesClient;
   private readonly endpoints: Endpoint[];
   private readonly failover: Failover;
   private readonly timeoutMs: number | undefined;
@@ -334,6 +339,7 @@ export class Client {
         threads: createClient(ThreadService, connection.transport),
         workers: createClient(WorkerService, connection.transport),
         store: createClient(StoreService, connection.transport),
+        schedules: createClient(ScheduleService, connection.transport),
       };
     });
     // Store calls are idempotent (a put replaces, a delete of nothing
@@ -341,6 +347,12 @@ export class Client {
     this.store = new StoreClient(
       (rpc) => this.call((endpoint) => rpc(endpoint.store, { timeoutMs: this.timeoutMs })),
       opts.store,
+    );
+    // Schedule calls are safe to repeat: creates and triggers carry a
+    // request id, pauses and resumes are idempotent, and a repeated delete
+    // reports NOT_FOUND.
+    this.schedules = new SchedulesClient(
+      (rpc) => this.call((endpoint) => rpc(endpoint.schedules, { timeoutMs: this.timeoutMs })),
     );
   }
 

@@ -89,6 +89,18 @@ export type {
   RouterAction,
   StateGraphInit,
 } from "./graph/state_graph.js";
+export { SchedulesClient } from "./schedules.js";
+export type {
+  CreateScheduleOptions,
+  Schedule,
+  ScheduleCaller,
+  ScheduleCatchupPolicy,
+  ScheduleFiring,
+  ScheduleFiringState,
+  ScheduleOverlapPolicy,
+  ScheduleRpc,
+  ScheduleThreadPolicy,
+} from "./schedules.js";
 export { sleep, sleepUntil } from "./sleep.js";
 export { StoreClient } from "./store.js";
 export type {

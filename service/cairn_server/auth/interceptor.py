@@ -120,6 +120,15 @@ _BY_SERVICE: dict[str, dict[str, Need]] = {
         # A batch that writes needs REMEMBER too: the servicer checks its operations.
         "BatchItems": RECALL,
     },
+    "cairn.v1.ScheduleService": {
+        "CreateSchedule": WRITE,
+        "GetSchedule": READ,
+        "ListSchedules": READ,
+        "PauseSchedule": WRITE,
+        "ResumeSchedule": WRITE,
+        "TriggerSchedule": WRITE,
+        "DeleteSchedule": WRITE,
+    },
     "cairn.v1.CheckpointService": {
         "GetTuple": READ,
         "ListCheckpoints": READ,
@@ -155,6 +164,7 @@ DESTRUCTIVE = frozenset(
         "cairn.v1.CheckpointService/CopyThreadCheckpoints",
         "cairn.v1.CheckpointService/PruneCheckpoints",
         "cairn.v1.StoreService/DeleteItem",
+        "cairn.v1.ScheduleService/DeleteSchedule",
     }
 )
 """Methods audit-logged when they succeed."""

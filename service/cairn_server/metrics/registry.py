@@ -110,6 +110,13 @@ class Metrics:
             ["target", "namespace", "outcome"],
             registry=r,
         )
+        self.schedule_firings = Counter(
+            "cairn_schedule_firings_total",
+            "Schedule firings acted on here, by what came of them (started, skipped,"
+            " waiting, failed).",
+            ["namespace", "outcome"],
+            registry=r,
+        )
         # --- tasks ----------------------------------------------------------------
         self.task_queue_wait = Histogram(
             "cairn_task_queue_wait_seconds",

@@ -21,6 +21,7 @@ from cairn._errors import error_info
 from cairn.v1 import (
     graph_service_pb2,
     run_service_pb2,
+    schedule_service_pb2,
     thread_service_pb2,
     worker_service_pb2,
 )
@@ -30,11 +31,18 @@ UNARY_METHODS = {
     "RunService": ("GetRun", "ListRuns", "CancelRun"),
     "WorkerService": ("ListWorkers",),
     "GraphService": ("GetGraph",),
+    "ScheduleService": ("ListSchedules",),
 }
 """What the page may call, per service: reads, and the writes Studio offers
 (answering interrupts and forking go through RunService.Stream)."""
 
-_FILES = (thread_service_pb2, run_service_pb2, worker_service_pb2, graph_service_pb2)
+_FILES = (
+    thread_service_pb2,
+    run_service_pb2,
+    worker_service_pb2,
+    graph_service_pb2,
+    schedule_service_pb2,
+)
 
 CALL_TIMEOUT = 30.0
 """Seconds a unary call may take before the page is told DEADLINE_EXCEEDED."""

@@ -137,6 +137,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The caller holds no grant in the call's namespace (NOT_FOUND): as for
     an id of another namespace, it learns nothing about what exists there.
     """
+    ERROR_REASON_SCHEDULE_NOT_FOUND: _ErrorReason.ValueType  # 50
+    """The schedule does not exist in the call's namespace (NOT_FOUND)."""
+    ERROR_REASON_SCHEDULE_ALREADY_EXISTS: _ErrorReason.ValueType  # 51
+    """A schedule with this id already exists in the call's namespace
+    (ALREADY_EXISTS).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason enumerates the `reason` strings that Cairn puts into the
@@ -327,6 +333,12 @@ digit (INVALID_ARGUMENT).
 ERROR_REASON_NAMESPACE_NOT_FOUND: ErrorReason.ValueType  # 39
 """The caller holds no grant in the call's namespace (NOT_FOUND): as for
 an id of another namespace, it learns nothing about what exists there.
+"""
+ERROR_REASON_SCHEDULE_NOT_FOUND: ErrorReason.ValueType  # 50
+"""The schedule does not exist in the call's namespace (NOT_FOUND)."""
+ERROR_REASON_SCHEDULE_ALREADY_EXISTS: ErrorReason.ValueType  # 51
+"""A schedule with this id already exists in the call's namespace
+(ALREADY_EXISTS).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

@@ -1,5 +1,5 @@
 // The router: reads the hash route (#/threads, #/threads/<id>, #/inbox,
-// #/workers, each optionally followed by ?params), renders the view into
+// #/workers, #/schedules, each optionally followed by ?params), renders the view into
 // <main>, and keeps the header (active link, namespace, sign-in) current.
 
 import { h, clear, errorBox } from "./dom.js";
@@ -15,8 +15,11 @@ const VIEWS = {
   thread: () => import("./views/thread.js"),
   inbox: () => import("./views/inbox.js"),
   workers: () => import("./views/workers.js"),
+  schedules: () => import("./views/schedules.js"),
 };
-const TITLES = { threads: "Threads", thread: "Thread", inbox: "Inbox", workers: "Workers" };
+const TITLES = {
+  threads: "Threads", thread: "Thread", inbox: "Inbox", workers: "Workers", schedules: "Schedules",
+};
 
 let cleanup = null;
 let renderCount = 0;
