@@ -276,7 +276,11 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     )
     schedules = open_schedules(store)
     schedule_poller = SchedulePoller(
-        schedules, runs, clock=config.timer_clock, poll_interval=config.schedule_poll_interval
+        schedules,
+        runs,
+        clock=config.timer_clock,
+        poll_interval=config.schedule_poll_interval,
+        max_runs_per_namespace=auth.max_runs_per_namespace,
     )
     schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
         ScheduleServicer(schedules, schedule_poller, max_payload_bytes=limit), server

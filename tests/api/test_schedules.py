@@ -31,24 +31,12 @@ from cairn import (
 from cairn._errors import from_rpc_error
 from cairn.v1 import schedule_service_pb2 as pb
 from cairn.v1 import schedule_service_pb2_grpc
-from cairn_server.server import CairnServer, ServerConfig, create_server
+from cairn_server.auth import AuthConfig
+from cairn_server.server import CairnServer
+from tests.clock import START, TestClock, clocked_server
 from tests.schedules.support import firings_until
 
-START = 1_800_000_000.0
-"""The fake clock's start (2027-01-15T08:00:00Z)."""
-
 gate = threading.Event()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @entrypoint()
@@ -76,24 +64,17 @@ FUNCTIONS = [echo, wait_for_gate, gated, count]
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> TestClock:
+    return TestClock()
 
 
 @pytest.fixture
-async def server(db_path: pathlib.Path, clock: FakeClock) -> AsyncIterator[tuple[CairnServer, str]]:
-    config = ServerConfig(
-        address="127.0.0.1:0",
-        store_url=f"sqlite:///{db_path}",
-        timer_clock=clock,
-        schedule_poll_interval=0.05,
-    )
-    instance, port = await create_server(config)
+async def server(db_path: pathlib.Path, clock: TestClock) -> AsyncIterator[tuple[CairnServer, str]]:
     try:
-        yield instance, f"127.0.0.1:{port}"
+        async with clocked_server(db_path, clock, schedule_poll_interval=0.05) as served:
+            yield served
     finally:
         gate.set()  # a test that failed midway leaves no task waiting
-        await instance.stop(grace=0.5)
 
 
 @pytest.fixture(autouse=True)
@@ -122,7 +103,7 @@ async def run_ended(client: Client, run_id: str) -> RunState:
 
 
 async def test_create_get_list_pause_resume_delete(
-    client: Client, clock: FakeClock, start_worker: Any
+    client: Client, clock: TestClock, start_worker: Any
 ) -> None:
     created = await client.schedules.create(
         echo, {"topic": "cats"}, interval=3600, schedule_id="hourly", metadata={"team": "a"}
@@ -159,7 +140,7 @@ async def test_create_get_list_pause_resume_delete(
 
 async def test_a_schedule_fires_once_per_due_time(
     client: Client,
-    clock: FakeClock,
+    clock: TestClock,
     start_worker: Any,
     tick: Callable[[], Awaitable[None]],
     server: tuple[CairnServer, str],
@@ -194,7 +175,7 @@ async def test_a_schedule_fires_once_per_due_time(
 
 
 async def test_pause_stops_due_times_and_trigger_fires_anyway(
-    client: Client, clock: FakeClock, start_worker: Any, tick: Callable[[], Awaitable[None]]
+    client: Client, clock: TestClock, start_worker: Any, tick: Callable[[], Awaitable[None]]
 ) -> None:
     await start_worker(FUNCTIONS)
     await client.schedules.create(echo, "x", interval=60, schedule_id="s", paused=True)
@@ -220,7 +201,7 @@ async def test_pause_stops_due_times_and_trigger_fires_anyway(
 
 
 async def test_overlap_skip(
-    client: Client, clock: FakeClock, start_worker: Any, tick: Callable[[], Awaitable[None]]
+    client: Client, clock: TestClock, start_worker: Any, tick: Callable[[], Awaitable[None]]
 ) -> None:
     await start_worker(FUNCTIONS)
     await client.schedules.create(gated, "x", interval=60, schedule_id="s")
@@ -240,7 +221,7 @@ async def test_overlap_skip(
 
 
 async def test_overlap_queue_starts_one_waiting_firing_after_the_run(
-    client: Client, clock: FakeClock, start_worker: Any
+    client: Client, clock: TestClock, start_worker: Any
 ) -> None:
     await start_worker(FUNCTIONS)
     await client.schedules.create(gated, "x", interval=60, schedule_id="s", overlap_policy="queue")
@@ -260,7 +241,7 @@ async def test_overlap_queue_starts_one_waiting_firing_after_the_run(
     assert await run_ended(client, firings[1].run_id) is RunState.SUCCEEDED
 
 
-async def test_overlap_cancel_previous(client: Client, clock: FakeClock, start_worker: Any) -> None:
+async def test_overlap_cancel_previous(client: Client, clock: TestClock, start_worker: Any) -> None:
     await start_worker(FUNCTIONS)
     await client.schedules.create(
         gated, "x", interval=60, schedule_id="s", overlap_policy="cancel_previous"
@@ -278,7 +259,7 @@ async def test_overlap_cancel_previous(client: Client, clock: FakeClock, start_w
 
 
 async def test_one_thread_carries_state_from_firing_to_firing(
-    client: Client, clock: FakeClock, start_worker: Any
+    client: Client, clock: TestClock, start_worker: Any
 ) -> None:
     await start_worker(FUNCTIONS)
     schedule = await client.schedules.create(
@@ -298,7 +279,7 @@ async def test_one_thread_carries_state_from_firing_to_firing(
 
 @pytest.mark.parametrize(("policy", "state"), [("skip", "skipped"), ("latest", "started")])
 async def test_catch_up_after_downtime(
-    client: Client, clock: FakeClock, start_worker: Any, policy: str, state: str
+    client: Client, clock: TestClock, start_worker: Any, policy: str, state: str
 ) -> None:
     await start_worker(FUNCTIONS)
     await client.schedules.create(
@@ -318,7 +299,7 @@ async def test_catch_up_after_downtime(
 
 
 async def test_a_firing_without_a_worker_fails_and_the_schedule_goes_on(
-    client: Client, clock: FakeClock
+    client: Client, clock: TestClock
 ) -> None:
     await client.schedules.create("nobody-serves-this", interval=60, schedule_id="s")
     clock.advance(60)
@@ -330,8 +311,38 @@ async def test_a_firing_without_a_worker_fails_and_the_schedule_goes_on(
     assert (await client.schedules.get("s")).next_fire_at is not None
 
 
+async def test_a_firing_over_the_namespaces_run_limit_fails_as_a_client_start_would(
+    db_path: pathlib.Path, clock: TestClock
+) -> None:
+    limited = clocked_server(
+        db_path.with_name("limited.db"),
+        clock,
+        schedule_poll_interval=0.05,
+        auth=AuthConfig(max_runs_per_namespace=1),
+    )
+    async with limited as (_, address):
+        worker = Worker(address, functions=FUNCTIONS)
+        running = asyncio.ensure_future(worker.run())
+        try:
+            async with Client(address) as client:
+                await asyncio.wait_for(worker.connected.wait(), 10)
+                held = client.stream(gated, "held", thread_id="busy")  # the namespace's one run
+                await anext(held)
+                await client.schedules.create(echo, "x", interval=60, schedule_id="s")
+                clock.advance(60)
+                [firing] = await firings_until(client, "s", lambda f: len(f) == 1)
+                assert firing.state is ScheduleFiringState.FAILED
+                assert firing.message.startswith("TOO_MANY_RUNS")
+                gate.set()
+                await held.aclose()
+        finally:
+            gate.set()
+            await worker.stop(grace=1)
+            await asyncio.wait_for(running, 10)
+
+
 async def test_schedules_stay_in_their_namespace(
-    address: str, clock: FakeClock, client: Client
+    address: str, clock: TestClock, client: Client
 ) -> None:
     worker = Worker(address, functions=[echo], namespace="team-a")
     running = asyncio.ensure_future(worker.run())

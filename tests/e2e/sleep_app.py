@@ -1,6 +1,7 @@
 """A worker process for the tests of durable sleep.
 
-`reminder(user)` drafts, sleeps an hour, then sends. Every execution of the
+`reminder(user)` drafts, sleeps an hour, then sends; `approval(item)` asks
+for an approval that times out after an hour as "auto". Every execution of the
 entrypoint's body and of the task is appended to --log as
 "<what> <service clock time>", the clock read from CAIRN_CLOCK_FILE as the
 server reads it, so a test sees what ran, how often, and when.
@@ -15,9 +16,10 @@ import pathlib
 from datetime import timedelta
 
 import cairn
-from cairn import Worker, entrypoint, task
+from cairn import Worker, entrypoint, interrupt, task
 from cairn_server.timers import service_clock
 
+HOUR = 3600.0
 LOG: pathlib.Path | None = None
 CLOCK = service_clock()
 
@@ -42,6 +44,12 @@ def reminder(user: str) -> list[str]:
     return [draft, step(f"send {user}").result()]
 
 
+@entrypoint()
+def approval(item: str) -> str:
+    note("ask")
+    return f"{item}: {interrupt('approve?', timeout=HOUR, default='auto')}"
+
+
 async def main() -> None:
     global LOG
     parser = argparse.ArgumentParser()
@@ -49,7 +57,7 @@ async def main() -> None:
     parser.add_argument("--log", required=True)
     args = parser.parse_args()
     LOG = pathlib.Path(args.log)
-    worker = Worker(args.address, functions=[reminder, step])
+    worker = Worker(args.address, functions=[reminder, step, approval])
     runner = asyncio.ensure_future(worker.run())
     await worker.connected.wait()
     print("worker ready", worker.worker_id, os.getpid(), flush=True)

@@ -1,8 +1,9 @@
-"""Durable sleep across crashes (issue 20): a run sleeping an hour on the
+"""Durable time across crashes (issue 20): a run sleeping an hour on the
 service's clock (moved through CAIRN_CLOCK_FILE, so nothing waits for real)
 survives a SIGKILL of its server, wakes once at its due time, and does not run
 the steps before the sleep again; on Postgres another replica wakes it when
-the one it slept on is gone."""
+the one it slept on is gone, and answers an interrupt that timed out there,
+once."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from cairn import Client, RunState, WaitReason
 from cairn_server.timers import CLOCK_FILE_ENV, OffsetClock
 from tests import postgres
 from tests.e2e.processes import BIN, Process, free_port, serve, stopping
-from tests.timers.sleepers import outcome, start_sleeper
+from tests.timers.sleepers import latest_run, outcome, start_sleeper
 
 SLEEP_APP = pathlib.Path(__file__).with_name("sleep_app.py")
 HOUR = 3600.0
@@ -119,3 +120,33 @@ async def test_on_postgres_another_replica_wakes_a_run_whose_replica_died(
         assert done.output == ["DRAFT BO", "SEND BO"]
         assert ran(log) == ["enter", "draft-bo", "enter", "send-bo"]
         second.wait_for_line(f"resuming run {run.run_id}")
+
+
+async def test_on_postgres_an_interrupt_timeout_outlives_its_replica_and_fires_once(
+    store_url: str, tmp_path: pathlib.Path, clock_file: pathlib.Path
+) -> None:
+    log, env = tmp_path / "ran.log", {CLOCK_FILE_ENV: str(clock_file)}
+    ports = [free_port() for _ in range(3)]
+    addresses = [f"127.0.0.1:{port}" for port in ports]
+    replicas = [
+        serve(store_url, port, "--replica-id", f"r{n}", "--lease-ttl", "2", env=env)
+        for n, port in enumerate(ports)
+    ]
+    worker = start_sleep_worker(",".join(addresses), log, clock_file)
+    with stopping(worker, *replicas):
+        async with Client(addresses[0]) as client:
+            paused = await client.invoke("approval", "refund", thread_id="t-timeout")
+        assert paused.state is RunState.INTERRUPTED
+        [pending] = paused.interrupts
+        assert pending.timeout is not None
+        replicas[0].kill()
+        OffsetClock(clock_file).advance(HOUR)
+        async with Client(addresses[1:]) as client:
+            done = await latest_run(client, "t-timeout", 2)
+            assert done.output == "refund: auto"
+            # Two replicas saw it due; one answered it, once.
+            assert [r.state for r in await client.list_runs("t-timeout")] == [
+                RunState.SUCCEEDED,
+                RunState.INTERRUPTED,
+            ]
+        assert ran(log) == ["ask", "ask"]

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cairn_server.domain import EventRecord, RunState, ThreadStatus
-from cairn_server.store import Lease, LeaseLost, Store, ThreadBusy, ThreadStatusChange, WriteBatch
+from cairn_server.store import (
+    Lease,
+    LeaseLost,
+    Store,
+    ThreadBusy,
+    ThreadChanged,
+    ThreadStatusChange,
+    WriteBatch,
+)
 from tests.store.test_conformance import make_run, make_thread
 
 if TYPE_CHECKING:
@@ -229,3 +237,80 @@ async def test_a_sleeping_run_is_claimed_before_it_is_due_to_cancel_it(store: St
     assert await store.claim_sleeping_run(lease.run_id, "r3") is None
     assert await store.claim_due_runs("r3", now=9999.0, limit=5) == []
     assert await store.next_wake_time() is None
+
+
+# --- interrupt timers (interrupts that time out) ---------------------------------
+
+
+async def interrupted_run(store: Store, wake_at: float) -> tuple[str, str]:
+    """A run that stopped at interrupts which time out at `wake_at`, as a
+    run's end stores it: (thread_id, run_id)."""
+    lease = await start_run(store, "r1")
+    run = await store.get_run(lease.run_id)
+    assert run is not None
+    run.state = RunState.INTERRUPTED
+    change = ThreadStatusChange(run.thread_id, ThreadStatus.INTERRUPTED, 2.0)
+    batch = WriteBatch(
+        runs=[run], thread_statuses=[change], timers=[(run.run_id, wake_at)], lease=lease
+    )
+    await store.commit(batch)
+    return run.thread_id, run.run_id
+
+
+async def test_a_due_interrupt_timer_is_taken_by_one_replica_until_its_retry_time(
+    store: Store,
+) -> None:
+    _, run_id = await interrupted_run(store, 100.0)
+    assert await store.next_wake_time() == 100.0
+    assert await store.claim_due_interrupts(now=99.0, retry_at=129.0, limit=10) == []
+    # Sleeping runs are not interrupted runs, and the other way round.
+    assert await store.claim_due_runs("r2", now=500.0, limit=10) == []
+    batches = await asyncio.gather(
+        *(store.claim_due_interrupts(now=100.0, retry_at=130.0, limit=10) for _ in range(4))
+    )
+    assert [run.run_id for batch in batches for run in batch] == [run_id]
+    assert await store.next_wake_time() == 130.0  # taken, not answered: it comes back
+    [again] = await store.claim_due_interrupts(now=130.0, retry_at=160.0, limit=10)
+    assert again.run_id == run_id and again.state is RunState.INTERRUPTED
+    await store.clear_timer(run_id)
+    assert await store.next_wake_time() is None
+
+
+async def test_a_run_started_on_the_thread_ends_its_interrupt_timers(store: Store) -> None:
+    thread_id, _ = await interrupted_run(store, 100.0)
+    resumed = make_run(thread_id, state=RunState.RUNNING)
+    thread = await store.get_thread(thread_id)
+    assert thread is not None
+    await store.commit(
+        WriteBatch(
+            runs=[resumed],
+            thread_statuses=[ThreadStatusChange(thread_id, ThreadStatus.BUSY, 3.0)],
+            claim_thread=thread_id,
+            claim_thread_at=thread.updated_at,
+            clear_interrupt_timers=thread_id,
+            lease=Lease(resumed.run_id, "r2", 1),
+        )
+    )
+    assert await store.next_wake_time() is None
+    assert await store.claim_due_interrupts(now=500.0, retry_at=530.0, limit=10) == []
+
+
+async def test_a_start_that_read_the_thread_before_it_changed_is_refused(store: Store) -> None:
+    thread_id, _ = await interrupted_run(store, 100.0)
+    thread = await store.get_thread(thread_id)
+    assert thread is not None
+    # Another start (and the end of its run) happened since the read.
+    await store.commit(
+        WriteBatch(thread_statuses=[ThreadStatusChange(thread_id, ThreadStatus.IDLE, 9.0)])
+    )
+    late = make_run(thread_id, state=RunState.RUNNING)
+    with pytest.raises(ThreadChanged):
+        await store.commit(
+            WriteBatch(
+                runs=[late],
+                claim_thread=thread_id,
+                claim_thread_at=thread.updated_at,
+                lease=Lease(late.run_id, "r2", 1),
+            )
+        )
+    assert await store.get_run(late.run_id) is None

@@ -8,6 +8,8 @@
   named after the job in the directory $CAIRN_STUDIO_GATES.
 - `nightly_digest`: an entrypoint only a worker started with --retired
   serves (the test stops that worker, so a run of it waits for a worker).
+- `snooze`: an entrypoint that sleeps a day (a durable timer), so its run
+  waits on a timer.
 - `triage`: a StateGraph with a conditional edge (classify -> refund |
   answer) and a breakpoint before `review`, so a thread stops mid-graph with
   `next == ("review",)`.
@@ -23,6 +25,7 @@ import operator
 import os
 import pathlib
 import time
+from datetime import timedelta
 from typing import Annotated, Any, TypedDict
 
 from cairn import (
@@ -33,6 +36,7 @@ from cairn import (
     entrypoint,
     get_stream_writer,
     interrupt,
+    sleep,
     task,
 )
 
@@ -134,7 +138,13 @@ def nightly_digest(day: str) -> str:
     return f"digest of {day}"
 
 
-FUNCTIONS: list[Any] = [draft_reply, send_reply, approval, wait_for_gate, live, triage]
+@entrypoint()
+def snooze(reminder: str) -> str:
+    sleep(timedelta(days=1))
+    return f"reminded: {reminder}"
+
+
+FUNCTIONS: list[Any] = [draft_reply, send_reply, approval, wait_for_gate, live, triage, snooze]
 
 
 async def main() -> None:

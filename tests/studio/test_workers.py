@@ -29,6 +29,16 @@ def test_workers(studio: Studio, client: SyncClient, page: Page) -> None:
     ]
     [connected] = client.list_workers()
     assert connected.worker_id == studio.worker_id
+    # A run that sleeps waits on its timer, holding no worker.
+    slept = stream_until(
+        studio.address,
+        "snooze",
+        "water the plants",
+        thread_id="snooze-1",
+        until=lambda event: event.run is not None and bool(event.run.waiting),
+    )[-1].run
+    assert slept is not None
+    assert [w.reason for w in slept.waiting] == [WaitReason.TIMER]
 
     try:
         page.goto(f"{studio.url}#/workers")
@@ -43,6 +53,9 @@ def test_workers(studio: Studio, client: SyncClient, page: Page) -> None:
         row = runs.filter(has_text=thread)
         expect(row).to_have_count(1)
         expect(row).to_contain_text("nightly_digest")
+        sleeping = runs.filter(has_text="snooze-1")
+        expect(sleeping).to_contain_text("snooze: sleeps until")
         shoot(page, "workers")
     finally:
         assert client.cancel_run(waiting.run_id).state is RunState.CANCELLED
+        assert client.cancel_run(slept.run_id).state is RunState.CANCELLED

@@ -1,4 +1,4 @@
-"""Following runs that sleep, for the tests of durable time."""
+"""Following runs that sleep or time out, for the tests of durable time."""
 
 from __future__ import annotations
 
@@ -33,3 +33,14 @@ async def outcome(client: Client, run_id: str) -> Run:
         return await client.get_run(run_id)
 
     return await asyncio.wait_for(ended(), 30)
+
+
+async def latest_run(client: Client, thread_id: str, count: int) -> Run:
+    """The outcome of the thread's newest run, once the thread has `count`."""
+    for _ in range(200):
+        runs = await client.list_runs(thread_id)
+        if len(runs) >= count:
+            assert len(runs) == count, runs
+            return await outcome(client, runs[0].run_id)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"thread {thread_id} never had {count} runs")

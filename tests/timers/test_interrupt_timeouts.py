@@ -7,8 +7,6 @@ real time."""
 from __future__ import annotations
 
 import asyncio
-import pathlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, TypedDict
 
@@ -22,46 +20,17 @@ from cairn import (
     FailedPreconditionError,
     InterruptTimeoutError,
     NotFoundError,
-    Run,
     RunState,
     StateGraph,
     entrypoint,
     interrupt,
     task,
 )
-from cairn_server.server import CairnServer, ServerConfig, create_server
+from cairn_server.server import CairnServer
+from tests.clock import START as NOW
+from tests.clock import TestClock
 from tests.conftest import StartWorker
-from tests.timers.sleepers import outcome
-
-NOW = 1_800_000_000.0
-
-
-class TestClock:
-    __test__ = False
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> TestClock:
-    return TestClock()
-
-
-@pytest.fixture
-async def server(db_path: pathlib.Path, clock: TestClock) -> AsyncIterator[tuple[CairnServer, str]]:
-    config = ServerConfig(
-        address="127.0.0.1:0", store_url=f"sqlite:///{db_path}", timer_clock=clock
-    )
-    instance, port = await create_server(config)
-    try:
-        yield instance, f"127.0.0.1:{port}"
-    finally:
-        await instance.stop(grace=0.5)
-
+from tests.timers.sleepers import latest_run
 
 asked: list[str] = []
 
@@ -115,17 +84,6 @@ def fresh() -> None:
 async def time_out(server: tuple[CairnServer, str], clock: TestClock, seconds: float) -> None:
     clock.now += seconds
     await server[0].runs.timers.wake_due()
-
-
-async def latest_run(client: Client, thread_id: str, count: int) -> Run:
-    """The outcome of the thread's newest run, once the thread has `count`."""
-    for _ in range(200):
-        runs = await client.list_runs(thread_id)
-        if len(runs) >= count:
-            assert len(runs) == count, runs
-            return await outcome(client, runs[0].run_id)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"thread {thread_id} never had {count} runs")
 
 
 async def test_nobody_answers_so_the_interrupt_returns_its_default(

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import pathlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,39 +14,10 @@ import pytest
 import cairn
 from cairn import Client, RunState, TaskFailedError, WaitReason, entrypoint, task
 from cairn_server.runtime.handle import RunAbandoned
-from cairn_server.server import CairnServer, ServerConfig, create_server
+from cairn_server.server import CairnServer
+from tests.clock import TestClock
 from tests.conftest import StartWorker
 from tests.timers.sleepers import outcome, start_sleeper
-
-
-class TestClock:
-    """The service's timer clock, moved by hand."""
-
-    __test__ = False
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> TestClock:
-    return TestClock()
-
-
-@pytest.fixture
-async def server(db_path: pathlib.Path, clock: TestClock) -> AsyncIterator[tuple[CairnServer, str]]:
-    config = ServerConfig(
-        address="127.0.0.1:0", store_url=f"sqlite:///{db_path}", timer_clock=clock
-    )
-    instance, port = await create_server(config)
-    try:
-        yield instance, f"127.0.0.1:{port}"
-    finally:
-        await instance.stop(grace=0.5)
-
 
 calls: list[str] = []
 

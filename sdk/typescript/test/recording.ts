@@ -8,7 +8,6 @@
  */
 
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
@@ -30,6 +29,7 @@ import {
   type ConnectRequest,
   type TaskAssignmentSchema,
 } from "../src/gen/cairn/v1/worker_service_pb.js";
+import { listening } from "./scripted.js";
 
 /** What the server saw of one call. */
 export interface Call {
@@ -207,20 +207,10 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
         handler,
       )
     : http2.createServer(handler);
-  // Sessions stay open while a client keeps its connection: close() ends them.
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (session: http2.ServerHttp2Session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = server.address() as AddressInfo;
+  const served = await listening(server);
 
   return {
-    address: `127.0.0.1:${port}`,
+    ...served,
     calls,
     called(method) {
       const made = calls.find((call) => call.method === method);
@@ -231,11 +221,6 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
       const made = reports.get(taskId);
       if (made) return Promise.resolve(made);
       return new Promise((wake) => reportWaiters.push({ taskId, wake }));
-    },
-    close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const session of sessions) session.destroy();
-      return closed;
     },
   };
 }

@@ -12,24 +12,12 @@
 
 import assert from "node:assert/strict";
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { JsonValue, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import {
-  WorkerService,
-  TaskKind,
-  type ConnectRequest,
-  type ConnectResponseSchema,
-  type JournalEntrySchema,
-  type ScheduleTask,
-  type TaskAssignmentSchema,
-} from "../src/gen/cairn/v1/worker_service_pb.js";
+import { TaskKind, type JournalEntrySchema } from "../src/gen/cairn/v1/worker_service_pb.js";
 import {
   Annotation,
   Client,
@@ -43,12 +31,10 @@ import {
   type Run,
   type TaskFailedError,
 } from "../src/index.js";
-import { AsyncQueue } from "../src/queue.js";
 import { fromValue, toValue } from "../src/values.js";
+import { startScripted, type Assignment, type Scripted, type Sent } from "./scripted.js";
 import { startServer, type Server } from "./server.js";
 
-type Assignment = MessageInitShape<typeof TaskAssignmentSchema>;
-type Sent = ConnectRequest["kind"];
 
 const HOUR = 60 * 60 * 1000;
 const WAKE = new Date("2030-01-02T03:04:05.678Z");
@@ -172,91 +158,6 @@ const ASSIGNMENTS: Assignment[] = [
     assignment(`e-bad-${how}`, "badSleeper", how),
   ),
 ];
-
-// --- a scripted WorkerService -----------------------------------------------------------
-
-const OUTCOMES = new Set(["completed", "failed", "interrupted", "suspended", "sleeping"]);
-
-interface Scripted {
-  address: string;
-  /** Every message the worker sent but its hello, in order. */
-  sent: Sent[];
-  /** The outcome the worker reported for `taskId` (completed, failed, sleeping, ...). */
-  outcome(taskId: string): Promise<Sent>;
-  close(): Promise<void>;
-}
-
-/** Welcomes a worker, hands it `assignments` and answers each task call
- * with `answer(call)`, as the service's ChildOutcome would. */
-async function startScripted(
-  assignments: Assignment[],
-  answer: (call: ScheduleTask) => JsonValue,
-): Promise<Scripted> {
-  const sent: Sent[] = [];
-  const waiters: { taskId: string; wake: (kind: Sent) => void }[] = [];
-  const taskOf = (kind: Sent) => (kind.value as { taskId?: string } | undefined)?.taskId;
-  const outcomeOf = (taskId: string) =>
-    sent.find((kind) => OUTCOMES.has(kind.case ?? "") && taskOf(kind) === taskId);
-
-  const routes = (router: ConnectRouter) => {
-    router.service(WorkerService, {
-      async *connect(requests) {
-        const responses = new AsyncQueue<MessageInitShape<typeof ConnectResponseSchema>>();
-        responses.push({ kind: { case: "welcome", value: { workerId: "w-sleep" } } });
-        for (const value of assignments) responses.push({ kind: { case: "assignment", value } });
-        void (async () => {
-          try {
-            for await (const request of requests) {
-              const kind = request.kind;
-              if (kind.case === "hello") continue;
-              sent.push(kind);
-              if (kind.case === "schedule") {
-                const { parentTaskId, index } = kind.value;
-                const outcome = { case: "result" as const, value: toValue(answer(kind.value), "result") };
-                responses.push({ kind: { case: "childOutcome", value: { parentTaskId, index, outcome } } });
-              }
-              if (!OUTCOMES.has(kind.case ?? "")) continue;
-              for (const waiter of waiters.filter((w) => w.taskId === taskOf(kind))) {
-                waiters.splice(waiters.indexOf(waiter), 1);
-                waiter.wake(kind);
-              }
-            }
-          } catch {
-            // the worker hung up
-          } finally {
-            responses.close();
-          }
-        })();
-        yield* responses;
-      },
-    });
-  };
-  const server = http2.createServer(connectNodeAdapter({ routes }));
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (session: http2.ServerHttp2Session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    address: `127.0.0.1:${port}`,
-    sent,
-    outcome(taskId) {
-      const made = outcomeOf(taskId);
-      if (made) return Promise.resolve(made);
-      return new Promise((wake) => waiters.push({ taskId, wake }));
-    },
-    close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const session of sessions) session.destroy();
-      return closed;
-    },
-  };
-}
 
 // --- the tests ------------------------------------------------------------------------
 

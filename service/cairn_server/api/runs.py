@@ -116,18 +116,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     async def _start(self, start: StartRun) -> RunHandle | RunRecord:
         """Start a run, within the namespace's limit of active runs here."""
-        limit = self._max_runs
-        if limit is not None:
-            namespace = scope.namespace()
-            active = self._runs.active_in(namespace)
-            if active >= limit:
-                raise error_for(
-                    "TOO_MANY_RUNS",
-                    f"namespace {namespace!r} has {active} active runs on this replica;"
-                    f" the limit is {limit}",
-                    namespace=namespace,
-                    limit=str(limit),
-                )
+        self._runs.check_room(scope.namespace(), self._max_runs)
         return await self._runs.start(start)
 
     @unary

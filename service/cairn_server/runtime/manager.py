@@ -362,6 +362,21 @@ class RunManager:
             namespaces.namespace_of(h.run.thread_id) == namespace for h in self._active.values()
         )
 
+    def check_room(self, namespace: str, limit: int | None) -> None:
+        """Raise TOO_MANY_RUNS when the namespace drives `limit` runs here
+        already (`--max-runs-per-namespace`; None: no limit)."""
+        if limit is None:
+            return
+        active = self.active_in(namespace)
+        if active >= limit:
+            raise error_for(
+                "TOO_MANY_RUNS",
+                f"namespace {namespace!r} has {active} active runs on this replica;"
+                f" the limit is {limit}",
+                namespace=namespace,
+                limit=str(limit),
+            )
+
     def _run_samples(self) -> list[RunSample]:
         """The runs driven here, as cairn_runs_active and cairn_runs_waiting
         read them at scrape time (a run whose end was stored is not active)."""

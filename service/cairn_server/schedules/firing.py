@@ -35,9 +35,13 @@ CLAIM_TTL = 30.0
 class Firings:
     """Acts on the firings this replica claimed."""
 
-    def __init__(self, schedules: ScheduleStore, runs: RunManager) -> None:
+    def __init__(
+        self, schedules: ScheduleStore, runs: RunManager, *, max_runs: int | None = None
+    ) -> None:
         self._schedules = schedules
         self._runs = runs
+        self._max_runs = max_runs
+        """The namespace's limit of active runs per replica, as for clients."""
 
     @property
     def replica_id(self) -> str:
@@ -79,6 +83,7 @@ class Firings:
             multitask_strategy=strategy,
         )
         try:
+            self._runs.check_room(schedule.namespace, self._max_runs)
             started = await self._runs.start(request)
         except Unavailable as error:
             log.warning("schedule %s: cannot fire now: %s", _name(firing), error.message)

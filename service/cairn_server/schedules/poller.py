@@ -59,10 +59,11 @@ class SchedulePoller:
         *,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
+        max_runs_per_namespace: int | None = None,
     ) -> None:
         if not poll_interval > 0:
             raise ValueError(f"poll_interval must be positive, got {poll_interval}")
-        self.firings = Firings(schedules, runs)
+        self.firings = Firings(schedules, runs, max_runs=max_runs_per_namespace)
         self.poll_interval = poll_interval
         self._schedules = schedules
         self._runs = runs

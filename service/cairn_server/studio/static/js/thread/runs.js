@@ -22,6 +22,7 @@ const WAIT_TEXT = {
   no_worker: (w) => `no connected worker serves "${w.task_name}"`,
   worker_busy: (w) => `every worker serving "${w.task_name}" is busy`,
   retry_backoff: (w) => `"${w.task_name}" waits to retry${w.until_time ? ` until ${time(w.until_time)}` : ""}`,
+  timer: (w) => `"${w.task_name}" sleeps until ${time(w.until_time)}`,
 };
 
 /** "waits: no connected worker serves "fetch" (since …)" for each entry of run.waiting. */

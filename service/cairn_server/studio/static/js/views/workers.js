@@ -61,6 +61,8 @@ export function waitText(wait) {
       return `workers of ${name} are busy`;
     case "WAIT_REASON_RETRY_BACKOFF":
       return `${name}: retry at ${time(wait.until_time)}`;
+    case "WAIT_REASON_TIMER":
+      return `${name}: sleeps until ${time(wait.until_time)}`;
     default:
       return `${name}: ${enumName(wait.reason, "WAIT_REASON") || "waiting"}`;
   }
