@@ -84,7 +84,9 @@ class TimerWaker:
             runs = await self._store.claim_due_interrupts(
                 now=now, retry_at=now + ANSWER_RETRY, limit=CLAIM_BATCH
             )
-            self._metrics.timers_fired.inc(len(runs))
+            for run in runs:
+                deadlines = [i.timeout_at for i in run.interrupts if i.timeout_at is not None]
+                self._fired(min(deadlines, default=now), now)
             for outcome in await asyncio.gather(
                 *(self._answer(run) for run in runs), return_exceptions=True
             ):
@@ -100,14 +102,17 @@ class TimerWaker:
             now = self._clock()
             claimed = await self._store.claim_due_runs(self._replica_id, now=now, limit=CLAIM_BATCH)
             for run, _ in claimed:
-                self._metrics.timers_fired.inc()
                 due = next((w.until for w in run.waiting if w.reason is WaitReason.TIMER), None)
-                due = now if due is None else due
-                self._metrics.timer_lateness.observe(max(now - due, 0.0))
+                self._fired(now if due is None else due, now)
             await asyncio.gather(*(self._wake(run, lease) for run, lease in claimed))
             woken += len(claimed)
             if len(claimed) < CLAIM_BATCH:
                 return woken
+
+    def _fired(self, due: float, now: float) -> None:
+        """cairn_timers_fired_total and cairn_timer_lateness_seconds."""
+        self._metrics.timers_fired.inc()
+        self._metrics.timer_lateness.observe(max(now - due, 0.0))
 
     async def _run(self) -> None:
         while True:
