@@ -146,7 +146,8 @@ class RunManager:
         self.store = store
         self.clock = clock
         self.timer_clock = timer_clock
-        """Durable time's clock (timers/clock.py): when sleeps are due."""
+        """Durable time's clock (timers/clock.py): when sleeps, interrupt
+        timeouts and schedules are due."""
         self.metrics = metrics if metrics is not None else Metrics()
         self.leases = ReplicaLeases(
             store,
