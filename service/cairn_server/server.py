@@ -185,6 +185,28 @@ class CairnServer:
         await self.grpc.wait_for_termination()
 
 
+def server_options(max_payload_bytes: int) -> list[tuple[str, int]]:
+    """The gRPC server's channel options (bench/floor.py measures with them)."""
+    # Room for a payload at the limit plus the message around it, so that
+    # oversized values get PAYLOAD_TOO_LARGE rather than a transport error.
+    max_message = 2 * max_payload_bytes + 1024 * 1024
+    return [
+        ("grpc.max_receive_message_length", max_message),
+        ("grpc.max_send_message_length", max_message),
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # A second server on a bound address fails to bind rather than
+        # sharing it (and silently forming two replicas on one store).
+        ("grpc.so_reuseport", 0),
+        # A connection with no call open for this long is closed; an open
+        # call (a worker's Connect stream, a followed run) is not idle.
+        ("grpc.max_connection_idle_ms", MAX_CONNECTION_IDLE_MS),
+        ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+    ]
+
+
 async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
     """Open the store, recover active runs and start serving; returns the
     server and the bound port (useful with port 0)."""
@@ -220,9 +242,6 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
         "namespace_limiter": namespace_rate_limiter(auth, clock=runs.clock),
     }
     limit = config.max_payload_bytes
-    # Room for a payload at the limit plus the message around it, so that
-    # oversized values get PAYLOAD_TOO_LARGE rather than a transport error.
-    max_message = 2 * limit + 1024 * 1024
     server = grpc.aio.server(
         # Authentication and roles first: a caller who may not call a method
         # learns nothing about its requests.
@@ -232,21 +251,7 @@ async def create_server(config: ServerConfig) -> tuple[CairnServer, int]:
             AuthInterceptor(authenticator, **limiters),
             DecodingInterceptor(),
         ],
-        options=[
-            ("grpc.max_receive_message_length", max_message),
-            ("grpc.max_send_message_length", max_message),
-            ("grpc.keepalive_time_ms", 20_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            # A second server on a bound address fails to bind rather than
-            # sharing it (and silently forming two replicas on one store).
-            ("grpc.so_reuseport", 0),
-            # A connection with no call open for this long is closed; an open
-            # call (a worker's Connect stream, a followed run) is not idle.
-            ("grpc.max_connection_idle_ms", MAX_CONNECTION_IDLE_MS),
-            ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
-        ],
+        options=server_options(limit),
     )
     thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
         ThreadServicer(runs, max_payload_bytes=limit), server
