@@ -1,7 +1,7 @@
 """The floor under one sequential step, measured on this machine.
 
     .venv/bin/python bench/floor.py [--round-trips 3000] [--commits 500]
-        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--json FILE]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test | --no-postgres] [--json FILE]
 
 A sync step of a sequential run costs at least one exchange between the
 worker and the server over their gRPC stream (the report goes up, the next
@@ -181,6 +181,7 @@ def main() -> int:
     parser.add_argument("--round-trips", type=int, default=3000)
     parser.add_argument("--commits", type=int, default=500)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite's commit only")
     parser.add_argument("--json", type=pathlib.Path)
     parser.add_argument("--echo-server", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -193,9 +194,12 @@ def main() -> int:
         report["echo_tcp"] = spread(measure_echo(tcp, args.round_trips))
         socket = f"unix:{tmp}/echo.sock"
         report["echo_unix"] = spread(measure_echo(socket, args.round_trips))
-    for backend in (Sqlite(), Postgres(args.postgres)):
+    backends: list[Backend] = [Sqlite()]
+    if not args.no_postgres:
+        backends.append(Postgres(args.postgres))
+    for backend in backends:
         report[f"commit_{backend.name}"] = uvloop.run(measure_commits(backend, args.commits))
-    for store in ("sqlite", "postgres"):
+    for store in (b.name for b in backends):
         for transport in ("tcp", "unix"):
             floor = report[f"echo_{transport}"]["p50_us"] + report[f"commit_{store}"]["p50_us"]
             report[f"floor_{store}_{transport}_p50_us"] = round(floor, 1)

@@ -29,6 +29,7 @@ from typing import Any
 MiB = 1024 * 1024
 SYSTEM_ORDER = ("cairn", "cairn-graph", "langgraph-functional", "langgraph-graph", "dbos")
 TARGETS = {
+    "floor": 1.3,
     "sequential": 2.0,
     "concurrent": 3.0,
     "crash": 0,
@@ -96,9 +97,14 @@ def _all(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
     ]
 
 
-def ratios(rows: list[dict[str, Any]], history: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The ratios issue 7 sets targets for, from rows of this same run."""
+def ratios(
+    rows: list[dict[str, Any]],
+    history: dict[str, Any] | None,
+    floor: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The ratios issues 7 and 21 set targets for, from rows of this same run."""
     out: list[dict[str, Any]] = []
+    out.extend(_over_floor(rows, floor))
 
     def throughput(name: str, store: str, base: dict[str, Any], target: float | None) -> None:
         # Paired by trial: each pair ran back to back (bench/run.py's plan).
@@ -174,6 +180,50 @@ def ratios(rows: list[dict[str, Any]], history: dict[str, Any] | None) -> list[d
             }
         )
     return out
+
+
+def _over_floor(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Cairn's sequential sync step (p50) over the floor measured in this run
+    (bench/floor.py: a bare gRPC round trip plus one step's commit)."""
+    out: list[dict[str, Any]] = []
+    for store in ("sqlite", "postgres"):
+        base = (floor or {}).get(f"floor_{store}_tcp_p50_us")
+        if not base:
+            continue
+        for row in _all(
+            rows, system="cairn", store=store, workload="sequential", durability="sync"
+        ):
+            if row.get("status") != "ok" or not row.get("p50_step_ms"):
+                continue
+            value = round(row["p50_step_ms"] * 1e3 / base, 2)
+            target = TARGETS["floor"] if store == "sqlite" else None
+            out.append(
+                {
+                    "name": f"Cairn sequential step / floor ({store}, sync, N={row['steps']}, "
+                    f"trial {row.get('trial', 1)})",
+                    "value": value,
+                    "target": "(context)" if target is None else f"<= {target:g}x",
+                    "met": None if target is None else value <= target,
+                    "detail": f"step p50 {row['p50_step_ms']:.3f} ms; floor {base / 1e3:.3f} ms",
+                }
+            )
+    return out
+
+
+def _floor(floor: dict[str, Any]) -> list[str]:
+    header = ["part", "p50 us", "mean us", "p90 us", "statements"]
+    body = []
+    for key, label in (
+        ("echo_tcp", "gRPC round trip, TCP"),
+        ("echo_unix", "gRPC round trip, Unix socket"),
+        ("commit_sqlite", "step commit, SQLite"),
+        ("commit_postgres", "step commit, Postgres"),
+    ):
+        part = floor.get(key)
+        if part:
+            figures = [part["p50_us"], part["mean_us"], part["p90_us"]]
+            body.append([label, *figures, part.get("statements_per_commit")])
+    return _table(header, body)
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -299,6 +349,9 @@ def markdown(report: dict[str, Any], *, notes: bool = True) -> str:
     if report.get("history"):
         title = "### History growth: one step's store commit on a thread with H prior checkpoints"
         lines += ["", title, "", *_history(report["history"])]
+    if report.get("floor"):
+        title = "### The floor under one step: a bare round trip and one step's commit"
+        lines += ["", title, "", *_floor(report["floor"])]
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "### Not measured", ""]
@@ -424,9 +477,17 @@ def write(
     rows: list[dict[str, Any]],
     history: dict[str, Any] | None,
     meta: dict[str, Any],
+    *,
+    floor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write results.md, results.json and bench.png into `folder`."""
-    report = {"meta": meta, "ratios": ratios(rows, history), "rows": rows, "history": history}
+    report = {
+        "meta": meta,
+        "ratios": ratios(rows, history, floor),
+        "rows": rows,
+        "history": history,
+        "floor": floor,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(report, indent=1) + "\n")
     (folder / "results.md").write_text(markdown(report))
@@ -441,7 +502,7 @@ def main() -> int:
     raw = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/tmp/run")
     rows = []
     for path in sorted(raw.glob("*.json")):
-        if path.name == "history.json":
+        if path.name in ("history.json", "floor.json"):
             continue
         if path.name == "results.json":
             continue
@@ -450,10 +511,12 @@ def main() -> int:
         rows.append(row)
     history_path = raw / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else None
+    floor_path = raw / "floor.json"
+    floor = json.loads(floor_path.read_text()) if floor_path.exists() else None
     folder = raw if raw.name == "quick" else raw.parent.parent  # where bench/run.py wrote
     meta_path = folder / "results.json"
     meta = json.loads(meta_path.read_text())["meta"] if meta_path.exists() else {}
-    report = write(folder, rows, history, meta)
+    report = write(folder, rows, history, meta, floor=floor)
     print(markdown(report))
     return 0
 

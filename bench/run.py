@@ -9,7 +9,8 @@ peers' venv (bench/peers/setup.sh) when that is missing or stale.
 
 It runs one measurement after the other (each a process of its own: Cairn's
 through bench/cairn_runner.py, the peers' through bench/peers/*.py, all with
-the same command line and JSON output), then bench/history.py, and writes
+the same command line and JSON output), then bench/history.py and
+bench/floor.py (the floor under a step, measured beside Cairn), and writes
 into bench/results/: results.md and results.json (the tables and the ratios
 issue 7 sets targets for), bench.png (the plots), and the runners' own JSON
 under tmp/ (ignored by git). With --update-readme, the README's Benchmarks
@@ -239,28 +240,52 @@ def run_history(
     args: argparse.Namespace, raw: pathlib.Path, deadline: float, pg: str
 ) -> dict[str, Any] | None:
     """bench/history.py: a step's store commit at 10 and 10,000 prior checkpoints."""
-    out = raw / "history.json"
     steps, histories = ("20", "10,1000") if args.quick else ("200", "10,10000")
-    argv = [sys.executable, str(BENCH / "history.py"), "--steps", steps]
-    argv += ["--histories", histories, "--postgres", pg, "--json", str(out)]
+    argv = ["--steps", steps, "--histories", histories, "--postgres", pg]
+    return run_side("history", argv, raw, deadline, limit_flag=True)
+
+
+def run_floor(
+    args: argparse.Namespace, raw: pathlib.Path, deadline: float, pg: str
+) -> dict[str, Any] | None:
+    """bench/floor.py: a bare gRPC round trip and one step's commit, beside Cairn."""
+    counts = ("300", "100") if args.quick else ("3000", "500")
+    argv = ["--round-trips", counts[0], "--commits", counts[1]]
+    argv += ["--postgres", pg] if pg else ["--no-postgres"]
+    return run_side("floor", argv, raw, deadline)
+
+
+def run_side(
+    name: str,
+    options: list[str],
+    raw: pathlib.Path,
+    deadline: float,
+    *,
+    limit_flag: bool = False,
+) -> dict[str, Any] | None:
+    """Run bench/<name>.py with `options` and --json, within the time left
+    (passed on as --max-seconds with `limit_flag`); its JSON, or None."""
+    out = raw / f"{name}.json"
+    argv = [sys.executable, str(BENCH / f"{name}.py"), *options, "--json", str(out)]
     left = deadline - time.monotonic() - REPORT_RESERVE
-    print("[history] " + shlex.join(argv[1:]), file=sys.stderr)
+    print(f"[{name}] " + shlex.join(argv[1:]), file=sys.stderr)
     if left < 5:
         return None
-    argv += ["--max-seconds", str(int(min(left, JOB_LIMIT)))]
-    with (raw / "history.log").open("wb") as log:
+    if limit_flag:
+        argv += ["--max-seconds", str(int(min(left, JOB_LIMIT)))]
+    with (raw / f"{name}.log").open("wb") as log:
         process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
             code: int | None = process.wait(min(left, JOB_LIMIT) + 10)
         except subprocess.TimeoutExpired:
-            stop_job(process, out.with_name("history.pids"))
+            stop_job(process, out.with_name(f"{name}.pids"))
             code = None
         except BaseException:
-            stop_job(process, out.with_name("history.pids"))
+            stop_job(process, out.with_name(f"{name}.pids"))
             raise
     if code != 0 or not out.exists():
         print(
-            f"    bench/history.py failed (exit {code}), see {raw / 'history.log'}", file=sys.stderr
+            f"    bench/{name}.py failed (exit {code}), see {raw / f'{name}.log'}", file=sys.stderr
         )
         return None
     print("    ok", file=sys.stderr)
@@ -415,6 +440,9 @@ def main() -> int:
         rows.append(row)
     if len(jobs) <= RATIO_JOBS and "cairn" in systems:
         history = run_history(args, raw, deadline, pg=args.pg_url if "postgres" in stores else "")
+    floor = None
+    if "cairn" in systems:
+        floor = run_floor(args, raw, deadline, pg=args.pg_url if "postgres" in stores else "")
 
     found = versions(rows)
     if pg_version:
@@ -429,7 +457,7 @@ def main() -> int:
         "load_after": load(),
         "wall_seconds": time.monotonic() - began,
     }
-    result = report.write(folder, rows, history, meta)
+    result = report.write(folder, rows, history, meta, floor=floor)
     markdown = report.markdown(result)
     if args.update_readme:
         update_readme(report.markdown(result, notes=False))

@@ -45,11 +45,16 @@ def test_quick_run_writes_the_tables_and_the_plot(tmp_path: pathlib.Path) -> Non
     memory = next(row for row in rows if row["workload"] == "memory")
     assert memory["rss_mib"] > 0 and memory["rss_in_flight_mib"] > 0
     assert [h["history"] for h in report["history"]["rows"]] == [10, 1000]
+    floor = report["floor"]
+    assert floor["echo_tcp"]["p50_us"] > 0 and floor["commit_sqlite"]["p50_us"] > 0
+    [over] = [r for r in report["ratios"] if r["name"].startswith("Cairn sequential step / floor")]
+    assert over["value"] > 0 and over["target"] == "<= 1.3x"
     assert report["meta"]["machine"] and report["meta"]["versions"]["cairn"]
 
     markdown = (folder / "results.md").read_text()
     assert "| cairn | sqlite | sync | 4 | 3 |" in markdown
     assert "### Crash" in markdown and "### History growth" in markdown
+    assert "| gRPC round trip, TCP |" in markdown and "| step commit, SQLite |" in markdown
     if importlib.util.find_spec("matplotlib") is not None:
         assert (folder / "bench.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
