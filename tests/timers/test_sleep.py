@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -210,3 +211,40 @@ async def test_a_thousand_sleeping_runs_hold_no_worker_and_nothing_in_the_server
     outputs = await asyncio.gather(*(outcome(client, run_id) for run_id in run_ids))
     assert sorted(r.output for r in outputs) == list(range(count))
     assert fired(server) == count
+
+
+entered, gate = threading.Event(), threading.Event()
+
+
+@task
+def held_open(label: str) -> str:
+    entered.set()
+    gate.wait(30)
+    return label
+
+
+@entrypoint()
+def wakes_into_work(label: str) -> str:
+    cairn.sleep(60)
+    return held_open(label).result()
+
+
+async def test_a_woken_run_no_longer_says_it_sleeps(
+    server: tuple[CairnServer, str], client: Client, start_worker: StartWorker, clock: TestClock
+) -> None:
+    entered.clear()
+    gate.clear()
+    await start_worker([wakes_into_work, held_open])
+    run = await start_sleeper(client, "wakes_into_work", "w", "t-woken")
+    clock.advance(60)
+    await wake(server)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+        woken = await client.get_run(run.run_id)
+        assert woken.state is RunState.RUNNING
+        assert all(w.reason is not WaitReason.TIMER for w in woken.waiting)
+        [listed] = [r for r in await client.list_runs("t-woken")]
+        assert all(w.reason is not WaitReason.TIMER for w in listed.waiting)
+    finally:
+        gate.set()
+    assert (await outcome(client, run.run_id)).output == "w"

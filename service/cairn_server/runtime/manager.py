@@ -984,6 +984,11 @@ class RunManager:
         writes = await self.store.get_writes(run.thread_id, "", checkpoint.checkpoint_id)
         engine = self._engine(checkpoint, run, writes)
         await self._load_subgraphs(run.thread_id, engine)
+        pending = WriteBatch()
+        if any(w.reason is WaitReason.TIMER for w in run.waiting):
+            # Woken: it no longer sleeps, as its row says with its first commit.
+            run.waiting = [w for w in run.waiting if w.reason is not WaitReason.TIMER]
+            pending.runs.append(run)
         handle = RunHandle(
             run=run,
             engine=engine,
@@ -996,7 +1001,7 @@ class RunManager:
             ),
             clock=self.clock,
             timer_clock=self.timer_clock,
-            pending=WriteBatch(),
+            pending=pending,
             metrics=self.metrics,
             lease=lease,
             trace=tracing.start_run(run, parent=run.trace_context, resumed=True),
