@@ -7,13 +7,16 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
+from cairn_server.domain import RunState, ThreadStatus
 from cairn_server.ids import new_id
-from cairn_server.store import Store, StoreError, WriteBatch, open_store
+from cairn_server.store import Lease, Store, StoreError, WriteBatch, open_store
 from cairn_server.store.postgres import PostgresStore
 from tests import postgres
-from tests.store.test_conformance import fill_thread, make_event, make_thread
+from tests.store.test_conformance import fill_thread, make_event, make_run, make_thread
+from tests.store.test_leases import start_run
 
 
 @pytest.fixture
@@ -133,3 +136,42 @@ async def test_the_urls_tls_settings_are_honoured() -> None:
         store = open_store(f"{url}&sslmode=disable")
         await store.open()
         await store.close()
+
+
+async def test_a_group_of_batches_is_one_statement_fences_and_claims_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 21: a group commit costs one round trip to the database."""
+    sent: list[str] = []
+    create_pool = asyncpg.create_pool
+
+    def logging_pool(*args: object, **kwargs: object) -> object:
+        async def init(conn: asyncpg.Connection) -> None:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+
+        return create_pool(*args, init=init, **kwargs)
+
+    monkeypatch.setattr(asyncpg, "create_pool", logging_pool)
+    with postgres.fresh_schema() as url:
+        store = open_store(url)
+        await store.open()
+        try:
+            leases = [await start_run(store, "r1") for _ in range(10)]
+            sent.clear()
+            started = make_run("new-thread", state=RunState.RUNNING)
+            batches = [
+                *(
+                    WriteBatch(events=[make_event(lease.run_id, 1)], lease=lease)
+                    for lease in leases
+                ),
+                WriteBatch(
+                    threads=[make_thread("new-thread", status=ThreadStatus.BUSY)],
+                    runs=[started],
+                    lease=Lease(started.run_id, "r1", 1),
+                ),
+            ]
+            await asyncio.gather(*(store.commit(batch) for batch in batches))
+        finally:
+            await store.close()
+    # The group is taken whole by the writer, and is one statement.
+    assert len(sent) == 1 and "cairn_apply_batches" in sent[0], sent

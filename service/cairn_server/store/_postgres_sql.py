@@ -9,21 +9,13 @@ asyncpg wants (booleans, floats, jsonb as text).
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import dataclass, field
 
 from cairn_server.domain import (
-    Durability,
     Json,
-    RunRecord,
-    RunState,
-    StreamMode,
     ThreadRecord,
     ThreadStatus,
 )
 from cairn_server.store._sqlite_sql import Params, dumps
-from cairn_server.store.base import Lease, WriteBatch
-from cairn_server.store.typed_values import JSON as JSON_BLOB
 
 # jsonb cannot hold the character U+0000: a "\u0000" escape preceded by an
 # even number of backslashes (an odd number escapes the backslash itself).
@@ -89,15 +81,7 @@ INSERT INTO threads (thread_id, created_at, updated_at, metadata, status, reques
 VALUES ($1, $2, $3, $4::jsonb, $5, $6)
 """
 
-UPSERT_THREAD = f"""{_THREAD_INSERT}
-ON CONFLICT (thread_id) DO UPDATE SET
-    created_at = excluded.created_at, updated_at = excluded.updated_at,
-    metadata = excluded.metadata, status = excluded.status, request_id = excluded.request_id
-"""
-
 INSERT_THREAD = f"{_THREAD_INSERT} ON CONFLICT (thread_id) DO NOTHING"
-
-UPDATE_THREAD_STATUS = "UPDATE threads SET status = $1, updated_at = $2 WHERE thread_id = $3"
 
 # $1 is an array of thread ids.
 DELETE_THREADS = [
@@ -139,69 +123,7 @@ migration 0010 hold: Postgres uses them only for this very expression."""
 RUN_WAITS = "waiting <> '[]'"
 """A run that waits (the condition of the partial index runs_waiting_idx)."""
 
-UPSERT_RUN = """
-INSERT INTO runs (run_id, thread_id, target, state, durability, created_at, updated_at,
-    checkpoint_id, metadata, stream_modes, request_id, has_output, output, interrupts, error,
-    request_hash, recursion_limit, waiting, trace_context)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19)
-ON CONFLICT (run_id) DO UPDATE SET
-    thread_id = excluded.thread_id, target = excluded.target, state = excluded.state,
-    durability = excluded.durability, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, checkpoint_id = excluded.checkpoint_id,
-    metadata = excluded.metadata, stream_modes = excluded.stream_modes,
-    request_id = excluded.request_id, has_output = excluded.has_output,
-    output = excluded.output, interrupts = excluded.interrupts, error = excluded.error,
-    request_hash = excluded.request_hash, recursion_limit = excluded.recursion_limit,
-    waiting = excluded.waiting, trace_context = excluded.trace_context
-"""
-
-
-# WriteBatch.timers: the run is nobody's until due; its lease ends.
-SET_TIMER = (
-    "UPDATE runs SET owner_id = '', lease_token = lease_token + 1, wake_at = $1 WHERE run_id = $2"
-)
-
-
-# WriteBatch.clear_interrupt_timers.
-CLEAR_INTERRUPT_TIMERS = (
-    "UPDATE runs SET wake_at = NULL"
-    " WHERE thread_id = $1 AND state = 'interrupted' AND wake_at IS NOT NULL"
-)
-
-
-def run_params(run: RunRecord) -> Params:
-    return (
-        run.run_id,
-        run.thread_id,
-        run.target,
-        RunState(run.state).value,
-        Durability(run.durability).value,
-        float(run.created_at),
-        float(run.updated_at),
-        run.checkpoint_id,
-        jsonb(run.metadata, "run metadata"),
-        dumps([StreamMode(mode).value for mode in run.stream_modes]),
-        run.request_id,
-        bool(run.has_output),
-        dumps(run.output) if run.has_output else None,
-        dumps([interrupt.to_json() for interrupt in run.interrupts]),
-        dumps(run.error.to_json()) if run.error is not None else None,
-        run.request_hash,
-        run.recursion_limit,
-        dumps([waiting.to_json() for waiting in run.waiting]),
-        dumps(run.trace_context),
-    )
-
-
 # --- checkpoints and writes ---------------------------------------------------
-
-INSERT_CHECKPOINT = """
-INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
-    channel_versions, metadata, created_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)
-ON CONFLICT DO NOTHING
-"""
 
 INSERT_BLOB = """
 INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
@@ -229,25 +151,11 @@ LOCK_THREADS = (
     " FROM unnest($1::text[]) AS t ORDER BY t"
 )
 
-# Channels a checkpoint lists without sending a value must point at a stored
-# blob. The LATERAL ... LIMIT 1 keeps this one primary-key probe per channel:
-# as a plain anti-join the planner may hash every blob of the thread, and the
-# cost of a step would grow with the thread's history.
-MISSING_BLOBS = """
-SELECT v.key FROM jsonb_each_text($1::jsonb) AS v
-LEFT JOIN LATERAL (
-    SELECT TRUE AS found FROM checkpoint_blobs AS b
-    WHERE b.thread_id = $2 AND b.checkpoint_ns = $3 AND b.channel = v.key AND b.version = v.value
-    LIMIT 1
-) AS b ON TRUE
-WHERE b.found IS NULL
-"""
-
 # One statement (one snapshot) for checkpoints and their values: a row per
 # (checkpoint, channel), or a single row with NULL channel for an empty one.
-# Each value is one primary-key probe (LATERAL ... LIMIT 1, as in
-# MISSING_BLOBS), so reading the latest checkpoint costs the same however
-# long the thread's history is.
+# Each value is one primary-key probe (LATERAL ... LIMIT 1: as a plain join
+# the planner may hash every blob of the thread), so reading the latest
+# checkpoint costs the same however long the thread's history is.
 SELECT_CHECKPOINTS = """
 WITH cp AS (
     SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, channel_versions,
@@ -290,18 +198,6 @@ ORDER BY task_path, task_id, idx
 """
 
 # --- events and targets -------------------------------------------------------
-
-INSERT_EVENT = """
-INSERT INTO run_events (run_id, event_id, created_at, kind, payload) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT DO NOTHING
-"""
-
-INSERT_TARGET = "INSERT INTO targets (name, registered_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-
-UPSERT_GRAPH = """
-INSERT INTO graphs (name, spec, registered_at) VALUES ($1, $2, $3)
-ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, registered_at = excluded.registered_at
-"""
 
 # --- retention ----------------------------------------------------------------
 
@@ -361,117 +257,6 @@ ORDER BY updated_at, thread_id LIMIT $2
 """
 
 COUNT_CHECKPOINTS = "SELECT COUNT(*) FROM checkpoints WHERE thread_id = ANY($1::text[])"
-
-
-# --- batches ------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class BlobCheck:
-    thread_id: str
-    checkpoint_ns: str
-    checkpoint_id: str
-    versions: str
-    """JSON object {channel: version} of the channels sent without a value."""
-
-
-@dataclass(slots=True)
-class EncodedBatch:
-    """A WriteBatch as statements with their parameter rows, in apply order."""
-
-    steps: list[tuple[str, list[Params]]] = field(default_factory=list)
-    blob_checks: list[BlobCheck] = field(default_factory=list)
-    lease: Lease | None = None
-    claim_thread: str = ""
-    claim_thread_at: float | None = None
-
-    def add(self, sql: str, rows: list[Params]) -> None:
-        if rows:
-            self.steps.append((sql, rows))
-
-
-def encode_batch(batch: WriteBatch) -> EncodedBatch:
-    """Encode every value of `batch`; raises TypeError or ValueError for a value
-    that is not JSON (a set, NaN, ...) before anything is written."""
-    encoded = EncodedBatch(
-        lease=batch.lease, claim_thread=batch.claim_thread, claim_thread_at=batch.claim_thread_at
-    )
-    encoded.add(UPSERT_THREAD, [thread_params(t) for t in batch.threads])
-    encoded.add(
-        UPDATE_THREAD_STATUS,
-        [
-            (ThreadStatus(c.status).value, float(c.updated_at), c.thread_id)
-            for c in batch.thread_statuses
-        ],
-    )
-    encoded.add(UPSERT_RUN, [run_params(r) for r in batch.runs])
-    encoded.add(SET_TIMER, [(float(wake_at), run_id) for run_id, wake_at in batch.timers])
-    if batch.clear_interrupt_timers:
-        encoded.add(CLEAR_INTERRUPT_TIMERS, [(batch.clear_interrupt_timers,)])
-
-    checkpoints: list[Params] = []
-    blobs: list[Params] = []
-    for cp in batch.checkpoints:
-        unknown = set(cp.channel_values) - set(cp.channel_versions)
-        if unknown:
-            raise ValueError(
-                f"checkpoint {cp.checkpoint_id!r} has values for channels without a version:"
-                f" {sorted(unknown)}"
-            )
-        checkpoints.append(
-            (
-                cp.thread_id,
-                cp.checkpoint_ns,
-                cp.checkpoint_id,
-                cp.parent_checkpoint_id,
-                jsonb(cp.channel_versions, "channel versions"),
-                jsonb(cp.metadata, "checkpoint metadata"),
-                float(cp.created_at),
-            )
-        )
-        for channel, value in cp.channel_values.items():
-            version = cp.channel_versions[channel]
-            blobs.append(
-                (cp.thread_id, cp.checkpoint_ns, channel, version, JSON_BLOB, dumps(value).encode())
-            )
-        unsent = {ch: v for ch, v in cp.channel_versions.items() if ch not in cp.channel_values}
-        if unsent:
-            encoded.blob_checks.append(
-                BlobCheck(cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id, dumps(unsent))
-            )
-    encoded.add(INSERT_CHECKPOINT, checkpoints)
-    encoded.add(INSERT_BLOB, blobs)
-
-    inserts: list[Params] = []
-    upserts: list[Params] = []
-    for ws in batch.writes:
-        for w in ws.writes:
-            row = (
-                ws.thread_id,
-                ws.checkpoint_ns,
-                ws.checkpoint_id,
-                w.task_id,
-                int(w.idx),
-                w.channel,
-                JSON_BLOB,
-                dumps(w.value).encode(),
-                w.task_path,
-            )
-            (upserts if w.idx < 0 else inserts).append(row)
-    encoded.add(INSERT_WRITE, inserts)
-    encoded.add(UPSERT_WRITE, upserts)
-
-    encoded.add(
-        INSERT_EVENT,
-        [
-            (e.run_id, int(e.event_id), float(e.created_at), e.kind, dumps(e.payload))
-            for e in batch.events
-        ],
-    )
-    now = time.time()
-    encoded.add(INSERT_TARGET, [(name, now) for name in batch.targets])
-    encoded.add(UPSERT_GRAPH, [(name, dumps(spec), now) for name, spec in batch.graphs])
-    return encoded
 
 
 # --- LangGraph checkpoints (CheckpointService) --------------------------------

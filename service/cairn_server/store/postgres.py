@@ -38,12 +38,12 @@ from cairn_server.domain import (
 )
 from cairn_server.metrics import Metrics
 from cairn_server.namespaces import DEFAULT as DEFAULT_NAMESPACE
+from cairn_server.store import _postgres_batch as pgb
 from cairn_server.store import _postgres_sql as pg
 from cairn_server.store import _sqlite_sql as codec
 from cairn_server.store import leases
 from cairn_server.store._retention import check_keep_latest, prune_result, unique_ids
 from cairn_server.store.base import (
-    LeaseLost,
     LgBlob,
     LgCheckpoint,
     LgWrite,
@@ -75,9 +75,6 @@ _POOL_MAX = "pool_max_size"
 
 
 # Row locks until the commit: a takeover or a second run start waits for it.
-_FENCE = pg.numbered(leases.FENCE) + " FOR UPDATE"
-_THREAD_STATUS = pg.numbered(leases.THREAD_STATUS) + " FOR UPDATE"
-_SET_LEASE = pg.numbered(leases.SET_LEASE)
 
 # A lost connection (the server restarting, a failover) is retried with a
 # doubling pause up to _RETRY_MAX for this long before callers see an error.
@@ -121,6 +118,8 @@ class _Job:
     claimed_thread: str = ""
     """The run and thread rows the job locks; the group locks them all first,
     in id order, so that two replicas' groups cannot deadlock."""
+    batch: pgb.EncodedJob | None = None
+    """A WriteBatch's job: a group of only those is one statement."""
 
 
 class PostgresStore(LeaseQueries, Store):
@@ -317,6 +316,9 @@ class PostgresStore(LeaseQueries, Store):
     async def _try_group(self, jobs: list[_Job]) -> list[tuple[_Job, Exception | None, object]]:
         pool = self._pool
         assert pool is not None
+        batches = [job.batch for job in jobs if job.batch is not None]
+        if len(batches) == len(jobs):
+            return await self._try_batches(pool, jobs, batches)
         # A lone job needs no savepoint: when it fails the transaction rolls back.
         savepoints = len(jobs) > 1
         outcomes: list[tuple[_Job, Exception | None, object]] = []
@@ -348,17 +350,48 @@ class PostgresStore(LeaseQueries, Store):
             raise _Disconnected(exc) from exc
         return outcomes
 
+    @staticmethod
+    async def _try_batches(
+        pool: asyncpg.Pool, jobs: list[_Job], batches: list[pgb.EncodedJob]
+    ) -> list[tuple[_Job, Exception | None, object]]:
+        """A group of WriteBatches: one statement, so one round trip and one
+        transaction (cairn_apply_batches, migration 0014)."""
+        document, blobs = pgb.group(batches)
+        try:
+            async with pool.acquire() as conn:
+                outcomes = json.loads(await conn.fetchval(pgb.APPLY, document, blobs))
+        except _DISCONNECTS as exc:
+            # Applied or not (a connection found dead as the statement went,
+            # or lost while it ran): tried again when that changes nothing.
+            if all(batch.replayable for batch in batches):
+                raise _Disconnected(exc) from exc
+            raise
+        return [
+            (job, pgb.refusal(outcome, batch), None)
+            for job, batch, outcome in zip(jobs, batches, outcomes, strict=True)
+        ]
+
     # --- writes -------------------------------------------------------------
 
     def submit(self, batch: WriteBatch) -> asyncio.Future[object]:
         # Encoding first: a value that is not JSON fails here, with nothing queued.
-        encoded = pg.encode_batch(batch)
-        threads = sorted({check.thread_id for check in encoded.blob_checks})
+        encoded = pgb.encode(batch)
+
+        async def apply(conn: _Conn) -> object:
+            """In a group with other kinds of jobs: the batch alone."""
+            document, blobs = pgb.group([encoded])
+            [outcome] = json.loads(await conn.fetchval(pgb.APPLY, document, blobs))
+            error = pgb.refusal(outcome, encoded)
+            if error is not None:
+                raise error
+            return None
+
         return self._enqueue(
-            lambda conn: _apply_batch(conn, encoded),
-            shared_locks=threads,
+            apply,
+            shared_locks=encoded.shared_locks,
             fenced_run=batch.lease.run_id if batch.lease else "",
             claimed_thread=batch.claim_thread,
+            batch=encoded,
         )
 
     async def create_thread(self, thread: ThreadRecord) -> None:
@@ -842,32 +875,6 @@ async def _lock_rows(conn: _Conn, jobs: list[_Job]) -> None:
         await conn.execute(pg.LOCK_THREAD_ROWS, threads)
     if runs:
         await conn.execute(pg.LOCK_RUN_ROWS, runs)
-
-
-async def _apply_batch(conn: _Conn, batch: pg.EncodedBatch) -> object:
-    if batch.claim_thread:
-        row = await conn.fetchrow(_THREAD_STATUS, batch.claim_thread)
-        if row is not None:
-            leases.check_claim(batch.claim_thread, row[0], row[1], batch.claim_thread_at)
-    lease = batch.lease
-    fence = await conn.fetchval(_FENCE, lease.run_id) if lease else None
-    if lease is not None and fence is not None and int(fence) != lease.token:
-        raise LeaseLost(lease)
-    for sql, rows in batch.steps:
-        await conn.executemany(sql, rows)
-    if lease is not None and fence is None:  # the batch inserted the run
-        await conn.execute(_SET_LEASE, lease.owner, lease.token, lease.run_id)
-    for check in batch.blob_checks:
-        missing = await conn.fetch(
-            pg.MISSING_BLOBS, check.versions, check.thread_id, check.checkpoint_ns
-        )
-        if missing:
-            channels = sorted(row[0] for row in missing)
-            raise StoreError(
-                f"checkpoint {check.checkpoint_id!r} of thread {check.thread_id!r} sends no"
-                f" value for channels {channels} and no earlier checkpoint stored them"
-            )
-    return None
 
 
 def _rowcount(status: str) -> int:
