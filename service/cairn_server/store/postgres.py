@@ -74,8 +74,6 @@ _POOL_MIN = "pool_min_size"
 _POOL_MAX = "pool_max_size"
 
 
-# Row locks until the commit: a takeover or a second run start waits for it.
-
 # A lost connection (the server restarting, a failover) is retried with a
 # doubling pause up to _RETRY_MAX for this long before callers see an error.
 _OUTAGE_SECONDS = 30.0
