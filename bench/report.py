@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import re
 import statistics
 import sys
 from collections.abc import Iterable
@@ -183,28 +184,35 @@ def ratios(
 
 
 def _over_floor(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Cairn's sequential sync step (p50) over the floor measured in this run
-    (bench/floor.py: a bare gRPC round trip plus one step's commit)."""
+    """Cairn's sequential sync step (p50, the median over trials) over the
+    floor measured in this run (bench/floor.py: a bare gRPC round trip plus
+    one step's commit)."""
     out: list[dict[str, Any]] = []
     for store in ("sqlite", "postgres"):
         base = (floor or {}).get(f"floor_{store}_tcp_p50_us")
         if not base:
             continue
-        for row in _all(
-            rows, system="cairn", store=store, workload="sequential", durability="sync"
-        ):
-            if row.get("status") != "ok" or not row.get("p50_step_ms"):
-                continue
-            value = round(row["p50_step_ms"] * 1e3 / base, 2)
+        runs = [
+            r
+            for r in _all(
+                rows, system="cairn", store=store, workload="sequential", durability="sync"
+            )
+            if r.get("status") == "ok" and r.get("p50_step_ms")
+        ]
+        for n in sorted({r["steps"] for r in runs}):
+            steps = [r["p50_step_ms"] for r in runs if r["steps"] == n]
+            each = [step * 1e3 / base for step in steps]
             target = TARGETS["floor"] if store == "sqlite" else None
+            value = round(statistics.median(each), 2)
+            listed = ", ".join(f"{step:.3f}" for step in steps)
+            trials = f"{len(steps)} trial{'s' if len(steps) > 1 else ''}"
             out.append(
                 {
-                    "name": f"Cairn sequential step / floor ({store}, sync, N={row['steps']}, "
-                    f"trial {row.get('trial', 1)})",
+                    "name": f"Cairn sequential step / floor ({store}, sync, N={n})",
                     "value": value,
                     "target": "(context)" if target is None else f"<= {target:g}x",
                     "met": None if target is None else value <= target,
-                    "detail": f"step p50 {row['p50_step_ms']:.3f} ms; floor {base / 1e3:.3f} ms",
+                    "detail": f"step p50 {listed} ms ({trials}); floor {base / 1e3:.3f} ms",
                 }
             )
     return out
@@ -508,6 +516,9 @@ def main() -> int:
             continue
         row = summarize(json.loads(path.read_text()))
         row["job"] = path.stem
+        # A repeated measurement's file name ends in -t<trial> (run.py's Job.name).
+        trial = re.search(r"-t(\d+)$", path.stem)
+        row["trial"] = int(trial.group(1)) if trial else 1
         rows.append(row)
     history_path = raw / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else None
