@@ -17,7 +17,7 @@ from typing import Any
 
 from cairn_server.domain import Durability, RunRecord, RunState, StreamMode, ThreadStatus
 from cairn_server.store import _postgres_sql as pg
-from cairn_server.store._sqlite_sql import dumps
+from cairn_server.store._sqlite_sql import check_versions, dumps
 from cairn_server.store.base import (
     Lease,
     LeaseLost,
@@ -99,12 +99,7 @@ def encode(batch: WriteBatch) -> EncodedJob:
     blobs: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
     for cp in batch.checkpoints:
-        unknown = set(cp.channel_values) - set(cp.channel_versions)
-        if unknown:
-            raise ValueError(
-                f"checkpoint {cp.checkpoint_id!r} has values for channels without a version:"
-                f" {sorted(unknown)}"
-            )
+        check_versions(cp)
         checkpoints.append(
             {
                 "thread_id": cp.thread_id,

@@ -457,6 +457,17 @@ class EncodedBatch:
             self.steps.append((sql, rows))
 
 
+def check_versions(cp: CheckpointRecord) -> None:
+    """ValueError when the checkpoint sends a value for a channel it gives
+    no version (each backend's batch encoder checks before writing)."""
+    unknown = set(cp.channel_values) - set(cp.channel_versions)
+    if unknown:
+        raise ValueError(
+            f"checkpoint {cp.checkpoint_id!r} has values for channels without a version:"
+            f" {sorted(unknown)}"
+        )
+
+
 def encode_batch(batch: WriteBatch) -> EncodedBatch:
     """Encode every value of `batch`; raises TypeError or ValueError for a value
     that is not JSON (a set, NaN, ...) before anything is written."""
@@ -476,12 +487,7 @@ def encode_batch(batch: WriteBatch) -> EncodedBatch:
     checkpoints: list[Params] = []
     blobs: list[Params] = []
     for cp in batch.checkpoints:
-        unknown = set(cp.channel_values) - set(cp.channel_versions)
-        if unknown:
-            raise ValueError(
-                f"checkpoint {cp.checkpoint_id!r} has values for channels without a version:"
-                f" {sorted(unknown)}"
-            )
+        check_versions(cp)
         checkpoints.append(
             (
                 cp.thread_id,
