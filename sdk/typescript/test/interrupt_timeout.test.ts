@@ -12,9 +12,6 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { TaskKind } from "../src/gen/cairn/v1/worker_service_pb.js";
@@ -373,21 +370,12 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
 }
 
 describe("interrupt timeouts against cairn serve", () => {
-  let folder: string;
-  let clockFile: string;
-  let offsetSeconds = 0;
   let server: Server;
   let worker: Worker;
   let serving: Promise<void>;
   let client: Client;
-
-  /** Moves the service's timer clock `seconds` further ahead of the wall
-   * clock; the rename means the server never reads a half-written file. */
-  const advance = (seconds: number) => {
-    offsetSeconds += seconds;
-    writeFileSync(`${clockFile}.new`, String(offsetSeconds));
-    renameSync(`${clockFile}.new`, clockFile);
-  };
+  const clock = () => server.clock!;
+  const advance = (seconds: number) => clock().advance(seconds);
 
   /** The thread's runs (newest first) once `done` accepts them, asked again
    * while it does not; fails after 30 s. The service starts the timeout's
@@ -414,7 +402,7 @@ describe("interrupt timeouts against cairn serve", () => {
    * (between `from` and now, on the service's clock). */
   const dueInAnHour = (until: Date | undefined, from: number) => {
     assert.ok(until instanceof Date, "the interrupt has no timeout");
-    const now = Date.now() + offsetSeconds * 1000;
+    const now = clock().now();
     const due = until.getTime();
     assert.ok(
       due >= from + HOUR - 1_000 && due <= now + HOUR + 1_000,
@@ -423,10 +411,7 @@ describe("interrupt timeouts against cairn serve", () => {
   };
 
   before(async () => {
-    folder = mkdtempSync(join(tmpdir(), "cairn-ts-interrupt-"));
-    clockFile = join(folder, "clock");
-    advance(0);
-    server = await startServer({ env: { CAIRN_CLOCK_FILE: clockFile } });
+    server = await startServer({ testClock: true });
     worker = new Worker({
       address: server.address,
       functions: [approve, refund, nudge, approveOrThrow, nudgeTask, review],
@@ -441,12 +426,11 @@ describe("interrupt timeouts against cairn serve", () => {
     await worker.stop({ graceMs: 1000 });
     await serving;
     await server.stop();
-    rmSync(folder, { recursive: true, force: true });
   });
 
   test("nobody answers within the hour: the service resumes the run with the default", async () => {
     const threadId = "refund-timeout";
-    const startedAt = Date.now() + offsetSeconds * 1000;
+    const startedAt = clock().now();
     const interrupted = await within(30_000, "the run", client.invoke(refund, "r1", { threadId }));
     assert.equal(interrupted.state, "interrupted");
     assert.equal(interrupted.interrupts.length, 1);
@@ -472,7 +456,7 @@ describe("interrupt timeouts against cairn serve", () => {
   });
 
   test("without a default, the entrypoint catches InterruptTimeoutError (and a task's surfaces with its type)", async () => {
-    const startedAt = Date.now() + offsetSeconds * 1000;
+    const startedAt = clock().now();
     const own = await within(30_000, "the run", client.invoke(nudge, "r2", { threadId: "nudge-timeout" }));
     const ofTask = await within(30_000, "the run", client.invoke(nudgeTask, "r3", { threadId: "nudge-task-timeout" }));
     for (const run of [own, ofTask]) {
@@ -522,7 +506,7 @@ describe("interrupt timeouts against cairn serve", () => {
 
   test("a graph node's interrupt times out with its default", async () => {
     const threadId = "review-timeout";
-    const startedAt = Date.now() + offsetSeconds * 1000;
+    const startedAt = clock().now();
     const interrupted = await within(30_000, "the run", client.invoke(review, { draft: "d1" }, { threadId }));
     assert.equal(interrupted.state, "interrupted");
     const [pending] = interrupted.interrupts;

@@ -7,9 +7,6 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   AlreadyExistsError,
@@ -23,17 +20,6 @@ import {
 import { startServer, type Server } from "./server.js";
 
 const shout = entrypoint({ name: "shout" }, async (text: string) => text.toUpperCase());
-
-const folder = mkdtempSync(join(tmpdir(), "cairn-ts-clock-"));
-const clockFile = join(folder, "clock");
-let offset = 0;
-
-/** Move the server's clock forward (as OffsetClock.advance does). */
-function advance(seconds: number): void {
-  offset += seconds;
-  writeFileSync(`${clockFile}.new`, String(offset));
-  renameSync(`${clockFile}.new`, clockFile);
-}
 
 /** The schedule once `done` holds for it (polled: no event announces a firing). */
 async function until(client: Client, id: string, done: (s: Schedule) => boolean): Promise<Schedule> {
@@ -54,7 +40,7 @@ describe("client.schedules", () => {
   let client: Client;
 
   before(async () => {
-    server = await startServer({ env: { CAIRN_CLOCK_FILE: clockFile } });
+    server = await startServer({ testClock: true });
     worker = new Worker({ address: server.address, functions: [shout], log: () => undefined });
     running = worker.run();
     await worker.waitConnected();
@@ -66,7 +52,6 @@ describe("client.schedules", () => {
     await worker?.stop({ graceMs: 1000 });
     await running;
     await server?.stop();
-    rmSync(folder, { recursive: true, force: true });
   });
 
   test("create, get, list, pause, resume and delete", async () => {
@@ -104,12 +89,12 @@ describe("client.schedules", () => {
 
   test("a due time fires once and the run is served here; trigger fires now", async () => {
     await client.schedules.create("shout", "tick", { intervalMs: 60_000, scheduleId: "minutely" });
-    advance(60);
+    server.clock!.advance(60);
     const fired = await until(client, "minutely", (s) => s.recentFirings.length === 1);
     const [firing] = fired.recentFirings;
     assert.equal(firing.state, "started");
     assert.equal(firing.threadId, `minutely-${firing.firingId}`);
-    assert.ok(fired.nextFireAt && fired.nextFireAt.getTime() > Date.now() + offset * 1000);
+    assert.ok(fired.nextFireAt && fired.nextFireAt.getTime() > server.clock!.now());
 
     const triggered = await client.schedules.trigger("minutely", { requestId: "by-hand" });
     assert.equal(triggered.state, "started");

@@ -5,7 +5,7 @@
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createServer } from "node:net";
@@ -19,7 +19,40 @@ export interface Server {
   address: string;
   process: ChildProcess;
   output: string[];
+  /** The service's timer clock, with `testClock`. */
+  clock?: TestClock;
   stop(): Promise<void>;
+}
+
+/** The timer clock of a server started with `testClock`: the wall clock plus
+ * an offset the test moves (CAIRN_CLOCK_FILE, cairn_server/timers/clock.py). */
+export interface TestClock {
+  /** Seconds the service's timer clock is ahead of the wall clock. */
+  readonly offset: number;
+  /** Now on the service's timer clock, in ms since the epoch. */
+  now(): number;
+  /** Moves the service's timer clock forward; the file is replaced whole
+   * (rename), so the server never reads a half-written one. */
+  advance(seconds: number): void;
+}
+
+function testClock(file: string): TestClock {
+  let offset = 0;
+  const write = () => {
+    writeFileSync(`${file}.new`, String(offset));
+    renameSync(`${file}.new`, file);
+  };
+  write();
+  return {
+    get offset() {
+      return offset;
+    },
+    now: () => Date.now() + offset * 1000,
+    advance(seconds) {
+      offset += seconds;
+      write();
+    },
+  };
 }
 
 const SERVING = /cairn serving on .*\(port (\d+)\)/;
@@ -36,6 +69,8 @@ export interface ServerOptions {
   /** Environment variables set (over this process's) for `cairn serve`,
    * e.g. CAIRN_JWT_SECRET. */
   env?: Readonly<Record<string, string>>;
+  /** Durable time on a clock the test moves (`server.clock`), not the wall clock. */
+  testClock?: boolean;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<Server> {
@@ -43,10 +78,13 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
   const folder = options.folder ?? mkdtempSync(join(tmpdir(), "cairn-ts-"));
   const bin = process.env.CAIRN_BIN ?? join(ROOT, ".venv", "bin", "cairn");
   const store = `sqlite:///${folder}/cairn.db`;
+  const clockFile = join(folder, "clock");
+  const clock = options.testClock ? testClock(clockFile) : undefined;
+  const clockEnv = clock ? { CAIRN_CLOCK_FILE: clockFile } : {};
   const args = ["serve", "--address", `127.0.0.1:${wanted}`, "--store", store];
   const child = spawn(bin, [...args, "--log-level", "warning", ...(options.args ?? [])], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PYTHONUNBUFFERED: "1", ...options.env },
+    env: { ...process.env, PYTHONUNBUFFERED: "1", ...clockEnv, ...options.env },
   });
   const output: string[] = [];
   createInterface({ input: child.stderr! }).on("line", (line) => output.push(line));
@@ -70,7 +108,7 @@ export async function startServer(options: ServerOptions = {}): Promise<Server> 
     await stopProcess(child);
     if (options.folder === undefined) rmSync(folder, { recursive: true, force: true });
   };
-  return { address: `127.0.0.1:${port}`, process: child, output, stop };
+  return { address: `127.0.0.1:${port}`, process: child, output, clock, stop };
 }
 
 /** SIGTERM by PID, then SIGKILL if it has not exited within `timeoutMs`. */

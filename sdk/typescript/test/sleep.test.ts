@@ -11,9 +11,6 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { JsonValue, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -341,24 +338,13 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
 }
 
 describe("durable sleep against cairn serve", () => {
-  let folder: string;
-  let clockFile: string;
   let server: Server;
   let napWorker: Worker;
   let serving: Promise<void>;
   let client: Client;
-  /** Moves the service's timer clock to `seconds` ahead of the wall clock;
-   * the rename means the server never reads a half-written file. */
-  const setClock = (seconds: number) => {
-    writeFileSync(`${clockFile}.new`, String(seconds));
-    renameSync(`${clockFile}.new`, clockFile);
-  };
 
   before(async () => {
-    folder = mkdtempSync(join(tmpdir(), "cairn-ts-sleep-"));
-    clockFile = join(folder, "clock");
-    setClock(0);
-    server = await startServer({ env: { CAIRN_CLOCK_FILE: clockFile } });
+    server = await startServer({ testClock: true });
     napWorker = new Worker({
       address: server.address,
       functions: [beforeNap, afterNap, hourNap, sleepsUntilPast, nestedNapper, callsNestedNapper],
@@ -373,7 +359,6 @@ describe("durable sleep against cairn serve", () => {
     await napWorker.stop({ graceMs: 1000 });
     await serving;
     await server.stop();
-    rmSync(folder, { recursive: true, force: true });
   });
 
   test("an hour's sleep parks the run on a timer; an hour on the service's clock wakes it once", async () => {
@@ -416,7 +401,7 @@ describe("durable sleep against cairn serve", () => {
       assert.equal(ran.get("beforeNap"), 1);
       assert.equal(ran.get("afterNap"), undefined);
 
-      setClock(3600);
+      server.clock!.advance(3600);
       const done = await within(
         30_000,
         "the run's success after the clock moved",
