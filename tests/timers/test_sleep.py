@@ -67,13 +67,19 @@ def fresh_calls() -> None:
     calls.clear()
 
 
-async def holds_nothing(server: tuple[CairnServer, str], client: Client, run_id: str) -> None:
-    """The sleeping run is driven nowhere and holds no worker slot."""
+async def parked(server: tuple[CairnServer, str], run_id: str) -> None:
+    """Once the run's drive let go of it (its sleeping event may come just
+    before): it stopped with its timer."""
     handle = server[0].runs.active(run_id)
-    if handle is not None:  # the event came before its drive let go
+    if handle is not None:
         with contextlib.suppress(RunAbandoned):
             await asyncio.wait_for(asyncio.shield(handle.done), 10)
-        assert handle.sleeps_until is not None
+        assert handle.timer_at is not None
+
+
+async def holds_nothing(server: tuple[CairnServer, str], client: Client, run_id: str) -> None:
+    """The sleeping run is driven nowhere and holds no worker slot."""
+    await parked(server, run_id)
     [worker] = await client.list_workers()
     assert worker.free_entrypoint_slots == worker.max_entrypoints
     assert worker.free_task_slots == worker.max_concurrency
@@ -194,10 +200,7 @@ async def test_a_thousand_sleeping_runs_hold_no_worker_and_nothing_in_the_server
 
     run_ids = await asyncio.gather(*(start(n) for n in range(count)))
     for run_id in run_ids:
-        handle = runs.active(run_id)
-        if handle is not None:  # its event came before its drive let go
-            with contextlib.suppress(RunAbandoned):
-                await asyncio.wait_for(asyncio.shield(handle.done), 10)
+        await parked(server, run_id)
     sleepers = await client.list_runs(state=RunState.RUNNING, waiting=True, limit=2 * count)
     assert len(sleepers) == count
     assert {w.reason for r in sleepers for w in r.waiting} == {WaitReason.TIMER}
