@@ -269,11 +269,7 @@ class TaskTree(abc.ABC):
             )
         child = self.tasks[child_id]
         if child.name != name:
-            error = ErrorRecord(
-                NON_DETERMINISTIC,
-                f"call {index} of {parent.name!r} is {name!r} in this replay but "
-                f"{child.name!r} was recorded at that position",
-            )
+            error = non_deterministic(parent, index, name, child.name)
             return [Deliver(parent_id, index, child_id, error=error)]
         status = child.status
         if status is TaskStatus.DONE:
@@ -406,13 +402,7 @@ class TaskTree(abc.ABC):
         else:
             timer = self.tasks[timer_id]
             if timer.name != SLEEP:
-                error = ErrorRecord(
-                    NON_DETERMINISTIC,
-                    f"call {index} of {task.name!r} is {SLEEP!r} in this replay but "
-                    f"{timer.name!r} was recorded at that position",
-                    retryable=False,
-                )
-                return self.failed(task_id, error, 0.0)
+                return self.failed(task_id, non_deterministic(task, index, SLEEP, timer.name), 0.0)
             if timer.status is TaskStatus.DONE:  # the worker's journal missed it
                 task.status = TaskStatus.QUEUED
                 return [self._dispatch(task)]
@@ -589,6 +579,16 @@ class TaskTree(abc.ABC):
             "result": result,
             "interrupts": interrupts,
         }
+
+
+def non_deterministic(parent: TaskNode, index: int, name: str, recorded: str) -> ErrorRecord:
+    """A replay made call `index` of `parent` to `name` where `recorded` was
+    made (never retried: a replay makes it again)."""
+    return ErrorRecord(
+        NON_DETERMINISTIC,
+        f"call {index} of {parent.name!r} is {name!r} in this replay but "
+        f"{recorded!r} was recorded at that position",
+    )
 
 
 def interrupt_chunk(interrupt: InterruptRecord) -> dict[str, Json]:
