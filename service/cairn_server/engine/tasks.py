@@ -68,6 +68,7 @@ WRITE_IDX = {
     TIMED_OUT: -7,
 }
 NON_DETERMINISTIC = "NonDeterministicError"
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 SLEEP = "__sleep__"
 """The name of a timer in the task tree and in journals (TaskSleeping)."""
 
@@ -145,7 +146,7 @@ class TaskNode:
 
     @property
     def task_path(self) -> str:
-        return json.dumps([self.parent_id, self.index, self.name], separators=(",", ":"))
+        return _COMPACT.encode([self.parent_id, self.index, self.name])
 
     def write(self, channel: str, value: Json) -> PendingWrite:
         return PendingWrite(self.id, WRITE_IDX[channel], channel, value, self.task_path)

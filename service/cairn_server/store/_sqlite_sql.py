@@ -48,8 +48,12 @@ class Row(Protocol):
 Params = tuple[object, ...]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""One encoder for every value: json.dumps with options builds a new one per call."""
+
+
 def dumps(value: Json) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def _blob(value: Json) -> bytes:

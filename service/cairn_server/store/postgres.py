@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -144,6 +144,7 @@ class PostgresStore(LeaseQueries, Store):
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._writer_conn: PoolConnectionProxy[Any] | None = None
         self._queue: asyncio.Queue[_Job | None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -205,6 +206,7 @@ class PostgresStore(LeaseQueries, Store):
             await self._writer_task
         pool, self._pool = self._pool, None
         if pool is not None:
+            await self._drop_writer_conn(pool)
             await pool.close()
 
     async def _migrate(self, pool: asyncpg.Pool) -> None:
@@ -274,6 +276,28 @@ class PostgresStore(LeaseQueries, Store):
             if jobs:
                 await self._write_group(jobs)
 
+    @contextlib.asynccontextmanager
+    async def _writer(self) -> AsyncIterator[_Conn]:
+        """The writer loop's connection, kept from one group to the next: an
+        acquire and a release from the pool cost a twentieth of a step's
+        commit. A group that fails on it gives it back to the pool (which
+        rolls back what it left open, or replaces it when it is broken)."""
+        pool = self._pool
+        assert pool is not None
+        if self._writer_conn is None:
+            self._writer_conn = await pool.acquire()
+        try:
+            yield self._writer_conn
+        except BaseException:
+            await self._drop_writer_conn(pool)
+            raise
+
+    async def _drop_writer_conn(self, pool: asyncpg.Pool) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await pool.release(conn)
+
     async def _write_group(self, jobs: list[_Job]) -> None:
         """Apply `jobs` in one transaction, one savepoint each, then resolve
         them. A connection lost before the commit was sent rolled everything
@@ -312,18 +336,16 @@ class PostgresStore(LeaseQueries, Store):
                 job.future.set_result(result)
 
     async def _try_group(self, jobs: list[_Job]) -> list[tuple[_Job, Exception | None, object]]:
-        pool = self._pool
-        assert pool is not None
         batches = [job.batch for job in jobs if job.batch is not None]
         if len(batches) == len(jobs):
-            return await self._try_batches(pool, jobs, batches)
+            return await self._try_batches(jobs, batches)
         # A lone job needs no savepoint: when it fails the transaction rolls back.
         savepoints = len(jobs) > 1
         outcomes: list[tuple[_Job, Exception | None, object]] = []
         locks = sorted({thread for job in jobs for thread in job.shared_locks})
         committing = False
         try:
-            async with pool.acquire() as conn:
+            async with self._writer() as conn:
                 transaction = conn.transaction()
                 try:
                     await transaction.start()
@@ -348,15 +370,14 @@ class PostgresStore(LeaseQueries, Store):
             raise _Disconnected(exc) from exc
         return outcomes
 
-    @staticmethod
     async def _try_batches(
-        pool: asyncpg.Pool, jobs: list[_Job], batches: list[pgb.EncodedJob]
+        self, jobs: list[_Job], batches: list[pgb.EncodedJob]
     ) -> list[tuple[_Job, Exception | None, object]]:
         """A group of WriteBatches: one statement, so one round trip and one
         transaction (cairn_apply_batches, migration 0014)."""
         document, blobs = pgb.group(batches)
         try:
-            async with pool.acquire() as conn:
+            async with self._writer() as conn:
                 outcomes = json.loads(await conn.fetchval(pgb.APPLY, document, blobs))
         except _DISCONNECTS as exc:
             # Applied or not (a connection found dead as the statement went,
