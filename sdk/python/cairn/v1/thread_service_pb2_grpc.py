@@ -125,7 +125,7 @@ class ThreadServiceServicer:
     def GetState(self, request, context):
         """GetState returns the thread's state at its latest checkpoint, or at the
         given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
-        INVALID_ARGUMENT (INVALID_PAGE_TOKEN) for a tasks_page_token this
+        INVALID_ARGUMENT for a tasks_page_token this
         checkpoint did not issue.
 
         A response stays within the service's message limit however large the
@@ -143,7 +143,7 @@ class ThreadServiceServicer:
 
     def GetStateHistory(self, request, context):
         """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-        unknown thread and INVALID_ARGUMENT (INVALID_PAGE_TOKEN) for a
+        unknown thread and INVALID_ARGUMENT for a
         page_token it did not issue.
 
         A response stays within the service's message limit: it stops before
