@@ -39,6 +39,7 @@ from cairn_server.api.runs import RunServicer
 from cairn_server.api.schedule_service import ScheduleServicer
 from cairn_server.api.store_service import StoreServicer
 from cairn_server.api.threads import ThreadServicer
+from cairn_server.api.worker_frames import max_message_bytes
 from cairn_server.api.workers import WorkerServicer
 from cairn_server.auth import (
     AuthConfig,
@@ -187,9 +188,7 @@ class CairnServer:
 
 def server_options(max_payload_bytes: int) -> list[tuple[str, int]]:
     """The gRPC server's channel options (bench/floor.py measures with them)."""
-    # Room for a payload at the limit plus the message around it, so that
-    # oversized values get PAYLOAD_TOO_LARGE rather than a transport error.
-    max_message = 2 * max_payload_bytes + 1024 * 1024
+    max_message = max_message_bytes(max_payload_bytes)
     return [
         ("grpc.max_receive_message_length", max_message),
         ("grpc.max_send_message_length", max_message),

@@ -747,7 +747,25 @@ class Client:
             thread_id=thread_id, checkpoint_id=checkpoint_id
         )
         response = await self._call("GetState", request, service="threads")
-        return StateSnapshot._from_proto(response.state)
+        return StateSnapshot._from_proto(await self._all_tasks(thread_id, response.state))
+
+    async def _all_tasks(
+        self, thread_id: str, snapshot: thread_pb2.StateSnapshot
+    ) -> thread_pb2.StateSnapshot:
+        """`snapshot` with the tasks of its later pages (a state too large
+        for one response comes in several)."""
+        token = snapshot.next_tasks_page_token
+        while token:
+            request = thread_service_pb2.GetStateRequest(
+                thread_id=thread_id,
+                checkpoint_id=snapshot.config.checkpoint_id,
+                tasks_page_token=token,
+            )
+            page = (await self._call("GetState", request, service="threads")).state
+            snapshot.tasks.extend(page.tasks)
+            token = page.next_tasks_page_token
+        snapshot.next_tasks_page_token = ""
+        return snapshot
 
     async def update_state(
         self,
@@ -786,5 +804,11 @@ class Client:
         request = thread_service_pb2.GetStateHistoryRequest(
             thread_id=thread_id, limit=limit or 0, before=before or "", filter=to_struct(filter)
         )
-        response = await self._call("GetStateHistory", request, service="threads")
-        return [StateSnapshot._from_proto(s) for s in response.states]
+        snapshots: list[StateSnapshot] = []
+        while True:
+            response = await self._call("GetStateHistory", request, service="threads")
+            for state in response.states:
+                snapshots.append(StateSnapshot._from_proto(await self._all_tasks(thread_id, state)))
+            if not response.next_page_token:
+                return snapshots
+            request.page_token = response.next_page_token

@@ -27,7 +27,7 @@ import random
 import signal
 import socket
 import traceback
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -48,6 +48,7 @@ from cairn._errors import InterruptTimeoutError, TaskFailedError
 from cairn._functional import Final, Task, entrypoint, injected
 from cairn._graph import CompiledStateGraph, GraphTask
 from cairn._metrics import for_worker
+from cairn._report_limits import oversized, replacement
 from cairn._store import Store, stub_call, ttl_config
 from cairn._store_index import StoreIndex
 from cairn._types import RetryPolicy
@@ -64,6 +65,8 @@ Function = Task | entrypoint | CompiledStateGraph
 
 MAX_BATCH = 64
 """The most messages sent to the service as one ConnectRequest."""
+
+Sender = Callable[[pb.ConnectRequest], None]
 
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
@@ -287,6 +290,7 @@ class Worker:
             sdk_version=__version__,
             identity=f"{os.getpid()}@{socket.gethostname()}",
             accepts_batches=True,
+            accepts_journal_pages=True,
         )
         for name, graph in self._graphs.items():
             hello.registrations.add(name=name, kind=pb.TASK_KIND_GRAPH, graph=graph._spec)
@@ -473,6 +477,9 @@ class _Connection:
         self.store: Store | None = None  # over the current stream's channel
         self._outbox: asyncio.Queue[pb.ConnectRequest | None] | None = None
         self._batches = False  # whether the service reads ConnectRequest.batch
+        self._max_payload = 0  # Welcome.max_payload_bytes: reports over it are not sent
+        self._gathering: dict[str, pb.TaskAssignment] = {}
+        """Assignments whose journal pages are still coming, by task id."""
 
     async def run(self) -> None:
         worker = self.worker
@@ -505,6 +512,8 @@ class _Connection:
         outbox: asyncio.Queue[pb.ConnectRequest | None] = asyncio.Queue()
         self._outbox = outbox
         self._batches = False  # until this service's welcome says otherwise
+        self._max_payload = 0
+        self._gathering.clear()
         outbox.put_nowait(self.worker._hello(self.worker_id))
 
         async def requests() -> AsyncIterator[pb.ConnectRequest]:
@@ -513,10 +522,14 @@ class _Connection:
             ended = False
             while not ended:
                 batch: list[pb.ConnectRequest] = []
+                size = 0  # a batch stays within one report's limit (or one report)
                 message = await outbox.get()
                 while message is not None:
                     batch.append(message)
+                    size += message.ByteSize()
                     if not self._batches or len(batch) >= MAX_BATCH or outbox.empty():
+                        break
+                    if self._max_payload and size >= self._max_payload:
                         break
                     message = outbox.get_nowait()
                 ended = message is None
@@ -558,6 +571,7 @@ class _Connection:
             # One name on every replica: later hellos reuse the first one.
             worker.worker_id = worker.worker_id or self.worker_id
             self._batches = response.welcome.accepts_batches
+            self._max_payload = response.welcome.max_payload_bytes
             self.connected = True
             worker._connections_changed()
             log.info(
@@ -570,12 +584,18 @@ class _Connection:
         elif kind == "assignment" and not worker._stopping:
             # While stopping, new assignments stay unstarted; the service
             # re-dispatches them when this stream closes.
-            self._start(response.assignment, outbox)
+            if response.assignment.journal_continues:  # its pages follow
+                self._gathering[response.assignment.task_id] = response.assignment
+            else:
+                self._start(response.assignment, outbox)
+        elif kind == "journal_page":
+            self._journal_page(response.journal_page, outbox)
         elif kind == "child_outcome":
             running = self.running.get(response.child_outcome.parent_task_id)
             if running is not None:
                 running[1].deliver(response.child_outcome)
         elif kind == "cancel":
+            self._gathering.pop(response.cancel.task_id, None)
             running = self.running.pop(response.cancel.task_id, None)
             if running is not None:
                 running[0].cancel()
@@ -589,12 +609,70 @@ class _Connection:
                 error.reason,
             )
 
+    def _journal_page(
+        self, page: pb.JournalPage, outbox: asyncio.Queue[pb.ConnectRequest | None]
+    ) -> None:
+        assignment = self._gathering.get(page.task_id)
+        if assignment is None:
+            return  # withdrawn, or assigned while stopping
+        assignment.journal.extend(page.entries)
+        if page.last:
+            del self._gathering[page.task_id]
+            if not self.worker._stopping:
+                self._start(assignment, outbox)
+
+    def _send(self, outbox: asyncio.Queue[pb.ConnectRequest | None]) -> Sender:
+        """How executions answer on this stream: reports over the service's
+        payload limit are replaced (cairn/_report_limits.py)."""
+
+        def send(message: pb.ConnectRequest) -> None:
+            found = oversized(message, self._max_payload)
+            if found is None:
+                outbox.put_nowait(message)
+                return
+            log.warning(
+                "task %s: its %s report is %d bytes, over the service's limit of %d",
+                found.task_id,
+                found.kind,
+                found.size,
+                found.limit,
+            )
+            if found.kind == "schedule" and message.schedule.WhichOneof("local") in (
+                "local_result",
+                "local_error",
+            ):
+                # A local call's outcome: its caller has it already, and the
+                # service never would: the caller fails instead.
+                what = f"local call {message.schedule.index} ({message.schedule.name}) result"
+                failed = pb.TaskFailed(task_id=found.task_id, error=found.error(what))
+                outbox.put_nowait(pb.ConnectRequest(failed=failed))
+                running = self.running.pop(found.task_id, None)
+                if running is not None:
+                    running[0].cancel()
+                return
+            if found.kind == "schedule":  # the call fails where the task awaits it
+                running = self.running.get(found.task_id)
+                if running is not None:
+                    running[1].deliver(
+                        pb.ChildOutcome(
+                            parent_task_id=found.task_id,
+                            index=message.schedule.index,
+                            error=found.error(),
+                        )
+                    )
+                return
+            instead = replacement(found)
+            if instead is not None:
+                outbox.put_nowait(instead)
+
+        return send
+
     def _start(
         self, assignment: pb.TaskAssignment, outbox: asyncio.Queue[pb.ConnectRequest | None]
     ) -> None:
         loop = asyncio.get_running_loop()
         local = self if self.worker.local_calls else None
-        execution = Execution(assignment, loop=loop, send=outbox.put_nowait, local=local)
+        execution = Execution(assignment, loop=loop, send=self._send(outbox), local=local)
         execution.store = self.store
         self._run(execution, self.worker._admit(execution))
 

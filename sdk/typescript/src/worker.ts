@@ -51,6 +51,7 @@ import {
   type TaskAssignment,
 } from "./gen/cairn/v1/worker_service_pb.js";
 import { streamingMessages } from "./messages.js";
+import { oversized, refusedCall, replacement } from "./report_limits.js";
 import { AsyncQueue } from "./queue.js";
 import { Slots } from "./slots.js";
 import { StoreClient, transportCaller, type StoreOptions } from "./store.js";
@@ -112,6 +113,10 @@ interface Link {
   wakeBackoff: (() => void) | undefined;
   /** Assignments of the current stream, by task id. */
   readonly held: Map<string, Held>;
+  /** Assignments whose journal pages are still coming, by task id. */
+  readonly gathering: Map<string, TaskAssignment>;
+  /** Welcome.maxPayloadBytes: reports over it are not sent as they are. */
+  maxPayload: number;
   /** The store of this address, on the current stream's connection. */
   store: StoreClient | undefined;
 }
@@ -162,6 +167,8 @@ export class Worker {
       close: undefined,
       wakeBackoff: undefined,
       held: new Map(),
+      gathering: new Map(),
+      maxPayload: 0,
       store: undefined,
     }));
     for (const fn of options.functions ?? []) this.register(fn);
@@ -279,6 +286,7 @@ export class Worker {
           maxConcurrentTasks: this.maxConcurrency,
           maxConcurrentEntrypoints: this.maxEntrypoints,
           sdkLanguage: "typescript",
+          acceptsJournalPages: true,
           sdkVersion: VERSION,
           identity: `${process.pid}@${hostname()}`,
           registrations: [
@@ -318,6 +326,8 @@ export class Worker {
       // The service re-dispatches all of them.
       for (const held of link.held.values()) this.drop(held);
       link.held.clear();
+      link.gathering.clear();
+      link.maxPayload = 0;
     }
   }
 
@@ -327,6 +337,7 @@ export class Worker {
       case "welcome":
         link.workerId = message.value.workerId;
         this.workerId ||= link.workerId;
+        link.maxPayload = Number(message.value.maxPayloadBytes);
         link.connected = true;
         this.connectedWaiters = this.connectedWaiters.filter(({ all, wake }) => {
           if (!this.isConnected(all)) return true;
@@ -337,12 +348,26 @@ export class Worker {
       case "assignment":
         // While stopping, new assignments stay unstarted; the service
         // re-dispatches them when this stream closes.
-        if (!this.stopping) this.accept(link, message.value, outbox);
+        if (this.stopping) break;
+        if (message.value.journalContinues) link.gathering.set(message.value.taskId, message.value);
+        else this.accept(link, message.value, outbox);
         break;
+      case "journalPage": {
+        // More of a gathered assignment's journal; it starts once whole.
+        const gathered = link.gathering.get(message.value.taskId);
+        if (gathered === undefined) break;
+        gathered.journal.push(...message.value.entries);
+        if (message.value.last) {
+          link.gathering.delete(message.value.taskId);
+          if (!this.stopping) this.accept(link, gathered, outbox);
+        }
+        break;
+      }
       case "childOutcome":
         link.held.get(message.value.parentTaskId)?.execution.deliver(message.value);
         break;
       case "cancel": {
+        link.gathering.delete(message.value.taskId);
         const held = link.held.get(message.value.taskId);
         link.held.delete(message.value.taskId);
         if (held) this.drop(held);
@@ -365,9 +390,30 @@ export class Worker {
     held.release();
   }
 
+  /** How executions answer on `outbox`: reports over the service's payload
+   * limit are replaced (report_limits.ts). */
+  private guarded(link: Link, outbox: AsyncQueue<Request>): (kind: Outgoing) => void {
+    return (kind: Outgoing) => {
+      const found = oversized(kind, link.maxPayload);
+      if (found === undefined) {
+        outbox.push({ kind });
+        return;
+      }
+      this.log(`task ${found.taskId}: its ${found.kind} report is ${found.size} bytes, over the service's limit of ${found.limit}`);
+      if (kind?.case === "schedule") {
+        // The call fails where the task awaits it, never sent.
+        const index = (kind.value as { index?: number }).index ?? 0;
+        queueMicrotask(() => link.held.get(found.taskId)?.execution.deliver(refusedCall(found, index)));
+        return;
+      }
+      const instead = replacement(found);
+      if (instead !== undefined) outbox.push({ kind: instead });
+    };
+  }
+
   /** Starts an assignment when the shared limit lets it, answering on `outbox`. */
   private accept(link: Link, assignment: TaskAssignment, outbox: AsyncQueue<Request>): void {
-    const send = (kind: Outgoing) => outbox.push({ kind });
+    const send = this.guarded(link, outbox);
     const execution = new Execution(assignment, send, link.store);
     const slots = assignment.kind === TaskKind.ENTRYPOINT ? this.entrypointSlots : this.taskSlots;
     let started = false;

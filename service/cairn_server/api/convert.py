@@ -262,7 +262,12 @@ def event_pb(event: EventRecord) -> run_pb2.RunEvent:
     return message
 
 
-def state_pb(view: StateView) -> thread_pb2.StateSnapshot:
+def state_pb(
+    view: StateView, *, first_task: int = 0, budget: int | None = None
+) -> tuple[thread_pb2.StateSnapshot, int | None]:
+    """The snapshot with the view's tasks from `first_task` on, as many as
+    keep it within `budget` bytes (at least one); and the index of the first
+    task left out, or None when none is."""
     checkpoint = view.checkpoint
     snapshot = thread_pb2.StateSnapshot(
         next=view.next,
@@ -270,7 +275,7 @@ def state_pb(view: StateView) -> thread_pb2.StateSnapshot:
     )
     if checkpoint is None:
         to_value(None, snapshot.values)
-        return snapshot
+        return snapshot, None
     to_value(view.values, snapshot.values)
     snapshot.config.thread_id = namespaces.unscoped(checkpoint.thread_id)
     snapshot.config.checkpoint_id = checkpoint.checkpoint_id
@@ -279,14 +284,20 @@ def state_pb(view: StateView) -> thread_pb2.StateSnapshot:
         snapshot.parent_config.CopyFrom(parent)
     snapshot.metadata.CopyFrom(to_struct(checkpoint.metadata))
     snapshot.create_time.CopyFrom(timestamp(checkpoint.created_at))
-    for task in view.tasks:
-        message = snapshot.tasks.add(id=task.id, name=task.name, path=list(task.path))
+    size = snapshot.ByteSize()
+    for index in range(first_task, len(view.tasks)):
+        task = view.tasks[index]
+        message = thread_pb2.TaskState(id=task.id, name=task.name, path=list(task.path))
         if task.has_result:
             to_value(task.result, message.result)
         if task.error is not None:
             message.error.CopyFrom(error_pb(task.error))
         message.interrupts.extend(interrupt_pb(i) for i in task.interrupts)
-    return snapshot
+        size += message.ByteSize() + 6  # its tag and length
+        if budget is not None and size > budget and snapshot.tasks:
+            return snapshot, index
+        snapshot.tasks.append(message)
+    return snapshot, None
 
 
 __all__ = ["RUN_STATE", "STREAM_MODE", "THREAD_STATUS", "to_json"]

@@ -31,7 +31,7 @@ from cairn_server.api import convert
 from cairn_server.api.values import to_json
 from cairn_server.dispatch.dispatcher import Dispatcher, WorkerConnection
 from cairn_server.dispatch.messages import Assignment, Forwarded, Registration
-from cairn_server.domain import TaskKind
+from cairn_server.domain import ErrorRecord, TaskKind
 from cairn_server.engine.decisions import JournalEntry
 from cairn_server.store import Store
 
@@ -117,6 +117,8 @@ class RelayLink:
         self.offer = offer
         self._outgoing: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()
         self._recent: OrderedDict[str, WorkerConnection] = OrderedDict()
+        self._gathering: dict[str, pb.TaskAssignment] = {}
+        """Assignments whose journal pages are still coming, by task id."""
         self._stopped = asyncio.Event()
         self.task = asyncio.create_task(self._run())
 
@@ -137,6 +139,12 @@ class RelayLink:
             extra=logs.ids(assignment=assignment),
         )
         self.stop()
+
+    def failed(self, assignment: Assignment, error: ErrorRecord) -> None:
+        """A relayed task could not be sent to the worker here: its owner
+        fails it, as if the worker had reported the error."""
+        failed = pb.TaskFailed(task_id=assignment.task_id, error=convert.error_pb(error))
+        self._outgoing.put_nowait(pb.ConnectRequest(failed=failed))
 
     # --- up: what workers here say about relayed tasks ---------------------------------
 
@@ -168,13 +176,30 @@ class RelayLink:
     def _receive(self, response: pb.ConnectResponse) -> None:
         kind = response.WhichOneof("kind")
         if kind == "assignment":
-            self._dispatcher.submit(self._assignment(response.assignment))
+            if response.assignment.journal_continues:  # its pages follow
+                self._gathering[response.assignment.task_id] = response.assignment
+            else:
+                self._dispatcher.submit(self._assignment(response.assignment))
+        elif kind == "journal_page":
+            self._page(response.journal_page)
         elif kind == "cancel":
+            self._gathering.pop(response.cancel.task_id, None)
             self._dispatcher.withdraw_relayed(self, response.cancel.reason, response.cancel.task_id)
         elif kind == "child_outcome":
             self._to_holder(response.child_outcome.parent_task_id, response)
         elif kind == "rejected":
             self._to_holder(response.rejected.task_id, response)
+
+    def _page(self, page: pb.JournalPage) -> None:
+        """More of a gathered assignment's journal; once whole, it is queued
+        here like any other (and paged again to a worker that reads pages)."""
+        assignment = self._gathering.get(page.task_id)
+        if assignment is None:
+            return
+        assignment.journal.extend(page.entries)
+        if page.last:
+            del self._gathering[page.task_id]
+            self._dispatcher.submit(self._assignment(assignment))
 
     def _to_holder(self, task_id: str, response: pb.ConnectResponse) -> None:
         worker = self._dispatcher.holder(task_id)
@@ -231,6 +256,7 @@ class RelayLink:
                 sdk_language="cairn-relay",
                 identity=f"replica {self._replica_id}",
                 accepts_batches=True,
+                accepts_journal_pages=True,
                 relay_replica_id=self._replica_id,
             )
         )

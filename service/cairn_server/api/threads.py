@@ -8,7 +8,7 @@ from typing import Any
 
 from cairn.v1 import thread_pb2, thread_service_pb2, thread_service_pb2_grpc
 from cairn_server import namespaces
-from cairn_server.api import convert, scope
+from cairn_server.api import convert, scope, state_pages
 from cairn_server.api.errors import unary
 from cairn_server.api.values import check_size, struct_to_json, to_json
 from cairn_server.domain import CheckpointRecord, ThreadRecord, ThreadStatus
@@ -46,6 +46,7 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     def __init__(self, runs: RunManager, *, max_payload_bytes: int) -> None:
         self._runs = runs
         self._limit = max_payload_bytes
+        self._budget = state_pages.response_budget(max_payload_bytes)
         self._store = runs.store
 
     async def _thread(self, thread_id: str) -> ThreadRecord:
@@ -174,18 +175,21 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
 
     @unary
     async def GetState(self, request: pb.GetStateRequest, context: Any) -> pb.GetStateResponse:
+        checkpoint_id, first_task = request.checkpoint_id, 0
+        if request.tasks_page_token:
+            page = state_pages.parse_tasks_token(request.tasks_page_token, checkpoint_id)
+            checkpoint_id, first_task = page.checkpoint_id, page.first_task
         thread = await self._thread(request.thread_id)
-        checkpoint = await self._store.get_checkpoint(
-            thread.thread_id, "", request.checkpoint_id or None
-        )
-        if checkpoint is None and request.checkpoint_id:
+        checkpoint = await self._store.get_checkpoint(thread.thread_id, "", checkpoint_id or None)
+        if checkpoint is None and checkpoint_id:
             raise error_for(
                 "CHECKPOINT_NOT_FOUND",
-                f"thread {request.thread_id!r} has no checkpoint {request.checkpoint_id!r}",
+                f"thread {request.thread_id!r} has no checkpoint {checkpoint_id!r}",
                 thread_id=request.thread_id,
-                checkpoint_id=request.checkpoint_id,
+                checkpoint_id=checkpoint_id,
             )
-        return pb.GetStateResponse(state=await self._snapshot(checkpoint))
+        snapshot = await self._snapshot(checkpoint, first_task=first_task)
+        return pb.GetStateResponse(state=snapshot)
 
     @unary
     async def GetStateHistory(
@@ -194,14 +198,34 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         thread = await self._thread(request.thread_id)
         if request.limit < 0:
             raise error_for("INVALID_ARGUMENT", "limit must not be negative", field="limit")
+        before, returned = request.before or None, 0
+        if request.page_token:
+            page = state_pages.parse_history_token(request.page_token)
+            before, returned = page.before, page.returned
+        limit = request.limit - returned if request.limit else None
+        if limit is not None and limit <= 0:
+            return pb.GetStateHistoryResponse()
         listed = await self._store.list_checkpoints(
             thread.thread_id,
             "",
-            before=request.before or None,
-            limit=request.limit or None,
+            before=before,
+            limit=limit,
             metadata=struct_to_json(request.filter, "filter") or None,
         )
-        return pb.GetStateHistoryResponse(states=[await self._snapshot(c) for c in listed])
+        response = pb.GetStateHistoryResponse()
+        room = self._budget
+        for checkpoint in listed:
+            snapshot = await self._snapshot(checkpoint, budget=room)
+            size = snapshot.ByteSize() + 6
+            if response.states and size > room:
+                last = response.states[-1].config.checkpoint_id
+                response.next_page_token = state_pages.history_token(
+                    returned + len(response.states), last
+                )
+                break
+            response.states.append(snapshot)
+            room -= size
+        return response
 
     @unary
     async def UpdateState(
@@ -215,7 +239,18 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         )
         return pb.UpdateStateResponse(state=await self._snapshot(checkpoint))
 
-    async def _snapshot(self, checkpoint: CheckpointRecord | None) -> thread_pb2.StateSnapshot:
+    async def _snapshot(
+        self, checkpoint: CheckpointRecord | None, *, first_task: int = 0, budget: int = 0
+    ) -> thread_pb2.StateSnapshot:
+        """The snapshot of `checkpoint` with its tasks from `first_task` on,
+        as many as fit `budget` (the response budget by default)."""
         if checkpoint is None:
-            return convert.state_pb(StateView(None))
-        return convert.state_pb(await self._runs.state_view(checkpoint))
+            return convert.state_pb(StateView(None))[0]
+        view = await self._runs.state_view(checkpoint)
+        snapshot, more = convert.state_pb(
+            view, first_task=first_task, budget=budget or self._budget
+        )
+        if more is not None:
+            token = state_pages.tasks_token(checkpoint.checkpoint_id, more)
+            snapshot.next_tasks_page_token = token
+        return snapshot

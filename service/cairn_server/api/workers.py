@@ -11,12 +11,19 @@ from typing import Any
 from google.protobuf import duration_pb2
 
 from cairn.v1 import errors_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
-from cairn_server import namespaces
+from cairn_server import heap, namespaces
 from cairn_server.api import convert
 from cairn_server.api.errors import streaming, unary
 from cairn_server.api.graphs import graph_model
 from cairn_server.api.relay import Relays
 from cairn_server.api.values import check_size, to_json, to_value
+from cairn_server.api.worker_frames import (
+    Framer,
+    Shipped,
+    Undeliverable,
+    max_message_bytes,
+    page_budget,
+)
 from cairn_server.api.worker_list import list_workers
 from cairn_server.auth import Caller, Role, audit, current
 from cairn_server.dispatch.dispatcher import WorkerConnection
@@ -94,13 +101,7 @@ def outgoing_pb(
                 stream_messages=item.stream_messages,
                 resume=[to_value(v) for v in item.resume],
                 timed_out=item.timed_out,
-                journal=[
-                    pb.JournalEntry(
-                        index=e.index, name=e.name, task_id=e.task_id, result=to_value(e.result)
-                    )
-                    for e in item.journal
-                ],
-            )
+            )  # the journal is added by worker_frames.Framer, within the stream's limit
             if item.has_previous:
                 to_value(item.previous, message.previous)
             if item.timeouts is not None:
@@ -202,6 +203,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 server_version=SERVER_VERSION,
                 max_payload_bytes=self._limit,
                 accepts_batches=True,
+                sends_journal_pages=worker.accepts_journal_pages,
             )
         )
         log.info(
@@ -212,15 +214,25 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         )
         self._runs.dispatcher.add(worker)
         reader = asyncio.ensure_future(self._read(worker, requests))
+        framer = Framer(
+            max_message=max_message_bytes(self._limit),
+            budget=page_budget(self._limit),
+            batches=worker.accepts_batches,
+            pages=worker.accepts_journal_pages,
+            to_pb=outgoing_pb,
+        )
         try:
             while True:
                 limit = MAX_BATCH if worker.accepts_batches else 1
                 items, ended = await _ready(worker.outbox, limit)
-                if len(items) == 1:
-                    yield outgoing_pb(items[0])
-                elif items:
-                    responses = [outgoing_pb(item) for item in items]
-                    yield pb.ConnectResponse(batch=pb.ConnectResponseBatch(responses=responses))
+                for frame in framer.frames(items):
+                    if isinstance(frame, Undeliverable):
+                        self._undeliverable(worker, frame)
+                    elif isinstance(frame, Shipped):
+                        self._shipped(worker, frame)
+                    else:
+                        yield frame
+                del items
                 if ended:
                     return
         finally:
@@ -232,6 +244,55 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 len(lost),
                 extra=ids(worker_id=worker.worker_id, namespace=worker.namespace),
             )
+
+    def _undeliverable(self, worker: WorkerConnection, frame: Undeliverable) -> None:
+        """A message too large for the stream fails the task it is about
+        (and so its run, unless a parent catches it), not the stream."""
+        task_id, what = _about_task(frame.item)
+        log.warning(
+            "a %s for task %s is %d bytes, over the stream limit of %d; the task fails",
+            what,
+            task_id,
+            frame.size,
+            frame.limit,
+            extra=ids(worker_id=worker.worker_id),
+        )
+        if not task_id:
+            return
+        held = self._runs.dispatcher.release(worker, task_id)
+        if held is None:
+            return  # withdrawn meanwhile
+        if frame.started or what == "child outcome":
+            worker.outbox.put_nowait(CancelNotice(task_id, f"its {what} could not be sent"))
+        because = f" because of {frame.why}" if frame.why else ""
+        failure = ErrorRecord(
+            "MessageTooLargeError",
+            f"the service could not send the task's {what} to its worker{because}: it is"
+            f" {frame.size} bytes and a Connect stream message is at most {frame.limit} bytes"
+            f" (2 * max_payload_bytes + 1 MiB, max_payload_bytes = {self._limit})",
+            retryable=False,
+        )
+        if held.relay is not None:
+            held.relay.failed(held, failure)
+        else:
+            self._post(held, inbox.Failed(task_id, failure))
+
+    def _shipped(self, worker: WorkerConnection, frame: Shipped) -> None:
+        """A large journal is on its way: the service's copy of it is the
+        run's, and the memory that built its messages goes back to the
+        system (glibc keeps it otherwise)."""
+        held = self._runs.dispatcher.held_by(worker, frame.task_id)
+        if held is not None:
+            held.journal = ()  # a re-dispatch gets a fresh one from its run
+        if frame.pages > 1:
+            log.info(
+                "sent task %s's journal in %d messages, %d bytes",
+                frame.task_id,
+                frame.pages,
+                frame.size,
+                extra=ids(worker_id=worker.worker_id),
+            )
+            heap.release_later()
 
     @unary
     async def ListWorkers(
@@ -305,6 +366,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             sdk_language=hello.sdk_language,
             sdk_version=hello.sdk_version,
             accepts_batches=hello.accepts_batches,
+            accepts_journal_pages=hello.accepts_journal_pages,
             relay=relay,
             namespace="" if relay else caller.namespace,
         )
@@ -586,6 +648,19 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     def _json(value: Any, task_id: str, field: str) -> Any:
         with _about(task_id):
             return to_json(value, field)
+
+
+def _about_task(item: object) -> tuple[str, str]:
+    """The held task a worker message is about, and what kind it is."""
+    match item:
+        case Assignment():
+            return item.task_id, "assignment"
+        case Deliver():
+            return item.parent_id, "child outcome"
+        case Forwarded(message) if isinstance(message, pb.ConnectResponse):
+            if message.WhichOneof("kind") == "child_outcome":
+                return message.child_outcome.parent_task_id, "child outcome"
+    return "", type(item).__name__
 
 
 @contextlib.contextmanager

@@ -53,6 +53,8 @@ class WorkerConnection:
     sdk_language: str = ""
     sdk_version: str = ""
     accepts_batches: bool = False
+    accepts_journal_pages: bool = False
+    """It reads JournalPage messages: a journal of any size reaches it."""
     relay: bool = False
     """Another replica, relaying the tasks sent to it to its own workers."""
     namespace: str = ""

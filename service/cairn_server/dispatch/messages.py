@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cairn_server import namespaces
-from cairn_server.domain import Json, RetryPolicy, TaskKind, TaskTimeouts, WaitReason
+from cairn_server.domain import ErrorRecord, Json, RetryPolicy, TaskKind, TaskTimeouts, WaitReason
 from cairn_server.engine.decisions import Deliver, JournalEntry
 from cairn_server.errors import ServiceError
 
@@ -27,6 +27,10 @@ class Relayed(Protocol):
 
     def lost(self, assignment: Assignment) -> None:
         """The worker holding `assignment` went away."""
+
+    def failed(self, assignment: Assignment, error: ErrorRecord) -> None:
+        """`assignment` fails with `error` (not retried) without reaching its
+        worker: the replica that owns it is told, as by the worker."""
 
 
 @dataclass(slots=True)

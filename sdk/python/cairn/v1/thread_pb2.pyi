@@ -167,6 +167,14 @@ class StateSnapshot(_message.Message):
     PARENT_CONFIG_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
     INTERRUPTS_FIELD_NUMBER: _builtins.int
+    NEXT_TASKS_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_tasks_page_token: _builtins.str
+    """Set when `tasks` holds only some of the checkpoint's tasks, to keep the
+    response within the service's message limit (a run that recorded many
+    or large task results): pass it as GetStateRequest.tasks_page_token,
+    with this snapshot's checkpoint_id, for the next tasks. Empty when
+    `tasks` is complete or is the last page.
+    """
     @_builtins.property
     def values(self) -> _struct_pb2.Value:
         """The values of the state: for an entrypoint, the value it returned."""
@@ -210,10 +218,11 @@ class StateSnapshot(_message.Message):
         parent_config: _run_pb2.CheckpointRef | None = ...,
         tasks: _abc.Iterable[Global___TaskState] | None = ...,
         interrupts: _abc.Iterable[_run_pb2.Interrupt] | None = ...,
+        next_tasks_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "create_time", b"create_time", "metadata", b"metadata", "parent_config", b"parent_config", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "create_time", b"create_time", "interrupts", b"interrupts", "metadata", b"metadata", "next", b"next", "parent_config", b"parent_config", "tasks", b"tasks", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "create_time", b"create_time", "interrupts", b"interrupts", "metadata", b"metadata", "next", b"next", "next_tasks_page_token", b"next_tasks_page_token", "parent_config", b"parent_config", "tasks", b"tasks", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

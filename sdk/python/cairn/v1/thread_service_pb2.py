@@ -26,15 +26,15 @@ from cairn.v1 import thread_pb2 as cairn_dot_v1_dot_thread__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61irn/v1/thread_service.proto\x12\x08\x63\x61irn.v1\x1a\x15\x63\x61irn/v1/thread.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x86\x01\n\x13\x43reateThreadRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x33\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"@\n\x14\x43reateThreadResponse\x12(\n\x06thread\x18\x01 \x01(\x0b\x32\x10.cairn.v1.ThreadR\x06thread\"/\n\x10GetThreadRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\"=\n\x11GetThreadResponse\x12(\n\x06thread\x18\x01 \x01(\x0b\x32\x10.cairn.v1.ThreadR\x06thread\"\xb5\x01\n\x12ListThreadsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x33\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x16.cairn.v1.ThreadStatusR\x06status\"i\n\x13ListThreadsResponse\x12*\n\x07threads\x18\x01 \x03(\x0b\x32\x10.cairn.v1.ThreadR\x07threads\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n\x13\x44\x65leteThreadRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\"\x16\n\x14\x44\x65leteThreadResponse\"S\n\x0fGetStateRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_id\x18\x02 \x01(\tR\x0c\x63heckpointId\"A\n\x10GetStateResponse\x12-\n\x05state\x18\x01 \x01(\x0b\x32\x17.cairn.v1.StateSnapshotR\x05state\"\x94\x01\n\x16GetStateHistoryRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x14\n\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n\x06\x62\x65\x66ore\x18\x03 \x01(\tR\x06\x62\x65\x66ore\x12/\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x66ilter\"\x9f\x01\n\x12UpdateStateRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_id\x18\x02 \x01(\tR\x0c\x63heckpointId\x12.\n\x06values\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06values\x12\x17\n\x07\x61s_node\x18\x04 \x01(\tR\x06\x61sNode\"D\n\x13UpdateStateResponse\x12-\n\x05state\x18\x01 \x01(\x0b\x32\x17.cairn.v1.StateSnapshotR\x05state\"J\n\x17GetStateHistoryResponse\x12/\n\x06states\x18\x01 \x03(\x0b\x32\x17.cairn.v1.StateSnapshotR\x06states\"\x8a\x01\n\x13PruneThreadsRequest\x12\x1d\n\nthread_ids\x18\x01 \x03(\tR\tthreadIds\x12\x33\n\x08strategy\x18\x02 \x01(\x0e\x32\x17.cairn.v1.PruneStrategyR\x08strategy\x12\x1f\n\x0bkeep_latest\x18\x03 \x01(\x05R\nkeepLatest\"f\n\x14PruneThreadsResponse\x12\x1d\n\nthread_ids\x18\x01 \x03(\tR\tthreadIds\x12/\n\x13\x64\x65leted_checkpoints\x18\x02 \x01(\x03R\x12\x64\x65letedCheckpoints*j\n\rPruneStrategy\x12\x1e\n\x1aPRUNE_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPRUNE_STRATEGY_KEEP_LATEST\x10\x01\x12\x19\n\x15PRUNE_STRATEGY_DELETE\x10\x02\x32\xf5\x04\n\rThreadService\x12M\n\x0c\x43reateThread\x12\x1d.cairn.v1.CreateThreadRequest\x1a\x1e.cairn.v1.CreateThreadResponse\x12\x44\n\tGetThread\x12\x1a.cairn.v1.GetThreadRequest\x1a\x1b.cairn.v1.GetThreadResponse\x12J\n\x0bListThreads\x12\x1c.cairn.v1.ListThreadsRequest\x1a\x1d.cairn.v1.ListThreadsResponse\x12M\n\x0c\x44\x65leteThread\x12\x1d.cairn.v1.DeleteThreadRequest\x1a\x1e.cairn.v1.DeleteThreadResponse\x12\x41\n\x08GetState\x12\x19.cairn.v1.GetStateRequest\x1a\x1a.cairn.v1.GetStateResponse\x12V\n\x0fGetStateHistory\x12 .cairn.v1.GetStateHistoryRequest\x1a!.cairn.v1.GetStateHistoryResponse\x12J\n\x0bUpdateState\x12\x1c.cairn.v1.UpdateStateRequest\x1a\x1d.cairn.v1.UpdateStateResponse\x12M\n\x0cPruneThreads\x12\x1d.cairn.v1.PruneThreadsRequest\x1a\x1e.cairn.v1.PruneThreadsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61irn/v1/thread_service.proto\x12\x08\x63\x61irn.v1\x1a\x15\x63\x61irn/v1/thread.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x86\x01\n\x13\x43reateThreadRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x33\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"@\n\x14\x43reateThreadResponse\x12(\n\x06thread\x18\x01 \x01(\x0b\x32\x10.cairn.v1.ThreadR\x06thread\"/\n\x10GetThreadRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\"=\n\x11GetThreadResponse\x12(\n\x06thread\x18\x01 \x01(\x0b\x32\x10.cairn.v1.ThreadR\x06thread\"\xb5\x01\n\x12ListThreadsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x33\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x16.cairn.v1.ThreadStatusR\x06status\"i\n\x13ListThreadsResponse\x12*\n\x07threads\x18\x01 \x03(\x0b\x32\x10.cairn.v1.ThreadR\x07threads\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n\x13\x44\x65leteThreadRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\"\x16\n\x14\x44\x65leteThreadResponse\"}\n\x0fGetStateRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_id\x18\x02 \x01(\tR\x0c\x63heckpointId\x12(\n\x10tasks_page_token\x18\x03 \x01(\tR\x0etasksPageToken\"A\n\x10GetStateResponse\x12-\n\x05state\x18\x01 \x01(\x0b\x32\x17.cairn.v1.StateSnapshotR\x05state\"\xb3\x01\n\x16GetStateHistoryRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12\x14\n\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n\x06\x62\x65\x66ore\x18\x03 \x01(\tR\x06\x62\x65\x66ore\x12/\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x66ilter\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\"\x9f\x01\n\x12UpdateStateRequest\x12\x1b\n\tthread_id\x18\x01 \x01(\tR\x08threadId\x12#\n\rcheckpoint_id\x18\x02 \x01(\tR\x0c\x63heckpointId\x12.\n\x06values\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06values\x12\x17\n\x07\x61s_node\x18\x04 \x01(\tR\x06\x61sNode\"D\n\x13UpdateStateResponse\x12-\n\x05state\x18\x01 \x01(\x0b\x32\x17.cairn.v1.StateSnapshotR\x05state\"r\n\x17GetStateHistoryResponse\x12/\n\x06states\x18\x01 \x03(\x0b\x32\x17.cairn.v1.StateSnapshotR\x06states\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8a\x01\n\x13PruneThreadsRequest\x12\x1d\n\nthread_ids\x18\x01 \x03(\tR\tthreadIds\x12\x33\n\x08strategy\x18\x02 \x01(\x0e\x32\x17.cairn.v1.PruneStrategyR\x08strategy\x12\x1f\n\x0bkeep_latest\x18\x03 \x01(\x05R\nkeepLatest\"f\n\x14PruneThreadsResponse\x12\x1d\n\nthread_ids\x18\x01 \x03(\tR\tthreadIds\x12/\n\x13\x64\x65leted_checkpoints\x18\x02 \x01(\x03R\x12\x64\x65letedCheckpoints*j\n\rPruneStrategy\x12\x1e\n\x1aPRUNE_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPRUNE_STRATEGY_KEEP_LATEST\x10\x01\x12\x19\n\x15PRUNE_STRATEGY_DELETE\x10\x02\x32\xf5\x04\n\rThreadService\x12M\n\x0c\x43reateThread\x12\x1d.cairn.v1.CreateThreadRequest\x1a\x1e.cairn.v1.CreateThreadResponse\x12\x44\n\tGetThread\x12\x1a.cairn.v1.GetThreadRequest\x1a\x1b.cairn.v1.GetThreadResponse\x12J\n\x0bListThreads\x12\x1c.cairn.v1.ListThreadsRequest\x1a\x1d.cairn.v1.ListThreadsResponse\x12M\n\x0c\x44\x65leteThread\x12\x1d.cairn.v1.DeleteThreadRequest\x1a\x1e.cairn.v1.DeleteThreadResponse\x12\x41\n\x08GetState\x12\x19.cairn.v1.GetStateRequest\x1a\x1a.cairn.v1.GetStateResponse\x12V\n\x0fGetStateHistory\x12 .cairn.v1.GetStateHistoryRequest\x1a!.cairn.v1.GetStateHistoryResponse\x12J\n\x0bUpdateState\x12\x1c.cairn.v1.UpdateStateRequest\x1a\x1d.cairn.v1.UpdateStateResponse\x12M\n\x0cPruneThreads\x12\x1d.cairn.v1.PruneThreadsRequest\x1a\x1e.cairn.v1.PruneThreadsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cairn.v1.thread_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRUNESTRATEGY']._serialized_start=1634
-  _globals['_PRUNESTRATEGY']._serialized_end=1740
+  _globals['_PRUNESTRATEGY']._serialized_start=1747
+  _globals['_PRUNESTRATEGY']._serialized_end=1853
   _globals['_CREATETHREADREQUEST']._serialized_start=97
   _globals['_CREATETHREADREQUEST']._serialized_end=231
   _globals['_CREATETHREADRESPONSE']._serialized_start=233
@@ -52,21 +52,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETETHREADRESPONSE']._serialized_start=754
   _globals['_DELETETHREADRESPONSE']._serialized_end=776
   _globals['_GETSTATEREQUEST']._serialized_start=778
-  _globals['_GETSTATEREQUEST']._serialized_end=861
-  _globals['_GETSTATERESPONSE']._serialized_start=863
-  _globals['_GETSTATERESPONSE']._serialized_end=928
-  _globals['_GETSTATEHISTORYREQUEST']._serialized_start=931
-  _globals['_GETSTATEHISTORYREQUEST']._serialized_end=1079
-  _globals['_UPDATESTATEREQUEST']._serialized_start=1082
-  _globals['_UPDATESTATEREQUEST']._serialized_end=1241
-  _globals['_UPDATESTATERESPONSE']._serialized_start=1243
-  _globals['_UPDATESTATERESPONSE']._serialized_end=1311
-  _globals['_GETSTATEHISTORYRESPONSE']._serialized_start=1313
-  _globals['_GETSTATEHISTORYRESPONSE']._serialized_end=1387
-  _globals['_PRUNETHREADSREQUEST']._serialized_start=1390
-  _globals['_PRUNETHREADSREQUEST']._serialized_end=1528
-  _globals['_PRUNETHREADSRESPONSE']._serialized_start=1530
-  _globals['_PRUNETHREADSRESPONSE']._serialized_end=1632
-  _globals['_THREADSERVICE']._serialized_start=1743
-  _globals['_THREADSERVICE']._serialized_end=2372
+  _globals['_GETSTATEREQUEST']._serialized_end=903
+  _globals['_GETSTATERESPONSE']._serialized_start=905
+  _globals['_GETSTATERESPONSE']._serialized_end=970
+  _globals['_GETSTATEHISTORYREQUEST']._serialized_start=973
+  _globals['_GETSTATEHISTORYREQUEST']._serialized_end=1152
+  _globals['_UPDATESTATEREQUEST']._serialized_start=1155
+  _globals['_UPDATESTATEREQUEST']._serialized_end=1314
+  _globals['_UPDATESTATERESPONSE']._serialized_start=1316
+  _globals['_UPDATESTATERESPONSE']._serialized_end=1384
+  _globals['_GETSTATEHISTORYRESPONSE']._serialized_start=1386
+  _globals['_GETSTATEHISTORYRESPONSE']._serialized_end=1500
+  _globals['_PRUNETHREADSREQUEST']._serialized_start=1503
+  _globals['_PRUNETHREADSREQUEST']._serialized_end=1641
+  _globals['_PRUNETHREADSRESPONSE']._serialized_start=1643
+  _globals['_PRUNETHREADSRESPONSE']._serialized_end=1745
+  _globals['_THREADSERVICE']._serialized_start=1856
+  _globals['_THREADSERVICE']._serialized_end=2485
 # @@protoc_insertion_point(module_scope)

@@ -268,19 +268,25 @@ class GetStateRequest(_message.Message):
 
     THREAD_ID_FIELD_NUMBER: _builtins.int
     CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    TASKS_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """The thread to read."""
     checkpoint_id: _builtins.str
     """A checkpoint of the thread; the latest when empty."""
+    tasks_page_token: _builtins.str
+    """StateSnapshot.next_tasks_page_token of the previous response for this
+    checkpoint_id; empty for the first page of tasks.
+    """
     def __init__(
         self,
         *,
         thread_id: _builtins.str = ...,
         checkpoint_id: _builtins.str = ...,
+        tasks_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "tasks_page_token", b"tasks_page_token", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -322,12 +328,18 @@ class GetStateHistoryRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     BEFORE_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     thread_id: _builtins.str
     """The thread to read."""
     limit: _builtins.int
     """At most this many snapshots; 0 means all."""
     before: _builtins.str
     """Only checkpoints created before this checkpoint id."""
+    page_token: _builtins.str
+    """The next_page_token of the previous response, with the same thread,
+    before, filter and limit; empty for the first page. `limit` counts the
+    snapshots of all pages together.
+    """
     @_builtins.property
     def filter(self) -> _struct_pb2.Struct:
         """Only checkpoints whose metadata has these top-level key/value pairs."""
@@ -339,10 +351,11 @@ class GetStateHistoryRequest(_message.Message):
         limit: _builtins.int = ...,
         before: _builtins.str = ...,
         filter: _struct_pb2.Struct | None = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["before", b"before", "filter", b"filter", "limit", b"limit", "thread_id", b"thread_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before", b"before", "filter", b"filter", "limit", b"limit", "page_token", b"page_token", "thread_id", b"thread_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,6 +431,11 @@ class GetStateHistoryResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set when more snapshots match than fit one response: pass it as
+    page_token for the next ones. Empty on the last page.
+    """
     @_builtins.property
     def states(self) -> _containers.RepeatedCompositeFieldContainer[_thread_pb2.StateSnapshot]:
         """Snapshots, newest first."""
@@ -426,10 +444,11 @@ class GetStateHistoryResponse(_message.Message):
         self,
         *,
         states: _abc.Iterable[_thread_pb2.StateSnapshot] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

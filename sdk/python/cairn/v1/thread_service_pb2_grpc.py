@@ -124,7 +124,16 @@ class ThreadServiceServicer:
 
     def GetState(self, request, context):
         """GetState returns the thread's state at its latest checkpoint, or at the
-        given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+        given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
+        INVALID_ARGUMENT for a tasks_page_token this
+        checkpoint did not issue.
+
+        A response stays within the service's message limit however large the
+        state is: when the checkpoint's tasks and their results do not fit
+        (about max_payload_bytes of them beside the values), `tasks` holds the
+        first ones and StateSnapshot.next_tasks_page_token is set; ask again
+        with it, and the same checkpoint_id, for the next ones. Values, next,
+        config, metadata and interrupts are the same on every page.
 
         Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
@@ -134,7 +143,13 @@ class ThreadServiceServicer:
 
     def GetStateHistory(self, request, context):
         """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-        unknown thread.
+        unknown thread and INVALID_ARGUMENT for a
+        page_token it did not issue.
+
+        A response stays within the service's message limit: it stops before
+        the snapshot that would exceed it (always holding at least one) and
+        sets next_page_token; each snapshot pages its tasks as GetState does
+        (StateSnapshot.next_tasks_page_token).
 
         Role: reader in the call's namespace (see "Identity" in errors.proto).
         """

@@ -60,13 +60,28 @@ class ThreadServiceStub:
     """
     GetState: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateRequest, _thread_service_pb2.GetStateResponse]
     """GetState returns the thread's state at its latest checkpoint, or at the
-    given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+    given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
+    INVALID_ARGUMENT for a tasks_page_token this
+    checkpoint did not issue.
+
+    A response stays within the service's message limit however large the
+    state is: when the checkpoint's tasks and their results do not fit
+    (about max_payload_bytes of them beside the values), `tasks` holds the
+    first ones and StateSnapshot.next_tasks_page_token is set; ask again
+    with it, and the same checkpoint_id, for the next ones. Values, next,
+    config, metadata and interrupts are the same on every page.
 
     Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     GetStateHistory: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateHistoryRequest, _thread_service_pb2.GetStateHistoryResponse]
     """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-    unknown thread.
+    unknown thread and INVALID_ARGUMENT for a
+    page_token it did not issue.
+
+    A response stays within the service's message limit: it stops before
+    the snapshot that would exceed it (always holding at least one) and
+    sets next_page_token; each snapshot pages its tasks as GetState does
+    (StateSnapshot.next_tasks_page_token).
 
     Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
@@ -128,13 +143,28 @@ class ThreadServiceAsyncStub(ThreadServiceStub):
     """
     GetState: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateRequest, _thread_service_pb2.GetStateResponse]  # type: ignore[assignment]
     """GetState returns the thread's state at its latest checkpoint, or at the
-    given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+    given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
+    INVALID_ARGUMENT for a tasks_page_token this
+    checkpoint did not issue.
+
+    A response stays within the service's message limit however large the
+    state is: when the checkpoint's tasks and their results do not fit
+    (about max_payload_bytes of them beside the values), `tasks` holds the
+    first ones and StateSnapshot.next_tasks_page_token is set; ask again
+    with it, and the same checkpoint_id, for the next ones. Values, next,
+    config, metadata and interrupts are the same on every page.
 
     Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
     GetStateHistory: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateHistoryRequest, _thread_service_pb2.GetStateHistoryResponse]  # type: ignore[assignment]
     """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-    unknown thread.
+    unknown thread and INVALID_ARGUMENT for a
+    page_token it did not issue.
+
+    A response stays within the service's message limit: it stops before
+    the snapshot that would exceed it (always holding at least one) and
+    sets next_page_token; each snapshot pages its tasks as GetState does
+    (StateSnapshot.next_tasks_page_token).
 
     Role: reader in the call's namespace (see "Identity" in errors.proto).
     """
@@ -223,7 +253,16 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_thread_service_pb2.GetStateResponse, _abc.Awaitable[_thread_service_pb2.GetStateResponse]]:
         """GetState returns the thread's state at its latest checkpoint, or at the
-        given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+        given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
+        INVALID_ARGUMENT for a tasks_page_token this
+        checkpoint did not issue.
+
+        A response stays within the service's message limit however large the
+        state is: when the checkpoint's tasks and their results do not fit
+        (about max_payload_bytes of them beside the values), `tasks` holds the
+        first ones and StateSnapshot.next_tasks_page_token is set; ask again
+        with it, and the same checkpoint_id, for the next ones. Values, next,
+        config, metadata and interrupts are the same on every page.
 
         Role: reader in the call's namespace (see "Identity" in errors.proto).
         """
@@ -235,7 +274,13 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_thread_service_pb2.GetStateHistoryResponse, _abc.Awaitable[_thread_service_pb2.GetStateHistoryResponse]]:
         """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-        unknown thread.
+        unknown thread and INVALID_ARGUMENT for a
+        page_token it did not issue.
+
+        A response stays within the service's message limit: it stops before
+        the snapshot that would exceed it (always holding at least one) and
+        sets next_page_token; each snapshot pages its tasks as GetState does
+        (StateSnapshot.next_tasks_page_token).
 
         Role: reader in the call's namespace (see "Identity" in errors.proto).
         """

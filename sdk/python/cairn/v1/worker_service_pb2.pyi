@@ -277,6 +277,7 @@ class WorkerHello(_message.Message):
     IDENTITY_FIELD_NUMBER: _builtins.int
     ACCEPTS_BATCHES_FIELD_NUMBER: _builtins.int
     RELAY_REPLICA_ID_FIELD_NUMBER: _builtins.int
+    ACCEPTS_JOURNAL_PAGES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """A stable id for the worker process; the service generates one when empty."""
     max_concurrent_tasks: _builtins.int
@@ -301,6 +302,13 @@ class WorkerHello(_message.Message):
     tasks that none of its own workers serves, so a worker connected to one
     replica serves the runs of every replica.
     """
+    accepts_journal_pages: _builtins.bool
+    """The worker reads JournalPage messages (see TaskAssignment.journal_continues):
+    a journal of any size then reaches it. A worker that does not set it is
+    sent only assignments that fit one message; an assignment that does not
+    fails its task instead (error type "MessageTooLargeError", not retried,
+    naming the limit), so its run fails and the stream stays open.
+    """
     @_builtins.property
     def registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Registration]:
         """What the worker serves."""
@@ -317,10 +325,11 @@ class WorkerHello(_message.Message):
         identity: _builtins.str = ...,
         accepts_batches: _builtins.bool = ...,
         relay_replica_id: _builtins.str = ...,
+        accepts_journal_pages: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_batches", b"accepts_batches", "identity", b"identity", "max_concurrent_entrypoints", b"max_concurrent_entrypoints", "max_concurrent_tasks", b"max_concurrent_tasks", "registrations", b"registrations", "relay_replica_id", b"relay_replica_id", "sdk_language", b"sdk_language", "sdk_version", b"sdk_version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_batches", b"accepts_batches", "accepts_journal_pages", b"accepts_journal_pages", "identity", b"identity", "max_concurrent_entrypoints", b"max_concurrent_entrypoints", "max_concurrent_tasks", b"max_concurrent_tasks", "registrations", b"registrations", "relay_replica_id", b"relay_replica_id", "sdk_language", b"sdk_language", "sdk_version", b"sdk_version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -832,6 +841,7 @@ class Welcome(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     SERVER_VERSION_FIELD_NUMBER: _builtins.int
     MAX_PAYLOAD_BYTES_FIELD_NUMBER: _builtins.int
+    SENDS_JOURNAL_PAGES_FIELD_NUMBER: _builtins.int
     ACCEPTS_BATCHES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """The worker's id, as given or generated; the worker sends it in the
@@ -840,10 +850,24 @@ class Welcome(_message.Message):
     server_version: _builtins.str
     """The server version, for logs (no SDK reads it)."""
     max_payload_bytes: _builtins.int
-    """The largest JSON value, in bytes, the server accepts in one message
-    (`cairn serve --max-payload-bytes`). A larger value is refused
-    (PAYLOAD_TOO_LARGE); an SDK may check its values against it before
-    sending, as the SDKs here do not yet.
+    """The largest report, in bytes, the server accepts in one message
+    (`cairn serve --max-payload-bytes`), measured as the serialized size of
+    the report (TaskCompleted, TaskFailed, TaskInterrupted, ScheduleTask,
+    TaskStreamChunk, TaskHeartbeat). A larger one is refused with a
+    Rejection (PAYLOAD_TOO_LARGE) and the task fails (see Rejection). The
+    gRPC message limit of the stream is 2 * max_payload_bytes + 1 MiB; a
+    message above that breaks the stream, the task is re-dispatched and
+    would be refused again, so a worker checks every report against
+    max_payload_bytes before sending it, as both SDKs do: a completed,
+    failed or interrupted report over it is sent as TaskFailed instead, with
+    error type "PayloadTooLargeError", not retryable, and a message naming
+    the size and the limit; a call (ScheduleTask) over it raises that error
+    where the task made the call, without sending it; a stream chunk or
+    heartbeat details over it are dropped with a warning.
+    """
+    sends_journal_pages: _builtins.bool
+    """The service sends JournalPage messages to this worker (it said
+    accepts_journal_pages).
     """
     accepts_batches: _builtins.bool
     """The service reads ConnectRequest.batch."""
@@ -853,11 +877,12 @@ class Welcome(_message.Message):
         worker_id: _builtins.str = ...,
         server_version: _builtins.str = ...,
         max_payload_bytes: _builtins.int = ...,
+        sends_journal_pages: _builtins.bool = ...,
         accepts_batches: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_batches", b"accepts_batches", "max_payload_bytes", b"max_payload_bytes", "server_version", b"server_version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_batches", b"accepts_batches", "max_payload_bytes", b"max_payload_bytes", "sends_journal_pages", b"sends_journal_pages", "server_version", b"server_version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -952,6 +977,7 @@ class TaskAssignment(_message.Message):
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
     STREAM_MESSAGES_FIELD_NUMBER: _builtins.int
     TIMED_OUT_FIELD_NUMBER: _builtins.int
+    JOURNAL_CONTINUES_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Deterministic task id; also the idempotency key for side effects."""
     name: _builtins.str
@@ -998,6 +1024,20 @@ class TaskAssignment(_message.Message):
     worker set them. When false the worker sends none, which saves an event
     per token.
     """
+    journal_continues: _builtins.bool
+    """More entries of `journal` follow, in JournalPage messages for this
+    task_id, sent right after this assignment on the same stream (other
+    messages about other tasks may come between them). The worker must not
+    start the task before the page with `last` set: it appends each page's
+    entries to `journal`, in order, then runs the task as if they had all
+    come in the assignment. The service sets it only for a worker whose
+    hello said accepts_journal_pages, when the assignment with its whole
+    journal would exceed the service's page budget (well under the
+    stream's message limit: at most max_payload_bytes, plus one entry).
+    A CancelTask for the task may come before the last page: the worker
+    drops what it gathered. A task's pages are never resent: a stream that
+    drops before the last page loses the task like any other it held.
+    """
     @_builtins.property
     def input(self) -> _struct_pb2.Value:
         """The input."""
@@ -1010,7 +1050,10 @@ class TaskAssignment(_message.Message):
 
     @_builtins.property
     def journal(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]:
-        """The recorded results of the task's child calls, by position."""
+        """The recorded results of the task's child calls, by position. When the
+        whole journal does not fit one message, this holds its first entries
+        and journal_continues is set.
+        """
 
     @_builtins.property
     def resume(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]:
@@ -1084,14 +1127,52 @@ class TaskAssignment(_message.Message):
         trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         stream_messages: _builtins.bool = ...,
         timed_out: _abc.Iterable[_builtins.int] | None = ...,
+        journal_continues: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_details", b"heartbeat_details", "input", b"input", "previous", b"previous", "timeouts", b"timeouts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "kind", b"kind", "name", b"name", "namespace", b"namespace", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "stream_messages", b"stream_messages", "task_id", b"task_id", "thread_id", b"thread_id", "timed_out", b"timed_out", "timeouts", b"timeouts", "trace_context", b"trace_context"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announce_calls", b"announce_calls", "attempt", b"attempt", "checkpoint_id", b"checkpoint_id", "first_fresh_call", b"first_fresh_call", "heartbeat_details", b"heartbeat_details", "input", b"input", "journal", b"journal", "journal_continues", b"journal_continues", "kind", b"kind", "name", b"name", "namespace", b"namespace", "path", b"path", "previous", b"previous", "resume", b"resume", "run_id", b"run_id", "stream_messages", b"stream_messages", "task_id", b"task_id", "thread_id", b"thread_id", "timed_out", b"timed_out", "timeouts", b"timeouts", "trace_context", b"trace_context"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TaskAssignment: _TypeAlias = TaskAssignment  # noqa: Y015
+
+@_typing.final
+class JournalPage(_message.Message):
+    """JournalPage carries more journal entries of an assignment whose
+    journal_continues is set. The service builds pages one at a time as the
+    stream takes them, so that a journal of any size costs the service and
+    the worker no more than a page of memory on the wire at once; the worker
+    holds the whole journal as it replays.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The assignment's task."""
+    last: _builtins.bool
+    """This is the task's last page: the worker starts the task."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]:
+        """The next entries, in order of position."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        entries: _abc.Iterable[Global___JournalEntry] | None = ...,
+        last: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "last", b"last", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JournalPage: _TypeAlias = JournalPage  # noqa: Y015
 
 @_typing.final
 class ChildInterrupted(_message.Message):
@@ -1260,6 +1341,7 @@ class ConnectResponse(_message.Message):
     CANCEL_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    JOURNAL_PAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome:
         """Answers the hello."""
@@ -1286,6 +1368,12 @@ class ConnectResponse(_message.Message):
         whose hello accepts batches).
         """
 
+    @_builtins.property
+    def journal_page(self) -> Global___JournalPage:
+        """More journal entries of an assignment (only to a worker whose hello
+        accepts journal pages). Never inside a batch.
+        """
+
     def __init__(
         self,
         *,
@@ -1295,12 +1383,13 @@ class ConnectResponse(_message.Message):
         cancel: Global___CancelTask | None = ...,
         rejected: Global___Rejection | None = ...,
         batch: Global___ConnectResponseBatch | None = ...,
+        journal_page: Global___JournalPage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "batch", b"batch", "cancel", b"cancel", "child_outcome", b"child_outcome", "kind", b"kind", "rejected", b"rejected", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "batch", b"batch", "cancel", b"cancel", "child_outcome", b"child_outcome", "journal_page", b"journal_page", "kind", b"kind", "rejected", b"rejected", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "batch", b"batch", "cancel", b"cancel", "child_outcome", b"child_outcome", "kind", b"kind", "rejected", b"rejected", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "batch", b"batch", "cancel", b"cancel", "child_outcome", b"child_outcome", "journal_page", b"journal_page", "kind", b"kind", "rejected", b"rejected", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["welcome", "assignment", "child_outcome", "cancel", "rejected", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["welcome", "assignment", "child_outcome", "cancel", "rejected", "batch", "journal_page"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

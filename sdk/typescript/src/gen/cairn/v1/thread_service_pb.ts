@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/thread_service.proto.
  */
 export const file_cairn_v1_thread_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jYWlybi92MS90aHJlYWRfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiZwoTQ3JlYXRlVGhyZWFkUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSKQoIbWV0YWRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnJlcXVlc3RfaWQYAyABKAkiOAoUQ3JlYXRlVGhyZWFkUmVzcG9uc2USIAoGdGhyZWFkGAEgASgLMhAuY2Fpcm4udjEuVGhyZWFkIiUKEEdldFRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIjUKEUdldFRocmVhZFJlc3BvbnNlEiAKBnRocmVhZBgBIAEoCzIQLmNhaXJuLnYxLlRocmVhZCKOAQoSTGlzdFRocmVhZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEikKCG1ldGFkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgZzdGF0dXMYBCABKA4yFi5jYWlybi52MS5UaHJlYWRTdGF0dXMiUQoTTGlzdFRocmVhZHNSZXNwb25zZRIhCgd0aHJlYWRzGAEgAygLMhAuY2Fpcm4udjEuVGhyZWFkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChNEZWxldGVUaHJlYWRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIWChREZWxldGVUaHJlYWRSZXNwb25zZSI7Cg9HZXRTdGF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfaWQYAiABKAkiOgoQR2V0U3RhdGVSZXNwb25zZRImCgVzdGF0ZRgBIAEoCzIXLmNhaXJuLnYxLlN0YXRlU25hcHNob3QicwoWR2V0U3RhdGVIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGYmVmb3JlGAMgASgJEicKBmZpbHRlchgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QidwoSVXBkYXRlU3RhdGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCRIVCg1jaGVja3BvaW50X2lkGAIgASgJEiYKBnZhbHVlcxgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgdhc19ub2RlGAQgASgJIj0KE1VwZGF0ZVN0YXRlUmVzcG9uc2USJgoFc3RhdGUYASABKAsyFy5jYWlybi52MS5TdGF0ZVNuYXBzaG90IkIKF0dldFN0YXRlSGlzdG9yeVJlc3BvbnNlEicKBnN0YXRlcxgBIAMoCzIXLmNhaXJuLnYxLlN0YXRlU25hcHNob3QiaQoTUHJ1bmVUaHJlYWRzUmVxdWVzdBISCgp0aHJlYWRfaWRzGAEgAygJEikKCHN0cmF0ZWd5GAIgASgOMhcuY2Fpcm4udjEuUHJ1bmVTdHJhdGVneRITCgtrZWVwX2xhdGVzdBgDIAEoBSJHChRQcnVuZVRocmVhZHNSZXNwb25zZRISCgp0aHJlYWRfaWRzGAEgAygJEhsKE2RlbGV0ZWRfY2hlY2twb2ludHMYAiABKAMqagoNUHJ1bmVTdHJhdGVneRIeChpQUlVORV9TVFJBVEVHWV9VTlNQRUNJRklFRBAAEh4KGlBSVU5FX1NUUkFURUdZX0tFRVBfTEFURVNUEAESGQoVUFJVTkVfU1RSQVRFR1lfREVMRVRFEAIy9QQKDVRocmVhZFNlcnZpY2USTQoMQ3JlYXRlVGhyZWFkEh0uY2Fpcm4udjEuQ3JlYXRlVGhyZWFkUmVxdWVzdBoeLmNhaXJuLnYxLkNyZWF0ZVRocmVhZFJlc3BvbnNlEkQKCUdldFRocmVhZBIaLmNhaXJuLnYxLkdldFRocmVhZFJlcXVlc3QaGy5jYWlybi52MS5HZXRUaHJlYWRSZXNwb25zZRJKCgtMaXN0VGhyZWFkcxIcLmNhaXJuLnYxLkxpc3RUaHJlYWRzUmVxdWVzdBodLmNhaXJuLnYxLkxpc3RUaHJlYWRzUmVzcG9uc2USTQoMRGVsZXRlVGhyZWFkEh0uY2Fpcm4udjEuRGVsZXRlVGhyZWFkUmVxdWVzdBoeLmNhaXJuLnYxLkRlbGV0ZVRocmVhZFJlc3BvbnNlEkEKCEdldFN0YXRlEhkuY2Fpcm4udjEuR2V0U3RhdGVSZXF1ZXN0GhouY2Fpcm4udjEuR2V0U3RhdGVSZXNwb25zZRJWCg9HZXRTdGF0ZUhpc3RvcnkSIC5jYWlybi52MS5HZXRTdGF0ZUhpc3RvcnlSZXF1ZXN0GiEuY2Fpcm4udjEuR2V0U3RhdGVIaXN0b3J5UmVzcG9uc2USSgoLVXBkYXRlU3RhdGUSHC5jYWlybi52MS5VcGRhdGVTdGF0ZVJlcXVlc3QaHS5jYWlybi52MS5VcGRhdGVTdGF0ZVJlc3BvbnNlEk0KDFBydW5lVGhyZWFkcxIdLmNhaXJuLnYxLlBydW5lVGhyZWFkc1JlcXVlc3QaHi5jYWlybi52MS5QcnVuZVRocmVhZHNSZXNwb25zZWIGcHJvdG8z", [file_cairn_v1_thread, file_google_protobuf_struct]);
+  fileDesc("Ch1jYWlybi92MS90aHJlYWRfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiZwoTQ3JlYXRlVGhyZWFkUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSKQoIbWV0YWRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnJlcXVlc3RfaWQYAyABKAkiOAoUQ3JlYXRlVGhyZWFkUmVzcG9uc2USIAoGdGhyZWFkGAEgASgLMhAuY2Fpcm4udjEuVGhyZWFkIiUKEEdldFRocmVhZFJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJIjUKEUdldFRocmVhZFJlc3BvbnNlEiAKBnRocmVhZBgBIAEoCzIQLmNhaXJuLnYxLlRocmVhZCKOAQoSTGlzdFRocmVhZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEikKCG1ldGFkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgZzdGF0dXMYBCABKA4yFi5jYWlybi52MS5UaHJlYWRTdGF0dXMiUQoTTGlzdFRocmVhZHNSZXNwb25zZRIhCgd0aHJlYWRzGAEgAygLMhAuY2Fpcm4udjEuVGhyZWFkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChNEZWxldGVUaHJlYWRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIWChREZWxldGVUaHJlYWRSZXNwb25zZSJVCg9HZXRTdGF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfaWQYAiABKAkSGAoQdGFza3NfcGFnZV90b2tlbhgDIAEoCSI6ChBHZXRTdGF0ZVJlc3BvbnNlEiYKBXN0YXRlGAEgASgLMhcuY2Fpcm4udjEuU3RhdGVTbmFwc2hvdCKHAQoWR2V0U3RhdGVIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGYmVmb3JlGAMgASgJEicKBmZpbHRlchgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKcGFnZV90b2tlbhgFIAEoCSJ3ChJVcGRhdGVTdGF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfaWQYAiABKAkSJgoGdmFsdWVzGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEg8KB2FzX25vZGUYBCABKAkiPQoTVXBkYXRlU3RhdGVSZXNwb25zZRImCgVzdGF0ZRgBIAEoCzIXLmNhaXJuLnYxLlN0YXRlU25hcHNob3QiWwoXR2V0U3RhdGVIaXN0b3J5UmVzcG9uc2USJwoGc3RhdGVzGAEgAygLMhcuY2Fpcm4udjEuU3RhdGVTbmFwc2hvdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoTUHJ1bmVUaHJlYWRzUmVxdWVzdBISCgp0aHJlYWRfaWRzGAEgAygJEikKCHN0cmF0ZWd5GAIgASgOMhcuY2Fpcm4udjEuUHJ1bmVTdHJhdGVneRITCgtrZWVwX2xhdGVzdBgDIAEoBSJHChRQcnVuZVRocmVhZHNSZXNwb25zZRISCgp0aHJlYWRfaWRzGAEgAygJEhsKE2RlbGV0ZWRfY2hlY2twb2ludHMYAiABKAMqagoNUHJ1bmVTdHJhdGVneRIeChpQUlVORV9TVFJBVEVHWV9VTlNQRUNJRklFRBAAEh4KGlBSVU5FX1NUUkFURUdZX0tFRVBfTEFURVNUEAESGQoVUFJVTkVfU1RSQVRFR1lfREVMRVRFEAIy9QQKDVRocmVhZFNlcnZpY2USTQoMQ3JlYXRlVGhyZWFkEh0uY2Fpcm4udjEuQ3JlYXRlVGhyZWFkUmVxdWVzdBoeLmNhaXJuLnYxLkNyZWF0ZVRocmVhZFJlc3BvbnNlEkQKCUdldFRocmVhZBIaLmNhaXJuLnYxLkdldFRocmVhZFJlcXVlc3QaGy5jYWlybi52MS5HZXRUaHJlYWRSZXNwb25zZRJKCgtMaXN0VGhyZWFkcxIcLmNhaXJuLnYxLkxpc3RUaHJlYWRzUmVxdWVzdBodLmNhaXJuLnYxLkxpc3RUaHJlYWRzUmVzcG9uc2USTQoMRGVsZXRlVGhyZWFkEh0uY2Fpcm4udjEuRGVsZXRlVGhyZWFkUmVxdWVzdBoeLmNhaXJuLnYxLkRlbGV0ZVRocmVhZFJlc3BvbnNlEkEKCEdldFN0YXRlEhkuY2Fpcm4udjEuR2V0U3RhdGVSZXF1ZXN0GhouY2Fpcm4udjEuR2V0U3RhdGVSZXNwb25zZRJWCg9HZXRTdGF0ZUhpc3RvcnkSIC5jYWlybi52MS5HZXRTdGF0ZUhpc3RvcnlSZXF1ZXN0GiEuY2Fpcm4udjEuR2V0U3RhdGVIaXN0b3J5UmVzcG9uc2USSgoLVXBkYXRlU3RhdGUSHC5jYWlybi52MS5VcGRhdGVTdGF0ZVJlcXVlc3QaHS5jYWlybi52MS5VcGRhdGVTdGF0ZVJlc3BvbnNlEk0KDFBydW5lVGhyZWFkcxIdLmNhaXJuLnYxLlBydW5lVGhyZWFkc1JlcXVlc3QaHi5jYWlybi52MS5QcnVuZVRocmVhZHNSZXNwb25zZWIGcHJvdG8z", [file_cairn_v1_thread, file_google_protobuf_struct]);
 
 /**
  * Request of CreateThread.
@@ -239,6 +239,14 @@ export type GetStateRequest = Message<"cairn.v1.GetStateRequest"> & {
    * @generated from field: string checkpoint_id = 2;
    */
   checkpointId: string;
+
+  /**
+   * StateSnapshot.next_tasks_page_token of the previous response for this
+   * checkpoint_id; empty for the first page of tasks.
+   *
+   * @generated from field: string tasks_page_token = 3;
+   */
+  tasksPageToken: string;
 };
 
 /**
@@ -303,6 +311,15 @@ export type GetStateHistoryRequest = Message<"cairn.v1.GetStateHistoryRequest"> 
    * @generated from field: google.protobuf.Struct filter = 4;
    */
   filter?: JsonObject | undefined;
+
+  /**
+   * The next_page_token of the previous response, with the same thread,
+   * before, filter and limit; empty for the first page. `limit` counts the
+   * snapshots of all pages together.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
 };
 
 /**
@@ -389,6 +406,14 @@ export type GetStateHistoryResponse = Message<"cairn.v1.GetStateHistoryResponse"
    * @generated from field: repeated cairn.v1.StateSnapshot states = 1;
    */
   states: StateSnapshot[];
+
+  /**
+   * Set when more snapshots match than fit one response: pass it as
+   * page_token for the next ones. Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -561,7 +586,16 @@ export const ThreadService: GenService<{
   },
   /**
    * GetState returns the thread's state at its latest checkpoint, or at the
-   * given one. Returns NOT_FOUND for an unknown thread or checkpoint.
+   * given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
+   * INVALID_ARGUMENT for a tasks_page_token this
+   * checkpoint did not issue.
+   *
+   * A response stays within the service's message limit however large the
+   * state is: when the checkpoint's tasks and their results do not fit
+   * (about max_payload_bytes of them beside the values), `tasks` holds the
+   * first ones and StateSnapshot.next_tasks_page_token is set; ask again
+   * with it, and the same checkpoint_id, for the next ones. Values, next,
+   * config, metadata and interrupts are the same on every page.
    *
    * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *
@@ -574,7 +608,13 @@ export const ThreadService: GenService<{
   },
   /**
    * GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-   * unknown thread.
+   * unknown thread and INVALID_ARGUMENT for a
+   * page_token it did not issue.
+   *
+   * A response stays within the service's message limit: it stops before
+   * the snapshot that would exceed it (always holding at least one) and
+   * sets next_page_token; each snapshot pages its tasks as GetState does
+   * (StateSnapshot.next_tasks_page_token).
    *
    * Role: reader in the call's namespace (see "Identity" in errors.proto).
    *

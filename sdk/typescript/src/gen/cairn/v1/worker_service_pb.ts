@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cairn/v1/worker_service.proto.
  */
 export const file_cairn_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiOwoSTGlzdFdvcmtlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RlZFdvcmtlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilAIKD0Nvbm5lY3RlZFdvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEgoKcmVwbGljYV9pZBgCIAEoCRIUCgxzZGtfbGFuZ3VhZ2UYAyABKAkSEwoLc2RrX3ZlcnNpb24YBCABKAkSEAoIaWRlbnRpdHkYBSABKAkSIwoFbmFtZXMYBiADKAsyFC5jYWlybi52MS5TZXJ2ZWROYW1lEhwKFG1heF9jb25jdXJyZW50X3Rhc2tzGAcgASgFEhcKD2ZyZWVfdGFza19zbG90cxgIIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgJIAEoBRIdChVmcmVlX2VudHJ5cG9pbnRfc2xvdHMYCiABKAUiPAoKU2VydmVkTmFtZRIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZCLMAQoMUmVnaXN0cmF0aW9uEgwKBG5hbWUYASABKAkSIAoEa2luZBgCIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEisKDHJldHJ5X3BvbGljeRgDIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EiIKBWdyYXBoGAQgASgLMhMuY2Fpcm4udjEuR3JhcGhTcGVjEigKCHRpbWVvdXRzGAUgASgLMhYuY2Fpcm4udjEuVGFza1RpbWVvdXRzEhEKCW5hbWVzcGFjZRgGIAEoCSKBAgoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJEhcKD2FjY2VwdHNfYmF0Y2hlcxgIIAEoCBIYChByZWxheV9yZXBsaWNhX2lkGAkgASgJIm4KDVRhc2tDb21wbGV0ZWQSDwoHdGFza19pZBgBIAEoCRImCgZyZXN1bHQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJAoEc2F2ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJBCgpUYXNrRmFpbGVkEg8KB3Rhc2tfaWQYASABKAkSIgoFZXJyb3IYAiABKAsyEy5jYWlybi52MS5UYXNrRXJyb3IitQEKD1Rhc2tJbnRlcnJ1cHRlZBIPCgd0YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoPdGltZW91dF9kZWZhdWx0GAUgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIiAKDVRhc2tTdXNwZW5kZWQSDwoHdGFza19pZBgBIAEoCSKbAQoMVGFza1NsZWVwaW5nEg8KB3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSMwoOc2xlZXBfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIvCgl3YWtlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCBQoDZHVlIr8CCgxTY2hlZHVsZVRhc2sSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEbmFtZRgDIAEoCRIlCgVpbnB1dBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIrCgxyZXRyeV9wb2xpY3kYBSABKAsyFS5jYWlybi52MS5SZXRyeVBvbGljeRIoCgh0aW1lb3V0cxgJIAEoCzIWLmNhaXJuLnYxLlRhc2tUaW1lb3V0cxIuCgxsb2NhbF9yZXN1bHQYBiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIqCgtsb2NhbF9lcnJvchgHIAEoCzITLmNhaXJuLnYxLlRhc2tFcnJvckgAEhcKDWxvY2FsX3J1bm5pbmcYCCABKAhIAEIHCgVsb2NhbCJJCg1UYXNrSGVhcnRiZWF0Eg8KB3Rhc2tfaWQYASABKAkSJwoHZGV0YWlscxgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJsCg9UYXNrU3RyZWFtQ2h1bmsSDwoHdGFza19pZBgBIAEoCRIiCgRtb2RlGAIgASgOMhQuY2Fpcm4udjEuU3RyZWFtTW9kZRIkCgRkYXRhGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlItgDCg5Db25uZWN0UmVxdWVzdBImCgVoZWxsbxgBIAEoCzIVLmNhaXJuLnYxLldvcmtlckhlbGxvSAASLAoJY29tcGxldGVkGAIgASgLMhcuY2Fpcm4udjEuVGFza0NvbXBsZXRlZEgAEiYKBmZhaWxlZBgDIAEoCzIULmNhaXJuLnYxLlRhc2tGYWlsZWRIABIwCgtpbnRlcnJ1cHRlZBgEIAEoCzIZLmNhaXJuLnYxLlRhc2tJbnRlcnJ1cHRlZEgAEioKCHNjaGVkdWxlGAUgASgLMhYuY2Fpcm4udjEuU2NoZWR1bGVUYXNrSAASKgoFY2h1bmsYBiABKAsyGS5jYWlybi52MS5UYXNrU3RyZWFtQ2h1bmtIABIsCglzdXNwZW5kZWQYByABKAsyFy5jYWlybi52MS5UYXNrU3VzcGVuZGVkSAASLgoFYmF0Y2gYCCABKAsyHS5jYWlybi52MS5Db25uZWN0UmVxdWVzdEJhdGNoSAASLAoJaGVhcnRiZWF0GAkgASgLMhcuY2Fpcm4udjEuVGFza0hlYXJ0YmVhdEgAEioKCHNsZWVwaW5nGAogASgLMhYuY2Fpcm4udjEuVGFza1NsZWVwaW5nSABCBgoEa2luZCJBChNDb25uZWN0UmVxdWVzdEJhdGNoEioKCHJlcXVlc3RzGAEgAygLMhguY2Fpcm4udjEuQ29ubmVjdFJlcXVlc3QiaAoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSFgoOc2VydmVyX3ZlcnNpb24YAiABKAkSGQoRbWF4X3BheWxvYWRfYnl0ZXMYAyABKAMSFwoPYWNjZXB0c19iYXRjaGVzGAQgASgIImQKDEpvdXJuYWxFbnRyeRINCgVpbmRleBgBIAEoBRIMCgRuYW1lGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkSJgoGcmVzdWx0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIpIFCg5UYXNrQXNzaWdubWVudBIPCgd0YXNrX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoEa2luZBgDIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEg4KBnJ1bl9pZBgEIAEoCRIRCgl0aHJlYWRfaWQYBSABKAkSFQoNY2hlY2twb2ludF9pZBgGIAEoCRIPCgdhdHRlbXB0GAcgASgFEiUKBWlucHV0GAggASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEigKCHByZXZpb3VzGAkgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKB2pvdXJuYWwYCiADKAsyFi5jYWlybi52MS5Kb3VybmFsRW50cnkSJgoGcmVzdW1lGAsgAygLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEgwKBHBhdGgYDCADKAkSGAoQZmlyc3RfZnJlc2hfY2FsbBgNIAEoBRIWCg5hbm5vdW5jZV9jYWxscxgOIAEoCBIoCgh0aW1lb3V0cxgPIAEoCzIWLmNhaXJuLnYxLlRhc2tUaW1lb3V0cxIxChFoZWFydGJlYXRfZGV0YWlscxgQIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIRCgluYW1lc3BhY2UYESABKAkSQQoNdHJhY2VfY29udGV4dBgSIAMoCzIqLmNhaXJuLnYxLlRhc2tBc3NpZ25tZW50LlRyYWNlQ29udGV4dEVudHJ5EhcKD3N0cmVhbV9tZXNzYWdlcxgTIAEoCBIRCgl0aW1lZF9vdXQYFCADKAUaMwoRVHJhY2VDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI6ChBDaGlsZEludGVycnVwdGVkEiYKCWludGVycnVwdBgBIAEoCzITLmNhaXJuLnYxLkludGVycnVwdCLUAQoMQ2hpbGRPdXRjb21lEhYKDnBhcmVudF90YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEg8KB3Rhc2tfaWQYAyABKAkSKAoGcmVzdWx0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASJAoFZXJyb3IYBSABKAsyEy5jYWlybi52MS5UYXNrRXJyb3JIABIxCgtpbnRlcnJ1cHRlZBgGIAEoCzIaLmNhaXJuLnYxLkNoaWxkSW50ZXJydXB0ZWRIAEIJCgdvdXRjb21lIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRgoJUmVqZWN0aW9uEg8KB3Rhc2tfaWQYASABKAkSKAoFZXJyb3IYAiABKAsyGS5jYWlybi52MS5SZXF1ZXN0UmVqZWN0ZWQiogIKD0Nvbm5lY3RSZXNwb25zZRIkCgd3ZWxjb21lGAEgASgLMhEuY2Fpcm4udjEuV2VsY29tZUgAEi4KCmFzc2lnbm1lbnQYAiABKAsyGC5jYWlybi52MS5UYXNrQXNzaWdubWVudEgAEi8KDWNoaWxkX291dGNvbWUYAyABKAsyFi5jYWlybi52MS5DaGlsZE91dGNvbWVIABImCgZjYW5jZWwYBCABKAsyFC5jYWlybi52MS5DYW5jZWxUYXNrSAASJwoIcmVqZWN0ZWQYBSABKAsyEy5jYWlybi52MS5SZWplY3Rpb25IABIvCgViYXRjaBgGIAEoCzIeLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZUJhdGNoSABCBgoEa2luZCJEChRDb25uZWN0UmVzcG9uc2VCYXRjaBIsCglyZXNwb25zZXMYASADKAsyGS5jYWlybi52MS5Db25uZWN0UmVzcG9uc2UqaAoIVGFza0tpbmQSGQoVVEFTS19LSU5EX1VOU1BFQ0lGSUVEEAASEgoOVEFTS19LSU5EX1RBU0sQARIYChRUQVNLX0tJTkRfRU5UUllQT0lOVBACEhMKD1RBU0tfS0lORF9HUkFQSBADMp8BCg1Xb3JrZXJTZXJ2aWNlEkIKB0Nvbm5lY3QSGC5jYWlybi52MS5Db25uZWN0UmVxdWVzdBoZLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZSgBMAESSgoLTGlzdFdvcmtlcnMSHC5jYWlybi52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHS5jYWlybi52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlYgZwcm90bzM", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1jYWlybi92MS93b3JrZXJfc2VydmljZS5wcm90bxIIY2Fpcm4udjEiOwoSTGlzdFdvcmtlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIloKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLmNhaXJuLnYxLkNvbm5lY3RlZFdvcmtlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilAIKD0Nvbm5lY3RlZFdvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEgoKcmVwbGljYV9pZBgCIAEoCRIUCgxzZGtfbGFuZ3VhZ2UYAyABKAkSEwoLc2RrX3ZlcnNpb24YBCABKAkSEAoIaWRlbnRpdHkYBSABKAkSIwoFbmFtZXMYBiADKAsyFC5jYWlybi52MS5TZXJ2ZWROYW1lEhwKFG1heF9jb25jdXJyZW50X3Rhc2tzGAcgASgFEhcKD2ZyZWVfdGFza19zbG90cxgIIAEoBRIiChptYXhfY29uY3VycmVudF9lbnRyeXBvaW50cxgJIAEoBRIdChVmcmVlX2VudHJ5cG9pbnRfc2xvdHMYCiABKAUiPAoKU2VydmVkTmFtZRIMCgRuYW1lGAEgASgJEiAKBGtpbmQYAiABKA4yEi5jYWlybi52MS5UYXNrS2luZCLMAQoMUmVnaXN0cmF0aW9uEgwKBG5hbWUYASABKAkSIAoEa2luZBgCIAEoDjISLmNhaXJuLnYxLlRhc2tLaW5kEisKDHJldHJ5X3BvbGljeRgDIAEoCzIVLmNhaXJuLnYxLlJldHJ5UG9saWN5EiIKBWdyYXBoGAQgASgLMhMuY2Fpcm4udjEuR3JhcGhTcGVjEigKCHRpbWVvdXRzGAUgASgLMhYuY2Fpcm4udjEuVGFza1RpbWVvdXRzEhEKCW5hbWVzcGFjZRgGIAEoCSKgAgoLV29ya2VySGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEi0KDXJlZ2lzdHJhdGlvbnMYAiADKAsyFi5jYWlybi52MS5SZWdpc3RyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAyABKAUSIgoabWF4X2NvbmN1cnJlbnRfZW50cnlwb2ludHMYBCABKAUSFAoMc2RrX2xhbmd1YWdlGAUgASgJEhMKC3Nka192ZXJzaW9uGAYgASgJEhAKCGlkZW50aXR5GAcgASgJEhcKD2FjY2VwdHNfYmF0Y2hlcxgIIAEoCBIYChByZWxheV9yZXBsaWNhX2lkGAkgASgJEh0KFWFjY2VwdHNfam91cm5hbF9wYWdlcxgKIAEoCCJuCg1UYXNrQ29tcGxldGVkEg8KB3Rhc2tfaWQYASABKAkSJgoGcmVzdWx0GAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiQKBHNhdmUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiQQoKVGFza0ZhaWxlZBIPCgd0YXNrX2lkGAEgASgJEiIKBWVycm9yGAIgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9yIrUBCg9UYXNrSW50ZXJydXB0ZWQSDwoHdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIqCgd0aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KD3RpbWVvdXRfZGVmYXVsdBgFIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSIgCg1UYXNrU3VzcGVuZGVkEg8KB3Rhc2tfaWQYASABKAkimwEKDFRhc2tTbGVlcGluZxIPCgd0YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEjMKDnNsZWVwX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAASLwoJd2FrZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgUKA2R1ZSK/AgoMU2NoZWR1bGVUYXNrEhYKDnBhcmVudF90YXNrX2lkGAEgASgJEg0KBWluZGV4GAIgASgFEgwKBG5hbWUYAyABKAkSJQoFaW5wdXQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKwoMcmV0cnlfcG9saWN5GAUgASgLMhUuY2Fpcm4udjEuUmV0cnlQb2xpY3kSKAoIdGltZW91dHMYCSABKAsyFi5jYWlybi52MS5UYXNrVGltZW91dHMSLgoMbG9jYWxfcmVzdWx0GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlSAASKgoLbG9jYWxfZXJyb3IYByABKAsyEy5jYWlybi52MS5UYXNrRXJyb3JIABIXCg1sb2NhbF9ydW5uaW5nGAggASgISABCBwoFbG9jYWwiSQoNVGFza0hlYXJ0YmVhdBIPCgd0YXNrX2lkGAEgASgJEicKB2RldGFpbHMYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUibAoPVGFza1N0cmVhbUNodW5rEg8KB3Rhc2tfaWQYASABKAkSIgoEbW9kZRgCIAEoDjIULmNhaXJuLnYxLlN0cmVhbU1vZGUSJAoEZGF0YRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSLYAwoOQ29ubmVjdFJlcXVlc3QSJgoFaGVsbG8YASABKAsyFS5jYWlybi52MS5Xb3JrZXJIZWxsb0gAEiwKCWNvbXBsZXRlZBgCIAEoCzIXLmNhaXJuLnYxLlRhc2tDb21wbGV0ZWRIABImCgZmYWlsZWQYAyABKAsyFC5jYWlybi52MS5UYXNrRmFpbGVkSAASMAoLaW50ZXJydXB0ZWQYBCABKAsyGS5jYWlybi52MS5UYXNrSW50ZXJydXB0ZWRIABIqCghzY2hlZHVsZRgFIAEoCzIWLmNhaXJuLnYxLlNjaGVkdWxlVGFza0gAEioKBWNodW5rGAYgASgLMhkuY2Fpcm4udjEuVGFza1N0cmVhbUNodW5rSAASLAoJc3VzcGVuZGVkGAcgASgLMhcuY2Fpcm4udjEuVGFza1N1c3BlbmRlZEgAEi4KBWJhdGNoGAggASgLMh0uY2Fpcm4udjEuQ29ubmVjdFJlcXVlc3RCYXRjaEgAEiwKCWhlYXJ0YmVhdBgJIAEoCzIXLmNhaXJuLnYxLlRhc2tIZWFydGJlYXRIABIqCghzbGVlcGluZxgKIAEoCzIWLmNhaXJuLnYxLlRhc2tTbGVlcGluZ0gAQgYKBGtpbmQiQQoTQ29ubmVjdFJlcXVlc3RCYXRjaBIqCghyZXF1ZXN0cxgBIAMoCzIYLmNhaXJuLnYxLkNvbm5lY3RSZXF1ZXN0IoUBCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIZChFtYXhfcGF5bG9hZF9ieXRlcxgDIAEoAxIbChNzZW5kc19qb3VybmFsX3BhZ2VzGAUgASgIEhcKD2FjY2VwdHNfYmF0Y2hlcxgEIAEoCCJkCgxKb3VybmFsRW50cnkSDQoFaW5kZXgYASABKAUSDAoEbmFtZRgCIAEoCRIPCgd0YXNrX2lkGAMgASgJEiYKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSKtBQoOVGFza0Fzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiAKBGtpbmQYAyABKA4yEi5jYWlybi52MS5UYXNrS2luZBIOCgZydW5faWQYBCABKAkSEQoJdGhyZWFkX2lkGAUgASgJEhUKDWNoZWNrcG9pbnRfaWQYBiABKAkSDwoHYXR0ZW1wdBgHIAEoBRIlCgVpbnB1dBgIIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIoCghwcmV2aW91cxgJIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgdqb3VybmFsGAogAygLMhYuY2Fpcm4udjEuSm91cm5hbEVudHJ5EiYKBnJlc3VtZRgLIAMoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIMCgRwYXRoGAwgAygJEhgKEGZpcnN0X2ZyZXNoX2NhbGwYDSABKAUSFgoOYW5ub3VuY2VfY2FsbHMYDiABKAgSKAoIdGltZW91dHMYDyABKAsyFi5jYWlybi52MS5UYXNrVGltZW91dHMSMQoRaGVhcnRiZWF0X2RldGFpbHMYECABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEQoJbmFtZXNwYWNlGBEgASgJEkEKDXRyYWNlX2NvbnRleHQYEiADKAsyKi5jYWlybi52MS5UYXNrQXNzaWdubWVudC5UcmFjZUNvbnRleHRFbnRyeRIXCg9zdHJlYW1fbWVzc2FnZXMYEyABKAgSEQoJdGltZWRfb3V0GBQgAygFEhkKEWpvdXJuYWxfY29udGludWVzGBUgASgIGjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVQoLSm91cm5hbFBhZ2USDwoHdGFza19pZBgBIAEoCRInCgdlbnRyaWVzGAIgAygLMhYuY2Fpcm4udjEuSm91cm5hbEVudHJ5EgwKBGxhc3QYAyABKAgiOgoQQ2hpbGRJbnRlcnJ1cHRlZBImCglpbnRlcnJ1cHQYASABKAsyEy5jYWlybi52MS5JbnRlcnJ1cHQi1AEKDENoaWxkT3V0Y29tZRIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRINCgVpbmRleBgCIAEoBRIPCgd0YXNrX2lkGAMgASgJEigKBnJlc3VsdBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUgAEiQKBWVycm9yGAUgASgLMhMuY2Fpcm4udjEuVGFza0Vycm9ySAASMQoLaW50ZXJydXB0ZWQYBiABKAsyGi5jYWlybi52MS5DaGlsZEludGVycnVwdGVkSABCCQoHb3V0Y29tZSItCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkYKCVJlamVjdGlvbhIPCgd0YXNrX2lkGAEgASgJEigKBWVycm9yGAIgASgLMhkuY2Fpcm4udjEuUmVxdWVzdFJlamVjdGVkItECCg9Db25uZWN0UmVzcG9uc2USJAoHd2VsY29tZRgBIAEoCzIRLmNhaXJuLnYxLldlbGNvbWVIABIuCgphc3NpZ25tZW50GAIgASgLMhguY2Fpcm4udjEuVGFza0Fzc2lnbm1lbnRIABIvCg1jaGlsZF9vdXRjb21lGAMgASgLMhYuY2Fpcm4udjEuQ2hpbGRPdXRjb21lSAASJgoGY2FuY2VsGAQgASgLMhQuY2Fpcm4udjEuQ2FuY2VsVGFza0gAEicKCHJlamVjdGVkGAUgASgLMhMuY2Fpcm4udjEuUmVqZWN0aW9uSAASLwoFYmF0Y2gYBiABKAsyHi5jYWlybi52MS5Db25uZWN0UmVzcG9uc2VCYXRjaEgAEi0KDGpvdXJuYWxfcGFnZRgHIAEoCzIVLmNhaXJuLnYxLkpvdXJuYWxQYWdlSABCBgoEa2luZCJEChRDb25uZWN0UmVzcG9uc2VCYXRjaBIsCglyZXNwb25zZXMYASADKAsyGS5jYWlybi52MS5Db25uZWN0UmVzcG9uc2UqaAoIVGFza0tpbmQSGQoVVEFTS19LSU5EX1VOU1BFQ0lGSUVEEAASEgoOVEFTS19LSU5EX1RBU0sQARIYChRUQVNLX0tJTkRfRU5UUllQT0lOVBACEhMKD1RBU0tfS0lORF9HUkFQSBADMp8BCg1Xb3JrZXJTZXJ2aWNlEkIKB0Nvbm5lY3QSGC5jYWlybi52MS5Db25uZWN0UmVxdWVzdBoZLmNhaXJuLnYxLkNvbm5lY3RSZXNwb25zZSgBMAESSgoLTGlzdFdvcmtlcnMSHC5jYWlybi52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHS5jYWlybi52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlYgZwcm90bzM", [file_cairn_v1_errors, file_cairn_v1_graph, file_cairn_v1_run, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * ListWorkersRequest asks for one page of the connected workers.
@@ -328,6 +328,17 @@ export type WorkerHello = Message<"cairn.v1.WorkerHello"> & {
    * @generated from field: string relay_replica_id = 9;
    */
   relayReplicaId: string;
+
+  /**
+   * The worker reads JournalPage messages (see TaskAssignment.journal_continues):
+   * a journal of any size then reaches it. A worker that does not set it is
+   * sent only assignments that fit one message; an assignment that does not
+   * fails its task instead (error type "MessageTooLargeError", not retried,
+   * naming the limit), so its run fails and the stream stays open.
+   *
+   * @generated from field: bool accepts_journal_pages = 10;
+   */
+  acceptsJournalPages: boolean;
 };
 
 /**
@@ -904,14 +915,32 @@ export type Welcome = Message<"cairn.v1.Welcome"> & {
   serverVersion: string;
 
   /**
-   * The largest JSON value, in bytes, the server accepts in one message
-   * (`cairn serve --max-payload-bytes`). A larger value is refused
-   * (PAYLOAD_TOO_LARGE); an SDK may check its values against it before
-   * sending, as the SDKs here do not yet.
+   * The largest report, in bytes, the server accepts in one message
+   * (`cairn serve --max-payload-bytes`), measured as the serialized size of
+   * the report (TaskCompleted, TaskFailed, TaskInterrupted, ScheduleTask,
+   * TaskStreamChunk, TaskHeartbeat). A larger one is refused with a
+   * Rejection (PAYLOAD_TOO_LARGE) and the task fails (see Rejection). The
+   * gRPC message limit of the stream is 2 * max_payload_bytes + 1 MiB; a
+   * message above that breaks the stream, the task is re-dispatched and
+   * would be refused again, so a worker checks every report against
+   * max_payload_bytes before sending it, as both SDKs do: a completed,
+   * failed or interrupted report over it is sent as TaskFailed instead, with
+   * error type "PayloadTooLargeError", not retryable, and a message naming
+   * the size and the limit; a call (ScheduleTask) over it raises that error
+   * where the task made the call, without sending it; a stream chunk or
+   * heartbeat details over it are dropped with a warning.
    *
    * @generated from field: int64 max_payload_bytes = 3;
    */
   maxPayloadBytes: bigint;
+
+  /**
+   * The service sends JournalPage messages to this worker (it said
+   * accepts_journal_pages).
+   *
+   * @generated from field: bool sends_journal_pages = 5;
+   */
+  sendsJournalPages: boolean;
 
   /**
    * The service reads ConnectRequest.batch.
@@ -1048,7 +1077,9 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
   previous?: Value | undefined;
 
   /**
-   * The recorded results of the task's child calls, by position.
+   * The recorded results of the task's child calls, by position. When the
+   * whole journal does not fit one message, this holds its first entries
+   * and journal_continues is set.
    *
    * @generated from field: repeated cairn.v1.JournalEntry journal = 10;
    */
@@ -1158,6 +1189,24 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
    * @generated from field: repeated int32 timed_out = 20;
    */
   timedOut: number[];
+
+  /**
+   * More entries of `journal` follow, in JournalPage messages for this
+   * task_id, sent right after this assignment on the same stream (other
+   * messages about other tasks may come between them). The worker must not
+   * start the task before the page with `last` set: it appends each page's
+   * entries to `journal`, in order, then runs the task as if they had all
+   * come in the assignment. The service sets it only for a worker whose
+   * hello said accepts_journal_pages, when the assignment with its whole
+   * journal would exceed the service's page budget (well under the
+   * stream's message limit: at most max_payload_bytes, plus one entry).
+   * A CancelTask for the task may come before the last page: the worker
+   * drops what it gathered. A task's pages are never resent: a stream that
+   * drops before the last page loses the task like any other it held.
+   *
+   * @generated from field: bool journal_continues = 21;
+   */
+  journalContinues: boolean;
 };
 
 /**
@@ -1166,6 +1215,45 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
  */
 export const TaskAssignmentSchema: GenMessage<TaskAssignment> = /*@__PURE__*/
   messageDesc(file_cairn_v1_worker_service, 18);
+
+/**
+ * JournalPage carries more journal entries of an assignment whose
+ * journal_continues is set. The service builds pages one at a time as the
+ * stream takes them, so that a journal of any size costs the service and
+ * the worker no more than a page of memory on the wire at once; the worker
+ * holds the whole journal as it replays.
+ *
+ * @generated from message cairn.v1.JournalPage
+ */
+export type JournalPage = Message<"cairn.v1.JournalPage"> & {
+  /**
+   * The assignment's task.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * The next entries, in order of position.
+   *
+   * @generated from field: repeated cairn.v1.JournalEntry entries = 2;
+   */
+  entries: JournalEntry[];
+
+  /**
+   * This is the task's last page: the worker starts the task.
+   *
+   * @generated from field: bool last = 3;
+   */
+  last: boolean;
+};
+
+/**
+ * Describes the message cairn.v1.JournalPage.
+ * Use `create(JournalPageSchema)` to create a new message.
+ */
+export const JournalPageSchema: GenMessage<JournalPage> = /*@__PURE__*/
+  messageDesc(file_cairn_v1_worker_service, 19);
 
 /**
  * ChildInterrupted tells a parent that its child stopped at an interrupt.
@@ -1186,7 +1274,7 @@ export type ChildInterrupted = Message<"cairn.v1.ChildInterrupted"> & {
  * Use `create(ChildInterruptedSchema)` to create a new message.
  */
 export const ChildInterruptedSchema: GenMessage<ChildInterrupted> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 19);
+  messageDesc(file_cairn_v1_worker_service, 20);
 
 /**
  * ChildOutcome delivers the outcome of a child call to the worker holding
@@ -1261,7 +1349,7 @@ export type ChildOutcome = Message<"cairn.v1.ChildOutcome"> & {
  * Use `create(ChildOutcomeSchema)` to create a new message.
  */
 export const ChildOutcomeSchema: GenMessage<ChildOutcome> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 20);
+  messageDesc(file_cairn_v1_worker_service, 21);
 
 /**
  * CancelTask withdraws a held task; the worker stops it and reports nothing.
@@ -1293,7 +1381,7 @@ export type CancelTask = Message<"cairn.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 21);
+  messageDesc(file_cairn_v1_worker_service, 22);
 
 /**
  * Rejection answers a worker message the service could not accept. When the
@@ -1329,7 +1417,7 @@ export type Rejection = Message<"cairn.v1.Rejection"> & {
  * Use `create(RejectionSchema)` to create a new message.
  */
 export const RejectionSchema: GenMessage<Rejection> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 22);
+  messageDesc(file_cairn_v1_worker_service, 23);
 
 /**
  * One message from the service.
@@ -1391,6 +1479,15 @@ export type ConnectResponse = Message<"cairn.v1.ConnectResponse"> & {
      */
     value: ConnectResponseBatch;
     case: "batch";
+  } | {
+    /**
+     * More journal entries of an assignment (only to a worker whose hello
+     * accepts journal pages). Never inside a batch.
+     *
+     * @generated from field: cairn.v1.JournalPage journal_page = 7;
+     */
+    value: JournalPage;
+    case: "journalPage";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1399,7 +1496,7 @@ export type ConnectResponse = Message<"cairn.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 23);
+  messageDesc(file_cairn_v1_worker_service, 24);
 
 /**
  * ConnectResponseBatch is several service messages sent as one. It holds no
@@ -1421,7 +1518,7 @@ export type ConnectResponseBatch = Message<"cairn.v1.ConnectResponseBatch"> & {
  * Use `create(ConnectResponseBatchSchema)` to create a new message.
  */
 export const ConnectResponseBatchSchema: GenMessage<ConnectResponseBatch> = /*@__PURE__*/
-  messageDesc(file_cairn_v1_worker_service, 24);
+  messageDesc(file_cairn_v1_worker_service, 25);
 
 /**
  * TaskKind tells a plain task from an entrypoint.
