@@ -125,8 +125,7 @@ class ThreadServiceServicer:
     def GetState(self, request, context):
         """GetState returns the thread's state at its latest checkpoint, or at the
         given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
-        INVALID_ARGUMENT for a tasks_page_token this
-        checkpoint did not issue.
+        INVALID_ARGUMENT for a tasks_page_token this checkpoint did not issue.
 
         A response stays within the service's message limit however large the
         state is: when the checkpoint's tasks and their results do not fit
@@ -143,8 +142,7 @@ class ThreadServiceServicer:
 
     def GetStateHistory(self, request, context):
         """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-        unknown thread and INVALID_ARGUMENT for a
-        page_token it did not issue.
+        unknown thread and INVALID_ARGUMENT for a page_token it did not issue.
 
         A response stays within the service's message limit: it stops before
         the snapshot that would exceed it (always holding at least one) and

@@ -61,8 +61,7 @@ class ThreadServiceStub:
     GetState: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateRequest, _thread_service_pb2.GetStateResponse]
     """GetState returns the thread's state at its latest checkpoint, or at the
     given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
-    INVALID_ARGUMENT for a tasks_page_token this
-    checkpoint did not issue.
+    INVALID_ARGUMENT for a tasks_page_token this checkpoint did not issue.
 
     A response stays within the service's message limit however large the
     state is: when the checkpoint's tasks and their results do not fit
@@ -75,8 +74,7 @@ class ThreadServiceStub:
     """
     GetStateHistory: _grpc.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateHistoryRequest, _thread_service_pb2.GetStateHistoryResponse]
     """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-    unknown thread and INVALID_ARGUMENT for a
-    page_token it did not issue.
+    unknown thread and INVALID_ARGUMENT for a page_token it did not issue.
 
     A response stays within the service's message limit: it stops before
     the snapshot that would exceed it (always holding at least one) and
@@ -144,8 +142,7 @@ class ThreadServiceAsyncStub(ThreadServiceStub):
     GetState: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateRequest, _thread_service_pb2.GetStateResponse]  # type: ignore[assignment]
     """GetState returns the thread's state at its latest checkpoint, or at the
     given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
-    INVALID_ARGUMENT for a tasks_page_token this
-    checkpoint did not issue.
+    INVALID_ARGUMENT for a tasks_page_token this checkpoint did not issue.
 
     A response stays within the service's message limit however large the
     state is: when the checkpoint's tasks and their results do not fit
@@ -158,8 +155,7 @@ class ThreadServiceAsyncStub(ThreadServiceStub):
     """
     GetStateHistory: _aio.UnaryUnaryMultiCallable[_thread_service_pb2.GetStateHistoryRequest, _thread_service_pb2.GetStateHistoryResponse]  # type: ignore[assignment]
     """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-    unknown thread and INVALID_ARGUMENT for a
-    page_token it did not issue.
+    unknown thread and INVALID_ARGUMENT for a page_token it did not issue.
 
     A response stays within the service's message limit: it stops before
     the snapshot that would exceed it (always holding at least one) and
@@ -254,8 +250,7 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_thread_service_pb2.GetStateResponse, _abc.Awaitable[_thread_service_pb2.GetStateResponse]]:
         """GetState returns the thread's state at its latest checkpoint, or at the
         given one. Returns NOT_FOUND for an unknown thread or checkpoint, and
-        INVALID_ARGUMENT for a tasks_page_token this
-        checkpoint did not issue.
+        INVALID_ARGUMENT for a tasks_page_token this checkpoint did not issue.
 
         A response stays within the service's message limit however large the
         state is: when the checkpoint's tasks and their results do not fit
@@ -274,8 +269,7 @@ class ThreadServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_thread_service_pb2.GetStateHistoryResponse, _abc.Awaitable[_thread_service_pb2.GetStateHistoryResponse]]:
         """GetStateHistory lists checkpoints newest first. Returns NOT_FOUND for an
-        unknown thread and INVALID_ARGUMENT for a
-        page_token it did not issue.
+        unknown thread and INVALID_ARGUMENT for a page_token it did not issue.
 
         A response stays within the service's message limit: it stops before
         the snapshot that would exceed it (always holding at least one) and
