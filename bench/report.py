@@ -28,7 +28,16 @@ from collections.abc import Iterable
 from typing import Any
 
 MiB = 1024 * 1024
-SYSTEM_ORDER = ("cairn", "cairn-graph", "langgraph-functional", "langgraph-graph", "dbos")
+SYSTEM_ORDER = (
+    "cairn",
+    "cairn-graph",
+    "langgraph-functional",
+    "langgraph-graph",
+    "dbos",
+    "restate",
+)
+# Stores in the tables' order; a system's own store (Restate's) comes last.
+STORE_ORDER = ("sqlite", "postgres")
 TARGETS = {
     "floor": 1.3,
     "sequential": 2.0,
@@ -138,7 +147,7 @@ def ratios(
 
     for store in ("sqlite", "postgres"):
         target = TARGETS["sequential"] if store == "sqlite" else None
-        for n in sorted({r["steps"] for r in rows if r.get("workload") == "sequential"}):
+        for n in sorted({r["steps"] for r in _all(rows, workload="sequential")}):
             throughput(
                 f"Cairn sequential steps/s / LangGraph functional ({store}, sync, N={n})",
                 store,
@@ -151,6 +160,7 @@ def ratios(
             {"workload": "concurrent", "steps": 10, "concurrency": 32},
             TARGETS["concurrent"] if store == "sqlite" else None,
         )
+    out.extend(_over_restate(rows))
     for store in ("sqlite", "postgres"):
         crash = _find(rows, system="cairn", store=store, workload="crash", durability="sync")
         if crash is None:
@@ -181,6 +191,50 @@ def ratios(
             }
         )
     return out
+
+
+def _over_restate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cairn's steps/s over Restate's, for context (no target): sequential at
+    each N and 32 and 256 runs in flight, per Cairn store. Restate runs once,
+    after everything else, so these are not paired: each side is its median
+    over its trials."""
+    out: list[dict[str, Any]] = []
+    shapes = [("sequential", n, 1) for n in sorted(_steps(rows, "restate", "sequential"))]
+    shapes += [("concurrent", 10, c) for c in (32, 256)]
+    for store in ("sqlite", "postgres"):
+        for workload, n, c in shapes:
+            shape = {"workload": workload, "steps": n, "concurrency": c}
+            cairn = _throughputs(
+                _all(rows, system="cairn", store=store, durability="sync", **shape)
+            )
+            restate = _throughputs(_all(rows, system="restate", **shape))
+            if not cairn or not restate:
+                continue
+            mine, theirs = statistics.median(cairn), statistics.median(restate)
+            where = f"(Cairn on {store}, sync, N={n})"
+            if workload == "sequential":
+                name = f"Cairn sequential steps/s / Restate {where}"
+            else:
+                name = f"Cairn steps/s / Restate, {c} runs in flight {where}"
+            trials = f" (median of {len(cairn)} trials)" if len(cairn) > 1 else ""
+            out.append(
+                {
+                    "name": name,
+                    "value": round(mine / theirs, 2),
+                    "target": "(context)",
+                    "met": None,
+                    "detail": f"{_fmt(mine)}{trials} / {_fmt(theirs)} steps/s",
+                }
+            )
+    return out
+
+
+def _throughputs(rows: list[dict[str, Any]]) -> list[float]:
+    return [r["steps_per_second"] for r in rows if r.get("steps_per_second")]
+
+
+def _steps(rows: list[dict[str, Any]], system: str, workload: str) -> set[int]:
+    return {r["steps"] for r in _all(rows, system=system, workload=workload)}
 
 
 def _over_floor(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -254,8 +308,9 @@ def _order(row: dict[str, Any]) -> tuple[Any, ...]:
     system = row.get("system", "")
     rank = SYSTEM_ORDER.index(system) if system in SYSTEM_ORDER else len(SYSTEM_ORDER)
     durability = {"sync": 0, "async": 1, "exit": 2}.get(row.get("durability") or "", 3)
-    store = row.get("store") != "sqlite"
-    return (store, row.get("steps") or 0, rank, durability, row.get("trial", 1))
+    store = row.get("store")
+    place = STORE_ORDER.index(store) if store in STORE_ORDER else len(STORE_ORDER)
+    return (place, row.get("steps") or 0, rank, durability, row.get("trial", 1))
 
 
 def _cells(row: dict[str, Any], *keys: str) -> list[Any]:
@@ -309,7 +364,9 @@ def _crash(rows: list[dict[str, Any]]) -> list[str]:
         reran = _list(r.get("reran_steps"))
         if r.get("lost_runs"):
             reran = f"runs lost: {r['lost_runs']}"
-        finished = _list(r.get("finished_reran_steps")) if r["system"] == "cairn" else None
+        # Only the runners that tell the step in flight apart (Cairn, Restate).
+        finished = r.get("finished_reran_steps")
+        finished = None if finished is None else _list(finished)
         before = _list(r.get("steps_before_kill"))
         cells = _cells(r, "system", "store", "durability", "steps", "runs")
         body.append([*cells, reran, finished, before, r.get("recovery_median_s")])

@@ -1,4 +1,4 @@
-"""The benchmarks of issue 7 in one command: Cairn beside LangGraph and DBOS.
+"""The benchmarks of issue 7 in one command: Cairn beside LangGraph, DBOS and Restate.
 
     .venv/bin/python bench/run.py [--quick] [--systems cairn,langgraph-functional,...]
         [--stores sqlite,postgres] [--pg-url URL] [--max-seconds 570] [--update-readme]
@@ -51,8 +51,11 @@ PEER_RUNNERS = {
     "langgraph-functional": BENCH / "peers" / "run_langgraph.py",
     "langgraph-graph": BENCH / "peers" / "run_langgraph.py",
     "dbos": BENCH / "peers" / "run_dbos.py",
+    "restate": BENCH / "peers" / "run_restate.py",
 }
 SYSTEMS = ("cairn", "cairn-graph", *PEER_RUNNERS)
+# Systems that bring their own store: their jobs run whatever --stores says.
+OWN_STORES = {"restate": "restate"}
 FUNCTIONAL = ("cairn", "langgraph-functional", "dbos")
 GRAPH = ("cairn-graph", "langgraph-graph")
 TRIALS = 3  # paired trials of each throughput ratio (see plan)
@@ -104,10 +107,12 @@ def plan(quick: bool) -> list[Job]:
     """What to measure, most important first (the ratios need the first ones)."""
     if quick:
         return [
-            *(Job(s, "sequential", 4, 3) for s in SYSTEMS),
+            *(Job(s, "sequential", 4, 3, store=OWN_STORES.get(s, "sqlite")) for s in SYSTEMS),
             *(Job(s, "concurrent", 4, 8, concurrency=4) for s in FUNCTIONAL),
             *(Job(s, "crash", 4, 1) for s in FUNCTIONAL),
             *(Job(s, "memory", 1, 20, concurrency=8) for s in FUNCTIONAL),
+            Job("restate", "concurrent", 4, 8, store="restate", concurrency=4),
+            Job("restate", "crash", 4, 1, store="restate"),
         ]
     # The ratios: Cairn against LangGraph's functional API on SQLite. This
     # machine's speed drifts by tens of percent within minutes, so each
@@ -152,7 +157,27 @@ def plan(quick: bool) -> list[Job]:
         *(Job(s, "concurrent", 10, 256, store="postgres", concurrency=256) for s in FUNCTIONAL),
         *(Job(s, "crash", 20, 3 if s != "dbos" else 2, store="postgres") for s in FUNCTIONAL),
     ]
+    # Restate on its own store (its log and partition store, fsynced like
+    # Postgres): last, so that it never pushes the rows above out of time.
+    jobs += [
+        Job("restate", "sequential", 10, 200, store="restate"),
+        Job("restate", "sequential", 100, 20, store="restate"),
+        Job("restate", "concurrent", 10, 256, store="restate", concurrency=32),
+        Job("restate", "concurrent", 10, 256, store="restate", concurrency=256),
+        Job("restate", "crash", 20, 3, store="restate"),
+    ]
     return jobs
+
+
+def selected(jobs: list[Job], systems: set[str], stores: set[str]) -> list[Job]:
+    """The jobs of the chosen systems on the chosen stores; a system with a
+    store of its own (OWN_STORES) runs on it whatever the stores."""
+    return [
+        job
+        for job in jobs
+        if job.system in systems
+        and (job.store in stores or OWN_STORES.get(job.system) == job.store)
+    ]
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -417,7 +442,7 @@ def main() -> int:
     load_before = load()
     rows: list[dict[str, Any]] = []
     history = None
-    jobs = [j for j in plan(args.quick) if j.system in systems and j.store in stores]
+    jobs = selected(plan(args.quick), systems, stores)
     for i, job in enumerate(jobs, 1):
         if i == RATIO_JOBS + 1 and "cairn" in systems:
             history = run_history(

@@ -35,7 +35,14 @@ DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CHILD_TIMEOUT_SECONDS = 120.0
 
 
-def parse_args(systems: tuple[str, ...], argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    systems: tuple[str, ...],
+    argv: list[str] | None = None,
+    *,
+    stores: tuple[str, ...] = ("sqlite", "postgres"),
+) -> argparse.Namespace:
+    """The runners' command line; `stores` are the --store values the runner
+    accepts, the first its default (Restate has only its own)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--system", required=True, choices=systems)
     parser.add_argument("--workload", required=True, choices=WORKLOADS)
@@ -47,7 +54,7 @@ def parse_args(systems: tuple[str, ...], argv: list[str] | None = None) -> argpa
         default=None,
         help="runs in flight at once (C); concurrent workload only, default 32",
     )
-    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--store", choices=stores, default=stores[0])
     parser.add_argument(
         "--pg-url",
         default=DEFAULT_PG_URL,
