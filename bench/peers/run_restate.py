@@ -578,7 +578,7 @@ def bench(args: argparse.Namespace, result: Result) -> None:
             assert stack.server is not None and stack.sdk is not None
             result.rss_bytes = rss_bytes(stack.server.pid)
             result.extra["sdk_rss_bytes"] = rss_bytes(stack.sdk.pid)
-        except BaseException:
+        except Exception:  # not on SIGTERM (SystemExit): then it is not the server's fault
             if stack.server_log.exists():
                 print(f"restate-server's log, last lines:\n{stack.server_tail()}", file=sys.stderr)
             raise
