@@ -40,6 +40,10 @@ Workloads (--warmup unmeasured runs first; each run on a new thread):
   after their N steps (`rss_bytes`), and with --concurrency runs (256) in
   flight at once, each holding a task open until all have started
   (`rss_in_flight_bytes`).
+
+`cpu_seconds`: CPU time spent during the measured runs (after warm-up) by
+the server, the worker, this client and, on Postgres, the database's
+processes.
 """
 
 from __future__ import annotations
@@ -275,6 +279,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time of this machine's PostgreSQL processes (postmaster, backends
+    and background workers) that are running now: the database's share of a
+    measurement, as nothing else uses it meanwhile."""
+    total = 0.0
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(proc.name))
+        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+            continue
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -338,6 +358,8 @@ class Stack:
         for name, process in (("server", self.server), ("worker", self.worker)):
             if process is not None and process.alive():
                 cpu[name] = cpu_seconds(process.pid)
+        if self.args.store == "postgres":
+            cpu["postgres"] = postgres_cpu_seconds()
         return cpu
 
     def measure_cpu(self) -> None:

@@ -1,7 +1,7 @@
 """The benchmarks of issue 7 in one command: Cairn beside LangGraph, DBOS and Restate.
 
     .venv/bin/python bench/run.py [--quick] [--systems cairn,langgraph-functional,...]
-        [--stores sqlite,postgres] [--pg-url URL] [--max-seconds 570] [--update-readme]
+        [--stores sqlite,postgres] [--pg-url URL] [--max-seconds 1080] [--update-readme]
 
 Needs the `bench` extra in this venv (`.venv/bin/pip install -e '.[bench]'`,
 for matplotlib) and Postgres at --pg-url for the Postgres rows; it builds the
@@ -16,7 +16,7 @@ issue 7 sets targets for), bench.png (the plots), and the runners' own JSON
 under tmp/ (ignored by git). With --update-readme, the README's Benchmarks
 section gets the new table.
 
-The plan (`plan`) is sized for a 2-core machine to finish in under 10
+The plan (`plan`) is sized for a 2-core machine to finish in under 18
 minutes: the most important measurements first (those the ratios need), each
 with a time limit, and whatever no longer fits before --max-seconds is
 skipped and listed as such. A measurement that overruns is stopped (SIGTERM,
@@ -59,7 +59,7 @@ OWN_STORES = {"restate": "restate"}
 FUNCTIONAL = ("cairn", "langgraph-functional", "dbos")
 GRAPH = ("cairn-graph", "langgraph-graph")
 TRIALS = 3  # paired trials of each throughput ratio (see plan)
-RATIO_JOBS = 6 * TRIALS + 2  # the first jobs of the full plan: those the ratios need
+RATIO_JOBS = 16 * TRIALS + 2  # the first jobs of the full plan: those the ratios need
 JOB_LIMIT = 150.0  # seconds, for any one measurement
 REPORT_RESERVE = 15.0  # seconds kept for the tables and plots
 README_START = "<!-- bench:start -->"
@@ -114,21 +114,23 @@ def plan(quick: bool) -> list[Job]:
             Job("restate", "concurrent", 4, 8, store="restate", concurrency=4),
             Job("restate", "crash", 4, 1, store="restate"),
         ]
-    # The ratios: Cairn against LangGraph's functional API on SQLite. This
-    # machine's speed drifts by tens of percent within minutes, so each
-    # throughput pair runs back to back, TRIALS times, and the report takes
-    # the median of the paired ratios.
+    # The ratios: Cairn against LangGraph's functional API, on SQLite and on
+    # Postgres. This machine's speed drifts by tens of percent within
+    # minutes, so each throughput pair runs back to back, TRIALS times, and
+    # the report takes the median of the paired ratios.
+    shapes = (
+        ("sequential", 10, 200, 100, None),
+        ("sequential", 100, 20, 20, None),
+        ("concurrent", 10, 256, 256, 32),
+        ("concurrent", 10, 256, 256, 256),
+    )
     jobs = [
-        job
+        Job(system, workload, n, runs if store == "sqlite" else pg_runs, **where)
         for trial in range(1, TRIALS + 1)
-        for job in (
-            Job("cairn", "sequential", 10, 200, trial=trial),
-            Job("langgraph-functional", "sequential", 10, 200, trial=trial),
-            Job("cairn", "sequential", 100, 20, trial=trial),
-            Job("langgraph-functional", "sequential", 100, 20, trial=trial),
-            Job("cairn", "concurrent", 10, 256, concurrency=32, trial=trial),
-            Job("langgraph-functional", "concurrent", 10, 256, concurrency=32, trial=trial),
-        )
+        for store in ("sqlite", "postgres")
+        for workload, n, runs, pg_runs, concurrency in shapes
+        for system in FUNCTIONAL[:2]
+        for where in [{"store": store, "concurrency": concurrency, "trial": trial}]
     ]
     jobs += [
         Job("cairn", "crash", 20, 3),
@@ -143,18 +145,17 @@ def plan(quick: bool) -> list[Job]:
         *(Job(s, "sequential", 10, 100) for s in GRAPH),
         *(Job(s, "sequential", 100, 10) for s in GRAPH),
         Job("dbos", "concurrent", 10, 256, concurrency=32),
-        *(Job(s, "concurrent", 10, 256, concurrency=256) for s in FUNCTIONAL),
+        Job("dbos", "concurrent", 10, 256, concurrency=256),
         Job("dbos", "crash", 20, 2),
         Job("cairn", "crash", 20, 3, durability="async"),
         *(Job(s, "memory", 1, 1000, concurrency=256) for s in FUNCTIONAL),
     ]
     # Postgres: the same systems, fewer shapes.
     jobs += [
-        *(Job(s, "sequential", 10, 100, store="postgres") for s in FUNCTIONAL),
-        *(Job(s, "sequential", 100, 20, store="postgres") for s in FUNCTIONAL),
+        *(Job("dbos", "sequential", n, r, store="postgres") for n, r in ((10, 100), (100, 20))),
         *(Job(s, "sequential", 10, 50, store="postgres") for s in GRAPH),
-        *(Job(s, "concurrent", 10, 256, store="postgres", concurrency=32) for s in FUNCTIONAL),
-        *(Job(s, "concurrent", 10, 256, store="postgres", concurrency=256) for s in FUNCTIONAL),
+        Job("dbos", "concurrent", 10, 256, store="postgres", concurrency=32),
+        Job("dbos", "concurrent", 10, 256, store="postgres", concurrency=256),
         *(Job(s, "crash", 20, 3 if s != "dbos" else 2, store="postgres") for s in FUNCTIONAL),
     ]
     # Restate on its own store (its log and partition store, fsynced like
@@ -400,7 +401,7 @@ def main() -> int:
             "CAIRN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
         ),
     )
-    parser.add_argument("--max-seconds", type=float, default=570.0)
+    parser.add_argument("--max-seconds", type=float, default=1080.0)
     parser.add_argument("--results", type=pathlib.Path, default=BENCH / "results")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()

@@ -1,5 +1,5 @@
-"""Peer runners for the benchmarks of issue 7: LangGraph and DBOS, measured the
-way bench/run.py measures Cairn.
+"""Peer runners for the benchmarks of issues 7 and 21: LangGraph, DBOS and
+Restate, measured the way bench/run.py measures Cairn.
 
 Setup
 -----
@@ -23,6 +23,12 @@ Runners and their systems (`RUNNERS` maps one to the other):
                       langgraph-graph       a StateGraph chain of N nodes
     run_dbos.py       dbos                  a @DBOS.workflow calling a trivial
                                             @DBOS.step N times in sequence
+    run_restate.py    restate               a Restate service handler awaiting a
+                                            trivial ctx.run N times (restate-server
+                                            and the SDK's service as processes of
+                                            their own, in a private network
+                                            namespace; --store restate; see
+                                            bench/README.md)
 
 --store sqlite (default) puts LangGraph's checkpoints (SqliteSaver, or
 AsyncSqliteSaver for the concurrent workload) or DBOS's system database on a
@@ -92,6 +98,7 @@ RUNNERS = {
     "langgraph-functional": HERE / "run_langgraph.py",
     "langgraph-graph": HERE / "run_langgraph.py",
     "dbos": HERE / "run_dbos.py",
+    "restate": HERE / "run_restate.py",
 }
 SYSTEMS = tuple(RUNNERS)
 

@@ -87,7 +87,34 @@ def test_a_throughput_ratio_is_the_median_of_its_paired_trials() -> None:
         row("cairn", 3, 700.0),
         row("langgraph-functional", 3, 500.0),
     ]
-    (ratio,) = [r for r in report.ratios(rows, None) if "sequential" in r["name"]]
+    named = [r for r in report.ratios(rows, None) if "sequential" in r["name"]]
+    (ratio,) = [r for r in named if "(sqlite" in r["name"]]
+    assert all(r["value"] is None for r in named if r is not ratio)  # not measured
     assert ratio["value"] == 2.0  # the paired ratios are 2.0, 3.0 and 1.4
     assert ratio["met"] is True
     assert "median of 3 paired trials (2.00, 3.00, 1.40)" in ratio["detail"]
+
+
+def test_the_cpu_table_divides_each_process_cpu_time_by_the_steps_measured() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    row = {
+        "system": "cairn",
+        "store": "postgres",
+        "workload": "concurrent",
+        "durability": "sync",
+        "steps": 10,
+        "runs": 200,
+        "concurrency": 32,
+        "steps_per_second": 1000.0,
+        "cpu_seconds": {"server": 0.8, "worker": 0.6, "client": 0.1, "postgres": 0.5},
+        "status": "ok",
+    }
+    peer = {**row, "system": "langgraph-functional"}
+    header, _, line = report._cpu([row, peer])
+    assert "server us/step" in header and "postgres us/step" in header
+    # 2,000 steps: 400 + 300 + 50 + 250 us of CPU each, 1 ms apart.
+    assert line == "| postgres | 32 | 10 | 1 | 400 | 300 | 50 | 250 | 1,000 | 1,000 |"
