@@ -15,8 +15,15 @@ from cairn._values import to_json, to_value
 from cairn.v1 import run_pb2
 from cairn.v1 import run_service_pb2 as rpb
 from cairn.v1 import worker_service_pb2 as wpb
-from cairn_server.api.worker_frames import Framer, Undeliverable, max_message_bytes, page_budget
+from cairn_server.api.worker_frames import (
+    Framer,
+    Shipped,
+    Undeliverable,
+    max_message_bytes,
+    page_budget,
+)
 from cairn_server.dispatch.messages import Assignment
+from cairn_server.engine.decisions import JournalEntry
 from tests.api.conftest import LIMIT, Api
 
 WAIT = 10.0
@@ -182,3 +189,48 @@ def test_resume_values_too_large_for_a_message_are_undeliverable(pages: bool) ->
     frames = list(framer.frames([assignment]))
     assert len(frames) == 1 and isinstance(frames[0], Undeliverable)
     assert frames[0].size > frames[0].limit == max_message_bytes(LIMIT)
+
+
+def test_large_resume_values_leave_the_journal_to_pages() -> None:
+    """An assignment whose input and resume values nearly fill a message
+    goes with no entries in its head when the worker reads pages: the
+    journal follows in pages (before, its first entry had to fit the head,
+    and the task failed)."""
+    framer = Framer(
+        max_message=max_message_bytes(LIMIT),
+        budget=page_budget(LIMIT),
+        batches=True,
+        pages=True,
+        to_pb=lambda item: wpb.ConnectResponse(
+            assignment=wpb.TaskAssignment(
+                task_id=item.task_id, resume=[to_value(v) for v in item.resume]
+            )
+        ),
+    )
+    resume = tuple("r" * 60_000 for _ in range(19))  # 1.14 MB, a 60 KB entry more is too much
+    journal = tuple(JournalEntry(i, "raw_chunk", f"c{i}", chunk(i)) for i in range(3))
+    assignment = Assignment(
+        task_id="t",
+        name="raw_journal",
+        run_id="r",
+        thread_id="default\x1fthread",
+        checkpoint_id="c",
+        attempt=1,
+        input=None,
+        journal=journal,
+        resume=resume,
+        path=(),
+        is_root=True,
+    )
+    frames = list(framer.frames([assignment]))
+    assert not [f for f in frames if isinstance(f, Undeliverable)], frames
+    head, *pages, shipped = frames
+    assert isinstance(head, wpb.ConnectResponse) and isinstance(shipped, Shipped)
+    assert head.assignment.journal_continues and not head.assignment.journal
+    assert len(head.assignment.resume) == len(resume)
+    entries = [e for page in pages for e in page.journal_page.entries]
+    assert [to_json(e.result) for e in entries] == [chunk(i) for i in range(3)]
+    assert pages[-1].journal_page.last
+    sizes = [head.ByteSize(), *(page.ByteSize() for page in pages)]
+    assert max(sizes) <= max_message_bytes(LIMIT)
+    assert shipped.pages == len(sizes)

@@ -32,7 +32,7 @@ import {
   type Addresses,
 } from "./failover.js";
 import { RunState as RunStatePb } from "./gen/cairn/v1/run_pb.js";
-import { ThreadStatus as ThreadStatusPb } from "./gen/cairn/v1/thread_pb.js";
+import { ThreadStatus as ThreadStatusPb, type StateSnapshot as StateSnapshotPb } from "./gen/cairn/v1/thread_pb.js";
 import {
   RunService,
   type SessionRequestSchema,
@@ -614,7 +614,24 @@ export class Client {
   /** The thread's state at its latest checkpoint (or at `checkpointId`). */
   async getState(threadId: string, { checkpointId = "" } = {}): Promise<StateSnapshot> {
     const response = await this.call(({ threads }) => threads.getState({ threadId, checkpointId }));
-    return stateFromPb(response.state!);
+    return stateFromPb(await this.allTasks(threadId, response.state!));
+  }
+
+  /** `snapshot` with the tasks of its later pages (a state too large for one
+   * response comes in several, each naming the next). */
+  private async allTasks(threadId: string, snapshot: StateSnapshotPb): Promise<StateSnapshotPb> {
+    const checkpointId = snapshot.config?.checkpointId ?? "";
+    let tasksPageToken = snapshot.nextTasksPageToken;
+    while (tasksPageToken) {
+      const token = tasksPageToken;
+      const response = await this.call(({ threads }) =>
+        threads.getState({ threadId, checkpointId, tasksPageToken: token }),
+      );
+      snapshot.tasks.push(...response.state!.tasks);
+      tasksPageToken = response.state!.nextTasksPageToken;
+    }
+    snapshot.nextTasksPageToken = "";
+    return snapshot;
   }
 
   /**
@@ -639,9 +656,18 @@ export class Client {
     threadId: string,
     { limit = 0, before = "", filter }: { limit?: number; before?: string; filter?: JsonObject } = {},
   ): Promise<StateSnapshot[]> {
-    const response = await this.call(({ threads }) =>
-      threads.getStateHistory({ threadId, limit, before, filter }),
-    );
-    return response.states.map(stateFromPb);
+    // `limit` counts the snapshots of all pages; the service keeps that count
+    // in the page token.
+    const snapshots: StateSnapshot[] = [];
+    let pageToken = "";
+    for (;;) {
+      const token = pageToken;
+      const response = await this.call(({ threads }) =>
+        threads.getStateHistory({ threadId, limit, before, filter, pageToken: token }),
+      );
+      for (const state of response.states) snapshots.push(stateFromPb(await this.allTasks(threadId, state)));
+      pageToken = response.nextPageToken;
+      if (!pageToken) return snapshots;
+    }
   }
 }

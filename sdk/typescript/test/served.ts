@@ -4,7 +4,7 @@
  */
 
 import { Client, Worker, type WorkerOptions } from "../src/index.js";
-import { startServer, type Server } from "./server.js";
+import { startServer, type Server, type ServerOptions } from "./server.js";
 
 export interface Served {
   server: Server;
@@ -13,8 +13,11 @@ export interface Served {
   stop(): Promise<void>;
 }
 
-export async function serveFunctions(functions: WorkerOptions["functions"]): Promise<Served> {
-  const server = await startServer();
+export async function serveFunctions(
+  functions: WorkerOptions["functions"],
+  serverOptions: ServerOptions = {},
+): Promise<Served> {
+  const server = await startServer(serverOptions);
   const worker = new Worker({ address: server.address, functions });
   const running = worker.run();
   const client = new Client({ address: server.address });

@@ -40,6 +40,14 @@ pb = worker_service_pb2
 
 _KIND_PB = {TaskKind.TASK: pb.TASK_KIND_TASK, TaskKind.ENTRYPOINT: pb.TASK_KIND_ENTRYPOINT}
 _ENDS = ("completed", "failed", "interrupted", "sleeping", "suspended")
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1)]
+"""A relay stream reads what its owner sends whole: messages up to the
+owner's limit (2 * max_payload_bytes + 1 MiB, a resume assignment holding
+an input and resume values at the payload limit). gRPC's default of 4 MiB
+would end the stream, and the owner would hand the task to it again."""
+_FIELD_OVERHEAD = 6
+"""Bytes a request adds to a batch beyond its own size at most (tag and
+length prefix)."""
 _RECENT = 4096
 """Tasks remembered after their worker reported their end, so that a
 rejection of that report still finds the worker."""
@@ -89,8 +97,8 @@ class PeerAccess:
 
     def channel(self, address: str) -> grpc.aio.Channel:
         if self.credentials is None:
-            return grpc.aio.insecure_channel(address)
-        return grpc.aio.secure_channel(address, self.credentials)
+            return grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(address, self.credentials, options=_CHANNEL_OPTIONS)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -119,6 +127,9 @@ class RelayLink:
         self._recent: OrderedDict[str, WorkerConnection] = OrderedDict()
         self._gathering: dict[str, pb.TaskAssignment] = {}
         """Assignments whose journal pages are still coming, by task id."""
+        self._batch_bytes = 0
+        """The most bytes of requests sent as one batch: the owner's
+        max_payload_bytes, from its welcome."""
         self._stopped = asyncio.Event()
         self.task = asyncio.create_task(self._run())
 
@@ -263,14 +274,11 @@ class RelayLink:
 
     async def _requests(self) -> AsyncIterator[pb.ConnectRequest]:
         yield self._hello()
+        left: pb.ConnectRequest | None = None
         while True:
-            requests = [await self._outgoing.get()]
-            while not self._outgoing.empty():
-                requests.append(self._outgoing.get_nowait())
-            if len(requests) == 1:
-                yield requests[0]
-            else:
-                yield pb.ConnectRequest(batch=pb.ConnectRequestBatch(requests=requests))
+            first = left if left is not None else await self._outgoing.get()
+            message, left = batch(first, self._outgoing, self._batch_bytes)
+            yield message
 
     async def _run(self) -> None:
         try:
@@ -294,12 +302,39 @@ class RelayLink:
     async def _read(self, stream: AsyncIterator[pb.ConnectResponse]) -> None:
         async for response in stream:
             if response.WhichOneof("kind") == "welcome":
+                self._batch_bytes = response.welcome.max_payload_bytes
                 log.info("relaying tasks of replica %s at %s", self.peer, self.address)
             elif response.WhichOneof("kind") == "batch":
                 for item in response.batch.responses:
                     self._receive(item)
             else:
                 self._receive(response)
+
+
+def batch(
+    first: pb.ConnectRequest, ready: asyncio.Queue[pb.ConnectRequest], budget: int
+) -> tuple[pb.ConnectRequest, pb.ConnectRequest | None]:
+    """`first` and the requests ready after it, as one message of at most
+    `budget` bytes of requests (or `first` alone, whatever its size); and the
+    ready request taken that did not fit, which starts the next message.
+
+    The owner refuses a message over its limit (2 * max_payload_bytes +
+    1 MiB) by ending the stream, and then hands this stream's tasks to it
+    again: a batch of all that is ready (reports of many tasks, each within
+    the payload limit) could exceed it."""
+    requests = [first]
+    size = first.ByteSize() + _FIELD_OVERHEAD
+    left = None
+    while not ready.empty():
+        request = ready.get_nowait()
+        size += request.ByteSize() + _FIELD_OVERHEAD
+        if size > budget:
+            left = request
+            break
+        requests.append(request)
+    if len(requests) == 1:
+        return first, left
+    return pb.ConnectRequest(batch=pb.ConnectRequestBatch(requests=requests)), left
 
 
 class Relays:

@@ -3,10 +3,10 @@ stream's size limit.
 
 Ready messages go as one ConnectResponseBatch when the worker reads batches,
 as long as the batch stays within the page budget. An assignment whose
-journal does not fit the budget goes as its head (the first entries,
-`journal_continues`) and JournalPage messages, built one at a time as the
-stream takes them: a journal of any size never sits in memory as protobufs
-all at once. A message that cannot be sent at all (too large for the
+journal does not fit the budget goes as its head (the first entries that
+fit, maybe none; `journal_continues`) and JournalPage messages, built one
+at a time as the stream takes them: a journal of any size never sits in
+memory as protobufs all at once. A message that cannot be sent at all (too large for the
 stream, or a journal too large for a worker that reads no pages) becomes an
 `Undeliverable`, which the servicer turns into a failure of that task only.
 """
@@ -129,6 +129,8 @@ class Framer:
             if size + entry_size > budget and head.journal:
                 break
             if size + entry_size > self.max_message:
+                if self.pages:  # large input and resume values: the entry goes in a page
+                    break
                 yield Undeliverable(item, size + entry_size, self.max_message, why="its journal")
                 return
             head.journal.append(entry)
