@@ -1052,7 +1052,8 @@ class TaskAssignment(_message.Message):
     def journal(self) -> _containers.RepeatedCompositeFieldContainer[Global___JournalEntry]:
         """The recorded results of the task's child calls, by position. When the
         whole journal does not fit one message, this holds its first entries
-        and journal_continues is set.
+        (possibly none, when the input and resume values fill the message) and
+        journal_continues is set.
         """
 
     @_builtins.property

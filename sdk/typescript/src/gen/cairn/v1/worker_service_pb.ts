@@ -1079,7 +1079,8 @@ export type TaskAssignment = Message<"cairn.v1.TaskAssignment"> & {
   /**
    * The recorded results of the task's child calls, by position. When the
    * whole journal does not fit one message, this holds its first entries
-   * and journal_continues is set.
+   * (possibly none, when the input and resume values fill the message) and
+   * journal_continues is set.
    *
    * @generated from field: repeated cairn.v1.JournalEntry journal = 10;
    */
