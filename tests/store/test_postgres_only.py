@@ -175,3 +175,41 @@ async def test_a_group_of_batches_is_one_statement_fences_and_claims_included(
             await store.close()
     # The group is taken whole by the writer, and is one statement.
     assert len(sent) == 1 and "cairn_apply_batches" in sent[0], sent
+
+
+async def test_a_runs_batches_apply_in_the_order_they_were_submitted() -> None:
+    """Each run's batches, submitted without waiting and interleaved with
+    other runs' (grouped as the writer finds them), land in order: the last
+    one wins."""
+    with postgres.fresh_schema() as url:
+        store = open_store(url)
+        await store.open()
+        try:
+            leases = [await start_run(store, "r1") for _ in range(8)]
+            threads = {
+                lease.run_id: (await store.get_run(lease.run_id)).thread_id for lease in leases
+            }
+            pending = [
+                store.submit(
+                    WriteBatch(
+                        runs=[
+                            make_run(
+                                threads[lease.run_id],
+                                lease.run_id,
+                                state=RunState.RUNNING,
+                                created_at=float(step),  # and updated_at
+                            )
+                        ],
+                        events=[make_event(lease.run_id, step)],
+                        lease=lease,
+                    )
+                )
+                for step in range(1, 31)
+                for lease in leases
+            ]
+            await asyncio.gather(*pending)
+            for lease in leases:
+                run = await store.get_run(lease.run_id)
+                assert run is not None and run.updated_at == 30.0
+        finally:
+            await store.close()
