@@ -68,6 +68,13 @@ WRITE_IDX = {
     TIMED_OUT: -7,
 }
 NON_DETERMINISTIC = "NonDeterministicError"
+MAX_LOSSES = 10
+"""How many times an attempt of a task may go back to the queue because the
+worker holding it went away (its stream ended) before it fails with
+WorkerLostError, not retried: a task that takes its worker down each time
+(a crash, a report over the stream's message limit) would otherwise be
+handed out for ever. Restarting workers one by one costs a held task one
+loss each."""
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 SLEEP = "__sleep__"
 """The name of a timer in the task tree and in journals (TaskSleeping)."""
@@ -132,6 +139,7 @@ class TaskNode:
     children: dict[int, str] = field(default_factory=dict)
     label: str = ""  # what streams show, when not the task name (a graph node)
     wake_at: float | None = None  # a timer's due time, on the service's timer clock
+    losses: int = 0  # times this attempt went back to the queue with its worker (MAX_LOSSES)
 
     @property
     def pending_interrupt(self) -> InterruptRecord | None:
@@ -426,10 +434,21 @@ class TaskTree(abc.ABC):
         return False
 
     def lost(self, task_id: str) -> list[Decision]:
-        """The worker holding the task is gone: dispatch it again, same attempt."""
+        """The worker holding the task is gone: dispatch it again, same
+        attempt; the MAX_LOSSES-th time the task fails instead."""
         task = self.tasks.get(task_id)
         if task is None or task.status is not TaskStatus.RUNNING:
             return []
+        task.losses += 1
+        if task.losses >= MAX_LOSSES:
+            error = ErrorRecord(
+                "WorkerLostError",
+                f"task {task.name!r} went to a worker {task.losses} times and each time the"
+                " worker went away before the task reported (it crashed, or sent a message"
+                " larger than the service accepts); it is not dispatched again",
+                retryable=False,
+            )
+            return self.failed(task_id, error, jitter=0.0)
         task.status = TaskStatus.QUEUED
         return [self._dispatch(task)]
 
@@ -439,6 +458,7 @@ class TaskTree(abc.ABC):
             return []
         task.status = TaskStatus.QUEUED
         task.attempt += 1
+        task.losses = 0
         return [self._dispatch(task)]
 
     def dispatched(self, task_id: str) -> None:

@@ -1578,10 +1578,13 @@ export const WorkerService: GenService<{
    *
    * When the stream drops, every task the worker held is dispatched again to
    * another worker serving its name (at-least-once execution; the first
-   * recorded result wins). Messages about tasks the worker does not hold are
-   * answered with a `rejected` message and the stream stays open. The stream
-   * fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does not start
-   * with a hello.
+   * recorded result wins), as the same attempt. The tenth time an attempt
+   * goes back this way (its worker crashing on it, or sending a message over
+   * the stream's limit, each time) the task fails instead, with error type
+   * "WorkerLostError", not retried. Messages about tasks the worker does not
+   * hold are answered with a `rejected` message and the stream stays open.
+   * The stream fails with FAILED_PRECONDITION (HELLO_REQUIRED) when it does
+   * not start with a hello.
    *
    * Reconnecting, as both SDKs do it: when the stream ends or fails, the
    * worker drops every task it held (it stops their executions and sends
