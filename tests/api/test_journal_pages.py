@@ -24,6 +24,7 @@ from cairn_server.api.worker_frames import (
 )
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.engine.decisions import JournalEntry
+from tests.api import raw_journal
 from tests.api.conftest import LIMIT, Api
 
 WAIT = 10.0
@@ -34,10 +35,7 @@ def chunk(i: int) -> str:
     return f"{i:03d}" + "c" * 60_000
 
 
-async def read(call: Any) -> wpb.ConnectResponse:
-    message = await asyncio.wait_for(call.read(), WAIT)
-    assert message is not None and message.WhichOneof("kind"), "the worker stream ended"
-    return message
+read = raw_journal.read
 
 
 async def connect(api: Api, *, pages: bool) -> Any:
@@ -65,29 +63,8 @@ def invoke(thread_id: str, **fields: Any) -> rpb.InvokeRequest:
 async def record_calls_then_interrupt(api: Api, call: Any, thread_id: str) -> None:
     """Run raw_journal to an interrupt after CALLS recorded calls of
     raw_chunk, this stream running both."""
-    run = asyncio.ensure_future(api.runs.Invoke(invoke(thread_id, input=to_value(0))))
-    entry = (await read(call)).assignment
-    assert entry.name == "raw_journal" and not entry.journal
-    for i in range(CALLS):
-        schedule = wpb.ScheduleTask(
-            parent_task_id=entry.task_id, index=i, name="raw_chunk", input=to_value(i)
-        )
-        await call.write(wpb.ConnectRequest(schedule=schedule))
-    outcomes = 0
-    while outcomes < CALLS:
-        message = await read(call)
-        if message.WhichOneof("kind") == "assignment":
-            task = message.assignment
-            result = to_value(chunk(int(to_json(task.input))))
-            done = wpb.TaskCompleted(task_id=task.task_id, result=result)
-            await call.write(wpb.ConnectRequest(completed=done))
-        else:
-            assert message.WhichOneof("kind") == "child_outcome", message
-            outcomes += 1
-    stop = wpb.TaskInterrupted(task_id=entry.task_id, index=0, value=to_value("wait"))
-    await call.write(wpb.ConnectRequest(interrupted=stop))
-    response = await asyncio.wait_for(run, WAIT)
-    assert response.run.state == run_pb2.RUN_STATE_INTERRUPTED
+    request = invoke(thread_id, input=to_value(0))
+    await raw_journal.record_calls_then_interrupt(api.runs, call, request, calls=CALLS, chunk=chunk)
 
 
 async def test_a_journal_over_a_message_comes_in_pages(api: Api) -> None:

@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from cairn import Client, Command, RunState, Worker, entrypoint, interrupt, task
-from cairn._values import to_json, to_value
+from cairn._values import to_value
 from cairn.v1 import run_pb2, run_service_pb2_grpc, worker_service_pb2_grpc
 from cairn.v1 import run_service_pb2 as rpb
 from cairn.v1 import worker_service_pb2 as wpb
@@ -28,6 +28,7 @@ from cairn_server.api.relay import batch
 from cairn_server.api.worker_frames import max_message_bytes
 from cairn_server.server import CairnServer, ServerConfig, create_server
 from tests import postgres
+from tests.api.raw_journal import read, record_calls_then_interrupt
 
 LIMIT = 16 * 1024
 PIECES = 300
@@ -134,12 +135,6 @@ def chunk(i: int) -> str:
     return f"{i:03d}" + "c" * 9000
 
 
-async def read(call: Any) -> wpb.ConnectResponse:
-    message = await asyncio.wait_for(call.read(), WAIT)
-    assert message is not None and message.WhichOneof("kind"), "the worker stream ended"
-    return message
-
-
 def invoke(thread_id: str, **fields: Any) -> rpb.InvokeRequest:
     return rpb.InvokeRequest(
         thread_id=thread_id, target="raw_relayed", create_thread=True, **fields
@@ -169,29 +164,8 @@ async def test_a_relayed_journal_too_large_for_a_worker_fails_the_run_not_the_st
         assert not (await read(call)).welcome.sends_journal_pages
         try:
             # raw_relayed records CALLS results of raw_chunk, then interrupts.
-            run = asyncio.ensure_future(runs.Invoke(invoke("unpaged", input=to_value(0))))
-            entry = (await read(call)).assignment
-            assert entry.name == "raw_relayed" and not entry.journal
-            for i in range(CALLS):
-                schedule = wpb.ScheduleTask(
-                    parent_task_id=entry.task_id, index=i, name="raw_chunk", input=to_value(i)
-                )
-                await call.write(wpb.ConnectRequest(schedule=schedule))
-            outcomes = 0
-            while outcomes < CALLS:
-                message = await read(call)
-                if message.WhichOneof("kind") == "assignment":
-                    job = message.assignment
-                    result = to_value(chunk(int(to_json(job.input))))
-                    done = wpb.TaskCompleted(task_id=job.task_id, result=result)
-                    await call.write(wpb.ConnectRequest(completed=done))
-                else:
-                    assert message.WhichOneof("kind") == "child_outcome", message
-                    outcomes += 1
-            stop = wpb.TaskInterrupted(task_id=entry.task_id, index=0, value=to_value("wait"))
-            await call.write(wpb.ConnectRequest(interrupted=stop))
-            interrupted = await asyncio.wait_for(run, WAIT)
-            assert interrupted.run.state == run_pb2.RUN_STATE_INTERRUPTED
+            request = invoke("unpaged", input=to_value(0))
+            await record_calls_then_interrupt(runs, call, request, calls=CALLS, chunk=chunk)
 
             # The resume's journal reaches A in pages and cannot go further.
             response = await asyncio.wait_for(
