@@ -35,7 +35,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from cairn_server import inspection, logs, timers, tracing
+from cairn_server import heap, inspection, logs, timers, tracing
 from cairn_server.auth import options as auth_options
 from cairn_server.auth.keys import add_keys_parser, run_keys
 from cairn_server.runtime.replica import DEFAULT_LEASE_TTL
@@ -58,6 +58,7 @@ async def serve(config: ServerConfig) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     store = _store_location(server, config.store_url)
+    heap.freeze()
     logs.announce(f"cairn serving on {config.address} (port {port}), store {store}")
     if server.metrics_port:
         host = config.metrics_address.rpartition(":")[0]

@@ -1,11 +1,13 @@
 """Giving freed memory back to the system.
 
-Building the messages of a large journal takes many small allocations that
-are all freed once the messages are sent; glibc's allocator keeps such
-memory in its arenas, so without a trim the server's resident size stays
-where the largest journal took it. `release_later` asks glibc to return it
-(malloc_trim) once the event loop is next idle; elsewhere (musl, macOS) it
-does nothing.
+Building the messages of a large journal, and a run that holds thousands of
+task results, take many allocations that are all freed once the journal is
+sent or the run ends; some of them only by the garbage collector (they sit
+in reference cycles), and glibc's allocator keeps the rest in its arenas.
+Without both, the server's resident size stays where the largest run took
+it. `release_later` collects the garbage and asks glibc to return free
+memory (malloc_trim; elsewhere, as on musl or macOS, only the collection)
+once the event loop is next idle. `freeze` keeps those collections cheap.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import Callable
 
@@ -37,7 +40,10 @@ _pending: set[asyncio.AbstractEventLoop] = set()
 
 
 def release() -> None:
-    """Return the free memory at the top and inside the heap to the system."""
+    """Collect garbage held in reference cycles (a large run's leaves
+    some), then return the free memory at the top and inside the heap to the
+    system."""
+    gc.collect()
     if _TRIM is not None:
         _TRIM(0)
 
@@ -55,3 +61,12 @@ def release_later() -> None:
         release()
 
     loop.call_soon(trim)
+
+
+def freeze() -> None:
+    """Leave what the process holds now (modules, classes, the server it
+    built) out of every later garbage collection, which then scans only what
+    runs create: a full collection of a fresh server drops from about 45 ms
+    to under 1 ms. For `cairn serve`, once it serves."""
+    gc.collect()
+    gc.freeze()

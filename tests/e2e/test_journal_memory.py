@@ -1,7 +1,9 @@
 """Shipping a large journal costs the server memory only while it ships
-(issue 22): a real `cairn serve` process resumes a run whose journal is
-larger than a Connect message (2,000 results of about 3 KB of JSON), and
-its resident size goes back to within a few MiB of what it was before."""
+(issue 22): a real `cairn serve` process runs, interrupts and resumes a run
+whose journal is larger than a Connect message (2,000 results of about 3 KB
+of JSON), and its resident size goes back to within a few MiB of what it
+was before that run (after a first such run and resume, which warm what
+stays: imports, caches, pools)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from tests.api.test_large_journal import PIECES, long_history, piece, runs_of
 from tests.e2e.processes import free_port, serve, stopping
 
 MIB = 1024 * 1024
-SLACK = 4 * MIB
+SLACK = 6 * MIB
 """How far above its size before the resume the server may stay."""
 
 
@@ -40,23 +42,22 @@ async def settled_rss(pid: int, at_most: int, within: float) -> int:
     return reading
 
 
-async def interrupted_then_resumed(client: Client, thread_id: str, pid: int) -> tuple[int, int]:
-    """Run long_history to its interrupt, then resume it; the server's RSS
-    before the resume and the largest seen while it resumed."""
+async def interrupted_then_resumed(client: Client, thread_id: str, pid: int) -> int:
+    """Run long_history to its interrupt, then resume it; the largest RSS
+    of the server seen while it resumed."""
     first = await asyncio.wait_for(client.invoke(long_history, PIECES, thread_id=thread_id), 240)
     assert first.state is RunState.INTERRUPTED
-    before = rss(pid)
+    peak = rss(pid)
     resuming = asyncio.ensure_future(
         client.invoke(long_history, Command(resume="go"), thread_id=thread_id)
     )
-    peak = before
     while not resuming.done():
         peak = max(peak, rss(pid))
         await asyncio.wait({resuming}, timeout=0.05)
     resumed = resuming.result()
     assert resumed.state is RunState.SUCCEEDED, resumed.error
     assert resumed.output["count"] == PIECES and resumed.output["in_order"]
-    return before, peak
+    return peak
 
 
 @pytest.mark.timeout(600)
@@ -73,16 +74,18 @@ async def test_server_memory_returns_after_resuming_a_large_journal(
             await asyncio.wait_for(worker.connected.wait(), 10)
             async with Client(address) as client:
                 runs_of.clear()
-                # The first resume warms what stays (imports, caches, pools).
+                # A first run and resume warm what stays (imports, caches,
+                # pools); the server's size after it is the one to return to.
                 await interrupted_then_resumed(client, "warm-up", server.pid)
-                before, peak = await interrupted_then_resumed(client, "measured", server.pid)
+                before = rss(server.pid)
+                peak = await interrupted_then_resumed(client, "measured", server.pid)
                 after = await settled_rss(server.pid, before + SLACK, within=10)
                 assert runs_of == {i: 2 for i in range(PIECES)}  # once per thread
         finally:
             await worker.stop(grace=1)
             await asyncio.wait_for(running, 10)
     print(
-        f"server RSS before the resume {before / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB,"
-        f" after {after / MIB:.1f} MiB"
+        f"server RSS before the measured run {before / MIB:.1f} MiB, peak while it resumed"
+        f" {peak / MIB:.1f} MiB, after {after / MIB:.1f} MiB"
     )
     assert after <= before + SLACK, (before, peak, after)

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from cairn_server import logs, namespaces, tracing
+from cairn_server import heap, logs, namespaces, tracing
 from cairn_server.dispatch.dispatcher import Dispatcher
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.domain import (
@@ -81,6 +81,9 @@ _MAX_CHANGES = 8
 # CancelRun answers within this many seconds: with the cancelled run, or
 # with CANCEL_PENDING while its store or its replica is slow to answer.
 CANCEL_WAIT = 1.0
+# A run that ended with at least this many tasks in memory (and their
+# results) gives the memory it freed back to the system (cairn_server/heap.py).
+_LARGE_RUN_TASKS = 500
 
 
 @dataclass(slots=True)
@@ -722,6 +725,8 @@ class RunManager:
                 del self._active[handle.run_id]
             if self._by_thread.get(handle.run.thread_id) is handle:
                 del self._by_thread[handle.run.thread_id]
+            if len(handle.engine.tasks) >= _LARGE_RUN_TASKS:
+                heap.release_later()  # what its tasks' results took goes back to the system
 
         task.add_done_callback(forget)
 
