@@ -790,7 +790,7 @@ class Client:
             as_node=as_node,
         )
         response = await self._call("UpdateState", request, service="threads", repeatable=False)
-        return StateSnapshot._from_proto(response.state)
+        return StateSnapshot._from_proto(await self._all_tasks(thread_id, response.state))
 
     async def get_state_history(
         self,

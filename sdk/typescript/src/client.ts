@@ -648,7 +648,7 @@ export class Client {
     // Sent again only when it surely did not run: a second fork would apply
     // the values twice.
     const response = await this.call(({ threads }) => threads.updateState(request), { repeatable: false });
-    return stateFromPb(response.state!);
+    return stateFromPb(await this.allTasks(threadId, response.state!));
   }
 
   /** The thread's checkpoints, newest first. */
