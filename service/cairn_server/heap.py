@@ -16,10 +16,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import gc
-import logging
 from collections.abc import Callable
-
-log = logging.getLogger(__name__)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

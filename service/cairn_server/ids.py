@@ -35,11 +35,5 @@ def new_id() -> str:
 
 def derive_id(*parts: str | int) -> str:
     """A stable UUID-shaped id derived from `parts`."""
-    digest = bytearray(hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()[:16])
-    # str(uuid.UUID(bytes=digest, version=5)), without the UUID object (a
-    # third of the cost): the version in the high nibble of byte 6, the
-    # RFC 4122 variant in the two high bits of byte 8.
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))

@@ -34,12 +34,12 @@ from cairn.v1 import (
 from cairn_server.api.checkpoints import CheckpointServicer
 from cairn_server.api.decoding import DecodingInterceptor
 from cairn_server.api.graph_service import GraphServicer
+from cairn_server.api.message_sizes import max_message_bytes
 from cairn_server.api.relay import PeerAccess, Relays
 from cairn_server.api.runs import RunServicer
 from cairn_server.api.schedule_service import ScheduleServicer
 from cairn_server.api.store_service import StoreServicer
 from cairn_server.api.threads import ThreadServicer
-from cairn_server.api.worker_frames import max_message_bytes
 from cairn_server.api.workers import WorkerServicer
 from cairn_server.auth import (
     AuthConfig,

@@ -15,13 +15,8 @@ from cairn._values import to_json, to_value
 from cairn.v1 import run_pb2
 from cairn.v1 import run_service_pb2 as rpb
 from cairn.v1 import worker_service_pb2 as wpb
-from cairn_server.api.worker_frames import (
-    Framer,
-    Shipped,
-    Undeliverable,
-    max_message_bytes,
-    page_budget,
-)
+from cairn_server.api.message_sizes import max_message_bytes
+from cairn_server.api.worker_frames import Framer, Shipped, Undeliverable, page_budget
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.engine.decisions import JournalEntry
 from tests.api import raw_journal

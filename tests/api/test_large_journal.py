@@ -22,7 +22,7 @@ import pytest
 
 from cairn import Client, Command, RunFailedError, RunState, Worker, entrypoint, interrupt, task
 from cairn._values import to_value
-from cairn_server.api.worker_frames import max_message_bytes
+from cairn_server.api.message_sizes import max_message_bytes
 from cairn_server.server import ServerConfig, create_server
 from tests.postgres import store_url
 

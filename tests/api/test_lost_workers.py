@@ -15,7 +15,7 @@ from cairn._values import to_value
 from cairn.v1 import run_pb2
 from cairn.v1 import run_service_pb2 as rpb
 from cairn.v1 import worker_service_pb2 as wpb
-from cairn_server.api.worker_frames import max_message_bytes
+from cairn_server.api.message_sizes import max_message_bytes
 from cairn_server.engine.tasks import MAX_LOSSES
 from tests.api.conftest import LIMIT, Api
 

@@ -24,8 +24,8 @@ from cairn._values import to_value
 from cairn.v1 import run_pb2, run_service_pb2_grpc, worker_service_pb2_grpc
 from cairn.v1 import run_service_pb2 as rpb
 from cairn.v1 import worker_service_pb2 as wpb
+from cairn_server.api.message_sizes import max_message_bytes
 from cairn_server.api.relay import batch
-from cairn_server.api.worker_frames import max_message_bytes
 from cairn_server.server import CairnServer, ServerConfig, create_server
 from tests import postgres
 from tests.api.raw_journal import read, record_calls_then_interrupt

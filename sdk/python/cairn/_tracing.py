@@ -122,11 +122,6 @@ def task_span(assignment: Any, *, worker_id: str, kind: str) -> Iterator[dict[st
     if not _otel:
         yield None
         return
-    if not assignment.trace_context and not _recording():
-        # No span would be recorded and none continues: skip the no-op
-        # span (2 of the 4 µs this costs per task).
-        yield {} if kind == "entrypoint" else None
-        return
     parent = _W3C.extract(dict(assignment.trace_context), otel_context.Context())
     span = _tracer.start_span(
         f"cairn.task {assignment.name}",
@@ -155,14 +150,6 @@ def task_span(assignment: Any, *, worker_id: str, kind: str) -> Iterator[dict[st
     finally:
         otel_context.detach(token)
         span.end()
-
-
-def _recording() -> bool:
-    """Whether spans go anywhere: a TracerProvider was set, in code or by
-    OTEL_PYTHON_TRACER_PROVIDER (checked on each call, as one may be set
-    after the worker started)."""
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def task_failed(error: BaseException) -> None:

@@ -526,9 +526,9 @@ class _Connection:
                 message = await outbox.get()
                 while message is not None:
                     batch.append(message)
-                    size += message.ByteSize()
                     if not self._batches or len(batch) >= MAX_BATCH or outbox.empty():
                         break
+                    size += message.ByteSize()  # only where the batch may grow
                     if self._max_payload and size >= self._max_payload:
                         break
                     message = outbox.get_nowait()

@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from cairn._values import enum_table
 from cairn.v1 import errors_pb2, run_pb2, thread_pb2
 from cairn_server import namespaces
+from cairn_server.api.message_sizes import FIELD_OVERHEAD
 from cairn_server.api.values import struct_to_json, to_json, to_struct, to_value
 from cairn_server.domain import (
     Durability,
@@ -293,7 +294,7 @@ def state_pb(
         if task.error is not None:
             message.error.CopyFrom(error_pb(task.error))
         message.interrupts.extend(interrupt_pb(i) for i in task.interrupts)
-        size += message.ByteSize() + 6  # its tag and length
+        size += message.ByteSize() + FIELD_OVERHEAD
         if budget is not None and size > budget and snapshot.tasks:
             return snapshot, index
         snapshot.tasks.append(message)

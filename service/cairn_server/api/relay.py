@@ -28,6 +28,7 @@ import grpc
 from cairn.v1 import worker_service_pb2, worker_service_pb2_grpc
 from cairn_server import logs, namespaces
 from cairn_server.api import convert
+from cairn_server.api.message_sizes import FIELD_OVERHEAD
 from cairn_server.api.values import to_json
 from cairn_server.dispatch.dispatcher import Dispatcher, WorkerConnection
 from cairn_server.dispatch.messages import Assignment, Forwarded, Registration
@@ -45,9 +46,6 @@ _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1)]
 owner's limit (2 * max_payload_bytes + 1 MiB, a resume assignment holding
 an input and resume values at the payload limit). gRPC's default of 4 MiB
 would end the stream, and the owner would hand the task to it again."""
-_FIELD_OVERHEAD = 6
-"""Bytes a request adds to a batch beyond its own size at most (tag and
-length prefix)."""
 _RECENT = 4096
 """Tasks remembered after their worker reported their end, so that a
 rejection of that report still finds the worker."""
@@ -323,11 +321,11 @@ def batch(
     again: a batch of all that is ready (reports of many tasks, each within
     the payload limit) could exceed it."""
     requests = [first]
-    size = first.ByteSize() + _FIELD_OVERHEAD
+    size = first.ByteSize() + FIELD_OVERHEAD
     left = None
     while not ready.empty():
         request = ready.get_nowait()
-        size += request.ByteSize() + _FIELD_OVERHEAD
+        size += request.ByteSize() + FIELD_OVERHEAD
         if size > budget:
             left = request
             break

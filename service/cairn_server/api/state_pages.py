@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cairn_server.api.worker_frames import max_message_bytes
+from cairn_server.api.message_sizes import max_message_bytes
 from cairn_server.errors import ServiceError, error_for
 
 _MARGIN = 64 * 1024

@@ -10,6 +10,7 @@ from cairn.v1 import thread_pb2, thread_service_pb2, thread_service_pb2_grpc
 from cairn_server import namespaces
 from cairn_server.api import convert, scope, state_pages
 from cairn_server.api.errors import unary
+from cairn_server.api.message_sizes import FIELD_OVERHEAD
 from cairn_server.api.values import check_size, struct_to_json, to_json
 from cairn_server.domain import CheckpointRecord, ThreadRecord, ThreadStatus
 from cairn_server.engine.state import StateView
@@ -216,7 +217,7 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         room = self._budget
         for checkpoint in listed:
             snapshot = await self._snapshot(checkpoint, budget=room)
-            size = snapshot.ByteSize() + 6
+            size = snapshot.ByteSize() + FIELD_OVERHEAD
             if response.states and size > room:
                 last = response.states[-1].config.checkpoint_id
                 response.next_page_token = state_pages.history_token(

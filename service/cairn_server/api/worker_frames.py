@@ -18,24 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from cairn.v1 import worker_service_pb2
+from cairn_server.api.message_sizes import FIELD_OVERHEAD, MIB
 from cairn_server.api.values import to_value
 from cairn_server.dispatch.messages import Assignment
 from cairn_server.engine.decisions import JournalEntry
 
 pb = worker_service_pb2
-
-_FIELD_OVERHEAD = 6
-"""Bytes a repeated message field adds per element at most (tag and length
-prefix) beyond the element's own size, for entries under 2**28 bytes."""
-
-MIB = 1024 * 1024
-
-
-def max_message_bytes(max_payload_bytes: int) -> int:
-    """The stream's gRPC message limit: room for a payload at the limit plus
-    the message around it, so that oversized values get PAYLOAD_TOO_LARGE
-    rather than a transport error."""
-    return 2 * max_payload_bytes + MIB
 
 
 def page_budget(max_payload_bytes: int) -> int:
@@ -106,7 +94,7 @@ class Framer:
                 yield from self._flush(batch)
                 batch, batch_size = [], 0
             batch.append(message)
-            batch_size += size + _FIELD_OVERHEAD
+            batch_size += size + FIELD_OVERHEAD
         yield from self._flush(batch)
 
     @staticmethod
@@ -182,4 +170,4 @@ def _entries(journal: tuple[JournalEntry, ...]) -> Iterator[tuple[pb.JournalEntr
     for e in journal:
         entry = pb.JournalEntry(index=e.index, name=e.name, task_id=e.task_id)
         to_value(e.result, entry.result)
-        yield entry, entry.ByteSize() + _FIELD_OVERHEAD
+        yield entry, entry.ByteSize() + FIELD_OVERHEAD

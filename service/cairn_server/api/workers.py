@@ -15,15 +15,10 @@ from cairn_server import heap, namespaces
 from cairn_server.api import convert
 from cairn_server.api.errors import streaming, unary
 from cairn_server.api.graphs import graph_model
+from cairn_server.api.message_sizes import max_message_bytes
 from cairn_server.api.relay import Relays
 from cairn_server.api.values import check_size, to_json, to_value
-from cairn_server.api.worker_frames import (
-    Framer,
-    Shipped,
-    Undeliverable,
-    max_message_bytes,
-    page_budget,
-)
+from cairn_server.api.worker_frames import Framer, Shipped, Undeliverable, page_budget
 from cairn_server.api.worker_list import list_workers
 from cairn_server.auth import Caller, Role, audit, current
 from cairn_server.dispatch.dispatcher import WorkerConnection
